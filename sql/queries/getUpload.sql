@@ -1,0 +1,3 @@
+SELECT id, user_id, file_name, file_size, content_type, sha256, storage_key, store_upload_id,
+       status, created_at, completed_at
+FROM uploads WHERE id = $1

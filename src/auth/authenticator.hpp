@@ -1,0 +1,56 @@
+#pragma once
+// API tokens: how they are made, stored (only their SHA-256) and checked.
+#include <chrono>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/thread_pool.hpp>
+
+#include "db/metadata_store.hpp"
+
+namespace s3up::auth {
+
+// "s3u_" + 43 characters of base64url: 256 random bits with a prefix that
+// secret scanners and people recognise.
+inline constexpr std::string_view kTokenPrefix = "s3u_";
+inline constexpr std::size_t kTokenRandomBytes = 32;
+
+std::string generate_token_secret();
+std::string hash_token(std::string_view secret);  // hex SHA-256
+bool looks_like_token(std::string_view secret);   // prefix, length and alphabet
+
+struct IssuedToken {
+  std::string secret;  // shown once, never stored
+  db::ApiToken record;
+};
+IssuedToken issue_token(db::MetadataStore& store, const db::User& user, std::string_view name,
+                        std::optional<std::chrono::milliseconds> expires_in);
+
+// Who is making a request.
+struct Principal {
+  std::int64_t user_id = 0;
+  std::string user_name;
+  bool is_admin = false;
+  std::string token_id;
+};
+
+// The token of an "Authorization: Bearer <token>" header value, if well-formed.
+std::optional<std::string_view> bearer_token(std::string_view authorization);
+
+class Authenticator {
+ public:
+  Authenticator(db::MetadataStore& store, boost::asio::thread_pool& blocking) : store_(store), blocking_(blocking) {}
+
+  // The principal for an Authorization header value. Throws ApiError(unauthorized)
+  // for a missing, malformed, unknown, revoked or expired token or a disabled user;
+  // the message says which, but never echoes the token.
+  boost::asio::awaitable<Principal> authenticate(std::string_view authorization);
+
+ private:
+  db::MetadataStore& store_;
+  boost::asio::thread_pool& blocking_;
+};
+
+}  // namespace s3up::auth

@@ -1,0 +1,159 @@
+#include "config/config.hpp"
+
+#include <cstdlib>
+#include <thread>
+
+#include <fmt/format.h>
+#include <toml++/toml.h>
+
+#include "util/units.hpp"
+
+namespace s3up::config {
+namespace {
+
+using namespace std::string_view_literals;
+
+const std::vector<SettingInfo> kSettings = {
+    {"listen", "S3UP_LISTEN", "127.0.0.1:8080", "Address and port to listen on (host:port; port 0 picks a free one)."},
+    {"storage", "S3UP_STORAGE", "file://./data/objects", "Object store URL: file:///path (local disk)."},
+    {"database", "S3UP_DATABASE", "sqlite://./data/s3uploader.db", "Metadata database URL: sqlite:///path."},
+    {"max_upload_bytes", "S3UP_MAX_UPLOAD_BYTES", "5GiB", "Largest accepted file (bytes, or with a unit: 100MiB, 5GiB)."},
+    {"threads", "S3UP_THREADS", "0", "I/O threads; 0 means one per CPU core."},
+    {"blocking_threads", "S3UP_BLOCKING_THREADS", "0", "Threads for database and disk calls; 0 means 2 per core, at least 4."},
+    {"max_header_bytes", "S3UP_MAX_HEADER_BYTES", "16KiB", "Largest request header block; larger ones get 431."},
+    {"header_timeout", "S3UP_HEADER_TIMEOUT", "30s", "Time allowed to send a request's headers (also the keep-alive idle limit)."},
+    {"idle_timeout", "S3UP_IDLE_TIMEOUT", "60s", "Longest pause allowed while a request body is being received."},
+    {"shutdown_grace", "S3UP_SHUTDOWN_GRACE", "30s", "On SIGTERM/SIGINT, how long in-flight uploads may run before they are aborted."},
+    {"debug", "DEBUG", "false", "Debug logging (true/false)."},
+    {"migrate_on_start", "S3UP_MIGRATE", "true", "Apply database migrations when `serve` starts."},
+    {"port_file", "S3UP_PORT_FILE", "", "If set, `serve` writes the port it bound to this file (useful with port 0)."},
+};
+
+bool parse_bool(std::string_view v, bool& out) {
+  if (v == "1" || v == "true" || v == "yes" || v == "on" || v == "TRUE" || v == "True") return out = true, true;
+  if (v == "0" || v == "false" || v == "no" || v == "off" || v == "FALSE" || v == "False" || v.empty())
+    return out = false, true;
+  return false;
+}
+
+void apply(Config& c, std::string_view key, const std::string& value, std::string_view source) {
+  const auto bad = [&](std::string_view what) {
+    return ConfigError(fmt::format("{}: invalid value '{}' for {} ({})", source, value, key, what));
+  };
+  const auto size = [&]() {
+    auto v = util::parse_size(value);
+    if (!v) throw bad("expected a size such as 1048576, 512KiB or 5GiB");
+    return *v;
+  };
+  const auto duration = [&]() {
+    auto v = util::parse_duration(value);
+    if (!v) throw bad("expected a duration such as 30s, 5m or 250ms");
+    return *v;
+  };
+  const auto count = [&]() -> unsigned {
+    auto v = util::parse_size(value);
+    if (!v || *v > 4096 || value.find_first_not_of("0123456789") != std::string::npos) throw bad("expected a number 0..4096");
+    return static_cast<unsigned>(*v);
+  };
+  const auto boolean = [&]() {
+    bool b = false;
+    if (!parse_bool(value, b)) throw bad("expected true or false");
+    return b;
+  };
+  if (key == "listen") {
+    if (value.rfind(':') == std::string::npos) throw bad("expected host:port");
+    c.listen = value;
+  } else if (key == "storage") {
+    if (value.empty()) throw bad("must not be empty");
+    c.storage = value;
+  } else if (key == "database") {
+    if (value.empty()) throw bad("must not be empty");
+    c.database = value;
+  } else if (key == "max_upload_bytes") {
+    c.max_upload_bytes = size();
+  } else if (key == "threads") {
+    c.threads = count();
+  } else if (key == "blocking_threads") {
+    c.blocking_threads = count();
+  } else if (key == "max_header_bytes") {
+    c.max_header_bytes = size();
+    if (c.max_header_bytes < 1024) throw bad("at least 1KiB");
+  } else if (key == "header_timeout") {
+    c.header_timeout = duration();
+  } else if (key == "idle_timeout") {
+    c.idle_timeout = duration();
+  } else if (key == "shutdown_grace") {
+    c.shutdown_grace = duration();
+  } else if (key == "debug") {
+    c.debug = boolean();
+  } else if (key == "migrate_on_start") {
+    c.migrate_on_start = boolean();
+  } else if (key == "port_file") {
+    c.port_file = value;
+  } else {
+    throw ConfigError(fmt::format("{}: unknown setting '{}'", source, key));
+  }
+}
+
+std::string toml_value_text(const toml::node& node, std::string_view key, const std::string& file) {
+  if (auto s = node.value<std::string>(); s && node.is_string()) return *s;
+  if (node.is_integer()) return std::to_string(*node.value<std::int64_t>());
+  if (node.is_boolean()) return *node.value<bool>() ? "true" : "false";
+  throw ConfigError(fmt::format("{}: {} must be a string, an integer or a boolean", file, key));
+}
+
+}  // namespace
+
+const std::vector<SettingInfo>& settings() { return kSettings; }
+
+Config load(const Sources& sources) {
+  Config c;
+  for (const auto& s : kSettings) apply(c, s.key, std::string(s.default_value), "default");
+
+  if (sources.toml_file) {
+    toml::table table;
+    try {
+      table = toml::parse_file(*sources.toml_file);
+    } catch (const toml::parse_error& e) {
+      throw ConfigError(fmt::format("{}: {}", *sources.toml_file, e.description()));
+    }
+    for (const auto& [k, node] : table) {
+      const std::string key(k.str());
+      apply(c, key, toml_value_text(node, key, *sources.toml_file), *sources.toml_file);
+    }
+  }
+
+  const auto getenv = sources.getenv ? sources.getenv : [](const char* n) -> const char* { return std::getenv(n); };
+  for (const auto& s : kSettings) {
+    const std::string env(s.env);
+    if (const char* v = getenv(env.c_str()); v != nullptr) apply(c, s.key, v, "environment " + env);
+  }
+
+  for (const auto& [key, value] : sources.flags) apply(c, key, value, "flag --" + key);
+
+  const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+  if (c.threads == 0) c.threads = cores;
+  if (c.blocking_threads == 0) c.blocking_threads = std::max(4u, 2 * cores);
+  return c;
+}
+
+std::vector<std::pair<std::string, std::string>> describe(const Config& c) {
+  const auto ms = [](std::chrono::milliseconds d) { return fmt::format("{}ms", d.count()); };
+  return {
+      {"listen", c.listen},
+      {"storage", c.storage},
+      {"database", c.database},
+      {"max_upload_bytes", std::to_string(c.max_upload_bytes)},
+      {"threads", std::to_string(c.threads)},
+      {"blocking_threads", std::to_string(c.blocking_threads)},
+      {"max_header_bytes", std::to_string(c.max_header_bytes)},
+      {"header_timeout", ms(c.header_timeout)},
+      {"idle_timeout", ms(c.idle_timeout)},
+      {"shutdown_grace", ms(c.shutdown_grace)},
+      {"debug", c.debug ? "true" : "false"},
+      {"migrate_on_start", c.migrate_on_start ? "true" : "false"},
+      {"port_file", c.port_file},
+  };
+}
+
+}  // namespace s3up::config

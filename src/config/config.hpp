@@ -1,0 +1,58 @@
+#pragma once
+// The service's settings. One table (settings()) describes each setting once:
+// its key, environment variable, default and meaning. Loading layers, lowest
+// first: defaults, the TOML file (--config), environment, command-line flags.
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace s3up::config {
+
+struct Config {
+  std::string listen;                  // host:port
+  std::string storage;                 // file:///path or s3://bucket/prefix
+  std::string database;                // sqlite:///path or postgres://...
+  std::uint64_t max_upload_bytes = 0;
+  unsigned threads = 0;                // I/O threads; 0 = number of cores
+  unsigned blocking_threads = 0;       // database and disk threads; 0 = automatic
+  std::size_t max_header_bytes = 0;
+  std::chrono::milliseconds header_timeout{};
+  std::chrono::milliseconds idle_timeout{};
+  std::chrono::milliseconds shutdown_grace{};
+  bool debug = false;
+  bool migrate_on_start = true;
+  std::string port_file;               // if set, the bound port is written here
+};
+
+struct SettingInfo {
+  std::string_view key;            // TOML key; the flag is --key with '-' for '_'
+  std::string_view env;            // environment variable
+  std::string_view default_value;  // as text, parsed like any other source
+  std::string_view description;
+};
+const std::vector<SettingInfo>& settings();
+
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct Sources {
+  std::optional<std::string> toml_file;
+  std::function<const char*(const char*)> getenv;  // std::getenv unless a test replaces it
+  std::map<std::string, std::string> flags;        // key -> value given on the command line
+};
+
+// Throws ConfigError naming the setting and the source of a bad value.
+Config load(const Sources& sources);
+
+// The effective value of every setting as text, in settings() order.
+std::vector<std::pair<std::string, std::string>> describe(const Config& config);
+
+}  // namespace s3up::config

@@ -1,0 +1,72 @@
+#include "db/metadata_store.hpp"
+
+#include <map>
+#include <stdexcept>
+
+#include "db/sqlite/sqlite_store.hpp"
+#include "util/sql_files.hpp"
+
+namespace s3up::db {
+
+std::string_view to_string(UploadStatus s) {
+  switch (s) {
+    case UploadStatus::pending: return "pending";
+    case UploadStatus::complete: return "complete";
+    case UploadStatus::failed: return "failed";
+  }
+  return "failed";
+}
+
+UploadStatus upload_status_from(std::string_view s) {
+  if (s == "pending") return UploadStatus::pending;
+  if (s == "complete") return UploadStatus::complete;
+  return UploadStatus::failed;
+}
+
+std::unique_ptr<MetadataStore> open_metadata_store(std::string_view url, unsigned pool_size) {
+  constexpr std::string_view sqlite_scheme = "sqlite://";
+  if (url.starts_with(sqlite_scheme)) {
+    std::string path(url.substr(sqlite_scheme.size()));
+    if (path.empty()) throw std::invalid_argument("sqlite URL has no path: " + std::string(url));
+    return std::make_unique<SqliteStore>(path, pool_size);
+  }
+  throw std::invalid_argument("unsupported database URL (expected sqlite://PATH): " + std::string(url));
+}
+
+std::vector<Migration> migrations_for(std::string_view dialect) {
+  // file name "NNNN_name.sql" or "NNNN_name.<dialect>.sql"
+  std::map<int, Migration> steps;
+  std::map<int, bool> dialect_specific;
+  for (const auto& f : util::sql_files()) {
+    if (!f.path.starts_with("schema/")) continue;
+    std::string_view file = f.path.substr(7);
+    const auto us = file.find('_');
+    if (us != 4) continue;
+    const int version = std::stoi(std::string(file.substr(0, 4)));
+    std::string_view rest = file.substr(5);
+    rest.remove_suffix(4);  // ".sql"
+    std::string_view name = rest;
+    bool specific = false;
+    if (const auto dot = rest.find('.'); dot != std::string_view::npos) {
+      if (rest.substr(dot + 1) != dialect) continue;  // another dialect's file
+      name = rest.substr(0, dot);
+      specific = true;
+    }
+    if (steps.contains(version) && dialect_specific[version] && !specific) continue;
+    steps[version] = Migration{version, std::string(name), f.text};
+    dialect_specific[version] = specific;
+  }
+  std::vector<Migration> out;
+  for (auto& [v, m] : steps) out.push_back(m);
+  return out;
+}
+
+std::string_view query_for(std::string_view name, std::string_view dialect) {
+  const std::string base = "queries/" + std::string(name);
+  for (const auto& f : util::sql_files()) {
+    if (f.path == base + "." + std::string(dialect) + ".sql") return f.text;
+  }
+  return util::sql_file(base + ".sql");
+}
+
+}  // namespace s3up::db

@@ -1,0 +1,105 @@
+#pragma once
+// The metadata store: users, API tokens and upload records.
+//
+// The interface is synchronous on purpose: each backend decides how it talks to
+// its database, callers on I/O threads go through util::run_blocking so no
+// database call ever blocks an I/O thread, and the CLI calls it directly.
+// Backends throw ApiError(database_unavailable) when the database fails and
+// ApiError(conflict) when a unique name is taken.
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "util/ids_time.hpp"
+
+namespace s3up::db {
+
+using util::Micros;
+
+struct User {
+  std::int64_t id = 0;
+  std::string name;
+  bool is_admin = false;
+  bool disabled = false;
+  Micros created_at = 0;
+};
+
+struct ApiToken {
+  std::string id;  // "tok_" + 16 hex digits; shown in `token list`, used to revoke
+  std::int64_t user_id = 0;
+  std::string user_name;
+  std::string name;  // a label, e.g. "laptop"
+  Micros created_at = 0;
+  std::optional<Micros> expires_at;
+  std::optional<Micros> revoked_at;
+};
+
+struct TokenOwner {
+  ApiToken token;
+  User user;
+};
+
+enum class UploadStatus { pending, complete, failed };
+std::string_view to_string(UploadStatus s);
+UploadStatus upload_status_from(std::string_view s);
+
+struct Upload {
+  std::string id;  // UUIDv7
+  std::int64_t user_id = 0;
+  std::string file_name;
+  std::uint64_t file_size = 0;
+  std::string content_type;
+  std::string sha256;  // hex
+  std::string storage_key;
+  std::string store_upload_id;
+  UploadStatus status = UploadStatus::pending;
+  Micros created_at = 0;
+  std::optional<Micros> completed_at;
+};
+
+class MetadataStore {
+ public:
+  virtual ~MetadataStore() = default;
+
+  // Applies the migrations not yet applied; returns how many ran.
+  virtual int migrate() = 0;
+
+  virtual User create_user(std::string_view name, bool is_admin) = 0;
+  virtual std::optional<User> find_user(std::string_view name) = 0;
+  virtual std::vector<User> list_users() = 0;
+  virtual std::int64_t count_users() = 0;
+
+  virtual void create_token(const ApiToken& token, std::string_view token_hash) = 0;
+  virtual std::optional<TokenOwner> find_token(std::string_view token_hash) = 0;
+  virtual std::vector<ApiToken> list_tokens(std::optional<std::int64_t> user_id) = 0;
+  virtual bool revoke_token(std::string_view token_id, Micros now) = 0;  // false if unknown or already revoked
+
+  // An upload's lifecycle: pending -> complete | failed. Both transitions only
+  // apply to a pending row and return false otherwise.
+  virtual void create_pending(const Upload& upload) = 0;
+  virtual bool mark_complete(const Upload& upload) = 0;  // size, type, sha256, completed_at
+  virtual bool mark_failed(std::string_view upload_id, Micros now) = 0;
+  virtual std::optional<Upload> get_upload(std::string_view upload_id) = 0;
+  virtual std::int64_t count_uploads(UploadStatus status) = 0;
+};
+
+// Opens the backend named by the URL: sqlite:///abs/path, sqlite://./rel/path.
+// Throws std::invalid_argument for an unknown scheme.
+std::unique_ptr<MetadataStore> open_metadata_store(std::string_view url, unsigned pool_size);
+
+// The numbered schema steps for a dialect ("sqlite", "postgres"), in order:
+// sql/schema/NNNN_name.<dialect>.sql if present, else sql/schema/NNNN_name.sql.
+struct Migration {
+  int version;
+  std::string name;
+  std::string_view sql;
+};
+std::vector<Migration> migrations_for(std::string_view dialect);
+
+// The text of sql/queries/<name>.sql (or its .<dialect>.sql variant).
+std::string_view query_for(std::string_view name, std::string_view dialect);
+
+}  // namespace s3up::db

@@ -1,0 +1,335 @@
+#include "db/sqlite/sqlite_store.hpp"
+
+#include <sqlite3.h>
+
+#include <filesystem>
+#include <set>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "util/api_error.hpp"
+
+namespace s3up::db {
+namespace {
+
+constexpr std::string_view kDialect = "sqlite";
+// How long a writer waits for another connection's (or process's) write lock.
+constexpr int kBusyTimeoutMs = 10'000;
+
+[[noreturn]] void fail(sqlite3* db, int rc, std::string_view what) {
+  const std::string msg = fmt::format("sqlite {}: {} ({})", what, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc), rc);
+  if ((rc & 0xff) == SQLITE_CONSTRAINT) throw ApiError(errc::conflict, msg);
+  spdlog::error("{}", msg);
+  throw ApiError(errc::database_unavailable, "the metadata database failed");
+}
+
+void exec(sqlite3* db, const std::string& sql) {
+  char* err = nullptr;
+  const int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err);
+  if (rc != SQLITE_OK) {
+    std::string msg = err ? err : sqlite3_errstr(rc);
+    sqlite3_free(err);
+    spdlog::error("sqlite exec failed: {}", msg);
+    throw ApiError(errc::database_unavailable, "the metadata database failed: " + msg);
+  }
+}
+
+// Our query files use PostgreSQL's $1 placeholders; SQLite spells them ?1.
+std::string to_sqlite_placeholders(std::string_view sql) {
+  std::string out(sql);
+  for (std::size_t i = 0; i + 1 < out.size(); ++i) {
+    if (out[i] == '$' && out[i + 1] >= '0' && out[i + 1] <= '9') out[i] = '?';
+  }
+  return out;
+}
+
+// One prepared statement in use: binds, steps, resets on destruction.
+class Statement {
+ public:
+  Statement(SqliteStore::Connection& c, std::string_view name) : db_(c.db) {
+    auto it = c.statements.find(std::string(name));
+    if (it == c.statements.end()) {
+      const std::string sql = to_sqlite_placeholders(query_for(name, kDialect));
+      sqlite3_stmt* stmt = nullptr;
+      const int rc = sqlite3_prepare_v3(db_, sql.c_str(), -1, SQLITE_PREPARE_PERSISTENT, &stmt, nullptr);
+      if (rc != SQLITE_OK) fail(db_, rc, fmt::format("prepare {}", name));
+      it = c.statements.emplace(std::string(name), stmt).first;
+    }
+    stmt_ = it->second;
+  }
+  ~Statement() {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+  }
+  Statement(const Statement&) = delete;
+  Statement& operator=(const Statement&) = delete;
+
+  template <class... Args>
+  Statement& bind(const Args&... args) {
+    int i = 1;
+    (bind_one(i++, args), ...);
+    return *this;
+  }
+
+  // true while there is a row; false when done.
+  bool step() {
+    const int rc = sqlite3_step(stmt_);
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    fail(db_, rc, "step");
+  }
+  void run() {
+    while (step()) {
+    }
+  }
+  int changes() const { return sqlite3_changes(db_); }
+
+  std::int64_t i64(int col) const { return sqlite3_column_int64(stmt_, col); }
+  bool boolean(int col) const { return sqlite3_column_int64(stmt_, col) != 0; }
+  std::string text(int col) const {
+    const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, col));
+    return p ? std::string(p, static_cast<std::size_t>(sqlite3_column_bytes(stmt_, col))) : std::string();
+  }
+  std::optional<std::int64_t> opt_i64(int col) const {
+    if (sqlite3_column_type(stmt_, col) == SQLITE_NULL) return std::nullopt;
+    return i64(col);
+  }
+
+ private:
+  void check(int rc) {
+    if (rc != SQLITE_OK) fail(db_, rc, "bind");
+  }
+  void bind_one(int i, std::int64_t v) { check(sqlite3_bind_int64(stmt_, i, v)); }
+  void bind_one(int i, std::uint64_t v) { check(sqlite3_bind_int64(stmt_, i, static_cast<std::int64_t>(v))); }
+  void bind_one(int i, bool v) { check(sqlite3_bind_int(stmt_, i, v ? 1 : 0)); }
+  void bind_one(int i, std::string_view v) {
+    check(sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT));
+  }
+  void bind_one(int i, const std::string& v) { bind_one(i, std::string_view(v)); }
+  void bind_one(int i, const std::optional<std::int64_t>& v) {
+    if (v) bind_one(i, *v);
+    else check(sqlite3_bind_null(stmt_, i));
+  }
+
+  sqlite3* db_;
+  sqlite3_stmt* stmt_ = nullptr;
+};
+
+User read_user(const Statement& s, int first) {
+  return User{s.i64(first), s.text(first + 1), s.boolean(first + 2), s.boolean(first + 3), s.i64(first + 4)};
+}
+
+ApiToken read_token_row(const Statement& s) {
+  // id, user_id, user name, name, created_at, expires_at, revoked_at
+  return ApiToken{s.text(0), s.i64(1), s.text(2), s.text(3), s.i64(4), s.opt_i64(5), s.opt_i64(6)};
+}
+
+}  // namespace
+
+class SqliteStore::Lease {
+ public:
+  Lease(SqliteStore& store, Connection* c) : store_(store), c_(c) {}
+  ~Lease() {
+    {
+      std::lock_guard lock(store_.mutex_);
+      store_.idle_.push_back(c_);
+    }
+    store_.available_.notify_one();
+  }
+  Lease(const Lease&) = delete;
+  Lease& operator=(const Lease&) = delete;
+  Connection& operator*() const { return *c_; }
+  Connection* operator->() const { return c_; }
+
+ private:
+  SqliteStore& store_;
+  Connection* c_;
+};
+
+SqliteStore::SqliteStore(const std::string& path, unsigned pool_size) : path_(path) {
+  const auto parent = std::filesystem::path(path).parent_path();
+  if (!parent.empty()) std::filesystem::create_directories(parent);
+  connections_.resize(std::max(1u, pool_size));
+  for (auto& c : connections_) {
+    const int rc = sqlite3_open_v2(path.c_str(), &c.db,
+                                   SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+    if (rc != SQLITE_OK) {
+      const std::string msg = fmt::format("cannot open sqlite database {}: {}", path, sqlite3_errstr(rc));
+      for (auto& o : connections_) sqlite3_close(o.db);
+      throw std::runtime_error(msg);
+    }
+    sqlite3_busy_timeout(c.db, kBusyTimeoutMs);
+    // WAL: readers never block the writer. synchronous=FULL: a commit is on
+    // disk when it returns, so a 201 means the record survives a power cut.
+    exec(c.db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;");
+    idle_.push_back(&c);
+  }
+}
+
+SqliteStore::~SqliteStore() {
+  for (auto& c : connections_) {
+    for (auto& [name, stmt] : c.statements) sqlite3_finalize(stmt);
+    sqlite3_close(c.db);
+  }
+}
+
+SqliteStore::Lease SqliteStore::acquire() {
+  std::unique_lock lock(mutex_);
+  available_.wait(lock, [&] { return !idle_.empty(); });
+  Connection* c = idle_.back();
+  idle_.pop_back();
+  return Lease(*this, c);
+}
+
+int SqliteStore::migrate() {
+  auto c = acquire();
+  exec(c->db,
+       "CREATE TABLE IF NOT EXISTS schema_migrations ("
+       " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)");
+  int applied = 0;
+  for (const auto& m : migrations_for(kDialect)) {
+    // BEGIN IMMEDIATE takes the write lock first, so two processes migrating at
+    // once serialise here and the second sees the first one's record.
+    exec(c->db, "BEGIN IMMEDIATE");
+    try {
+      sqlite3_stmt* q = nullptr;
+      sqlite3_prepare_v2(c->db, "SELECT 1 FROM schema_migrations WHERE version = ?", -1, &q, nullptr);
+      sqlite3_bind_int(q, 1, m.version);
+      const bool done = sqlite3_step(q) == SQLITE_ROW;
+      sqlite3_finalize(q);
+      if (done) {
+        exec(c->db, "COMMIT");
+        continue;
+      }
+      exec(c->db, std::string(m.sql));
+      exec(c->db, fmt::format("INSERT INTO schema_migrations (version, name, applied_at) VALUES ({}, '{}', {})",
+                              m.version, m.name, util::now_micros()));
+      exec(c->db, "COMMIT");
+      spdlog::info("applied migration {:04}_{}", m.version, m.name);
+      ++applied;
+    } catch (...) {
+      sqlite3_exec(c->db, "ROLLBACK", nullptr, nullptr, nullptr);
+      throw;
+    }
+  }
+  return applied;
+}
+
+User SqliteStore::create_user(std::string_view name, bool is_admin) {
+  auto c = acquire();
+  const Micros now = util::now_micros();
+  Statement s(*c, "createUser");
+  s.bind(name, is_admin, now);
+  if (!s.step()) fail(c->db, SQLITE_ERROR, "createUser returned no id");
+  return User{s.i64(0), std::string(name), is_admin, false, now};
+}
+
+std::optional<User> SqliteStore::find_user(std::string_view name) {
+  auto c = acquire();
+  Statement s(*c, "findUserByName");
+  s.bind(name);
+  if (!s.step()) return std::nullopt;
+  return read_user(s, 0);
+}
+
+std::vector<User> SqliteStore::list_users() {
+  auto c = acquire();
+  Statement s(*c, "listUsers");
+  std::vector<User> out;
+  while (s.step()) out.push_back(read_user(s, 0));
+  return out;
+}
+
+std::int64_t SqliteStore::count_users() {
+  auto c = acquire();
+  Statement s(*c, "countUsers");
+  return s.step() ? s.i64(0) : 0;
+}
+
+void SqliteStore::create_token(const ApiToken& t, std::string_view token_hash) {
+  auto c = acquire();
+  Statement s(*c, "createToken");
+  s.bind(t.id, t.user_id, t.name, token_hash, t.created_at, t.expires_at).run();
+}
+
+std::optional<TokenOwner> SqliteStore::find_token(std::string_view token_hash) {
+  auto c = acquire();
+  Statement s(*c, "findTokenByHash");
+  s.bind(token_hash);
+  if (!s.step()) return std::nullopt;
+  TokenOwner o;
+  o.token = ApiToken{s.text(0), s.i64(1), s.text(6), s.text(2), s.i64(3), s.opt_i64(4), s.opt_i64(5)};
+  o.user = User{s.i64(1), s.text(6), s.boolean(7), s.boolean(8), s.i64(9)};
+  return o;
+}
+
+std::vector<ApiToken> SqliteStore::list_tokens(std::optional<std::int64_t> user_id) {
+  auto c = acquire();
+  std::vector<ApiToken> out;
+  if (user_id) {
+    Statement s(*c, "listTokensByUser");
+    s.bind(*user_id);
+    while (s.step()) out.push_back(read_token_row(s));
+  } else {
+    Statement s(*c, "listTokens");
+    while (s.step()) out.push_back(read_token_row(s));
+  }
+  return out;
+}
+
+bool SqliteStore::revoke_token(std::string_view token_id, Micros now) {
+  auto c = acquire();
+  Statement s(*c, "revokeToken");
+  s.bind(token_id, now).run();
+  return s.changes() > 0;
+}
+
+void SqliteStore::create_pending(const Upload& u) {
+  auto c = acquire();
+  Statement s(*c, "uploadFile");
+  s.bind(u.id, u.user_id, u.file_name, u.content_type, u.storage_key, u.store_upload_id, u.created_at).run();
+}
+
+bool SqliteStore::mark_complete(const Upload& u) {
+  auto c = acquire();
+  Statement s(*c, "completeUpload");
+  s.bind(u.id, u.file_size, u.content_type, u.sha256, u.completed_at.value_or(util::now_micros())).run();
+  return s.changes() > 0;
+}
+
+bool SqliteStore::mark_failed(std::string_view upload_id, Micros now) {
+  auto c = acquire();
+  Statement s(*c, "failUpload");
+  s.bind(upload_id, now).run();
+  return s.changes() > 0;
+}
+
+std::optional<Upload> SqliteStore::get_upload(std::string_view upload_id) {
+  auto c = acquire();
+  Statement s(*c, "getUpload");
+  s.bind(upload_id);
+  if (!s.step()) return std::nullopt;
+  Upload u;
+  u.id = s.text(0);
+  u.user_id = s.i64(1);
+  u.file_name = s.text(2);
+  u.file_size = static_cast<std::uint64_t>(s.i64(3));
+  u.content_type = s.text(4);
+  u.sha256 = s.text(5);
+  u.storage_key = s.text(6);
+  u.store_upload_id = s.text(7);
+  u.status = upload_status_from(s.text(8));
+  u.created_at = s.i64(9);
+  u.completed_at = s.opt_i64(10);
+  return u;
+}
+
+std::int64_t SqliteStore::count_uploads(UploadStatus status) {
+  auto c = acquire();
+  Statement s(*c, "countUploadsByStatus");
+  s.bind(to_string(status));
+  return s.step() ? s.i64(0) : 0;
+}
+
+}  // namespace s3up::db

@@ -1,0 +1,54 @@
+#pragma once
+// The embedded default metadata store: SQLite in WAL mode.
+#include <condition_variable>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "db/metadata_store.hpp"
+
+struct sqlite3;
+struct sqlite3_stmt;
+
+namespace s3up::db {
+
+class SqliteStore final : public MetadataStore {
+ public:
+  // Opens (creating if needed, with its parent directory) the database file
+  // with `pool_size` connections. WAL lets readers run beside the one writer.
+  SqliteStore(const std::string& path, unsigned pool_size);
+  ~SqliteStore() override;
+
+  int migrate() override;
+  User create_user(std::string_view name, bool is_admin) override;
+  std::optional<User> find_user(std::string_view name) override;
+  std::vector<User> list_users() override;
+  std::int64_t count_users() override;
+  void create_token(const ApiToken& token, std::string_view token_hash) override;
+  std::optional<TokenOwner> find_token(std::string_view token_hash) override;
+  std::vector<ApiToken> list_tokens(std::optional<std::int64_t> user_id) override;
+  bool revoke_token(std::string_view token_id, Micros now) override;
+  void create_pending(const Upload& upload) override;
+  bool mark_complete(const Upload& upload) override;
+  bool mark_failed(std::string_view upload_id, Micros now) override;
+  std::optional<Upload> get_upload(std::string_view upload_id) override;
+  std::int64_t count_uploads(UploadStatus status) override;
+
+  struct Connection {
+    sqlite3* db = nullptr;
+    std::unordered_map<std::string, sqlite3_stmt*> statements;  // by query name
+  };
+
+ private:
+  class Lease;
+  Lease acquire();
+
+  std::string path_;
+  std::mutex mutex_;
+  std::condition_variable available_;
+  std::vector<Connection*> idle_;
+  std::vector<Connection> connections_;
+};
+
+}  // namespace s3up::db

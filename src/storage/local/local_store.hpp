@@ -1,0 +1,30 @@
+#pragma once
+// The embedded default object store: files under a directory.
+//
+// A write goes to a temporary file beside its final name, is fsynced, renamed
+// into place, and the directory is fsynced, so an object is either complete
+// or absent after a crash. Temporary names start with ".tmp-" so a clean-up can
+// find leftovers of a crashed process.
+#include <filesystem>
+
+#include "storage/object_store.hpp"
+
+namespace s3up::storage {
+
+class LocalStore final : public ObjectStore {
+ public:
+  LocalStore(std::filesystem::path root, boost::asio::thread_pool& blocking);
+
+  boost::asio::awaitable<std::unique_ptr<ObjectWriter>> open_writer(const std::string& key, const ObjectMetadata& metadata) override;
+  boost::asio::awaitable<std::optional<ObjectInfo>> stat(const std::string& key) override;
+  boost::asio::awaitable<void> remove(const std::string& key) override;
+  std::string describe() const override { return "file://" + root_.string(); }
+
+  std::filesystem::path path_of(std::string_view key) const;
+
+ private:
+  std::filesystem::path root_;
+  boost::asio::thread_pool& blocking_;
+};
+
+}  // namespace s3up::storage

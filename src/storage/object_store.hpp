@@ -1,0 +1,71 @@
+#pragma once
+// Where the bytes go. One small interface, two backends (local disk now, S3
+// next), chosen once at start-up from a URL.
+//
+// Backends report failures as ApiError: storage_unavailable when the store
+// cannot be reached or fails, insufficient_storage when it is full.
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/thread_pool.hpp>
+
+namespace s3up::storage {
+
+struct ObjectMetadata {
+  std::string content_type;
+  std::string file_name;  // the client's name, for Content-Disposition where the store keeps it
+};
+
+struct CommittedObject {
+  std::uint64_t size = 0;
+  std::string etag;
+};
+
+struct ObjectInfo {
+  std::uint64_t size = 0;
+  std::string etag;
+};
+
+// Streams one object into the store. Nothing is visible under the key until
+// commit() returns; abort(), or destroying an uncommitted writer, leaves
+// nothing behind.
+class ObjectWriter {
+ public:
+  virtual ~ObjectWriter() = default;
+  // `data` needs to stay valid only until the returned awaitable completes.
+  virtual boost::asio::awaitable<void> write(std::span<const char> data) = 0;
+  virtual boost::asio::awaitable<CommittedObject> commit() = 0;
+  virtual boost::asio::awaitable<void> abort() = 0;
+  // The store's own id of this upload in progress (an S3 multipart upload id),
+  // recorded so a crashed upload can be cleaned up later; empty if none.
+  virtual std::string store_upload_id() const { return {}; }
+};
+
+// Coroutine parameters are references: callers pass lvalues and await at once.
+// (GCC 12 double-destroys some prvalue arguments of coroutines, e.g. a braced
+// aggregate temporary, so callers name their arguments.)
+class ObjectStore {
+ public:
+  virtual ~ObjectStore() = default;
+  virtual boost::asio::awaitable<std::unique_ptr<ObjectWriter>> open_writer(const std::string& key,
+                                                                            const ObjectMetadata& metadata) = 0;
+  virtual boost::asio::awaitable<std::optional<ObjectInfo>> stat(const std::string& key) = 0;
+  virtual boost::asio::awaitable<void> remove(const std::string& key) = 0;  // absent keys are not an error
+  virtual std::string describe() const = 0;                           // for logs, no secrets
+};
+
+// "file:///abs/dir" or "file://./rel/dir". Throws std::invalid_argument for
+// anything else.
+std::unique_ptr<ObjectStore> open_object_store(std::string_view url, boost::asio::thread_pool& blocking);
+
+// Keys are made by the service ("u/<user id>/<file id>"), never from client
+// input; this guards the contract anyway: relative, no "." or ".." segments,
+// only [A-Za-z0-9._-] and '/'.
+bool is_valid_key(std::string_view key);
+
+}  // namespace s3up::storage

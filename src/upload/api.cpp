@@ -1,0 +1,328 @@
+#include "upload/api.hpp"
+
+#include <exception>
+#include <optional>
+
+#include <boost/json/object.hpp>
+#include <boost/url/decode_view.hpp>
+#include <boost/url/pct_string_view.hpp>
+#include <spdlog/spdlog.h>
+
+#include "http/multipart_parser.hpp"
+#include "util/blocking.hpp"
+#include "util/crypto.hpp"
+#include "util/sniff.hpp"
+
+namespace s3up::upload {
+
+namespace asio = boost::asio;
+namespace json = boost::json;
+namespace beast_http = boost::beast::http;
+using beast_http::field;
+using beast_http::verb;
+
+namespace {
+
+constexpr std::size_t kMaxFileNameBytes = 1024;
+constexpr std::size_t kMaxMediaTypeBytes = 255;
+
+bool is_valid_utf8(std::string_view s) {
+  std::size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    std::size_t n = 0;
+    std::uint32_t cp = 0;
+    if (c < 0x80) {
+      ++i;
+      continue;
+    } else if ((c & 0xE0) == 0xC0) {
+      n = 1;
+      cp = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+      n = 2;
+      cp = c & 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+      n = 3;
+      cp = c & 0x07;
+    } else {
+      return false;
+    }
+    if (i + n >= s.size()) return false;  // truncated sequence
+    for (std::size_t k = 1; k <= n; ++k) {
+      const auto cc = static_cast<unsigned char>(s[i + k]);
+      if ((cc & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (cc & 0x3F);
+    }
+    // overlong forms, surrogates, beyond U+10FFFF
+    if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10FFFF ||
+        (cp >= 0xD800 && cp <= 0xDFFF)) {
+      return false;
+    }
+    i += n + 1;
+  }
+  return true;
+}
+
+// A media type we are willing to store and serve back: "type/subtype" with
+// optional parameters, printable ASCII only.
+bool is_acceptable_media_type(std::string_view t) {
+  if (t.empty() || t.size() > kMaxMediaTypeBytes) return false;
+  for (char c : t) {
+    if (c < 0x20 || c > 0x7e) return false;
+  }
+  const auto slash = t.find('/');
+  return slash != std::string_view::npos && slash > 0 && slash + 1 < t.size() && t[slash + 1] != ';';
+}
+
+// One upload on its way into the store: the pending row, the writer, the
+// running SHA-256 and size, and the first bytes for sniffing.
+class UploadInProgress {
+ public:
+  UploadInProgress(const Dependencies& deps, const auth::Principal& principal, std::string file_name,
+                   std::string declared_type)
+      : deps_(deps), declared_type_(std::move(declared_type)) {
+    record_.user_id = principal.user_id;
+    record_.file_name = std::move(file_name);
+  }
+
+  // Writes the pending row, then opens the writer: the row exists before the
+  // first byte is stored, so a crash leaves a trace the janitor can find.
+  asio::awaitable<void> begin() {
+    if (!is_acceptable_file_name(record_.file_name)) {
+      throw ApiError(errc::invalid_file_name,
+                     "file name must be 1-1024 bytes of UTF-8 without control characters");
+    }
+    record_.id = util::uuid_v7();
+    record_.storage_key = "u/" + std::to_string(record_.user_id) + "/" + record_.id;
+    record_.created_at = util::now_micros();
+    record_.status = db::UploadStatus::pending;
+    record_.content_type = is_acceptable_media_type(declared_type_) ? declared_type_ : "";
+    co_await util::run_blocking(deps_.blocking, [&] { deps_.metadata.create_pending(record_); });
+    row_created_ = true;
+    const storage::ObjectMetadata metadata{record_.content_type, record_.file_name};
+    writer_ = co_await deps_.store.open_writer(record_.storage_key, metadata);
+  }
+
+  asio::awaitable<void> write(std::span<const char> data) {
+    if (size_ + data.size() > deps_.limits.max_upload_bytes) {
+      throw ApiError(errc::file_too_large,
+                     "file exceeds the maximum upload size of " + std::to_string(deps_.limits.max_upload_bytes) + " bytes");
+    }
+    size_ += data.size();
+    sha_.update(data);
+    if (sniff_head_.size() < util::kSniffBytes) {
+      sniff_head_.append(data.data(), std::min(data.size(), util::kSniffBytes - sniff_head_.size()));
+    }
+    co_await writer_->write(data);
+  }
+
+  // Commits the object, then marks the row complete; returns the API's view.
+  asio::awaitable<json::object> finish() {
+    const auto digest = sha_.finish();
+    record_.sha256 = util::to_hex(digest);
+    record_.file_size = size_;
+    if (record_.content_type.empty() || record_.content_type == "application/octet-stream") {
+      record_.content_type = co_await util::run_blocking(deps_.blocking, [&] { return util::sniff_mime_type(sniff_head_); });
+    }
+    co_await writer_->commit();
+    committed_ = true;
+    record_.completed_at = util::now_micros();
+    const bool marked = co_await util::run_blocking(deps_.blocking, [&] { return deps_.metadata.mark_complete(record_); });
+    if (!marked) throw ApiError(errc::conflict, "the upload was cancelled while it was being stored");
+    completed_ = true;
+    co_return json::object{
+        {"file_id", record_.id},
+        {"file_name", record_.file_name},
+        {"file_size", record_.file_size},
+        {"upload_time", util::rfc3339(record_.created_at)},
+        {"content_type", record_.content_type},
+        {"sha256", record_.sha256},
+    };
+  }
+
+  // Undoes whatever exists: the object (or partial write) and the pending row.
+  // Never throws: it runs on the error path and logs its own failures.
+  asio::awaitable<void> fail() {
+    if (completed_) co_return;
+    try {
+      if (writer_ && !committed_) co_await writer_->abort();
+      if (committed_) co_await deps_.store.remove(record_.storage_key);
+    } catch (const std::exception& e) {
+      spdlog::error("upload {}: removing the object failed: {}", record_.id, e.what());
+    }
+    writer_.reset();
+    if (row_created_) {
+      try {
+        co_await util::run_blocking(deps_.blocking, [&] { deps_.metadata.mark_failed(record_.id, util::now_micros()); });
+      } catch (const std::exception& e) {
+        spdlog::error("upload {}: marking the row failed did not work: {}", record_.id, e.what());
+      }
+    }
+  }
+
+  const std::string& id() const { return record_.id; }
+
+ private:
+  const Dependencies& deps_;
+  std::string declared_type_;
+  db::Upload record_;
+  std::unique_ptr<storage::ObjectWriter> writer_;
+  util::Sha256 sha_;
+  std::uint64_t size_ = 0;
+  std::string sniff_head_;
+  bool row_created_ = false;
+  bool committed_ = false;
+  bool completed_ = false;
+};
+
+http::Response created(const json::object& body) {
+  auto res = http::json_response(201, body);
+  res.set(field::location, "/files/" + std::string(body.at("file_id").as_string()));
+  return res;
+}
+
+http::Response method_not_allowed(std::string_view allow) {
+  auto res = http::error_response(errc::method_not_allowed, "method not allowed");
+  res.set(field::allow, allow);
+  return res;
+}
+
+void log_failure(const std::optional<UploadInProgress>& upload, std::exception_ptr error) {
+  try {
+    std::rethrow_exception(error);
+  } catch (const ApiError& e) {
+    spdlog::info("upload {} failed: {}", upload ? upload->id() : "-", e.what());
+  } catch (const std::exception& e) {
+    spdlog::error("upload {} failed: {}", upload ? upload->id() : "-", e.what());
+  }
+}
+
+}  // namespace
+
+bool is_acceptable_file_name(std::string_view name) {
+  if (name.empty() || name.size() > kMaxFileNameBytes || !is_valid_utf8(name)) return false;
+  for (unsigned char c : name) {
+    if (c < 0x20 || c == 0x7f) return false;
+  }
+  return true;
+}
+
+asio::awaitable<auth::Principal> Api::authenticate(http::Request& request) {
+  auto principal = co_await deps_.authenticator.authenticate(request.header[field::authorization]);
+  request.context.user_id = principal.user_id;
+  co_return principal;
+}
+
+asio::awaitable<http::Response> Api::handle(http::Request& request) {
+  std::string_view path = request.header.target();
+  path = path.substr(0, path.find('?'));
+  const auto method = request.header.method();
+
+  if (path == "/healthz") {
+    if (method != verb::get && method != verb::head) co_return method_not_allowed("GET, HEAD");
+    co_return http::json_response(200, json::object{{"status", "ok"}});
+  }
+  if (path == "/upload") {
+    if (method != verb::post) co_return method_not_allowed("POST");
+    co_return co_await upload_form(request);
+  }
+  if (path.starts_with("/upload/")) {
+    if (method != verb::put) co_return method_not_allowed("PUT");
+    const auto encoded = boost::urls::make_pct_string_view(path.substr(8));
+    if (!encoded) throw ApiError(errc::invalid_file_name, "file name in the path is not valid percent-encoding");
+    std::string name;
+    encoded->decode({}, boost::urls::string_token::assign_to(name));
+    co_return co_await upload_raw(request, std::move(name));
+  }
+  throw ApiError(errc::not_found, "no such endpoint");
+}
+
+asio::awaitable<http::Response> Api::upload_form(http::Request& request) {
+  const auto principal = co_await authenticate(request);
+  const auto boundary = http::form_data_boundary(request.header[field::content_type]);
+  if (!boundary) {
+    const auto type = http::parse_header_value(request.header[field::content_type]);
+    if (!type || type->value != "multipart/form-data") {
+      throw ApiError(errc::unsupported_media_type,
+                     "POST /upload takes multipart/form-data with a \"file\" field; use PUT /upload/<name> for raw bytes");
+    }
+    throw ApiError(errc::invalid_multipart, "multipart/form-data without a valid boundary");
+  }
+  const auto max = deps_.limits.max_upload_bytes;
+  if (auto len = request.body.content_length(); len && *len > max + kMultipartFramingAllowance) {
+    throw ApiError(errc::file_too_large, "file exceeds the maximum upload size of " + std::to_string(max) + " bytes");
+  }
+
+  http::MultipartParser parser(*boundary);
+  std::vector<http::MultipartParser::Event> events;
+  std::optional<UploadInProgress> upload;
+  bool in_file_part = false;
+  std::exception_ptr error;
+  json::object result;
+  try {
+    for (;;) {
+      const auto chunk = co_await request.body.read_some();
+      if (chunk.empty()) break;
+      if (auto ec = parser.feed(chunk, events)) throw ApiError(errc::invalid_multipart, ec.message());
+      for (auto& ev : events) {
+        using Kind = http::MultipartParser::EventKind;
+        if (ev.kind == Kind::part_begin) {
+          // The first part named "file" that carries a file name is the file;
+          // other form fields are read past and ignored.
+          if (!upload && ev.part.name == "file" && ev.part.filename && !ev.part.filename->empty()) {
+            upload.emplace(deps_, principal, *ev.part.filename, ev.part.content_type);
+            co_await upload->begin();
+            in_file_part = true;
+          }
+        } else if (ev.kind == Kind::data) {
+          if (in_file_part) co_await upload->write(ev.data);
+        } else {
+          in_file_part = false;
+        }
+      }
+    }
+    if (auto ec = parser.finish()) throw ApiError(errc::invalid_multipart, ec.message());
+    if (!upload) throw ApiError(errc::missing_file, "the form has no \"file\" field with a file name");
+    result = co_await upload->finish();
+  } catch (...) {
+    error = std::current_exception();
+  }
+  if (error) {
+    log_failure(upload, error);
+    if (upload) co_await upload->fail();
+    std::rethrow_exception(error);
+  }
+  co_return created(result);
+}
+
+asio::awaitable<http::Response> Api::upload_raw(http::Request& request, std::string file_name) {
+  const auto principal = co_await authenticate(request);
+  const auto max = deps_.limits.max_upload_bytes;
+  if (file_name.empty()) throw ApiError(errc::invalid_file_name, "PUT /upload/<file name>: the file name is missing");
+  if (auto len = request.body.content_length(); len && *len > max) {
+    throw ApiError(errc::file_too_large, "file exceeds the maximum upload size of " + std::to_string(max) + " bytes");
+  }
+  std::optional<UploadInProgress> upload;
+  std::exception_ptr error;
+  json::object result;
+  try {
+    upload.emplace(deps_, principal, std::move(file_name), std::string(request.header[field::content_type]));
+    co_await upload->begin();
+    for (;;) {
+      const auto chunk = co_await request.body.read_some();
+      if (chunk.empty()) break;
+      co_await upload->write(chunk);
+    }
+    result = co_await upload->finish();
+  } catch (...) {
+    error = std::current_exception();
+  }
+  if (error) {
+    log_failure(upload, error);
+    if (upload) co_await upload->fail();
+    std::rethrow_exception(error);
+  }
+  co_return created(result);
+}
+
+}  // namespace s3up::upload

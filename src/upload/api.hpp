@@ -1,0 +1,50 @@
+#pragma once
+// The HTTP API: routes a request to its handler. Handlers are plain coroutines
+// over an http::Request, callable without a socket.
+#include <cstdint>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/thread_pool.hpp>
+
+#include "auth/authenticator.hpp"
+#include "db/metadata_store.hpp"
+#include "http/server.hpp"
+#include "storage/object_store.hpp"
+
+namespace s3up::upload {
+
+struct Limits {
+  std::uint64_t max_upload_bytes = 5ull << 30;
+};
+
+struct Dependencies {
+  storage::ObjectStore& store;
+  db::MetadataStore& metadata;
+  auth::Authenticator& authenticator;
+  boost::asio::thread_pool& blocking;
+  Limits limits;
+};
+
+// Multipart framing around the file (boundary lines, part headers) is not
+// counted against the size limit; a Content-Length this far above the limit
+// is refused up front, anything closer is decided by counting file bytes.
+inline constexpr std::uint64_t kMultipartFramingAllowance = 64 * 1024;
+
+class Api {
+ public:
+  explicit Api(Dependencies deps) : deps_(deps) {}
+  boost::asio::awaitable<http::Response> handle(http::Request& request);
+
+ private:
+  boost::asio::awaitable<http::Response> upload_form(http::Request& request);
+  boost::asio::awaitable<http::Response> upload_raw(http::Request& request, std::string file_name);
+  boost::asio::awaitable<auth::Principal> authenticate(http::Request& request);
+
+  Dependencies deps_;
+};
+
+// Checks applied to a client's file name, which is kept as metadata only:
+// 1..1024 bytes of valid UTF-8 without control characters.
+bool is_acceptable_file_name(std::string_view name);
+
+}  // namespace s3up::upload

@@ -1,0 +1,56 @@
+#pragma once
+// The one list of errors a client can see. Each has a machine code (the "code"
+// of the JSON error body) and an HTTP status; anything not on the list becomes
+// 500 "internal". Registered with std::error_code so lower layers can return
+// them as values; ApiError carries one up through coroutine frames to the one
+// net around each request (http::Server), which renders the JSON body.
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <system_error>
+
+namespace s3up {
+
+enum class errc {
+  bad_request = 1,      // 400 malformed request
+  invalid_multipart,    // 400 body is not valid multipart/form-data
+  missing_file,         // 400 no "file" field
+  invalid_file_name,    // 400
+  unauthorized,         // 401 missing/unknown/expired/revoked token
+  forbidden,            // 403
+  not_found,            // 404
+  method_not_allowed,   // 405
+  conflict,             // 409
+  length_required,      // 411
+  file_too_large,       // 413 over the configured maximum
+  unsupported_media_type,  // 415
+  headers_too_large,    // 431
+  internal,             // 500
+  storage_unavailable,  // 503 the object store failed
+  database_unavailable, // 503 the metadata store failed
+  shutting_down,        // 503 the server is stopping
+  insufficient_storage, // 507 the disk is full
+  timeout,              // 408 the client was too slow
+  client_disconnected,  // 499 (nginx's convention) the client went away; nothing is sent
+};
+
+const std::error_category& api_category();
+std::error_code make_error_code(errc e);
+
+// The JSON "code" and the HTTP status of an error.
+std::string_view error_slug(errc e);
+unsigned error_status(errc e);
+
+class ApiError : public std::runtime_error {
+ public:
+  ApiError(errc code, const std::string& message) : std::runtime_error(message), code_(code) {}
+  errc code() const { return code_; }
+
+ private:
+  errc code_;
+};
+
+}  // namespace s3up
+
+template <>
+struct std::is_error_code_enum<s3up::errc> : std::true_type {};

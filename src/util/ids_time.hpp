@@ -1,0 +1,22 @@
+#pragma once
+// Identifiers and timestamps as the API shows them.
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace s3up::util {
+
+// Microseconds since the Unix epoch: how every timestamp is stored.
+using Micros = std::int64_t;
+Micros now_micros();
+
+// RFC 3339 in UTC with millisecond precision: "2026-11-27T23:41:00.123Z".
+std::string rfc3339(Micros t);
+
+// UUID version 7 (RFC 9562): 48-bit Unix milliseconds, then random bits, so ids
+// sort by creation time and index well. Lower-case canonical text form.
+std::string uuid_v7();
+bool is_uuid(std::string_view s);
+
+}  // namespace s3up::util

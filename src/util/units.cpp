@@ -1,0 +1,103 @@
+#include "util/units.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <limits>
+
+#include <fmt/format.h>
+
+namespace s3up::util {
+namespace {
+
+std::string lower_trimmed(std::string_view s) {
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
+  std::string out(s);
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return out;
+}
+
+// Splits "12.5gib" into 12.5 and "gib". Only digits and one '.' in the number.
+bool split_number(const std::string& s, double& number, std::uint64_t& integer, bool& is_integer,
+                  std::string& unit) {
+  std::size_t i = 0;
+  while (i < s.size() && (std::isdigit(static_cast<unsigned char>(s[i])) || s[i] == '.')) ++i;
+  if (i == 0) return false;
+  const std::string num = s.substr(0, i);
+  unit = lower_trimmed(s.substr(i));
+  if (std::count(num.begin(), num.end(), '.') > 1 || num == ".") return false;
+  is_integer = num.find('.') == std::string::npos;
+  if (is_integer) {
+    auto [p, ec] = std::from_chars(num.data(), num.data() + num.size(), integer);
+    if (ec != std::errc{} || p != num.data() + num.size()) return false;
+    number = static_cast<double>(integer);
+  } else {
+    number = std::stod(num);
+  }
+  return true;
+}
+
+}  // namespace
+
+std::optional<std::uint64_t> parse_size(std::string_view text) {
+  const std::string s = lower_trimmed(text);
+  double number = 0;
+  std::uint64_t integer = 0;
+  bool is_integer = false;
+  std::string unit;
+  if (!split_number(s, number, integer, is_integer, unit)) return std::nullopt;
+  std::uint64_t mult = 0;
+  if (unit.empty() || unit == "b") mult = 1;
+  else if (unit == "k" || unit == "kib") mult = 1ull << 10;
+  else if (unit == "m" || unit == "mib") mult = 1ull << 20;
+  else if (unit == "g" || unit == "gib") mult = 1ull << 30;
+  else if (unit == "t" || unit == "tib") mult = 1ull << 40;
+  else if (unit == "kb") mult = 1000ull;
+  else if (unit == "mb") mult = 1000ull * 1000;
+  else if (unit == "gb") mult = 1000ull * 1000 * 1000;
+  else if (unit == "tb") mult = 1000ull * 1000 * 1000 * 1000;
+  else return std::nullopt;
+  if (is_integer) {
+    if (integer > std::numeric_limits<std::uint64_t>::max() / mult) return std::nullopt;
+    return integer * mult;
+  }
+  const double v = number * static_cast<double>(mult);
+  if (v >= 18446744073709551615.0) return std::nullopt;
+  return static_cast<std::uint64_t>(v);
+}
+
+std::optional<std::chrono::milliseconds> parse_duration(std::string_view text) {
+  const std::string s = lower_trimmed(text);
+  double number = 0;
+  std::uint64_t integer = 0;
+  bool is_integer = false;
+  std::string unit;
+  if (!split_number(s, number, integer, is_integer, unit)) return std::nullopt;
+  double ms_per_unit = 0;
+  if (unit == "ms") ms_per_unit = 1;
+  else if (unit.empty() || unit == "s") ms_per_unit = 1000;
+  else if (unit == "m" || unit == "min") ms_per_unit = 60'000;
+  else if (unit == "h") ms_per_unit = 3'600'000;
+  else if (unit == "d") ms_per_unit = 86'400'000;
+  else return std::nullopt;
+  const double ms = number * ms_per_unit;
+  if (ms > 9.0e15) return std::nullopt;
+  return std::chrono::milliseconds(static_cast<std::int64_t>(ms));
+}
+
+std::string format_size(std::uint64_t bytes) {
+  static constexpr const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int u = 0;
+  double v = static_cast<double>(bytes);
+  while (v >= 1024 && u < 4) {
+    v /= 1024;
+    ++u;
+  }
+  if (u == 0) return fmt::format("{} B", bytes);
+  if (v == static_cast<double>(static_cast<std::uint64_t>(v))) return fmt::format("{} {}", static_cast<std::uint64_t>(v), units[u]);
+  return fmt::format("{:.1f} {}", v, units[u]);
+}
+
+}  // namespace s3up::util
