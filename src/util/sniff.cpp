@@ -26,7 +26,7 @@ struct Magic {
 
 }  // namespace
 
-std::string sniff_mime_type(std::span<const char> head) {
+std::string sniff_mime_type(std::string_view head) {
   if (head.empty()) return "application/octet-stream";
   static Magic magic;
   std::lock_guard lock(magic.mutex);

@@ -1,6 +1,6 @@
 #pragma once
 // Content sniffing with libmagic: the MIME type of a file from its first bytes.
-#include <span>
+#include <string_view>
 #include <string>
 
 namespace s3up::util {
@@ -12,6 +12,6 @@ inline constexpr std::size_t kSniffBytes = 4096;
 // The MIME type (no parameters) of data that starts with `head`;
 // "application/octet-stream" when libmagic cannot tell or the data is empty.
 // Blocking (libmagic is slow-ish and not thread-safe): call from the blocking pool.
-std::string sniff_mime_type(std::span<const char> head);
+std::string sniff_mime_type(std::string_view head);
 
 }  // namespace s3up::util

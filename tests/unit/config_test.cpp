@@ -1,0 +1,106 @@
+#include "config/config.hpp"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+
+namespace s3up::config {
+namespace {
+
+using namespace std::chrono_literals;
+
+Sources with_env(std::map<std::string, std::string> env) {
+  Sources s;
+  auto shared = std::make_shared<std::map<std::string, std::string>>(std::move(env));
+  s.getenv = [shared](const char* name) -> const char* {
+    auto it = shared->find(name);
+    return it == shared->end() ? nullptr : it->second.c_str();
+  };
+  return s;
+}
+
+TEST(Config, DefaultsRunWithNoConfiguration) {
+  const auto c = load(with_env({}));
+  EXPECT_EQ(c.listen, "127.0.0.1:8080");
+  EXPECT_EQ(c.storage, "file://./data/objects");
+  EXPECT_EQ(c.database, "sqlite://./data/s3uploader.db");
+  EXPECT_EQ(c.max_upload_bytes, 5ull << 30);
+  EXPECT_GE(c.threads, 1u);
+  EXPECT_GE(c.blocking_threads, 4u);
+  EXPECT_EQ(c.header_timeout, 30s);
+  EXPECT_FALSE(c.debug);
+  EXPECT_TRUE(c.migrate_on_start);
+}
+
+TEST(Config, EnvironmentOverridesDefaults) {
+  const auto c = load(with_env({{"S3UP_MAX_UPLOAD_BYTES", "100MiB"},
+                                {"S3UP_LISTEN", "0.0.0.0:9000"},
+                                {"DEBUG", "true"},
+                                {"S3UP_IDLE_TIMEOUT", "250ms"},
+                                {"S3UP_THREADS", "3"}}));
+  EXPECT_EQ(c.max_upload_bytes, 100ull << 20);
+  EXPECT_EQ(c.listen, "0.0.0.0:9000");
+  EXPECT_TRUE(c.debug);
+  EXPECT_EQ(c.idle_timeout, 250ms);
+  EXPECT_EQ(c.threads, 3u);
+}
+
+TEST(Config, LayersFileThenEnvironmentThenFlags) {
+  const auto dir = std::filesystem::temp_directory_path() / ("s3up-config-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const auto file = dir / "s3uploader.toml";
+  {
+    std::ofstream out(file);
+    out << "listen = \"127.0.0.1:7000\"\nmax_upload_bytes = \"1GiB\"\nthreads = 2\ndebug = true\n"
+           "storage = \"file:///srv/objects\"\n";
+  }
+  auto sources = with_env({{"S3UP_MAX_UPLOAD_BYTES", "2GiB"}, {"S3UP_THREADS", "5"}});
+  sources.toml_file = file.string();
+  sources.flags["threads"] = "7";
+  const auto c = load(sources);
+  EXPECT_EQ(c.listen, "127.0.0.1:7000");       // file
+  EXPECT_EQ(c.storage, "file:///srv/objects");  // file
+  EXPECT_TRUE(c.debug);                         // file (boolean)
+  EXPECT_EQ(c.max_upload_bytes, 2ull << 30);    // env beats file
+  EXPECT_EQ(c.threads, 7u);                     // flag beats env
+  std::filesystem::remove_all(dir);
+}
+
+TEST(Config, BadValuesNameTheSettingAndTheSource) {
+  try {
+    load(with_env({{"S3UP_MAX_UPLOAD_BYTES", "lots"}}));
+    FAIL() << "accepted a bad size";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("S3UP_MAX_UPLOAD_BYTES"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("max_upload_bytes"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(load(with_env({{"S3UP_HEADER_TIMEOUT", "soon"}})), ConfigError);
+  EXPECT_THROW(load(with_env({{"DEBUG", "maybe"}})), ConfigError);
+  EXPECT_THROW(load(with_env({{"S3UP_LISTEN", "8080"}})), ConfigError);
+  EXPECT_THROW(load(with_env({{"S3UP_THREADS", "-1"}})), ConfigError);
+}
+
+TEST(Config, UnknownKeyInFileIsAnError) {
+  const auto file = std::filesystem::temp_directory_path() / ("s3up-bad-" + std::to_string(::getpid()) + ".toml");
+  {
+    std::ofstream out(file);
+    out << "max_upload_byte = 5\n";  // typo
+  }
+  auto sources = with_env({});
+  sources.toml_file = file.string();
+  EXPECT_THROW(load(sources), ConfigError);
+  std::filesystem::remove(file);
+}
+
+TEST(Config, EverySettingHasAnEnvironmentVariableAndADescription) {
+  for (const auto& s : settings()) {
+    EXPECT_FALSE(s.env.empty()) << s.key;
+    EXPECT_FALSE(s.description.empty()) << s.key;
+  }
+  EXPECT_EQ(describe(load(with_env({}))).size(), settings().size());
+}
+
+}  // namespace
+}  // namespace s3up::config

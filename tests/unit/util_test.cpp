@@ -1,0 +1,108 @@
+#include <gtest/gtest.h>
+
+#include <set>
+
+#include "util/api_error.hpp"
+#include "util/crypto.hpp"
+#include "util/ids_time.hpp"
+#include "util/sniff.hpp"
+#include "util/units.hpp"
+
+namespace s3up::util {
+namespace {
+
+TEST(Sha256, KnownVectors) {
+  // FIPS 180-2 examples
+  EXPECT_EQ(sha256_hex(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  EXPECT_EQ(sha256_hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  Sha256 h;  // incremental == one shot
+  h.update(std::string_view("ab"));
+  h.update(std::string_view("c"));
+  EXPECT_EQ(to_hex(h.finish()), sha256_hex("abc"));
+}
+
+TEST(Base64Url, Rfc4648Vectors) {
+  auto enc = [](std::string_view s) {
+    return base64url(std::span(reinterpret_cast<const std::uint8_t*>(s.data()), s.size()));
+  };
+  EXPECT_EQ(enc(""), "");
+  EXPECT_EQ(enc("f"), "Zg");
+  EXPECT_EQ(enc("fo"), "Zm8");
+  EXPECT_EQ(enc("foo"), "Zm9v");
+  EXPECT_EQ(enc("foobar"), "Zm9vYmFy");
+  EXPECT_EQ(enc("\xfb\xff"), "-_8");
+}
+
+TEST(UuidV7, FormatVersionVariantAndOrder) {
+  std::set<std::string> seen;
+  std::string prev;
+  for (int i = 0; i < 1000; ++i) {
+    const auto id = uuid_v7();
+    ASSERT_TRUE(is_uuid(id)) << id;
+    EXPECT_EQ(id[14], '7');
+    EXPECT_TRUE(std::string("89ab").find(id[19]) != std::string::npos) << id;
+    EXPECT_TRUE(seen.insert(id).second);
+    EXPECT_GE(id.substr(0, 13), prev.substr(0, prev.empty() ? 0 : 13));  // millisecond prefix never goes back
+    prev = id;
+  }
+  const auto ms = static_cast<std::uint64_t>(now_micros() / 1000);
+  const auto id = uuid_v7();
+  const std::uint64_t stamped = std::stoull(id.substr(0, 8) + id.substr(9, 4), nullptr, 16);
+  EXPECT_NEAR(static_cast<double>(stamped), static_cast<double>(ms), 5000.0);
+  EXPECT_FALSE(is_uuid("not-a-uuid"));
+  EXPECT_FALSE(is_uuid("01a21f6e-6370-73a5-a152-2f0b6b32782g"));
+}
+
+TEST(Rfc3339, UtcWithMilliseconds) {
+  EXPECT_EQ(rfc3339(0), "1970-01-01T00:00:00.000Z");
+  EXPECT_EQ(rfc3339(1'795'000'000'123'456), "2026-11-18T11:06:40.123Z");
+}
+
+TEST(Units, Sizes) {
+  EXPECT_EQ(parse_size("0"), 0u);
+  EXPECT_EQ(parse_size("1048576"), 1048576u);
+  EXPECT_EQ(parse_size("5GiB"), 5ull << 30);
+  EXPECT_EQ(parse_size("5 gib"), 5ull << 30);
+  EXPECT_EQ(parse_size("512k"), 512u * 1024);
+  EXPECT_EQ(parse_size("10MB"), 10'000'000u);
+  EXPECT_EQ(parse_size("1.5MiB"), 1572864u);
+  EXPECT_FALSE(parse_size(""));
+  EXPECT_FALSE(parse_size("GiB"));
+  EXPECT_FALSE(parse_size("5 parsecs"));
+  EXPECT_FALSE(parse_size("-1"));
+  EXPECT_FALSE(parse_size("99999999999999999999TiB"));
+  EXPECT_EQ(format_size(5ull << 30), "5 GiB");
+  EXPECT_EQ(format_size(17), "17 B");
+}
+
+TEST(Units, Durations) {
+  using namespace std::chrono_literals;
+  EXPECT_EQ(parse_duration("30s"), 30s);
+  EXPECT_EQ(parse_duration("90"), 90s);
+  EXPECT_EQ(parse_duration("250ms"), 250ms);
+  EXPECT_EQ(parse_duration("5m"), 5min);
+  EXPECT_EQ(parse_duration("30d"), std::chrono::hours(24 * 30));
+  EXPECT_FALSE(parse_duration("soon"));
+  EXPECT_FALSE(parse_duration("5 weeks"));
+}
+
+TEST(Sniff, RecognisesCommonTypes) {
+  const std::string png("\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89", 33);
+  EXPECT_EQ(sniff_mime_type(png), "image/png");
+  EXPECT_EQ(sniff_mime_type("%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<<>>\nendobj\n"), "application/pdf");
+  EXPECT_EQ(sniff_mime_type("hello world, plain text here\n"), "text/plain");
+  EXPECT_EQ(sniff_mime_type(""), "application/octet-stream");
+}
+
+TEST(ApiErrors, CodesAndStatuses) {
+  EXPECT_EQ(error_status(errc::unauthorized), 401u);
+  EXPECT_EQ(error_status(errc::file_too_large), 413u);
+  EXPECT_EQ(error_status(errc::unsupported_media_type), 415u);
+  EXPECT_EQ(error_status(errc::headers_too_large), 431u);
+  EXPECT_EQ(error_slug(errc::file_too_large), "file_too_large");
+  std::error_code ec = errc::not_found;
+  EXPECT_EQ(ec.message(), "not_found");
+}
+
+}  // namespace
+}  // namespace s3up::util
