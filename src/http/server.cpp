@@ -259,7 +259,11 @@ asio::awaitable<void> Server::Impl::run_session(tcp::socket socket) {
   while (!stopping) {
     ConnectionBody::Parser parser;
     parser.header_limit(static_cast<std::uint32_t>(options.max_header_bytes));
-    parser.body_limit(options.max_body_bytes);
+    // No body limit while reading the headers: Beast would refuse a large
+    // Content-Length before the handler could authenticate the caller (401
+    // comes before 413). Handlers check Content-Length themselves; the limit set
+    // below still bounds bodies of unknown length.
+    parser.body_limit(boost::none);
     stream.expires_after(options.header_timeout);
     auto [ec, n] = co_await beast_http::async_read_header(stream, buffer, parser, use_tuple);
     if (ec) {
@@ -278,6 +282,7 @@ asio::awaitable<void> Server::Impl::run_session(tcp::socket socket) {
       }
       break;
     }
+    parser.body_limit(options.max_body_bytes);
     session->busy = true;
     const auto started = std::chrono::steady_clock::now();
     const auto& header = parser.get().base();

@@ -17,7 +17,7 @@ Sha256::Sha256() : ctx_(EVP_MD_CTX_new()) {
 
 Sha256::~Sha256() { EVP_MD_CTX_free(ctx_); }
 
-void Sha256::update(std::span<const char> data) {
+void Sha256::update(std::string_view data) {
   if (!data.empty() && EVP_DigestUpdate(ctx_, data.data(), data.size()) != 1) {
     throw std::runtime_error("EVP sha256 update failed");
   }

@@ -19,8 +19,9 @@ class Sha256 {
   Sha256(const Sha256&) = delete;
   Sha256& operator=(const Sha256&) = delete;
 
-  void update(std::span<const char> data);
-  void update(std::string_view data) { update(std::span<const char>(data.data(), data.size())); }
+  void update(std::string_view data);
+  void update(std::span<const char> data) { update(std::string_view(data.data(), data.size())); }
+  void update(const std::string& data) { update(std::string_view(data)); }
   Digest finish();  // once; the object must not be updated afterwards
 
  private:

@@ -1,0 +1,372 @@
+#include "harness.hpp"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+#include "util/crypto.hpp"
+
+namespace s3up::test {
+
+using namespace std::chrono_literals;
+
+namespace {
+
+std::filesystem::path make_temp_dir() {
+  std::string tmpl = (std::filesystem::temp_directory_path() / "s3up-it-XXXXXX").string();
+  if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+  return tmpl;
+}
+
+std::string read_file(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// fork + exec with the given environment; stdout/stderr to files.
+pid_t spawn(const std::vector<std::string>& argv, const std::vector<std::string>& env,
+            const std::filesystem::path& out, const std::filesystem::path& err) {
+  const pid_t pid = ::fork();
+  if (pid < 0) throw std::runtime_error("fork failed");
+  if (pid == 0) {
+    const int o = ::open(out.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    const int e = ::open(err.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    ::dup2(o, 1);
+    ::dup2(e, 2);
+    const int devnull = ::open("/dev/null", O_RDONLY);
+    ::dup2(devnull, 0);
+    std::vector<char*> args, envp;
+    for (auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    for (auto& v : env) envp.push_back(const_cast<char*>(v.c_str()));
+    envp.push_back(nullptr);
+    ::execve(argv[0].c_str(), args.data(), envp.data());
+    ::_exit(127);
+  }
+  return pid;
+}
+
+}  // namespace
+
+ServerProcess::ServerProcess(std::map<std::string, std::string> env) : dir_(make_temp_dir()), env_(std::move(env)) {
+  start();
+}
+
+ServerProcess::~ServerProcess() {
+  if (pid_ > 0) {
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+  }
+  if (std::getenv("S3UP_TEST_KEEP_DIRS") == nullptr) std::filesystem::remove_all(dir_);
+}
+
+std::vector<std::string> ServerProcess::environment() const {
+  std::map<std::string, std::string> env = {
+      {"PATH", "/usr/local/bin:/usr/bin:/bin"},
+      {"S3UP_LISTEN", "127.0.0.1:0"},
+      {"S3UP_PORT_FILE", (dir_ / "port").string()},
+      {"S3UP_STORAGE", "file://" + (dir_ / "objects").string()},
+      {"S3UP_DATABASE", "sqlite://" + (dir_ / "s3uploader.db").string()},
+      {"S3UP_THREADS", "2"},
+      {"S3UP_SHUTDOWN_GRACE", "10s"},
+  };
+  for (const auto& [k, v] : env_) env[k] = v;
+  std::vector<std::string> out;
+  for (const auto& [k, v] : env) out.push_back(k + "=" + v);
+  return out;
+}
+
+void ServerProcess::start() {
+  pid_ = spawn({S3UP_BINARY, "serve"}, environment(), dir_ / "server.out", dir_ / "server.log");
+  const auto port_file = dir_ / "port";
+  if (!eventually([&] { return std::filesystem::exists(port_file); }, 15s)) {
+    throw std::runtime_error("server did not start; log:\n" + log());
+  }
+  port_ = static_cast<unsigned short>(std::stoi(read_file(port_file)));
+}
+
+std::string ServerProcess::log() const { return read_file(dir_ / "server.log"); }
+
+CommandResult ServerProcess::cli(const std::vector<std::string>& args) const {
+  std::vector<std::string> argv{S3UP_BINARY};
+  argv.insert(argv.end(), args.begin(), args.end());
+  static int counter = 0;
+  const auto out = dir_ / ("cli-" + std::to_string(++counter) + ".out");
+  const auto err = dir_ / ("cli-" + std::to_string(counter) + ".err");
+  const pid_t pid = spawn(argv, environment(), out, err);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  CommandResult r;
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  r.out = read_file(out);
+  r.err = read_file(err);
+  return r;
+}
+
+std::string ServerProcess::create_user_with_token(const std::string& name) {
+  auto r = cli({"user", "add", name});
+  if (r.exit_code != 0) throw std::runtime_error("user add failed: " + r.err);
+  r = cli({"token", "create", name});
+  if (r.exit_code != 0) throw std::runtime_error("token create failed: " + r.err);
+  std::string token = r.out;
+  while (!token.empty() && (token.back() == '\n' || token.back() == '\r')) token.pop_back();
+  return token;
+}
+
+void ServerProcess::signal(int signo) const { ::kill(pid_, signo); }
+
+int ServerProcess::wait(std::chrono::milliseconds timeout) {
+  int status = 0;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    const pid_t r = ::waitpid(pid_, &status, WNOHANG);
+    if (r == pid_) {
+      pid_ = -1;
+      return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    }
+    std::this_thread::sleep_for(20ms);
+  }
+  return -1;
+}
+
+std::unique_ptr<db::MetadataStore> ServerProcess::database() const {
+  return db::open_metadata_store("sqlite://" + (dir_ / "s3uploader.db").string(), 1);
+}
+
+std::vector<std::filesystem::path> ServerProcess::stored_files() const {
+  std::vector<std::filesystem::path> out;
+  if (!std::filesystem::exists(objects_dir())) return out;
+  for (auto& e : std::filesystem::recursive_directory_iterator(objects_dir())) {
+    if (e.is_regular_file()) out.push_back(e.path());
+  }
+  return out;
+}
+
+Connection::Connection(unsigned short port) {
+  fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    throw std::runtime_error(std::string("connect failed: ") + std::strerror(errno));
+  }
+  int one = 1;
+  ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+Connection::~Connection() { close(); }
+
+void Connection::close() {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+}
+
+bool Connection::send(std::string_view data) {
+  while (!data.empty()) {
+    const ssize_t n = ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
+    if (n <= 0) {
+      if (n < 0 && errno == EINTR) continue;
+      return false;
+    }
+    data.remove_prefix(static_cast<std::size_t>(n));
+  }
+  return true;
+}
+
+bool Connection::fill(std::chrono::milliseconds timeout) {
+  pollfd p{fd_, POLLIN, 0};
+  if (::poll(&p, 1, static_cast<int>(timeout.count())) <= 0) return false;
+  char buf[65536];
+  const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+  if (n <= 0) return false;
+  buffer_.append(buf, static_cast<std::size_t>(n));
+  return true;
+}
+
+bool Connection::read_100_continue(std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (buffer_.find("\r\n\r\n") == std::string::npos) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0 || !fill(left)) return false;
+  }
+  if (buffer_.starts_with("HTTP/1.1 100")) {
+    buffer_.erase(0, buffer_.find("\r\n\r\n") + 4);
+    return true;
+  }
+  return false;
+}
+
+std::optional<Response> Connection::read_response(std::chrono::milliseconds timeout) {
+  Response r;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  const auto left = [&] {
+    return std::max(std::chrono::milliseconds(1), std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                      deadline - std::chrono::steady_clock::now()));
+  };
+  for (;;) {
+    std::size_t end;
+    while ((end = buffer_.find("\r\n\r\n")) == std::string::npos) {
+      if (std::chrono::steady_clock::now() >= deadline || !fill(left())) return std::nullopt;
+    }
+    std::istringstream head(buffer_.substr(0, end));
+    buffer_.erase(0, end + 4);
+    std::string line;
+    std::getline(head, line);
+    if (line.size() < 12) return std::nullopt;
+    r.status = std::stoi(line.substr(9, 3));
+    if (r.status == 100) {
+      r.saw_100_continue = true;
+      continue;
+    }
+    while (std::getline(head, line)) {
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      const auto colon = line.find(':');
+      if (colon == std::string::npos) continue;
+      std::string name = line.substr(0, colon);
+      for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      std::string value = line.substr(colon + 1);
+      while (!value.empty() && value.front() == ' ') value.erase(0, 1);
+      r.headers[name] = value;
+    }
+    break;
+  }
+  const std::size_t length = r.headers.count("content-length") ? std::stoul(r.headers["content-length"]) : 0;
+  while (buffer_.size() < length) {
+    if (std::chrono::steady_clock::now() >= deadline || !fill(left())) return std::nullopt;
+  }
+  r.body = buffer_.substr(0, length);
+  buffer_.erase(0, length);
+  return r;
+}
+
+bool Connection::closed_by_peer(std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    pollfd p{fd_, POLLIN, 0};
+    if (::poll(&p, 1, 50) > 0) {
+      char buf[4096];
+      const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+      if (n <= 0) return true;
+    }
+  }
+  return false;
+}
+
+ContentStream::ContentStream(std::uint64_t size, std::uint64_t seed) : size_(size), state_(seed * 2654435761u + 1) {}
+
+std::string ContentStream::next(std::size_t max) {
+  const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(max, size_ - produced_));
+  std::string out(n, '\0');
+  std::size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    state_ ^= state_ << 13;
+    state_ ^= state_ >> 7;
+    state_ ^= state_ << 17;
+    std::memcpy(out.data() + i, &state_, 8);
+  }
+  for (; i < n; ++i) {
+    state_ ^= state_ << 13;
+    state_ ^= state_ >> 7;
+    state_ ^= state_ << 17;
+    out[i] = static_cast<char>(state_);
+  }
+  produced_ += n;
+  return out;
+}
+
+std::string ContentStream::make(std::uint64_t size, std::uint64_t seed) {
+  ContentStream s(size, seed);
+  return s.next(static_cast<std::size_t>(size));
+}
+
+std::string ContentStream::sha256_of(std::uint64_t size, std::uint64_t seed) {
+  ContentStream s(size, seed);
+  util::Sha256 h;
+  for (;;) {
+    auto piece = s.next(1 << 20);
+    if (piece.empty()) break;
+    h.update(piece);
+  }
+  return util::to_hex(h.finish());
+}
+
+std::string file_sha256(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  util::Sha256 h;
+  std::vector<char> buf(1 << 20);
+  while (in) {
+    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    h.update(std::span<const char>(buf.data(), static_cast<std::size_t>(in.gcount())));
+  }
+  return util::to_hex(h.finish());
+}
+
+std::string Multipart::head(const std::string& file_name, const std::string& part_type, const std::string& field) {
+  return std::string("--") + boundary + "\r\nContent-Disposition: form-data; name=\"" + field + "\"; filename=\"" +
+         file_name + "\"\r\nContent-Type: " + part_type + "\r\n\r\n";
+}
+
+std::string Multipart::tail() { return std::string("\r\n--") + boundary + "--\r\n"; }
+
+std::string Multipart::body(const std::string& file_name, const std::string& content, const std::string& part_type) {
+  return head(file_name, part_type) + content + tail();
+}
+
+Response request(unsigned short port, const std::string& method, const std::string& target,
+                 const std::map<std::string, std::string>& headers, const std::string& body) {
+  Connection c(port);
+  std::string req = method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\n";
+  for (const auto& [k, v] : headers) req += k + ": " + v + "\r\n";
+  if (!body.empty() || method == "POST" || method == "PUT") req += "Content-Length: " + std::to_string(body.size()) + "\r\n";
+  req += "\r\n";
+  c.send(req);
+  c.send(body);
+  auto r = c.read_response();
+  if (!r) throw std::runtime_error("no response to " + method + " " + target);
+  return *r;
+}
+
+Response upload_streamed(unsigned short port, const std::string& token, const std::string& file_name,
+                         std::uint64_t size, std::uint64_t seed) {
+  Connection c(port);
+  const std::string head = Multipart::head(file_name);
+  const std::string tail = Multipart::tail();
+  std::string req = "POST /upload HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " + token +
+                    "\r\nContent-Type: " + Multipart::content_type() +
+                    "\r\nContent-Length: " + std::to_string(head.size() + size + tail.size()) + "\r\n\r\n";
+  c.send(req + head);
+  ContentStream content(size, seed);
+  for (;;) {
+    auto piece = content.next(256 * 1024);
+    if (piece.empty()) break;
+    if (!c.send(piece)) break;
+  }
+  c.send(tail);
+  auto r = c.read_response(std::chrono::minutes(5));
+  if (!r) throw std::runtime_error("no response to streamed upload");
+  return *r;
+}
+
+bool eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (condition()) return true;
+    std::this_thread::sleep_for(20ms);
+  }
+  return condition();
+}
+
+}  // namespace s3up::test

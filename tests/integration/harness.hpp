@@ -1,0 +1,142 @@
+#pragma once
+// Test harness: starts the real binary, talks raw HTTP/1.1 to it over
+// loopback, and looks at what it left on disk and in its database.
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <boost/json.hpp>
+
+#include "db/metadata_store.hpp"
+
+namespace s3up::test {
+
+struct CommandResult {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+
+// A running `s3uploader serve` with its own temporary data directory.
+class ServerProcess {
+ public:
+  // Extra environment, e.g. {"S3UP_MAX_UPLOAD_BYTES", "1MiB"}.
+  explicit ServerProcess(std::map<std::string, std::string> env = {});
+  ~ServerProcess();
+  ServerProcess(const ServerProcess&) = delete;
+  ServerProcess& operator=(const ServerProcess&) = delete;
+
+  unsigned short port() const { return port_; }
+  const std::filesystem::path& dir() const { return dir_; }
+  std::filesystem::path objects_dir() const { return dir_ / "objects"; }
+  std::string log() const;  // everything the server printed so far
+
+  // Runs a CLI subcommand against the same database.
+  CommandResult cli(const std::vector<std::string>& args) const;
+  // Creates a user and returns a fresh token for it.
+  std::string create_user_with_token(const std::string& name);
+
+  // Sends a signal; wait() returns the exit status (or -1 on timeout).
+  void signal(int signo) const;
+  int wait(std::chrono::milliseconds timeout);
+
+  // Opens the server's database directly (read-your-own checks; SQLite WAL
+  // handles the two processes).
+  std::unique_ptr<db::MetadataStore> database() const;
+
+  // Regular files under objects/ (temporary ones included).
+  std::vector<std::filesystem::path> stored_files() const;
+
+ private:
+  void start();
+  std::vector<std::string> environment() const;
+
+  std::filesystem::path dir_;
+  std::map<std::string, std::string> env_;
+  pid_t pid_ = -1;
+  unsigned short port_ = 0;
+};
+
+struct Response {
+  int status = 0;
+  std::map<std::string, std::string> headers;  // names lower-cased
+  std::string body;
+  bool saw_100_continue = false;
+  boost::json::value json() const { return boost::json::parse(body); }
+  std::string header(const std::string& name) const {
+    auto it = headers.find(name);
+    return it == headers.end() ? "" : it->second;
+  }
+};
+
+// A blocking HTTP/1.1 client on one loopback TCP connection.
+class Connection {
+ public:
+  explicit Connection(unsigned short port);
+  ~Connection();
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  // Returns false once the peer has closed or reset the connection.
+  bool send(std::string_view data);
+  // Reads one final response (skipping 1xx ones, which it records).
+  std::optional<Response> read_response(std::chrono::milliseconds timeout = std::chrono::seconds(60));
+  // Waits for an interim or final status line; true if it is "100 Continue".
+  bool read_100_continue(std::chrono::milliseconds timeout);
+  // True if the server closed the connection within the timeout.
+  bool closed_by_peer(std::chrono::milliseconds timeout);
+  void close();
+
+ private:
+  bool fill(std::chrono::milliseconds timeout);
+  int fd_ = -1;
+  std::string buffer_;
+};
+
+// Deterministic pseudo-random content, produced in pieces, with its SHA-256.
+class ContentStream {
+ public:
+  ContentStream(std::uint64_t size, std::uint64_t seed);
+  // The next up-to-`max` bytes; empty at the end.
+  std::string next(std::size_t max);
+  std::uint64_t size() const { return size_; }
+  static std::string make(std::uint64_t size, std::uint64_t seed);  // whole, for small sizes
+  static std::string sha256_of(std::uint64_t size, std::uint64_t seed);
+
+ private:
+  std::uint64_t size_, produced_ = 0, state_;
+};
+
+std::string file_sha256(const std::filesystem::path& path);
+
+// multipart/form-data framing around one file field.
+struct Multipart {
+  static constexpr const char* boundary = "s3up-test-boundary-7MA4YWxkTrZu0gW";
+  static std::string content_type() { return std::string("multipart/form-data; boundary=") + boundary; }
+  static std::string head(const std::string& file_name, const std::string& part_type = "application/octet-stream",
+                          const std::string& field = "file");
+  static std::string tail();
+  static std::string body(const std::string& file_name, const std::string& content,
+                          const std::string& part_type = "application/octet-stream");
+};
+
+// One request, whole body in memory.
+Response request(unsigned short port, const std::string& method, const std::string& target,
+                 const std::map<std::string, std::string>& headers = {}, const std::string& body = "");
+
+// POST /upload of `size` bytes of ContentStream(seed), streamed in pieces.
+Response upload_streamed(unsigned short port, const std::string& token, const std::string& file_name,
+                         std::uint64_t size, std::uint64_t seed);
+
+// Polls `condition` until it holds or the timeout passes.
+bool eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout = std::chrono::seconds(10));
+
+}  // namespace s3up::test

@@ -1,0 +1,132 @@
+// The server's life: first start, the CLI, timeouts for slow clients, and
+// graceful shutdown with uploads in flight.
+#include <gtest/gtest.h>
+
+#include <csignal>
+#include <thread>
+
+#include "harness.hpp"
+#include "util/crypto.hpp"
+
+namespace s3up::test {
+namespace {
+
+using namespace std::chrono_literals;
+using Env = std::map<std::string, std::string>;
+
+std::string form_request_head(const std::string& token, std::size_t body_size) {
+  return "POST /upload HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + token + "\r\nContent-Type: " +
+         Multipart::content_type() + "\r\nContent-Length: " + std::to_string(body_size) + "\r\n\r\n";
+}
+
+TEST(Lifecycle, FirstStartExplainsHowToCreateAUser) {
+  ServerProcess s;
+  EXPECT_TRUE(eventually([&] { return s.log().find("s3uploader user add") != std::string::npos; }, 5s)) << s.log();
+  EXPECT_NE(s.log().find("s3uploader token create"), std::string::npos);
+}
+
+TEST(Lifecycle, CliCommandsAndHelp) {
+  ServerProcess s;
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"--help"}, {"serve", "--help"}, {"migrate", "--help"}, {"user", "add", "--help"},
+        {"user", "list", "--help"}, {"token", "create", "--help"}, {"token", "list", "--help"},
+        {"token", "revoke", "--help"}}) {
+    const auto r = s.cli(args);
+    EXPECT_EQ(r.exit_code, 0) << args.front() << " " << r.err;
+    EXPECT_FALSE(r.out.empty());
+  }
+  EXPECT_EQ(s.cli({"migrate"}).exit_code, 0);
+  EXPECT_EQ(s.cli({"user", "add", "carol"}).exit_code, 0);
+  EXPECT_NE(s.cli({"user", "add", "carol"}).exit_code, 0) << "duplicate user accepted";
+  EXPECT_NE(s.cli({"token", "create", "nobody"}).exit_code, 0);
+  const auto created = s.cli({"token", "create", "carol", "--name", "laptop", "--expires-in", "30d"});
+  ASSERT_EQ(created.exit_code, 0);
+  EXPECT_TRUE(created.out.starts_with("s3u_"));
+  EXPECT_EQ(created.out.size(), 48u);  // token + newline, nothing else on stdout
+  const auto list = s.cli({"token", "list", "carol"});
+  EXPECT_NE(list.out.find("laptop"), std::string::npos);
+  EXPECT_EQ(list.out.find(created.out.substr(0, 47)), std::string::npos) << "token list shows the secret";
+  EXPECT_NE(s.cli({"token", "revoke", "tok_doesnotexist"}).exit_code, 0);
+  EXPECT_NE(s.cli({"user", "list"}).out.find("carol"), std::string::npos);
+}
+
+TEST(Lifecycle, HeaderTimeoutClosesSilentConnections) {
+  ServerProcess s(Env{{"S3UP_HEADER_TIMEOUT", "500ms"}});
+  Connection c(s.port());
+  c.send("POST /upload HTTP/1.1\r\nHost: x\r\n");  // and never finish the headers
+  EXPECT_TRUE(c.closed_by_peer(5s));
+  EXPECT_EQ(request(s.port(), "GET", "/healthz").status, 200);
+}
+
+TEST(Lifecycle, IdleBodyTimeoutAbortsTheUpload) {
+  ServerProcess s(Env{{"S3UP_IDLE_TIMEOUT", "500ms"}});
+  const auto token = s.create_user_with_token("dave");
+  Connection c(s.port());
+  c.send(form_request_head(token, 2'000'000) + Multipart::head("slow.bin") + std::string(100'000, 's'));
+  EXPECT_TRUE(c.closed_by_peer(10s)) << "a stalled upload held its connection";
+  auto db = s.database();
+  EXPECT_TRUE(eventually([&] { return db->count_uploads(db::UploadStatus::failed) == 1; }, 5s));
+  EXPECT_EQ(db->count_uploads(db::UploadStatus::pending), 0);
+  EXPECT_TRUE(s.stored_files().empty());
+}
+
+TEST(Lifecycle, GracefulShutdownLetsAnUploadInFlightFinish) {
+  ServerProcess s(Env{{"S3UP_SHUTDOWN_GRACE", "20s"}});
+  const auto token = s.create_user_with_token("erin");
+  const auto content = ContentStream::make(3 * 1024 * 1024, 31);
+  const std::string body = Multipart::body("inflight.bin", content);
+  Connection c(s.port());
+  c.send(form_request_head(token, body.size()));
+  c.send(body.substr(0, body.size() / 2));
+  auto db = s.database();
+  ASSERT_TRUE(eventually([&] { return db->count_uploads(db::UploadStatus::pending) == 1; }, 5s));
+
+  s.signal(SIGTERM);
+  // New connections are refused once the acceptor is closed.
+  EXPECT_TRUE(eventually(
+      [&] {
+        try {
+          Connection probe(s.port());
+          return false;
+        } catch (const std::exception&) {
+          return true;
+        }
+      },
+      5s));
+  c.send(body.substr(body.size() / 2));
+  const auto r = c.read_response(10s);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 201) << r->body;
+  EXPECT_EQ(r->json().at("sha256").as_string(), util::sha256_hex(content));
+  EXPECT_EQ(r->header("connection"), "close");
+  EXPECT_EQ(s.wait(10s), 0) << s.log();
+  EXPECT_EQ(db->count_uploads(db::UploadStatus::complete), 1);
+}
+
+TEST(Lifecycle, ShutdownAbortsUploadsThatOutlastTheGracePeriod) {
+  ServerProcess s(Env{{"S3UP_SHUTDOWN_GRACE", "500ms"}});
+  const auto token = s.create_user_with_token("frank");
+  Connection c(s.port());
+  c.send(form_request_head(token, 5'000'000) + Multipart::head("stuck.bin") + std::string(1'000'000, 'k'));
+  auto db = s.database();
+  ASSERT_TRUE(eventually([&] { return db->count_uploads(db::UploadStatus::pending) == 1; }, 5s));
+  s.signal(SIGTERM);
+  EXPECT_EQ(s.wait(10s), 0) << s.log();
+  EXPECT_EQ(db->count_uploads(db::UploadStatus::pending), 0);
+  EXPECT_EQ(db->count_uploads(db::UploadStatus::failed), 1);
+  EXPECT_TRUE(s.stored_files().empty());
+}
+
+TEST(Lifecycle, IdleKeepAliveConnectionsDoNotDelayShutdown) {
+  ServerProcess s(Env{{"S3UP_SHUTDOWN_GRACE", "30s"}});
+  Connection idle(s.port());
+  idle.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+  ASSERT_TRUE(idle.read_response(5s));
+  const auto started = std::chrono::steady_clock::now();
+  s.signal(SIGINT);
+  EXPECT_EQ(s.wait(10s), 0);
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 5s) << "an idle connection held up shutdown";
+}
+
+}  // namespace
+}  // namespace s3up::test
