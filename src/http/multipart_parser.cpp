@@ -146,6 +146,7 @@ std::optional<std::string> form_data_boundary(std::string_view content_type) {
 
 MultipartParser::MultipartParser(std::string boundary)
     : delimiter_("\r\n--" + std::move(boundary)),
+      searcher_(delimiter_.cbegin(), delimiter_.cend()),
       // The first boundary may open the body without a preceding CRLF: pretend
       // one was just seen, so one delimiter search serves both cases.
       held_("\r\n") {}
@@ -199,9 +200,9 @@ std::error_code MultipartParser::scan_for_delimiter(std::span<const char>& in, s
     }
   }
 
-  const void* hit = memmem(in.data(), in.size(), delimiter_.data(), D);
-  if (hit != nullptr) {
-    const auto pos = static_cast<std::size_t>(static_cast<const char*>(hit) - in.data());
+  const auto hit = std::search(in.begin(), in.end(), searcher_);
+  if (hit != in.end()) {
+    const auto pos = static_cast<std::size_t>(hit - in.begin());
     emit_data(in.first(pos), out);
     in = in.subspan(pos + D);
     finish_part();
@@ -233,7 +234,7 @@ std::error_code MultipartParser::parse_headers(std::vector<Event>& out) {
     if (end == std::string::npos || end == start) break;
     std::string line = header_block_.substr(start, end - start);
     if ((line[0] == ' ' || line[0] == '\t') && !lines.empty()) {
-      lines.back() += " " + std::string(trim(line));  // obsolete line folding
+      lines.back().append(" ").append(trim(line));  // obsolete line folding
     } else {
       lines.push_back(std::move(line));
     }

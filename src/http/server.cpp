@@ -40,7 +40,9 @@ constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 // Beast reads 512 bytes per recv unless the read buffer has capacity: reserve
 // enough that one recv can move a large slice of a fast upload.
 constexpr std::size_t kReadBufferCapacity = 64 * 1024;
-constexpr std::size_t kBodyChunkSize = 64 * 1024;
+// One recv into our own buffer for bodies of known length: large enough that a
+// fast upload costs few syscalls, small enough per connection.
+constexpr std::size_t kDirectChunkSize = 256 * 1024;
 // After an error response to a request whose body we did not read, keep
 // reading (and discarding) briefly so the client sees our response instead of
 // a connection reset (nginx's "lingering close").
@@ -125,13 +127,23 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
 namespace {
 
 // One connection's view of the body of its current request.
+//
+// A body with a Content-Length is read straight from the socket into our
+// chunk buffer (first whatever the header read already buffered), which saves
+// Beast's copy from its read buffer into a buffer_body and its 64 KiB cap per
+// recv. Chunked bodies go through Beast's parser, which undoes the framing.
 class ConnectionBody final : public BodyReader {
  public:
   using Parser = beast_http::request_parser<beast_http::buffer_body>;
 
   ConnectionBody(beast::tcp_stream& stream, beast::flat_buffer& buffer, Parser& parser,
                  std::chrono::milliseconds idle_timeout, const std::atomic<bool>& stopping)
-      : stream_(stream), buffer_(buffer), parser_(parser), idle_timeout_(idle_timeout), stopping_(stopping) {}
+      : stream_(stream), buffer_(buffer), parser_(parser), idle_timeout_(idle_timeout), stopping_(stopping) {
+    if (!parser_.chunked()) remaining_ = parser_.content_length().value_or(0);
+  }
+  // Bytes handed out from buffer_ are consumed here at the latest, so what
+  // follows the body (a pipelined request) stays for the next header read.
+  ~ConnectionBody() override { buffer_.consume(pending_consume_); }
 
   std::optional<std::uint64_t> content_length() const override {
     if (auto len = parser_.content_length()) return *len;
@@ -142,43 +154,75 @@ class ConnectionBody final : public BodyReader {
     if (!continue_sent_) {
       continue_sent_ = true;
       // curl waits up to a second for this before sending the body anyway.
-      if (beast::iequals(parser_.get()[beast_http::field::expect], "100-continue") && !parser_.is_done()) {
+      if (beast::iequals(parser_.get()[beast_http::field::expect], "100-continue") && !complete()) {
         beast_http::response<beast_http::empty_body> cont{beast_http::status::continue_, 11};
         stream_.expires_after(idle_timeout_);
         auto [ec, n] = co_await beast_http::async_write(stream_, cont, use_tuple);
         if (ec) throw ApiError(errc::client_disconnected, "client disconnected");
       }
     }
-    if (chunk_.empty()) chunk_.resize(kBodyChunkSize);
+    if (parser_.chunked()) co_return co_await read_chunked();
+    co_return co_await read_sized();
+  }
+
+  bool complete() const { return parser_.chunked() ? parser_.is_done() : remaining_ == 0; }
+  std::uint64_t bytes_read() const { return bytes_read_; }
+
+ private:
+  asio::awaitable<std::span<const char>> read_sized() {
+    buffer_.consume(pending_consume_);  // the span handed out last time, if it was in buffer_
+    pending_consume_ = 0;
+    if (remaining_ == 0) co_return std::span<const char>{};
+    if (buffer_.size() > 0) {
+      const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(buffer_.size(), remaining_));
+      pending_consume_ = n;
+      co_return take(static_cast<const char*>(buffer_.data().data()), n);
+    }
+    if (chunk_.empty()) chunk_.resize(kDirectChunkSize);
+    const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(chunk_.size(), remaining_));
+    stream_.expires_after(idle_timeout_);
+    auto [ec, n] = co_await stream_.async_read_some(asio::buffer(chunk_.data(), want), use_tuple);
+    if (ec) throw_read_error(ec);
+    co_return take(chunk_.data(), n);
+  }
+
+  asio::awaitable<std::span<const char>> read_chunked() {
+    if (chunk_.empty()) chunk_.resize(kDirectChunkSize);
     while (!parser_.is_done()) {
       parser_.get().body().data = chunk_.data();
       parser_.get().body().size = chunk_.size();
       stream_.expires_after(idle_timeout_);
       auto [ec, n] = co_await beast_http::async_read_some(stream_, buffer_, parser_, use_tuple);
       if (ec == beast_http::error::need_buffer) ec = {};
-      if (ec) {
-        if (ec == beast::error::timeout) throw ApiError(errc::timeout, "request body stalled: idle timeout");
-        if (ec == beast_http::error::body_limit) throw ApiError(errc::file_too_large, "request body too large");
-        if (stopping_ && is_disconnect(ec)) throw ApiError(errc::shutting_down, "server shutting down");
-        if (is_disconnect(ec)) throw ApiError(errc::client_disconnected, "client disconnected");
-        throw ApiError(errc::bad_request, "malformed request body: " + ec.message());
-      }
+      if (ec) throw_read_error(ec);
       const std::size_t got = chunk_.size() - parser_.get().body().size;
-      bytes_read_ += got;
-      if (got > 0) co_return std::span<const char>(chunk_.data(), got);
+      if (got > 0) co_return take(chunk_.data(), got);
     }
     co_return std::span<const char>{};
   }
 
-  std::uint64_t bytes_read() const { return bytes_read_; }
+  std::span<const char> take(const char* data, std::size_t n) {
+    bytes_read_ += n;
+    if (!parser_.chunked()) remaining_ -= n;
+    return {data, n};
+  }
 
- private:
+  [[noreturn]] void throw_read_error(const boost::system::error_code& ec) const {
+    if (ec == beast::error::timeout) throw ApiError(errc::timeout, "request body stalled: idle timeout");
+    if (ec == beast_http::error::body_limit) throw ApiError(errc::file_too_large, "request body too large");
+    if (stopping_ && is_disconnect(ec)) throw ApiError(errc::shutting_down, "server shutting down");
+    if (is_disconnect(ec)) throw ApiError(errc::client_disconnected, "client disconnected");
+    throw ApiError(errc::bad_request, "malformed request body: " + ec.message());
+  }
+
   beast::tcp_stream& stream_;
   beast::flat_buffer& buffer_;
   Parser& parser_;
   std::chrono::milliseconds idle_timeout_;
   const std::atomic<bool>& stopping_;
   std::vector<char> chunk_;
+  std::uint64_t remaining_ = 0;  // for bodies with a Content-Length
+  std::size_t pending_consume_ = 0;
   bool continue_sent_ = false;
   std::uint64_t bytes_read_ = 0;
 };
@@ -302,7 +346,7 @@ asio::awaitable<void> Server::Impl::run_session(tcp::socket socket) {
       spdlog::error("request {} failed unexpectedly: {}", ctx.request_id, e.what());
       res = error_response(errc::internal, "internal error");
     }
-    const bool body_done = parser.is_done();
+    const bool body_done = body.complete();
     res.set(beast_http::field::server, "s3uploader");
     res.set("X-Request-Id", ctx.request_id);
     res.keep_alive(parser.get().keep_alive() && body_done && !stopping);

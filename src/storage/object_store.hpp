@@ -23,6 +23,7 @@ struct ObjectMetadata {
 
 struct CommittedObject {
   std::uint64_t size = 0;
+  std::string sha256;  // hex, of the whole object
   std::string etag;
 };
 
@@ -33,7 +34,8 @@ struct ObjectInfo {
 
 // Streams one object into the store. Nothing is visible under the key until
 // commit() returns; abort(), or destroying an uncommitted writer, leaves
-// nothing behind.
+// nothing behind. The writer computes the object's SHA-256 as it goes, where
+// it seals its blocks (on the blocking pool, off the I/O threads).
 class ObjectWriter {
  public:
   virtual ~ObjectWriter() = default;

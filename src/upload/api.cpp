@@ -74,8 +74,8 @@ bool is_acceptable_media_type(std::string_view t) {
   return slash != std::string_view::npos && slash > 0 && slash + 1 < t.size() && t[slash + 1] != ';';
 }
 
-// One upload on its way into the store: the pending row, the writer, the
-// running SHA-256 and size, and the first bytes for sniffing.
+// One upload on its way into the store: the pending row, the writer (which
+// hashes what it stores), the size so far, and the first bytes for sniffing.
 class UploadInProgress {
  public:
   UploadInProgress(const Dependencies& deps, const auth::Principal& principal, std::string file_name,
@@ -109,7 +109,6 @@ class UploadInProgress {
                      "file exceeds the maximum upload size of " + std::to_string(deps_.limits.max_upload_bytes) + " bytes");
     }
     size_ += data.size();
-    sha_.update(data);
     if (sniff_head_.size() < util::kSniffBytes) {
       sniff_head_.append(data.data(), std::min(data.size(), util::kSniffBytes - sniff_head_.size()));
     }
@@ -118,14 +117,14 @@ class UploadInProgress {
 
   // Commits the object, then marks the row complete; returns the API's view.
   asio::awaitable<json::object> finish() {
-    const auto digest = sha_.finish();
-    record_.sha256 = util::to_hex(digest);
     record_.file_size = size_;
     if (record_.content_type.empty() || record_.content_type == "application/octet-stream") {
       record_.content_type = co_await util::run_blocking(deps_.blocking, [&] { return util::sniff_mime_type(sniff_head_); });
     }
-    co_await writer_->commit();
+    const auto committed = co_await writer_->commit();
     committed_ = true;
+    record_.sha256 = committed.sha256;
+    if (committed.size != size_) throw ApiError(errc::internal, "object store stored a different size");
     record_.completed_at = util::now_micros();
     const bool marked = co_await util::run_blocking(deps_.blocking, [&] { return deps_.metadata.mark_complete(record_); });
     if (!marked) throw ApiError(errc::conflict, "the upload was cancelled while it was being stored");
@@ -167,7 +166,6 @@ class UploadInProgress {
   std::string declared_type_;
   db::Upload record_;
   std::unique_ptr<storage::ObjectWriter> writer_;
-  util::Sha256 sha_;
   std::uint64_t size_ = 0;
   std::string sniff_head_;
   bool row_created_ = false;
