@@ -6,6 +6,7 @@
 
 #include <array>
 #include <atomic>
+#include <mutex>
 #include <cstdlib>
 #include <cerrno>
 #include <cstring>
@@ -99,14 +100,40 @@ struct OpenFile {
 using Completion =
     asio::experimental::concurrent_channel<void(boost::system::error_code, std::exception_ptr, AlignedBlock)>;
 
+// Where block writes report. The channel belongs to the writer (it lives on the
+// connection's io_context, which may be gone by the time an abandoned write
+// finishes); the mailbox, shared with the tasks, forgets it when the writer goes.
+struct Mailbox {
+  std::mutex mutex;
+  Completion* channel = nullptr;
+  void deliver(std::exception_ptr error, AlignedBlock block) {
+    std::lock_guard lock(mutex);
+    if (channel != nullptr) channel->try_send(boost::system::error_code{}, std::move(error), std::move(block));
+  }
+  void close() {
+    std::lock_guard lock(mutex);
+    channel = nullptr;
+  }
+};
+
 class LocalWriter final : public ObjectWriter {
  public:
   LocalWriter(std::shared_ptr<OpenFile> file, asio::thread_pool& blocking, asio::any_io_executor executor)
       : file_(std::move(file)),
         blocking_(blocking),
         hash_order_(asio::make_strand(blocking.get_executor())),
-        done_(std::make_shared<Completion>(executor, kMaxBlocksInFlight)),
-        filling_(make_block()) {}
+        done_(std::make_unique<Completion>(executor, kMaxBlocksInFlight)),
+        mailbox_(std::make_shared<Mailbox>()),
+        filling_(make_block()) {
+    mailbox_->channel = done_.get();
+  }
+
+  ~LocalWriter() override {
+    mailbox_->close();
+    // Unlink now rather than when the last block write in flight lets go of
+    // the file: nothing of an abandoned upload stays visible.
+    if (file_ && !file_->committed) ::unlink(file_->temp_path.c_str());
+  }
 
   asio::awaitable<void> write(std::span<const char> data) override {
     while (!data.empty()) {
@@ -164,11 +191,11 @@ class LocalWriter final : public ObjectWriter {
     offset_ += size;
     filled_ = 0;
     ++in_flight_;
-    // The tasks share what they touch (file, block, channel), so a writer
+    // The tasks share what they touch (file, block, mailbox), so a writer
     // destroyed mid-write leaves them safe to finish.
-    asio::post(hash_order_, [file = file_, done = done_, block, size, offset, &pool = blocking_]() mutable {
+    asio::post(hash_order_, [file = file_, mailbox = mailbox_, block, size, offset, &pool = blocking_]() mutable {
       file->sha256.update(std::string_view(block.get(), size));
-      asio::post(pool, [file = std::move(file), done = std::move(done), block = std::move(block), size, offset] {
+      asio::post(pool, [file = std::move(file), mailbox = std::move(mailbox), block = std::move(block), size, offset] {
         std::exception_ptr error;
         try {
           write_all(file->fd, block.get(), size, offset, file->temp_path);
@@ -180,7 +207,7 @@ class LocalWriter final : public ObjectWriter {
         } catch (...) {
           error = std::current_exception();
         }
-        done->try_send(boost::system::error_code{}, error, block);
+        mailbox->deliver(error, block);
       });
     });
     if (!free_blocks_.empty()) {
@@ -211,7 +238,8 @@ class LocalWriter final : public ObjectWriter {
   std::shared_ptr<OpenFile> file_;
   asio::thread_pool& blocking_;
   asio::strand<asio::thread_pool::executor_type> hash_order_;  // hashes blocks one at a time, in file order
-  std::shared_ptr<Completion> done_;
+  std::unique_ptr<Completion> done_;
+  std::shared_ptr<Mailbox> mailbox_;
   AlignedBlock filling_;
   std::vector<AlignedBlock> free_blocks_;
   std::size_t filled_ = 0;
