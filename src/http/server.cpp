@@ -95,12 +95,16 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   };
 
   Impl(asio::io_context& io, ServerOptions o, Handler h)
-      : io(io), options(std::move(o)), handler(std::move(h)), acceptor(asio::make_strand(io)) {}
+      : io(io), options(std::move(o)), handler(std::move(h)), acceptor(asio::make_strand(io)) {
+    access_log = spdlog::get("access");
+    if (!access_log) access_log = spdlog::default_logger();
+  }
 
   asio::io_context& io;
   ServerOptions options;
   Handler handler;
   tcp::acceptor acceptor;
+  std::shared_ptr<spdlog::logger> access_log;
   std::atomic<bool> stopping{false};
   std::mutex mutex;
   std::map<std::uint64_t, std::shared_ptr<Session>> sessions;
@@ -299,6 +303,7 @@ asio::awaitable<void> Server::Impl::run_session(tcp::socket socket) {
 
   beast::flat_buffer buffer;
   buffer.reserve(kReadBufferCapacity);
+  spdlog::debug("connection {} from {} opened", session_id, peer);
 
   while (!stopping) {
     ConnectionBody::Parser parser;
@@ -363,7 +368,7 @@ asio::awaitable<void> Server::Impl::run_session(tcp::socket socket) {
     // The path only: a query string may carry something a log should not.
     std::string_view target = header.target();
     target = target.substr(0, target.find('?'));
-    spdlog::get("access")->info("{} {} {} {} {} {:.1f}ms in={} user={} req={}", peer, header.method_string(), target,
+    access_log->info("{} {} {} {} {} {:.1f}ms in={} user={} req={}", peer, header.method_string(), target,
                                 client_gone ? 499u : res.result_int(), bytes_out, ms, body.bytes_read(),
                                 ctx.user_id ? std::to_string(*ctx.user_id) : "-", ctx.request_id);
     session->busy = false;
@@ -375,6 +380,7 @@ asio::awaitable<void> Server::Impl::run_session(tcp::socket socket) {
   }
   stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
   stream.socket().close(ignored);
+  spdlog::debug("connection {} from {} closed", session_id, peer);
 }
 
 asio::awaitable<void> Server::Impl::shutdown_sequence(std::function<void()> on_done) {

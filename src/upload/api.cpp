@@ -99,6 +99,7 @@ class UploadInProgress {
     record_.content_type = is_acceptable_media_type(declared_type_) ? declared_type_ : "";
     co_await util::run_blocking(deps_.blocking, [&] { deps_.metadata.create_pending(record_); });
     row_created_ = true;
+    spdlog::debug("upload {} started by user {}: key {}", record_.id, record_.user_id, record_.storage_key);
     const storage::ObjectMetadata metadata{record_.content_type, record_.file_name};
     writer_ = co_await deps_.store.open_writer(record_.storage_key, metadata);
   }
@@ -129,6 +130,7 @@ class UploadInProgress {
     const bool marked = co_await util::run_blocking(deps_.blocking, [&] { return deps_.metadata.mark_complete(record_); });
     if (!marked) throw ApiError(errc::conflict, "the upload was cancelled while it was being stored");
     completed_ = true;
+    spdlog::debug("upload {} complete: {} bytes, {}", record_.id, record_.file_size, record_.content_type);
     co_return json::object{
         {"file_id", record_.id},
         {"file_name", record_.file_name},

@@ -142,6 +142,26 @@ TEST_F(Uploads, KeepAliveConnectionServesSeveralUploads) {
   }
 }
 
+TEST_F(Uploads, PipelinedRequestsOnOneConnection) {
+  // Two uploads and a health check sent back to back before reading anything:
+  // each body must end exactly where the next request begins.
+  const auto a = ContentStream::make(70'000, 1), b = ContentStream::make(300'000, 2);
+  const std::string auth_line = "Authorization: Bearer " + token_ + "\r\n";
+  Connection c(server_->port());
+  c.send("PUT /upload/a.bin HTTP/1.1\r\nHost: x\r\n" + auth_line + "Content-Length: " + std::to_string(a.size()) +
+         "\r\n\r\n" + a + "PUT /upload/b.bin HTTP/1.1\r\nHost: x\r\n" + auth_line +
+         "Content-Length: " + std::to_string(b.size()) + "\r\n\r\n" + b + "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+  auto r = c.read_response();
+  ASSERT_TRUE(r);
+  expect_stored(*r, "a.bin", a.size(), util::sha256_hex(a));
+  r = c.read_response();
+  ASSERT_TRUE(r);
+  expect_stored(*r, "b.bin", b.size(), util::sha256_hex(b));
+  r = c.read_response();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+}
+
 TEST_F(Uploads, ExtraFormFieldsAreIgnored) {
   const auto content = ContentStream::make(5000, 8);
   const std::string b = Multipart::boundary;

@@ -104,3 +104,20 @@ TEST(Config, EverySettingHasAnEnvironmentVariableAndADescription) {
 
 }  // namespace
 }  // namespace s3up::config
+
+namespace s3up::config {
+namespace {
+
+// The README's configuration table is the front door: it must name every setting.
+TEST(Config, ReadmeTableListsEverySetting) {
+  std::ifstream in(std::string(S3UP_SOURCE_DIR) + "/README.md");
+  ASSERT_TRUE(in) << "README.md not found";
+  const std::string readme((std::istreambuf_iterator<char>(in)), {});
+  for (const auto& s : settings()) {
+    EXPECT_NE(readme.find("| `" + std::string(s.key) + "` | `" + std::string(s.env) + "` |"), std::string::npos)
+        << "README.md has no table row for " << s.key << " / " << s.env;
+  }
+}
+
+}  // namespace
+}  // namespace s3up::config
