@@ -197,6 +197,27 @@ void log_failure(const std::optional<UploadInProgress>& upload, std::exception_p
   }
 }
 
+// Runs an upload's steps (which emplace `upload` and finish it) and answers
+// 201; on any failure undoes whatever the upload created, then rethrows.
+// (The cleanup needs co_await, which a catch block cannot hold.)
+// `steps` must capture by reference only; see util/blocking.hpp for why.
+template <class Steps>
+asio::awaitable<http::Response> upload_or_undo(std::optional<UploadInProgress>& upload, Steps steps) {
+  std::exception_ptr error;
+  json::object result;
+  try {
+    result = co_await steps();
+  } catch (...) {
+    error = std::current_exception();
+  }
+  if (error) {
+    log_failure(upload, error);
+    if (upload) co_await upload->fail();
+    std::rethrow_exception(error);
+  }
+  co_return created(result);
+}
+
 }  // namespace
 
 bool is_acceptable_file_name(std::string_view name) {
@@ -257,9 +278,7 @@ asio::awaitable<http::Response> Api::upload_form(http::Request& request) {
   std::vector<http::MultipartParser::Event> events;
   std::optional<UploadInProgress> upload;
   bool in_file_part = false;
-  std::exception_ptr error;
-  json::object result;
-  try {
+  co_return co_await upload_or_undo(upload, [&]() -> asio::awaitable<json::object> {
     for (;;) {
       const auto chunk = co_await request.body.read_some();
       if (chunk.empty()) break;
@@ -283,16 +302,8 @@ asio::awaitable<http::Response> Api::upload_form(http::Request& request) {
     }
     if (auto ec = parser.finish()) throw ApiError(errc::invalid_multipart, ec.message());
     if (!upload) throw ApiError(errc::missing_file, "the form has no \"file\" field with a file name");
-    result = co_await upload->finish();
-  } catch (...) {
-    error = std::current_exception();
-  }
-  if (error) {
-    log_failure(upload, error);
-    if (upload) co_await upload->fail();
-    std::rethrow_exception(error);
-  }
-  co_return created(result);
+    co_return co_await upload->finish();
+  });
 }
 
 asio::awaitable<http::Response> Api::upload_raw(http::Request& request, std::string file_name) {
@@ -303,9 +314,7 @@ asio::awaitable<http::Response> Api::upload_raw(http::Request& request, std::str
     throw ApiError(errc::file_too_large, "file exceeds the maximum upload size of " + std::to_string(max) + " bytes");
   }
   std::optional<UploadInProgress> upload;
-  std::exception_ptr error;
-  json::object result;
-  try {
+  co_return co_await upload_or_undo(upload, [&]() -> asio::awaitable<json::object> {
     upload.emplace(deps_, principal, std::move(file_name), std::string(request.header[field::content_type]));
     co_await upload->begin();
     for (;;) {
@@ -313,16 +322,8 @@ asio::awaitable<http::Response> Api::upload_raw(http::Request& request, std::str
       if (chunk.empty()) break;
       co_await upload->write(chunk);
     }
-    result = co_await upload->finish();
-  } catch (...) {
-    error = std::current_exception();
-  }
-  if (error) {
-    log_failure(upload, error);
-    if (upload) co_await upload->fail();
-    std::rethrow_exception(error);
-  }
-  co_return created(result);
+    co_return co_await upload->finish();
+  });
 }
 
 }  // namespace s3up::upload

@@ -19,35 +19,40 @@ std::string lower_trimmed(std::string_view s) {
   return out;
 }
 
-// Splits "12.5gib" into 12.5 and "gib". Only digits and one '.' in the number.
-bool split_number(const std::string& s, double& number, std::uint64_t& integer, bool& is_integer,
-                  std::string& unit) {
+struct NumberWithUnit {
+  double number = 0;
+  std::uint64_t integer = 0;  // exact value when is_integer
+  bool is_integer = false;
+  std::string unit;  // lower-case, trimmed
+};
+
+// Splits "12.5 GiB" into 12.5 and "gib". Only digits and one '.' in the number.
+std::optional<NumberWithUnit> split_number(std::string_view text) {
+  const std::string s = lower_trimmed(text);
   std::size_t i = 0;
   while (i < s.size() && (std::isdigit(static_cast<unsigned char>(s[i])) || s[i] == '.')) ++i;
-  if (i == 0) return false;
+  if (i == 0) return std::nullopt;
   const std::string num = s.substr(0, i);
-  unit = lower_trimmed(s.substr(i));
-  if (std::count(num.begin(), num.end(), '.') > 1 || num == ".") return false;
-  is_integer = num.find('.') == std::string::npos;
-  if (is_integer) {
-    auto [p, ec] = std::from_chars(num.data(), num.data() + num.size(), integer);
-    if (ec != std::errc{} || p != num.data() + num.size()) return false;
-    number = static_cast<double>(integer);
+  if (std::count(num.begin(), num.end(), '.') > 1 || num == ".") return std::nullopt;
+  NumberWithUnit out;
+  out.unit = lower_trimmed(s.substr(i));
+  out.is_integer = num.find('.') == std::string::npos;
+  if (out.is_integer) {
+    auto [p, ec] = std::from_chars(num.data(), num.data() + num.size(), out.integer);
+    if (ec != std::errc{} || p != num.data() + num.size()) return std::nullopt;
+    out.number = static_cast<double>(out.integer);
   } else {
-    number = std::stod(num);
+    out.number = std::stod(num);
   }
-  return true;
+  return out;
 }
 
 }  // namespace
 
 std::optional<std::uint64_t> parse_size(std::string_view text) {
-  const std::string s = lower_trimmed(text);
-  double number = 0;
-  std::uint64_t integer = 0;
-  bool is_integer = false;
-  std::string unit;
-  if (!split_number(s, number, integer, is_integer, unit)) return std::nullopt;
+  const auto parsed = split_number(text);
+  if (!parsed) return std::nullopt;
+  const auto& [number, integer, is_integer, unit] = *parsed;
   std::uint64_t mult = 0;
   if (unit.empty() || unit == "b") mult = 1;
   else if (unit == "k" || unit == "kib") mult = 1ull << 10;
@@ -69,12 +74,9 @@ std::optional<std::uint64_t> parse_size(std::string_view text) {
 }
 
 std::optional<std::chrono::milliseconds> parse_duration(std::string_view text) {
-  const std::string s = lower_trimmed(text);
-  double number = 0;
-  std::uint64_t integer = 0;
-  bool is_integer = false;
-  std::string unit;
-  if (!split_number(s, number, integer, is_integer, unit)) return std::nullopt;
+  const auto parsed = split_number(text);
+  if (!parsed) return std::nullopt;
+  const auto& [number, integer, is_integer, unit] = *parsed;
   double ms_per_unit = 0;
   if (unit == "ms") ms_per_unit = 1;
   else if (unit.empty() || unit == "s") ms_per_unit = 1000;
