@@ -71,12 +71,21 @@ int serve(const config::Config& cfg) {
   asio::thread_pool blocking(cfg.blocking_threads);
   auto metadata = db::open_metadata_store(cfg.database, cfg.blocking_threads);
   if (cfg.migrate_on_start) metadata->migrate();
-  auto store = storage::open_object_store(cfg.storage, blocking);
+  asio::io_context io(static_cast<int>(cfg.threads));
+  storage::StoreSettings store_settings;
+  store_settings.url = cfg.storage;
+  store_settings.s3_endpoint = cfg.s3_endpoint;
+  store_settings.s3_region = cfg.s3_region;
+  store_settings.s3_force_path_style = cfg.s3_force_path_style;
+  store_settings.s3_ca_file = cfg.s3_ca_file;
+  store_settings.part_size = cfg.part_size;
+  store_settings.parts_in_flight = static_cast<int>(cfg.parts_in_flight);
+  store_settings.buffer_budget = cfg.buffer_budget;
+  auto store = storage::open_object_store(store_settings, io.get_executor(), blocking);
   auth::Authenticator authenticator(*metadata, blocking);
   upload::Api api(upload::Dependencies{*store, *metadata, authenticator, blocking,
                                        upload::Limits{cfg.max_upload_bytes}});
 
-  asio::io_context io(static_cast<int>(cfg.threads));
   http::ServerOptions options;
   options.endpoint = parse_listen(cfg.listen);
   options.header_timeout = cfg.header_timeout;

@@ -15,7 +15,7 @@ using namespace std::string_view_literals;
 
 const std::vector<SettingInfo> kSettings = {
     {"listen", "S3UP_LISTEN", "127.0.0.1:8080", "Address and port to listen on (host:port; port 0 picks a free one)."},
-    {"storage", "S3UP_STORAGE", "file://./data/objects", "Object store URL: file:///path (local disk)."},
+    {"storage", "S3UP_STORAGE", "file://./data/objects", "Object store URL: file:///path (local disk) or s3://bucket/prefix."},
     {"database", "S3UP_DATABASE", "sqlite://./data/s3uploader.db", "Metadata database URL: sqlite:///path."},
     {"max_upload_bytes", "S3UP_MAX_UPLOAD_BYTES", "5GiB", "Largest accepted file (bytes, or with a unit: 100MiB, 5GiB)."},
     {"threads", "S3UP_THREADS", "0", "I/O threads; 0 means one per CPU core."},
@@ -27,6 +27,13 @@ const std::vector<SettingInfo> kSettings = {
     {"debug", "DEBUG", "false", "Debug logging (true/false)."},
     {"migrate_on_start", "S3UP_MIGRATE", "true", "Apply database migrations when `serve` starts."},
     {"port_file", "S3UP_PORT_FILE", "", "If set, `serve` writes the port it bound to this file (useful with port 0)."},
+    {"s3_endpoint", "S3UP_S3_ENDPOINT", "", "S3 endpoint URL; else AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, else AWS for the region."},
+    {"s3_region", "AWS_REGION", "", "S3 region; else AWS_DEFAULT_REGION, else us-east-1."},
+    {"s3_force_path_style", "S3UP_S3_FORCE_PATH_STYLE", "false", "Path-style S3 addressing (automatic for IP and localhost endpoints)."},
+    {"s3_ca_file", "S3UP_S3_CA_FILE", "", "Extra CA bundle (PEM) to trust for the S3 endpoint."},
+    {"part_size", "S3UP_PART_SIZE", "8MiB", "S3 multipart part size (at least 5MiB; grown to fit 10,000 parts)."},
+    {"parts_in_flight", "S3UP_PARTS_IN_FLIGHT", "4", "S3 parts uploaded in parallel per upload."},
+    {"buffer_budget", "S3UP_BUFFER_BUDGET", "256MiB", "Memory for S3 part buffers across all uploads; uploads wait when it is spent."},
 };
 
 bool parse_bool(std::string_view v, bool& out) {
@@ -90,6 +97,22 @@ void apply(Config& c, std::string_view key, const std::string& value, std::strin
     c.migrate_on_start = boolean();
   } else if (key == "port_file") {
     c.port_file = value;
+  } else if (key == "s3_endpoint") {
+    c.s3_endpoint = value;
+  } else if (key == "s3_region") {
+    c.s3_region = value;
+  } else if (key == "s3_force_path_style") {
+    c.s3_force_path_style = boolean();
+  } else if (key == "s3_ca_file") {
+    c.s3_ca_file = value;
+  } else if (key == "part_size") {
+    c.part_size = size();
+    if (c.part_size < 5 * 1024 * 1024) throw bad("S3 parts are at least 5MiB");
+  } else if (key == "parts_in_flight") {
+    c.parts_in_flight = count();
+    if (c.parts_in_flight == 0) throw bad("at least 1");
+  } else if (key == "buffer_budget") {
+    c.buffer_budget = size();
   } else {
     throw ConfigError(fmt::format("{}: unknown setting '{}'", source, key));
   }
@@ -131,6 +154,22 @@ Config load(const Sources& sources) {
 
   for (const auto& [key, value] : sources.flags) apply(c, key, value, "flag --" + key);
 
+  // The AWS SDK conventions, where our own setting is not given.
+  if (c.s3_endpoint.empty()) {
+    for (const char* name : {"AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"}) {
+      if (const char* v = getenv(name); v != nullptr && *v != '\0') {
+        c.s3_endpoint = v;
+        break;
+      }
+    }
+  }
+  if (c.s3_region.empty()) {
+    const char* v = getenv("AWS_DEFAULT_REGION");
+    c.s3_region = v != nullptr && *v != '\0' ? v : "us-east-1";
+  }
+  if (c.storage.starts_with("s3://") && c.buffer_budget < c.part_size * 2) {
+    throw ConfigError("buffer_budget must hold at least two parts (part_size)");
+  }
   const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
   if (c.threads == 0) c.threads = cores;
   if (c.blocking_threads == 0) c.blocking_threads = std::max(4u, 2 * cores);
@@ -153,6 +192,13 @@ std::vector<std::pair<std::string, std::string>> describe(const Config& c) {
       {"debug", c.debug ? "true" : "false"},
       {"migrate_on_start", c.migrate_on_start ? "true" : "false"},
       {"port_file", c.port_file},
+      {"s3_endpoint", c.s3_endpoint},
+      {"s3_region", c.s3_region},
+      {"s3_force_path_style", c.s3_force_path_style ? "true" : "false"},
+      {"s3_ca_file", c.s3_ca_file},
+      {"part_size", std::to_string(c.part_size)},
+      {"parts_in_flight", std::to_string(c.parts_in_flight)},
+      {"buffer_budget", std::to_string(c.buffer_budget)},
   };
 }
 

@@ -28,6 +28,14 @@ struct Config {
   bool debug = false;
   bool migrate_on_start = true;
   std::string port_file;               // if set, the bound port is written here
+  // S3 (storage = s3://bucket/prefix)
+  std::string s3_endpoint;
+  std::string s3_region;
+  bool s3_force_path_style = false;
+  std::string s3_ca_file;
+  std::size_t part_size = 0;
+  unsigned parts_in_flight = 0;
+  std::size_t buffer_budget = 0;
 };
 
 struct SettingInfo {

@@ -1,19 +1,45 @@
 #include "storage/object_store.hpp"
 
+#include <algorithm>
+#include <cstdlib>
 #include <stdexcept>
 
 #include "storage/local/local_store.hpp"
+#include "storage/s3/s3_store.hpp"
 
 namespace s3up::storage {
 
-std::unique_ptr<ObjectStore> open_object_store(std::string_view url, boost::asio::thread_pool& blocking) {
+std::unique_ptr<ObjectStore> open_object_store(const StoreSettings& settings, boost::asio::any_io_executor executor,
+                                               boost::asio::thread_pool& blocking) {
+  const std::string_view url = settings.url;
   constexpr std::string_view file_scheme = "file://";
+  constexpr std::string_view s3_scheme = "s3://";
   if (url.starts_with(file_scheme)) {
     std::string path(url.substr(file_scheme.size()));
     if (path.empty()) throw std::invalid_argument("file URL has no path: " + std::string(url));
     return std::make_unique<LocalStore>(path, blocking);
   }
-  throw std::invalid_argument("unsupported storage URL (expected file://PATH): " + std::string(url));
+  if (url.starts_with(s3_scheme)) {
+    const std::string rest(url.substr(s3_scheme.size()));
+    const auto slash = rest.find('/');
+    s3::S3StoreOptions options;
+    options.client.bucket = rest.substr(0, slash);
+    if (options.client.bucket.empty()) throw std::invalid_argument("s3 URL has no bucket: " + std::string(url));
+    options.prefix = slash == std::string::npos ? "" : rest.substr(slash + 1);
+    options.client.endpoint = settings.s3_endpoint;
+    options.client.region = settings.s3_region;
+    options.client.force_path_style = settings.s3_force_path_style;
+    options.client.ca_file = settings.s3_ca_file;
+    options.part_size = settings.part_size;
+    options.parts_in_flight = std::max(1, settings.parts_in_flight);
+    const auto getenv = settings.getenv ? settings.getenv : [](const char* n) -> const char* { return std::getenv(n); };
+    auto credentials = s3::default_credentials_chain(getenv);
+    auto buffers = std::make_shared<BufferPool>(settings.buffer_budget);
+    return std::make_unique<s3::S3Store>(std::move(executor), std::move(options), std::move(credentials),
+                                         std::move(buffers), blocking);
+  }
+  throw std::invalid_argument("unsupported storage URL (expected file://PATH or s3://BUCKET/PREFIX): " +
+                              std::string(url));
 }
 
 bool is_valid_key(std::string_view key) {

@@ -11,6 +11,9 @@
 #include <string>
 #include <string_view>
 
+#include <functional>
+
+#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/thread_pool.hpp>
 
@@ -19,6 +22,7 @@ namespace s3up::storage {
 struct ObjectMetadata {
   std::string content_type;
   std::string file_name;  // the client's name, for Content-Disposition where the store keeps it
+  std::optional<std::uint64_t> size_hint;  // expected size if known (sizes S3 parts)
 };
 
 struct CommittedObject {
@@ -58,12 +62,33 @@ class ObjectStore {
                                                                             const ObjectMetadata& metadata) = 0;
   virtual boost::asio::awaitable<std::optional<ObjectInfo>> stat(const std::string& key) = 0;
   virtual boost::asio::awaitable<void> remove(const std::string& key) = 0;  // absent keys are not an error
+  // Up to `length` bytes from `offset` (fewer at the end, none past it).
+  // Throws ApiError(not_found) if there is no such object.
+  virtual boost::asio::awaitable<std::string> read(const std::string& key, std::uint64_t offset,
+                                                   std::size_t length) = 0;
   virtual std::string describe() const = 0;                           // for logs, no secrets
 };
 
-// "file:///abs/dir" or "file://./rel/dir". Throws std::invalid_argument for
-// anything else.
-std::unique_ptr<ObjectStore> open_object_store(std::string_view url, boost::asio::thread_pool& blocking);
+// How to reach the store named by a URL. S3 settings follow the AWS SDK
+// conventions where they exist (endpoint, region, credentials from the
+// environment or ~/.aws/credentials).
+struct StoreSettings {
+  std::string url;  // file:///abs/dir, file://./rel/dir, s3://bucket[/prefix]
+  std::string s3_endpoint;  // empty: AWS for the region
+  std::string s3_region = "us-east-1";
+  bool s3_force_path_style = false;
+  std::string s3_ca_file;
+  std::size_t part_size = 8 * 1024 * 1024;
+  int parts_in_flight = 4;
+  std::size_t buffer_budget = 256 * 1024 * 1024;
+  std::function<const char*(const char*)> getenv;  // for AWS_* credentials; std::getenv if empty
+};
+
+// Opens the backend named by settings.url. Throws std::invalid_argument for
+// an unknown scheme and std::runtime_error when S3 credentials are missing.
+// `executor` runs the store's network I/O (S3); `blocking` its disk and hashing work.
+std::unique_ptr<ObjectStore> open_object_store(const StoreSettings& settings, boost::asio::any_io_executor executor,
+                                               boost::asio::thread_pool& blocking);
 
 // Keys are made by the service ("u/<user id>/<file id>"), never from client
 // input; this guards the contract anyway: relative, no "." or ".." segments,

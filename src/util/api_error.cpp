@@ -25,6 +25,7 @@ Entry entry(errc e) {
     case errc::unsupported_media_type: return {"unsupported_media_type", 415};
     case errc::headers_too_large: return {"headers_too_large", 431};
     case errc::internal: return {"internal", 500};
+    case errc::storage_error: return {"storage_error", 502};
     case errc::storage_unavailable: return {"storage_unavailable", 503};
     case errc::database_unavailable: return {"database_unavailable", 503};
     case errc::shutting_down: return {"shutting_down", 503};

@@ -26,7 +26,8 @@ enum class errc {
   unsupported_media_type,  // 415
   headers_too_large,    // 431
   internal,             // 500
-  storage_unavailable,  // 503 the object store failed
+  storage_error,        // 502 the object store answered with an error
+  storage_unavailable,  // 503 the object store cannot be reached
   database_unavailable, // 503 the metadata store failed
   shutting_down,        // 503 the server is stopping
   insufficient_storage, // 507 the disk is full

@@ -308,4 +308,31 @@ asio::awaitable<void> LocalStore::remove(const std::string& key) {
   });
 }
 
+asio::awaitable<std::string> LocalStore::read(const std::string& key, std::uint64_t offset, std::size_t length) {
+  const auto path = path_of(key);
+  co_return co_await util::run_blocking(blocking_, [&] {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      if (errno == ENOENT) throw ApiError(errc::not_found, "no such object");
+      throw_errno(errno, "open", path);
+    }
+    std::string out(length, '\0');
+    std::size_t done = 0;
+    while (done < length) {
+      const ssize_t n = ::pread(fd, out.data() + done, length - done, static_cast<off_t>(offset + done));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) {
+        const int err = errno;
+        ::close(fd);
+        throw_errno(err, "read", path);
+      }
+      if (n == 0) break;
+      done += static_cast<std::size_t>(n);
+    }
+    ::close(fd);
+    out.resize(done);
+    return out;
+  });
+}
+
 }  // namespace s3up::storage

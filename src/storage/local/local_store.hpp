@@ -18,6 +18,7 @@ class LocalStore final : public ObjectStore {
   boost::asio::awaitable<std::unique_ptr<ObjectWriter>> open_writer(const std::string& key, const ObjectMetadata& metadata) override;
   boost::asio::awaitable<std::optional<ObjectInfo>> stat(const std::string& key) override;
   boost::asio::awaitable<void> remove(const std::string& key) override;
+  boost::asio::awaitable<std::string> read(const std::string& key, std::uint64_t offset, std::size_t length) override;
   std::string describe() const override { return "file://" + root_.string(); }
 
   std::filesystem::path path_of(std::string_view key) const;

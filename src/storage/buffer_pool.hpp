@@ -1,0 +1,65 @@
+#pragma once
+// The global budget for upload buffers. A writer takes a buffer before it
+// fills it and gives it back when its part is stored; when the budget is spent,
+// acquire() waits, the writer stops taking bytes, its connection stops reading
+// the socket, and TCP pushes back on the client. Memory is bounded by the
+// budget, not by file sizes or the number of clients.
+#include <cstddef>
+#include <deque>
+#include <memory>
+#include <mutex>
+
+#include <boost/asio/any_completion_handler.hpp>
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+
+namespace s3up::storage {
+
+class BufferPool : public std::enable_shared_from_this<BufferPool> {
+ public:
+  explicit BufferPool(std::size_t budget_bytes) : budget_(budget_bytes), available_(budget_bytes) {}
+
+  // Memory counted against the budget; returned when destroyed.
+  class Buffer {
+   public:
+    Buffer() = default;
+    Buffer(Buffer&&) noexcept = default;
+    Buffer& operator=(Buffer&&) noexcept = default;
+    ~Buffer();
+    char* data() const { return data_.get(); }
+    std::size_t capacity() const { return capacity_; }
+    explicit operator bool() const { return data_ != nullptr; }
+
+   private:
+    friend class BufferPool;
+    struct Free {
+      void operator()(char* p) const;
+    };
+    std::unique_ptr<char, Free> data_;
+    std::size_t capacity_ = 0;
+    std::shared_ptr<BufferPool> pool_;
+  };
+
+  // Waits (first come, first served) until `bytes` of the budget are free.
+  // Throws std::length_error if `bytes` exceeds the whole budget.
+  boost::asio::awaitable<Buffer> acquire(std::size_t bytes);
+
+  std::size_t budget() const { return budget_; }
+  std::size_t available() const;
+
+ private:
+  boost::asio::awaitable<void> reserve(std::size_t bytes);
+  void release(std::size_t bytes);
+
+  struct Waiter {
+    std::size_t bytes;
+    boost::asio::any_io_executor executor;  // where the waiting coroutine resumes
+    boost::asio::any_completion_handler<void()> handler;
+  };
+  const std::size_t budget_;
+  mutable std::mutex mutex_;
+  std::size_t available_;
+  std::deque<Waiter> waiters_;
+};
+
+}  // namespace s3up::storage

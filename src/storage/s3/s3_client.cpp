@@ -1,0 +1,300 @@
+#include "storage/s3/s3_client.hpp"
+
+#include <openssl/ssl.h>
+
+#include <random>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/host_name_verification.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/span_body.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/write.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
+#include <boost/url/parse.hpp>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "storage/s3/s3_xml.hpp"
+#include "util/crypto.hpp"
+
+namespace s3up::storage::s3 {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+// Error bodies and XML answers are small; object bodies are not read here.
+constexpr std::uint64_t kMaxResponseBody = 16 * 1024 * 1024;
+constexpr auto kBackoffBase = 100ms;
+constexpr auto kBackoffCap = 5s;
+
+bool is_ip_or_localhost(const std::string& host) {
+  if (host == "localhost") return true;
+  boost::system::error_code ec;
+  asio::ip::make_address(host, ec);
+  return !ec;
+}
+
+bool retryable(const Response& r) {
+  if (r.status >= 500) return true;
+  if (r.status == 400 || r.status == 503) {
+    if (auto e = parse_error(r.body)) return e->code == "RequestTimeout" || e->code == "SlowDown";
+  }
+  return false;
+}
+
+std::chrono::milliseconds backoff(int attempt) {
+  // Full jitter (AWS Architecture Blog, "Exponential Backoff And Jitter").
+  thread_local std::mt19937 rng{std::random_device{}()};
+  const auto cap = std::min<std::chrono::milliseconds>(kBackoffCap, kBackoffBase * (1 << std::min(attempt, 10)));
+  return std::chrono::milliseconds(std::uniform_int_distribution<std::int64_t>(0, cap.count())(rng));
+}
+
+}  // namespace
+
+std::string Response::header(std::string_view name) const {
+  for (const auto& [k, v] : headers) {
+    if (k == name) return v;
+  }
+  return "";
+}
+
+struct Client::TlsContext {
+  asio::ssl::context ctx{asio::ssl::context::tls_client};
+};
+
+struct Client::Connection {
+  std::unique_ptr<beast::tcp_stream> plain;
+  std::unique_ptr<beast::ssl_stream<beast::tcp_stream>> tls;
+  beast::flat_buffer buffer;
+  beast::tcp_stream& lowest() { return tls ? beast::get_lowest_layer(*tls) : *plain; }
+};
+
+Client::Client(asio::any_io_executor executor, ClientOptions options, std::shared_ptr<CredentialsProvider> credentials)
+    : executor_(std::move(executor)), options_(std::move(options)), credentials_(std::move(credentials)) {
+  if (options_.endpoint.empty()) options_.endpoint = "https://s3." + options_.region + ".amazonaws.com";
+  auto url = boost::urls::parse_absolute_uri(options_.endpoint);
+  if (!url) throw std::invalid_argument("S3 endpoint is not a URL: " + options_.endpoint);
+  tls_ = url->scheme() == "https";
+  if (!tls_ && url->scheme() != "http") throw std::invalid_argument("S3 endpoint must be http:// or https://");
+  endpoint_host_ = url->host();
+  endpoint_port_ = url->has_port() ? std::string(url->port()) : (tls_ ? "443" : "80");
+  path_style_ = options_.force_path_style || is_ip_or_localhost(endpoint_host_) ||
+                options_.bucket.find('.') != std::string::npos;  // dotted buckets break TLS host names
+  if (tls_) {
+    tls_context_ = std::make_unique<TlsContext>();
+    tls_context_->ctx.set_default_verify_paths();
+    if (!options_.ca_file.empty()) tls_context_->ctx.load_verify_file(options_.ca_file);
+    tls_context_->ctx.set_verify_mode(asio::ssl::verify_peer);
+  }
+}
+
+Client::~Client() = default;
+
+Client::Target Client::target_for(const std::string& key) const {
+  const bool default_port = endpoint_port_ == (tls_ ? "443" : "80");
+  const std::string host_port = default_port ? endpoint_host_ : endpoint_host_ + ":" + endpoint_port_;
+  if (path_style_) return {host_port, "/" + options_.bucket + (key.empty() ? "" : "/" + key)};
+  return {options_.bucket + "." + host_port, "/" + key};
+}
+
+std::unique_ptr<Client::Connection> Client::take_idle() {
+  std::lock_guard lock(mutex_);
+  if (idle_.empty()) return nullptr;
+  auto c = std::move(idle_.back());
+  idle_.pop_back();
+  return c;
+}
+
+void Client::give_back(std::unique_ptr<Connection> c) {
+  std::lock_guard lock(mutex_);
+  if (idle_.size() < options_.max_idle_connections) idle_.push_back(std::move(c));
+}
+
+asio::awaitable<std::unique_ptr<Client::Connection>> Client::connect() {
+  const std::string host = path_style_ ? endpoint_host_ : options_.bucket + "." + endpoint_host_;
+  tcp::resolver resolver(executor_);
+  auto [rec, results] = co_await resolver.async_resolve(host, endpoint_port_, use_tuple);
+  if (rec) throw ConnectionFailure(fmt::format("resolving {}: {}", host, rec.message()));
+  auto c = std::make_unique<Connection>();
+  c->buffer.reserve(64 * 1024);
+  if (tls_) {
+    c->tls = std::make_unique<beast::ssl_stream<beast::tcp_stream>>(executor_, tls_context_->ctx);
+    if (!SSL_set_tlsext_host_name(c->tls->native_handle(), host.c_str())) {
+      throw ConnectionFailure("TLS: cannot set SNI host name");
+    }
+    c->tls->set_verify_callback(asio::ssl::host_name_verification(host));
+  } else {
+    c->plain = std::make_unique<beast::tcp_stream>(executor_);
+  }
+  c->lowest().expires_after(options_.connect_timeout);
+  auto [cec, ep] = co_await c->lowest().async_connect(results, use_tuple);
+  if (cec) throw ConnectionFailure(fmt::format("connecting to {}:{}: {}", host, endpoint_port_, cec.message()));
+  c->lowest().socket().set_option(tcp::no_delay(true));
+  if (tls_) {
+    auto [hec] = co_await c->tls->async_handshake(asio::ssl::stream_base::client, use_tuple);
+    if (hec) throw ConnectionFailure(fmt::format("TLS handshake with {}: {}", host, hec.message()));
+  }
+  co_return c;
+}
+
+namespace {
+
+struct ExchangeResult {
+  Response response;
+  bool reusable = false;
+};
+
+template <class Stream>
+asio::awaitable<ExchangeResult> exchange(Stream& stream, beast::tcp_stream& lowest, beast::flat_buffer& buffer,
+                                         http::request<http::span_body<const char>>& req, bool expect_continue,
+                                         bool head, std::chrono::milliseconds timeout) {
+  ExchangeResult out;
+  http::response_parser<http::string_body> parser;
+  parser.body_limit(kMaxResponseBody);
+  if (head) parser.skip(true);
+  bool body_sent = true;
+
+  lowest.expires_after(timeout);
+  if (expect_continue && req.body().size() > 0) {
+    req.set(http::field::expect, "100-continue");
+    http::request_serializer<http::span_body<const char>> sr(req);
+    auto [wec, wn] = co_await http::async_write_header(stream, sr, use_tuple);
+    if (wec) throw ConnectionFailure("sending request headers: " + wec.message());
+    http::response_parser<http::empty_body> interim;
+    auto [iec, in] = co_await http::async_read_header(stream, buffer, interim, use_tuple);
+    if (iec) throw ConnectionFailure("waiting for 100 Continue: " + iec.message());
+    if (interim.get().result() == http::status::continue_) {
+      lowest.expires_after(timeout);
+      auto [bec, bn] = co_await http::async_write(stream, sr, use_tuple);
+      if (bec) throw ConnectionFailure("sending request body: " + bec.message());
+    } else {
+      // A final answer instead of 100 (403, 400, ...): the body was never sent,
+      // so the connection cannot carry another request. Its own body, if any,
+      // is read below from where the interim parser stopped: re-parse it whole.
+      body_sent = false;
+      out.response.status = interim.get().result_int();
+      for (const auto& f : interim.get()) {
+        std::string name(f.name_string());
+        for (auto& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+        out.response.headers.emplace_back(std::move(name), std::string(f.value()));
+      }
+      if (!interim.is_done()) {
+        http::response_parser<http::string_body> rest{std::move(interim)};
+        rest.body_limit(kMaxResponseBody);
+        auto [rec, rn] = co_await http::async_read(stream, buffer, rest, use_tuple);
+        if (!rec) out.response.body = std::move(rest.get().body());
+      }
+      co_return out;
+    }
+  } else {
+    auto [wec, wn] = co_await http::async_write(stream, req, use_tuple);
+    if (wec) throw ConnectionFailure("sending request: " + wec.message());
+  }
+
+  lowest.expires_after(timeout);
+  auto [rec, rn] = co_await http::async_read(stream, buffer, parser, use_tuple);
+  if (rec) throw ConnectionFailure("reading response: " + rec.message());
+  auto& res = parser.get();
+  out.response.status = res.result_int();
+  for (const auto& f : res) {
+    std::string name(f.name_string());
+    for (auto& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    out.response.headers.emplace_back(std::move(name), std::string(f.value()));
+  }
+  out.response.body = std::move(res.body());
+  out.reusable = body_sent && res.keep_alive();
+  co_return out;
+}
+
+}  // namespace
+
+asio::awaitable<Response> Client::attempt(const Request& request, const std::string& payload_hash) {
+  const auto target = target_for(request.key);
+  const Credentials creds = co_await credentials_->get();
+  SignableRequest signable{request.method, target.path, request.query, request.headers, payload_hash};
+  signable.headers.emplace_back("host", target.host);
+  const auto signed_request = sign(signable, creds, SigningContext{options_.region, "s3", std::chrono::system_clock::now()});
+
+  std::string path_and_query = uri_encode(target.path, false);
+  for (std::size_t i = 0; i < request.query.size(); ++i) {
+    path_and_query += (i == 0 ? "?" : "&") + uri_encode(request.query[i].first, true);
+    if (!request.query[i].second.empty()) path_and_query += "=" + uri_encode(request.query[i].second, true);
+  }
+  http::request<http::span_body<const char>> req{http::string_to_verb(request.method), path_and_query, 11};
+  req.set(http::field::host, target.host);
+  req.set(http::field::user_agent, "s3uploader");
+  for (const auto& [k, v] : request.headers) req.set(k, v);
+  for (const auto& [k, v] : signed_request.headers) req.set(k, v);
+  req.body() = request.body;
+  req.keep_alive(true);
+  req.prepare_payload();
+  if (request.body.empty() && (request.method == "PUT" || request.method == "POST")) {
+    req.set(http::field::content_length, "0");
+  }
+
+  auto conn = take_idle();
+  if (!conn) conn = co_await connect();
+  const bool head = request.method == "HEAD";
+  ExchangeResult result;
+  if (conn->tls) {
+    result = co_await exchange(*conn->tls, conn->lowest(), conn->buffer, req, request.expect_continue, head,
+                               options_.request_timeout);
+  } else {
+    result = co_await exchange(*conn->plain, conn->lowest(), conn->buffer, req, request.expect_continue, head,
+                               options_.request_timeout);
+  }
+  if (result.reusable) give_back(std::move(conn));
+  co_return std::move(result.response);
+}
+
+asio::awaitable<Response> Client::send(const Request& request) {
+  const std::string payload_hash = request.payload_hash.empty()
+                                       ? util::sha256_hex(std::string_view(request.body.data(), request.body.size()))
+                                       : request.payload_hash;
+  std::string last_problem;
+  for (int attempt_no = 0; attempt_no < options_.max_attempts; ++attempt_no) {
+    if (attempt_no > 0) {
+      asio::steady_timer timer(executor_, backoff(attempt_no));
+      co_await timer.async_wait(use_tuple);
+    }
+    std::optional<Response> response;
+    try {
+      response = co_await attempt(request, payload_hash);
+    } catch (const ConnectionFailure& e) {
+      last_problem = e.what();
+      spdlog::warn("s3 {} {}: {} (attempt {} of {})", request.method, request.key.empty() ? "/" : request.key,
+                   last_problem, attempt_no + 1, options_.max_attempts);
+      continue;
+    }
+    if (!retryable(*response) || attempt_no + 1 == options_.max_attempts) co_return std::move(*response);
+    last_problem = fmt::format("HTTP {}", response->status);
+    spdlog::warn("s3 {} {}: {} (attempt {} of {})", request.method, request.key.empty() ? "/" : request.key,
+                 last_problem, attempt_no + 1, options_.max_attempts);
+  }
+  throw ConnectionFailure(last_problem);
+}
+
+asio::awaitable<std::string> Client::presign(std::string method, std::string key, std::chrono::seconds expires) {
+  const auto target = target_for(key);
+  const Credentials creds = co_await credentials_->get();
+  SignableRequest signable{method, target.path, {}, {{"host", target.host}}, ""};
+  const auto query =
+      presign_query(signable, creds, SigningContext{options_.region, "s3", std::chrono::system_clock::now()}, expires);
+  co_return fmt::format("{}://{}{}?{}", tls_ ? "https" : "http", target.host, uri_encode(target.path, false), query);
+}
+
+}  // namespace s3up::storage::s3

@@ -1,0 +1,403 @@
+#include "storage/s3/s3_store.hpp"
+
+#include <algorithm>
+#include <mutex>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/concurrent_channel.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "util/api_error.hpp"
+#include "util/blocking.hpp"
+#include "util/crypto.hpp"
+
+namespace s3up::storage::s3 {
+
+namespace asio = boost::asio;
+
+namespace {
+
+// Turns a failed S3 answer into one of the few errors the HTTP layer knows,
+// with a log line that says what happened (never a secret).
+[[noreturn]] void fail(std::string_view op, const std::string& key, const Response& r) {
+  const auto e = parse_error(r.body);
+  const std::string code = e ? e->code : "";
+  const std::string message = e ? e->message : "";
+  if (r.status == 403 || code == "AccessDenied" || code == "SignatureDoesNotMatch" || code == "InvalidAccessKeyId") {
+    spdlog::error("s3 {} {}: access denied ({} {}): check the credentials, the region and the bucket policy", op, key,
+                  code, message);
+    throw ApiError(errc::internal, "the object store refused access");
+  }
+  spdlog::error("s3 {} {}: HTTP {} {} {}", op, key, r.status, code, message);
+  if (r.status >= 500) throw ApiError(errc::storage_unavailable, "the object store is unavailable");
+  throw ApiError(errc::storage_error, "the object store answered with an error");
+}
+
+asio::awaitable<Response> send(Client& client, const Request& request, std::string_view op) {
+  try {
+    co_return co_await client.send(request);
+  } catch (const ConnectionFailure& e) {
+    spdlog::error("s3 {} {}: store unreachable: {}", op, request.key, e.what());
+    throw ApiError(errc::storage_unavailable, "the object store cannot be reached");
+  }
+}
+
+std::string_view view(const char* data, std::size_t size) { return {data, size}; }
+
+using Done = asio::experimental::concurrent_channel<void(boost::system::error_code)>;
+
+// What a writer shares with its part uploads in flight (and with the abort
+// that runs if the writer is dropped unfinished).
+struct MultipartState {
+  std::shared_ptr<Client> client;
+  std::string key;  // in the bucket
+  std::string upload_id;
+  util::Sha256 whole;  // the object's SHA-256, fed part by part in order on the hash strand
+  std::mutex mutex;
+  std::vector<CompletedPart> parts;
+  std::exception_ptr failure;
+  Done done;  // one message per finished part upload
+  MultipartState(std::shared_ptr<Client> c, std::string k, const asio::any_io_executor& executor,
+                 std::size_t max_in_flight)
+      : client(std::move(c)), key(std::move(k)), done(executor, max_in_flight) {}
+};
+
+struct PartJob {
+  std::shared_ptr<MultipartState> state;
+  BufferPool::Buffer buffer;
+  std::size_t size = 0;
+  int number = 0;
+  asio::thread_pool* blocking = nullptr;
+};
+
+asio::awaitable<void> upload_part(std::shared_ptr<PartJob> job) {
+  auto& state = *job->state;
+  // Runs first on the hash strand, in the order parts were sealed, before any
+  // suspension: the object's hash sees the parts in file order.
+  state.whole.update(view(job->buffer.data(), job->size));
+  // The part's own hash (signed as x-amz-content-sha256, checked by the store)
+  // is computed in parallel with other parts on the blocking pool.
+  const std::string part_hash = co_await util::run_blocking(
+      *job->blocking, [&] { return util::sha256_hex(view(job->buffer.data(), job->size)); });
+  Request r;
+  r.method = "PUT";
+  r.key = state.key;
+  r.query = {{"partNumber", std::to_string(job->number)}, {"uploadId", state.upload_id}};
+  r.body = std::span<const char>(job->buffer.data(), job->size);
+  r.payload_hash = part_hash;
+  r.expect_continue = true;
+  const auto res = co_await send(*state.client, r, "UploadPart");
+  if (res.status != 200) fail("UploadPart", state.key, res);
+  const std::string etag = res.header("etag");
+  if (etag.empty()) throw ApiError(errc::storage_error, "UploadPart answered without an ETag");
+  std::lock_guard lock(state.mutex);
+  state.parts.push_back({job->number, etag});
+}
+
+asio::awaitable<void> abort_upload(Client& client, const std::string& key, const std::string& upload_id) {
+  Request r;
+  r.method = "DELETE";
+  r.key = key;
+  r.query = {{"uploadId", upload_id}};
+  const auto res = co_await send(client, r, "AbortMultipartUpload");
+  if (res.status != 204 && res.status != 200 && res.status != 404) fail("AbortMultipartUpload", key, res);
+}
+
+class S3Writer final : public ObjectWriter {
+ public:
+  S3Writer(std::shared_ptr<Client> client, std::string key, ObjectMetadata metadata, std::size_t part_size,
+           int parts_in_flight, std::shared_ptr<BufferPool> buffers, asio::thread_pool& blocking)
+      : client_(std::move(client)),
+        key_(std::move(key)),
+        metadata_(std::move(metadata)),
+        part_size_(part_size),
+        parts_in_flight_(parts_in_flight),
+        buffers_(std::move(buffers)),
+        blocking_(blocking),
+        hash_order_(asio::make_strand(blocking.get_executor())) {}
+
+  ~S3Writer() override {
+    if (finished_ || !state_) return;
+    // Dropped unfinished (a bug path or a cancelled connection): abort in the
+    // background once the parts in flight are done, so no multipart upload is
+    // left behind.
+    auto state = state_;
+    const int in_flight = in_flight_;
+    asio::co_spawn(
+        state->done.get_executor(),
+        [state, in_flight]() -> asio::awaitable<void> {
+          for (int i = 0; i < in_flight; ++i) co_await state->done.async_receive(asio::use_awaitable);
+          co_await abort_upload(*state->client, state->key, state->upload_id);
+          spdlog::info("s3: aborted abandoned multipart upload of {}", state->key);
+        },
+        [](std::exception_ptr e) {
+          if (e) spdlog::error("s3: aborting an abandoned multipart upload failed");
+        });
+  }
+
+  std::string store_upload_id() const override { return state_ ? state_->upload_id : std::string(); }
+
+  asio::awaitable<void> write(std::span<const char> data) override {
+    while (!data.empty()) {
+      if (buffer_ && filled_ == part_size_) co_await seal_part();  // only once more bytes exist: see commit()
+      if (!buffer_) buffer_ = co_await buffers_->acquire(part_size_);
+      const std::size_t n = std::min(data.size(), part_size_ - filled_);
+      std::memcpy(buffer_.data() + filled_, data.data(), n);
+      filled_ += n;
+      size_ += n;
+      data = data.subspan(n);
+    }
+  }
+
+  asio::awaitable<CommittedObject> commit() override {
+    if (!state_) co_return co_await put_single();
+    if (filled_ > 0) co_await seal_part();  // the last part may be smaller than the others
+    co_await wait_all();
+    if (state_->failure) {
+      co_await abort();
+      std::rethrow_exception(state_->failure);
+    }
+    auto parts = state_->parts;
+    std::sort(parts.begin(), parts.end(), [](const auto& a, const auto& b) { return a.number < b.number; });
+    const std::string body = complete_multipart_body(parts);
+    Request r;
+    r.method = "POST";
+    r.key = state_->key;
+    r.query = {{"uploadId", state_->upload_id}};
+    r.headers = {{"content-type", "application/xml"}};
+    r.body = std::span<const char>(body.data(), body.size());
+    const auto res = co_await send(*client_, r, "CompleteMultipartUpload");
+    // S3 may answer 200 and still report an error in the body.
+    if (res.status != 200 || parse_error(res.body)) {
+      co_await abort();
+      fail("CompleteMultipartUpload", state_->key, res);
+    }
+    finished_ = true;
+    co_return CommittedObject{size_, util::to_hex(state_->whole.finish()), parse_complete_etag(res.body).value_or("")};
+  }
+
+  asio::awaitable<void> abort() override {
+    if (finished_) co_return;
+    finished_ = true;
+    buffer_ = {};
+    if (!state_) co_return;
+    co_await wait_all();
+    try {
+      co_await abort_upload(*client_, state_->key, state_->upload_id);
+    } catch (const std::exception& e) {
+      spdlog::error("s3: abort of multipart upload of {} failed: {}", state_->key, e.what());
+      throw;
+    }
+  }
+
+ private:
+  std::vector<Header> object_headers() const {
+    std::vector<Header> h;
+    h.emplace_back("content-type", metadata_.content_type.empty() ? "application/octet-stream" : metadata_.content_type);
+    if (!metadata_.file_name.empty()) h.emplace_back("content-disposition", content_disposition(metadata_.file_name));
+    return h;
+  }
+
+  // Smaller than one part: one PutObject, whose payload hash is the object's.
+  asio::awaitable<CommittedObject> put_single() {
+    const char* data = buffer_ ? buffer_.data() : "";
+    const std::string sha = co_await util::run_blocking(blocking_, [&] { return util::sha256_hex(view(data, filled_)); });
+    Request r;
+    r.method = "PUT";
+    r.key = key_;
+    r.headers = object_headers();
+    r.body = std::span<const char>(data, filled_);
+    r.payload_hash = sha;
+    r.expect_continue = filled_ > 0;
+    const auto res = co_await send(*client_, r, "PutObject");
+    if (res.status != 200) fail("PutObject", key_, res);
+    finished_ = true;
+    buffer_ = {};
+    co_return CommittedObject{size_, sha, res.header("etag")};
+  }
+
+  asio::awaitable<void> start_multipart() {
+    Request r;
+    r.method = "POST";
+    r.key = key_;
+    r.query = {{"uploads", ""}};
+    r.headers = object_headers();
+    const auto res = co_await send(*client_, r, "CreateMultipartUpload");
+    if (res.status != 200) fail("CreateMultipartUpload", key_, res);
+    auto id = parse_upload_id(res.body);
+    if (!id) throw ApiError(errc::storage_error, "CreateMultipartUpload answered without an UploadId");
+    const asio::any_io_executor executor = co_await asio::this_coro::executor;
+    state_ = std::make_shared<MultipartState>(client_, key_, executor, static_cast<std::size_t>(parts_in_flight_) + 1);
+    state_->upload_id = *id;
+  }
+
+  asio::awaitable<void> seal_part() {
+    if (!state_) co_await start_multipart();
+    if (state_->failure) std::rethrow_exception(state_->failure);
+    while (in_flight_ >= parts_in_flight_) co_await wait_one();
+    if (state_->failure) std::rethrow_exception(state_->failure);
+    if (next_part_ >= static_cast<int>(kMaxParts)) throw ApiError(errc::file_too_large, "more than 10,000 parts");
+    auto job = std::make_shared<PartJob>();
+    job->state = state_;
+    job->buffer = std::move(buffer_);
+    job->size = filled_;
+    job->number = ++next_part_;
+    job->blocking = &blocking_;
+    filled_ = 0;
+    ++in_flight_;
+    auto state = state_;
+    asio::co_spawn(hash_order_, upload_part(std::move(job)), [state](std::exception_ptr e) {
+      if (e) {
+        std::lock_guard lock(state->mutex);
+        if (!state->failure) state->failure = e;
+      }
+      state->done.try_send(boost::system::error_code{});
+    });
+  }
+
+  asio::awaitable<void> wait_one() {
+    co_await state_->done.async_receive(asio::use_awaitable);
+    --in_flight_;
+  }
+
+  asio::awaitable<void> wait_all() {
+    while (in_flight_ > 0) co_await wait_one();
+  }
+
+  std::shared_ptr<Client> client_;
+  std::string key_;
+  ObjectMetadata metadata_;
+  std::size_t part_size_;
+  int parts_in_flight_;
+  std::shared_ptr<BufferPool> buffers_;
+  asio::thread_pool& blocking_;
+  asio::strand<asio::thread_pool::executor_type> hash_order_;
+  std::shared_ptr<MultipartState> state_;  // once the multipart upload exists
+  BufferPool::Buffer buffer_;
+  std::size_t filled_ = 0;
+  std::uint64_t size_ = 0;
+  int next_part_ = 0;
+  int in_flight_ = 0;
+  bool finished_ = false;
+};
+
+}  // namespace
+
+std::size_t choose_part_size(std::size_t configured, std::optional<std::uint64_t> size_hint) {
+  std::size_t part = std::max(configured, kMinPartSize);
+  if (size_hint && *size_hint / part >= kMaxParts) {
+    constexpr std::uint64_t MiB = 1024 * 1024;
+    const std::uint64_t needed = (*size_hint + kMaxParts - 1) / kMaxParts;
+    part = static_cast<std::size_t>((needed + MiB - 1) / MiB * MiB);
+  }
+  return std::min(part, kMaxPartSize);
+}
+
+std::string content_disposition(std::string_view file_name) {
+  std::string ascii;
+  for (unsigned char c : file_name) {
+    ascii.push_back(c < 0x20 || c >= 0x7f || c == '"' || c == '\\' ? '_' : static_cast<char>(c));
+  }
+  return "attachment; filename=\"" + ascii + "\"; filename*=UTF-8''" + uri_encode(file_name, true);
+}
+
+S3Store::S3Store(asio::any_io_executor executor, S3StoreOptions options, std::shared_ptr<CredentialsProvider> credentials,
+                 std::shared_ptr<BufferPool> buffers, asio::thread_pool& blocking)
+    : options_(std::move(options)),
+      client_(std::make_shared<Client>(std::move(executor), options_.client, std::move(credentials))),
+      buffers_(std::move(buffers)),
+      blocking_(blocking) {
+  if (!options_.prefix.empty() && options_.prefix.back() != '/') options_.prefix.push_back('/');
+}
+
+std::string S3Store::describe() const {
+  return fmt::format("s3://{}/{} ({}, {} style)", options_.client.bucket, options_.prefix, client_->options().endpoint,
+                     client_->path_style() ? "path" : "virtual-hosted");
+}
+
+asio::awaitable<std::unique_ptr<ObjectWriter>> S3Store::open_writer(const std::string& key,
+                                                                    const ObjectMetadata& metadata) {
+  if (!is_valid_key(key)) throw ApiError(errc::internal, "invalid object key");
+  const std::size_t part = choose_part_size(options_.part_size, metadata.size_hint);
+  if (part > buffers_->budget()) throw ApiError(errc::internal, "the buffer budget is smaller than one part");
+  co_return std::make_unique<S3Writer>(client_, bucket_key(key), metadata, part, options_.parts_in_flight, buffers_,
+                                       blocking_);
+}
+
+asio::awaitable<std::optional<ObjectInfo>> S3Store::stat(const std::string& key) {
+  Request r;
+  r.method = "HEAD";
+  r.key = bucket_key(key);
+  const auto res = co_await send(*client_, r, "HeadObject");
+  if (res.status == 404) co_return std::nullopt;
+  if (res.status != 200) fail("HeadObject", r.key, res);
+  co_return ObjectInfo{std::stoull(res.header("content-length").empty() ? "0" : res.header("content-length")),
+                       res.header("etag")};
+}
+
+asio::awaitable<void> S3Store::remove(const std::string& key) {
+  Request r;
+  r.method = "DELETE";
+  r.key = bucket_key(key);
+  const auto res = co_await send(*client_, r, "DeleteObject");
+  if (res.status != 204 && res.status != 200 && res.status != 404) fail("DeleteObject", r.key, res);
+}
+
+asio::awaitable<std::string> S3Store::read(const std::string& key, std::uint64_t offset, std::size_t length) {
+  if (length == 0) co_return std::string();
+  Request r;
+  r.method = "GET";
+  r.key = bucket_key(key);
+  r.headers = {{"range", fmt::format("bytes={}-{}", offset, offset + length - 1)}};
+  auto res = co_await send(*client_, r, "GetObject");
+  if (res.status == 404) throw ApiError(errc::not_found, "no such object");
+  if (res.status == 416) co_return std::string();  // offset past the end
+  if (res.status != 206 && res.status != 200) fail("GetObject", r.key, res);
+  if (res.status == 200 && (offset > 0 || res.body.size() > length)) {  // a store that ignored Range
+    res.body = offset < res.body.size() ? res.body.substr(offset, length) : std::string();
+  }
+  co_return std::move(res.body);
+}
+
+asio::awaitable<std::vector<std::string>> S3Store::list_keys() {
+  Request r;
+  r.method = "GET";
+  r.query = {{"list-type", "2"}, {"prefix", options_.prefix}};
+  const auto res = co_await send(*client_, r, "ListObjectsV2");
+  if (res.status != 200) fail("ListObjectsV2", options_.prefix, res);
+  co_return parse_list_object_keys(res.body);
+}
+
+asio::awaitable<void> S3Store::create_bucket() {
+  Request r;
+  r.method = "PUT";
+  const auto res = co_await send(*client_, r, "CreateBucket");
+  if (res.status == 200) co_return;
+  const auto e = parse_error(res.body);
+  if (e && (e->code == "BucketAlreadyOwnedByYou" || e->code == "BucketAlreadyExists")) co_return;
+  fail("CreateBucket", options_.client.bucket, res);
+}
+
+asio::awaitable<std::vector<MultipartUploadEntry>> S3Store::list_multipart_uploads() {
+  Request r;
+  r.method = "GET";
+  r.query = {{"uploads", ""}, {"prefix", options_.prefix}};
+  const auto res = co_await send(*client_, r, "ListMultipartUploads");
+  if (res.status != 200) fail("ListMultipartUploads", options_.prefix, res);
+  co_return parse_list_multipart_uploads(res.body);
+}
+
+asio::awaitable<void> S3Store::abort_multipart_upload(const std::string& bucket_key, const std::string& upload_id) {
+  co_await abort_upload(*client_, bucket_key, upload_id);
+}
+
+asio::awaitable<std::string> S3Store::presign_get(const std::string& key, std::chrono::seconds ttl) {
+  co_return co_await client_->presign("GET", bucket_key(key), ttl);
+}
+
+}  // namespace s3up::storage::s3

@@ -1,0 +1,72 @@
+#pragma once
+// The S3 object store: objects under s3://bucket/prefix, uploaded as a single
+// PutObject when smaller than one part, else as a multipart upload with equal
+// parts, up to K in flight, each part's memory taken from the global
+// BufferPool before it fills.
+#include <memory>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/thread_pool.hpp>
+
+#include "storage/buffer_pool.hpp"
+#include "storage/object_store.hpp"
+#include "storage/s3/s3_client.hpp"
+#include "storage/s3/s3_xml.hpp"
+
+namespace s3up::storage::s3 {
+
+// "Each part must be at least 5 MB in size, except the last part." (S3 API, UploadPart)
+inline constexpr std::size_t kMinPartSize = 5 * 1024 * 1024;
+// "Part numbers can be any number from 1 to 10,000, inclusive."
+inline constexpr std::uint64_t kMaxParts = 10'000;
+// "5 GiB" maximum part size.
+inline constexpr std::size_t kMaxPartSize = 5ull * 1024 * 1024 * 1024;
+
+struct S3StoreOptions {
+  ClientOptions client;
+  std::string prefix;                     // key prefix inside the bucket, "" or ending in '/'
+  std::size_t part_size = 8 * 1024 * 1024;
+  int parts_in_flight = 4;
+};
+
+// The part size for an object: the configured one, never below the S3
+// minimum, grown (to whole MiB) so an object of `size_hint` bytes fits in
+// 10,000 parts.
+std::size_t choose_part_size(std::size_t configured, std::optional<std::uint64_t> size_hint);
+
+// RFC 6266 Content-Disposition for a client's file name: an ASCII fallback
+// and the exact name as RFC 8187 filename*.
+std::string content_disposition(std::string_view file_name);
+
+class S3Store final : public ObjectStore {
+ public:
+  S3Store(boost::asio::any_io_executor executor, S3StoreOptions options,
+          std::shared_ptr<CredentialsProvider> credentials, std::shared_ptr<BufferPool> buffers,
+          boost::asio::thread_pool& blocking);
+
+  boost::asio::awaitable<std::unique_ptr<ObjectWriter>> open_writer(const std::string& key,
+                                                                    const ObjectMetadata& metadata) override;
+  boost::asio::awaitable<std::optional<ObjectInfo>> stat(const std::string& key) override;
+  boost::asio::awaitable<void> remove(const std::string& key) override;
+  boost::asio::awaitable<std::string> read(const std::string& key, std::uint64_t offset, std::size_t length) override;
+  std::string describe() const override;
+
+  // For clean-up and tests: multipart uploads in progress under the prefix,
+  // and aborting one.
+  boost::asio::awaitable<std::vector<MultipartUploadEntry>> list_multipart_uploads();
+  boost::asio::awaitable<std::vector<std::string>> list_keys();  // under the prefix (first 1,000)
+  boost::asio::awaitable<void> create_bucket();                  // for tests and first runs; exists is fine
+  boost::asio::awaitable<void> abort_multipart_upload(const std::string& bucket_key, const std::string& upload_id);
+  boost::asio::awaitable<std::string> presign_get(const std::string& key, std::chrono::seconds ttl);
+
+  std::string bucket_key(const std::string& key) const { return options_.prefix + key; }
+  const std::shared_ptr<Client>& client() const { return client_; }
+
+ private:
+  S3StoreOptions options_;
+  std::shared_ptr<Client> client_;
+  std::shared_ptr<BufferPool> buffers_;
+  boost::asio::thread_pool& blocking_;
+};
+
+}  // namespace s3up::storage::s3

@@ -1,0 +1,79 @@
+#include "storage/s3/s3_xml.hpp"
+
+#include <pugixml.hpp>
+
+namespace s3up::storage::s3 {
+namespace {
+
+bool load(pugi::xml_document& doc, std::string_view body) {
+  return !body.empty() && doc.load_buffer(body.data(), body.size(), pugi::parse_default, pugi::encoding_utf8);
+}
+
+std::string escape(std::string_view s) {
+  std::string out;
+  for (char c : s) {
+    switch (c) {
+      case '&': out += "&amp;"; break;
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '"': out += "&quot;"; break;
+      default: out.push_back(c);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+std::optional<S3Error> parse_error(std::string_view body) {
+  pugi::xml_document doc;
+  if (!load(doc, body)) return std::nullopt;
+  const auto e = doc.child("Error");
+  if (!e) return std::nullopt;
+  return S3Error{e.child_value("Code"), e.child_value("Message"), e.child_value("RequestId")};
+}
+
+std::optional<std::string> parse_upload_id(std::string_view body) {
+  pugi::xml_document doc;
+  if (!load(doc, body)) return std::nullopt;
+  std::string id = doc.child("InitiateMultipartUploadResult").child_value("UploadId");
+  if (id.empty()) return std::nullopt;
+  return id;
+}
+
+std::optional<std::string> parse_complete_etag(std::string_view body) {
+  pugi::xml_document doc;
+  if (!load(doc, body)) return std::nullopt;
+  const auto r = doc.child("CompleteMultipartUploadResult");
+  if (!r) return std::nullopt;
+  return std::string(r.child_value("ETag"));
+}
+
+std::string complete_multipart_body(const std::vector<CompletedPart>& parts) {
+  std::string out = "<CompleteMultipartUpload xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">";
+  for (const auto& p : parts) {
+    out += "<Part><PartNumber>" + std::to_string(p.number) + "</PartNumber><ETag>" + escape(p.etag) + "</ETag></Part>";
+  }
+  out += "</CompleteMultipartUpload>";
+  return out;
+}
+
+std::vector<MultipartUploadEntry> parse_list_multipart_uploads(std::string_view body) {
+  std::vector<MultipartUploadEntry> out;
+  pugi::xml_document doc;
+  if (!load(doc, body)) return out;
+  for (auto u : doc.child("ListMultipartUploadsResult").children("Upload")) {
+    out.push_back({u.child_value("Key"), u.child_value("UploadId")});
+  }
+  return out;
+}
+
+std::vector<std::string> parse_list_object_keys(std::string_view body) {
+  std::vector<std::string> out;
+  pugi::xml_document doc;
+  if (!load(doc, body)) return out;
+  for (auto c : doc.child("ListBucketResult").children("Contents")) out.emplace_back(c.child_value("Key"));
+  return out;
+}
+
+}  // namespace s3up::storage::s3

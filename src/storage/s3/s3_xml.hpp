@@ -1,0 +1,42 @@
+#pragma once
+// The few S3 XML documents the client reads and writes (pugixml).
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace s3up::storage::s3 {
+
+struct S3Error {
+  std::string code;        // "NoSuchKey", "SlowDown", "AccessDenied", ...
+  std::string message;
+  std::string request_id;
+};
+
+// An <Error> document, or nullopt if the body is not one. S3 can answer 200 OK
+// to CompleteMultipartUpload and still put an <Error> in the body.
+std::optional<S3Error> parse_error(std::string_view body);
+
+// InitiateMultipartUploadResult/UploadId
+std::optional<std::string> parse_upload_id(std::string_view body);
+
+// CompleteMultipartUploadResult/ETag
+std::optional<std::string> parse_complete_etag(std::string_view body);
+
+struct CompletedPart {
+  int number;
+  std::string etag;
+};
+std::string complete_multipart_body(const std::vector<CompletedPart>& parts);
+
+struct MultipartUploadEntry {
+  std::string key;
+  std::string upload_id;
+};
+// ListMultipartUploadsResult/Upload entries
+std::vector<MultipartUploadEntry> parse_list_multipart_uploads(std::string_view body);
+
+// ListBucketResult/Contents/Key (ListObjectsV2)
+std::vector<std::string> parse_list_object_keys(std::string_view body);
+
+}  // namespace s3up::storage::s3
