@@ -82,7 +82,11 @@ class MetadataStore {
   virtual void create_pending(const Upload& upload) = 0;
   virtual bool mark_complete(const Upload& upload) = 0;  // size, type, sha256, completed_at
   virtual bool mark_failed(std::string_view upload_id, Micros now) = 0;
+  virtual void set_store_upload_id(std::string_view upload_id, std::string_view store_upload_id) = 0;
   virtual std::optional<Upload> get_upload(std::string_view upload_id) = 0;
+  // Pending uploads created before `created_before`, oldest first: after a
+  // crash, the ones whose process died (the janitor cleans them up).
+  virtual std::vector<Upload> stale_pending(Micros created_before, std::int64_t limit) = 0;
   virtual std::int64_t count_uploads(UploadStatus status) = 0;
 };
 

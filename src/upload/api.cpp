@@ -79,8 +79,8 @@ bool is_acceptable_media_type(std::string_view t) {
 class UploadInProgress {
  public:
   UploadInProgress(const Dependencies& deps, const auth::Principal& principal, std::string file_name,
-                   std::string declared_type)
-      : deps_(deps), declared_type_(std::move(declared_type)) {
+                   std::string declared_type, std::optional<std::uint64_t> size_hint)
+      : deps_(deps), declared_type_(std::move(declared_type)), size_hint_(size_hint) {
     record_.user_id = principal.user_id;
     record_.file_name = std::move(file_name);
   }
@@ -100,7 +100,7 @@ class UploadInProgress {
     co_await util::run_blocking(deps_.blocking, [&] { deps_.metadata.create_pending(record_); });
     row_created_ = true;
     spdlog::debug("upload {} started by user {}: key {}", record_.id, record_.user_id, record_.storage_key);
-    const storage::ObjectMetadata metadata{record_.content_type, record_.file_name};
+    const storage::ObjectMetadata metadata{record_.content_type, record_.file_name, size_hint_};
     writer_ = co_await deps_.store.open_writer(record_.storage_key, metadata);
   }
 
@@ -114,6 +114,7 @@ class UploadInProgress {
       sniff_head_.append(data.data(), std::min(data.size(), util::kSniffBytes - sniff_head_.size()));
     }
     co_await writer_->write(data);
+    if (!store_upload_id_recorded_) co_await record_store_upload_id();
   }
 
   // Commits the object, then marks the row complete; returns the API's view.
@@ -164,8 +165,19 @@ class UploadInProgress {
   const std::string& id() const { return record_.id; }
 
  private:
+  // A multipart upload in the store now exists (once the first part is sent):
+  // its id goes on the pending row, so a clean-up after a crash can abort it.
+  asio::awaitable<void> record_store_upload_id() {
+    const std::string id = writer_->store_upload_id();
+    if (id.empty()) co_return;
+    store_upload_id_recorded_ = true;
+    co_await util::run_blocking(deps_.blocking, [&] { deps_.metadata.set_store_upload_id(record_.id, id); });
+  }
+
   const Dependencies& deps_;
   std::string declared_type_;
+  std::optional<std::uint64_t> size_hint_;
+  bool store_upload_id_recorded_ = false;
   db::Upload record_;
   std::unique_ptr<storage::ObjectWriter> writer_;
   std::uint64_t size_ = 0;
@@ -289,7 +301,7 @@ asio::awaitable<http::Response> Api::upload_form(http::Request& request) {
           // The first part named "file" that carries a file name is the file;
           // other form fields are read past and ignored.
           if (!upload && ev.part.name == "file" && ev.part.filename && !ev.part.filename->empty()) {
-            upload.emplace(deps_, principal, *ev.part.filename, ev.part.content_type);
+            upload.emplace(deps_, principal, *ev.part.filename, ev.part.content_type, request.body.content_length());
             co_await upload->begin();
             in_file_part = true;
           }
@@ -315,7 +327,8 @@ asio::awaitable<http::Response> Api::upload_raw(http::Request& request, std::str
   }
   std::optional<UploadInProgress> upload;
   co_return co_await upload_or_undo(upload, [&]() -> asio::awaitable<json::object> {
-    upload.emplace(deps_, principal, std::move(file_name), std::string(request.header[field::content_type]));
+    upload.emplace(deps_, principal, std::move(file_name), std::string(request.header[field::content_type]),
+                   request.body.content_length());
     co_await upload->begin();
     for (;;) {
       const auto chunk = co_await request.body.read_some();

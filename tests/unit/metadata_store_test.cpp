@@ -126,10 +126,29 @@ TEST_P(MetadataStoreContract, UploadLifecyclePendingToFailed) {
   const auto alice = store_->create_user("alice", false);
   const auto u = pending_upload(alice.id);
   store_->create_pending(u);
+  store_->set_store_upload_id(u.id, "2~multipart-upload-id");
+  EXPECT_EQ(store_->get_upload(u.id)->store_upload_id, "2~multipart-upload-id");
   EXPECT_TRUE(store_->mark_failed(u.id, util::now_micros()));
   EXPECT_FALSE(store_->mark_complete(u));
   EXPECT_EQ(store_->get_upload(u.id)->status, UploadStatus::failed);
   EXPECT_FALSE(store_->get_upload(util::uuid_v7()));
+}
+
+TEST_P(MetadataStoreContract, StalePendingListsOldPendingRowsOldestFirst) {
+  const auto alice = store_->create_user("alice", false);
+  auto old1 = pending_upload(alice.id), old2 = pending_upload(alice.id), fresh = pending_upload(alice.id),
+       done = pending_upload(alice.id);
+  old1.created_at = 1000;
+  old2.created_at = 2000;
+  done.created_at = 500;
+  fresh.created_at = util::now_micros();
+  for (const auto* u : {&old2, &fresh, &old1, &done}) store_->create_pending(*u);
+  EXPECT_TRUE(store_->mark_complete(done));
+  const auto stale = store_->stale_pending(10'000, 100);
+  ASSERT_EQ(stale.size(), 2u);
+  EXPECT_EQ(stale[0].id, old1.id);
+  EXPECT_EQ(stale[1].id, old2.id);
+  EXPECT_EQ(store_->stale_pending(10'000, 1).size(), 1u);
 }
 
 TEST_P(MetadataStoreContract, HostileFileNamesRoundTripVerbatim) {

@@ -305,11 +305,14 @@ bool SqliteStore::mark_failed(std::string_view upload_id, Micros now) {
   return s.changes() > 0;
 }
 
-std::optional<Upload> SqliteStore::get_upload(std::string_view upload_id) {
+void SqliteStore::set_store_upload_id(std::string_view upload_id, std::string_view store_upload_id) {
   auto c = acquire();
-  Statement s(*c, "getUpload");
-  s.bind(upload_id);
-  if (!s.step()) return std::nullopt;
+  Statement s(*c, "setStoreUploadId");
+  s.bind(upload_id, store_upload_id).run();
+}
+
+namespace {
+Upload read_upload(const Statement& s) {
   Upload u;
   u.id = s.text(0);
   u.user_id = s.i64(1);
@@ -323,6 +326,24 @@ std::optional<Upload> SqliteStore::get_upload(std::string_view upload_id) {
   u.created_at = s.i64(9);
   u.completed_at = s.opt_i64(10);
   return u;
+}
+}  // namespace
+
+std::optional<Upload> SqliteStore::get_upload(std::string_view upload_id) {
+  auto c = acquire();
+  Statement s(*c, "getUpload");
+  s.bind(upload_id);
+  if (!s.step()) return std::nullopt;
+  return read_upload(s);
+}
+
+std::vector<Upload> SqliteStore::stale_pending(Micros created_before, std::int64_t limit) {
+  auto c = acquire();
+  Statement s(*c, "stalePending");
+  s.bind(created_before, limit);
+  std::vector<Upload> out;
+  while (s.step()) out.push_back(read_upload(s));
+  return out;
 }
 
 std::int64_t SqliteStore::count_uploads(UploadStatus status) {

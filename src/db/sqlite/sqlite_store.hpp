@@ -32,7 +32,9 @@ class SqliteStore final : public MetadataStore {
   void create_pending(const Upload& upload) override;
   bool mark_complete(const Upload& upload) override;
   bool mark_failed(std::string_view upload_id, Micros now) override;
+  void set_store_upload_id(std::string_view upload_id, std::string_view store_upload_id) override;
   std::optional<Upload> get_upload(std::string_view upload_id) override;
+  std::vector<Upload> stale_pending(Micros created_before, std::int64_t limit) override;
   std::int64_t count_uploads(UploadStatus status) override;
 
   struct Connection {

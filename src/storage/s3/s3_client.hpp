@@ -69,6 +69,7 @@ class Client : public std::enable_shared_from_this<Client> {
   boost::asio::awaitable<std::string> presign(std::string method, std::string key, std::chrono::seconds expires);
 
   const ClientOptions& options() const { return options_; }
+  const boost::asio::any_io_executor& executor() const { return executor_; }
   bool path_style() const { return path_style_; }
 
  private:

@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <mutex>
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/experimental/concurrent_channel.hpp>
 #include <boost/asio/strand.hpp>
@@ -108,6 +110,34 @@ asio::awaitable<void> abort_upload(Client& client, const std::string& key, const
   if (res.status != 204 && res.status != 200 && res.status != 404) fail("AbortMultipartUpload", key, res);
 }
 
+// When an abort fails (the store is down), keep trying in the background with
+// growing pauses for a while: a multipart upload left behind costs storage
+// until someone aborts it. A crash in the meantime is covered by the upload id
+// on the pending row.
+void abort_eventually(std::shared_ptr<Client> client, std::string key, std::string upload_id) {
+  auto executor = client->executor();
+  asio::co_spawn(
+      executor,
+      [client = std::move(client), key = std::move(key), upload_id = std::move(upload_id)]() -> asio::awaitable<void> {
+        auto pause = std::chrono::seconds(1);
+        constexpr auto kMaxPause = std::chrono::seconds(60);
+        constexpr int kRounds = 30;  // about 25 minutes with the pauses capped at a minute
+        for (int round = 0; round < kRounds; ++round) {
+          asio::steady_timer timer(client->executor(), pause);
+          co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+          pause = std::min(pause * 2, std::chrono::duration_cast<std::chrono::seconds>(kMaxPause));
+          try {
+            co_await abort_upload(*client, key, upload_id);
+            spdlog::info("s3: aborted multipart upload of {} after the store came back", key);
+            co_return;
+          } catch (const std::exception&) {
+          }
+        }
+        spdlog::error("s3: gave up aborting multipart upload {} of {}; the janitor will retry", upload_id, key);
+      },
+      asio::detached);
+}
+
 class S3Writer final : public ObjectWriter {
  public:
   S3Writer(std::shared_ptr<Client> client, std::string key, ObjectMetadata metadata, std::size_t part_size,
@@ -135,8 +165,8 @@ class S3Writer final : public ObjectWriter {
           co_await abort_upload(*state->client, state->key, state->upload_id);
           spdlog::info("s3: aborted abandoned multipart upload of {}", state->key);
         },
-        [](std::exception_ptr e) {
-          if (e) spdlog::error("s3: aborting an abandoned multipart upload failed");
+        [state](std::exception_ptr e) {
+          if (e) abort_eventually(state->client, state->key, state->upload_id);
         });
   }
 
@@ -190,8 +220,9 @@ class S3Writer final : public ObjectWriter {
     try {
       co_await abort_upload(*client_, state_->key, state_->upload_id);
     } catch (const std::exception& e) {
-      spdlog::error("s3: abort of multipart upload of {} failed: {}", state_->key, e.what());
-      throw;
+      spdlog::warn("s3: abort of multipart upload of {} failed ({}); retrying in the background", state_->key,
+                   e.what());
+      abort_eventually(client_, state_->key, state_->upload_id);
     }
   }
 

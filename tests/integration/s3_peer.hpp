@@ -1,0 +1,46 @@
+#pragma once
+// The S3 peer as tests see it: the radosgw that scripts/test starts
+// (S3UP_TEST_S3_* in the environment), a bucket of the test's own, and what
+// is in it.
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/thread_pool.hpp>
+
+#include "storage/s3/s3_store.hpp"
+
+namespace s3up::test {
+
+class S3Peer {
+ public:
+  // Creates a fresh bucket named after the test. Throws if the peer's
+  // environment is missing: these tests must run, not skip.
+  S3Peer();
+  ~S3Peer();
+
+  // Environment for a ServerProcess storing into this bucket.
+  std::map<std::string, std::string> server_env() const;
+
+  std::vector<storage::s3::MultipartUploadEntry> multipart_uploads();
+  std::optional<std::uint64_t> object_size(const std::string& key);  // key as the service names it (u/...)
+  std::string object_sha256(const std::string& key);                  // read back in ranges and hashed
+
+  // Stops and starts the radosgw process (the cluster under it keeps running).
+  void stop_gateway();
+  void start_gateway();
+
+ private:
+  template <class T>
+  T run(boost::asio::awaitable<T> op);
+
+  std::string endpoint_, access_key_, secret_key_, ceph_conf_, bucket_;
+  boost::asio::io_context io_;
+  boost::asio::thread_pool pool_{2};
+  std::unique_ptr<storage::s3::S3Store> store_;
+};
+
+}  // namespace s3up::test
