@@ -17,12 +17,46 @@ namespace asio = boost::asio;
 // 4096-aligned, so the same memory can be written with O_DIRECT.
 constexpr std::size_t kAlignment = 4096;
 
-void BufferPool::Buffer::Free::operator()(char* p) const { std::free(p); }
-
 BufferPool::Buffer::~Buffer() {
-  const std::size_t bytes = capacity_;
-  data_.reset();  // free first, then let a waiter allocate
-  if (pool_ && bytes > 0) pool_->release(bytes);
+  if (!pool_) return;
+  pool_->recycle(data_.release(), capacity_);  // memory first, then let a waiter have the budget
+  pool_->release(capacity_);
+}
+
+BufferPool::~BufferPool() {
+  for (auto& [size, p] : cache_) std::free(p);
+}
+
+char* BufferPool::allocate(std::size_t bytes) {
+  {
+    std::lock_guard lock(mutex_);
+    for (std::size_t i = 0; i < cache_.size(); ++i) {
+      if (cache_[i].first == bytes) {
+        char* p = cache_[i].second;
+        cached_bytes_ -= bytes;
+        cache_[i] = cache_.back();
+        cache_.pop_back();
+        return p;
+      }
+    }
+  }
+  const std::size_t rounded = (bytes + kAlignment - 1) / kAlignment * kAlignment;
+  auto* p = static_cast<char*>(std::aligned_alloc(kAlignment, rounded == 0 ? kAlignment : rounded));
+  if (p == nullptr) throw std::bad_alloc();
+  return p;
+}
+
+void BufferPool::recycle(char* data, std::size_t bytes) {
+  if (data == nullptr) return;
+  {
+    std::lock_guard lock(mutex_);
+    if (cached_bytes_ + bytes <= cache_limit_) {
+      cache_.emplace_back(bytes, data);
+      cached_bytes_ += bytes;
+      return;
+    }
+  }
+  std::free(data);
 }
 
 std::size_t BufferPool::available() const {
@@ -69,10 +103,7 @@ asio::awaitable<BufferPool::Buffer> BufferPool::acquire(std::size_t bytes) {
   Buffer b;
   b.pool_ = shared_from_this();
   b.capacity_ = bytes;
-  const std::size_t rounded = (bytes + kAlignment - 1) / kAlignment * kAlignment;
-  auto* p = static_cast<char*>(std::aligned_alloc(kAlignment, rounded == 0 ? kAlignment : rounded));
-  if (p == nullptr) throw std::bad_alloc();  // ~Buffer returns the reservation
-  b.data_.reset(p);
+  b.data_.reset(allocate(bytes));  // on bad_alloc, ~Buffer returns the reservation
   co_return b;
 }
 

@@ -8,6 +8,8 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <utility>
+#include <vector>
 
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/any_io_executor.hpp>
@@ -17,7 +19,11 @@ namespace s3up::storage {
 
 class BufferPool : public std::enable_shared_from_this<BufferPool> {
  public:
-  explicit BufferPool(std::size_t budget_bytes) : budget_(budget_bytes), available_(budget_bytes) {}
+  explicit BufferPool(std::size_t budget_bytes)
+      : budget_(budget_bytes), available_(budget_bytes), cache_limit_(budget_bytes / 4) {}
+  ~BufferPool();
+  BufferPool(const BufferPool&) = delete;
+  BufferPool& operator=(const BufferPool&) = delete;
 
   // Memory counted against the budget; returned when destroyed.
   class Buffer {
@@ -33,7 +39,7 @@ class BufferPool : public std::enable_shared_from_this<BufferPool> {
    private:
     friend class BufferPool;
     struct Free {
-      void operator()(char* p) const;
+      void operator()(char*) const {}  // the pool takes the memory back in ~Buffer
     };
     std::unique_ptr<char, Free> data_;
     std::size_t capacity_ = 0;
@@ -50,6 +56,8 @@ class BufferPool : public std::enable_shared_from_this<BufferPool> {
  private:
   boost::asio::awaitable<void> reserve(std::size_t bytes);
   void release(std::size_t bytes);
+  char* allocate(std::size_t bytes);
+  void recycle(char* data, std::size_t bytes);
 
   struct Waiter {
     std::size_t bytes;
@@ -60,6 +68,12 @@ class BufferPool : public std::enable_shared_from_this<BufferPool> {
   mutable std::mutex mutex_;
   std::size_t available_;
   std::deque<Waiter> waiters_;
+  // Freed buffers kept for reuse, up to a quarter of the budget: fresh memory
+  // costs a page fault per 4 KiB on first touch, which on a VM costs more than
+  // the copy into it. Cached memory stays resident; the cap bounds that.
+  const std::size_t cache_limit_;
+  std::size_t cached_bytes_ = 0;
+  std::vector<std::pair<std::size_t, char*>> cache_;
 };
 
 }  // namespace s3up::storage

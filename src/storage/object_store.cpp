@@ -36,7 +36,7 @@ std::unique_ptr<ObjectStore> open_object_store(const StoreSettings& settings, bo
     auto credentials = s3::default_credentials_chain(getenv);
     auto buffers = std::make_shared<BufferPool>(settings.buffer_budget);
     return std::make_unique<s3::S3Store>(std::move(executor), std::move(options), std::move(credentials),
-                                         std::move(buffers), blocking);
+                                         std::move(buffers));
   }
   throw std::invalid_argument("unsupported storage URL (expected file://PATH or s3://BUCKET/PREFIX): " +
                               std::string(url));

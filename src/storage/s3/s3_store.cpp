@@ -15,7 +15,6 @@
 #include <spdlog/spdlog.h>
 
 #include "util/api_error.hpp"
-#include "util/blocking.hpp"
 #include "util/crypto.hpp"
 
 namespace s3up::storage::s3 {
@@ -59,7 +58,6 @@ struct MultipartState {
   std::shared_ptr<Client> client;
   std::string key;  // in the bucket
   std::string upload_id;
-  util::Sha256 whole;  // the object's SHA-256, fed part by part in order on the hash strand
   std::mutex mutex;
   std::vector<CompletedPart> parts;
   std::exception_ptr failure;
@@ -74,29 +72,25 @@ struct PartJob {
   BufferPool::Buffer buffer;
   std::size_t size = 0;
   int number = 0;
-  asio::thread_pool* blocking = nullptr;
+  std::string sha256;  // of this part: signed as x-amz-content-sha256, so the store checks every byte
 };
 
 asio::awaitable<void> upload_part(std::shared_ptr<PartJob> job) {
   auto& state = *job->state;
-  // Runs first on the hash strand, in the order parts were sealed, before any
-  // suspension: the object's hash sees the parts in file order.
-  state.whole.update(view(job->buffer.data(), job->size));
-  // The part's own hash (signed as x-amz-content-sha256, checked by the store)
-  // is computed in parallel with other parts on the blocking pool.
-  const std::string part_hash = co_await util::run_blocking(
-      *job->blocking, [&] { return util::sha256_hex(view(job->buffer.data(), job->size)); });
+  const auto started = std::chrono::steady_clock::now();
   Request r;
   r.method = "PUT";
   r.key = state.key;
   r.query = {{"partNumber", std::to_string(job->number)}, {"uploadId", state.upload_id}};
   r.body = std::span<const char>(job->buffer.data(), job->size);
-  r.payload_hash = part_hash;
+  r.payload_hash = job->sha256;
   r.expect_continue = true;
   const auto res = co_await send(*state.client, r, "UploadPart");
   if (res.status != 200) fail("UploadPart", state.key, res);
   const std::string etag = res.header("etag");
   if (etag.empty()) throw ApiError(errc::storage_error, "UploadPart answered without an ETag");
+  spdlog::debug("s3 {} part {}: {} bytes sent in {} ms", state.key, job->number, job->size,
+                std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count());
   std::lock_guard lock(state.mutex);
   state.parts.push_back({job->number, etag});
 }
@@ -141,15 +135,13 @@ void abort_eventually(std::shared_ptr<Client> client, std::string key, std::stri
 class S3Writer final : public ObjectWriter {
  public:
   S3Writer(std::shared_ptr<Client> client, std::string key, ObjectMetadata metadata, std::size_t part_size,
-           int parts_in_flight, std::shared_ptr<BufferPool> buffers, asio::thread_pool& blocking)
+           int parts_in_flight, std::shared_ptr<BufferPool> buffers)
       : client_(std::move(client)),
         key_(std::move(key)),
         metadata_(std::move(metadata)),
         part_size_(part_size),
         parts_in_flight_(parts_in_flight),
-        buffers_(std::move(buffers)),
-        blocking_(blocking),
-        hash_order_(asio::make_strand(blocking.get_executor())) {}
+        buffers_(std::move(buffers)) {}
 
   ~S3Writer() override {
     if (finished_ || !state_) return;
@@ -178,6 +170,10 @@ class S3Writer final : public ObjectWriter {
       if (!buffer_) buffer_ = co_await buffers_->acquire(part_size_);
       const std::size_t n = std::min(data.size(), part_size_ - filled_);
       std::memcpy(buffer_.data() + filled_, data.data(), n);
+      // Both hashes as the bytes arrive (the copy left them in cache), so a
+      // sealed part can go out at once instead of waiting to be hashed.
+      whole_sha_.update(view(buffer_.data() + filled_, n));
+      part_sha_->update(view(buffer_.data() + filled_, n));
       filled_ += n;
       size_ += n;
       data = data.subspan(n);
@@ -186,8 +182,10 @@ class S3Writer final : public ObjectWriter {
 
   asio::awaitable<CommittedObject> commit() override {
     if (!state_) co_return co_await put_single();
+    const auto started = std::chrono::steady_clock::now();
     if (filled_ > 0) co_await seal_part();  // the last part may be smaller than the others
     co_await wait_all();
+    const auto parts_done = std::chrono::steady_clock::now();
     if (state_->failure) {
       co_await abort();
       std::rethrow_exception(state_->failure);
@@ -208,7 +206,10 @@ class S3Writer final : public ObjectWriter {
       fail("CompleteMultipartUpload", state_->key, res);
     }
     finished_ = true;
-    co_return CommittedObject{size_, util::to_hex(state_->whole.finish()), parse_complete_etag(res.body).value_or("")};
+    spdlog::debug("s3 {}: {} parts; last parts took {} ms, CompleteMultipartUpload {} ms", state_->key, parts.size(),
+                  std::chrono::duration_cast<std::chrono::milliseconds>(parts_done - started).count(),
+                  std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - parts_done).count());
+    co_return CommittedObject{size_, util::to_hex(whole_sha_.finish()), parse_complete_etag(res.body).value_or("")};
   }
 
   asio::awaitable<void> abort() override {
@@ -237,7 +238,7 @@ class S3Writer final : public ObjectWriter {
   // Smaller than one part: one PutObject, whose payload hash is the object's.
   asio::awaitable<CommittedObject> put_single() {
     const char* data = buffer_ ? buffer_.data() : "";
-    const std::string sha = co_await util::run_blocking(blocking_, [&] { return util::sha256_hex(view(data, filled_)); });
+    const std::string sha = util::to_hex(whole_sha_.finish());
     Request r;
     r.method = "PUT";
     r.key = key_;
@@ -278,11 +279,12 @@ class S3Writer final : public ObjectWriter {
     job->buffer = std::move(buffer_);
     job->size = filled_;
     job->number = ++next_part_;
-    job->blocking = &blocking_;
+    job->sha256 = util::to_hex(part_sha_->finish());
+    part_sha_.emplace();
     filled_ = 0;
     ++in_flight_;
     auto state = state_;
-    asio::co_spawn(hash_order_, upload_part(std::move(job)), [state](std::exception_ptr e) {
+    asio::co_spawn(client_->executor(), upload_part(std::move(job)), [state](std::exception_ptr e) {
       if (e) {
         std::lock_guard lock(state->mutex);
         if (!state->failure) state->failure = e;
@@ -306,9 +308,9 @@ class S3Writer final : public ObjectWriter {
   std::size_t part_size_;
   int parts_in_flight_;
   std::shared_ptr<BufferPool> buffers_;
-  asio::thread_pool& blocking_;
-  asio::strand<asio::thread_pool::executor_type> hash_order_;
   std::shared_ptr<MultipartState> state_;  // once the multipart upload exists
+  util::Sha256 whole_sha_;
+  std::optional<util::Sha256> part_sha_{std::in_place};
   BufferPool::Buffer buffer_;
   std::size_t filled_ = 0;
   std::uint64_t size_ = 0;
@@ -338,11 +340,10 @@ std::string content_disposition(std::string_view file_name) {
 }
 
 S3Store::S3Store(asio::any_io_executor executor, S3StoreOptions options, std::shared_ptr<CredentialsProvider> credentials,
-                 std::shared_ptr<BufferPool> buffers, asio::thread_pool& blocking)
+                 std::shared_ptr<BufferPool> buffers)
     : options_(std::move(options)),
       client_(std::make_shared<Client>(std::move(executor), options_.client, std::move(credentials))),
-      buffers_(std::move(buffers)),
-      blocking_(blocking) {
+      buffers_(std::move(buffers)) {
   if (!options_.prefix.empty() && options_.prefix.back() != '/') options_.prefix.push_back('/');
 }
 
@@ -356,8 +357,7 @@ asio::awaitable<std::unique_ptr<ObjectWriter>> S3Store::open_writer(const std::s
   if (!is_valid_key(key)) throw ApiError(errc::internal, "invalid object key");
   const std::size_t part = choose_part_size(options_.part_size, metadata.size_hint);
   if (part > buffers_->budget()) throw ApiError(errc::internal, "the buffer budget is smaller than one part");
-  co_return std::make_unique<S3Writer>(client_, bucket_key(key), metadata, part, options_.parts_in_flight, buffers_,
-                                       blocking_);
+  co_return std::make_unique<S3Writer>(client_, bucket_key(key), metadata, part, options_.parts_in_flight, buffers_);
 }
 
 asio::awaitable<std::optional<ObjectInfo>> S3Store::stat(const std::string& key) {

@@ -6,7 +6,6 @@
 #include <memory>
 
 #include <boost/asio/any_io_executor.hpp>
-#include <boost/asio/thread_pool.hpp>
 
 #include "storage/buffer_pool.hpp"
 #include "storage/object_store.hpp"
@@ -41,8 +40,7 @@ std::string content_disposition(std::string_view file_name);
 class S3Store final : public ObjectStore {
  public:
   S3Store(boost::asio::any_io_executor executor, S3StoreOptions options,
-          std::shared_ptr<CredentialsProvider> credentials, std::shared_ptr<BufferPool> buffers,
-          boost::asio::thread_pool& blocking);
+          std::shared_ptr<CredentialsProvider> credentials, std::shared_ptr<BufferPool> buffers);
 
   boost::asio::awaitable<std::unique_ptr<ObjectWriter>> open_writer(const std::string& key,
                                                                     const ObjectMetadata& metadata) override;
@@ -66,7 +64,6 @@ class S3Store final : public ObjectStore {
   S3StoreOptions options_;
   std::shared_ptr<Client> client_;
   std::shared_ptr<BufferPool> buffers_;
-  boost::asio::thread_pool& blocking_;
 };
 
 }  // namespace s3up::storage::s3
