@@ -17,10 +17,22 @@ namespace asio = boost::asio;
 // 4096-aligned, so the same memory can be written with O_DIRECT.
 constexpr std::size_t kAlignment = 4096;
 
-BufferPool::Buffer::~Buffer() {
+void BufferPool::Buffer::reset() noexcept {
   if (!pool_) return;
   pool_->recycle(data_.release(), capacity_);  // memory first, then let a waiter have the budget
   pool_->release(capacity_);
+  pool_.reset();
+  capacity_ = 0;
+}
+
+BufferPool::Buffer& BufferPool::Buffer::operator=(Buffer&& other) noexcept {
+  if (this != &other) {
+    reset();
+    data_ = std::move(other.data_);
+    capacity_ = std::exchange(other.capacity_, 0);
+    pool_ = std::move(other.pool_);
+  }
+  return *this;
 }
 
 BufferPool::~BufferPool() {

@@ -30,8 +30,9 @@ class BufferPool : public std::enable_shared_from_this<BufferPool> {
    public:
     Buffer() = default;
     Buffer(Buffer&&) noexcept = default;
-    Buffer& operator=(Buffer&&) noexcept = default;
-    ~Buffer();
+    Buffer& operator=(Buffer&& other) noexcept;  // gives back what this one held first
+    ~Buffer() { reset(); }
+    void reset() noexcept;  // gives the memory and its share of the budget back
     char* data() const { return data_.get(); }
     std::size_t capacity() const { return capacity_; }
     explicit operator bool() const { return data_ != nullptr; }

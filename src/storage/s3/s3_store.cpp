@@ -215,7 +215,7 @@ class S3Writer final : public ObjectWriter {
   asio::awaitable<void> abort() override {
     if (finished_) co_return;
     finished_ = true;
-    buffer_ = {};
+    buffer_.reset();
     if (!state_) co_return;
     co_await wait_all();
     try {
@@ -249,7 +249,7 @@ class S3Writer final : public ObjectWriter {
     const auto res = co_await send(*client_, r, "PutObject");
     if (res.status != 200) fail("PutObject", key_, res);
     finished_ = true;
-    buffer_ = {};
+    buffer_.reset();
     co_return CommittedObject{size_, sha, res.header("etag")};
   }
 
