@@ -158,6 +158,15 @@ struct ExchangeResult {
   bool reusable = false;
 };
 
+template <class Fields>
+void copy_headers(const Fields& fields, std::vector<Header>& out) {
+  for (const auto& f : fields) {
+    std::string name(f.name_string());
+    for (auto& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    out.emplace_back(std::move(name), std::string(f.value()));
+  }
+}
+
 template <class Stream>
 asio::awaitable<ExchangeResult> exchange(Stream& stream, beast::tcp_stream& lowest, beast::flat_buffer& buffer,
                                          http::request<http::span_body<const char>>& req, bool expect_continue,
@@ -187,11 +196,7 @@ asio::awaitable<ExchangeResult> exchange(Stream& stream, beast::tcp_stream& lowe
       // is read below from where the interim parser stopped: re-parse it whole.
       body_sent = false;
       out.response.status = interim.get().result_int();
-      for (const auto& f : interim.get()) {
-        std::string name(f.name_string());
-        for (auto& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-        out.response.headers.emplace_back(std::move(name), std::string(f.value()));
-      }
+      copy_headers(interim.get(), out.response.headers);
       if (!interim.is_done()) {
         http::response_parser<http::string_body> rest{std::move(interim)};
         rest.body_limit(kMaxResponseBody);
@@ -210,11 +215,7 @@ asio::awaitable<ExchangeResult> exchange(Stream& stream, beast::tcp_stream& lowe
   if (rec) throw ConnectionFailure("reading response: " + rec.message());
   auto& res = parser.get();
   out.response.status = res.result_int();
-  for (const auto& f : res) {
-    std::string name(f.name_string());
-    for (auto& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-    out.response.headers.emplace_back(std::move(name), std::string(f.value()));
-  }
+  copy_headers(res, out.response.headers);
   out.response.body = std::move(res.body());
   out.reusable = body_sent && res.keep_alive();
   co_return out;
