@@ -133,7 +133,8 @@ asio::awaitable<std::unique_ptr<Client::Connection>> Client::connect() {
   c->buffer.reserve(64 * 1024);
   if (tls_) {
     c->tls = std::make_unique<beast::ssl_stream<beast::tcp_stream>>(executor_, tls_context_->ctx);
-    if (!SSL_set_tlsext_host_name(c->tls->native_handle(), host.c_str())) {
+    // SNI carries host names only, never an IP address (RFC 6066 §3).
+    if (!is_ip_or_localhost(host) && !SSL_set_tlsext_host_name(c->tls->native_handle(), host.c_str())) {
       throw ConnectionFailure("TLS: cannot set SNI host name");
     }
     c->tls->set_verify_callback(asio::ssl::host_name_verification(host));
