@@ -226,7 +226,8 @@ TEST(S3Tls, AStoreWhoseCertificateIsNotTrustedIsUnavailable) {
     return nullptr;
   };
   auto store = open_object_store(settings, io.get_executor(), pool);
-  auto fut = asio::co_spawn(io, store->stat("u/1/x"), asio::use_future);
+  const std::string key = "u/1/x";  // outlives the coroutine, which holds a reference to it
+  auto fut = asio::co_spawn(io, store->stat(key), asio::use_future);
   io.run();
   try {
     fut.get();
