@@ -49,7 +49,8 @@ class ObjectWriter {
   virtual boost::asio::awaitable<void> abort() = 0;
   // The store's own id of this upload in progress (an S3 multipart upload id),
   // recorded so a crashed upload can be cleaned up later; empty if none.
-  virtual std::string store_upload_id() const { return {}; }
+  // Cheap (asked after every write until it appears): no copy.
+  virtual std::string_view store_upload_id() const { return {}; }
 };
 
 // Coroutine parameters are references: callers pass lvalues and await at once.

@@ -168,7 +168,7 @@ class UploadInProgress {
   // A multipart upload in the store now exists (once the first part is sent):
   // its id goes on the pending row, so a clean-up after a crash can abort it.
   asio::awaitable<void> record_store_upload_id() {
-    const std::string id = writer_->store_upload_id();
+    const std::string_view id = writer_->store_upload_id();
     if (id.empty()) co_return;
     store_upload_id_recorded_ = true;
     co_await util::run_blocking(deps_.blocking, [&] { deps_.metadata.set_store_upload_id(record_.id, id); });

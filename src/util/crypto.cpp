@@ -1,6 +1,5 @@
 #include "util/crypto.hpp"
 
-#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
@@ -79,10 +78,6 @@ std::string base64url(std::span<const std::uint8_t> bytes) {
     out.push_back(alphabet[(v >> 6) & 63]);
   }
   return out;
-}
-
-bool secure_equals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
 }
 
 }  // namespace s3up::util

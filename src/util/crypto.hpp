@@ -36,7 +36,4 @@ void random_bytes(std::span<std::uint8_t> out);
 std::string to_hex(std::span<const std::uint8_t> bytes);
 std::string base64url(std::span<const std::uint8_t> bytes);  // unpadded, RFC 4648 §5
 
-// Constant-time comparison for secrets of equal length.
-bool secure_equals(std::string_view a, std::string_view b);
-
 }  // namespace s3up::util

@@ -48,10 +48,11 @@ bool is_ip_or_localhost(const std::string& host) {
   return !ec;
 }
 
+// 5xx (SlowDown is a 503) and RequestTimeout (a 400) are worth another try.
 bool retryable(const Response& r) {
   if (r.status >= 500) return true;
-  if (r.status == 400 || r.status == 503) {
-    if (auto e = parse_error(r.body)) return e->code == "RequestTimeout" || e->code == "SlowDown";
+  if (r.status == 400) {
+    if (auto e = parse_error(r.body)) return e->code == "RequestTimeout";
   }
   return false;
 }
@@ -94,6 +95,10 @@ Client::Client(asio::any_io_executor executor, ClientOptions options, std::share
   endpoint_port_ = url->has_port() ? std::string(url->port()) : (tls_ ? "443" : "80");
   path_style_ = options_.force_path_style || is_ip_or_localhost(endpoint_host_) ||
                 options_.bucket.find('.') != std::string::npos;  // dotted buckets break TLS host names
+  // Where to connect and what the Host header says, decided once.
+  connect_host_ = path_style_ ? endpoint_host_ : options_.bucket + "." + endpoint_host_;
+  const bool default_port = endpoint_port_ == (tls_ ? "443" : "80");
+  host_header_ = default_port ? connect_host_ : connect_host_ + ":" + endpoint_port_;
   if (tls_) {
     tls_context_ = std::make_unique<TlsContext>();
     tls_context_->ctx.set_default_verify_paths();
@@ -104,11 +109,9 @@ Client::Client(asio::any_io_executor executor, ClientOptions options, std::share
 
 Client::~Client() = default;
 
-Client::Target Client::target_for(const std::string& key) const {
-  const bool default_port = endpoint_port_ == (tls_ ? "443" : "80");
-  const std::string host_port = default_port ? endpoint_host_ : endpoint_host_ + ":" + endpoint_port_;
-  if (path_style_) return {host_port, "/" + options_.bucket + (key.empty() ? "" : "/" + key)};
-  return {options_.bucket + "." + host_port, "/" + key};
+std::string Client::path_for(const std::string& key) const {
+  if (path_style_) return "/" + options_.bucket + (key.empty() ? "" : "/" + key);
+  return "/" + key;
 }
 
 std::unique_ptr<Client::Connection> Client::take_idle() {
@@ -125,7 +128,7 @@ void Client::give_back(std::unique_ptr<Connection> c) {
 }
 
 asio::awaitable<std::unique_ptr<Client::Connection>> Client::connect() {
-  const std::string host = path_style_ ? endpoint_host_ : options_.bucket + "." + endpoint_host_;
+  const std::string& host = connect_host_;
   tcp::resolver resolver(executor_);
   auto [rec, results] = co_await resolver.async_resolve(host, endpoint_port_, use_tuple);
   if (rec) throw ConnectionFailure(fmt::format("resolving {}: {}", host, rec.message()));
@@ -225,19 +228,19 @@ asio::awaitable<ExchangeResult> exchange(Stream& stream, beast::tcp_stream& lowe
 }  // namespace
 
 asio::awaitable<Response> Client::attempt(const Request& request, const std::string& payload_hash) {
-  const auto target = target_for(request.key);
+  const std::string path = path_for(request.key);
   const Credentials creds = co_await credentials_->get();
-  SignableRequest signable{request.method, target.path, request.query, request.headers, payload_hash};
-  signable.headers.emplace_back("host", target.host);
+  SignableRequest signable{request.method, path, request.query, request.headers, payload_hash};
+  signable.headers.emplace_back("host", host_header_);
   const auto signed_request = sign(signable, creds, SigningContext{options_.region, "s3", std::chrono::system_clock::now()});
 
-  std::string path_and_query = uri_encode(target.path, false);
+  std::string path_and_query = uri_encode(path, false);
   for (std::size_t i = 0; i < request.query.size(); ++i) {
     path_and_query += (i == 0 ? "?" : "&") + uri_encode(request.query[i].first, true);
     if (!request.query[i].second.empty()) path_and_query += "=" + uri_encode(request.query[i].second, true);
   }
   http::request<http::span_body<const char>> req{http::string_to_verb(request.method), path_and_query, 11};
-  req.set(http::field::host, target.host);
+  req.set(http::field::host, host_header_);
   req.set(http::field::user_agent, "s3uploader");
   for (const auto& [k, v] : request.headers) req.set(k, v);
   for (const auto& [k, v] : signed_request.headers) req.set(k, v);
@@ -291,12 +294,12 @@ asio::awaitable<Response> Client::send(const Request& request) {
 }
 
 asio::awaitable<std::string> Client::presign(std::string method, std::string key, std::chrono::seconds expires) {
-  const auto target = target_for(key);
+  const std::string path = path_for(key);
   const Credentials creds = co_await credentials_->get();
-  SignableRequest signable{method, target.path, {}, {{"host", target.host}}, ""};
+  SignableRequest signable{method, path, {}, {{"host", host_header_}}, ""};
   const auto query =
       presign_query(signable, creds, SigningContext{options_.region, "s3", std::chrono::system_clock::now()}, expires);
-  co_return fmt::format("{}://{}{}?{}", tls_ ? "https" : "http", target.host, uri_encode(target.path, false), query);
+  co_return fmt::format("{}://{}{}?{}", tls_ ? "https" : "http", host_header_, uri_encode(path, false), query);
 }
 
 }  // namespace s3up::storage::s3

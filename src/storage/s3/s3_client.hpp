@@ -74,11 +74,7 @@ class Client : public std::enable_shared_from_this<Client> {
 
  private:
   struct Connection;
-  struct Target {
-    std::string host;  // Host header
-    std::string path;  // raw path
-  };
-  Target target_for(const std::string& key) const;
+  std::string path_for(const std::string& key) const;  // raw (unencoded) request path
   boost::asio::awaitable<std::unique_ptr<Connection>> connect();
   std::unique_ptr<Connection> take_idle();
   void give_back(std::unique_ptr<Connection> c);
@@ -91,6 +87,8 @@ class Client : public std::enable_shared_from_this<Client> {
   std::string endpoint_host_;
   std::string endpoint_port_;
   bool path_style_ = false;
+  std::string connect_host_;  // endpoint host, with the bucket in front when virtual-hosted
+  std::string host_header_;   // connect_host_ plus a non-default port
   struct TlsContext;
   std::unique_ptr<TlsContext> tls_context_;
   std::mutex mutex_;

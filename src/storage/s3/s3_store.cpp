@@ -162,7 +162,7 @@ class S3Writer final : public ObjectWriter {
         });
   }
 
-  std::string store_upload_id() const override { return state_ ? state_->upload_id : std::string(); }
+  std::string_view store_upload_id() const override { return state_ ? std::string_view(state_->upload_id) : std::string_view(); }
 
   asio::awaitable<void> write(std::span<const char> data) override {
     while (!data.empty()) {

@@ -58,7 +58,6 @@ class S3Store final : public ObjectStore {
   boost::asio::awaitable<std::string> presign_get(const std::string& key, std::chrono::seconds ttl);
 
   std::string bucket_key(const std::string& key) const { return options_.prefix + key; }
-  const std::shared_ptr<Client>& client() const { return client_; }
 
  private:
   S3StoreOptions options_;
