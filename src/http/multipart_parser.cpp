@@ -1,4 +1,5 @@
 #include "http/multipart_parser.hpp"
+#include "util/text.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -22,17 +23,8 @@ class MultipartCategory : public std::error_category {
   }
 };
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
+using util::trim;
+std::string lower(std::string_view s) { return util::ascii_lower(s); }
 
 int hex_value(char c) {
   if (c >= '0' && c <= '9') return c - '0';

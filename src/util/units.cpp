@@ -1,4 +1,5 @@
 #include "util/units.hpp"
+#include "util/text.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -10,14 +11,7 @@
 namespace s3up::util {
 namespace {
 
-std::string lower_trimmed(std::string_view s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
+std::string lower_trimmed(std::string_view s) { return ascii_lower(trim(s)); }
 
 struct NumberWithUnit {
   double number = 0;

@@ -1,4 +1,5 @@
 #include "storage/s3/credentials.hpp"
+#include "util/text.hpp"
 
 #include <cstdlib>
 #include <fstream>
@@ -19,11 +20,7 @@ class StaticProvider final : public CredentialsProvider {
   std::string description_;
 };
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
-  return s;
-}
+using util::trim;
 
 }  // namespace
 

@@ -24,6 +24,7 @@
 
 #include "storage/s3/s3_xml.hpp"
 #include "util/crypto.hpp"
+#include "util/text.hpp"
 
 namespace s3up::storage::s3 {
 
@@ -164,11 +165,7 @@ struct ExchangeResult {
 
 template <class Fields>
 void copy_headers(const Fields& fields, std::vector<Header>& out) {
-  for (const auto& f : fields) {
-    std::string name(f.name_string());
-    for (auto& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-    out.emplace_back(std::move(name), std::string(f.value()));
-  }
+  for (const auto& f : fields) out.emplace_back(util::ascii_lower(f.name_string()), std::string(f.value()));
 }
 
 template <class Stream>

@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "util/crypto.hpp"
+#include "util/text.hpp"
 
 namespace s3up::storage::s3 {
 namespace {
@@ -27,11 +28,7 @@ Mac hmac(std::string_view key, std::string_view data) {
 
 std::string_view as_view(const Mac& m) { return {reinterpret_cast<const char*>(m.data()), m.size()}; }
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
+std::string lower(std::string_view s) { return util::ascii_lower(s); }
 
 // Header values: trimmed, runs of spaces collapsed to one.
 std::string canonical_value(std::string_view v) {
