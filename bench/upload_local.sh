@@ -14,6 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 size_mib="${1:-2048}"
 rounds="${2:-3}"
+scripts/install-deps --test  # openssl (speed) among them
 bin=build/src/s3uploader
 [ -x "$bin" ] || scripts/build
 work=$(mktemp -d -p "$PWD/build" bench-XXXXXX)

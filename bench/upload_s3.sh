@@ -9,6 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds="${1:-3}"
+scripts/install-deps --test
 BUILD_DIR=build scripts/build -DS3UP_BUILD_BENCH=ON > /dev/null
 bin=build/src/s3uploader
 presign=build/bench/s3_presign
