@@ -117,6 +117,11 @@ TEST(Config, ReadmeTableListsEverySetting) {
     EXPECT_NE(readme.find("| `" + std::string(s.key) + "` | `" + std::string(s.env) + "` |"), std::string::npos)
         << "README.md has no table row for " << s.key << " / " << s.env;
   }
+  // What the S3 backend reads beside our own settings (config.cpp, storage/s3/credentials.cpp).
+  for (const char* aws : {"AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION", "AWS_ACCESS_KEY_ID",
+                          "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SHARED_CREDENTIALS_FILE", "AWS_PROFILE"}) {
+    EXPECT_NE(readme.find(std::string("`") + aws + "`"), std::string::npos) << "README.md does not name " << aws;
+  }
 }
 
 }  // namespace

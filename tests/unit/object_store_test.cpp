@@ -10,6 +10,7 @@
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_future.hpp>
 #include <filesystem>
+#include <fstream>
 #include <random>
 
 #include "storage/s3/s3_store.hpp"
@@ -155,6 +156,24 @@ TEST_P(ObjectStoreContract, WriteCommitReadStatRemove) {
     run(store_->remove(key));  // removing twice is fine
   }
   EXPECT_EQ(leftovers(), 0u);
+}
+
+TEST_P(ObjectStoreContract, PresignedGetWorksWithPlainCurl) {
+  auto* s3 = s3_store();
+  if (s3 == nullptr) GTEST_SKIP() << "only S3 presigns";
+  const std::string key = "u/1/presigned";
+  const auto data = random_bytes(300'000, 11);
+  run(put(key, data, 65'536));
+  const std::string url = run(s3->presign_get(key, std::chrono::seconds(300)));
+  const auto out = (std::filesystem::temp_directory_path() /
+                    ("s3up-presigned-" + std::to_string(::getpid()) + "-" + GetParam().name))
+                       .string();
+  std::string cmd = "curl -sf -o " + out + " '" + url + "'";
+  if (GetParam().name == "s3_tls") cmd += " --cacert " + env_or_fail("S3UP_TEST_S3_CA_FILE");
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  std::ifstream in(out, std::ios::binary);
+  EXPECT_EQ(std::string(std::istreambuf_iterator<char>(in), {}), data);
+  std::filesystem::remove(out);
 }
 
 TEST_P(ObjectStoreContract, ReadingAMissingObjectIsNotFound) {
