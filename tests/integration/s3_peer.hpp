@@ -24,6 +24,8 @@ class S3Peer {
 
   // Environment for a ServerProcess storing into this bucket.
   std::map<std::string, std::string> server_env() const;
+  const std::string& access_key() const { return access_key_; }
+  const std::string& secret_key() const { return secret_key_; }
 
   std::vector<storage::s3::MultipartUploadEntry> multipart_uploads();
   std::optional<std::uint64_t> object_size(const std::string& key);  // key as the service names it (u/...)

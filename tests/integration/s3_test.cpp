@@ -7,6 +7,7 @@
 
 #include "harness.hpp"
 #include "s3_peer.hpp"
+#include "../support/fake_metadata.hpp"
 #include "util/crypto.hpp"
 
 namespace s3up::test {
@@ -130,6 +131,35 @@ TEST_F(S3UploadsWithLimit, TooLargeMidBodyAbortsTheMultipartUpload) {
   auto db = server_->database();
   EXPECT_TRUE(eventually([&] { return db->count_uploads(db::UploadStatus::failed) == 1; }));
   EXPECT_EQ(db->count_uploads(db::UploadStatus::complete), 0);
+}
+
+// No keys in the environment: the service gets temporary credentials from
+// EC2 instance metadata (IMDSv2, a fake on loopback handing out the peer's
+// keys) and fetches new ones when they near expiry, mid-upload included.
+class S3UploadsWithInstanceRole : public S3Uploads {
+ protected:
+  std::map<std::string, std::string> env() override {
+    imds_.fixed_key = peer_->access_key();
+    imds_.fixed_secret = peer_->secret_key();
+    imds_.lifetime = 4 * testing::kMinute;  // inside the refresh window: fetched again on each use
+    auto e = peer_->server_env();
+    e.erase("AWS_ACCESS_KEY_ID");
+    e.erase("AWS_SECRET_ACCESS_KEY");
+    e["AWS_SHARED_CREDENTIALS_FILE"] = "/nonexistent";
+    e["AWS_EC2_METADATA_SERVICE_ENDPOINT"] = imds_.server.url();
+    return e;
+  }
+  testing::FakeImds imds_;
+};
+
+TEST_F(S3UploadsWithInstanceRole, UploadsWithRefreshedTemporaryCredentials) {
+  const std::uint64_t size = 12 * MiB;  // three parts: several signed requests
+  expect_stored(upload_streamed(server_->port(), token_, "role.bin", size, 7), size, ContentStream::sha256_of(size, 7));
+  EXPECT_GE(imds_.fetches.load(), 2) << "credentials were not refreshed";
+  EXPECT_EQ(server_->log().find(peer_->secret_key()), std::string::npos) << "a secret in the log";
+  imds_.broken = true;  // still valid for minutes: uploads go on
+  expect_stored(upload_streamed(server_->port(), token_, "role2.bin", 1 * MiB, 8), 1 * MiB,
+                ContentStream::sha256_of(1 * MiB, 8));
 }
 
 TEST_F(S3Uploads, TheUploadIdIsOnThePendingRow) {

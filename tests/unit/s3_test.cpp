@@ -98,7 +98,9 @@ TEST(Credentials, ChainPrefersTheEnvironment) {
   EXPECT_NE(provider->describe().find("environment"), std::string::npos);
   EXPECT_EQ(provider->describe().find("secret-env"), std::string::npos) << "a secret in a description";
   EXPECT_THROW(default_credentials_chain([](const char* n) -> const char* {
-                 return std::string_view(n) == "AWS_SHARED_CREDENTIALS_FILE" ? "/nonexistent" : nullptr;
+                 const std::string_view name(n);
+                 if (name == "AWS_EC2_METADATA_DISABLED") return "true";
+                 return name == "AWS_SHARED_CREDENTIALS_FILE" ? "/nonexistent" : nullptr;
                }),
                std::runtime_error);
 }

@@ -58,6 +58,19 @@ TEST(Rfc3339, UtcWithMilliseconds) {
   EXPECT_EQ(rfc3339(1'795'000'000'123'456), "2026-11-18T11:06:40.123Z");
 }
 
+TEST(Rfc3339, ParsesWhatMetadataEndpointsWrite) {
+  EXPECT_EQ(parse_rfc3339("2026-11-18T11:06:40Z"), 1'795'000'000'000'000);
+  EXPECT_EQ(parse_rfc3339("2026-11-18T11:06:40.123456Z"), 1'795'000'000'123'456);
+  EXPECT_EQ(parse_rfc3339("2026-11-18T11:06:40.5Z"), 1'795'000'000'500'000);
+  EXPECT_EQ(parse_rfc3339("2026-11-18T12:06:40+01:00"), 1'795'000'000'000'000);
+  EXPECT_EQ(parse_rfc3339("2026-11-18T10:36:40-00:30"), 1'795'000'000'000'000);
+  EXPECT_EQ(parse_rfc3339(rfc3339(1'795'000'000'123'000)), 1'795'000'000'123'000);
+  for (const char* bad : {"", "2026-11-18", "2026-11-18T11:06:40", "2026-13-18T11:06:40Z", "2026-11-18T11:06:40.Z",
+                          "2026-11-18T11:06:40Zjunk", "2026/11/18T11:06:40Z", "2026-11-18T11:06:40+0100"}) {
+    EXPECT_FALSE(parse_rfc3339(bad)) << bad;
+  }
+}
+
 TEST(Units, Sizes) {
   EXPECT_EQ(parse_size("0"), 0u);
   EXPECT_EQ(parse_size("1048576"), 1048576u);

@@ -71,6 +71,7 @@ class Client : public std::enable_shared_from_this<Client> {
   const ClientOptions& options() const { return options_; }
   const boost::asio::any_io_executor& executor() const { return executor_; }
   bool path_style() const { return path_style_; }
+  std::string credentials_source() const { return credentials_->describe(); }
 
  private:
   struct Connection;

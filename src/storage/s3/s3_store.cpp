@@ -348,8 +348,9 @@ S3Store::S3Store(asio::any_io_executor executor, S3StoreOptions options, std::sh
 }
 
 std::string S3Store::describe() const {
-  return fmt::format("s3://{}/{} ({}, {} style)", options_.client.bucket, options_.prefix, client_->options().endpoint,
-                     client_->path_style() ? "path" : "virtual-hosted");
+  return fmt::format("s3://{}/{} ({}, {} style, credentials from {})", options_.client.bucket, options_.prefix,
+                     client_->options().endpoint, client_->path_style() ? "path" : "virtual-hosted",
+                     client_->credentials_source());
 }
 
 asio::awaitable<std::unique_ptr<ObjectWriter>> S3Store::open_writer(const std::string& key,
