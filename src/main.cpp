@@ -69,7 +69,7 @@ void write_port_file(const std::string& path, unsigned short port) {
 
 int serve(const config::Config& cfg) {
   asio::thread_pool blocking(cfg.blocking_threads);
-  auto metadata = db::open_metadata_store(cfg.database, cfg.blocking_threads);
+  auto metadata = db::open_metadata_store(cfg.database, cfg.database_pool_size);
   if (cfg.migrate_on_start) metadata->migrate();
   asio::io_context io(static_cast<int>(cfg.threads));
   storage::StoreSettings store_settings;
@@ -99,7 +99,7 @@ int serve(const config::Config& cfg) {
   if (!cfg.port_file.empty()) write_port_file(cfg.port_file, bound.port());
   spdlog::info("s3uploader listening on {}:{} (storage {}, database {}, {} I/O threads, max upload {})",
                bound.address().to_string(), bound.port(), store->describe(),
-               cfg.database.substr(0, cfg.database.find("://")) + "://…", cfg.threads,
+               metadata->describe(), cfg.threads,
                util::format_size(cfg.max_upload_bytes));
   if (metadata->count_users() == 0) {
     spdlog::info("no users yet. Create one and a token for it:\n"

@@ -16,7 +16,8 @@ using namespace std::string_view_literals;
 const std::vector<SettingInfo> kSettings = {
     {"listen", "S3UP_LISTEN", "127.0.0.1:8080", "Address and port to listen on (host:port; port 0 picks a free one)."},
     {"storage", "S3UP_STORAGE", "file://./data/objects", "Object store URL: file:///path (local disk) or s3://bucket/prefix."},
-    {"database", "S3UP_DATABASE", "sqlite://./data/s3uploader.db", "Metadata database URL: sqlite:///path."},
+    {"database", "S3UP_DATABASE", "sqlite://./data/s3uploader.db", "Metadata database: sqlite:///path, postgres://user@host/db, or a libpq keyword string."},
+    {"database_pool_size", "S3UP_DATABASE_POOL_SIZE", "0", "Most database connections open at once; 0 means one per blocking thread."},
     {"max_upload_bytes", "S3UP_MAX_UPLOAD_BYTES", "5GiB", "Largest accepted file (bytes, or with a unit: 100MiB, 5GiB)."},
     {"threads", "S3UP_THREADS", "0", "I/O threads; 0 means one per CPU core."},
     {"blocking_threads", "S3UP_BLOCKING_THREADS", "0", "Threads for database and disk calls; 0 means 2 per core, at least 4."},
@@ -82,6 +83,8 @@ void apply(Config& c, std::string_view key, const std::string& value, std::strin
     c.threads = count();
   } else if (key == "blocking_threads") {
     c.blocking_threads = count();
+  } else if (key == "database_pool_size") {
+    c.database_pool_size = count();
   } else if (key == "max_header_bytes") {
     c.max_header_bytes = size();
     if (c.max_header_bytes < 1024) throw bad("at least 1KiB");
@@ -173,6 +176,8 @@ Config load(const Sources& sources) {
   const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
   if (c.threads == 0) c.threads = cores;
   if (c.blocking_threads == 0) c.blocking_threads = std::max(4u, 2 * cores);
+  // More connections than threads that make database calls would sit idle.
+  if (c.database_pool_size == 0) c.database_pool_size = c.blocking_threads;
   return c;
 }
 
@@ -185,6 +190,7 @@ std::vector<std::pair<std::string, std::string>> describe(const Config& c) {
       {"max_upload_bytes", std::to_string(c.max_upload_bytes)},
       {"threads", std::to_string(c.threads)},
       {"blocking_threads", std::to_string(c.blocking_threads)},
+      {"database_pool_size", std::to_string(c.database_pool_size)},
       {"max_header_bytes", std::to_string(c.max_header_bytes)},
       {"header_timeout", ms(c.header_timeout)},
       {"idle_timeout", ms(c.idle_timeout)},

@@ -21,6 +21,7 @@ struct Config {
   std::uint64_t max_upload_bytes = 0;
   unsigned threads = 0;                // I/O threads; 0 = number of cores
   unsigned blocking_threads = 0;       // database and disk threads; 0 = automatic
+  unsigned database_pool_size = 0;     // 0 = blocking_threads
   std::size_t max_header_bytes = 0;
   std::chrono::milliseconds header_timeout{};
   std::chrono::milliseconds idle_timeout{};

@@ -3,6 +3,7 @@
 #include <map>
 #include <stdexcept>
 
+#include "db/postgres/postgres_store.hpp"
 #include "db/sqlite/sqlite_store.hpp"
 #include "util/sql_files.hpp"
 
@@ -30,7 +31,14 @@ std::unique_ptr<MetadataStore> open_metadata_store(std::string_view url, unsigne
     if (path.empty()) throw std::invalid_argument("sqlite URL has no path: " + std::string(url));
     return std::make_unique<SqliteStore>(path, pool_size);
   }
-  throw std::invalid_argument("unsupported database URL (expected sqlite://PATH): " + std::string(url));
+  // libpq reads both URL spellings and its keyword strings ("host=... dbname=...").
+  if (url.starts_with("postgres://") || url.starts_with("postgresql://") ||
+      (url.find('=') != std::string_view::npos && url.find("://") == std::string_view::npos)) {
+    return std::make_unique<PostgresStore>(std::string(url), pool_size);
+  }
+  throw std::invalid_argument(
+      "unsupported database URL (expected sqlite://PATH, postgres://USER@HOST/DB or a libpq keyword string): " +
+      std::string(url));
 }
 
 std::vector<Migration> migrations_for(std::string_view dialect) {

@@ -64,6 +64,9 @@ class MetadataStore {
  public:
   virtual ~MetadataStore() = default;
 
+  // For logs: where the data is, never a password.
+  virtual std::string describe() const = 0;
+
   // Applies the migrations not yet applied; returns how many ran.
   virtual int migrate() = 0;
 
@@ -90,8 +93,11 @@ class MetadataStore {
   virtual std::int64_t count_uploads(UploadStatus status) = 0;
 };
 
-// Opens the backend named by the URL: sqlite:///abs/path, sqlite://./rel/path.
-// Throws std::invalid_argument for an unknown scheme.
+// Opens the backend named by the URL: sqlite:///abs/path, sqlite://./rel/path,
+// postgres://user:pass@host:port/db?sslmode=... (or postgresql://, or a libpq
+// keyword string "host=... dbname=..."), with at most `pool_size` connections.
+// Throws std::invalid_argument for an unknown scheme, std::runtime_error when
+// the database cannot be opened.
 std::unique_ptr<MetadataStore> open_metadata_store(std::string_view url, unsigned pool_size);
 
 // The numbered schema steps for a dialect ("sqlite", "postgres"), in order:

@@ -65,10 +65,17 @@ std::optional<Micros> parse_rfc3339(std::string_view text) {
   if (is(pos, 'Z') || is(pos, 'z')) {
     ++pos;
   } else if (is(pos, '+') || is(pos, '-')) {
-    const auto oh = digits(pos + 1, 2), om = digits(pos + 4, 2);
-    if (!oh || !om || !is(pos + 3, ':')) return std::nullopt;
-    offset = (is(pos, '+') ? 1 : -1) * (Micros{*oh} * 3600 + *om * 60) * 1'000'000;
-    pos += 6;
+    // "+hh:mm"; PostgreSQL's ISO output writes whole hours as "+hh"
+    const auto oh = digits(pos + 1, 2);
+    if (!oh) return std::nullopt;
+    int minutes = 0;
+    if (is(pos + 3, ':')) {
+      const auto om = digits(pos + 4, 2);
+      if (!om) return std::nullopt;
+      minutes = *om;
+    }
+    offset = (is(pos, '+') ? 1 : -1) * (Micros{*oh} * 3600 + minutes * 60) * 1'000'000;
+    pos += is(pos + 3, ':') ? 6 : 3;
   } else {
     return std::nullopt;
   }

@@ -14,8 +14,9 @@ Micros now_micros();
 
 // RFC 3339 in UTC with millisecond precision: "2026-11-27T23:41:00.123Z".
 std::string rfc3339(Micros t);
-// Reads "2026-11-28T08:00:00Z", with optional fractional seconds and a "Z" or
-// "+hh:mm" offset (what AWS metadata endpoints and most APIs write).
+// Reads "2026-11-28T08:00:00Z", with optional fractional seconds and a "Z",
+// "+hh:mm" or "+hh" offset (what AWS metadata endpoints write, and
+// PostgreSQL's ISO output: "2026-11-28 08:00:00.123456+00").
 std::optional<Micros> parse_rfc3339(std::string_view text);
 
 // UUID version 7 (RFC 9562): 48-bit Unix milliseconds, then random bits, so ids

@@ -3,18 +3,22 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <filesystem>
 #include <functional>
 #include <thread>
 
+#include "../support/test_database.hpp"
 #include "util/api_error.hpp"
 
 namespace s3up::db {
 namespace {
 
+// A backend and a way to get an empty database of it: a file in the test's
+// directory, or a fresh database on the test PostgreSQL (kept alive in `keep`).
 struct Backend {
   std::string name;
-  std::function<std::unique_ptr<MetadataStore>(const std::filesystem::path& dir)> open;
+  std::function<std::string(const std::filesystem::path& dir, std::shared_ptr<void>& keep)> fresh_url;
 };
 
 void PrintTo(const Backend& b, std::ostream* os) { *os << b.name; }
@@ -27,11 +31,13 @@ class MetadataStoreContract : public ::testing::TestWithParam<Backend> {
             ::testing::UnitTest::GetInstance()->current_test_info()->name());
     std::filesystem::remove_all(dir_);
     std::filesystem::create_directories(dir_);
-    store_ = GetParam().open(dir_);
+    url_ = GetParam().fresh_url(dir_, keep_);
+    store_ = open_metadata_store(url_, 4);
     store_->migrate();
   }
   void TearDown() override {
     store_.reset();
+    keep_.reset();
     std::filesystem::remove_all(dir_);
   }
 
@@ -46,12 +52,44 @@ class MetadataStoreContract : public ::testing::TestWithParam<Backend> {
   }
 
   std::filesystem::path dir_;
+  std::shared_ptr<void> keep_;
+  std::string url_;
   std::unique_ptr<MetadataStore> store_;
 };
 
 TEST_P(MetadataStoreContract, MigrationsAreIdempotent) {
   EXPECT_EQ(store_->migrate(), 0);
-  EXPECT_FALSE(migrations_for("sqlite").empty());
+  EXPECT_FALSE(migrations_for(GetParam().name).empty());
+  EXPECT_EQ(migrations_for("sqlite").size(), migrations_for("postgres").size()) << "the same numbered steps";
+}
+
+TEST_P(MetadataStoreContract, RacingMigrationsApplyEachStepOnce) {
+  // Instances starting together on an empty database.
+  std::shared_ptr<void> keep;
+  const auto dir = dir_ / "race";
+  std::filesystem::create_directories(dir);
+  const std::string url = GetParam().fresh_url(dir, keep);
+  constexpr int kInstances = 4;
+  std::vector<std::unique_ptr<MetadataStore>> instances;
+  for (int i = 0; i < kInstances; ++i) instances.push_back(open_metadata_store(url, 1));
+  std::atomic<int> applied{0}, failures{0};
+  std::vector<std::thread> threads;
+  for (auto& s : instances) {
+    threads.emplace_back([&, store = s.get()] {
+      try {
+        applied += store->migrate();
+      } catch (const std::exception& e) {
+        ADD_FAILURE() << e.what();
+        ++failures;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(failures, 0);
+  EXPECT_EQ(applied, static_cast<int>(migrations_for(GetParam().name).size()));
+  // and the schema works
+  const auto u = instances[0]->create_user("after-race", false);
+  EXPECT_EQ(instances[kInstances - 1]->find_user("after-race")->id, u.id);
 }
 
 TEST_P(MetadataStoreContract, UsersAreUniqueByName) {
@@ -132,6 +170,28 @@ TEST_P(MetadataStoreContract, UploadLifecyclePendingToFailed) {
   EXPECT_FALSE(store_->mark_complete(u));
   EXPECT_EQ(store_->get_upload(u.id)->status, UploadStatus::failed);
   EXPECT_FALSE(store_->get_upload(util::uuid_v7()));
+  EXPECT_FALSE(store_->get_upload("not-a-uuid"));  // no match, not a database error
+  EXPECT_FALSE(store_->mark_failed("x'; --", util::now_micros()));
+}
+
+TEST_P(MetadataStoreContract, TimestampsKeepTheirMicroseconds) {
+  const auto alice = store_->create_user("alice", false);
+  EXPECT_NEAR(static_cast<double>(alice.created_at), static_cast<double>(util::now_micros()), 60e6);
+  EXPECT_EQ(store_->find_user("alice")->created_at, alice.created_at);
+  auto u = pending_upload(alice.id);
+  u.created_at = 1'795'000'000'123'457;  // an odd microsecond
+  store_->create_pending(u);
+  u.completed_at = u.created_at + 1;
+  store_->mark_complete(u);
+  const auto got = store_->get_upload(u.id);
+  EXPECT_EQ(got->created_at, 1'795'000'000'123'457);
+  EXPECT_EQ(got->completed_at, 1'795'000'000'123'458);
+  ApiToken t{"tok_0123456789abcdef", alice.id, "alice", "laptop", 1'795'000'000'000'001, 1'895'000'000'000'002, {}};
+  store_->create_token(t, "hash");
+  const auto found = store_->find_token("hash");
+  EXPECT_EQ(found->token.created_at, t.created_at);
+  EXPECT_EQ(found->token.expires_at, t.expires_at);
+  EXPECT_FALSE(found->token.revoked_at);
 }
 
 TEST_P(MetadataStoreContract, StalePendingListsOldPendingRowsOldestFirst) {
@@ -183,10 +243,46 @@ TEST_P(MetadataStoreContract, ConcurrentWritersAllLand) {
 INSTANTIATE_TEST_SUITE_P(
     Backends, MetadataStoreContract,
     ::testing::Values(Backend{"sqlite",
-                              [](const std::filesystem::path& dir) {
-                                return open_metadata_store("sqlite://" + (dir / "meta.db").string(), 4);
+                              [](const std::filesystem::path& dir, std::shared_ptr<void>&) {
+                                return "sqlite://" + (dir / "meta.db").string();
+                              }},
+                      Backend{"postgres",
+                              [](const std::filesystem::path&, std::shared_ptr<void>& keep) {
+                                auto db = std::make_shared<testing::TestDatabase>();
+                                keep = db;
+                                return db->url();
                               }}),
     [](const auto& info) { return info.param.name; });
+
+// TCP connections to the test server must use TLS (its pg_hba.conf rejects
+// the rest): a store connects with verification when asked, and refuses a
+// server it cannot verify.
+TEST(PostgresTls, VerifiedWhenAskedAndRefusedWithoutTheCa) {
+  testing::TestDatabase db;
+  auto store = open_metadata_store(db.url(), 1);  // sslmode=verify-full with the test CA
+  EXPECT_NE(store->describe().find("TLS on"), std::string::npos) << store->describe();
+  EXPECT_EQ(store->describe().find("password"), std::string::npos);
+  EXPECT_EQ(store->migrate(), static_cast<int>(migrations_for("postgres").size()));
+  std::string plain = db.url();
+  plain = plain.substr(0, plain.find('?'));
+  EXPECT_THROW(open_metadata_store(plain + "?sslmode=disable", 1), std::runtime_error);
+  // verify-full against a CA bundle that did not sign the server's certificate
+  EXPECT_THROW(open_metadata_store(plain + "?sslmode=verify-full&sslrootcert=/etc/ssl/certs/ca-certificates.crt", 1),
+               std::runtime_error);
+  EXPECT_NO_THROW(open_metadata_store(plain + "?sslmode=require", 1));
+}
+
+TEST(PostgresUrl, LibpqKeywordStringsAndEnvironmentWork) {
+  testing::TestDatabase db;
+  const std::string url = testing::required_env("S3UP_TEST_PG_URL");  // postgresql://postgres@127.0.0.1:PORT/postgres
+  const auto at = url.find('@'), colon = url.rfind(':'), slash = url.rfind('/');
+  const std::string host = url.substr(at + 1, colon - at - 1), port = url.substr(colon + 1, slash - colon - 1);
+  auto store = open_metadata_store("host=" + host + " port=" + port + " user=postgres dbname=" + db.name() +
+                                       " sslmode=verify-full sslrootcert=" + testing::required_env("S3UP_TEST_PG_CA_FILE"),
+                                   1);
+  EXPECT_NE(store->describe().find("/" + db.name()), std::string::npos) << store->describe();
+  EXPECT_THROW(open_metadata_store("mysql://nope", 1), std::invalid_argument);
+}
 
 }  // namespace
 }  // namespace s3up::db

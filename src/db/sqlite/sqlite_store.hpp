@@ -20,6 +20,7 @@ class SqliteStore final : public MetadataStore {
   SqliteStore(const std::string& path, unsigned pool_size);
   ~SqliteStore() override;
 
+  std::string describe() const override { return "sqlite://" + path_; }
   int migrate() override;
   User create_user(std::string_view name, bool is_admin) override;
   std::optional<User> find_user(std::string_view name) override;

@@ -1,0 +1,470 @@
+#include "db/postgres/postgres_store.hpp"
+
+#include <libpq-fe.h>
+#include <poll.h>
+
+#include <charconv>
+#include <ctime>
+#include <set>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "util/api_error.hpp"
+
+namespace s3up::db {
+namespace {
+
+constexpr std::string_view kDialect = "postgres";
+// Held while migrating, so instances starting together apply each step once.
+// Any constant works; this one spells "s3up" in its high bytes.
+constexpr std::string_view kMigrationLockKey = "7309377300000001";
+constexpr std::string_view kSqlstateUniqueViolation = "23505";
+
+using ResultPtr = std::unique_ptr<PGresult, decltype(&PQclear)>;
+
+// A timestamp as PostgreSQL reads it, to the microsecond.
+std::string timestamp_text(Micros t) {
+  std::time_t secs = static_cast<std::time_t>(t / 1'000'000);
+  Micros micros = t % 1'000'000;
+  if (micros < 0) {
+    micros += 1'000'000;
+    secs -= 1;
+  }
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  return fmt::format("{:04}-{:02}-{:02} {:02}:{:02}:{:02}.{:06}+00", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                     tm.tm_hour, tm.tm_min, tm.tm_sec, micros);
+}
+
+// Parameters in libpq's text format; NULL is a null pointer.
+class Params {
+ public:
+  Params& text(std::string_view v) {
+    values_.emplace_back(v);
+    return *this;
+  }
+  Params& integer(std::int64_t v) { return text(std::to_string(v)); }
+  Params& boolean(bool v) { return text(v ? "true" : "false"); }
+  Params& timestamp(Micros t) { return text(timestamp_text(t)); }
+  Params& timestamp(const std::optional<Micros>& t) {
+    if (t) return timestamp(*t);
+    values_.emplace_back(std::nullopt);
+    return *this;
+  }
+  std::vector<const char*> pointers() const {
+    std::vector<const char*> out;
+    for (const auto& v : values_) out.push_back(v ? v->c_str() : nullptr);
+    return out;
+  }
+
+ private:
+  std::vector<std::optional<std::string>> values_;
+};
+
+// Rows of a result, read as the schema's types.
+class Rows {
+ public:
+  explicit Rows(ResultPtr r) : r_(std::move(r)) {}
+  int size() const { return PQntuples(r_.get()); }
+  int affected() const {
+    const char* n = PQcmdTuples(r_.get());
+    return n && *n ? std::atoi(n) : 0;
+  }
+  bool null(int row, int col) const { return PQgetisnull(r_.get(), row, col) != 0; }
+  std::string text(int row, int col) const {
+    return std::string(PQgetvalue(r_.get(), row, col), static_cast<std::size_t>(PQgetlength(r_.get(), row, col)));
+  }
+  std::int64_t i64(int row, int col) const {
+    std::int64_t v = 0;
+    const char* p = PQgetvalue(r_.get(), row, col);
+    std::from_chars(p, p + PQgetlength(r_.get(), row, col), v);
+    return v;
+  }
+  bool boolean(int row, int col) const { return PQgetvalue(r_.get(), row, col)[0] == 't'; }
+  Micros timestamp(int row, int col) const {
+    const auto t = util::parse_rfc3339(text(row, col));
+    if (!t) throw ApiError(errc::database_unavailable, "unexpected timestamp from the database: " + text(row, col));
+    return *t;
+  }
+  std::optional<Micros> opt_timestamp(int row, int col) const {
+    if (null(row, col)) return std::nullopt;
+    return timestamp(row, col);
+  }
+
+ private:
+  ResultPtr r_;
+};
+
+User read_user(const Rows& r, int row, int first) {
+  return User{r.i64(row, first), r.text(row, first + 1), r.boolean(row, first + 2), r.boolean(row, first + 3),
+              r.timestamp(row, first + 4)};
+}
+
+ApiToken read_token_row(const Rows& r, int row) {
+  // id, user_id, user name, name, created_at, expires_at, revoked_at
+  return ApiToken{r.text(row, 0),          r.i64(row, 1),           r.text(row, 2),          r.text(row, 3),
+                  r.timestamp(row, 4), r.opt_timestamp(row, 5), r.opt_timestamp(row, 6)};
+}
+
+Upload read_upload(const Rows& r, int row) {
+  Upload u;
+  u.id = r.text(row, 0);
+  u.user_id = r.i64(row, 1);
+  u.file_name = r.text(row, 2);
+  u.file_size = static_cast<std::uint64_t>(r.i64(row, 3));
+  u.content_type = r.text(row, 4);
+  u.sha256 = r.text(row, 5);
+  u.storage_key = r.text(row, 6);
+  u.store_upload_id = r.text(row, 7);
+  u.status = upload_status_from(r.text(row, 8));
+  u.created_at = r.timestamp(row, 9);
+  u.completed_at = r.opt_timestamp(row, 10);
+  return u;
+}
+
+// Upload ids are UUIDs in PostgreSQL; anything else cannot match a row, and
+// must not reach the server as a type error.
+bool plausible_upload_id(std::string_view id) { return util::is_uuid(id); }
+
+}  // namespace
+
+// One libpq connection and the statements prepared on it.
+class PostgresStore::Connection {
+ public:
+  explicit Connection(const std::string& conninfo) {
+    // Ours first: the user's string (expanded from dbname) overrides them.
+    const char* keys[] = {"application_name", "connect_timeout", "dbname", nullptr};
+    const char* values[] = {"s3uploader", "10", conninfo.c_str(), nullptr};
+    conn_ = PQconnectdbParams(keys, values, 1);
+    if (!conn_ || PQstatus(conn_) != CONNECTION_OK) {
+      std::string msg = conn_ ? PQerrorMessage(conn_) : "out of memory";
+      while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
+      PQfinish(conn_);
+      conn_ = nullptr;
+      throw std::runtime_error(msg);
+    }
+    // Timestamps are exchanged as UTC text; see timestamp_text().
+    exec_simple("SET TIME ZONE 'UTC'; SET DateStyle TO ISO");
+  }
+  ~Connection() { PQfinish(conn_); }
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  // False when the server has closed this idle connection (a restart sends a
+  // goodbye and closes; nothing else arrives on an idle connection of ours).
+  bool still_usable() {
+    if (PQstatus(conn_) != CONNECTION_OK) return false;
+    pollfd p{PQsocket(conn_), POLLIN, 0};
+    return ::poll(&p, 1, 0) == 0;
+  }
+  bool broken() const { return broken_ || PQstatus(conn_) != CONNECTION_OK; }
+  // Where libpq connected, after the URL and the PG* environment were applied.
+  std::string describe() const {
+    return fmt::format("postgres://{}@{}:{}/{} (TLS {})", PQuser(conn_), PQhost(conn_), PQport(conn_), PQdb(conn_),
+                       PQsslInUse(conn_) ? "on" : "off");
+  }
+
+  // Runs a named query from sql/queries/, prepared on first use.
+  Rows run(std::string_view name, const Params& params = {}) {
+    const std::string key(name);
+    if (!prepared_.contains(key)) {
+      const std::string sql(query_for(name, kDialect));
+      check(ResultPtr(PQprepare(conn_, key.c_str(), sql.c_str(), 0, nullptr), PQclear), name);
+      prepared_.insert(key);
+    }
+    const auto values = params.pointers();
+    ResultPtr r(PQexecPrepared(conn_, key.c_str(), static_cast<int>(values.size()), values.data(), nullptr, nullptr, 0),
+                PQclear);
+    check(r, name);
+    return Rows(std::move(r));
+  }
+
+  // Statements without parameters (migrations, transaction control).
+  Rows exec_simple(const std::string& sql, std::string_view what = "statement") {
+    ResultPtr r(PQexec(conn_, sql.c_str()), PQclear);
+    check(r, what);
+    return Rows(std::move(r));
+  }
+  Rows exec_params(const std::string& sql, const Params& params, std::string_view what) {
+    const auto values = params.pointers();
+    ResultPtr r(PQexecParams(conn_, sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(), nullptr,
+                             nullptr, 0),
+                PQclear);
+    check(r, what);
+    return Rows(std::move(r));
+  }
+
+  // Runs `body` in a transaction: all of it or none of it.
+  template <class F>
+  void transaction(F&& body) {
+    exec_simple("BEGIN");
+    try {
+      body();
+      exec_simple("COMMIT");
+    } catch (...) {
+      if (!broken()) PQclear(PQexec(conn_, "ROLLBACK"));
+      throw;
+    }
+  }
+
+ private:
+  void check(const ResultPtr& r, std::string_view what) {
+    const auto status = r ? PQresultStatus(r.get()) : PGRES_FATAL_ERROR;
+    if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) return;
+    const char* state = r ? PQresultErrorField(r.get(), PG_DIAG_SQLSTATE) : nullptr;
+    const std::string sqlstate = state ? state : "";
+    std::string msg = r ? PQresultErrorMessage(r.get()) : PQerrorMessage(conn_);
+    if (msg.empty()) msg = PQerrorMessage(conn_);
+    while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
+    if (sqlstate == kSqlstateUniqueViolation) throw ApiError(errc::conflict, "already exists");
+    // Class 08 (connection exception) and 57P0x (the server is shutting down
+    // or restarting): this connection is finished.
+    if (PQstatus(conn_) != CONNECTION_OK || sqlstate.starts_with("08") || sqlstate.starts_with("57P")) {
+      broken_ = true;
+    }
+    spdlog::error("postgres {}: {}{}", what, msg, sqlstate.empty() ? "" : " (SQLSTATE " + sqlstate + ")");
+    throw ApiError(errc::database_unavailable, "the metadata database failed");
+  }
+
+  PGconn* conn_ = nullptr;
+  bool broken_ = false;
+  std::set<std::string> prepared_;
+};
+
+// A connection on loan; given back (or dropped when broken) at scope exit.
+class PostgresStore::Lease {
+ public:
+  Lease(PostgresStore& store, std::unique_ptr<Connection> c) : store_(store), c_(std::move(c)) {}
+  ~Lease() { store_.release(std::move(c_)); }
+  Lease(const Lease&) = delete;
+  Lease& operator=(const Lease&) = delete;
+  Connection* operator->() const { return c_.get(); }
+
+ private:
+  PostgresStore& store_;
+  std::unique_ptr<Connection> c_;
+};
+
+PostgresStore::PostgresStore(std::string conninfo, unsigned pool_size)
+    : conninfo_(std::move(conninfo)), pool_size_(std::max(1u, pool_size)) {
+  try {
+    idle_.push_back(std::make_unique<Connection>(conninfo_));
+    open_ = 1;
+    description_ = idle_.back()->describe();
+  } catch (const std::exception& e) {
+    throw std::runtime_error(std::string("cannot connect to PostgreSQL: ") + e.what());
+  }
+}
+
+PostgresStore::~PostgresStore() = default;
+
+PostgresStore::Lease PostgresStore::acquire() {
+  std::unique_lock lock(mutex_);
+  for (;;) {
+    while (!idle_.empty()) {
+      auto c = std::move(idle_.back());
+      idle_.pop_back();
+      if (c->still_usable()) return Lease(*this, std::move(c));
+      --open_;  // closed by the server while idle: replaced below
+      spdlog::info("postgres: an idle connection was closed by the server; reconnecting");
+    }
+    if (open_ < pool_size_) break;
+    available_.wait(lock);
+  }
+  ++open_;
+  lock.unlock();
+  try {
+    return Lease(*this, std::make_unique<Connection>(conninfo_));
+  } catch (const std::exception& e) {
+    {
+      std::lock_guard relock(mutex_);
+      --open_;
+    }
+    available_.notify_one();
+    spdlog::error("postgres: cannot connect: {}", e.what());
+    throw ApiError(errc::database_unavailable, "the metadata database cannot be reached");
+  }
+}
+
+void PostgresStore::release(std::unique_ptr<Connection> c) {
+  {
+    std::lock_guard lock(mutex_);
+    if (c->broken()) {
+      --open_;
+      c.reset();
+    } else {
+      idle_.push_back(std::move(c));
+    }
+  }
+  available_.notify_one();
+}
+
+int PostgresStore::migrate() {
+  auto c = acquire();
+  // A session lock: a second instance waits here until the first is done,
+  // then finds every step recorded.
+  c->exec_simple(fmt::format("SELECT pg_advisory_lock({})", kMigrationLockKey), "migration lock");
+  int applied = 0;
+  try {
+    c->exec_simple(
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        " version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())",
+        "schema_migrations");
+    for (const auto& m : migrations_for(kDialect)) {
+      bool ran = false;
+      c->transaction([&] {
+        Params version;
+        version.integer(m.version);
+        if (c->exec_params("SELECT 1 FROM schema_migrations WHERE version = $1", version, "migration check").size()) {
+          return;
+        }
+        c->exec_simple(std::string(m.sql), fmt::format("migration {:04}_{}", m.version, m.name));
+        Params record;
+        record.integer(m.version).text(m.name);
+        c->exec_params("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", record, "migration record");
+        ran = true;
+      });
+      if (ran) {
+        spdlog::info("applied migration {:04}_{}", m.version, m.name);
+        ++applied;
+      }
+    }
+  } catch (...) {
+    if (!c->broken()) c->exec_simple(fmt::format("SELECT pg_advisory_unlock({})", kMigrationLockKey));
+    throw;
+  }
+  c->exec_simple(fmt::format("SELECT pg_advisory_unlock({})", kMigrationLockKey), "migration unlock");
+  return applied;
+}
+
+User PostgresStore::create_user(std::string_view name, bool is_admin) {
+  auto c = acquire();
+  const Micros now = util::now_micros();
+  Params p;
+  p.text(name).boolean(is_admin).timestamp(now);
+  const auto r = c->run("createUser", p);
+  return User{r.i64(0, 0), std::string(name), is_admin, false, now};
+}
+
+std::optional<User> PostgresStore::find_user(std::string_view name) {
+  auto c = acquire();
+  Params p;
+  p.text(name);
+  const auto r = c->run("findUserByName", p);
+  if (r.size() == 0) return std::nullopt;
+  return read_user(r, 0, 0);
+}
+
+std::vector<User> PostgresStore::list_users() {
+  auto c = acquire();
+  const auto r = c->run("listUsers");
+  std::vector<User> out;
+  for (int i = 0; i < r.size(); ++i) out.push_back(read_user(r, i, 0));
+  return out;
+}
+
+std::int64_t PostgresStore::count_users() {
+  auto c = acquire();
+  return c->run("countUsers").i64(0, 0);
+}
+
+void PostgresStore::create_token(const ApiToken& t, std::string_view token_hash) {
+  auto c = acquire();
+  Params p;
+  p.text(t.id).integer(t.user_id).text(t.name).text(token_hash).timestamp(t.created_at).timestamp(t.expires_at);
+  c->run("createToken", p);
+}
+
+std::optional<TokenOwner> PostgresStore::find_token(std::string_view token_hash) {
+  auto c = acquire();
+  Params p;
+  p.text(token_hash);
+  const auto r = c->run("findTokenByHash", p);
+  if (r.size() == 0) return std::nullopt;
+  TokenOwner o;
+  o.token = ApiToken{r.text(0, 0), r.i64(0, 1), r.text(0, 6), r.text(0, 2), r.timestamp(0, 3), r.opt_timestamp(0, 4),
+                     r.opt_timestamp(0, 5)};
+  o.user = User{r.i64(0, 1), r.text(0, 6), r.boolean(0, 7), r.boolean(0, 8), r.timestamp(0, 9)};
+  return o;
+}
+
+std::vector<ApiToken> PostgresStore::list_tokens(std::optional<std::int64_t> user_id) {
+  auto c = acquire();
+  Params p;
+  if (user_id) p.integer(*user_id);
+  const auto r = c->run(user_id ? "listTokensByUser" : "listTokens", p);
+  std::vector<ApiToken> out;
+  for (int i = 0; i < r.size(); ++i) out.push_back(read_token_row(r, i));
+  return out;
+}
+
+bool PostgresStore::revoke_token(std::string_view token_id, Micros now) {
+  auto c = acquire();
+  Params p;
+  p.text(token_id).timestamp(now);
+  return c->run("revokeToken", p).affected() > 0;
+}
+
+void PostgresStore::create_pending(const Upload& u) {
+  if (!plausible_upload_id(u.id)) throw ApiError(errc::internal, "upload id is not a UUID");
+  auto c = acquire();
+  Params p;
+  p.text(u.id).integer(u.user_id).text(u.file_name).text(u.content_type).text(u.storage_key).text(u.store_upload_id)
+      .timestamp(u.created_at);
+  c->run("uploadFile", p);
+}
+
+bool PostgresStore::mark_complete(const Upload& u) {
+  if (!plausible_upload_id(u.id)) return false;
+  auto c = acquire();
+  Params p;
+  p.text(u.id).integer(static_cast<std::int64_t>(u.file_size)).text(u.content_type).text(u.sha256)
+      .timestamp(u.completed_at.value_or(util::now_micros()));
+  return c->run("completeUpload", p).affected() > 0;
+}
+
+bool PostgresStore::mark_failed(std::string_view upload_id, Micros now) {
+  if (!plausible_upload_id(upload_id)) return false;
+  auto c = acquire();
+  Params p;
+  p.text(upload_id).timestamp(now);
+  return c->run("failUpload", p).affected() > 0;
+}
+
+void PostgresStore::set_store_upload_id(std::string_view upload_id, std::string_view store_upload_id) {
+  if (!plausible_upload_id(upload_id)) return;
+  auto c = acquire();
+  Params p;
+  p.text(upload_id).text(store_upload_id);
+  c->run("setStoreUploadId", p);
+}
+
+std::optional<Upload> PostgresStore::get_upload(std::string_view upload_id) {
+  if (!plausible_upload_id(upload_id)) return std::nullopt;
+  auto c = acquire();
+  Params p;
+  p.text(upload_id);
+  const auto r = c->run("getUpload", p);
+  if (r.size() == 0) return std::nullopt;
+  return read_upload(r, 0);
+}
+
+std::vector<Upload> PostgresStore::stale_pending(Micros created_before, std::int64_t limit) {
+  auto c = acquire();
+  Params p;
+  p.timestamp(created_before).integer(limit);
+  const auto r = c->run("stalePending", p);
+  std::vector<Upload> out;
+  for (int i = 0; i < r.size(); ++i) out.push_back(read_upload(r, i));
+  return out;
+}
+
+std::int64_t PostgresStore::count_uploads(UploadStatus status) {
+  auto c = acquire();
+  Params p;
+  p.text(to_string(status));
+  return c->run("countUploadsByStatus", p).i64(0, 0);
+}
+
+}  // namespace s3up::db

@@ -1,0 +1,69 @@
+#pragma once
+// The production metadata store: PostgreSQL through libpq.
+//
+// Like every MetadataStore it is synchronous: the server calls it from the
+// blocking thread pool (util::run_blocking), never from an I/O thread. We
+// chose that over libpq's non-blocking API driven by Asio because the pool
+// already bounds how many queries run at once (one connection per blocking
+// thread at most), the CLI and tests use the same code without an event loop,
+// and a query's thread hop costs microseconds against its round trip.
+//
+// Connections are opened on demand up to `pool_size`, each with its prepared
+// statements. A connection the server closed (restart, failover, idle
+// timeout) is noticed before it is used and replaced; one that breaks during
+// a query fails that call with database_unavailable (503) and is dropped, so
+// the next call connects afresh: no restart of the service.
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "db/metadata_store.hpp"
+
+namespace s3up::db {
+
+class PostgresStore final : public MetadataStore {
+ public:
+  // `conninfo`: a postgres:// or postgresql:// URL or a libpq keyword string
+  // ("host=... dbname=..."); what it leaves out comes from the PG*
+  // environment (PGHOST, PGUSER, PGPASSWORD, PGSSLMODE, ...) as libpq does.
+  // Connects once to fail early with a clear message.
+  PostgresStore(std::string conninfo, unsigned pool_size);
+  ~PostgresStore() override;
+
+  std::string describe() const override { return description_; }
+  int migrate() override;
+  User create_user(std::string_view name, bool is_admin) override;
+  std::optional<User> find_user(std::string_view name) override;
+  std::vector<User> list_users() override;
+  std::int64_t count_users() override;
+  void create_token(const ApiToken& token, std::string_view token_hash) override;
+  std::optional<TokenOwner> find_token(std::string_view token_hash) override;
+  std::vector<ApiToken> list_tokens(std::optional<std::int64_t> user_id) override;
+  bool revoke_token(std::string_view token_id, Micros now) override;
+  void create_pending(const Upload& upload) override;
+  bool mark_complete(const Upload& upload) override;
+  bool mark_failed(std::string_view upload_id, Micros now) override;
+  void set_store_upload_id(std::string_view upload_id, std::string_view store_upload_id) override;
+  std::optional<Upload> get_upload(std::string_view upload_id) override;
+  std::vector<Upload> stale_pending(Micros created_before, std::int64_t limit) override;
+  std::int64_t count_uploads(UploadStatus status) override;
+
+  class Connection;
+
+ private:
+  class Lease;
+  Lease acquire();
+  void release(std::unique_ptr<Connection> c);
+
+  std::string conninfo_;
+  std::string description_;  // postgres://user@host:port/db, from the first connection
+  unsigned pool_size_;
+  std::mutex mutex_;
+  std::condition_variable available_;
+  std::vector<std::unique_ptr<Connection>> idle_;
+  unsigned open_ = 0;  // idle plus leased
+};
+
+}  // namespace s3up::db
