@@ -128,7 +128,13 @@ class UploadInProgress {
     record_.sha256 = committed.sha256;
     if (committed.size != size_) throw ApiError(errc::internal, "object store stored a different size");
     record_.completed_at = util::now_micros();
+    // If the database fails here we cannot know whether the row became
+    // complete (the commit may have landed before the connection broke), so
+    // the object must stay: fail() leaves both to the janitor, which finds
+    // the row complete (all is well) or still pending (it removes the object).
+    completion_unknown_ = true;
     const bool marked = co_await util::run_blocking(deps_.blocking, [&] { return deps_.metadata.mark_complete(record_); });
+    completion_unknown_ = false;
     if (!marked) throw ApiError(errc::conflict, "the upload was cancelled while it was being stored");
     completed_ = true;
     spdlog::debug("upload {} complete: {} bytes, {}", record_.id, record_.file_size, record_.content_type);
@@ -146,6 +152,11 @@ class UploadInProgress {
   // Never throws: it runs on the error path and logs its own failures.
   asio::awaitable<void> fail() {
     if (completed_) co_return;
+    if (completion_unknown_) {
+      spdlog::warn("upload {}: the database failed while marking it complete; its object {} stays for the janitor",
+                   record_.id, record_.storage_key);
+      co_return;
+    }
     try {
       if (writer_ && !committed_) co_await writer_->abort();
       if (committed_) co_await deps_.store.remove(record_.storage_key);
@@ -185,6 +196,7 @@ class UploadInProgress {
   bool row_created_ = false;
   bool committed_ = false;
   bool completed_ = false;
+  bool completion_unknown_ = false;  // mark_complete threw: the row may or may not say complete
 };
 
 http::Response created(const json::object& body) {

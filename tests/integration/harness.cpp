@@ -142,6 +142,7 @@ int ServerProcess::wait(std::chrono::milliseconds timeout) {
 }
 
 std::unique_ptr<db::MetadataStore> ServerProcess::database() const {
+  if (const auto it = env_.find("S3UP_DATABASE"); it != env_.end()) return db::open_metadata_store(it->second, 1);
   return db::open_metadata_store("sqlite://" + (dir_ / "s3uploader.db").string(), 1);
 }
 

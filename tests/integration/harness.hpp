@@ -49,7 +49,8 @@ class ServerProcess {
   int wait(std::chrono::milliseconds timeout);
 
   // Opens the server's database directly (read-your-own checks; SQLite WAL
-  // handles the two processes).
+  // handles the two processes): its own SQLite file, or S3UP_DATABASE if the
+  // test set one.
   std::unique_ptr<db::MetadataStore> database() const;
 
   // Regular files under objects/ (temporary ones included).
