@@ -17,10 +17,10 @@ const std::vector<SettingInfo> kSettings = {
     {"listen", "S3UP_LISTEN", "127.0.0.1:8080", "Address and port to listen on (host:port; port 0 picks a free one)."},
     {"storage", "S3UP_STORAGE", "file://./data/objects", "Object store URL: file:///path (local disk) or s3://bucket/prefix."},
     {"database", "S3UP_DATABASE", "sqlite://./data/s3uploader.db", "Metadata database: sqlite:///path, postgres://user@host/db, or a libpq keyword string."},
-    {"database_pool_size", "S3UP_DATABASE_POOL_SIZE", "0", "Most database connections open at once; 0 means one per blocking thread."},
+    {"database_pool_size", "S3UP_DATABASE_POOL_SIZE", "0", "Most database connections open at once; 0 means one per 4 blocking threads, at least 4."},
     {"max_upload_bytes", "S3UP_MAX_UPLOAD_BYTES", "5GiB", "Largest accepted file (bytes, or with a unit: 100MiB, 5GiB)."},
     {"threads", "S3UP_THREADS", "0", "I/O threads; 0 means one per CPU core."},
-    {"blocking_threads", "S3UP_BLOCKING_THREADS", "0", "Threads for database and disk calls; 0 means 2 per core, at least 4."},
+    {"blocking_threads", "S3UP_BLOCKING_THREADS", "0", "Threads for database and disk calls; 0 means 8 per core, at least 16."},
     {"max_header_bytes", "S3UP_MAX_HEADER_BYTES", "16KiB", "Largest request header block; larger ones get 431."},
     {"header_timeout", "S3UP_HEADER_TIMEOUT", "30s", "Time allowed to send a request's headers (also the keep-alive idle limit)."},
     {"idle_timeout", "S3UP_IDLE_TIMEOUT", "60s", "Longest pause allowed while a request body is being received."},
@@ -175,9 +175,13 @@ Config load(const Sources& sources) {
   }
   const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
   if (c.threads == 0) c.threads = cores;
-  if (c.blocking_threads == 0) c.blocking_threads = std::max(4u, 2 * cores);
-  // More connections than threads that make database calls would sit idle.
-  if (c.database_pool_size == 0) c.database_pool_size = c.blocking_threads;
+  // These threads mostly wait (fsync, a database round trip), and the work
+  // waiting on them is what gets batched: many are cheap, few starve uploads.
+  if (c.blocking_threads == 0) c.blocking_threads = std::max(16u, 8 * cores);
+  // Writes are group-committed on one connection at a time, so a few more
+  // serve the reads (token lookups). More connections only add database
+  // processes competing for the same cores: measured in bench/small_uploads.sh.
+  if (c.database_pool_size == 0) c.database_pool_size = std::max(4u, c.blocking_threads / 4);
   return c;
 }
 

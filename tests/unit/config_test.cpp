@@ -28,7 +28,9 @@ TEST(Config, DefaultsRunWithNoConfiguration) {
   EXPECT_EQ(c.database, "sqlite://./data/s3uploader.db");
   EXPECT_EQ(c.max_upload_bytes, 5ull << 30);
   EXPECT_GE(c.threads, 1u);
-  EXPECT_GE(c.blocking_threads, 4u);
+  EXPECT_GE(c.blocking_threads, 16u);
+  EXPECT_EQ(c.database_pool_size, std::max(4u, c.blocking_threads / 4));
+  EXPECT_EQ(load(with_env({{"S3UP_DATABASE_POOL_SIZE", "3"}})).database_pool_size, 3u);
   EXPECT_EQ(c.header_timeout, 30s);
   EXPECT_FALSE(c.debug);
   EXPECT_TRUE(c.migrate_on_start);

@@ -240,6 +240,40 @@ TEST_P(MetadataStoreContract, ConcurrentWritersAllLand) {
   EXPECT_EQ(store_->count_uploads(UploadStatus::complete), kThreads * kEach);
 }
 
+TEST_P(MetadataStoreContract, AConflictInABatchFailsOnlyItself) {
+  // Writes from many threads are group-committed; a duplicate id among them
+  // (a conflict) must fail alone, and every other write must land.
+  const auto alice = store_->create_user("alice", false);
+  auto taken = pending_upload(alice.id);
+  store_->create_pending(taken);
+  constexpr int kThreads = 16, kEach = 20;
+  std::atomic<int> conflicts{0}, other_errors{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kEach; ++i) {
+        auto u = (t + i) % 5 == 0 ? taken : pending_upload(alice.id);
+        try {
+          store_->create_pending(u);
+          u.completed_at = util::now_micros();
+          if (!store_->mark_complete(u)) ++other_errors;
+        } catch (const ApiError& e) {
+          (e.code() == errc::conflict ? conflicts : other_errors)++;
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(other_errors, 0);
+  int duplicates = 0;
+  for (int t = 0; t < kThreads; ++t) {
+    for (int i = 0; i < kEach; ++i) duplicates += (t + i) % 5 == 0;
+  }
+  EXPECT_EQ(conflicts, duplicates);
+  EXPECT_EQ(store_->count_uploads(UploadStatus::complete), kThreads * kEach - duplicates);
+  EXPECT_EQ(store_->count_uploads(UploadStatus::pending), 1);
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Backends, MetadataStoreContract,
     ::testing::Values(Backend{"sqlite",

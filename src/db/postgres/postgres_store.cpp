@@ -167,12 +167,8 @@ class PostgresStore::Connection {
 
   // Runs a named query from sql/queries/, prepared on first use.
   Rows run(std::string_view name, const Params& params = {}) {
+    prepare(name);
     const std::string key(name);
-    if (!prepared_.contains(key)) {
-      const std::string sql(query_for(name, kDialect));
-      check(ResultPtr(PQprepare(conn_, key.c_str(), sql.c_str(), 0, nullptr), PQclear), name);
-      prepared_.insert(key);
-    }
     const auto values = params.pointers();
     ResultPtr r(PQexecPrepared(conn_, key.c_str(), static_cast<int>(values.size()), values.data(), nullptr, nullptr, 0),
                 PQclear);
@@ -195,6 +191,68 @@ class PostgresStore::Connection {
     return Rows(std::move(r));
   }
 
+  // Runs the statements as one transaction in one round trip (libpq's
+  // pipeline mode: BEGIN, each statement, COMMIT, then one sync) and fills
+  // the rows each changed. Returns false if a statement failed: the
+  // transaction was rolled back and nothing of it happened. Throws
+  // database_unavailable if the connection broke or COMMIT failed (then the
+  // outcome is unknown).
+  bool run_in_one_round_trip(const std::vector<std::pair<std::string_view, const Params*>>& statements,
+                             std::vector<int>& rows) {
+    for (const auto& [name, params] : statements) prepare(name);
+    if (PQenterPipelineMode(conn_) != 1) lost("entering pipeline mode");
+    const auto send_simple = [&](const char* sql) {
+      if (PQsendQueryParams(conn_, sql, 0, nullptr, nullptr, nullptr, nullptr, 0) != 1) lost("sending");
+    };
+    send_simple("BEGIN");
+    for (const auto& [name, params] : statements) {
+      const auto values = params->pointers();
+      const std::string key(name);
+      if (PQsendQueryPrepared(conn_, key.c_str(), static_cast<int>(values.size()), values.data(), nullptr, nullptr,
+                              0) != 1) {
+        lost("sending");
+      }
+    }
+    send_simple("COMMIT");
+    if (PQpipelineSync(conn_) != 1) lost("sending");
+
+    // One result per query (each followed by a null), then the sync's.
+    bool statement_failed = false, commit_failed = false;
+    std::string problem;
+    for (std::size_t q = 0; q < statements.size() + 2; ++q) {
+      ResultPtr r(PQgetResult(conn_), PQclear);
+      if (!r) lost("reading results");
+      const auto status = PQresultStatus(r.get());
+      const bool is_statement = q > 0 && q <= statements.size();
+      if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) {
+        if (is_statement) {
+          const char* n = PQcmdTuples(r.get());
+          rows[q - 1] = n && *n ? std::atoi(n) : 0;
+        }
+      } else if (status != PGRES_PIPELINE_ABORTED) {
+        if (problem.empty()) problem = PQresultErrorMessage(r.get());
+        (is_statement ? statement_failed : commit_failed) = true;
+        if (q == 0) statement_failed = true;  // BEGIN itself
+      }
+      while (PGresult* extra = PQgetResult(conn_)) PQclear(extra);  // the null after each query's result
+    }
+    ResultPtr sync(PQgetResult(conn_), PQclear);
+    if (!sync || PQresultStatus(sync.get()) != PGRES_PIPELINE_SYNC) lost("reading the pipeline sync");
+    if (PQexitPipelineMode(conn_) != 1) lost("leaving pipeline mode");
+    if (statement_failed) {
+      // The failed statement left the transaction aborted (COMMIT was skipped).
+      if (PQtransactionStatus(conn_) != PQTRANS_IDLE) exec_simple("ROLLBACK", "rollback");
+      spdlog::debug("postgres: a statement in a batch failed ({}); running each on its own", problem);
+      return false;
+    }
+    if (commit_failed) {
+      while (!problem.empty() && (problem.back() == '\n' || problem.back() == ' ')) problem.pop_back();
+      spdlog::error("postgres commit: {}", problem);
+      throw ApiError(errc::database_unavailable, "the metadata database failed");
+    }
+    return true;
+  }
+
   // Runs `body` in a transaction: all of it or none of it.
   template <class F>
   void transaction(F&& body) {
@@ -209,6 +267,22 @@ class PostgresStore::Connection {
   }
 
  private:
+  void prepare(std::string_view name) {
+    const std::string key(name);
+    if (prepared_.contains(key)) return;
+    const std::string sql(query_for(name, kDialect));
+    check(ResultPtr(PQprepare(conn_, key.c_str(), sql.c_str(), 0, nullptr), PQclear), name);
+    prepared_.insert(key);
+  }
+
+  [[noreturn]] void lost(std::string_view what) {
+    broken_ = true;
+    std::string msg = PQerrorMessage(conn_);
+    while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
+    spdlog::error("postgres {}: {}", what, msg);
+    throw ApiError(errc::database_unavailable, "the metadata database failed");
+  }
+
   void check(const ResultPtr& r, std::string_view what) {
     const auto status = r ? PQresultStatus(r.get()) : PGRES_FATAL_ERROR;
     if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) return;
@@ -240,10 +314,16 @@ class PostgresStore::Lease {
   Lease(const Lease&) = delete;
   Lease& operator=(const Lease&) = delete;
   Connection* operator->() const { return c_.get(); }
+  Connection& operator*() const { return *c_; }
 
  private:
   PostgresStore& store_;
   std::unique_ptr<Connection> c_;
+};
+
+struct PostgresStore::Write {
+  std::string_view query;  // a name in sql/queries/
+  Params params;
 };
 
 PostgresStore::PostgresStore(std::string conninfo, unsigned pool_size)
@@ -255,6 +335,24 @@ PostgresStore::PostgresStore(std::string conninfo, unsigned pool_size)
   } catch (const std::exception& e) {
     throw std::runtime_error(std::string("cannot connect to PostgreSQL: ") + e.what());
   }
+  writes_ = std::make_unique<WriteBatcher<Write>>([this](const auto& writes, auto& outcomes) {
+    auto c = acquire();
+    const auto each_alone = [&] {
+      for (std::size_t i = 0; i < writes.size(); ++i) {
+        try {
+          outcomes[i] = {c->run(writes[i]->query, writes[i]->params).affected(), nullptr};
+        } catch (...) {
+          outcomes[i] = {0, std::current_exception()};
+        }
+      }
+    };
+    if (writes.size() == 1) return each_alone();
+    std::vector<std::pair<std::string_view, const Params*>> statements;
+    for (const Write* w : writes) statements.emplace_back(w->query, &w->params);
+    std::vector<int> rows(writes.size());
+    if (!c->run_in_one_round_trip(statements, rows)) return each_alone();
+    for (std::size_t i = 0; i < writes.size(); ++i) outcomes[i].rows = rows[i];
+  });
 }
 
 PostgresStore::~PostgresStore() = default;
@@ -408,36 +506,32 @@ bool PostgresStore::revoke_token(std::string_view token_id, Micros now) {
 
 void PostgresStore::create_pending(const Upload& u) {
   if (!plausible_upload_id(u.id)) throw ApiError(errc::internal, "upload id is not a UUID");
-  auto c = acquire();
-  Params p;
-  p.text(u.id).integer(u.user_id).text(u.file_name).text(u.content_type).text(u.storage_key).text(u.store_upload_id)
-      .timestamp(u.created_at);
-  c->run("uploadFile", p);
+  Write w{"uploadFile", {}};
+  w.params.text(u.id).integer(u.user_id).text(u.file_name).text(u.content_type).text(u.storage_key)
+      .text(u.store_upload_id).timestamp(u.created_at);
+  writes_->run(w);
 }
 
 bool PostgresStore::mark_complete(const Upload& u) {
   if (!plausible_upload_id(u.id)) return false;
-  auto c = acquire();
-  Params p;
-  p.text(u.id).integer(static_cast<std::int64_t>(u.file_size)).text(u.content_type).text(u.sha256)
+  Write w{"completeUpload", {}};
+  w.params.text(u.id).integer(static_cast<std::int64_t>(u.file_size)).text(u.content_type).text(u.sha256)
       .timestamp(u.completed_at.value_or(util::now_micros()));
-  return c->run("completeUpload", p).affected() > 0;
+  return writes_->run(w) > 0;
 }
 
 bool PostgresStore::mark_failed(std::string_view upload_id, Micros now) {
   if (!plausible_upload_id(upload_id)) return false;
-  auto c = acquire();
-  Params p;
-  p.text(upload_id).timestamp(now);
-  return c->run("failUpload", p).affected() > 0;
+  Write w{"failUpload", {}};
+  w.params.text(upload_id).timestamp(now);
+  return writes_->run(w) > 0;
 }
 
 void PostgresStore::set_store_upload_id(std::string_view upload_id, std::string_view store_upload_id) {
   if (!plausible_upload_id(upload_id)) return;
-  auto c = acquire();
-  Params p;
-  p.text(upload_id).text(store_upload_id);
-  c->run("setStoreUploadId", p);
+  Write w{"setStoreUploadId", {}};
+  w.params.text(upload_id).text(store_upload_id);
+  writes_->run(w);
 }
 
 std::optional<Upload> PostgresStore::get_upload(std::string_view upload_id) {

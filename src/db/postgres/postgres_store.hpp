@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "db/metadata_store.hpp"
+#include "db/write_batcher.hpp"
 
 namespace s3up::db {
 
@@ -64,6 +65,10 @@ class PostgresStore final : public MetadataStore {
   std::condition_variable available_;
   std::vector<std::unique_ptr<Connection>> idle_;
   unsigned open_ = 0;  // idle plus leased
+  // The upload lifecycle's writes, group-committed: a batch goes to the
+  // server as one pipelined round trip (BEGIN, the statements, COMMIT).
+  struct Write;
+  std::unique_ptr<WriteBatcher<Write>> writes_;
 };
 
 }  // namespace s3up::db

@@ -165,6 +165,27 @@ SqliteStore::SqliteStore(const std::string& path, unsigned pool_size) : path_(pa
     exec(c.db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;");
     idle_.push_back(&c);
   }
+  writes_ = std::make_unique<WriteBatcher<Write>>([this](const auto& writes, auto& outcomes) {
+    auto c = acquire();
+    const auto each_alone = [&] {
+      for (std::size_t i = 0; i < writes.size(); ++i) {
+        try {
+          outcomes[i] = {(*writes[i])(*c), nullptr};
+        } catch (...) {
+          outcomes[i] = {0, std::current_exception()};
+        }
+      }
+    };
+    if (writes.size() == 1) return each_alone();
+    exec(c->db, "BEGIN IMMEDIATE");  // the write lock now, not at the first write
+    try {
+      for (std::size_t i = 0; i < writes.size(); ++i) outcomes[i].rows = (*writes[i])(*c);
+    } catch (...) {
+      sqlite3_exec(c->db, "ROLLBACK", nullptr, nullptr, nullptr);
+      return each_alone();
+    }
+    exec(c->db, "COMMIT");  // throws: every write of the batch reports it
+  });
 }
 
 SqliteStore::~SqliteStore() {
@@ -286,29 +307,35 @@ bool SqliteStore::revoke_token(std::string_view token_id, Micros now) {
 }
 
 void SqliteStore::create_pending(const Upload& u) {
-  auto c = acquire();
-  Statement s(*c, "uploadFile");
-  s.bind(u.id, u.user_id, u.file_name, u.content_type, u.storage_key, u.store_upload_id, u.created_at).run();
+  writes_->run(Write([&](Connection& c) {
+    Statement s(c, "uploadFile");
+    s.bind(u.id, u.user_id, u.file_name, u.content_type, u.storage_key, u.store_upload_id, u.created_at).run();
+    return s.changes();
+  }));
 }
 
 bool SqliteStore::mark_complete(const Upload& u) {
-  auto c = acquire();
-  Statement s(*c, "completeUpload");
-  s.bind(u.id, u.file_size, u.content_type, u.sha256, u.completed_at.value_or(util::now_micros())).run();
-  return s.changes() > 0;
+  return writes_->run(Write([&](Connection& c) {
+    Statement s(c, "completeUpload");
+    s.bind(u.id, u.file_size, u.content_type, u.sha256, u.completed_at.value_or(util::now_micros())).run();
+    return s.changes();
+  })) > 0;
 }
 
 bool SqliteStore::mark_failed(std::string_view upload_id, Micros now) {
-  auto c = acquire();
-  Statement s(*c, "failUpload");
-  s.bind(upload_id, now).run();
-  return s.changes() > 0;
+  return writes_->run(Write([&](Connection& c) {
+    Statement s(c, "failUpload");
+    s.bind(upload_id, now).run();
+    return s.changes();
+  })) > 0;
 }
 
 void SqliteStore::set_store_upload_id(std::string_view upload_id, std::string_view store_upload_id) {
-  auto c = acquire();
-  Statement s(*c, "setStoreUploadId");
-  s.bind(upload_id, store_upload_id).run();
+  writes_->run(Write([&](Connection& c) {
+    Statement s(c, "setStoreUploadId");
+    s.bind(upload_id, store_upload_id).run();
+    return s.changes();
+  }));
 }
 
 namespace {

@@ -1,12 +1,15 @@
 #pragma once
 // The embedded default metadata store: SQLite in WAL mode.
 #include <condition_variable>
+#include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
 #include "db/metadata_store.hpp"
+#include "db/write_batcher.hpp"
 
 struct sqlite3;
 struct sqlite3_stmt;
@@ -52,6 +55,10 @@ class SqliteStore final : public MetadataStore {
   std::condition_variable available_;
   std::vector<Connection*> idle_;
   std::vector<Connection> connections_;
+  // The upload lifecycle's writes, group-committed: each is a statement run
+  // on the batch's connection, returning the rows it changed.
+  using Write = std::function<int(Connection&)>;
+  std::unique_ptr<WriteBatcher<Write>> writes_;
 };
 
 }  // namespace s3up::db
