@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Benchmark (issue 4): many small durable uploads. 1 KiB files in a multipart
 # form over 64 keep-alive connections (wrk, bench/small_upload.lua), local-disk
-# store, first on SQLite, then on PostgreSQL (a fresh cluster on loopback,
-# scripts/peers/postgres). Reports uploads/s and p50/p99 latency, and as the
+# store, first on SQLite, then on PostgreSQL (a fresh cluster on this host,
+# scripts/peers/postgres) through its Unix socket, as one connects to a
+# database on the same host, then over TCP with TLS (verify-full), as to a
+# remote one. Reports uploads/s and p50/p99 latency, and as the
 # baseline of the same run the rate of GET /healthz on the same server
 # (HTTP, no disk, no database): the ratio says what durability costs.
 # After each run it counts the records and the files: every 201 must be both.
@@ -52,13 +54,14 @@ parse_wrk() {
 }
 
 results=()
-for db in sqlite postgres; do
+psql -q "$S3UP_TEST_PG_URL?$pg_tls" -c "CREATE DATABASE bench_small_tls"
+for db in sqlite postgres postgres-tls; do
   export S3UP_STORAGE="file://$work/$db/objects"
-  if [ "$db" = sqlite ]; then
-    export S3UP_DATABASE="sqlite://$work/$db/s3uploader.db"
-  else
-    export S3UP_DATABASE="$pg_base/bench_small?$pg_tls"
-  fi
+  case "$db" in
+    sqlite) export S3UP_DATABASE="sqlite://$work/$db/s3uploader.db" ;;
+    postgres) export S3UP_DATABASE="host=$S3UP_TEST_PG_DIR port=$(cat "$S3UP_TEST_PG_DIR/port") user=postgres dbname=bench_small" ;;
+    postgres-tls) export S3UP_DATABASE="$pg_base/bench_small_tls?$pg_tls" ;;
+  esac
   "$bin" migrate > /dev/null 2>&1
   "$bin" user add bench > /dev/null 2>&1
   export S3UP_BENCH_TOKEN=$("$bin" token create bench 2>/dev/null)
@@ -82,10 +85,10 @@ for db in sqlite postgres; do
   results+=("$db $rate $p50 $p99 $bad $total $rows $files $base_rate $ratio")
 done
 
-printf '\n%-9s %10s %8s %8s %8s %9s %8s %8s %12s %7s\n' database uploads/s "p50 ms" "p99 ms" non-2xx requests records files "healthz/s" ratio
+printf '\n%-12s %10s %8s %8s %8s %9s %8s %8s %12s %7s\n' database uploads/s "p50 ms" "p99 ms" non-2xx requests records files "healthz/s" ratio
 for r in "${results[@]}"; do
   # shellcheck disable=SC2086
-  printf '%-9s %10s %8s %8s %8s %9s %8s %8s %12s %7s\n' $r
+  printf '%-12s %10s %8s %8s %8s %9s %8s %8s %12s %7s\n' $r
 done
 echo "(wrk counts requests still in flight at the end as not done: records and files may exceed requests - non-2xx by up to $connections)"
 
