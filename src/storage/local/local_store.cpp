@@ -8,8 +8,10 @@
 #include <atomic>
 #include <cerrno>
 #include <cstdlib>
+#include <condition_variable>
 #include <cstring>
 #include <mutex>
+#include <unordered_map>
 #include <vector>
 
 #include <boost/asio/experimental/concurrent_channel.hpp>
@@ -58,6 +60,57 @@ void fsync_dir(const std::filesystem::path& dir) {
   ::close(fd);
   if (rc != 0) throw_errno(err, "fsync directory", dir);
 }
+
+}  // namespace
+
+// Group commit for directory entries: an object is durable once the rename
+// into its directory is, which takes an fsync of the directory. Uploads that
+// finish together in one directory (one user's) share one: a caller waits for
+// a directory fsync that started after its rename, and if none is running
+// starts one that covers everyone who asked so far.
+class LocalStore::DirectorySync {
+ public:
+  void sync(const std::filesystem::path& dir) {
+    std::unique_lock lock(mutex_);
+    auto& state = dirs_[dir.native()];
+    ++state.users;
+    const std::uint64_t ticket = ++state.requested;
+    std::exception_ptr error;
+    while (state.synced < ticket && !error) {
+      if (state.running) {
+        state.changed.wait(lock);
+        continue;
+      }
+      state.running = true;
+      const std::uint64_t covers = state.requested;
+      lock.unlock();
+      try {
+        fsync_dir(dir);
+      } catch (...) {
+        error = std::current_exception();  // ours alone: the others try again
+      }
+      lock.lock();
+      if (!error) state.synced = covers;
+      state.running = false;
+      state.changed.notify_all();
+    }
+    if (--state.users == 0) dirs_.erase(dir.native());
+    lock.unlock();
+    if (error) std::rethrow_exception(error);
+  }
+
+ private:
+  struct State {
+    std::uint64_t requested = 0, synced = 0;
+    bool running = false;
+    int users = 0;
+    std::condition_variable changed;
+  };
+  std::mutex mutex_;
+  std::unordered_map<std::string, State> dirs_;
+};
+
+namespace {
 
 void write_all(int fd, const char* data, std::size_t size, off_t offset, const std::filesystem::path& path) {
   std::size_t done = 0;
@@ -156,8 +209,10 @@ struct Mailbox {
 
 class LocalWriter final : public ObjectWriter {
  public:
-  LocalWriter(std::shared_ptr<OpenFile> file, asio::thread_pool& blocking, asio::any_io_executor executor)
+  LocalWriter(std::shared_ptr<OpenFile> file, asio::thread_pool& blocking, asio::any_io_executor executor,
+              std::shared_ptr<LocalStore::DirectorySync> directory_sync)
       : file_(std::move(file)),
+        directory_sync_(std::move(directory_sync)),
         blocking_(blocking),
         hash_order_(asio::make_strand(blocking.get_executor())),
         done_(std::make_unique<Completion>(executor, kMaxBlocksInFlight)),
@@ -208,7 +263,7 @@ class LocalWriter final : public ObjectWriter {
       if (::fsync(f.fd) != 0) throw_errno(errno, "fsync", f.temp_path);
       if (::rename(f.temp_path.c_str(), f.final_path.c_str()) != 0) throw_errno(errno, "rename", f.final_path);
       f.committed = true;
-      fsync_dir(f.final_path.parent_path());
+      directory_sync_->sync(f.final_path.parent_path());
     });
     co_return CommittedObject{size, util::to_hex(file_->sha256.finish()), ""};
   }
@@ -274,6 +329,7 @@ class LocalWriter final : public ObjectWriter {
   }
 
   std::shared_ptr<OpenFile> file_;
+  std::shared_ptr<LocalStore::DirectorySync> directory_sync_;
   asio::thread_pool& blocking_;
   asio::strand<asio::thread_pool::executor_type> hash_order_;  // hashes blocks one at a time, in file order
   std::unique_ptr<Completion> done_;
@@ -289,7 +345,9 @@ class LocalWriter final : public ObjectWriter {
 }  // namespace
 
 LocalStore::LocalStore(std::filesystem::path root, asio::thread_pool& blocking)
-    : root_(std::filesystem::absolute(std::move(root)).lexically_normal()), blocking_(blocking) {
+    : root_(std::filesystem::absolute(std::move(root)).lexically_normal()),
+      blocking_(blocking),
+      directory_sync_(std::make_shared<DirectorySync>()) {
   std::filesystem::create_directories(root_);
 }
 
@@ -323,7 +381,8 @@ asio::awaitable<std::unique_ptr<ObjectWriter>> LocalStore::open_writer(const std
     }
     if (file->fd < 0) throw_errno(errno, "create", file->temp_path);
   });
-  co_return std::make_unique<LocalWriter>(std::move(file), blocking_, co_await asio::this_coro::executor);
+  co_return std::make_unique<LocalWriter>(std::move(file), blocking_, co_await asio::this_coro::executor,
+                                          directory_sync_);
 }
 
 asio::awaitable<std::optional<ObjectInfo>> LocalStore::stat(const std::string& key) {

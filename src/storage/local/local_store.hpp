@@ -6,6 +6,7 @@
 // or absent after a crash. Temporary names start with ".tmp-" so a clean-up can
 // find leftovers of a crashed process.
 #include <filesystem>
+#include <memory>
 
 #include "storage/object_store.hpp"
 
@@ -23,9 +24,12 @@ class LocalStore final : public ObjectStore {
 
   std::filesystem::path path_of(std::string_view key) const;
 
+  class DirectorySync;  // internal: shared by the writers of one store
+
  private:
   std::filesystem::path root_;
   boost::asio::thread_pool& blocking_;
+  std::shared_ptr<DirectorySync> directory_sync_;  // shared with the writers
 };
 
 }  // namespace s3up::storage
