@@ -84,7 +84,8 @@ int serve(const config::Config& cfg) {
   auto store = storage::open_object_store(store_settings, io.get_executor(), blocking);
   auth::Authenticator authenticator(*metadata, blocking);
   upload::Api api(upload::Dependencies{*store, *metadata, authenticator, blocking,
-                                       upload::Limits{cfg.max_upload_bytes}});
+                                       upload::Limits{cfg.max_upload_bytes},
+                                       upload::Downloads{cfg.download_redirect, std::chrono::duration_cast<std::chrono::seconds>(cfg.download_url_ttl)}});
 
   http::ServerOptions options;
   options.endpoint = parse_listen(cfg.listen);
@@ -187,6 +188,10 @@ int main(int argc, char** argv) {
   user_add->add_option("name", user_name, "User name")->required();
   user_add->add_flag("--admin", admin, "May manage every user's files");
   auto* user_list = user_cmd->add_subcommand("list", "List users");
+  auto* user_disable = user_cmd->add_subcommand("disable", "Disable a user: their tokens stop working at once");
+  user_disable->add_option("name", user_name, "User name")->required();
+  auto* user_enable = user_cmd->add_subcommand("enable", "Enable a disabled user again");
+  user_enable->add_option("name", user_name, "User name")->required();
 
   auto* token_cmd = app.add_subcommand("token", "Manage API tokens")->require_subcommand(1);
   std::string token_user, token_name, expires_in, token_id;
@@ -228,6 +233,12 @@ int main(int argc, char** argv) {
       }
       const auto user = metadata->create_user(user_name, admin);
       fmt::print("created user {} (id {}){}\n", user.name, user.id, admin ? ", admin" : "");
+      return 0;
+    }
+    if (user_disable->parsed() || user_enable->parsed()) {
+      const bool disable = user_disable->parsed();
+      if (!metadata->set_user_disabled(user_name, disable)) throw std::runtime_error("no user named " + user_name);
+      fmt::print("user {} {}\n", user_name, disable ? "disabled: their tokens no longer work" : "enabled");
       return 0;
     }
     if (user_list->parsed()) {

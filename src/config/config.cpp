@@ -27,6 +27,8 @@ const std::vector<SettingInfo> kSettings = {
     {"shutdown_grace", "S3UP_SHUTDOWN_GRACE", "30s", "On SIGTERM/SIGINT, how long in-flight uploads may run before they are aborted."},
     {"debug", "DEBUG", "false", "Debug logging (true/false)."},
     {"migrate_on_start", "S3UP_MIGRATE", "true", "Apply database migrations when `serve` starts."},
+    {"download", "S3UP_DOWNLOAD", "stream", "GET /files/{id}/content: stream (bytes through the service) or redirect (302 to a presigned URL; S3 only)."},
+    {"download_url_ttl", "S3UP_DOWNLOAD_URL_TTL", "5m", "How long a presigned download URL stays valid (redirect mode)."},
     {"port_file", "S3UP_PORT_FILE", "", "If set, `serve` writes the port it bound to this file (useful with port 0)."},
     {"s3_endpoint", "S3UP_S3_ENDPOINT", "", "S3 endpoint URL; else AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, else AWS for the region."},
     {"s3_region", "AWS_REGION", "", "S3 region; else AWS_DEFAULT_REGION, else us-east-1."},
@@ -81,6 +83,14 @@ void apply(Config& c, std::string_view key, const std::string& value, std::strin
     c.max_upload_bytes = size();
   } else if (key == "threads") {
     c.threads = count();
+  } else if (key == "download") {
+    if (value != "stream" && value != "redirect") throw bad("must be stream or redirect");
+    c.download_redirect = value == "redirect";
+  } else if (key == "download_url_ttl") {
+    c.download_url_ttl = duration();
+    if (c.download_url_ttl < std::chrono::seconds(1) || c.download_url_ttl > std::chrono::hours(24 * 7)) {
+      throw bad("between 1s and 7d (S3's limit)");
+    }
   } else if (key == "blocking_threads") {
     c.blocking_threads = count();
   } else if (key == "database_pool_size") {
@@ -170,6 +180,9 @@ Config load(const Sources& sources) {
     const char* v = getenv("AWS_DEFAULT_REGION");
     c.s3_region = v != nullptr && *v != '\0' ? v : "us-east-1";
   }
+  if (c.download_redirect && !c.storage.starts_with("s3://")) {
+    throw ConfigError("download = redirect needs the S3 backend (storage = s3://...)");
+  }
   if (c.storage.starts_with("s3://") && c.buffer_budget < c.part_size * 2) {
     throw ConfigError("buffer_budget must hold at least two parts (part_size)");
   }
@@ -195,6 +208,8 @@ std::vector<std::pair<std::string, std::string>> describe(const Config& c) {
       {"threads", std::to_string(c.threads)},
       {"blocking_threads", std::to_string(c.blocking_threads)},
       {"database_pool_size", std::to_string(c.database_pool_size)},
+      {"download", c.download_redirect ? "redirect" : "stream"},
+      {"download_url_ttl", ms(c.download_url_ttl)},
       {"max_header_bytes", std::to_string(c.max_header_bytes)},
       {"header_timeout", ms(c.header_timeout)},
       {"idle_timeout", ms(c.idle_timeout)},

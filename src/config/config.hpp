@@ -21,7 +21,9 @@ struct Config {
   std::uint64_t max_upload_bytes = 0;
   unsigned threads = 0;                // I/O threads; 0 = number of cores
   unsigned blocking_threads = 0;       // database and disk threads; 0 = automatic
-  unsigned database_pool_size = 0;     // 0 = blocking_threads
+  unsigned database_pool_size = 0;     // 0 = blocking_threads / 4, at least 4
+  bool download_redirect = false;      // 302 to a presigned URL instead of streaming
+  std::chrono::milliseconds download_url_ttl{5 * 60 * 1000};
   std::size_t max_header_bytes = 0;
   std::chrono::milliseconds header_timeout{};
   std::chrono::milliseconds idle_timeout{};

@@ -37,6 +37,12 @@ struct ApiToken {
   std::optional<Micros> revoked_at;
 };
 
+// Where a page of a listing ended: the last row's sort key.
+struct ListPosition {
+  Micros created_at = 0;
+  std::string upload_id;
+};
+
 struct TokenOwner {
   ApiToken token;
   User user;
@@ -74,6 +80,7 @@ class MetadataStore {
   virtual std::optional<User> find_user(std::string_view name) = 0;
   virtual std::vector<User> list_users() = 0;
   virtual std::int64_t count_users() = 0;
+  virtual bool set_user_disabled(std::string_view name, bool disabled) = 0;  // false if no such user
 
   virtual void create_token(const ApiToken& token, std::string_view token_hash) = 0;
   virtual std::optional<TokenOwner> find_token(std::string_view token_hash) = 0;
@@ -91,6 +98,12 @@ class MetadataStore {
   // crash, the ones whose process died (the janitor cleans them up).
   virtual std::vector<Upload> stale_pending(Micros created_before, std::int64_t limit) = 0;
   virtual std::int64_t count_uploads(UploadStatus status) = 0;
+
+  // Complete uploads, newest first: one owner's, or everyone's without a
+  // user_id; after `after` (the last row of the previous page) if given.
+  virtual std::vector<Upload> list_files(std::optional<std::int64_t> user_id, const std::optional<ListPosition>& after,
+                                         std::int64_t limit) = 0;
+  virtual bool delete_upload(std::string_view upload_id) = 0;  // false if there was no such row
 };
 
 // Opens the backend named by the URL: sqlite:///abs/path, sqlite://./rel/path,

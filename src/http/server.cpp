@@ -12,6 +12,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/buffer_body.hpp>
@@ -355,10 +356,35 @@ asio::awaitable<void> Server::Impl::run_session(tcp::socket socket) {
     res.set(beast_http::field::server, "s3uploader");
     res.set("X-Request-Id", ctx.request_id);
     res.keep_alive(parser.get().keep_alive() && body_done && !stopping);
-    res.prepare_payload();
+    // A streamed body: the handler set Content-Length; HEAD sends headers only.
+    const bool has_stream = ctx.response_stream.has_value() && res.result_int() < 300;
+    const bool streamed = has_stream && header.method() != beast_http::verb::head;
+    if (!has_stream) res.prepare_payload();
 
     std::size_t bytes_out = 0;
-    if (!client_gone) {
+    if (!client_gone && streamed) {
+      stream.expires_after(options.idle_timeout);
+      beast_http::response_serializer<beast_http::string_body> serializer(res);
+      auto [hec, head_bytes] = co_await beast_http::async_write_header(stream, serializer, use_tuple);
+      bytes_out = head_bytes;
+      if (hec) client_gone = true;
+      while (!client_gone) {
+        std::string piece;
+        try {
+          piece = co_await ctx.response_stream->next();
+        } catch (const std::exception& e) {
+          spdlog::error("request {}: the response body failed after {} bytes: {}", ctx.request_id, bytes_out,
+                        e.what());
+          res.keep_alive(false);  // the client must see the body end short
+          break;
+        }
+        if (piece.empty()) break;
+        stream.expires_after(options.idle_timeout);
+        auto [wec, written] = co_await asio::async_write(stream, asio::buffer(piece), use_tuple);
+        bytes_out += written;
+        if (wec) client_gone = true;
+      }
+    } else if (!client_gone) {
       stream.expires_after(options.idle_timeout);
       auto [wec, written] = co_await beast_http::async_write(stream, res, use_tuple);
       bytes_out = written;

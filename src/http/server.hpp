@@ -41,9 +41,20 @@ class BodyReader {
   virtual std::optional<std::uint64_t> content_length() const = 0;
 };
 
+// A response body produced piece by piece after the headers (downloads), so
+// it is never held whole. The handler sets Content-Length on the response and
+// leaves the response's own body empty.
+struct BodyStream {
+  // The next piece; empty once `Content-Length` bytes were given. If it
+  // throws, the headers are already out: the connection is closed, and the
+  // client sees a short body.
+  std::function<boost::asio::awaitable<std::string>()> next;
+};
+
 struct RequestContext {
   std::string request_id;
   std::optional<std::int64_t> user_id;  // set by the handler once the caller is known, for the access log
+  std::optional<BodyStream> response_stream;  // set by a handler that streams its response body
 };
 
 struct Request {

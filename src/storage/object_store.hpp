@@ -4,6 +4,7 @@
 //
 // Backends report failures as ApiError: storage_unavailable when the store
 // cannot be reached or fails, insufficient_storage when it is full.
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -68,6 +69,12 @@ class ObjectStore {
   virtual boost::asio::awaitable<std::string> read(const std::string& key, std::uint64_t offset,
                                                    std::size_t length) = 0;
   virtual std::string describe() const = 0;                           // for logs, no secrets
+  // A URL anyone can GET the object from until `ttl` passes, if the store
+  // can make one (S3: a presigned URL); nullopt otherwise (local disk).
+  virtual boost::asio::awaitable<std::optional<std::string>> presigned_get_url(const std::string& key,
+                                                                               std::chrono::seconds ttl) {
+    co_return std::nullopt;
+  }
 };
 
 // How to reach the store named by a URL. S3 settings follow the AWS SDK

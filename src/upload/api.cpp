@@ -138,14 +138,7 @@ class UploadInProgress {
     if (!marked) throw ApiError(errc::conflict, "the upload was cancelled while it was being stored");
     completed_ = true;
     spdlog::debug("upload {} complete: {} bytes, {}", record_.id, record_.file_size, record_.content_type);
-    co_return json::object{
-        {"file_id", record_.id},
-        {"file_name", record_.file_name},
-        {"file_size", record_.file_size},
-        {"upload_time", util::rfc3339(record_.created_at)},
-        {"content_type", record_.content_type},
-        {"sha256", record_.sha256},
-    };
+    co_return upload_json(record_, /*details=*/false);
   }
 
   // Undoes whatever exists: the object (or partial write) and the pending row.
@@ -244,6 +237,23 @@ asio::awaitable<http::Response> upload_or_undo(std::optional<UploadInProgress>& 
 
 }  // namespace
 
+json::object upload_json(const db::Upload& u, bool details) {
+  json::object o{
+      {"file_id", u.id},
+      {"file_name", u.file_name},
+      {"file_size", u.file_size},
+      {"upload_time", util::rfc3339(u.created_at)},
+      {"content_type", u.content_type},
+      {"sha256", u.sha256},
+  };
+  if (details) {
+    o["user_id"] = u.user_id;
+    o["status"] = db::to_string(u.status);
+    o["completed_at"] = u.completed_at ? json::value(util::rfc3339(*u.completed_at)) : json::value(nullptr);
+  }
+  return o;
+}
+
 bool is_acceptable_file_name(std::string_view name) {
   if (name.empty() || name.size() > kMaxFileNameBytes || !is_valid_utf8(name)) return false;
   for (unsigned char c : name) {
@@ -278,6 +288,21 @@ asio::awaitable<http::Response> Api::handle(http::Request& request) {
     std::string name;
     encoded->decode({}, boost::urls::string_token::assign_to(name));
     co_return co_await upload_raw(request, std::move(name));
+  }
+  if (path == "/files") {
+    if (method != verb::get && method != verb::head) co_return method_not_allowed("GET, HEAD");
+    co_return co_await list_files(request);
+  }
+  if (path.starts_with("/files/")) {
+    std::string_view rest = path.substr(7);
+    constexpr std::string_view content_suffix = "/content";
+    if (rest.ends_with(content_suffix)) {
+      if (method != verb::get && method != verb::head) co_return method_not_allowed("GET, HEAD");
+      co_return co_await get_content(request, rest.substr(0, rest.size() - content_suffix.size()));
+    }
+    if (method == verb::get || method == verb::head) co_return co_await get_file(request, rest);
+    if (method == verb::delete_) co_return co_await delete_file(request, rest);
+    co_return method_not_allowed("GET, HEAD, DELETE");
   }
   throw ApiError(errc::not_found, "no such endpoint");
 }

@@ -23,6 +23,7 @@ Entry entry(errc e) {
     case errc::length_required: return {"length_required", 411};
     case errc::file_too_large: return {"file_too_large", 413};
     case errc::unsupported_media_type: return {"unsupported_media_type", 415};
+    case errc::range_not_satisfiable: return {"range_not_satisfiable", 416};
     case errc::headers_too_large: return {"headers_too_large", 431};
     case errc::internal: return {"internal", 500};
     case errc::storage_error: return {"storage_error", 502};

@@ -24,6 +24,7 @@ enum class errc {
   length_required,      // 411
   file_too_large,       // 413 over the configured maximum
   unsupported_media_type,  // 415
+  range_not_satisfiable,   // 416
   headers_too_large,    // 431
   internal,             // 500
   storage_error,        // 502 the object store answered with an error

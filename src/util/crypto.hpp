@@ -2,6 +2,7 @@
 // Hashing, randomness and encodings, all on OpenSSL 3.
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -35,5 +36,6 @@ void random_bytes(std::span<std::uint8_t> out);
 
 std::string to_hex(std::span<const std::uint8_t> bytes);
 std::string base64url(std::span<const std::uint8_t> bytes);  // unpadded, RFC 4648 §5
+std::optional<std::string> base64url_decode(std::string_view text);  // nullopt if not unpadded base64url
 
 }  // namespace s3up::util

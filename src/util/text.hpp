@@ -1,6 +1,6 @@
 #pragma once
-// Small ASCII text helpers shared by the protocol parsers (HTTP headers,
-// multipart, SigV4, INI files, config values).
+// Small text helpers shared by the protocol code (HTTP headers, multipart,
+// SigV4, INI files, config values).
 #include <string>
 #include <string_view>
 
@@ -21,6 +21,38 @@ inline std::string ascii_lower(std::string_view s) {
     if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
   }
   return out;
+}
+
+// RFC 3986: unreserved characters (A-Z a-z 0-9 - _ . ~) as they are, every
+// other byte as %XX in upper case; '/' too unless keep_slash.
+inline std::string percent_encode(std::string_view s, bool keep_slash = false) {
+  static constexpr char hex[] = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(s.size() * 3 / 2);
+  for (unsigned char c : s) {
+    const bool unreserved = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+                            c == '_' || c == '.' || c == '~';
+    if (unreserved || (c == '/' && keep_slash)) {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out.push_back('%');
+      out.push_back(hex[c >> 4]);
+      out.push_back(hex[c & 15]);
+    }
+  }
+  return out;
+}
+
+// Content-Disposition for a download under the client's original name
+// (RFC 6266): an ASCII fallback with anything unsafe replaced by '_', and the
+// exact UTF-8 name in RFC 8187's filename*.
+inline std::string content_disposition_attachment(std::string_view file_name) {
+  std::string ascii;
+  for (unsigned char c : file_name) {
+    if (c >= 0x80 && c < 0xc0) continue;  // a UTF-8 continuation byte: its character is already a '_'
+    ascii.push_back(c < 0x20 || c >= 0x7f || c == '"' || c == '\\' ? '_' : static_cast<char>(c));
+  }
+  return "attachment; filename=\"" + ascii + "\"; filename*=UTF-8''" + percent_encode(file_name);
 }
 
 }  // namespace s3up::util

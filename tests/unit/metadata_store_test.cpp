@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <functional>
@@ -238,6 +239,77 @@ TEST_P(MetadataStoreContract, ConcurrentWritersAllLand) {
   }
   for (auto& t : threads) t.join();
   EXPECT_EQ(store_->count_uploads(UploadStatus::complete), kThreads * kEach);
+}
+
+TEST_P(MetadataStoreContract, FilesAreListedNewestFirstInStablePages) {
+  const auto alice = store_->create_user("alice", false);
+  const auto bob = store_->create_user("bob", false);
+  std::vector<Upload> alices;
+  for (int i = 0; i < 7; ++i) {
+    auto u = pending_upload(i % 3 == 2 ? bob.id : alice.id);
+    u.created_at = 1'000'000 + (i == 4 ? 3 : i) * 1000;  // rows 3 and 4 tie on time: the id decides
+    store_->create_pending(u);
+    u.completed_at = u.created_at + 1;
+    store_->mark_complete(u);
+    if (u.user_id == alice.id) alices.push_back(u);
+  }
+  store_->create_pending(pending_upload(alice.id));  // pending: never listed
+  std::sort(alices.begin(), alices.end(), [](const Upload& a, const Upload& b) {
+    return std::tie(a.created_at, a.id) > std::tie(b.created_at, b.id);
+  });
+
+  std::vector<std::string> seen;
+  std::optional<ListPosition> after;
+  for (int page = 0; page < 10; ++page) {
+    const auto rows = store_->list_files(alice.id, after, 2);
+    for (const auto& r : rows) {
+      seen.push_back(r.id);
+      EXPECT_EQ(r.status, UploadStatus::complete);
+      EXPECT_EQ(r.user_id, alice.id);
+    }
+    if (rows.size() < 2) break;
+    after = ListPosition{rows.back().created_at, rows.back().id};
+    // A new upload while paging is newer than any page: it shifts nothing.
+    auto fresh = pending_upload(alice.id);
+    store_->create_pending(fresh);
+    fresh.completed_at = util::now_micros();
+    store_->mark_complete(fresh);
+  }
+  std::vector<std::string> expected;
+  for (const auto& u : alices) expected.push_back(u.id);
+  EXPECT_EQ(seen, expected);
+
+  const auto everyone = store_->list_files(std::nullopt, std::nullopt, 1000);
+  EXPECT_EQ(everyone.size(), 7u + 2u);  // bob's two, alice's five, and the two fresh ones made while paging
+  EXPECT_TRUE(std::is_sorted(everyone.begin(), everyone.end(), [](const Upload& a, const Upload& b) {
+    return std::tie(a.created_at, a.id) > std::tie(b.created_at, b.id);
+  }));
+  const auto rest = store_->list_files(std::nullopt, ListPosition{everyone[3].created_at, everyone[3].id}, 1000);
+  ASSERT_EQ(rest.size(), everyone.size() - 4);
+  EXPECT_EQ(rest.front().id, everyone[4].id);
+  EXPECT_TRUE(store_->list_files(alice.id, ListPosition{0, "not-a-uuid"}, 10).empty());
+}
+
+TEST_P(MetadataStoreContract, DeletingUploadsAndDisablingUsers) {
+  const auto alice = store_->create_user("alice", false);
+  auto u = pending_upload(alice.id);
+  store_->create_pending(u);
+  store_->mark_complete(u);
+  EXPECT_TRUE(store_->delete_upload(u.id));
+  EXPECT_FALSE(store_->delete_upload(u.id));
+  EXPECT_FALSE(store_->get_upload(u.id));
+  EXPECT_FALSE(store_->delete_upload("not-a-uuid"));
+  EXPECT_TRUE(store_->list_files(alice.id, std::nullopt, 10).empty());
+
+  EXPECT_FALSE(store_->find_user("alice")->disabled);
+  EXPECT_TRUE(store_->set_user_disabled("alice", true));
+  EXPECT_TRUE(store_->find_user("alice")->disabled);
+  ApiToken t{"tok_00000000000000aa", alice.id, "alice", "", util::now_micros(), {}, {}};
+  store_->create_token(t, "hash-disabled");
+  EXPECT_TRUE(store_->find_token("hash-disabled")->user.disabled);
+  EXPECT_TRUE(store_->set_user_disabled("alice", false));
+  EXPECT_FALSE(store_->find_user("alice")->disabled);
+  EXPECT_FALSE(store_->set_user_disabled("nobody", true));
 }
 
 TEST_P(MetadataStoreContract, AConflictInABatchFailsOnlyItself) {

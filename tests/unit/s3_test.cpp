@@ -122,7 +122,7 @@ TEST(PartSize, MinimumGrowthAndCap) {
 TEST(ContentDisposition, AsciiFallbackAndRfc8187Name) {
   EXPECT_EQ(content_disposition("report.pdf"), "attachment; filename=\"report.pdf\"; filename*=UTF-8''report.pdf");
   EXPECT_EQ(content_disposition("\xE2\x82\xAC rates \"q\".txt"),
-            "attachment; filename=\"___ rates _q_.txt\"; filename*=UTF-8''%E2%82%AC%20rates%20%22q%22.txt");
+            "attachment; filename=\"_ rates _q_.txt\"; filename*=UTF-8''%E2%82%AC%20rates%20%22q%22.txt");
 }
 
 }  // namespace

@@ -561,4 +561,34 @@ std::int64_t PostgresStore::count_uploads(UploadStatus status) {
   return c->run("countUploadsByStatus", p).i64(0, 0);
 }
 
+bool PostgresStore::set_user_disabled(std::string_view name, bool disabled) {
+  auto c = acquire();
+  Params p;
+  p.text(name).boolean(disabled);
+  return c->run("setUserDisabled", p).affected() > 0;
+}
+
+std::vector<Upload> PostgresStore::list_files(std::optional<std::int64_t> user_id,
+                                              const std::optional<ListPosition>& after, std::int64_t limit) {
+  if (after && !plausible_upload_id(after->upload_id)) return {};
+  Params p;
+  if (user_id) p.integer(*user_id);
+  if (after) p.timestamp(after->created_at).text(after->upload_id);
+  p.integer(limit);
+  const char* query = user_id ? (after ? "listFilesByUserAfter" : "listFilesByUser")
+                              : (after ? "listAllFilesAfter" : "listAllFiles");
+  auto c = acquire();
+  const auto r = c->run(query, p);
+  std::vector<Upload> out;
+  for (int i = 0; i < r.size(); ++i) out.push_back(read_upload(r, i));
+  return out;
+}
+
+bool PostgresStore::delete_upload(std::string_view upload_id) {
+  if (!plausible_upload_id(upload_id)) return false;
+  Write w{"deleteUpload", {}};
+  w.params.text(upload_id);
+  return writes_->run(w) > 0;
+}
+
 }  // namespace s3up::db

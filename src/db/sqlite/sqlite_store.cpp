@@ -380,4 +380,46 @@ std::int64_t SqliteStore::count_uploads(UploadStatus status) {
   return s.step() ? s.i64(0) : 0;
 }
 
+bool SqliteStore::set_user_disabled(std::string_view name, bool disabled) {
+  auto c = acquire();
+  Statement s(*c, "setUserDisabled");
+  s.bind(name, disabled).run();
+  return s.changes() > 0;
+}
+
+std::vector<Upload> SqliteStore::list_files(std::optional<std::int64_t> user_id, const std::optional<ListPosition>& after,
+                                            std::int64_t limit) {
+  auto c = acquire();
+  std::vector<Upload> out;
+  const auto collect = [&](Statement& s) {
+    while (s.step()) out.push_back(read_upload(s));
+  };
+  if (user_id && after) {
+    Statement s(*c, "listFilesByUserAfter");
+    s.bind(*user_id, after->created_at, after->upload_id, limit);
+    collect(s);
+  } else if (user_id) {
+    Statement s(*c, "listFilesByUser");
+    s.bind(*user_id, limit);
+    collect(s);
+  } else if (after) {
+    Statement s(*c, "listAllFilesAfter");
+    s.bind(after->created_at, after->upload_id, limit);
+    collect(s);
+  } else {
+    Statement s(*c, "listAllFiles");
+    s.bind(limit);
+    collect(s);
+  }
+  return out;
+}
+
+bool SqliteStore::delete_upload(std::string_view upload_id) {
+  return writes_->run(Write([&](Connection& c) {
+    Statement s(c, "deleteUpload");
+    s.bind(upload_id).run();
+    return s.changes();
+  })) > 0;
+}
+
 }  // namespace s3up::db

@@ -40,6 +40,10 @@ class SqliteStore final : public MetadataStore {
   std::optional<Upload> get_upload(std::string_view upload_id) override;
   std::vector<Upload> stale_pending(Micros created_before, std::int64_t limit) override;
   std::int64_t count_uploads(UploadStatus status) override;
+  bool set_user_disabled(std::string_view name, bool disabled) override;
+  std::vector<Upload> list_files(std::optional<std::int64_t> user_id, const std::optional<ListPosition>& after,
+                                 std::int64_t limit) override;
+  bool delete_upload(std::string_view upload_id) override;
 
   struct Connection {
     sqlite3* db = nullptr;

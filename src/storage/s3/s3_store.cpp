@@ -16,6 +16,7 @@
 
 #include "util/api_error.hpp"
 #include "util/crypto.hpp"
+#include "util/text.hpp"
 
 namespace s3up::storage::s3 {
 
@@ -331,13 +332,7 @@ std::size_t choose_part_size(std::size_t configured, std::optional<std::uint64_t
   return std::min(part, kMaxPartSize);
 }
 
-std::string content_disposition(std::string_view file_name) {
-  std::string ascii;
-  for (unsigned char c : file_name) {
-    ascii.push_back(c < 0x20 || c >= 0x7f || c == '"' || c == '\\' ? '_' : static_cast<char>(c));
-  }
-  return "attachment; filename=\"" + ascii + "\"; filename*=UTF-8''" + uri_encode(file_name, true);
-}
+std::string content_disposition(std::string_view file_name) { return util::content_disposition_attachment(file_name); }
 
 S3Store::S3Store(asio::any_io_executor executor, S3StoreOptions options, std::shared_ptr<CredentialsProvider> credentials,
                  std::shared_ptr<BufferPool> buffers)
@@ -345,6 +340,11 @@ S3Store::S3Store(asio::any_io_executor executor, S3StoreOptions options, std::sh
       client_(std::make_shared<Client>(std::move(executor), options_.client, std::move(credentials))),
       buffers_(std::move(buffers)) {
   if (!options_.prefix.empty() && options_.prefix.back() != '/') options_.prefix.push_back('/');
+}
+
+asio::awaitable<std::optional<std::string>> S3Store::presigned_get_url(const std::string& key,
+                                                                      std::chrono::seconds ttl) {
+  co_return co_await presign_get(key, ttl);
 }
 
 std::string S3Store::describe() const {

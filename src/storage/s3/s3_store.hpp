@@ -48,6 +48,8 @@ class S3Store final : public ObjectStore {
   boost::asio::awaitable<void> remove(const std::string& key) override;
   boost::asio::awaitable<std::string> read(const std::string& key, std::uint64_t offset, std::size_t length) override;
   std::string describe() const override;
+  boost::asio::awaitable<std::optional<std::string>> presigned_get_url(const std::string& key,
+                                                                       std::chrono::seconds ttl) override;
 
   // For clean-up and tests: multipart uploads in progress under the prefix,
   // and aborting one.

@@ -1,0 +1,266 @@
+// The files API: listing one's uploads, one upload's metadata, its bytes
+// (streamed with Range and ETag, or a redirect to a presigned URL), deleting
+// it. A user sees only their own files; admins see everyone's.
+#include <charconv>
+#include <memory>
+
+#include <boost/json/array.hpp>
+#include <boost/url/parse.hpp>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "upload/api.hpp"
+#include "util/blocking.hpp"
+#include "util/crypto.hpp"
+#include "util/text.hpp"
+
+namespace s3up::upload {
+
+namespace asio = boost::asio;
+namespace json = boost::json;
+namespace beast_http = boost::beast::http;
+using beast_http::field;
+using beast_http::verb;
+
+namespace {
+
+constexpr std::int64_t kDefaultPageSize = 100;
+constexpr std::int64_t kMaxPageSize = 1000;
+// Downloads go out in pieces of this size: memory per download is one piece.
+constexpr std::size_t kDownloadPiece = 256 * 1024;
+
+// The page cursor is opaque to clients: the last row's sort key, base64url.
+std::string encode_cursor(const db::Upload& last) {
+  const std::string raw = fmt::format("1:{}:{}", last.created_at, last.id);
+  return util::base64url(std::span(reinterpret_cast<const std::uint8_t*>(raw.data()), raw.size()));
+}
+
+std::optional<db::ListPosition> decode_cursor(std::string_view cursor) {
+  const auto raw = util::base64url_decode(cursor);
+  if (!raw || !raw->starts_with("1:")) return std::nullopt;
+  const auto colon = raw->find(':', 2);
+  if (colon == std::string::npos) return std::nullopt;
+  db::ListPosition p;
+  const auto* first = raw->data() + 2;
+  const auto* last = raw->data() + colon;
+  if (auto [ptr, ec] = std::from_chars(first, last, p.created_at); ec != std::errc{} || ptr != last) return std::nullopt;
+  p.upload_id = raw->substr(colon + 1);
+  if (!util::is_uuid(p.upload_id)) return std::nullopt;
+  return p;
+}
+
+struct ListQuery {
+  std::int64_t limit = kDefaultPageSize;
+  std::optional<db::ListPosition> after;
+  bool all = false;
+};
+
+ListQuery parse_list_query(std::string_view target) {
+  ListQuery q;
+  const auto url = boost::urls::parse_origin_form(target);
+  if (!url) throw ApiError(errc::bad_request, "malformed query string");
+  for (const auto& param : url->params()) {
+    if (param.key == "limit") {
+      std::int64_t n = 0;
+      const auto& v = param.value;
+      auto [ptr, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+      if (ec != std::errc{} || ptr != v.data() + v.size() || n < 1 || n > kMaxPageSize) {
+        throw ApiError(errc::bad_request, fmt::format("limit must be a whole number from 1 to {}", kMaxPageSize));
+      }
+      q.limit = n;
+    } else if (param.key == "cursor") {
+      if (!param.value.empty()) {
+        q.after = decode_cursor(param.value);
+        if (!q.after) throw ApiError(errc::bad_request, "cursor is not one this service gave out");
+      }
+    } else if (param.key == "all") {
+      if (param.value != "true" && param.value != "false") throw ApiError(errc::bad_request, "all must be true or false");
+      q.all = param.value == "true";
+    }
+  }
+  return q;
+}
+
+// A single byte range of an object of `size` bytes.
+struct ByteRange {
+  std::uint64_t first = 0, last = 0;  // inclusive
+};
+
+// RFC 9110 §14: "bytes=a-b", "bytes=a-", "bytes=-n". nullopt means serve
+// the whole object (no Range, another unit, several ranges, or a malformed
+// one, all of which a server may ignore); throws range_not_satisfiable when
+// the range lies wholly past the end.
+std::optional<ByteRange> parse_range(std::string_view header, std::uint64_t size) {
+  header = util::trim(header);
+  if (!header.starts_with("bytes=")) return std::nullopt;
+  const std::string_view spec = util::trim(header.substr(6));
+  if (spec.find(',') != std::string_view::npos) return std::nullopt;
+  const auto dash = spec.find('-');
+  if (dash == std::string_view::npos) return std::nullopt;
+  const auto number = [](std::string_view s) -> std::optional<std::uint64_t> {
+    s = util::trim(s);
+    std::uint64_t n = 0;
+    if (s.empty()) return std::nullopt;
+    auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), n);
+    if (ec != std::errc{} || ptr != s.data() + s.size()) return std::nullopt;
+    return n;
+  };
+  const auto a = number(spec.substr(0, dash)), b = number(spec.substr(dash + 1));
+  const bool a_given = !util::trim(spec.substr(0, dash)).empty(), b_given = !util::trim(spec.substr(dash + 1)).empty();
+  if ((a_given && !a) || (b_given && !b)) return std::nullopt;  // malformed: ignored
+  if (!a_given) {                                              // suffix: the last n bytes
+    if (!b) return std::nullopt;
+    if (*b == 0 || size == 0) throw ApiError(errc::range_not_satisfiable, "range not satisfiable");
+    return ByteRange{size - std::min(*b, size), size - 1};
+  }
+  if (b && *b < *a) return std::nullopt;  // malformed: ignored
+  if (*a >= size) throw ApiError(errc::range_not_satisfiable, "range not satisfiable");
+  return ByteRange{*a, b ? std::min(*b, size - 1) : size - 1};
+}
+
+// If-None-Match: "*" or a list of entity tags, weak ones compared weakly.
+bool none_match(std::string_view header, std::string_view etag) {
+  header = util::trim(header);
+  if (header == "*") return true;
+  std::size_t pos = 0;
+  while (pos < header.size()) {
+    auto comma = header.find(',', pos);
+    if (comma == std::string_view::npos) comma = header.size();
+    std::string_view tag = util::trim(header.substr(pos, comma - pos));
+    if (tag.starts_with("W/")) tag.remove_prefix(2);
+    if (tag == etag) return true;
+    pos = comma + 1;
+  }
+  return false;
+}
+
+// Reads an object piece by piece for the server to send; one piece in memory.
+class Download {
+ public:
+  Download(storage::ObjectStore& store, std::string key, std::uint64_t offset, std::uint64_t end)
+      : store_(store), key_(std::move(key)), offset_(offset), end_(end) {}
+
+  asio::awaitable<std::string> next() {
+    if (offset_ >= end_) co_return std::string();
+    const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(kDownloadPiece, end_ - offset_));
+    std::string piece = co_await store_.read(key_, offset_, want);
+    if (piece.empty()) throw ApiError(errc::storage_error, "the object is shorter than its record");
+    offset_ += piece.size();
+    co_return piece;
+  }
+
+ private:
+  storage::ObjectStore& store_;
+  std::string key_;
+  std::uint64_t offset_, end_;
+};
+
+}  // namespace
+
+asio::awaitable<db::Upload> Api::visible_upload(const auth::Principal& caller, std::string_view id) {
+  std::optional<db::Upload> upload;
+  if (util::is_uuid(id)) {
+    const std::string key(id);
+    upload = co_await util::run_blocking(deps_.blocking, [&] { return deps_.metadata.get_upload(key); });
+  }
+  if (!upload || (upload->user_id != caller.user_id && !caller.is_admin)) {
+    throw ApiError(errc::not_found, "no such file");
+  }
+  co_return std::move(*upload);
+}
+
+asio::awaitable<http::Response> Api::list_files(http::Request& request) {
+  const auto caller = co_await authenticate(request);
+  const auto query = parse_list_query(request.header.target());
+  if (query.all && !caller.is_admin) throw ApiError(errc::forbidden, "only admins may list every user's files");
+  const std::optional<std::int64_t> owner = query.all ? std::nullopt : std::optional(caller.user_id);
+  // One more than asked: whether there is a next page.
+  const std::int64_t fetch = query.limit + 1;
+  auto rows = co_await util::run_blocking(deps_.blocking,
+                                          [&] { return deps_.metadata.list_files(owner, query.after, fetch); });
+  const bool more = static_cast<std::int64_t>(rows.size()) > query.limit;
+  if (more) rows.resize(static_cast<std::size_t>(query.limit));
+  json::array files;
+  for (const auto& row : rows) files.push_back(upload_json(row, /*details=*/true));
+  json::object body{{"files", std::move(files)}};
+  body["next_cursor"] = more ? json::value(encode_cursor(rows.back())) : json::value(nullptr);
+  co_return http::json_response(200, body);
+}
+
+asio::awaitable<http::Response> Api::get_file(http::Request& request, std::string_view id) {
+  const auto caller = co_await authenticate(request);
+  const auto upload = co_await visible_upload(caller, id);
+  co_return http::json_response(200, upload_json(upload, /*details=*/true));
+}
+
+asio::awaitable<http::Response> Api::get_content(http::Request& request, std::string_view id) {
+  const auto caller = co_await authenticate(request);
+  const auto upload = co_await visible_upload(caller, id);
+  if (upload.status != db::UploadStatus::complete) throw ApiError(errc::not_found, "no such file");
+
+  // The SHA-256 names the bytes exactly: a strong validator.
+  const std::string etag = "\"" + upload.sha256 + "\"";
+  const auto common = [&](http::Response& res) {
+    res.set(field::etag, etag);
+    res.set(field::cache_control, "private, no-cache");
+  };
+  if (none_match(request.header[field::if_none_match], etag)) {
+    http::Response res{beast_http::status::not_modified, 11};
+    common(res);
+    co_return res;
+  }
+  if (deps_.downloads.redirect) {
+    const auto url = co_await deps_.store.presigned_get_url(upload.storage_key, deps_.downloads.url_ttl);
+    if (url) {
+      http::Response res{beast_http::status::found, 11};
+      res.set(field::location, *url);
+      res.set(field::cache_control, "no-store");  // the URL expires; never cache the redirect
+      co_return res;
+    }
+  }
+
+  const std::uint64_t size = upload.file_size;
+  std::optional<ByteRange> range;
+  try {
+    range = parse_range(request.header[field::range], size);
+  } catch (const ApiError&) {
+    auto res = http::error_response(errc::range_not_satisfiable, "range not satisfiable");
+    res.set(field::content_range, fmt::format("bytes */{}", size));
+    common(res);
+    co_return res;
+  }
+  http::Response res{range ? beast_http::status::partial_content : beast_http::status::ok, 11};
+  common(res);
+  res.set(field::accept_ranges, "bytes");
+  res.set(field::content_type, upload.content_type.empty() ? "application/octet-stream" : upload.content_type);
+  res.set(field::content_disposition, util::content_disposition_attachment(upload.file_name));
+  // Never let a browser second-guess the type of user content.
+  res.set("X-Content-Type-Options", "nosniff");
+  const std::uint64_t first = range ? range->first : 0;
+  const std::uint64_t end = range ? range->last + 1 : size;
+  if (range) res.set(field::content_range, fmt::format("bytes {}-{}/{}", range->first, range->last, size));
+  res.content_length(end - first);
+  if (end > first) {
+    auto download = std::make_shared<Download>(deps_.store, upload.storage_key, first, end);
+    request.context.response_stream = http::BodyStream{[download] { return download->next(); }};
+  }
+  co_return res;
+}
+
+asio::awaitable<http::Response> Api::delete_file(http::Request& request, std::string_view id) {
+  const auto caller = co_await authenticate(request);
+  const auto upload = co_await visible_upload(caller, id);
+  if (upload.status == db::UploadStatus::pending) {
+    throw ApiError(errc::conflict, "the upload is still in progress");
+  }
+  // The object first, then the record: if the record's removal fails, the
+  // client's retry finds the object already gone and finishes the job; the
+  // other order could leave bytes no record points to.
+  if (upload.status == db::UploadStatus::complete) co_await deps_.store.remove(upload.storage_key);
+  const bool deleted = co_await util::run_blocking(deps_.blocking, [&] { return deps_.metadata.delete_upload(upload.id); });
+  if (!deleted) throw ApiError(errc::not_found, "no such file");
+  spdlog::info("upload {} deleted by user {}", upload.id, caller.user_id);
+  co_return http::Response{beast_http::status::no_content, 11};
+}
+
+}  // namespace s3up::upload
