@@ -1,8 +1,10 @@
 // The service on PostgreSQL: hostile file names through the API, and scale-out
-// (two instances, one database, one bucket, started at the same moment).
+// (two instances, one database, one bucket, started at the same moment; every
+// file listed and readable through either).
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <set>
 #include <thread>
 
 #include "../support/test_database.hpp"
@@ -108,6 +110,23 @@ TEST(ScaleOut, TwoInstancesOneDatabaseOneBucket) {
     EXPECT_EQ(row->file_size, size);
     EXPECT_EQ(row->sha256, ContentStream::sha256_of(size, i));
     EXPECT_EQ(peer.object_sha256(row->storage_key), row->sha256) << row->storage_key;
+  }
+  // Through the API: both instances list all 100, and each file reads back
+  // intact through the instance it was not uploaded to.
+  for (auto* server : {a.get(), b.get()}) {
+    const auto listed = request(server->port(), "GET", "/files?limit=1000", {{"Authorization", "Bearer " + token}});
+    ASSERT_EQ(listed.status, 200) << listed.body;
+    std::set<std::string> listed_ids;
+    const auto listed_json = listed.json();
+    for (const auto& f : listed_json.at("files").as_array()) listed_ids.emplace(f.at("file_id").as_string());
+    EXPECT_EQ(listed_ids, std::set<std::string>(ids.begin(), ids.end()));
+  }
+  for (int i = 0; i < kUploads; ++i) {
+    auto& other = i % 2 ? *b : *a;
+    const auto content =
+        request(other.port(), "GET", "/files/" + ids[i] + "/content", {{"Authorization", "Bearer " + token}});
+    ASSERT_EQ(content.status, 200) << content.body;
+    EXPECT_EQ(util::sha256_hex(content.body), ContentStream::sha256_of(1000 + static_cast<std::uint64_t>(i) * 997, i));
   }
   // The raced migrations left one schema: each step recorded once.
   const auto log_a = a->log(), log_b = b->log();
