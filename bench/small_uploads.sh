@@ -19,9 +19,8 @@ scripts/install-deps --test
 bin=build/src/s3uploader
 [ -x "$bin" ] || scripts/build
 work=$(mktemp -d -p "$PWD/build" bench-small-XXXXXX)
-server_pid=""
 cleanup() {
-  [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null || true
+  [ -n "${server_pid:-}" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null || true
   scripts/peers/postgres stop "$work/pg" > /dev/null 2>&1 || true
   rm -rf "$work"
 }
@@ -33,14 +32,7 @@ pg_base="${S3UP_TEST_PG_URL%/*}"
 pg_tls="sslmode=verify-full&sslrootcert=$S3UP_TEST_PG_CA_FILE"
 psql -q "$S3UP_TEST_PG_URL?$pg_tls" -c "CREATE DATABASE bench_small"
 
-start_server() {
-  rm -f "$work/port"
-  S3UP_LISTEN=127.0.0.1:0 S3UP_PORT_FILE="$work/port" "$bin" serve 2> "$work/server-$1.log" &
-  server_pid=$!
-  for _ in $(seq 200); do [ -s "$work/port" ] && break; sleep 0.05; done
-  port=$(cat "$work/port")
-}
-stop_server() { kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=""; }
+source bench/server.sh
 
 # wrk's report -> "rate p50_ms p99_ms non2xx"
 parse_wrk() {
@@ -65,7 +57,7 @@ for db in sqlite postgres postgres-tls; do
   "$bin" migrate > /dev/null 2>&1
   "$bin" user add bench > /dev/null 2>&1
   export S3UP_BENCH_TOKEN=$("$bin" token create bench 2>/dev/null)
-  start_server "$db"
+  start_server "$work/server-$db.log"
   echo "== $db: GET /healthz (baseline), ${seconds}s, $connections connections"
   wrk -t2 -c"$connections" -d"${seconds}s" --latency "http://127.0.0.1:$port/healthz" > "$work/healthz-$db.txt"
   read -r base_rate base_p50 base_p99 base_bad < <(parse_wrk < "$work/healthz-$db.txt")

@@ -18,9 +18,8 @@ scripts/install-deps --test  # openssl (speed) among them
 bin=build/src/s3uploader
 [ -x "$bin" ] || scripts/build
 work=$(mktemp -d -p "$PWD/build" bench-XXXXXX)
-server_pid=""
 cleanup() {
-  [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null || true
+  [ -n "${server_pid:-}" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null || true
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -33,14 +32,7 @@ export S3UP_STORAGE="file://$work/data/objects" S3UP_DATABASE="sqlite://$work/da
 "$bin" user add bench > /dev/null 2>&1
 token=$("$bin" token create bench 2>/dev/null)
 
-start_server() {
-  rm -f "$work/port"
-  S3UP_LISTEN=127.0.0.1:0 S3UP_PORT_FILE="$work/port" "$bin" serve 2> "$work/server.log" &
-  server_pid=$!
-  for _ in $(seq 100); do [ -s "$work/port" ] && break; sleep 0.05; done
-  port=$(cat "$work/port")
-}
-stop_server() { kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=""; }
+source bench/server.sh
 
 sha_mbs=$(openssl speed -evp sha256 -bytes 65536 -seconds 3 2>/dev/null | awk '/^sha256/ {sub("k","",$2); printf "%.1f", $2*1000/1048576}')
 

@@ -14,9 +14,8 @@ BUILD_DIR=build scripts/build -DS3UP_BUILD_BENCH=ON > /dev/null
 bin=build/src/s3uploader
 presign=build/bench/s3_presign
 work=$(mktemp -d -p "$PWD/build" bench-s3-XXXXXX)
-server_pid=""
 cleanup() {
-  [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null || true
+  [ -n "${server_pid:-}" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null || true
   scripts/peers/radosgw stop "$work/rgw" || true
   rm -rf "$work"
 }
@@ -35,14 +34,7 @@ export S3UP_STORAGE="s3://$bucket/objects" S3UP_DATABASE="sqlite://$work/data/s3
 "$bin" user add bench > /dev/null 2>&1
 token=$("$bin" token create bench 2>/dev/null)
 
-start_server() {
-  rm -f "$work/port"
-  S3UP_LISTEN=127.0.0.1:0 S3UP_PORT_FILE="$work/port" "$bin" serve 2>> "$work/server.log" &
-  server_pid=$!
-  for _ in $(seq 100); do [ -s "$work/port" ] && break; sleep 0.05; done
-  port=$(cat "$work/port")
-}
-stop_server() { kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=""; }
+source bench/server.sh
 peak_rss_mib() { awk '/VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$server_pid/status"; }
 seconds() { date +%s.%N; }
 rate() { awk -v m="$1" -v a="$2" -v b="$3" 'BEGIN {printf "%.1f", m / (b - a)}'; }
