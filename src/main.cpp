@@ -10,6 +10,8 @@
 #include <CLI/CLI.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/address.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <fmt/format.h>
@@ -83,9 +85,14 @@ int serve(const config::Config& cfg) {
   store_settings.buffer_budget = cfg.buffer_budget;
   auto store = storage::open_object_store(store_settings, io.get_executor(), blocking);
   auth::Authenticator authenticator(*metadata, blocking);
-  upload::Api api(upload::Dependencies{*store, *metadata, authenticator, blocking,
-                                       upload::Limits{cfg.max_upload_bytes},
-                                       upload::Downloads{cfg.download_redirect, std::chrono::duration_cast<std::chrono::seconds>(cfg.download_url_ttl)}});
+  const upload::Dependencies deps{
+      *store, *metadata, authenticator, blocking, upload::Limits{cfg.max_upload_bytes},
+      upload::Downloads{cfg.download_redirect,
+                        std::chrono::duration_cast<std::chrono::seconds>(cfg.download_url_ttl)}};
+  upload::Api api(deps);
+  // Clean-up after uploads of crashed processes: now, then periodically.
+  upload::Janitor janitor(deps, cfg.stale_upload_age);
+  asio::co_spawn(io, janitor.run_every(cfg.janitor_interval), asio::detached);
 
   http::ServerOptions options;
   options.endpoint = parse_listen(cfg.listen);

@@ -29,6 +29,8 @@ const std::vector<SettingInfo> kSettings = {
     {"migrate_on_start", "S3UP_MIGRATE", "true", "Apply database migrations when `serve` starts."},
     {"download", "S3UP_DOWNLOAD", "stream", "GET /files/{id}/content: stream (bytes through the service) or redirect (302 to a presigned URL; S3 only)."},
     {"download_url_ttl", "S3UP_DOWNLOAD_URL_TTL", "5m", "How long a presigned download URL stays valid (redirect mode)."},
+    {"stale_upload_age", "S3UP_STALE_UPLOAD_AGE", "24h", "A pending upload older than this (not being received by this instance) died with its process: the janitor cleans it up."},
+    {"janitor_interval", "S3UP_JANITOR_INTERVAL", "5m", "How often the janitor looks for dead uploads (it also runs at start-up)."},
     {"port_file", "S3UP_PORT_FILE", "", "If set, `serve` writes the port it bound to this file (useful with port 0)."},
     {"s3_endpoint", "S3UP_S3_ENDPOINT", "", "S3 endpoint URL; else AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, else AWS for the region."},
     {"s3_region", "AWS_REGION", "", "S3 region; else AWS_DEFAULT_REGION, else us-east-1."},
@@ -91,6 +93,11 @@ void apply(Config& c, std::string_view key, const std::string& value, std::strin
     if (c.download_url_ttl < std::chrono::seconds(1) || c.download_url_ttl > std::chrono::hours(24 * 7)) {
       throw bad("between 1s and 7d (S3's limit)");
     }
+  } else if (key == "stale_upload_age") {
+    c.stale_upload_age = duration();
+  } else if (key == "janitor_interval") {
+    c.janitor_interval = duration();
+    if (c.janitor_interval < std::chrono::seconds(1)) throw bad("at least 1s");
   } else if (key == "blocking_threads") {
     c.blocking_threads = count();
   } else if (key == "database_pool_size") {
@@ -210,6 +217,8 @@ std::vector<std::pair<std::string, std::string>> describe(const Config& c) {
       {"database_pool_size", std::to_string(c.database_pool_size)},
       {"download", c.download_redirect ? "redirect" : "stream"},
       {"download_url_ttl", ms(c.download_url_ttl)},
+      {"stale_upload_age", ms(c.stale_upload_age)},
+      {"janitor_interval", ms(c.janitor_interval)},
       {"max_header_bytes", std::to_string(c.max_header_bytes)},
       {"header_timeout", ms(c.header_timeout)},
       {"idle_timeout", ms(c.idle_timeout)},

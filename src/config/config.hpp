@@ -24,6 +24,8 @@ struct Config {
   unsigned database_pool_size = 0;     // 0 = blocking_threads / 4, at least 4
   bool download_redirect = false;      // 302 to a presigned URL instead of streaming
   std::chrono::milliseconds download_url_ttl{5 * 60 * 1000};
+  std::chrono::milliseconds stale_upload_age{24 * 3600 * 1000};
+  std::chrono::milliseconds janitor_interval{5 * 60 * 1000};
   std::size_t max_header_bytes = 0;
   std::chrono::milliseconds header_timeout{};
   std::chrono::milliseconds idle_timeout{};

@@ -66,9 +66,20 @@ struct Upload {
   std::optional<Micros> completed_at;
 };
 
+// Held while one instance does something only one may do at a time (the
+// janitor); released when destroyed.
+class ExclusiveLock {
+ public:
+  virtual ~ExclusiveLock() = default;
+};
+
 class MetadataStore {
  public:
   virtual ~MetadataStore() = default;
+
+  // The named lock if no other holder (this process or another instance on
+  // the same database) has it; nullptr otherwise. Never waits.
+  virtual std::unique_ptr<ExclusiveLock> try_lock(std::string_view name) = 0;
 
   // For logs: where the data is, never a password.
   virtual std::string describe() const = 0;

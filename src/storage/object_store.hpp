@@ -69,6 +69,12 @@ class ObjectStore {
   virtual boost::asio::awaitable<std::string> read(const std::string& key, std::uint64_t offset,
                                                    std::size_t length) = 0;
   virtual std::string describe() const = 0;                           // for logs, no secrets
+  // Removes whatever an upload that never finished (its process crashed)
+  // may have left under `key`: its multipart upload (`store_upload_id` from
+  // its record, and any other the store lists for the key), temporary files,
+  // and the object itself if it was committed but never recorded complete.
+  virtual boost::asio::awaitable<void> discard_unfinished(const std::string& key,
+                                                          const std::string& store_upload_id) = 0;
   // A URL anyone can GET the object from until `ttl` passes, if the store
   // can make one (S3: a presigned URL); nullopt otherwise (local disk).
   virtual boost::asio::awaitable<std::optional<std::string>> presigned_get_url(const std::string& key,

@@ -84,6 +84,11 @@ class UploadInProgress {
     record_.user_id = principal.user_id;
     record_.file_name = std::move(file_name);
   }
+  ~UploadInProgress() {
+    if (!record_.id.empty()) deps_.live->remove(record_.id);
+  }
+  UploadInProgress(const UploadInProgress&) = delete;
+  UploadInProgress& operator=(const UploadInProgress&) = delete;
 
   // Writes the pending row, then opens the writer: the row exists before the
   // first byte is stored, so a crash leaves a trace the janitor can find.
@@ -97,6 +102,7 @@ class UploadInProgress {
     record_.created_at = util::now_micros();
     record_.status = db::UploadStatus::pending;
     record_.content_type = is_acceptable_media_type(declared_type_) ? declared_type_ : "";
+    deps_.live->add(record_.id);  // before the row exists: the janitor never mistakes it for a dead one
     co_await util::run_blocking(deps_.blocking, [&] { deps_.metadata.create_pending(record_); });
     row_created_ = true;
     spdlog::debug("upload {} started by user {}: key {}", record_.id, record_.user_id, record_.storage_key);
@@ -236,6 +242,21 @@ asio::awaitable<http::Response> upload_or_undo(std::optional<UploadInProgress>& 
 }
 
 }  // namespace
+
+void LiveUploads::add(const std::string& id) {
+  std::lock_guard lock(mutex_);
+  ids_.insert(id);
+}
+
+void LiveUploads::remove(const std::string& id) {
+  std::lock_guard lock(mutex_);
+  ids_.erase(id);
+}
+
+bool LiveUploads::contains(const std::string& id) const {
+  std::lock_guard lock(mutex_);
+  return ids_.contains(id);
+}
 
 json::object upload_json(const db::Upload& u, bool details) {
   json::object o{

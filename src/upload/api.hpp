@@ -3,6 +3,10 @@
 // over an http::Request, callable without a socket.
 #include <chrono>
 #include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_set>
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/thread_pool.hpp>
@@ -24,6 +28,19 @@ struct Downloads {
   std::chrono::seconds url_ttl{300};
 };
 
+// The uploads this process is receiving right now, by id: the janitor leaves
+// their rows alone however old they are.
+class LiveUploads {
+ public:
+  void add(const std::string& id);
+  void remove(const std::string& id);
+  bool contains(const std::string& id) const;
+
+ private:
+  mutable std::mutex mutex_;
+  std::unordered_set<std::string> ids_;
+};
+
 struct Dependencies {
   storage::ObjectStore& store;
   db::MetadataStore& metadata;
@@ -31,6 +48,7 @@ struct Dependencies {
   boost::asio::thread_pool& blocking;
   Limits limits;
   Downloads downloads{};
+  std::shared_ptr<LiveUploads> live = std::make_shared<LiveUploads>();
 };
 
 // Multipart framing around the file (boundary lines, part headers) is not
@@ -59,6 +77,32 @@ class Api {
   boost::asio::awaitable<db::Upload> visible_upload(const auth::Principal& caller, std::string_view id);
 
   Dependencies deps_;
+};
+
+// Cleans up after uploads whose process died (a crash, kill -9, a lost
+// machine): their rows stay `pending`, with an S3 multipart upload or a local
+// temporary file, and sometimes a committed object, behind them. At start-up
+// and then every `interval`, rows pending for longer than `stale_after` (and
+// not being received by this process) have what they left removed and are
+// marked `failed`. With several instances on one database only one cleans at
+// a time (MetadataStore::try_lock).
+struct JanitorReport {
+  int cleaned = 0;         // rows marked failed, their leftovers removed
+  int failed = 0;          // rows whose clean-up failed this time (tried again next time)
+  bool skipped = false;    // another instance held the lock
+};
+
+class Janitor {
+ public:
+  Janitor(const Dependencies& deps, std::chrono::milliseconds stale_after) : deps_(deps), stale_after_(stale_after) {}
+  boost::asio::awaitable<JanitorReport> run_once();
+  // run_once now and every `interval` until the coroutine is cancelled or
+  // the io_context stops.
+  boost::asio::awaitable<void> run_every(std::chrono::milliseconds interval);
+
+ private:
+  Dependencies deps_;
+  std::chrono::milliseconds stale_after_;
 };
 
 // An upload as the API shows it: {file_id, file_name, file_size, upload_time,

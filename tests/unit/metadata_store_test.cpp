@@ -312,6 +312,20 @@ TEST_P(MetadataStoreContract, DeletingUploadsAndDisablingUsers) {
   EXPECT_FALSE(store_->set_user_disabled("nobody", true));
 }
 
+TEST_P(MetadataStoreContract, OnlyOneHolderOfANamedLock) {
+  // Two instances on one database: the second cannot take the lock until the
+  // first lets go.
+  auto other = open_metadata_store(url_, 1);
+  auto held = store_->try_lock("janitor");
+  ASSERT_TRUE(held);
+  EXPECT_FALSE(other->try_lock("janitor"));
+  EXPECT_FALSE(store_->try_lock("janitor")) << "not even the same instance twice";
+  auto unrelated = other->try_lock("something-else");
+  EXPECT_TRUE(unrelated);
+  held.reset();
+  EXPECT_TRUE(other->try_lock("janitor"));
+}
+
 TEST_P(MetadataStoreContract, AConflictInABatchFailsOnlyItself) {
   // Writes from many threads are group-committed; a duplicate id among them
   // (a conflict) must fail alone, and every other write must land.

@@ -591,4 +591,31 @@ bool PostgresStore::delete_upload(std::string_view upload_id) {
   return writes_->run(w) > 0;
 }
 
+namespace {
+// A session-level advisory lock, on a connection of its own that lives as
+// long as the lock: if this process dies, the server releases it.
+class AdvisoryLock final : public ExclusiveLock {
+ public:
+  explicit AdvisoryLock(std::unique_ptr<PostgresStore::Connection> c) : connection_(std::move(c)) {}
+
+ private:
+  std::unique_ptr<PostgresStore::Connection> connection_;  // closing it releases the lock
+};
+}  // namespace
+
+std::unique_ptr<ExclusiveLock> PostgresStore::try_lock(std::string_view name) {
+  std::unique_ptr<Connection> c;
+  try {
+    c = std::make_unique<Connection>(conninfo_);
+  } catch (const std::exception& e) {
+    spdlog::error("postgres: cannot connect: {}", e.what());
+    throw ApiError(errc::database_unavailable, "the metadata database cannot be reached");
+  }
+  Params p;
+  p.text(name);
+  const auto r = c->exec_params("SELECT pg_try_advisory_lock(hashtext('s3uploader:' || $1))", p, "try_lock");
+  if (!r.boolean(0, 0)) return nullptr;
+  return std::make_unique<AdvisoryLock>(std::move(c));
+}
+
 }  // namespace s3up::db

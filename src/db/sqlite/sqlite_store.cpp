@@ -1,6 +1,9 @@
 #include "db/sqlite/sqlite_store.hpp"
 
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <set>
@@ -420,6 +423,29 @@ bool SqliteStore::delete_upload(std::string_view upload_id) {
     s.bind(upload_id).run();
     return s.changes();
   })) > 0;
+}
+
+namespace {
+// SQLite serves the instances of one host: a lock file beside the database.
+class FileLock final : public ExclusiveLock {
+ public:
+  explicit FileLock(int fd) : fd_(fd) {}
+  ~FileLock() override { ::close(fd_); }  // closing releases the flock
+
+ private:
+  int fd_;
+};
+}  // namespace
+
+std::unique_ptr<ExclusiveLock> SqliteStore::try_lock(std::string_view name) {
+  const std::string path = path_ + ".lock-" + std::string(name);
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+  if (fd < 0) throw ApiError(errc::database_unavailable, "cannot open lock file " + path);
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    ::close(fd);
+    return nullptr;
+  }
+  return std::make_unique<FileLock>(fd);
 }
 
 }  // namespace s3up::db

@@ -432,4 +432,19 @@ asio::awaitable<std::string> LocalStore::read(const std::string& key, std::uint6
   });
 }
 
+asio::awaitable<void> LocalStore::discard_unfinished(const std::string& key, const std::string& store_upload_id) {
+  (void)store_upload_id;  // local uploads have none
+  const auto final_path = path_of(key);
+  co_await util::run_blocking(blocking_, [&] {
+    const auto dir = final_path.parent_path();
+    const std::string temp_prefix = ".tmp-" + final_path.filename().string() + "-";
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+      if (entry.path().filename().string().starts_with(temp_prefix)) std::filesystem::remove(entry.path(), ec);
+    }
+    std::filesystem::remove(final_path, ec);
+    if (ec && ec != std::errc::no_such_file_or_directory) throw_errno(ec.value(), "remove", final_path);
+  });
+}
+
 }  // namespace s3up::storage

@@ -21,6 +21,7 @@ class LocalStore final : public ObjectStore {
   boost::asio::awaitable<void> remove(const std::string& key) override;
   boost::asio::awaitable<std::string> read(const std::string& key, std::uint64_t offset, std::size_t length) override;
   std::string describe() const override { return "file://" + root_.string(); }
+  boost::asio::awaitable<void> discard_unfinished(const std::string& key, const std::string& store_upload_id) override;
 
   std::filesystem::path path_of(std::string_view key) const;
 

@@ -428,6 +428,22 @@ asio::awaitable<void> S3Store::abort_multipart_upload(const std::string& bucket_
   co_await abort_upload(*client_, bucket_key, upload_id);
 }
 
+asio::awaitable<void> S3Store::discard_unfinished(const std::string& key, const std::string& store_upload_id) {
+  const std::string full_key = bucket_key(key);
+  if (!store_upload_id.empty()) co_await abort_upload(*client_, full_key, store_upload_id);
+  // A crash right after CreateMultipartUpload leaves an upload whose id never
+  // reached the record: ask the store for the key's uploads too.
+  Request r;
+  r.method = "GET";
+  r.query = {{"uploads", ""}, {"prefix", full_key}};
+  const auto res = co_await send(*client_, r, "ListMultipartUploads");
+  if (res.status != 200) fail("ListMultipartUploads", full_key, res);
+  for (const auto& upload : parse_list_multipart_uploads(res.body)) {
+    if (upload.key == full_key) co_await abort_upload(*client_, full_key, upload.upload_id);
+  }
+  co_await remove(key);
+}
+
 asio::awaitable<std::string> S3Store::presign_get(const std::string& key, std::chrono::seconds ttl) {
   co_return co_await client_->presign("GET", bucket_key(key), ttl);
 }

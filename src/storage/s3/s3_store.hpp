@@ -50,6 +50,7 @@ class S3Store final : public ObjectStore {
   std::string describe() const override;
   boost::asio::awaitable<std::optional<std::string>> presigned_get_url(const std::string& key,
                                                                        std::chrono::seconds ttl) override;
+  boost::asio::awaitable<void> discard_unfinished(const std::string& key, const std::string& store_upload_id) override;
 
   // For clean-up and tests: multipart uploads in progress under the prefix,
   // and aborting one.

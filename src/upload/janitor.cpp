@@ -1,0 +1,76 @@
+// The janitor: clean-up after uploads whose process died (see api.hpp).
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <spdlog/spdlog.h>
+
+#include "upload/api.hpp"
+#include "util/blocking.hpp"
+
+namespace s3up::upload {
+
+namespace asio = boost::asio;
+
+namespace {
+constexpr std::int64_t kRowsPerRound = 100;
+constexpr int kMaxRounds = 100;  // 10,000 rows per run at most; the rest next time
+}  // namespace
+
+asio::awaitable<JanitorReport> Janitor::run_once() {
+  JanitorReport report;
+  auto lock = co_await util::run_blocking(deps_.blocking, [&] { return deps_.metadata.try_lock("janitor"); });
+  if (!lock) {
+    spdlog::debug("janitor: another instance is cleaning up");
+    report.skipped = true;
+    co_return report;
+  }
+  const util::Micros cutoff = util::now_micros() - std::chrono::duration_cast<std::chrono::microseconds>(stale_after_).count();
+  std::string last_failed_id;
+  for (int round = 0; round < kMaxRounds; ++round) {
+    auto rows = co_await util::run_blocking(deps_.blocking,
+                                            [&] { return deps_.metadata.stale_pending(cutoff, kRowsPerRound); });
+    int handled = 0;
+    for (const auto& row : rows) {
+      if (deps_.live->contains(row.id)) continue;  // still arriving here, only slowly
+      ++handled;
+      try {
+        co_await deps_.store.discard_unfinished(row.storage_key, row.store_upload_id);
+        const auto now = util::now_micros();
+        co_await util::run_blocking(deps_.blocking, [&] { deps_.metadata.mark_failed(row.id, now); });
+        ++report.cleaned;
+        spdlog::info("janitor: upload {} (user {}, started {}) died with its process; {} removed, marked failed",
+                     row.id, row.user_id, util::rfc3339(row.created_at),
+                     row.store_upload_id.empty() ? "its leftovers" : "its multipart upload and leftovers");
+      } catch (const std::exception& e) {
+        ++report.failed;
+        last_failed_id = row.id;
+        spdlog::warn("janitor: cleaning up upload {} failed ({}); trying again next time", row.id, e.what());
+      }
+    }
+    // Done when a round finds nothing it could clean (only live or failing rows left).
+    if (static_cast<std::int64_t>(rows.size()) < kRowsPerRound || handled == report.failed) break;
+  }
+  co_await util::run_blocking(deps_.blocking, [&] { lock.reset(); });
+  if (report.cleaned > 0 || report.failed > 0) {
+    spdlog::info("janitor: {} stale upload(s) cleaned up, {} failed", report.cleaned, report.failed);
+  }
+  co_return report;
+}
+
+asio::awaitable<void> Janitor::run_every(std::chrono::milliseconds interval) {
+  asio::steady_timer timer(co_await asio::this_coro::executor);
+  for (;;) {
+    try {
+      co_await run_once();
+    } catch (const std::exception& e) {
+      spdlog::warn("janitor: {}; trying again in {}s", e.what(),
+                   std::chrono::duration_cast<std::chrono::seconds>(interval).count());
+    }
+    timer.expires_after(interval);
+    auto [ec] = co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+    if (ec) co_return;  // cancelled: shutting down
+  }
+}
+
+}  // namespace s3up::upload
