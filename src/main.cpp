@@ -84,9 +84,10 @@ int serve(const config::Config& cfg) {
   store_settings.parts_in_flight = static_cast<int>(cfg.parts_in_flight);
   store_settings.buffer_budget = cfg.buffer_budget;
   auto store = storage::open_object_store(store_settings, io.get_executor(), blocking);
-  auth::Authenticator authenticator(*metadata, blocking);
+  auth::Authenticator authenticator(*metadata, blocking, auth::RateLimit{cfg.rate_limit, cfg.rate_limit_burst});
   const upload::Dependencies deps{
-      *store, *metadata, authenticator, blocking, upload::Limits{cfg.max_upload_bytes},
+      *store, *metadata, authenticator, blocking,
+      upload::Limits{cfg.max_upload_bytes, cfg.max_concurrent_uploads, cfg.allowed_types},
       upload::Downloads{cfg.download_redirect,
                         std::chrono::duration_cast<std::chrono::seconds>(cfg.download_url_ttl)}};
   upload::Api api(deps);

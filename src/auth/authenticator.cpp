@@ -2,6 +2,7 @@
 
 #include <array>
 #include <cctype>
+#include <cmath>
 
 #include "util/api_error.hpp"
 #include "util/blocking.hpp"
@@ -56,6 +57,29 @@ std::optional<std::string_view> bearer_token(std::string_view authorization) {
   return token;
 }
 
+std::optional<int> TokenBuckets::take(const std::string& key, std::chrono::steady_clock::time_point now) {
+  const double rate = limit_.per_second;
+  const double burst = limit_.burst > 0 ? limit_.burst : std::max(1.0, rate);
+  std::lock_guard lock(mutex_);
+  if (buckets_.size() > 100'000) {
+    // Forget buckets that have refilled completely: they hold no state worth keeping.
+    std::erase_if(buckets_, [&](const auto& kv) {
+      return kv.second.tokens + std::chrono::duration<double>(now - kv.second.updated).count() * rate >= burst;
+    });
+  }
+  auto [it, fresh] = buckets_.try_emplace(key, Bucket{burst, now});
+  Bucket& b = it->second;
+  if (!fresh) {
+    b.tokens = std::min(burst, b.tokens + std::chrono::duration<double>(now - b.updated).count() * rate);
+    b.updated = now;
+  }
+  if (b.tokens >= 1) {
+    b.tokens -= 1;
+    return std::nullopt;
+  }
+  return static_cast<int>(std::ceil((1 - b.tokens) / rate));
+}
+
 boost::asio::awaitable<Principal> Authenticator::authenticate(std::string_view authorization) {
   if (authorization.empty()) throw ApiError(errc::unauthorized, "missing Authorization: Bearer token");
   const auto token = bearer_token(authorization);
@@ -70,6 +94,11 @@ boost::asio::awaitable<Principal> Authenticator::authenticate(std::string_view a
     throw ApiError(errc::unauthorized, "token expired");
   }
   if (owner->user.disabled) throw ApiError(errc::unauthorized, "user disabled");
+  if (limited_) {
+    if (const auto wait = buckets_.take(owner->token.id, std::chrono::steady_clock::now())) {
+      throw ApiError(errc::too_many_requests, "rate limit for this token exceeded", *wait);
+    }
+  }
   co_return Principal{owner->user.id, owner->user.name, owner->user.is_admin, owner->token.id};
 }
 

@@ -1,9 +1,11 @@
 #pragma once
 // API tokens: how they are made, stored (only their SHA-256) and checked.
 #include <chrono>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/thread_pool.hpp>
@@ -39,18 +41,47 @@ struct Principal {
 // The token of an "Authorization: Bearer <token>" header value, if well-formed.
 std::optional<std::string_view> bearer_token(std::string_view authorization);
 
+// Requests per token, as a token bucket: `per_second` on average, bursts of
+// up to `burst`. Kept in this instance's memory: behind a load balancer each
+// instance allows the rate (state the limit per instance).
+struct RateLimit {
+  double per_second = 0;  // 0: no limit
+  double burst = 0;       // 0: max(1, per_second)
+};
+
+class TokenBuckets {
+ public:
+  explicit TokenBuckets(RateLimit limit) : limit_(limit) {}
+  // Takes one request for `key` at `now`; nullopt if allowed, else how many
+  // seconds until the next one would be (for Retry-After).
+  std::optional<int> take(const std::string& key, std::chrono::steady_clock::time_point now);
+
+ private:
+  struct Bucket {
+    double tokens = 0;
+    std::chrono::steady_clock::time_point updated;
+  };
+  RateLimit limit_;
+  std::mutex mutex_;
+  std::unordered_map<std::string, Bucket> buckets_;
+};
+
 class Authenticator {
  public:
-  Authenticator(db::MetadataStore& store, boost::asio::thread_pool& blocking) : store_(store), blocking_(blocking) {}
+  Authenticator(db::MetadataStore& store, boost::asio::thread_pool& blocking, RateLimit limit = {})
+      : store_(store), blocking_(blocking), buckets_(limit), limited_(limit.per_second > 0) {}
 
   // The principal for an Authorization header value. Throws ApiError(unauthorized)
   // for a missing, malformed, unknown, revoked or expired token or a disabled user;
-  // the message says which, but never echoes the token.
+  // the message says which, but never echoes the token. Throws
+  // ApiError(too_many_requests) with a Retry-After past the token's rate limit.
   boost::asio::awaitable<Principal> authenticate(std::string_view authorization);
 
  private:
   db::MetadataStore& store_;
   boost::asio::thread_pool& blocking_;
+  TokenBuckets buckets_;
+  bool limited_;
 };
 
 }  // namespace s3up::auth

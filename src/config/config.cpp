@@ -4,8 +4,10 @@
 #include <thread>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <toml++/toml.h>
 
+#include "util/text.hpp"
 #include "util/units.hpp"
 
 namespace s3up::config {
@@ -31,6 +33,10 @@ const std::vector<SettingInfo> kSettings = {
     {"download_url_ttl", "S3UP_DOWNLOAD_URL_TTL", "5m", "How long a presigned download URL stays valid (redirect mode)."},
     {"stale_upload_age", "S3UP_STALE_UPLOAD_AGE", "24h", "A pending upload older than this (not being received by this instance) died with its process: the janitor cleans it up."},
     {"janitor_interval", "S3UP_JANITOR_INTERVAL", "5m", "How often the janitor looks for dead uploads (it also runs at start-up)."},
+    {"rate_limit", "S3UP_RATE_LIMIT", "0", "Requests per second per API token, on average (0: no limit); 429 with Retry-After beyond it. Per instance."},
+    {"rate_limit_burst", "S3UP_RATE_LIMIT_BURST", "0", "Requests a token may make at once before rate_limit applies (0: the rate, at least 1)."},
+    {"max_concurrent_uploads", "S3UP_MAX_CONCURRENT_UPLOADS", "0", "Uploads one user may have in progress at once (0: no limit); 429 beyond it. Per instance."},
+    {"allowed_types", "S3UP_ALLOWED_TYPES", "", "Content types accepted, as a list of patterns (image/*,application/pdf), decided by sniffing the first bytes; empty: all."},
     {"port_file", "S3UP_PORT_FILE", "", "If set, `serve` writes the port it bound to this file (useful with port 0)."},
     {"s3_endpoint", "S3UP_S3_ENDPOINT", "", "S3 endpoint URL; else AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, else AWS for the region."},
     {"s3_region", "AWS_REGION", "", "S3 region; else AWS_DEFAULT_REGION, else us-east-1."},
@@ -98,6 +104,29 @@ void apply(Config& c, std::string_view key, const std::string& value, std::strin
   } else if (key == "janitor_interval") {
     c.janitor_interval = duration();
     if (c.janitor_interval < std::chrono::seconds(1)) throw bad("at least 1s");
+  } else if (key == "rate_limit" || key == "rate_limit_burst") {
+    char* end = nullptr;
+    const double v = std::strtod(value.c_str(), &end);
+    if (value.empty() || end != value.c_str() + value.size() || !(v >= 0) || v > 1e6) throw bad("expected a number >= 0");
+    (key == "rate_limit" ? c.rate_limit : c.rate_limit_burst) = v;
+  } else if (key == "max_concurrent_uploads") {
+    c.max_concurrent_uploads = count();
+  } else if (key == "allowed_types") {
+    c.allowed_types.clear();
+    std::size_t pos = 0;
+    while (pos <= value.size()) {
+      auto comma = value.find(',', pos);
+      if (comma == std::string::npos) comma = value.size();
+      const std::string pattern = util::ascii_lower(util::trim(std::string_view(value).substr(pos, comma - pos)));
+      if (!pattern.empty()) {
+        const auto slash = pattern.find('/');
+        if (pattern != "*" && (slash == std::string::npos || slash == 0 || slash + 1 == pattern.size())) {
+          throw bad("expected media types or patterns such as image/*, application/pdf");
+        }
+        c.allowed_types.push_back(pattern);
+      }
+      pos = comma + 1;
+    }
   } else if (key == "blocking_threads") {
     c.blocking_threads = count();
   } else if (key == "database_pool_size") {
@@ -218,6 +247,10 @@ std::vector<std::pair<std::string, std::string>> describe(const Config& c) {
       {"download", c.download_redirect ? "redirect" : "stream"},
       {"download_url_ttl", ms(c.download_url_ttl)},
       {"stale_upload_age", ms(c.stale_upload_age)},
+      {"rate_limit", fmt::format("{}", c.rate_limit)},
+      {"rate_limit_burst", fmt::format("{}", c.rate_limit_burst)},
+      {"max_concurrent_uploads", std::to_string(c.max_concurrent_uploads)},
+      {"allowed_types", fmt::format("{}", fmt::join(c.allowed_types, ","))},
       {"janitor_interval", ms(c.janitor_interval)},
       {"max_header_bytes", std::to_string(c.max_header_bytes)},
       {"header_timeout", ms(c.header_timeout)},

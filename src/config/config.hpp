@@ -26,6 +26,10 @@ struct Config {
   std::chrono::milliseconds download_url_ttl{5 * 60 * 1000};
   std::chrono::milliseconds stale_upload_age{24 * 3600 * 1000};
   std::chrono::milliseconds janitor_interval{5 * 60 * 1000};
+  double rate_limit = 0;                   // requests/s per token; 0 = none
+  double rate_limit_burst = 0;             // 0 = max(1, rate_limit)
+  unsigned max_concurrent_uploads = 0;     // per user; 0 = none
+  std::vector<std::string> allowed_types;  // lower-case patterns; empty = all
   std::size_t max_header_bytes = 0;
   std::chrono::milliseconds header_timeout{};
   std::chrono::milliseconds idle_timeout{};

@@ -347,6 +347,7 @@ asio::awaitable<void> Server::Impl::run_session(tcp::socket socket) {
     } catch (const ApiError& e) {
       client_gone = e.code() == errc::client_disconnected;
       res = error_response(e.code(), e.what());
+      if (e.retry_after()) res.set(beast_http::field::retry_after, std::to_string(*e.retry_after()));
       if (error_status(e.code()) >= 500) spdlog::warn("request {} failed: {}", ctx.request_id, e.what());
     } catch (const std::exception& e) {
       spdlog::error("request {} failed unexpectedly: {}", ctx.request_id, e.what());

@@ -6,12 +6,14 @@
 #include <boost/json/object.hpp>
 #include <boost/url/decode_view.hpp>
 #include <boost/url/pct_string_view.hpp>
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include "http/multipart_parser.hpp"
 #include "util/blocking.hpp"
 #include "util/crypto.hpp"
 #include "util/sniff.hpp"
+#include "util/text.hpp"
 
 namespace s3up::upload {
 
@@ -102,7 +104,12 @@ class UploadInProgress {
     record_.created_at = util::now_micros();
     record_.status = db::UploadStatus::pending;
     record_.content_type = is_acceptable_media_type(declared_type_) ? declared_type_ : "";
-    deps_.live->add(record_.id);  // before the row exists: the janitor never mistakes it for a dead one
+    // Registered before the row exists: the janitor never mistakes it for a dead one.
+    if (!deps_.live->add(record_.id, record_.user_id, deps_.limits.max_concurrent_uploads)) {
+      record_.id.clear();  // nothing registered, nothing to undo
+      throw ApiError(errc::too_many_requests,
+                     fmt::format("at most {} uploads at once per user", deps_.limits.max_concurrent_uploads), 1);
+    }
     co_await util::run_blocking(deps_.blocking, [&] { deps_.metadata.create_pending(record_); });
     row_created_ = true;
     spdlog::debug("upload {} started by user {}: key {}", record_.id, record_.user_id, record_.storage_key);
@@ -120,13 +127,20 @@ class UploadInProgress {
       sniff_head_.append(data.data(), std::min(data.size(), util::kSniffBytes - sniff_head_.size()));
     }
     co_await writer_->write(data);
+    // With allowed types, refuse as soon as the first bytes tell (the writer
+    // is aborted: nothing stays), not after the whole file arrived.
+    if (!type_checked_ && !deps_.limits.allowed_types.empty() && sniff_head_.size() == util::kSniffBytes) {
+      co_await check_type();
+    }
     if (!store_upload_id_recorded_) co_await record_store_upload_id();
   }
 
   // Commits the object, then marks the row complete; returns the API's view.
   asio::awaitable<json::object> finish() {
     record_.file_size = size_;
-    if (record_.content_type.empty() || record_.content_type == "application/octet-stream") {
+    if (!deps_.limits.allowed_types.empty()) {
+      if (!type_checked_) co_await check_type();
+    } else if (record_.content_type.empty() || record_.content_type == "application/octet-stream") {
       record_.content_type = co_await util::run_blocking(deps_.blocking, [&] { return util::sniff_mime_type(sniff_head_); });
     }
     const auto committed = co_await writer_->commit();
@@ -175,6 +189,17 @@ class UploadInProgress {
   const std::string& id() const { return record_.id; }
 
  private:
+  // With allowed types the type is what the bytes say (libmagic), whatever
+  // the client declared or the name suggests; that type is stored and served.
+  asio::awaitable<void> check_type() {
+    const auto sniffed = co_await util::run_blocking(deps_.blocking, [&] { return util::sniff_mime_type(sniff_head_); });
+    if (!type_allowed(sniffed, deps_.limits.allowed_types)) {
+      throw ApiError(errc::unsupported_media_type, "files of type " + sniffed + " are not accepted here");
+    }
+    record_.content_type = sniffed;
+    type_checked_ = true;
+  }
+
   // A multipart upload in the store now exists (once the first part is sent):
   // its id goes on the pending row, so a clean-up after a crash can abort it.
   asio::awaitable<void> record_store_upload_id() {
@@ -196,6 +221,7 @@ class UploadInProgress {
   bool committed_ = false;
   bool completed_ = false;
   bool completion_unknown_ = false;  // mark_complete threw: the row may or may not say complete
+  bool type_checked_ = false;        // the sniffed type passed allowed_types
 };
 
 http::Response created(const json::object& body) {
@@ -243,19 +269,39 @@ asio::awaitable<http::Response> upload_or_undo(std::optional<UploadInProgress>& 
 
 }  // namespace
 
-void LiveUploads::add(const std::string& id) {
+bool LiveUploads::add(const std::string& id, std::int64_t user_id, unsigned max_per_user) {
   std::lock_guard lock(mutex_);
-  ids_.insert(id);
+  auto& count = per_user_[user_id];
+  if (max_per_user > 0 && count >= max_per_user) {
+    if (count == 0) per_user_.erase(user_id);
+    return false;
+  }
+  ++count;
+  owners_.emplace(id, user_id);
+  return true;
 }
 
 void LiveUploads::remove(const std::string& id) {
   std::lock_guard lock(mutex_);
-  ids_.erase(id);
+  const auto it = owners_.find(id);
+  if (it == owners_.end()) return;
+  if (--per_user_[it->second] == 0) per_user_.erase(it->second);
+  owners_.erase(it);
 }
 
 bool LiveUploads::contains(const std::string& id) const {
   std::lock_guard lock(mutex_);
-  return ids_.contains(id);
+  return owners_.contains(id);
+}
+
+bool type_allowed(std::string_view media_type, const std::vector<std::string>& patterns) {
+  if (patterns.empty()) return true;
+  const std::string type = util::ascii_lower(util::trim(media_type.substr(0, media_type.find(';'))));
+  for (const auto& p : patterns) {
+    if (p == "*" || p == "*/*" || p == type) return true;
+    if (p.ends_with("/*") && type.starts_with(std::string_view(p).substr(0, p.size() - 1))) return true;
+  }
+  return false;
 }
 
 json::object upload_json(const db::Upload& u, bool details) {

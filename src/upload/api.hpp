@@ -6,7 +6,8 @@
 #include <memory>
 #include <mutex>
 #include <string>
-#include <unordered_set>
+#include <unordered_map>
+#include <vector>
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/thread_pool.hpp>
@@ -21,7 +22,13 @@ namespace s3up::upload {
 
 struct Limits {
   std::uint64_t max_upload_bytes = 5ull << 30;
+  unsigned max_concurrent_uploads = 0;     // per user, in this instance; 0 = no limit
+  std::vector<std::string> allowed_types;  // patterns ("image/*", "application/pdf"); empty = any
 };
+
+// Whether a media type (parameters ignored, any case) matches one of the
+// patterns: "type/subtype", "type/*", "*/*" or "*".
+bool type_allowed(std::string_view media_type, const std::vector<std::string>& patterns);
 
 struct Downloads {
   bool redirect = false;  // 302 to a presigned URL (S3) instead of streaming the bytes
@@ -32,13 +39,16 @@ struct Downloads {
 // their rows alone however old they are.
 class LiveUploads {
  public:
-  void add(const std::string& id);
+  // Registers an upload of `user_id`; false (and nothing registered) if that
+  // user already has `max_per_user` in progress here (0: no limit).
+  bool add(const std::string& id, std::int64_t user_id, unsigned max_per_user);
   void remove(const std::string& id);
   bool contains(const std::string& id) const;
 
  private:
   mutable std::mutex mutex_;
-  std::unordered_set<std::string> ids_;
+  std::unordered_map<std::string, std::int64_t> owners_;  // upload id -> user id
+  std::unordered_map<std::int64_t, unsigned> per_user_;
 };
 
 struct Dependencies {

@@ -24,6 +24,8 @@ Entry entry(errc e) {
     case errc::file_too_large: return {"file_too_large", 413};
     case errc::unsupported_media_type: return {"unsupported_media_type", 415};
     case errc::range_not_satisfiable: return {"range_not_satisfiable", 416};
+    case errc::quota_exceeded: return {"quota_exceeded", 413};
+    case errc::too_many_requests: return {"too_many_requests", 429};
     case errc::headers_too_large: return {"headers_too_large", 431};
     case errc::internal: return {"internal", 500};
     case errc::storage_error: return {"storage_error", 502};

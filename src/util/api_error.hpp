@@ -7,6 +7,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <optional>
 #include <system_error>
 
 namespace s3up {
@@ -25,6 +26,8 @@ enum class errc {
   file_too_large,       // 413 over the configured maximum
   unsupported_media_type,  // 415
   range_not_satisfiable,   // 416
+  quota_exceeded,          // 413 the user's storage quota would be exceeded
+  too_many_requests,       // 429 rate limit or concurrent uploads (with Retry-After)
   headers_too_large,    // 431
   internal,             // 500
   storage_error,        // 502 the object store answered with an error
@@ -46,10 +49,15 @@ unsigned error_status(errc e);
 class ApiError : public std::runtime_error {
  public:
   ApiError(errc code, const std::string& message) : std::runtime_error(message), code_(code) {}
+  // For 429 and 503: when it makes sense to try again (the Retry-After header).
+  ApiError(errc code, const std::string& message, int retry_after_seconds)
+      : std::runtime_error(message), code_(code), retry_after_(retry_after_seconds) {}
   errc code() const { return code_; }
+  std::optional<int> retry_after() const { return retry_after_; }
 
  private:
   errc code_;
+  std::optional<int> retry_after_;
 };
 
 }  // namespace s3up

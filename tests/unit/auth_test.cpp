@@ -47,3 +47,27 @@ TEST(BearerHeader, Parsing) {
 
 }  // namespace
 }  // namespace s3up::auth
+
+namespace s3up::auth {
+namespace {
+
+TEST(TokenBuckets, BurstThenTheRateWithRetryAfter) {
+  TokenBuckets buckets(RateLimit{2, 3});  // 2/s, bursts of 3
+  const auto t0 = std::chrono::steady_clock::time_point{} + std::chrono::hours(1);
+  for (int i = 0; i < 3; ++i) EXPECT_FALSE(buckets.take("tok_a", t0)) << i;
+  EXPECT_EQ(buckets.take("tok_a", t0), 1);  // half a second to the next, rounded up
+  EXPECT_FALSE(buckets.take("tok_b", t0)) << "each token has its own bucket";
+  EXPECT_FALSE(buckets.take("tok_a", t0 + std::chrono::milliseconds(500)));  // one refilled
+  EXPECT_TRUE(buckets.take("tok_a", t0 + std::chrono::milliseconds(500)));
+  // Long idle refills to the burst, not beyond.
+  const auto later = t0 + std::chrono::hours(1);
+  for (int i = 0; i < 3; ++i) EXPECT_FALSE(buckets.take("tok_a", later)) << i;
+  EXPECT_TRUE(buckets.take("tok_a", later));
+  // A slow rate says so in Retry-After.
+  TokenBuckets slow(RateLimit{0.1, 1});
+  EXPECT_FALSE(slow.take("k", t0));
+  EXPECT_EQ(slow.take("k", t0), 10);
+}
+
+}  // namespace
+}  // namespace s3up::auth
