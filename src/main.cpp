@@ -60,6 +60,16 @@ asio::ip::tcp::endpoint parse_listen(const std::string& listen) {
   return {address, static_cast<unsigned short>(port_number)};
 }
 
+// A quota given on the command line: a size ("10GiB"), or "none"/"" for the default.
+std::optional<std::int64_t> parse_quota(const std::string& text) {
+  if (text.empty() || text == "none" || text == "default") return std::nullopt;
+  const auto bytes = util::parse_size(text);
+  if (!bytes || *bytes > static_cast<std::uint64_t>(db::kNoQuota)) {
+    throw std::runtime_error("invalid quota '" + text + "': expected a size such as 10GiB, or none");
+  }
+  return static_cast<std::int64_t>(*bytes);
+}
+
 void write_port_file(const std::string& path, unsigned short port) {
   const std::string tmp = path + ".tmp";
   {
@@ -87,7 +97,8 @@ int serve(const config::Config& cfg) {
   auth::Authenticator authenticator(*metadata, blocking, auth::RateLimit{cfg.rate_limit, cfg.rate_limit_burst});
   const upload::Dependencies deps{
       *store, *metadata, authenticator, blocking,
-      upload::Limits{cfg.max_upload_bytes, cfg.max_concurrent_uploads, cfg.allowed_types},
+      upload::Limits{cfg.max_upload_bytes, cfg.max_concurrent_uploads, cfg.allowed_types,
+                     cfg.default_quota > 0 ? std::optional(cfg.default_quota) : std::nullopt},
       upload::Downloads{cfg.download_redirect,
                         std::chrono::duration_cast<std::chrono::seconds>(cfg.download_url_ttl)}};
   upload::Api api(deps);
@@ -195,6 +206,11 @@ int main(int argc, char** argv) {
   auto* user_add = user_cmd->add_subcommand("add", "Create a user");
   user_add->add_option("name", user_name, "User name")->required();
   user_add->add_flag("--admin", admin, "May manage every user's files");
+  std::string quota;
+  user_add->add_option("--quota", quota, "Storage quota, e.g. 10GiB (default: the service's default_quota)");
+  auto* user_quota = user_cmd->add_subcommand("quota", "Set a user's storage quota (a size, or none for the default)");
+  user_quota->add_option("name", user_name, "User name")->required();
+  user_quota->add_option("size", quota, "e.g. 10GiB, or none")->required();
   auto* user_list = user_cmd->add_subcommand("list", "List users");
   auto* user_disable = user_cmd->add_subcommand("disable", "Disable a user: their tokens stop working at once");
   user_disable->add_option("name", user_name, "User name")->required();
@@ -239,8 +255,18 @@ int main(int argc, char** argv) {
       if (!upload::is_acceptable_file_name(user_name) || user_name.size() > 64) {
         throw std::runtime_error("user names are 1-64 printable characters");
       }
+      const auto quota_bytes = parse_quota(quota);
       const auto user = metadata->create_user(user_name, admin);
-      fmt::print("created user {} (id {}){}\n", user.name, user.id, admin ? ", admin" : "");
+      if (quota_bytes) metadata->set_user_quota(user_name, quota_bytes);
+      fmt::print("created user {} (id {}){}{}\n", user.name, user.id, admin ? ", admin" : "",
+                 quota_bytes ? ", quota " + util::format_size(static_cast<std::uint64_t>(*quota_bytes)) : "");
+      return 0;
+    }
+    if (user_quota->parsed()) {
+      const auto quota_bytes = parse_quota(quota);
+      if (!metadata->set_user_quota(user_name, quota_bytes)) throw std::runtime_error("no user named " + user_name);
+      fmt::print("user {}: quota {}\n", user_name,
+                 quota_bytes ? util::format_size(static_cast<std::uint64_t>(*quota_bytes)) : "the default");
       return 0;
     }
     if (user_disable->parsed() || user_enable->parsed()) {
@@ -250,10 +276,13 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (user_list->parsed()) {
-      fmt::print("{:<8} {:<24} {:<6} {:<9} {}\n", "ID", "NAME", "ADMIN", "DISABLED", "CREATED");
+      fmt::print("{:<8} {:<24} {:<6} {:<9} {:<12} {:<12} {}\n", "ID", "NAME", "ADMIN", "DISABLED", "QUOTA", "USED",
+                 "CREATED");
       for (const auto& u : metadata->list_users()) {
-        fmt::print("{:<8} {:<24} {:<6} {:<9} {}\n", u.id, u.name, u.is_admin ? "yes" : "no",
-                   u.disabled ? "yes" : "no", util::rfc3339(u.created_at));
+        fmt::print("{:<8} {:<24} {:<6} {:<9} {:<12} {:<12} {}\n", u.id, u.name, u.is_admin ? "yes" : "no",
+                   u.disabled ? "yes" : "no",
+                   u.quota_bytes ? util::format_size(static_cast<std::uint64_t>(*u.quota_bytes)) : "default",
+                   util::format_size(static_cast<std::uint64_t>(u.used_bytes)), util::rfc3339(u.created_at));
       }
       return 0;
     }

@@ -1,4 +1,4 @@
 SELECT t.id, t.user_id, t.name, t.created_at, t.expires_at, t.revoked_at,
-       u.name, u.is_admin, u.disabled, u.created_at
+       u.name, u.is_admin, u.disabled, u.created_at, u.quota_bytes, u.used_bytes
 FROM api_tokens t JOIN users u ON u.id = t.user_id
 WHERE t.token_hash = $1

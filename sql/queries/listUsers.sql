@@ -1,1 +1,1 @@
-SELECT id, name, is_admin, disabled, created_at FROM users ORDER BY name
+SELECT id, name, is_admin, disabled, created_at, quota_bytes, used_bytes FROM users ORDER BY name

@@ -99,7 +99,8 @@ boost::asio::awaitable<Principal> Authenticator::authenticate(std::string_view a
       throw ApiError(errc::too_many_requests, "rate limit for this token exceeded", *wait);
     }
   }
-  co_return Principal{owner->user.id, owner->user.name, owner->user.is_admin, owner->token.id};
+  co_return Principal{owner->user.id, owner->user.name, owner->user.is_admin, owner->token.id,
+                      owner->user.quota_bytes};
 }
 
 }  // namespace s3up::auth

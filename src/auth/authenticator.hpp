@@ -36,6 +36,7 @@ struct Principal {
   std::string user_name;
   bool is_admin = false;
   std::string token_id;
+  std::optional<std::int64_t> quota_bytes;  // the user's own; none: the service's default
 };
 
 // The token of an "Authorization: Bearer <token>" header value, if well-formed.

@@ -33,6 +33,7 @@ const std::vector<SettingInfo> kSettings = {
     {"download_url_ttl", "S3UP_DOWNLOAD_URL_TTL", "5m", "How long a presigned download URL stays valid (redirect mode)."},
     {"stale_upload_age", "S3UP_STALE_UPLOAD_AGE", "24h", "A pending upload older than this (not being received by this instance) died with its process: the janitor cleans it up."},
     {"janitor_interval", "S3UP_JANITOR_INTERVAL", "5m", "How often the janitor looks for dead uploads (it also runs at start-up)."},
+    {"default_quota", "S3UP_DEFAULT_QUOTA", "0", "Storage per user without a quota of their own (user add --quota); 0: unlimited."},
     {"rate_limit", "S3UP_RATE_LIMIT", "0", "Requests per second per API token, on average (0: no limit); 429 with Retry-After beyond it. Per instance."},
     {"rate_limit_burst", "S3UP_RATE_LIMIT_BURST", "0", "Requests a token may make at once before rate_limit applies (0: the rate, at least 1)."},
     {"max_concurrent_uploads", "S3UP_MAX_CONCURRENT_UPLOADS", "0", "Uploads one user may have in progress at once (0: no limit); 429 beyond it. Per instance."},
@@ -109,6 +110,8 @@ void apply(Config& c, std::string_view key, const std::string& value, std::strin
     const double v = std::strtod(value.c_str(), &end);
     if (value.empty() || end != value.c_str() + value.size() || !(v >= 0) || v > 1e6) throw bad("expected a number >= 0");
     (key == "rate_limit" ? c.rate_limit : c.rate_limit_burst) = v;
+  } else if (key == "default_quota") {
+    c.default_quota = size();
   } else if (key == "max_concurrent_uploads") {
     c.max_concurrent_uploads = count();
   } else if (key == "allowed_types") {
@@ -247,6 +250,7 @@ std::vector<std::pair<std::string, std::string>> describe(const Config& c) {
       {"download", c.download_redirect ? "redirect" : "stream"},
       {"download_url_ttl", ms(c.download_url_ttl)},
       {"stale_upload_age", ms(c.stale_upload_age)},
+      {"default_quota", std::to_string(c.default_quota)},
       {"rate_limit", fmt::format("{}", c.rate_limit)},
       {"rate_limit_burst", fmt::format("{}", c.rate_limit_burst)},
       {"max_concurrent_uploads", std::to_string(c.max_concurrent_uploads)},

@@ -26,6 +26,7 @@ struct Config {
   std::chrono::milliseconds download_url_ttl{5 * 60 * 1000};
   std::chrono::milliseconds stale_upload_age{24 * 3600 * 1000};
   std::chrono::milliseconds janitor_interval{5 * 60 * 1000};
+  std::uint64_t default_quota = 0;         // bytes per user; 0 = unlimited
   double rate_limit = 0;                   // requests/s per token; 0 = none
   double rate_limit_burst = 0;             // 0 = max(1, rate_limit)
   unsigned max_concurrent_uploads = 0;     // per user; 0 = none

@@ -6,6 +6,7 @@
 // database call ever blocks an I/O thread, and the CLI calls it directly.
 // Backends throw ApiError(database_unavailable) when the database fails and
 // ApiError(conflict) when a unique name is taken.
+#include <climits>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -25,7 +26,12 @@ struct User {
   bool is_admin = false;
   bool disabled = false;
   Micros created_at = 0;
+  std::optional<std::int64_t> quota_bytes;  // none: the service's default
+  std::int64_t used_bytes = 0;              // complete uploads plus reservations of uploads in progress
 };
+
+// No quota at all (a quota_bytes or default the arithmetic can use).
+inline constexpr std::int64_t kNoQuota = INT64_MAX;
 
 struct ApiToken {
   std::string id;  // "tok_" + 16 hex digits; shown in `token list`, used to revoke
@@ -92,11 +98,20 @@ class MetadataStore {
   virtual std::vector<User> list_users() = 0;
   virtual std::int64_t count_users() = 0;
   virtual bool set_user_disabled(std::string_view name, bool disabled) = 0;  // false if no such user
+  virtual bool set_user_quota(std::string_view name, std::optional<std::int64_t> quota_bytes) = 0;  // false if none
 
   virtual void create_token(const ApiToken& token, std::string_view token_hash) = 0;
   virtual std::optional<TokenOwner> find_token(std::string_view token_hash) = 0;
   virtual std::vector<ApiToken> list_tokens(std::optional<std::int64_t> user_id) = 0;
   virtual bool revoke_token(std::string_view token_id, Micros now) = 0;  // false if unknown or already revoked
+
+  // Reserves `bytes` more for a pending upload against its owner's quota (or
+  // `default_quota` if the user has none; kNoQuota for none), atomically:
+  // false if they do not fit, and then nothing is reserved. Completing,
+  // failing and deleting an upload settle its owner's usage in the same
+  // transaction as the row's change.
+  virtual bool reserve_quota(std::string_view upload_id, std::int64_t user_id, std::int64_t bytes,
+                             std::int64_t default_quota) = 0;
 
   // An upload's lifecycle: pending -> complete | failed. Both transitions only
   // apply to a pending row and return false otherwise.

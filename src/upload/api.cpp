@@ -85,6 +85,11 @@ class UploadInProgress {
       : deps_(deps), declared_type_(std::move(declared_type)), size_hint_(size_hint) {
     record_.user_id = principal.user_id;
     record_.file_name = std::move(file_name);
+    if (principal.quota_bytes) {
+      quota_ = *principal.quota_bytes;
+    } else if (deps.limits.default_quota) {
+      quota_ = static_cast<std::int64_t>(*deps.limits.default_quota);
+    }
   }
   ~UploadInProgress() {
     if (!record_.id.empty()) deps_.live->remove(record_.id);
@@ -112,6 +117,8 @@ class UploadInProgress {
     }
     co_await util::run_blocking(deps_.blocking, [&] { deps_.metadata.create_pending(record_); });
     row_created_ = true;
+    // A known length is reserved against the quota before a byte is stored.
+    if (size_hint_) co_await reserve(*size_hint_);
     spdlog::debug("upload {} started by user {}: key {}", record_.id, record_.user_id, record_.storage_key);
     const storage::ObjectMetadata metadata{record_.content_type, record_.file_name, size_hint_};
     writer_ = co_await deps_.store.open_writer(record_.storage_key, metadata);
@@ -123,6 +130,7 @@ class UploadInProgress {
                      "file exceeds the maximum upload size of " + std::to_string(deps_.limits.max_upload_bytes) + " bytes");
     }
     size_ += data.size();
+    if (size_ > reserved_) co_await reserve(size_ - reserved_);  // an unknown length: as it grows
     if (sniff_head_.size() < util::kSniffBytes) {
       sniff_head_.append(data.data(), std::min(data.size(), util::kSniffBytes - sniff_head_.size()));
     }
@@ -189,6 +197,30 @@ class UploadInProgress {
   const std::string& id() const { return record_.id; }
 
  private:
+  // Reserves room for `needed` more bytes against the owner's quota (ahead in
+  // steps, so a long upload asks the database now and then, not per chunk);
+  // 413 quota_exceeded the moment they do not fit. Nothing to do without a quota.
+  asio::awaitable<void> reserve(std::uint64_t needed) {
+    if (quota_ == db::kNoQuota || needed == 0) {
+      reserved_ += needed;
+      co_return;
+    }
+    constexpr std::uint64_t kStep = 8 * 1024 * 1024;
+    const bool known_length = size_hint_.has_value();
+    for (const std::uint64_t ask : {known_length ? needed : std::max(needed, kStep), needed}) {
+      const auto bytes = static_cast<std::int64_t>(ask);
+      const bool granted = co_await util::run_blocking(deps_.blocking, [&] {
+        return deps_.metadata.reserve_quota(record_.id, record_.user_id, bytes, quota_);
+      });
+      if (granted) {
+        reserved_ += ask;
+        co_return;
+      }
+      if (ask == needed) break;
+    }
+    throw ApiError(errc::quota_exceeded, "this upload would exceed your storage quota");
+  }
+
   // With allowed types the type is what the bytes say (libmagic), whatever
   // the client declared or the name suggests; that type is stored and served.
   asio::awaitable<void> check_type() {
@@ -222,6 +254,8 @@ class UploadInProgress {
   bool completed_ = false;
   bool completion_unknown_ = false;  // mark_complete threw: the row may or may not say complete
   bool type_checked_ = false;        // the sniffed type passed allowed_types
+  std::int64_t quota_ = db::kNoQuota;  // the owner's quota (their own or the default)
+  std::uint64_t reserved_ = 0;       // bytes reserved against it so far
 };
 
 http::Response created(const json::object& body) {

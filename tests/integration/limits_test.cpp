@@ -1,11 +1,16 @@
 // Limits through the real binary: the rate limit per token (429 with
-// Retry-After), concurrent uploads per user (429), and allowed content types
-// decided by sniffing the bytes (415, nothing left behind).
+// Retry-After), concurrent uploads per user (429), allowed content types
+// decided by sniffing the bytes (415), and storage quotas (413); refused
+// uploads leave nothing behind.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <thread>
 
+#include <fmt/format.h>
+
 #include "harness.hpp"
+#include "util/text.hpp"
 
 namespace s3up::test {
 namespace {
@@ -100,6 +105,71 @@ TEST(Limits, AllowedTypesAreSniffedNotTrusted) {
   EXPECT_EQ(db->count_uploads(db::UploadStatus::complete), 1);
   EXPECT_EQ(db->count_uploads(db::UploadStatus::failed), 2);
   EXPECT_EQ(db->count_uploads(db::UploadStatus::pending), 0);
+}
+
+}  // namespace
+}  // namespace s3up::test
+
+namespace s3up::test {
+namespace {
+
+TEST(Limits, StorageQuotaUpFrontMidBodyAndUnderConcurrency) {
+  ServerProcess server(std::map<std::string, std::string>{{"S3UP_DEFAULT_QUOTA", "1MiB"}});
+  const auto alice = server.create_user_with_token("alice");
+  ASSERT_EQ(server.cli({"user", "add", "bob", "--quota", "3MiB"}).exit_code, 0);
+  const auto bob = std::string(util::trim(server.cli({"token", "create", "bob"}).out));
+  const auto put = [&](const std::string& token, const std::string& name, std::size_t size) {
+    return request(server.port(), "PUT", "/upload/" + name, {{"Authorization", "Bearer " + token}},
+                   ContentStream::make(size, size));
+  };
+  ASSERT_EQ(put(alice, "a", 600 * 1024).status, 201);
+  // Up front: Content-Length says it will not fit; not a byte is read.
+  auto r = put(alice, "b", 600 * 1024);
+  EXPECT_EQ(r.status, 413);
+  EXPECT_EQ(r.json().at("error").at("code").as_string(), "quota_exceeded");
+  // Mid-body: a chunked upload of unknown length, refused when it passes the quota.
+  Connection c(server.port());
+  c.send("PUT /upload/chunked HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + alice +
+         "\r\nTransfer-Encoding: chunked\r\n\r\n");
+  for (int i = 0; i < 8; ++i) {
+    const std::string piece = ContentStream::make(100 * 1024, 40 + i);
+    if (!c.send(fmt::format("{:x}\r\n", piece.size()) + piece + "\r\n")) break;
+  }
+  c.send("0\r\n\r\n");
+  const auto mid = c.read_response();
+  ASSERT_TRUE(mid);
+  EXPECT_EQ(mid->status, 413);
+  EXPECT_EQ(mid->json().at("error").at("code").as_string(), "quota_exceeded");
+  // A user's own quota beats the default.
+  EXPECT_EQ(put(bob, "big", 2 * 1024 * 1024).status, 201);
+
+  // Nothing of the refused uploads stays, and usage is what is stored.
+  EXPECT_TRUE(eventually([&] { return server.stored_files().size() == 2; })) << server.stored_files().size();
+  auto db = server.database();
+  EXPECT_EQ(db->find_user("alice")->used_bytes, 600 * 1024);
+  EXPECT_EQ(db->count_uploads(db::UploadStatus::pending), 0);
+
+  // Deleting frees the room.
+  const auto listed = request(server.port(), "GET", "/files", {{"Authorization", "Bearer " + alice}}).json();
+  const std::string first(listed.at("files").as_array().at(0).at("file_id").as_string());
+  EXPECT_EQ(request(server.port(), "DELETE", "/files/" + first, {{"Authorization", "Bearer " + alice}}).status, 204);
+  EXPECT_EQ(db->find_user("alice")->used_bytes, 0);
+
+  // Concurrent uploads cannot overshoot together: 6 x 300 KiB against 1 MiB.
+  std::atomic<int> created{0}, refused{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 6; ++i) {
+    threads.emplace_back([&, i] {
+      const auto res = upload_streamed(server.port(), alice, "c" + std::to_string(i), 300 * 1024, 60 + i);
+      (res.status == 201 ? created : refused)++;
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(created, 3);
+  EXPECT_EQ(refused, 3);
+  EXPECT_LE(db->find_user("alice")->used_bytes, 1024 * 1024);
+  ASSERT_EQ(server.cli({"user", "quota", "alice", "none"}).exit_code, 0);
+  EXPECT_NE(server.cli({"user", "list"}).out.find("default"), std::string::npos);
 }
 
 }  // namespace

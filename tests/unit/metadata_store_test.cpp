@@ -326,6 +326,63 @@ TEST_P(MetadataStoreContract, OnlyOneHolderOfANamedLock) {
   EXPECT_TRUE(other->try_lock("janitor"));
 }
 
+TEST_P(MetadataStoreContract, QuotaReservationsAreSettledByEveryOutcome) {
+  const auto alice = store_->create_user("alice", false);
+  EXPECT_FALSE(store_->find_user("alice")->quota_bytes);
+  ASSERT_TRUE(store_->set_user_quota("alice", 1000));
+  EXPECT_EQ(store_->find_user("alice")->quota_bytes, 1000);
+  EXPECT_FALSE(store_->set_user_quota("nobody", 1));
+  const auto used = [&] { return store_->find_user("alice")->used_bytes; };
+
+  auto a = pending_upload(alice.id), b = pending_upload(alice.id), c = pending_upload(alice.id);
+  for (const auto* u : {&a, &b, &c}) store_->create_pending(*u);
+  EXPECT_TRUE(store_->reserve_quota(a.id, alice.id, 600, kNoQuota));
+  EXPECT_FALSE(store_->reserve_quota(b.id, alice.id, 500, kNoQuota)) << "600 + 500 > 1000";
+  EXPECT_TRUE(store_->reserve_quota(b.id, alice.id, 300, kNoQuota));
+  EXPECT_EQ(used(), 900);
+  a.file_size = 550;  // a finished smaller than it reserved: the rest is given back
+  a.completed_at = util::now_micros();
+  EXPECT_TRUE(store_->mark_complete(a));
+  EXPECT_EQ(used(), 850);
+  EXPECT_TRUE(store_->mark_failed(b.id, util::now_micros()));  // its 300 come back
+  EXPECT_EQ(used(), 550);
+  EXPECT_TRUE(store_->reserve_quota(c.id, alice.id, 450, kNoQuota));
+  EXPECT_FALSE(store_->reserve_quota(c.id, alice.id, 1, kNoQuota)) << "exactly full";
+  EXPECT_TRUE(store_->mark_failed(c.id, util::now_micros()));
+  EXPECT_TRUE(store_->delete_upload(a.id));
+  EXPECT_TRUE(store_->delete_upload(b.id));  // failed: its reservation was already returned
+  EXPECT_EQ(used(), 0);
+  EXPECT_FALSE(store_->reserve_quota(util::uuid_v7(), alice.id, 1, kNoQuota)) << "no such pending upload";
+  EXPECT_EQ(used(), 0);
+
+  // Without a quota of their own, the default applies.
+  ASSERT_TRUE(store_->set_user_quota("alice", std::nullopt));
+  auto d = pending_upload(alice.id);
+  store_->create_pending(d);
+  EXPECT_FALSE(store_->reserve_quota(d.id, alice.id, 101, 100));
+  EXPECT_TRUE(store_->reserve_quota(d.id, alice.id, 100, 100));
+}
+
+TEST_P(MetadataStoreContract, ConcurrentReservationsCannotOvershootTheQuota) {
+  const auto alice = store_->create_user("alice", false);
+  store_->set_user_quota("alice", 10 * 1024);
+  constexpr int kThreads = 8, kEach = 5;
+  std::atomic<int> granted{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < kEach; ++i) {
+        const auto u = pending_upload(alice.id);
+        store_->create_pending(u);
+        if (store_->reserve_quota(u.id, alice.id, 1024, kNoQuota)) ++granted;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(granted, 10);
+  EXPECT_EQ(store_->find_user("alice")->used_bytes, 10 * 1024);
+}
+
 TEST_P(MetadataStoreContract, AConflictInABatchFailsOnlyItself) {
   // Writes from many threads are group-committed; a duplicate id among them
   // (a conflict) must fail alone, and every other write must land.

@@ -47,6 +47,10 @@ class Params {
   Params& integer(std::int64_t v) { return text(std::to_string(v)); }
   Params& boolean(bool v) { return text(v ? "true" : "false"); }
   Params& timestamp(Micros t) { return text(timestamp_text(t)); }
+  Params& null() {
+    values_.emplace_back(std::nullopt);
+    return *this;
+  }
   Params& timestamp(const std::optional<Micros>& t) {
     if (t) return timestamp(*t);
     values_.emplace_back(std::nullopt);
@@ -97,8 +101,13 @@ class Rows {
 };
 
 User read_user(const Rows& r, int row, int first) {
-  return User{r.i64(row, first), r.text(row, first + 1), r.boolean(row, first + 2), r.boolean(row, first + 3),
-              r.timestamp(row, first + 4)};
+  return User{r.i64(row, first),
+              r.text(row, first + 1),
+              r.boolean(row, first + 2),
+              r.boolean(row, first + 3),
+              r.timestamp(row, first + 4),
+              r.null(row, first + 5) ? std::nullopt : std::optional(r.i64(row, first + 5)),
+              r.i64(row, first + 6)};
 }
 
 ApiToken read_token_row(const Rows& r, int row) {
@@ -442,7 +451,7 @@ User PostgresStore::create_user(std::string_view name, bool is_admin) {
   Params p;
   p.text(name).boolean(is_admin).timestamp(now);
   const auto r = c->run("createUser", p);
-  return User{r.i64(0, 0), std::string(name), is_admin, false, now};
+  return User{r.i64(0, 0), std::string(name), is_admin, false, now, std::nullopt, 0};
 }
 
 std::optional<User> PostgresStore::find_user(std::string_view name) {
@@ -483,7 +492,13 @@ std::optional<TokenOwner> PostgresStore::find_token(std::string_view token_hash)
   TokenOwner o;
   o.token = ApiToken{r.text(0, 0), r.i64(0, 1), r.text(0, 6), r.text(0, 2), r.timestamp(0, 3), r.opt_timestamp(0, 4),
                      r.opt_timestamp(0, 5)};
-  o.user = User{r.i64(0, 1), r.text(0, 6), r.boolean(0, 7), r.boolean(0, 8), r.timestamp(0, 9)};
+  o.user = User{r.i64(0, 1),
+                r.text(0, 6),
+                r.boolean(0, 7),
+                r.boolean(0, 8),
+                r.timestamp(0, 9),
+                r.null(0, 10) ? std::nullopt : std::optional(r.i64(0, 10)),
+                r.i64(0, 11)};
   return o;
 }
 
@@ -518,6 +533,26 @@ bool PostgresStore::mark_complete(const Upload& u) {
   w.params.text(u.id).integer(static_cast<std::int64_t>(u.file_size)).text(u.content_type).text(u.sha256)
       .timestamp(u.completed_at.value_or(util::now_micros()));
   return writes_->run(w) > 0;
+}
+
+bool PostgresStore::reserve_quota(std::string_view upload_id, std::int64_t user_id, std::int64_t bytes,
+                                  std::int64_t default_quota) {
+  if (!plausible_upload_id(upload_id)) return false;
+  Write w{"reserveQuota", {}};
+  w.params.text(upload_id).integer(user_id).integer(bytes).integer(default_quota);
+  return writes_->run(w) > 0;
+}
+
+bool PostgresStore::set_user_quota(std::string_view name, std::optional<std::int64_t> quota_bytes) {
+  auto c = acquire();
+  Params p;
+  p.text(name);
+  if (quota_bytes) {
+    p.integer(*quota_bytes);
+  } else {
+    p.null();
+  }
+  return c->run("setUserQuota", p).affected() > 0;
 }
 
 bool PostgresStore::mark_failed(std::string_view upload_id, Micros now) {

@@ -52,6 +52,9 @@ class PostgresStore final : public MetadataStore {
   std::vector<Upload> stale_pending(Micros created_before, std::int64_t limit) override;
   std::int64_t count_uploads(UploadStatus status) override;
   bool set_user_disabled(std::string_view name, bool disabled) override;
+  bool set_user_quota(std::string_view name, std::optional<std::int64_t> quota_bytes) override;
+  bool reserve_quota(std::string_view upload_id, std::int64_t user_id, std::int64_t bytes,
+                     std::int64_t default_quota) override;
   std::vector<Upload> list_files(std::optional<std::int64_t> user_id, const std::optional<ListPosition>& after,
                                  std::int64_t limit) override;
   bool delete_upload(std::string_view upload_id) override;

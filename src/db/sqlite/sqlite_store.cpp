@@ -120,7 +120,8 @@ class Statement {
 };
 
 User read_user(const Statement& s, int first) {
-  return User{s.i64(first), s.text(first + 1), s.boolean(first + 2), s.boolean(first + 3), s.i64(first + 4)};
+  return User{s.i64(first),       s.text(first + 1),     s.boolean(first + 2), s.boolean(first + 3),
+              s.i64(first + 4),   s.opt_i64(first + 5),  s.i64(first + 6)};
 }
 
 ApiToken read_token_row(const Statement& s) {
@@ -170,17 +171,27 @@ SqliteStore::SqliteStore(const std::string& path, unsigned pool_size) : path_(pa
   }
   writes_ = std::make_unique<WriteBatcher<Write>>([this](const auto& writes, auto& outcomes) {
     auto c = acquire();
+    // A write may be several statements (a row and its owner's usage): each
+    // runs in a transaction, alone or with the batch. BEGIN IMMEDIATE takes
+    // the write lock now, not at the first write.
     const auto each_alone = [&] {
       for (std::size_t i = 0; i < writes.size(); ++i) {
         try {
-          outcomes[i] = {(*writes[i])(*c), nullptr};
+          exec(c->db, "BEGIN IMMEDIATE");
+          try {
+            outcomes[i] = {(*writes[i])(*c), nullptr};
+          } catch (...) {
+            sqlite3_exec(c->db, "ROLLBACK", nullptr, nullptr, nullptr);
+            throw;
+          }
+          exec(c->db, "COMMIT");
         } catch (...) {
           outcomes[i] = {0, std::current_exception()};
         }
       }
     };
     if (writes.size() == 1) return each_alone();
-    exec(c->db, "BEGIN IMMEDIATE");  // the write lock now, not at the first write
+    exec(c->db, "BEGIN IMMEDIATE");
     try {
       for (std::size_t i = 0; i < writes.size(); ++i) outcomes[i].rows = (*writes[i])(*c);
     } catch (...) {
@@ -246,7 +257,7 @@ User SqliteStore::create_user(std::string_view name, bool is_admin) {
   Statement s(*c, "createUser");
   s.bind(name, is_admin, now);
   if (!s.step()) fail(c->db, SQLITE_ERROR, "createUser returned no id");
-  return User{s.i64(0), std::string(name), is_admin, false, now};
+  return User{s.i64(0), std::string(name), is_admin, false, now, std::nullopt, 0};
 }
 
 std::optional<User> SqliteStore::find_user(std::string_view name) {
@@ -284,7 +295,7 @@ std::optional<TokenOwner> SqliteStore::find_token(std::string_view token_hash) {
   if (!s.step()) return std::nullopt;
   TokenOwner o;
   o.token = ApiToken{s.text(0), s.i64(1), s.text(6), s.text(2), s.i64(3), s.opt_i64(4), s.opt_i64(5)};
-  o.user = User{s.i64(1), s.text(6), s.boolean(7), s.boolean(8), s.i64(9)};
+  o.user = User{s.i64(1), s.text(6), s.boolean(7), s.boolean(8), s.i64(9), s.opt_i64(10), s.i64(11)};
   return o;
 }
 
@@ -317,20 +328,72 @@ void SqliteStore::create_pending(const Upload& u) {
   }));
 }
 
+namespace {
+// The second step of completing, failing or deleting an upload: its owner's
+// usage moves by `delta` (in the caller's transaction).
+void adjust_usage(SqliteStore::Connection& c, std::int64_t user_id, std::int64_t delta) {
+  if (delta == 0) return;
+  Statement s(c, "adjustUsage");
+  s.bind(user_id, delta).run();
+}
+}  // namespace
+
 bool SqliteStore::mark_complete(const Upload& u) {
   return writes_->run(Write([&](Connection& c) {
-    Statement s(c, "completeUpload");
-    s.bind(u.id, u.file_size, u.content_type, u.sha256, u.completed_at.value_or(util::now_micros())).run();
-    return s.changes();
+    std::int64_t user_id = 0, reserved = 0;
+    {
+      Statement s(c, "completeUpload");
+      s.bind(u.id, u.file_size, u.content_type, u.sha256, u.completed_at.value_or(util::now_micros()));
+      if (!s.step()) return 0;
+      user_id = s.i64(0);
+      reserved = s.i64(1);
+      s.run();
+    }
+    adjust_usage(c, user_id, static_cast<std::int64_t>(u.file_size) - reserved);
+    return 1;
   })) > 0;
 }
 
 bool SqliteStore::mark_failed(std::string_view upload_id, Micros now) {
   return writes_->run(Write([&](Connection& c) {
-    Statement s(c, "failUpload");
-    s.bind(upload_id, now).run();
+    std::int64_t user_id = 0, reserved = 0;
+    {
+      Statement s(c, "failUpload");
+      s.bind(upload_id, now);
+      if (!s.step()) return 0;
+      user_id = s.i64(0);
+      reserved = s.i64(1);
+      s.run();
+    }
+    adjust_usage(c, user_id, -reserved);
+    return 1;
+  })) > 0;
+}
+
+bool SqliteStore::reserve_quota(std::string_view upload_id, std::int64_t user_id, std::int64_t bytes,
+                                std::int64_t default_quota) {
+  return writes_->run(Write([&](Connection& c) {
+    {  // still pending? (the transaction holds the write lock: it stays so)
+      Statement s(c, "getUpload");
+      s.bind(upload_id);
+      if (!s.step() || upload_status_from(s.text(8)) != UploadStatus::pending) return 0;
+    }
+    {
+      Statement s(c, "reserveQuota");
+      s.bind(user_id, bytes, default_quota).run();
+      if (s.changes() == 0) return 0;
+    }
+    Statement s(c, "addReservation");
+    s.bind(upload_id, bytes).run();
     return s.changes();
   })) > 0;
+}
+
+bool SqliteStore::set_user_quota(std::string_view name, std::optional<std::int64_t> quota_bytes) {
+  auto c = acquire();
+  Statement s(*c, "setUserQuota");
+  s.bind(name, quota_bytes).run();
+  return s.changes() > 0;
 }
 
 void SqliteStore::set_store_upload_id(std::string_view upload_id, std::string_view store_upload_id) {
@@ -419,9 +482,17 @@ std::vector<Upload> SqliteStore::list_files(std::optional<std::int64_t> user_id,
 
 bool SqliteStore::delete_upload(std::string_view upload_id) {
   return writes_->run(Write([&](Connection& c) {
-    Statement s(c, "deleteUpload");
-    s.bind(upload_id).run();
-    return s.changes();
+    std::int64_t user_id = 0, held = 0;
+    {
+      Statement s(c, "deleteUpload");
+      s.bind(upload_id);
+      if (!s.step()) return 0;
+      user_id = s.i64(0);
+      held = s.i64(1);
+      s.run();
+    }
+    adjust_usage(c, user_id, -held);
+    return 1;
   })) > 0;
 }
 
