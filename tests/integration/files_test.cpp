@@ -298,3 +298,74 @@ TEST_F(S3Files, StreamedAndRedirectedDownloads) {
 
 }  // namespace
 }  // namespace s3up::test
+
+namespace s3up::test {
+namespace {
+
+// The authorisation matrix: every endpoint x every kind of caller, with the
+// status each must get, and never another user's data in a body.
+TEST(Authorisation, EveryEndpointForEveryCaller) {
+  ServerProcess server;
+  const auto owner = server.create_user_with_token("owner");
+  const auto other = server.create_user_with_token("other");
+  const auto revoked = server.create_user_with_token("revoked");
+  const auto disabled = server.create_user_with_token("disabled");
+  ASSERT_EQ(server.cli({"user", "add", "admin", "--admin"}).exit_code, 0);
+  const std::string admin(util::trim(server.cli({"token", "create", "admin"}).out));
+  const std::string tokens = server.cli({"token", "list", "revoked"}).out;
+  ASSERT_EQ(server.cli({"token", "revoke", tokens.substr(tokens.find("tok_"), 20)}).exit_code, 0);
+  ASSERT_EQ(server.cli({"user", "disable", "disabled"}).exit_code, 0);
+
+  const auto upload = [&](const std::string& token) {
+    return request(server.port(), "PUT", "/upload/secret.txt", {{"Authorization", "Bearer " + token}}, "owner's secret");
+  };
+  const auto first = upload(owner);
+  ASSERT_EQ(first.status, 201);
+  const std::string id(first.json().at("file_id").as_string());
+
+  struct Caller {
+    std::string name, token;
+    int upload, list, get, content, del;  // expected statuses
+  };
+  // Deletion is tried last for each caller, so only the admin's succeeds (and the owner's is checked apart).
+  const std::vector<Caller> callers{
+      {"no token", "", 401, 401, 401, 401, 401},
+      {"bad token", "s3u_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", 401, 401, 401, 401, 401},
+      {"revoked", revoked, 401, 401, 401, 401, 401},
+      {"disabled user", disabled, 401, 401, 401, 401, 401},
+      {"other user", other, 201, 200, 404, 404, 404},
+      {"admin", admin, 201, 200, 200, 200, 204},
+  };
+  for (const auto& c : callers) {
+    SCOPED_TRACE(c.name);
+    std::map<std::string, std::string> h;
+    if (!c.token.empty()) h["Authorization"] = "Bearer " + c.token;
+    auto form_headers = h;
+    form_headers["Content-Type"] = Multipart::content_type();
+    const auto form = request(server.port(), "POST", "/upload", form_headers, Multipart::body("x.txt", "x"));
+    EXPECT_EQ(form.status, c.upload) << form.body;
+    EXPECT_EQ(request(server.port(), "PUT", "/upload/y.txt", h, "y").status, c.upload);
+    const auto list = request(server.port(), "GET", "/files", h);
+    EXPECT_EQ(list.status, c.list);
+    if (c.name != "admin") EXPECT_EQ(list.body.find(id), std::string::npos) << "another user's file listed";
+    const auto meta = request(server.port(), "GET", "/files/" + id, h);
+    EXPECT_EQ(meta.status, c.get);
+    const auto content = request(server.port(), "GET", "/files/" + id + "/content", h);
+    EXPECT_EQ(content.status, c.content);
+    if (c.content != 200) EXPECT_EQ(content.body.find("owner's secret"), std::string::npos);
+    EXPECT_EQ(request(server.port(), "DELETE", "/files/" + id, h).status, c.del);
+  }
+  // The owner: everything on their own file (the admin deleted the first one).
+  const auto second = upload(owner);
+  ASSERT_EQ(second.status, 201);
+  const std::string mine(second.json().at("file_id").as_string());
+  const std::map<std::string, std::string> h{{"Authorization", "Bearer " + owner}};
+  EXPECT_EQ(request(server.port(), "GET", "/files", h).status, 200);
+  EXPECT_EQ(request(server.port(), "GET", "/files/" + mine, h).status, 200);
+  EXPECT_EQ(request(server.port(), "GET", "/files/" + mine + "/content", h).body, "owner's secret");
+  EXPECT_EQ(request(server.port(), "DELETE", "/files/" + mine, h).status, 204);
+  EXPECT_EQ(request(server.port(), "DELETE", "/files/" + mine, h).status, 404);
+}
+
+}  // namespace
+}  // namespace s3up::test
