@@ -27,9 +27,11 @@ void PrintTo(const Backend& b, std::ostream* os) { *os << b.name; }
 class MetadataStoreContract : public ::testing::TestWithParam<Backend> {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("s3up-meta-" + std::to_string(::getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    // The name of a parameterised test has a '/' ("Name/sqlite"): one level, not two,
+    // so TearDown's remove_all leaves nothing behind.
+    std::string test = ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    std::replace(test.begin(), test.end(), '/', '-');
+    dir_ = std::filesystem::temp_directory_path() / ("s3up-meta-" + std::to_string(::getpid()) + "-" + test);
     std::filesystem::remove_all(dir_);
     std::filesystem::create_directories(dir_);
     url_ = GetParam().fresh_url(dir_, keep_);

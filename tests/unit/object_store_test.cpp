@@ -9,6 +9,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_future.hpp>
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -40,7 +41,10 @@ class ObjectStoreContract : public ::testing::TestWithParam<Backend> {
  protected:
   void SetUp() override {
     const std::string test = ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    dir_ = std::filesystem::temp_directory_path() / ("s3up-objects-" + std::to_string(::getpid()) + "-" + test);
+    // "Name/local": one directory level, not two, so TearDown leaves nothing behind.
+    std::string flat = test;
+    std::replace(flat.begin(), flat.end(), '/', '-');
+    dir_ = std::filesystem::temp_directory_path() / ("s3up-objects-" + std::to_string(::getpid()) + "-" + flat);
     std::filesystem::remove_all(dir_);
     StoreSettings settings;
     if (GetParam().name == "local") {
