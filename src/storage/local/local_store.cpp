@@ -181,9 +181,33 @@ struct OpenFile {
   int fd = -1;
   bool direct = false;
   std::atomic<bool> committed{false};
+  std::once_flag opened;
   ~OpenFile() {
     if (fd >= 0) ::close(fd);
     if (!committed) ::unlink(temp_path.c_str());  // never leave a stray temporary file
+  }
+
+  // Creates the temporary file on the blocking pool, on first need: for a
+  // file smaller than one block that is in the commit's own trip to the pool,
+  // so a small upload costs one trip fewer. (A failure is retried by the
+  // next caller: call_once only counts a call that returned.)
+  void ensure_open() {
+    std::call_once(opened, [this] {
+      std::error_code ec;
+      std::filesystem::create_directories(final_path.parent_path(), ec);
+      if (ec) throw_errno(ec.value(), "create directory", final_path.parent_path());
+      // O_DIRECT: the bytes go from our block to the device without a copy
+      // into the page cache, which on this kind of machine costs more CPU
+      // than hashing them. Not every file system has it (tmpfs): then buffered I/O.
+      constexpr int flags = O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC;
+      fd = ::open(temp_path.c_str(), flags | O_DIRECT, 0640);
+      direct = fd >= 0;
+      if (fd < 0 && errno == EINVAL) {
+        ::unlink(temp_path.c_str());  // some file systems create it before refusing O_DIRECT
+        fd = ::open(temp_path.c_str(), flags, 0640);
+      }
+      if (fd < 0) throw_errno(errno, "create", temp_path);
+    });
   }
 };
 
@@ -243,6 +267,7 @@ class LocalWriter final : public ObjectWriter {
     const std::uint64_t size = offset_ + filled_;
     co_await util::run_blocking(blocking_, [&] {
       OpenFile& f = *file_;
+      f.ensure_open();
       f.sha256.update(std::string_view(filling_.get(), filled_));  // every earlier block is hashed: drained
       // The last block: its aligned part as usual, the tail (O_DIRECT cannot
       // write a partial block) through a buffered descriptor.
@@ -291,6 +316,7 @@ class LocalWriter final : public ObjectWriter {
       asio::post(pool, [file = std::move(file), mailbox = std::move(mailbox), block = std::move(block), size, offset] {
         std::exception_ptr error;
         try {
+          file->ensure_open();
           write_all(file->fd, block.get(), size, offset, file->temp_path);
           if (!file->direct &&
               (offset + size) / kWritebackWindow != static_cast<std::uint64_t>(offset) / kWritebackWindow) {
@@ -361,26 +387,11 @@ asio::awaitable<std::unique_ptr<ObjectWriter>> LocalStore::open_writer(const std
   (void)metadata;  // local files carry no metadata
   auto file = std::make_shared<OpenFile>();
   file->final_path = path_of(key);
-  co_await util::run_blocking(blocking_, [&] {
-    std::error_code ec;
-    std::filesystem::create_directories(file->final_path.parent_path(), ec);
-    if (ec) throw_errno(ec.value(), "create directory", file->final_path.parent_path());
-    std::array<std::uint8_t, 8> rnd{};
-    util::random_bytes(rnd);
-    file->temp_path = file->final_path.parent_path() /
-                      (".tmp-" + file->final_path.filename().string() + "-" + util::to_hex(rnd));
-    // O_DIRECT: the bytes go from our block to the device without a copy into
-    // the page cache, which on this kind of machine costs more CPU than
-    // hashing them. Not every file system has it (tmpfs): then buffered I/O.
-    constexpr int flags = O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC;
-    file->fd = ::open(file->temp_path.c_str(), flags | O_DIRECT, 0640);
-    file->direct = file->fd >= 0;
-    if (file->fd < 0 && errno == EINVAL) {
-      ::unlink(file->temp_path.c_str());  // some file systems create it before refusing O_DIRECT
-      file->fd = ::open(file->temp_path.c_str(), flags, 0640);
-    }
-    if (file->fd < 0) throw_errno(errno, "create", file->temp_path);
-  });
+  std::array<std::uint8_t, 8> rnd{};
+  util::random_bytes(rnd);
+  file->temp_path =
+      file->final_path.parent_path() / (".tmp-" + file->final_path.filename().string() + "-" + util::to_hex(rnd));
+  // The file itself is created on first need (OpenFile::ensure_open).
   co_return std::make_unique<LocalWriter>(std::move(file), blocking_, co_await asio::this_coro::executor,
                                           directory_sync_);
 }
