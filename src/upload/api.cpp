@@ -118,7 +118,7 @@ class UploadInProgress {
     co_await util::run_blocking(deps_.blocking, [&] { deps_.metadata.create_pending(record_); });
     row_created_ = true;
     // A known length is reserved against the quota before a byte is stored.
-    if (size_hint_) co_await reserve(*size_hint_);
+    if (size_hint_ && quota_ != db::kNoQuota) co_await reserve(*size_hint_);
     spdlog::debug("upload {} started by user {}: key {}", record_.id, record_.user_id, record_.storage_key);
     const storage::ObjectMetadata metadata{record_.content_type, record_.file_name, size_hint_};
     writer_ = co_await deps_.store.open_writer(record_.storage_key, metadata);
@@ -130,7 +130,9 @@ class UploadInProgress {
                      "file exceeds the maximum upload size of " + std::to_string(deps_.limits.max_upload_bytes) + " bytes");
     }
     size_ += data.size();
-    if (size_ > reserved_) co_await reserve(size_ - reserved_);  // an unknown length: as it grows
+    // An unknown length is reserved as it grows; without a quota there is
+    // nothing to reserve, and no coroutine call per chunk.
+    if (quota_ != db::kNoQuota && size_ > reserved_) co_await reserve(size_ - reserved_);
     if (sniff_head_.size() < util::kSniffBytes) {
       sniff_head_.append(data.data(), std::min(data.size(), util::kSniffBytes - sniff_head_.size()));
     }
@@ -199,12 +201,9 @@ class UploadInProgress {
  private:
   // Reserves room for `needed` more bytes against the owner's quota (ahead in
   // steps, so a long upload asks the database now and then, not per chunk);
-  // 413 quota_exceeded the moment they do not fit. Nothing to do without a quota.
+  // 413 quota_exceeded the moment they do not fit. Called only under a quota.
   asio::awaitable<void> reserve(std::uint64_t needed) {
-    if (quota_ == db::kNoQuota || needed == 0) {
-      reserved_ += needed;
-      co_return;
-    }
+    if (needed == 0) co_return;
     constexpr std::uint64_t kStep = 8 * 1024 * 1024;
     const bool known_length = size_hint_.has_value();
     for (const std::uint64_t ask : {known_length ? needed : std::max(needed, kStep), needed}) {
