@@ -338,35 +338,33 @@ void adjust_usage(SqliteStore::Connection& c, std::int64_t user_id, std::int64_t
 }
 }  // namespace
 
+namespace {
+// Runs `s`, a statement that changes one upload row and RETURNs its owner
+// and an amount, then moves the owner's usage by delta(amount), in the
+// caller's transaction. 1 if a row changed, else 0.
+template <class Delta>
+int change_row_and_usage(SqliteStore::Connection& c, Statement& s, Delta delta) {
+  if (!s.step()) return 0;
+  const std::int64_t user_id = s.i64(0), amount = s.i64(1);
+  s.run();
+  adjust_usage(c, user_id, delta(amount));
+  return 1;
+}
+}  // namespace
+
 bool SqliteStore::mark_complete(const Upload& u) {
   return writes_->run(Write([&](Connection& c) {
-    std::int64_t user_id = 0, reserved = 0;
-    {
-      Statement s(c, "completeUpload");
-      s.bind(u.id, u.file_size, u.content_type, u.sha256, u.completed_at.value_or(util::now_micros()));
-      if (!s.step()) return 0;
-      user_id = s.i64(0);
-      reserved = s.i64(1);
-      s.run();
-    }
-    adjust_usage(c, user_id, static_cast<std::int64_t>(u.file_size) - reserved);
-    return 1;
+    Statement s(c, "completeUpload");  // returns the row's reservation: usage moves from it to the size
+    s.bind(u.id, u.file_size, u.content_type, u.sha256, u.completed_at.value_or(util::now_micros()));
+    return change_row_and_usage(c, s, [&](std::int64_t reserved) { return static_cast<std::int64_t>(u.file_size) - reserved; });
   })) > 0;
 }
 
 bool SqliteStore::mark_failed(std::string_view upload_id, Micros now) {
   return writes_->run(Write([&](Connection& c) {
-    std::int64_t user_id = 0, reserved = 0;
-    {
-      Statement s(c, "failUpload");
-      s.bind(upload_id, now);
-      if (!s.step()) return 0;
-      user_id = s.i64(0);
-      reserved = s.i64(1);
-      s.run();
-    }
-    adjust_usage(c, user_id, -reserved);
-    return 1;
+    Statement s(c, "failUpload");  // returns the row's reservation, given back
+    s.bind(upload_id, now);
+    return change_row_and_usage(c, s, [](std::int64_t reserved) { return -reserved; });
   })) > 0;
 }
 
@@ -482,17 +480,9 @@ std::vector<Upload> SqliteStore::list_files(std::optional<std::int64_t> user_id,
 
 bool SqliteStore::delete_upload(std::string_view upload_id) {
   return writes_->run(Write([&](Connection& c) {
-    std::int64_t user_id = 0, held = 0;
-    {
-      Statement s(c, "deleteUpload");
-      s.bind(upload_id);
-      if (!s.step()) return 0;
-      user_id = s.i64(0);
-      held = s.i64(1);
-      s.run();
-    }
-    adjust_usage(c, user_id, -held);
-    return 1;
+    Statement s(c, "deleteUpload");  // returns a complete upload's size (else 0), taken off its owner's usage
+    s.bind(upload_id);
+    return change_row_and_usage(c, s, [](std::int64_t held) { return -held; });
   })) > 0;
 }
 
