@@ -1,5 +1,4 @@
-// The S3 backend's pure pieces: XML answers, credential files, part sizes,
-// Content-Disposition.
+// The S3 backend's pure pieces: XML answers, credential files, part sizes.
 #include <gtest/gtest.h>
 
 #include "storage/s3/credentials.hpp"
@@ -119,11 +118,6 @@ TEST(PartSize, MinimumGrowthAndCap) {
   EXPECT_EQ(choose_part_size(8 * MiB, 5ull * 1024 * 1024 * MiB * 10), kMaxPartSize);  // beyond S3's 5 TiB limit
 }
 
-TEST(ContentDisposition, AsciiFallbackAndRfc8187Name) {
-  EXPECT_EQ(content_disposition("report.pdf"), "attachment; filename=\"report.pdf\"; filename*=UTF-8''report.pdf");
-  EXPECT_EQ(content_disposition("\xE2\x82\xAC rates \"q\".txt"),
-            "attachment; filename=\"_ rates _q_.txt\"; filename*=UTF-8''%E2%82%AC%20rates%20%22q%22.txt");
-}
 
 }  // namespace
 }  // namespace s3up::storage::s3

@@ -6,6 +6,7 @@
 #include "util/crypto.hpp"
 #include "util/ids_time.hpp"
 #include "util/sniff.hpp"
+#include "util/text.hpp"
 #include "util/units.hpp"
 
 namespace s3up::util {
@@ -70,6 +71,12 @@ TEST(Rfc3339, ParsesWhatMetadataEndpointsWrite) {
                           "2026-11-18T11:06:40Zjunk", "2026/11/18T11:06:40Z", "2026-11-18T11:06:40+0100"}) {
     EXPECT_FALSE(parse_rfc3339(bad)) << bad;
   }
+}
+
+TEST(ContentDisposition, AsciiFallbackAndRfc8187Name) {
+  EXPECT_EQ(content_disposition_attachment("report.pdf"), "attachment; filename=\"report.pdf\"; filename*=UTF-8''report.pdf");
+  EXPECT_EQ(content_disposition_attachment("\xE2\x82\xAC rates \"q\".txt"),
+            "attachment; filename=\"_ rates _q_.txt\"; filename*=UTF-8''%E2%82%AC%20rates%20%22q%22.txt");
 }
 
 TEST(Units, Sizes) {

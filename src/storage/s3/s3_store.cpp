@@ -232,7 +232,7 @@ class S3Writer final : public ObjectWriter {
   std::vector<Header> object_headers() const {
     std::vector<Header> h;
     h.emplace_back("content-type", metadata_.content_type.empty() ? "application/octet-stream" : metadata_.content_type);
-    if (!metadata_.file_name.empty()) h.emplace_back("content-disposition", content_disposition(metadata_.file_name));
+    if (!metadata_.file_name.empty()) h.emplace_back("content-disposition", util::content_disposition_attachment(metadata_.file_name));
     return h;
   }
 
@@ -332,7 +332,6 @@ std::size_t choose_part_size(std::size_t configured, std::optional<std::uint64_t
   return std::min(part, kMaxPartSize);
 }
 
-std::string content_disposition(std::string_view file_name) { return util::content_disposition_attachment(file_name); }
 
 S3Store::S3Store(asio::any_io_executor executor, S3StoreOptions options, std::shared_ptr<CredentialsProvider> credentials,
                  std::shared_ptr<BufferPool> buffers)

@@ -33,10 +33,6 @@ struct S3StoreOptions {
 // 10,000 parts.
 std::size_t choose_part_size(std::size_t configured, std::optional<std::uint64_t> size_hint);
 
-// RFC 6266 Content-Disposition for a client's file name: an ASCII fallback
-// and the exact name as RFC 8187 filename*.
-std::string content_disposition(std::string_view file_name);
-
 class S3Store final : public ObjectStore {
  public:
   S3Store(boost::asio::any_io_executor executor, S3StoreOptions options,
