@@ -11,6 +11,7 @@
 #include <spdlog/spdlog.h>
 
 #include "util/api_error.hpp"
+#include "util/text.hpp"
 
 namespace s3up::db {
 namespace {
@@ -147,8 +148,8 @@ class PostgresStore::Connection {
     const char* values[] = {"s3uploader", "10", conninfo.c_str(), nullptr};
     conn_ = PQconnectdbParams(keys, values, 1);
     if (!conn_ || PQstatus(conn_) != CONNECTION_OK) {
-      std::string msg = conn_ ? PQerrorMessage(conn_) : "out of memory";
-      while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
+      // libpq's messages end in a newline: util::trim for the logs.
+      const std::string msg(util::trim(conn_ ? PQerrorMessage(conn_) : "out of memory"));
       PQfinish(conn_);
       conn_ = nullptr;
       throw std::runtime_error(msg);
@@ -255,8 +256,7 @@ class PostgresStore::Connection {
       return false;
     }
     if (commit_failed) {
-      while (!problem.empty() && (problem.back() == '\n' || problem.back() == ' ')) problem.pop_back();
-      spdlog::error("postgres commit: {}", problem);
+      spdlog::error("postgres commit: {}", util::trim(problem));
       throw ApiError(errc::database_unavailable, "the metadata database failed");
     }
     return true;
@@ -286,8 +286,7 @@ class PostgresStore::Connection {
 
   [[noreturn]] void lost(std::string_view what) {
     broken_ = true;
-    std::string msg = PQerrorMessage(conn_);
-    while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
+    const std::string msg(util::trim(PQerrorMessage(conn_)));
     spdlog::error("postgres {}: {}", what, msg);
     throw ApiError(errc::database_unavailable, "the metadata database failed");
   }
@@ -297,9 +296,8 @@ class PostgresStore::Connection {
     if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) return;
     const char* state = r ? PQresultErrorField(r.get(), PG_DIAG_SQLSTATE) : nullptr;
     const std::string sqlstate = state ? state : "";
-    std::string msg = r ? PQresultErrorMessage(r.get()) : PQerrorMessage(conn_);
-    if (msg.empty()) msg = PQerrorMessage(conn_);
-    while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
+    std::string msg(util::trim(r ? PQresultErrorMessage(r.get()) : ""));
+    if (msg.empty()) msg = util::trim(PQerrorMessage(conn_));
     if (sqlstate == kSqlstateUniqueViolation) throw ApiError(errc::conflict, "already exists");
     // Class 08 (connection exception) and 57P0x (the server is shutting down
     // or restarting): this connection is finished.
