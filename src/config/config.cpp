@@ -43,6 +43,8 @@ const std::vector<SettingInfo> kSettings = {
     {"s3_region", "AWS_REGION", "", "S3 region; else AWS_DEFAULT_REGION, else us-east-1."},
     {"s3_force_path_style", "S3UP_S3_FORCE_PATH_STYLE", "false", "Path-style S3 addressing (automatic for IP and localhost endpoints)."},
     {"s3_ca_file", "S3UP_S3_CA_FILE", "", "Extra CA bundle (PEM) to trust for the S3 endpoint."},
+    {"s3_part_checksum", "S3UP_S3_PART_CHECKSUM", "sha256",
+     "How the store checks each part's bytes: sha256 (signed x-amz-content-sha256) or md5 (Content-MD5)."},
     {"part_size", "S3UP_PART_SIZE", "8MiB", "S3 multipart part size (at least 5MiB; grown to fit 10,000 parts)."},
     {"parts_in_flight", "S3UP_PARTS_IN_FLIGHT", "4", "S3 parts uploaded in parallel per upload."},
     {"buffer_budget", "S3UP_BUFFER_BUDGET", "256MiB", "Memory for S3 part buffers across all uploads; uploads wait when it is spent."},
@@ -157,6 +159,9 @@ void apply(Config& c, std::string_view key, const std::string& value, std::strin
     c.s3_force_path_style = boolean();
   } else if (key == "s3_ca_file") {
     c.s3_ca_file = value;
+  } else if (key == "s3_part_checksum") {
+    if (value != "sha256" && value != "md5") throw bad("sha256 or md5");
+    c.s3_part_checksum = value;
   } else if (key == "part_size") {
     c.part_size = size();
     if (c.part_size < 5 * 1024 * 1024) throw bad("S3 parts are at least 5MiB");
@@ -267,6 +272,7 @@ std::vector<std::pair<std::string, std::string>> describe(const Config& c) {
       {"s3_region", c.s3_region},
       {"s3_force_path_style", c.s3_force_path_style ? "true" : "false"},
       {"s3_ca_file", c.s3_ca_file},
+      {"s3_part_checksum", c.s3_part_checksum},
       {"part_size", std::to_string(c.part_size)},
       {"parts_in_flight", std::to_string(c.parts_in_flight)},
       {"buffer_budget", std::to_string(c.buffer_budget)},

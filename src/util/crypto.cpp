@@ -7,29 +7,30 @@
 
 namespace s3up::util {
 
-Sha256::Sha256() : ctx_(EVP_MD_CTX_new()) {
-  if (ctx_ == nullptr || EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr) != 1) {
+EvpHash::EvpHash(const evp_md_st* algorithm) : ctx_(EVP_MD_CTX_new()) {
+  if (ctx_ == nullptr || EVP_DigestInit_ex(ctx_, algorithm, nullptr) != 1) {
     EVP_MD_CTX_free(ctx_);
-    throw std::runtime_error("EVP sha256 init failed");
+    throw std::runtime_error("EVP digest init failed");
   }
 }
 
-Sha256::~Sha256() { EVP_MD_CTX_free(ctx_); }
+EvpHash::~EvpHash() { EVP_MD_CTX_free(ctx_); }
 
-void Sha256::update(std::string_view data) {
+void EvpHash::update(std::string_view data) {
   if (!data.empty() && EVP_DigestUpdate(ctx_, data.data(), data.size()) != 1) {
-    throw std::runtime_error("EVP sha256 update failed");
+    throw std::runtime_error("EVP digest update failed");
   }
 }
 
-Sha256::Digest Sha256::finish() {
-  Digest digest{};
+void EvpHash::finish_into(std::span<std::uint8_t> digest) {
   unsigned int len = 0;
   if (EVP_DigestFinal_ex(ctx_, digest.data(), &len) != 1 || len != digest.size()) {
-    throw std::runtime_error("EVP sha256 final failed");
+    throw std::runtime_error("EVP digest final failed");
   }
-  return digest;
 }
+
+Sha256::Sha256() : EvpHash(EVP_sha256()) {}
+Md5::Md5() : EvpHash(EVP_md5()) {}
 
 std::string sha256_hex(std::string_view data) {
   Sha256 h;
@@ -51,6 +52,13 @@ std::string to_hex(std::span<const std::uint8_t> bytes) {
     out.push_back(digits[b >> 4]);
     out.push_back(digits[b & 0xf]);
   }
+  return out;
+}
+
+std::string base64(std::span<const std::uint8_t> bytes) {
+  std::string out(4 * ((bytes.size() + 2) / 3), '\0');
+  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), bytes.data(), static_cast<int>(bytes.size()));
+  out.resize(static_cast<std::size_t>(n));
   return out;
 }
 

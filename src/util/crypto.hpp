@@ -8,25 +8,51 @@
 #include <string_view>
 
 struct evp_md_ctx_st;
+struct evp_md_st;
 
 namespace s3up::util {
 
-// Incremental SHA-256 (OpenSSL EVP: uses SHA-NI / AVX2 where the CPU has them).
-class Sha256 {
+// Incremental hashing on OpenSSL EVP (which uses SHA-NI / AVX2 where the CPU
+// has them). Sha256 and Md5 below fix the algorithm and the digest size.
+class EvpHash {
  public:
-  using Digest = std::array<std::uint8_t, 32>;
-  Sha256();
-  ~Sha256();
-  Sha256(const Sha256&) = delete;
-  Sha256& operator=(const Sha256&) = delete;
+  EvpHash(const EvpHash&) = delete;
+  EvpHash& operator=(const EvpHash&) = delete;
 
   void update(std::string_view data);
   void update(std::span<const char> data) { update(std::string_view(data.data(), data.size())); }
   void update(const std::string& data) { update(std::string_view(data)); }
-  Digest finish();  // once; the object must not be updated afterwards
+
+ protected:
+  explicit EvpHash(const evp_md_st* algorithm);
+  ~EvpHash();
+  void finish_into(std::span<std::uint8_t> digest);  // once; no update afterwards
 
  private:
   evp_md_ctx_st* ctx_;
+};
+
+class Sha256 : public EvpHash {
+ public:
+  using Digest = std::array<std::uint8_t, 32>;
+  Sha256();
+  Digest finish() {
+    Digest d{};
+    finish_into(d);
+    return d;
+  }
+};
+
+// MD5 only where a protocol asks for it (S3's Content-MD5), never for security.
+class Md5 : public EvpHash {
+ public:
+  using Digest = std::array<std::uint8_t, 16>;
+  Md5();
+  Digest finish() {
+    Digest d{};
+    finish_into(d);
+    return d;
+  }
 };
 
 std::string sha256_hex(std::string_view data);
@@ -35,6 +61,7 @@ std::string sha256_hex(std::string_view data);
 void random_bytes(std::span<std::uint8_t> out);
 
 std::string to_hex(std::span<const std::uint8_t> bytes);
+std::string base64(std::span<const std::uint8_t> bytes);     // padded, RFC 4648 §4
 std::string base64url(std::span<const std::uint8_t> bytes);  // unpadded, RFC 4648 §5
 std::optional<std::string> base64url_decode(std::string_view text);  // nullopt if not unpadded base64url
 

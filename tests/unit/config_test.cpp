@@ -82,6 +82,9 @@ TEST(Config, BadValuesNameTheSettingAndTheSource) {
   EXPECT_THROW(load(with_env({{"DEBUG", "maybe"}})), ConfigError);
   EXPECT_THROW(load(with_env({{"S3UP_LISTEN", "8080"}})), ConfigError);
   EXPECT_THROW(load(with_env({{"S3UP_THREADS", "-1"}})), ConfigError);
+  EXPECT_THROW(load(with_env({{"S3UP_S3_PART_CHECKSUM", "crc32"}})), ConfigError);
+  EXPECT_EQ(load(with_env({})).s3_part_checksum, "sha256");
+  EXPECT_EQ(load(with_env({{"S3UP_S3_PART_CHECKSUM", "md5"}})).s3_part_checksum, "md5");
 }
 
 TEST(Config, UnknownKeyInFileIsAnError) {

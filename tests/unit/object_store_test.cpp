@@ -68,6 +68,7 @@ class ObjectStoreContract : public ::testing::TestWithParam<Backend> {
         if (std::string_view(n) == "AWS_SECRET_ACCESS_KEY") return secret_key_.c_str();
         return nullptr;
       };
+      settings.s3_part_md5 = GetParam().name == "s3_md5";
       settings.part_size = 5 * 1024 * 1024;
       settings.parts_in_flight = 3;
       settings.buffer_budget = 64 * 1024 * 1024;
@@ -263,11 +264,65 @@ TEST(S3Tls, AStoreWhoseCertificateIsNotTrustedIsUnavailable) {
   }
 }
 
+// Either way of checking a part (S3StoreOptions::part_md5) is only worth
+// something if the store really refuses bytes that do not match: send a part
+// whose body differs from its declared digest, once per way.
+TEST(S3PartChecksums, TheStoreRefusesAPartWhoseBytesDoNotMatchItsDigest) {
+  asio::io_context io;
+  s3::ClientOptions options;
+  options.endpoint = env_or_fail("S3UP_TEST_S3_ENDPOINT");
+  options.bucket = "checksums-" + std::to_string(::getpid());
+  options.max_attempts = 1;
+  auto client = std::make_shared<s3::Client>(
+      io.get_executor(), options,
+      s3::static_credentials({env_or_fail("S3UP_TEST_S3_ACCESS_KEY"), env_or_fail("S3UP_TEST_S3_SECRET_KEY"), ""},
+                             "test"));
+  const std::string sent(1024, 'a');
+  const std::string declared(1024, 'b');  // the digests describe other bytes than the body carries
+  auto md5_of = [](const std::string& data) {
+    util::Md5 h;
+    h.update(data);
+    return util::base64(h.finish());
+  };
+  auto scenario = [&]() -> asio::awaitable<void> {
+    s3::Request bucket{.method = "PUT"};
+    EXPECT_EQ((co_await client->send(bucket)).status, 200);
+    s3::Request create{.method = "POST", .key = "part", .query = {{"uploads", ""}}};
+    const auto created = co_await client->send(create);
+    const auto upload_id = s3::parse_upload_id(created.body);
+    EXPECT_TRUE(upload_id.has_value()) << created.body;
+    if (!upload_id) co_return;
+
+    s3::Request part{.method = "PUT", .key = "part", .query = {{"partNumber", "1"}, {"uploadId", *upload_id}}};
+    part.body = std::span<const char>(sent.data(), sent.size());
+    part.payload_hash = util::sha256_hex(declared);  // signed SHA-256 of other bytes
+    const auto by_sha = co_await client->send(part);
+    EXPECT_EQ(by_sha.status, 400) << by_sha.body;
+
+    part.payload_hash = std::string(s3::kUnsignedPayload);
+    part.headers = {{"content-md5", md5_of(declared)}};  // Content-MD5 of other bytes
+    const auto by_md5 = co_await client->send(part);
+    EXPECT_EQ(by_md5.status, 400) << by_md5.body;
+    EXPECT_EQ(s3::parse_error(by_md5.body).value_or(s3::S3Error{}).code, "BadDigest") << by_md5.body;
+
+    part.headers = {{"content-md5", md5_of(sent)}};  // and the true one passes
+    EXPECT_EQ((co_await client->send(part)).status, 200);
+
+    s3::Request abort{.method = "DELETE", .key = "part", .query = {{"uploadId", *upload_id}}};
+    EXPECT_EQ((co_await client->send(abort)).status, 204);
+    s3::Request drop_bucket{.method = "DELETE"};
+    EXPECT_EQ((co_await client->send(drop_bucket)).status, 204);
+  };
+  auto fut = asio::co_spawn(io, scenario(), asio::use_future);
+  io.run();
+  fut.get();
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, S3StoreOnly, ::testing::Values(Backend{"s3"}, Backend{"s3_tls"}),
                          [](const auto& info) { return info.param.name; });
 
 INSTANTIATE_TEST_SUITE_P(Backends, ObjectStoreContract,
-                         ::testing::Values(Backend{"local"}, Backend{"s3"}, Backend{"s3_tls"}),
+                         ::testing::Values(Backend{"local"}, Backend{"s3"}, Backend{"s3_tls"}, Backend{"s3_md5"}),
                          [](const auto& info) { return info.param.name; });
 
 }  // namespace

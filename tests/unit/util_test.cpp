@@ -22,6 +22,36 @@ TEST(Sha256, KnownVectors) {
   EXPECT_EQ(to_hex(h.finish()), sha256_hex("abc"));
 }
 
+TEST(Md5, KnownVectorsAndContentMd5Form) {
+  auto md5 = [](std::string_view s) {
+    Md5 h;
+    h.update(s);
+    return h.finish();
+  };
+  // RFC 1321 appendix A.5
+  EXPECT_EQ(to_hex(md5("")), "d41d8cd98f00b204e9800998ecf8427e");
+  EXPECT_EQ(to_hex(md5("abc")), "900150983cd24fb0d6963f7d28e17f72");
+  Md5 h;  // incremental == one shot
+  h.update(std::string_view("message "));
+  h.update(std::string_view("digest"));
+  EXPECT_EQ(to_hex(h.finish()), "f96b697d7cb7938d525a2f31aaf161d0");
+  // The Content-MD5 header of an empty body, as S3 documents it
+  EXPECT_EQ(base64(md5("")), "1B2M2Y8AsgTpgAmY7PhCfg==");
+}
+
+TEST(Base64, Rfc4648Vectors) {
+  auto enc = [](std::string_view s) {
+    return base64(std::span(reinterpret_cast<const std::uint8_t*>(s.data()), s.size()));
+  };
+  EXPECT_EQ(enc(""), "");
+  EXPECT_EQ(enc("f"), "Zg==");
+  EXPECT_EQ(enc("fo"), "Zm8=");
+  EXPECT_EQ(enc("foo"), "Zm9v");
+  EXPECT_EQ(enc("foob"), "Zm9vYg==");
+  EXPECT_EQ(enc("foobar"), "Zm9vYmFy");
+  EXPECT_EQ(enc("\xfb\xff"), "+/8=");
+}
+
 TEST(Base64Url, Rfc4648Vectors) {
   auto enc = [](std::string_view s) {
     return base64url(std::span(reinterpret_cast<const std::uint8_t*>(s.data()), s.size()));

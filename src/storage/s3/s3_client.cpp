@@ -290,13 +290,14 @@ asio::awaitable<Response> Client::send(const Request& request) {
   throw ConnectionFailure(last_problem);
 }
 
-asio::awaitable<std::string> Client::presign(std::string method, std::string key, std::chrono::seconds expires) {
+asio::awaitable<std::string> Client::presign(std::string method, std::string key, std::chrono::seconds expires,
+                                             std::vector<Header> query) {
   const std::string path = path_for(key);
   const Credentials creds = co_await credentials_->get();
-  SignableRequest signable{method, path, {}, {{"host", host_header_}}, ""};
-  const auto query =
+  SignableRequest signable{method, path, std::move(query), {{"host", host_header_}}, ""};
+  const auto signed_query =
       presign_query(signable, creds, SigningContext{options_.region, "s3", std::chrono::system_clock::now()}, expires);
-  co_return fmt::format("{}://{}{}?{}", tls_ ? "https" : "http", host_header_, uri_encode(path, false), query);
+  co_return fmt::format("{}://{}{}?{}", tls_ ? "https" : "http", host_header_, uri_encode(path, false), signed_query);
 }
 
 }  // namespace s3up::storage::s3

@@ -65,8 +65,10 @@ class Client : public std::enable_shared_from_this<Client> {
   // caller decides what a 404 means). Throws ConnectionFailure.
   boost::asio::awaitable<Response> send(const Request& request);
 
-  // A presigned URL for a GET (or other method) of `key`, valid for `expires`.
-  boost::asio::awaitable<std::string> presign(std::string method, std::string key, std::chrono::seconds expires);
+  // A presigned URL for a GET (or other method) of `key`, valid for `expires`;
+  // `query` (e.g. partNumber and uploadId) is signed with it.
+  boost::asio::awaitable<std::string> presign(std::string method, std::string key, std::chrono::seconds expires,
+                                              std::vector<Header> query = {});
 
   const ClientOptions& options() const { return options_; }
   const boost::asio::any_io_executor& executor() const { return executor_; }

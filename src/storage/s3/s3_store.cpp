@@ -73,7 +73,43 @@ struct PartJob {
   BufferPool::Buffer buffer;
   std::size_t size = 0;
   int number = 0;
-  std::string sha256;  // of this part: signed as x-amz-content-sha256, so the store checks every byte
+  std::string payload_hash;  // signed as x-amz-content-sha256: the part's SHA-256, or UNSIGNED-PAYLOAD
+  std::string content_md5;   // base64, when the store checks the part by its MD5
+};
+
+// The running digest of the part being filled, in the form the store will
+// check it by (S3StoreOptions::part_md5 says which and why).
+class PartDigest {
+ public:
+  explicit PartDigest(bool md5) {
+    if (md5) {
+      md5_.emplace();
+    } else {
+      sha256_.emplace();
+    }
+  }
+  void update(std::string_view data) {
+    if (md5_) {
+      md5_->update(data);
+    } else {
+      sha256_->update(data);
+    }
+  }
+  // Hands the finished digest to the part and starts over for the next one.
+  void finish_into(PartJob& job) {
+    if (md5_) {
+      job.payload_hash = std::string(kUnsignedPayload);
+      job.content_md5 = util::base64(md5_->finish());
+      md5_.emplace();
+    } else {
+      job.payload_hash = util::to_hex(sha256_->finish());
+      sha256_.emplace();
+    }
+  }
+
+ private:
+  std::optional<util::Sha256> sha256_;
+  std::optional<util::Md5> md5_;
 };
 
 asio::awaitable<void> upload_part(std::shared_ptr<PartJob> job) {
@@ -84,7 +120,8 @@ asio::awaitable<void> upload_part(std::shared_ptr<PartJob> job) {
   r.key = state.key;
   r.query = {{"partNumber", std::to_string(job->number)}, {"uploadId", state.upload_id}};
   r.body = std::span<const char>(job->buffer.data(), job->size);
-  r.payload_hash = job->sha256;
+  r.payload_hash = job->payload_hash;
+  if (!job->content_md5.empty()) r.headers = {{"content-md5", job->content_md5}};
   r.expect_continue = true;
   const auto res = co_await send(*state.client, r, "UploadPart");
   if (res.status != 200) fail("UploadPart", state.key, res);
@@ -136,13 +173,14 @@ void abort_eventually(std::shared_ptr<Client> client, std::string key, std::stri
 class S3Writer final : public ObjectWriter {
  public:
   S3Writer(std::shared_ptr<Client> client, std::string key, ObjectMetadata metadata, std::size_t part_size,
-           int parts_in_flight, std::shared_ptr<BufferPool> buffers)
+           int parts_in_flight, bool part_md5, std::shared_ptr<BufferPool> buffers)
       : client_(std::move(client)),
         key_(std::move(key)),
         metadata_(std::move(metadata)),
         part_size_(part_size),
         parts_in_flight_(parts_in_flight),
-        buffers_(std::move(buffers)) {}
+        buffers_(std::move(buffers)),
+        part_digest_(part_md5) {}
 
   ~S3Writer() override {
     if (finished_ || !state_) return;
@@ -174,7 +212,7 @@ class S3Writer final : public ObjectWriter {
       // Both hashes as the bytes arrive (the copy left them in cache), so a
       // sealed part can go out at once instead of waiting to be hashed.
       whole_sha_.update(view(buffer_.data() + filled_, n));
-      part_sha_->update(view(buffer_.data() + filled_, n));
+      part_digest_.update(view(buffer_.data() + filled_, n));
       filled_ += n;
       size_ += n;
       data = data.subspan(n);
@@ -280,8 +318,7 @@ class S3Writer final : public ObjectWriter {
     job->buffer = std::move(buffer_);
     job->size = filled_;
     job->number = ++next_part_;
-    job->sha256 = util::to_hex(part_sha_->finish());
-    part_sha_.emplace();
+    part_digest_.finish_into(*job);
     filled_ = 0;
     ++in_flight_;
     auto state = state_;
@@ -311,7 +348,7 @@ class S3Writer final : public ObjectWriter {
   std::shared_ptr<BufferPool> buffers_;
   std::shared_ptr<MultipartState> state_;  // once the multipart upload exists
   util::Sha256 whole_sha_;
-  std::optional<util::Sha256> part_sha_{std::in_place};
+  PartDigest part_digest_;
   BufferPool::Buffer buffer_;
   std::size_t filled_ = 0;
   std::uint64_t size_ = 0;
@@ -347,9 +384,9 @@ asio::awaitable<std::optional<std::string>> S3Store::presigned_get_url(const std
 }
 
 std::string S3Store::describe() const {
-  return fmt::format("s3://{}/{} ({}, {} style, credentials from {})", options_.client.bucket, options_.prefix,
-                     client_->options().endpoint, client_->path_style() ? "path" : "virtual-hosted",
-                     client_->credentials_source());
+  return fmt::format("s3://{}/{} ({}, {} style, parts checked by {}, credentials from {})", options_.client.bucket,
+                     options_.prefix, client_->options().endpoint, client_->path_style() ? "path" : "virtual-hosted",
+                     options_.part_md5 ? "Content-MD5" : "signed SHA-256", client_->credentials_source());
 }
 
 asio::awaitable<std::unique_ptr<ObjectWriter>> S3Store::open_writer(const std::string& key,
@@ -357,7 +394,8 @@ asio::awaitable<std::unique_ptr<ObjectWriter>> S3Store::open_writer(const std::s
   if (!is_valid_key(key)) throw ApiError(errc::internal, "invalid object key");
   const std::size_t part = choose_part_size(options_.part_size, metadata.size_hint);
   if (part > buffers_->budget()) throw ApiError(errc::internal, "the buffer budget is smaller than one part");
-  co_return std::make_unique<S3Writer>(client_, bucket_key(key), metadata, part, options_.parts_in_flight, buffers_);
+  co_return std::make_unique<S3Writer>(client_, bucket_key(key), metadata, part, options_.parts_in_flight, options_.part_md5,
+                                     buffers_);
 }
 
 asio::awaitable<std::optional<ObjectInfo>> S3Store::stat(const std::string& key) {

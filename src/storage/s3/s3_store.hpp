@@ -26,6 +26,11 @@ struct S3StoreOptions {
   std::string prefix;                     // key prefix inside the bucket, "" or ending in '/'
   std::size_t part_size = 8 * 1024 * 1024;
   int parts_in_flight = 4;
+  // How the store checks every byte of a part. false: the part's SHA-256,
+  // signed as x-amz-content-sha256 (SigV4's own check). true: Content-MD5 with
+  // UNSIGNED-PAYLOAD; the store verifies the MD5, which it computes anyway
+  // for the part's ETag, and skips a SHA-256 pass of its own.
+  bool part_md5 = false;
 };
 
 // The part size for an object: the configured one, never below the S3
