@@ -6,8 +6,16 @@
 
 #include "storage/local/local_store.hpp"
 #include "storage/s3/s3_store.hpp"
+#include "util/blocking.hpp"
 
 namespace s3up::storage {
+
+boost::asio::awaitable<CommittedObject> ObjectWriter::commit_and_record(const RecordCommitted& record,
+                                                                        boost::asio::thread_pool& blocking) {
+  const CommittedObject committed = co_await commit();
+  co_await util::run_blocking(blocking, [&] { record(committed); });
+  co_return committed;
+}
 
 std::unique_ptr<ObjectStore> open_object_store(const StoreSettings& settings, boost::asio::any_io_executor executor,
                                                boost::asio::thread_pool& blocking) {

@@ -148,23 +148,29 @@ class UploadInProgress {
   // Commits the object, then marks the row complete; returns the API's view.
   asio::awaitable<json::object> finish() {
     record_.file_size = size_;
-    if (!deps_.limits.allowed_types.empty()) {
-      if (!type_checked_) co_await check_type();
-    } else if (record_.content_type.empty() || record_.content_type == "application/octet-stream") {
-      record_.content_type = co_await util::run_blocking(deps_.blocking, [&] { return util::sniff_mime_type(sniff_head_); });
-    }
-    const auto committed = co_await writer_->commit();
-    committed_ = true;
-    record_.sha256 = committed.sha256;
-    if (committed.size != size_) throw ApiError(errc::internal, "object store stored a different size");
-    record_.completed_at = util::now_micros();
-    // If the database fails here we cannot know whether the row became
-    // complete (the commit may have landed before the connection broke), so
-    // the object must stay: fail() leaves both to the janitor, which finds
-    // the row complete (all is well) or still pending (it removes the object).
-    completion_unknown_ = true;
-    const bool marked = co_await util::run_blocking(deps_.blocking, [&] { return deps_.metadata.mark_complete(record_); });
-    completion_unknown_ = false;
+    if (!deps_.limits.allowed_types.empty() && !type_checked_) co_await check_type();
+    // A type the client did not name is sniffed for the record (the object's
+    // own Content-Type was fixed when the writer opened).
+    const bool sniff_type = deps_.limits.allowed_types.empty() &&
+                            (record_.content_type.empty() || record_.content_type == "application/octet-stream");
+    // Runs on the blocking pool once the object is committed (with the local
+    // store in the commit's own trip there); fail() reads the flags after.
+    bool marked = false;
+    const storage::ObjectWriter::RecordCommitted mark_complete = [&](const storage::CommittedObject& committed) {
+      committed_ = true;
+      if (sniff_type) record_.content_type = util::sniff_mime_type(sniff_head_);
+      record_.sha256 = committed.sha256;
+      if (committed.size != size_) throw ApiError(errc::internal, "object store stored a different size");
+      record_.completed_at = util::now_micros();
+      // If the database fails here we cannot know whether the row became
+      // complete (the commit may have landed before the connection broke), so
+      // the object must stay: fail() leaves both to the janitor, which finds
+      // the row complete (all is well) or still pending (it removes the object).
+      completion_unknown_ = true;
+      marked = deps_.metadata.mark_complete(record_);
+      completion_unknown_ = false;
+    };
+    co_await writer_->commit_and_record(mark_complete, deps_.blocking);
     if (!marked) throw ApiError(errc::conflict, "the upload was cancelled while it was being stored");
     completed_ = true;
     spdlog::debug("upload {} complete: {} bytes, {}", record_.id, record_.file_size, record_.content_type);

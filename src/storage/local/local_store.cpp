@@ -263,8 +263,14 @@ class LocalWriter final : public ObjectWriter {
   }
 
   asio::awaitable<CommittedObject> commit() override {
+    const RecordCommitted nothing_to_record = [](const CommittedObject&) {};
+    co_return co_await commit_and_record(nothing_to_record, blocking_);
+  }
+
+  asio::awaitable<CommittedObject> commit_and_record(const RecordCommitted& record, asio::thread_pool&) override {
     co_await drain(/*rethrow=*/true);
-    const std::uint64_t size = offset_ + filled_;
+    CommittedObject committed;
+    committed.size = offset_ + filled_;
     co_await util::run_blocking(blocking_, [&] {
       OpenFile& f = *file_;
       f.ensure_open();
@@ -289,8 +295,10 @@ class LocalWriter final : public ObjectWriter {
       if (::rename(f.temp_path.c_str(), f.final_path.c_str()) != 0) throw_errno(errno, "rename", f.final_path);
       f.committed = true;
       directory_sync_->sync(f.final_path.parent_path());
+      committed.sha256 = util::to_hex(f.sha256.finish());
+      record(committed);  // in the same trip: see ObjectWriter::commit_and_record
     });
-    co_return CommittedObject{size, util::to_hex(file_->sha256.finish()), ""};
+    co_return committed;
   }
 
   asio::awaitable<void> abort() override {
