@@ -43,7 +43,7 @@ tick=$(getconf CLK_TCK)
 cpu_seconds() { for p in "$@"; do awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null; done | awk -v t="$tick" '{s += $1} END {printf "%.3f", s / t}'; }
 postgres_cpu() { cpu_seconds $(pgrep -x postgres || true); }
 idle_seconds() { awk -v t="$tick" '/^cpu / {printf "%.3f", $5 / t}' /proc/stat; }
-per_upload_us() { awk -v a="$1" -v b="$2" -v n="$3" 'BEGIN {printf "%.0f", n > 0 ? (b - a) / n * 1e6 : 0}'; }
+per_upload_us() { awk -v a="$1" -v b="$2" -v n="$3" 'BEGIN {printf "%.0f", (n > 0 ? (b - a) / n * 1e6 : 0)}'; }
 
 # wrk's report -> "rate p50_ms p99_ms non2xx"
 parse_wrk() {
