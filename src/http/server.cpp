@@ -336,7 +336,8 @@ asio::awaitable<void> Server::Impl::run_session(tcp::socket socket) {
     session->busy = true;
     const auto started = std::chrono::steady_clock::now();
     const auto& header = parser.get().base();
-    RequestContext ctx{request_id_from(header), std::nullopt};
+    RequestContext ctx;
+    ctx.request_id = request_id_from(header);
     ConnectionBody body(stream, buffer, parser, options.idle_timeout, stopping);
     Request request{header, body, ctx};
 

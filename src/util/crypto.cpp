@@ -29,8 +29,8 @@ void EvpHash::finish_into(std::span<std::uint8_t> digest) {
   }
 }
 
-Sha256::Sha256() : EvpHash(EVP_sha256()) {}
-Md5::Md5() : EvpHash(EVP_md5()) {}
+Sha256::Sha256() : FixedSizeHash(EVP_sha256()) {}
+Md5::Md5() : FixedSizeHash(EVP_md5()) {}
 
 std::string sha256_hex(std::string_view data) {
   Sha256 h;

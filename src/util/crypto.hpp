@@ -32,27 +32,30 @@ class EvpHash {
   evp_md_ctx_st* ctx_;
 };
 
-class Sha256 : public EvpHash {
+// The digest as a fixed-size array.
+template <std::size_t DigestSize>
+class FixedSizeHash : public EvpHash {
  public:
-  using Digest = std::array<std::uint8_t, 32>;
-  Sha256();
-  Digest finish() {
-    Digest d{};
-    finish_into(d);
-    return d;
+  using Digest = std::array<std::uint8_t, DigestSize>;
+  Digest finish() {  // once; no update afterwards
+    Digest digest{};
+    finish_into(digest);
+    return digest;
   }
+
+ protected:
+  using EvpHash::EvpHash;
+};
+
+class Sha256 : public FixedSizeHash<32> {
+ public:
+  Sha256();
 };
 
 // MD5 only where a protocol asks for it (S3's Content-MD5), never for security.
-class Md5 : public EvpHash {
+class Md5 : public FixedSizeHash<16> {
  public:
-  using Digest = std::array<std::uint8_t, 16>;
   Md5();
-  Digest finish() {
-    Digest d{};
-    finish_into(d);
-    return d;
-  }
 };
 
 std::string sha256_hex(std::string_view data);
