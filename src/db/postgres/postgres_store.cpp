@@ -487,17 +487,7 @@ std::optional<TokenOwner> PostgresStore::find_token(std::string_view token_hash)
   p.text(token_hash);
   const auto r = c->run("findTokenByHash", p);
   if (r.size() == 0) return std::nullopt;
-  TokenOwner o;
-  o.token = ApiToken{r.text(0, 0), r.i64(0, 1), r.text(0, 6), r.text(0, 2), r.timestamp(0, 3), r.opt_timestamp(0, 4),
-                     r.opt_timestamp(0, 5)};
-  o.user = User{r.i64(0, 1),
-                r.text(0, 6),
-                r.boolean(0, 7),
-                r.boolean(0, 8),
-                r.timestamp(0, 9),
-                r.null(0, 10) ? std::nullopt : std::optional(r.i64(0, 10)),
-                r.i64(0, 11)};
-  return o;
+  return TokenOwner{read_token_row(r, 0), read_user(r, 0, 7)};
 }
 
 std::vector<ApiToken> PostgresStore::list_tokens(std::optional<std::int64_t> user_id) {

@@ -293,10 +293,7 @@ std::optional<TokenOwner> SqliteStore::find_token(std::string_view token_hash) {
   Statement s(*c, "findTokenByHash");
   s.bind(token_hash);
   if (!s.step()) return std::nullopt;
-  TokenOwner o;
-  o.token = ApiToken{s.text(0), s.i64(1), s.text(6), s.text(2), s.i64(3), s.opt_i64(4), s.opt_i64(5)};
-  o.user = User{s.i64(1), s.text(6), s.boolean(7), s.boolean(8), s.i64(9), s.opt_i64(10), s.i64(11)};
-  return o;
+  return TokenOwner{read_token_row(s), read_user(s, 7)};
 }
 
 std::vector<ApiToken> SqliteStore::list_tokens(std::optional<std::int64_t> user_id) {
