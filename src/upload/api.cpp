@@ -142,7 +142,9 @@ class UploadInProgress {
     if (!type_checked_ && !deps_.limits.allowed_types.empty() && sniff_head_.size() == util::kSniffBytes) {
       co_await check_type();
     }
-    if (!store_upload_id_recorded_) co_await record_store_upload_id();
+    // Checked here, not in the coroutine: a writer without one (local disk)
+    // would otherwise cost a coroutine call per chunk.
+    if (!store_upload_id_recorded_ && !writer_->store_upload_id().empty()) co_await record_store_upload_id();
   }
 
   // Commits the object, then marks the row complete; returns the API's view.
@@ -241,7 +243,6 @@ class UploadInProgress {
   // its id goes on the pending row, so a clean-up after a crash can abort it.
   asio::awaitable<void> record_store_upload_id() {
     const std::string_view id = writer_->store_upload_id();
-    if (id.empty()) co_return;
     store_upload_id_recorded_ = true;
     co_await util::run_blocking(deps_.blocking, [&] { deps_.metadata.set_store_upload_id(record_.id, id); });
   }
