@@ -90,7 +90,7 @@ int serve(const config::Config& cfg) {
   store_settings.s3_region = cfg.s3_region;
   store_settings.s3_force_path_style = cfg.s3_force_path_style;
   store_settings.s3_ca_file = cfg.s3_ca_file;
-  store_settings.s3_part_md5 = cfg.s3_part_checksum == "md5";
+  store_settings.s3_part_md5 = cfg.s3_part_md5;
   store_settings.part_size = cfg.part_size;
   store_settings.parts_in_flight = static_cast<int>(cfg.parts_in_flight);
   store_settings.buffer_budget = cfg.buffer_budget;

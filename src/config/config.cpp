@@ -161,7 +161,7 @@ void apply(Config& c, std::string_view key, const std::string& value, std::strin
     c.s3_ca_file = value;
   } else if (key == "s3_part_checksum") {
     if (value != "sha256" && value != "md5") throw bad("sha256 or md5");
-    c.s3_part_checksum = value;
+    c.s3_part_md5 = value == "md5";
   } else if (key == "part_size") {
     c.part_size = size();
     if (c.part_size < 5 * 1024 * 1024) throw bad("S3 parts are at least 5MiB");
@@ -272,7 +272,7 @@ std::vector<std::pair<std::string, std::string>> describe(const Config& c) {
       {"s3_region", c.s3_region},
       {"s3_force_path_style", c.s3_force_path_style ? "true" : "false"},
       {"s3_ca_file", c.s3_ca_file},
-      {"s3_part_checksum", c.s3_part_checksum},
+      {"s3_part_checksum", c.s3_part_md5 ? "md5" : "sha256"},
       {"part_size", std::to_string(c.part_size)},
       {"parts_in_flight", std::to_string(c.parts_in_flight)},
       {"buffer_budget", std::to_string(c.buffer_budget)},

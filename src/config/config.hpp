@@ -43,7 +43,7 @@ struct Config {
   std::string s3_region;
   bool s3_force_path_style = false;
   std::string s3_ca_file;
-  std::string s3_part_checksum;        // "md5" (Content-MD5) or "sha256" (signed x-amz-content-sha256)
+  bool s3_part_md5 = false;            // s3_part_checksum = md5 (Content-MD5), else sha256 (signed)
   std::size_t part_size = 0;
   unsigned parts_in_flight = 0;
   std::size_t buffer_budget = 0;

@@ -83,8 +83,8 @@ TEST(Config, BadValuesNameTheSettingAndTheSource) {
   EXPECT_THROW(load(with_env({{"S3UP_LISTEN", "8080"}})), ConfigError);
   EXPECT_THROW(load(with_env({{"S3UP_THREADS", "-1"}})), ConfigError);
   EXPECT_THROW(load(with_env({{"S3UP_S3_PART_CHECKSUM", "crc32"}})), ConfigError);
-  EXPECT_EQ(load(with_env({})).s3_part_checksum, "sha256");
-  EXPECT_EQ(load(with_env({{"S3UP_S3_PART_CHECKSUM", "md5"}})).s3_part_checksum, "md5");
+  EXPECT_FALSE(load(with_env({})).s3_part_md5);  // sha256
+  EXPECT_TRUE(load(with_env({{"S3UP_S3_PART_CHECKSUM", "md5"}})).s3_part_md5);
 }
 
 TEST(Config, UnknownKeyInFileIsAnError) {
