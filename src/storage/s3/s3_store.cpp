@@ -133,6 +133,17 @@ asio::awaitable<void> upload_part(std::shared_ptr<PartJob> job) {
   state.parts.push_back({job->number, etag});
 }
 
+// The multipart uploads in progress whose keys start with `prefix` (the
+// first 1,000).
+asio::awaitable<std::vector<MultipartUploadEntry>> multipart_uploads_under(Client& client, const std::string& prefix) {
+  Request r;
+  r.method = "GET";
+  r.query = {{"uploads", ""}, {"prefix", prefix}};
+  const auto res = co_await send(client, r, "ListMultipartUploads");
+  if (res.status != 200) fail("ListMultipartUploads", prefix, res);
+  co_return parse_list_multipart_uploads(res.body);
+}
+
 asio::awaitable<void> abort_upload(Client& client, const std::string& key, const std::string& upload_id) {
   Request r;
   r.method = "DELETE";
@@ -270,7 +281,9 @@ class S3Writer final : public ObjectWriter {
   std::vector<Header> object_headers() const {
     std::vector<Header> h;
     h.emplace_back("content-type", metadata_.content_type.empty() ? "application/octet-stream" : metadata_.content_type);
-    if (!metadata_.file_name.empty()) h.emplace_back("content-disposition", util::content_disposition_attachment(metadata_.file_name));
+    if (!metadata_.file_name.empty()) {
+      h.emplace_back("content-disposition", util::content_disposition_attachment(metadata_.file_name));
+    }
     return h;
   }
 
@@ -369,7 +382,6 @@ std::size_t choose_part_size(std::size_t configured, std::optional<std::uint64_t
   return std::min(part, kMaxPartSize);
 }
 
-
 S3Store::S3Store(asio::any_io_executor executor, S3StoreOptions options, std::shared_ptr<CredentialsProvider> credentials,
                  std::shared_ptr<BufferPool> buffers)
     : options_(std::move(options)),
@@ -394,8 +406,8 @@ asio::awaitable<std::unique_ptr<ObjectWriter>> S3Store::open_writer(const std::s
   if (!is_valid_key(key)) throw ApiError(errc::internal, "invalid object key");
   const std::size_t part = choose_part_size(options_.part_size, metadata.size_hint);
   if (part > buffers_->budget()) throw ApiError(errc::internal, "the buffer budget is smaller than one part");
-  co_return std::make_unique<S3Writer>(client_, bucket_key(key), metadata, part, options_.parts_in_flight, options_.part_md5,
-                                     buffers_);
+  co_return std::make_unique<S3Writer>(client_, bucket_key(key), metadata, part, options_.parts_in_flight,
+                                       options_.part_md5, buffers_);
 }
 
 asio::awaitable<std::optional<ObjectInfo>> S3Store::stat(const std::string& key) {
@@ -453,12 +465,7 @@ asio::awaitable<void> S3Store::create_bucket() {
 }
 
 asio::awaitable<std::vector<MultipartUploadEntry>> S3Store::list_multipart_uploads() {
-  Request r;
-  r.method = "GET";
-  r.query = {{"uploads", ""}, {"prefix", options_.prefix}};
-  const auto res = co_await send(*client_, r, "ListMultipartUploads");
-  if (res.status != 200) fail("ListMultipartUploads", options_.prefix, res);
-  co_return parse_list_multipart_uploads(res.body);
+  co_return co_await multipart_uploads_under(*client_, options_.prefix);
 }
 
 asio::awaitable<void> S3Store::abort_multipart_upload(const std::string& bucket_key, const std::string& upload_id) {
@@ -470,12 +477,8 @@ asio::awaitable<void> S3Store::discard_unfinished(const std::string& key, const 
   if (!store_upload_id.empty()) co_await abort_upload(*client_, full_key, store_upload_id);
   // A crash right after CreateMultipartUpload leaves an upload whose id never
   // reached the record: ask the store for the key's uploads too.
-  Request r;
-  r.method = "GET";
-  r.query = {{"uploads", ""}, {"prefix", full_key}};
-  const auto res = co_await send(*client_, r, "ListMultipartUploads");
-  if (res.status != 200) fail("ListMultipartUploads", full_key, res);
-  for (const auto& upload : parse_list_multipart_uploads(res.body)) {
+  const auto uploads = co_await multipart_uploads_under(*client_, full_key);
+  for (const auto& upload : uploads) {
     if (upload.key == full_key) co_await abort_upload(*client_, full_key, upload.upload_id);
   }
   co_await remove(key);
