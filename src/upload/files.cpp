@@ -1,7 +1,6 @@
 // The files API: listing one's uploads, one upload's metadata, its bytes
 // (streamed with Range and ETag, or a redirect to a presigned URL), deleting
 // it. A user sees only their own files; admins see everyone's.
-#include <charconv>
 #include <memory>
 
 #include <boost/json/array.hpp>
@@ -40,10 +39,10 @@ std::optional<db::ListPosition> decode_cursor(std::string_view cursor) {
   if (!raw || !raw->starts_with("1:")) return std::nullopt;
   const auto colon = raw->find(':', 2);
   if (colon == std::string::npos) return std::nullopt;
+  const auto created_at = util::parse_integer<std::int64_t>(std::string_view(*raw).substr(2, colon - 2));
+  if (!created_at) return std::nullopt;
   db::ListPosition p;
-  const auto* first = raw->data() + 2;
-  const auto* last = raw->data() + colon;
-  if (auto [ptr, ec] = std::from_chars(first, last, p.created_at); ec != std::errc{} || ptr != last) return std::nullopt;
+  p.created_at = *created_at;
   p.upload_id = raw->substr(colon + 1);
   if (!util::is_uuid(p.upload_id)) return std::nullopt;
   return p;
@@ -61,13 +60,11 @@ ListQuery parse_list_query(std::string_view target) {
   if (!url) throw ApiError(errc::bad_request, "malformed query string");
   for (const auto& param : url->params()) {
     if (param.key == "limit") {
-      std::int64_t n = 0;
-      const auto& v = param.value;
-      auto [ptr, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
-      if (ec != std::errc{} || ptr != v.data() + v.size() || n < 1 || n > kMaxPageSize) {
+      const auto n = util::parse_integer<std::int64_t>(param.value);
+      if (!n || *n < 1 || *n > kMaxPageSize) {
         throw ApiError(errc::bad_request, fmt::format("limit must be a whole number from 1 to {}", kMaxPageSize));
       }
-      q.limit = n;
+      q.limit = *n;
     } else if (param.key == "cursor") {
       if (!param.value.empty()) {
         q.after = decode_cursor(param.value);
@@ -97,16 +94,9 @@ std::optional<ByteRange> parse_range(std::string_view header, std::uint64_t size
   if (spec.find(',') != std::string_view::npos) return std::nullopt;
   const auto dash = spec.find('-');
   if (dash == std::string_view::npos) return std::nullopt;
-  const auto number = [](std::string_view s) -> std::optional<std::uint64_t> {
-    s = util::trim(s);
-    std::uint64_t n = 0;
-    if (s.empty()) return std::nullopt;
-    auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), n);
-    if (ec != std::errc{} || ptr != s.data() + s.size()) return std::nullopt;
-    return n;
-  };
-  const auto a = number(spec.substr(0, dash)), b = number(spec.substr(dash + 1));
-  const bool a_given = !util::trim(spec.substr(0, dash)).empty(), b_given = !util::trim(spec.substr(dash + 1)).empty();
+  const std::string_view a_text = util::trim(spec.substr(0, dash)), b_text = util::trim(spec.substr(dash + 1));
+  const auto a = util::parse_integer<std::uint64_t>(a_text), b = util::parse_integer<std::uint64_t>(b_text);
+  const bool a_given = !a_text.empty(), b_given = !b_text.empty();
   if ((a_given && !a) || (b_given && !b)) return std::nullopt;  // malformed: ignored
   if (!a_given) {                                              // suffix: the last n bytes
     if (!b) return std::nullopt;

@@ -1,8 +1,11 @@
 #pragma once
 // Small text helpers shared by the protocol code (HTTP headers, multipart,
 // SigV4, INI files, config values).
+#include <charconv>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <system_error>
 
 namespace s3up::util {
 
@@ -12,6 +15,16 @@ inline std::string_view trim(std::string_view s) {
   const auto first = s.find_first_not_of(ws);
   if (first == std::string_view::npos) return {};
   return s.substr(first, s.find_last_not_of(ws) - first + 1);
+}
+
+// The whole of `s` as a decimal integer (std::from_chars: no spaces, no '+');
+// nullopt if anything is left over, it is empty, or it does not fit.
+template <class Int>
+std::optional<Int> parse_integer(std::string_view s) {
+  Int n{};
+  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), n);
+  if (s.empty() || ec != std::errc{} || end != s.data() + s.size()) return std::nullopt;
+  return n;
 }
 
 // A-Z to a-z; other bytes (UTF-8 included) unchanged.

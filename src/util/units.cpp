@@ -3,7 +3,6 @@
 
 #include <algorithm>
 #include <cctype>
-#include <charconv>
 #include <limits>
 
 #include <fmt/format.h>
@@ -32,8 +31,9 @@ std::optional<NumberWithUnit> split_number(std::string_view text) {
   out.unit = lower_trimmed(s.substr(i));
   out.is_integer = num.find('.') == std::string::npos;
   if (out.is_integer) {
-    auto [p, ec] = std::from_chars(num.data(), num.data() + num.size(), out.integer);
-    if (ec != std::errc{} || p != num.data() + num.size()) return std::nullopt;
+    const auto integer = parse_integer<std::uint64_t>(num);
+    if (!integer) return std::nullopt;
+    out.integer = *integer;
     out.number = static_cast<double>(out.integer);
   } else {
     out.number = std::stod(num);
