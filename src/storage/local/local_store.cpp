@@ -112,6 +112,13 @@ class LocalStore::DirectorySync {
 
 namespace {
 
+// Where an object is written before it is renamed into place. Keys are never
+// reused (upload ids), so the name needs nothing random: the janitor finds a
+// crashed upload's file from its key, without listing the directory.
+std::filesystem::path temp_path_of(const std::filesystem::path& final_path) {
+  return final_path.parent_path() / (".tmp-" + final_path.filename().string());
+}
+
 void write_all(int fd, const char* data, std::size_t size, off_t offset, const std::filesystem::path& path) {
   std::size_t done = 0;
   while (done < size) {
@@ -395,10 +402,7 @@ asio::awaitable<std::unique_ptr<ObjectWriter>> LocalStore::open_writer(const std
   (void)metadata;  // local files carry no metadata
   auto file = std::make_shared<OpenFile>();
   file->final_path = path_of(key);
-  std::array<std::uint8_t, 8> rnd{};
-  util::random_bytes(rnd);
-  file->temp_path =
-      file->final_path.parent_path() / (".tmp-" + file->final_path.filename().string() + "-" + util::to_hex(rnd));
+  file->temp_path = temp_path_of(file->final_path);
   // The file itself is created on first need (OpenFile::ensure_open).
   co_return std::make_unique<LocalWriter>(std::move(file), blocking_, co_await asio::this_coro::executor,
                                           directory_sync_);
@@ -455,14 +459,11 @@ asio::awaitable<void> LocalStore::discard_unfinished(const std::string& key, con
   (void)store_upload_id;  // local uploads have none
   const auto final_path = path_of(key);
   co_await util::run_blocking(blocking_, [&] {
-    const auto dir = final_path.parent_path();
-    const std::string temp_prefix = ".tmp-" + final_path.filename().string() + "-";
-    std::error_code ec;
-    for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
-      if (entry.path().filename().string().starts_with(temp_prefix)) std::filesystem::remove(entry.path(), ec);
+    for (const auto& path : {temp_path_of(final_path), final_path}) {
+      std::error_code ec;
+      std::filesystem::remove(path, ec);  // absent is fine
+      if (ec && ec != std::errc::no_such_file_or_directory) throw_errno(ec.value(), "remove", path);
     }
-    std::filesystem::remove(final_path, ec);
-    if (ec && ec != std::errc::no_such_file_or_directory) throw_errno(ec.value(), "remove", final_path);
   });
 }
 

@@ -3,8 +3,9 @@
 //
 // A write goes to a temporary file beside its final name, is fsynced, renamed
 // into place, and the directory is fsynced, so an object is either complete
-// or absent after a crash. Temporary names start with ".tmp-" so a clean-up can
-// find leftovers of a crashed process.
+// or absent after a crash. An object's temporary name is ".tmp-" + its final
+// name (keys are never reused), so a clean-up finds a crashed process's
+// leftover by its key alone.
 #include <filesystem>
 #include <memory>
 
