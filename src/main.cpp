@@ -93,7 +93,10 @@ int serve(const config::Config& cfg) {
   store_settings.s3_part_md5 = cfg.s3_part_md5;
   store_settings.part_size = cfg.part_size;
   store_settings.parts_in_flight = static_cast<int>(cfg.parts_in_flight);
-  store_settings.buffer_budget = cfg.buffer_budget;
+  // One memory budget for bodies in flight: the store's buffers and the
+  // server's receive buffers.
+  auto buffers = std::make_shared<util::BufferPool>(cfg.buffer_budget);
+  store_settings.buffers = buffers;
   auto store = storage::open_object_store(store_settings, io.get_executor(), blocking);
   auth::Authenticator authenticator(*metadata, blocking, auth::RateLimit{cfg.rate_limit, cfg.rate_limit_burst});
   const upload::Dependencies deps{
@@ -111,6 +114,9 @@ int serve(const config::Config& cfg) {
   options.endpoint = parse_listen(cfg.listen);
   options.header_timeout = cfg.header_timeout;
   options.idle_timeout = cfg.idle_timeout;
+  options.min_body_rate = cfg.min_body_rate;
+  options.min_body_rate_window = cfg.min_body_rate_window;
+  options.buffers = buffers;
   options.shutdown_grace = cfg.shutdown_grace;
   options.max_header_bytes = cfg.max_header_bytes;
   options.max_body_bytes = cfg.max_upload_bytes + upload::kMultipartFramingAllowance;

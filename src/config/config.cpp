@@ -5,6 +5,8 @@
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <boost/url/parse.hpp>
+#include <boost/url/url.hpp>
 #include <toml++/toml.h>
 
 #include "util/text.hpp"
@@ -24,8 +26,12 @@ const std::vector<SettingInfo> kSettings = {
     {"threads", "S3UP_THREADS", "0", "I/O threads; 0 means one per CPU core."},
     {"blocking_threads", "S3UP_BLOCKING_THREADS", "0", "Threads for database and disk calls; 0 means 8 per core, at least 16."},
     {"max_header_bytes", "S3UP_MAX_HEADER_BYTES", "16KiB", "Largest request header block; larger ones get 431."},
-    {"header_timeout", "S3UP_HEADER_TIMEOUT", "30s", "Time allowed to send a request's headers (also the keep-alive idle limit)."},
-    {"idle_timeout", "S3UP_IDLE_TIMEOUT", "60s", "Longest pause allowed while a request body is being received."},
+    {"header_timeout", "S3UP_HEADER_TIMEOUT", "30s", "Time allowed to send a request's headers (also the keep-alive idle limit; at least 1s)."},
+    {"idle_timeout", "S3UP_IDLE_TIMEOUT", "60s", "Longest pause allowed while a request body is being received (at least 1s); then 408."},
+    {"min_body_rate", "S3UP_MIN_BODY_RATE", "1KiB",
+     "Slowest request body accepted, in bytes per second (0: no minimum); slower uploads are aborted with 408 and cleaned up."},
+    {"min_body_rate_window", "S3UP_MIN_BODY_RATE_WINDOW", "30s",
+     "The window min_body_rate is averaged over (at least 1s); the first window of a body is grace."},
     {"shutdown_grace", "S3UP_SHUTDOWN_GRACE", "30s", "On SIGTERM/SIGINT, how long in-flight uploads may run before they are aborted."},
     {"debug", "DEBUG", "false", "Debug logging (true/false)."},
     {"migrate_on_start", "S3UP_MIGRATE", "true", "Apply database migrations when `serve` starts."},
@@ -47,8 +53,12 @@ const std::vector<SettingInfo> kSettings = {
      "How the store checks each part's bytes: sha256 (signed x-amz-content-sha256) or md5 (Content-MD5)."},
     {"part_size", "S3UP_PART_SIZE", "8MiB", "S3 multipart part size (at least 5MiB; grown to fit 10,000 parts)."},
     {"parts_in_flight", "S3UP_PARTS_IN_FLIGHT", "4", "S3 parts uploaded in parallel per upload."},
-    {"buffer_budget", "S3UP_BUFFER_BUDGET", "256MiB", "Memory for S3 part buffers across all uploads; uploads wait when it is spent."},
+    {"buffer_budget", "S3UP_BUFFER_BUDGET", "256MiB",
+     "Memory for upload bodies in flight across all uploads (S3 parts, local-disk blocks, receive buffers); uploads wait when it is spent."},
 };
+
+// Below this a timeout drops requests that are merely on a slow network.
+constexpr std::chrono::milliseconds kMinimumTimeout{1000};
 
 bool parse_bool(std::string_view v, bool& out) {
   if (v == "1" || v == "true" || v == "yes" || v == "on" || v == "TRUE" || v == "True") return out = true, true;
@@ -141,8 +151,15 @@ void apply(Config& c, std::string_view key, const std::string& value, std::strin
     if (c.max_header_bytes < 1024) throw bad("at least 1KiB");
   } else if (key == "header_timeout") {
     c.header_timeout = duration();
+    if (c.header_timeout < kMinimumTimeout) throw bad("at least 1s");
   } else if (key == "idle_timeout") {
     c.idle_timeout = duration();
+    if (c.idle_timeout < kMinimumTimeout) throw bad("at least 1s");
+  } else if (key == "min_body_rate") {
+    c.min_body_rate = size();
+  } else if (key == "min_body_rate_window") {
+    c.min_body_rate_window = duration();
+    if (c.min_body_rate_window < kMinimumTimeout) throw bad("at least 1s");
   } else if (key == "shutdown_grace") {
     c.shutdown_grace = duration();
   } else if (key == "debug") {
@@ -183,6 +200,47 @@ std::string toml_value_text(const toml::node& node, std::string_view key, const 
 }
 
 }  // namespace
+
+std::string redact_database_url(std::string_view url) {
+  constexpr std::string_view kRedacted = "REDACTED";
+  std::string out(url);
+  if (url.find("://") != std::string_view::npos) {
+    // URL form: the password in the userinfo, and a password= query parameter.
+    auto parsed = boost::urls::parse_uri(url);
+    if (!parsed) return std::string(url.substr(0, url.find("://") + 3)) + "(unparsable URL, not shown)";
+    boost::urls::url u(*parsed);
+    if (u.has_password()) u.set_password(kRedacted);
+    for (auto it = u.params().begin(); it != u.params().end(); ++it) {
+      if ((*it).key == "password") u.params().set(it, kRedacted);
+    }
+    return std::string(u.buffer());
+  }
+  // libpq keyword form: password = value, the value bare or 'quoted' (with
+  // backslash escapes).
+  std::size_t pos = 0;
+  while ((pos = out.find("password", pos)) != std::string::npos) {
+    const bool starts_word = pos == 0 || out[pos - 1] == ' ' || out[pos - 1] == '\t';
+    std::size_t i = pos + 8;
+    while (i < out.size() && (out[i] == ' ' || out[i] == '\t')) ++i;
+    if (!starts_word || i >= out.size() || out[i] != '=') {
+      pos += 8;
+      continue;
+    }
+    ++i;
+    while (i < out.size() && (out[i] == ' ' || out[i] == '\t')) ++i;
+    std::size_t end = i;
+    if (end < out.size() && out[end] == '\'') {
+      ++end;
+      while (end < out.size() && out[end] != '\'') end += out[end] == '\\' ? 2 : 1;
+      end = std::min(end + 1, out.size());
+    } else {
+      while (end < out.size() && out[end] != ' ' && out[end] != '\t') ++end;
+    }
+    out.replace(i, end - i, kRedacted);
+    pos = i + kRedacted.size();
+  }
+  return out;
+}
 
 const std::vector<SettingInfo>& settings() { return kSettings; }
 
@@ -227,6 +285,7 @@ Config load(const Sources& sources) {
   if (c.download_redirect && !c.storage.starts_with("s3://")) {
     throw ConfigError("download = redirect needs the S3 backend (storage = s3://...)");
   }
+  if (c.buffer_budget < 1024 * 1024) throw ConfigError("buffer_budget must be at least 1MiB");
   if (c.storage.starts_with("s3://") && c.buffer_budget < c.part_size * 2) {
     throw ConfigError("buffer_budget must hold at least two parts (part_size)");
   }
@@ -247,7 +306,7 @@ std::vector<std::pair<std::string, std::string>> describe(const Config& c) {
   return {
       {"listen", c.listen},
       {"storage", c.storage},
-      {"database", c.database},
+      {"database", redact_database_url(c.database)},
       {"max_upload_bytes", std::to_string(c.max_upload_bytes)},
       {"threads", std::to_string(c.threads)},
       {"blocking_threads", std::to_string(c.blocking_threads)},
@@ -264,6 +323,8 @@ std::vector<std::pair<std::string, std::string>> describe(const Config& c) {
       {"max_header_bytes", std::to_string(c.max_header_bytes)},
       {"header_timeout", ms(c.header_timeout)},
       {"idle_timeout", ms(c.idle_timeout)},
+      {"min_body_rate", std::to_string(c.min_body_rate)},
+      {"min_body_rate_window", ms(c.min_body_rate_window)},
       {"shutdown_grace", ms(c.shutdown_grace)},
       {"debug", c.debug ? "true" : "false"},
       {"migrate_on_start", c.migrate_on_start ? "true" : "false"},

@@ -34,6 +34,8 @@ struct Config {
   std::size_t max_header_bytes = 0;
   std::chrono::milliseconds header_timeout{};
   std::chrono::milliseconds idle_timeout{};
+  std::uint64_t min_body_rate = 0;     // bytes/s; 0 = no minimum
+  std::chrono::milliseconds min_body_rate_window{};
   std::chrono::milliseconds shutdown_grace{};
   bool debug = false;
   bool migrate_on_start = true;
@@ -71,7 +73,12 @@ struct Sources {
 // Throws ConfigError naming the setting and the source of a bad value.
 Config load(const Sources& sources);
 
-// The effective value of every setting as text, in settings() order.
+// A database URL or libpq keyword string with its password replaced by
+// REDACTED, for printing.
+std::string redact_database_url(std::string_view url);
+
+// The effective value of every setting as text, in settings() order
+// (secrets redacted).
 std::vector<std::pair<std::string, std::string>> describe(const Config& config);
 
 }  // namespace s3up::config

@@ -14,6 +14,7 @@ std::string_view to_string(UploadStatus s) {
     case UploadStatus::pending: return "pending";
     case UploadStatus::complete: return "complete";
     case UploadStatus::failed: return "failed";
+    case UploadStatus::deleting: return "deleting";
   }
   return "failed";
 }
@@ -21,6 +22,7 @@ std::string_view to_string(UploadStatus s) {
 UploadStatus upload_status_from(std::string_view s) {
   if (s == "pending") return UploadStatus::pending;
   if (s == "complete") return UploadStatus::complete;
+  if (s == "deleting") return UploadStatus::deleting;
   return UploadStatus::failed;
 }
 

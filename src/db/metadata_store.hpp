@@ -54,7 +54,8 @@ struct TokenOwner {
   User user;
 };
 
-enum class UploadStatus { pending, complete, failed };
+// pending -> complete | failed; complete -> deleting -> (row gone).
+enum class UploadStatus { pending, complete, failed, deleting };
 std::string_view to_string(UploadStatus s);
 UploadStatus upload_status_from(std::string_view s);
 
@@ -130,6 +131,14 @@ class MetadataStore {
   virtual std::vector<Upload> list_files(std::optional<std::int64_t> user_id, const std::optional<ListPosition>& after,
                                          std::int64_t limit) = 0;
   virtual bool delete_upload(std::string_view upload_id) = 0;  // false if there was no such row
+
+  // Deleting a complete upload, crash-safely: mark_deleting (complete ->
+  // deleting; false if the row is not complete), remove the object, then
+  // delete_upload. A deleting row is listed nowhere; its size stays in its
+  // owner's usage until delete_upload. deleting_uploads, oldest first, is
+  // what a crash left half done (the janitor finishes them).
+  virtual bool mark_deleting(std::string_view upload_id) = 0;
+  virtual std::vector<Upload> deleting_uploads(std::int64_t limit) = 0;
 };
 
 // Opens the backend named by the URL: sqlite:///abs/path, sqlite://./rel/path,

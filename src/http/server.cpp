@@ -8,6 +8,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
@@ -25,7 +26,11 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <boost/range/iterator_range.hpp>
+#include <boost/url/parse.hpp>
+
 #include "util/crypto.hpp"
+#include "util/text.hpp"
 
 namespace s3up::http {
 
@@ -44,11 +49,16 @@ constexpr std::size_t kReadBufferCapacity = 64 * 1024;
 // One recv into our own buffer for bodies of known length: large enough that a
 // fast upload costs few syscalls, small enough per connection.
 constexpr std::size_t kDirectChunkSize = 256 * 1024;
+// A chunked body's receive buffer when the budget has no room for one.
+constexpr std::size_t kFallbackChunkSize = 16 * 1024;
 // After an error response to a request whose body we did not read, keep
 // reading (and discarding) briefly so the client sees our response instead of
 // a connection reset (nginx's "lingering close").
 constexpr auto kLingerTime = 2s;
 constexpr std::uint64_t kLingerBytes = 8 * 1024 * 1024;
+// Once the shutdown grace is over, how long the 503 to a cut-off request may
+// take to write.
+constexpr auto kCutOffWriteTime = 2s;
 
 std::string request_id_from(const RequestHeader& h) {
   const auto given = h["X-Request-Id"];
@@ -107,6 +117,7 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   tcp::acceptor acceptor;
   std::shared_ptr<spdlog::logger> access_log;
   std::atomic<bool> stopping{false};
+  std::atomic<bool> cutting_off{false};  // the shutdown grace is over
   std::mutex mutex;
   std::map<std::uint64_t, std::shared_ptr<Session>> sessions;
   std::uint64_t next_session_id = 0;
@@ -115,13 +126,23 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   asio::awaitable<void> run_session(tcp::socket socket);
   asio::awaitable<void> shutdown_sequence(std::function<void()> on_done);
 
-  // Closes a session's socket on its strand; `only_idle` spares busy ones.
-  void close_sessions(bool only_idle) {
+  // What close_sessions() does to a connection with a request in progress:
+  // spare it, cancel what it waits for on its socket (its handler then fails
+  // with shutting_down, and the client gets that 503), or close it.
+  enum class Busy { spare, cancel, close };
+
+  // Idle connections are closed; busy ones as `busy` says. On each
+  // session's strand.
+  void close_sessions(Busy busy) {
     std::lock_guard lock(mutex);
     for (auto& [id, s] : sessions) {
-      asio::post(s->strand, [s, only_idle] {
-        if (s->stream == nullptr || (only_idle && s->busy)) return;  // gone, or spared
+      asio::post(s->strand, [s, busy] {
+        if (s->stream == nullptr || (s->busy && busy == Busy::spare)) return;  // gone, or spared
         boost::system::error_code ignored;
+        if (s->busy && busy == Busy::cancel) {
+          s->stream->socket().cancel(ignored);
+          return;
+        }
         s->stream->socket().shutdown(tcp::socket::shutdown_both, ignored);
         s->stream->socket().close(ignored);
       });
@@ -133,17 +154,31 @@ namespace {
 
 // One connection's view of the body of its current request.
 //
-// A body with a Content-Length is read straight from the socket into our
-// chunk buffer (first whatever the header read already buffered), which saves
-// Beast's copy from its read buffer into a buffer_body and its 64 KiB cap per
-// recv. Chunked bodies go through Beast's parser, which undoes the framing.
+// A body with a Content-Length is read straight from the socket into a
+// receive buffer (first whatever the header read already buffered), which
+// saves Beast's copy from its read buffer into a buffer_body and its 64 KiB
+// cap per recv. Chunked bodies go through Beast's parser, which undoes the
+// framing. The receive buffer comes from the memory budget when it has room
+// (never waiting for it: the upload may hold budget already), else the
+// connection's own header buffer serves.
+//
+// Every socket read has a deadline: the idle timeout, or sooner the moment
+// the body falls below the minimum rate. The read is cancelled then, not the
+// connection closed, so the client still gets its 408.
 class ConnectionBody final : public BodyReader {
  public:
   using Parser = beast_http::request_parser<beast_http::buffer_body>;
+  using Clock = std::chrono::steady_clock;
 
-  ConnectionBody(beast::tcp_stream& stream, beast::flat_buffer& buffer, Parser& parser,
-                 std::chrono::milliseconds idle_timeout, const std::atomic<bool>& stopping)
-      : stream_(stream), buffer_(buffer), parser_(parser), idle_timeout_(idle_timeout), stopping_(stopping) {
+  ConnectionBody(beast::tcp_stream& stream, beast::flat_buffer& buffer, Parser& parser, const ServerOptions& options,
+                 const std::atomic<bool>& stopping, const std::atomic<bool>& cutting_off)
+      : stream_(stream),
+        buffer_(buffer),
+        parser_(parser),
+        options_(options),
+        stopping_(stopping),
+        cutting_off_(cutting_off),
+        timer_(stream.get_executor()) {
     if (!parser_.chunked()) remaining_ = parser_.content_length().value_or(0);
   }
   // Bytes handed out from buffer_ are consumed here at the latest, so what
@@ -161,13 +196,17 @@ class ConnectionBody final : public BodyReader {
       // curl waits up to a second for this before sending the body anyway.
       if (beast::iequals(parser_.get()[beast_http::field::expect], "100-continue") && !complete()) {
         beast_http::response<beast_http::empty_body> cont{beast_http::status::continue_, 11};
-        stream_.expires_after(idle_timeout_);
+        stream_.expires_after(options_.idle_timeout);
         auto [ec, n] = co_await beast_http::async_write(stream_, cont, use_tuple);
         if (ec) throw ApiError(errc::client_disconnected, "client disconnected");
       }
+      stream_.expires_never();  // body reads keep their own deadlines
     }
-    if (parser_.chunked()) co_return co_await read_chunked();
-    co_return co_await read_sized();
+    if (cutting_off_) throw ApiError(errc::shutting_down, "server shutting down");
+    resume_client_clock();
+    const auto piece = parser_.chunked() ? co_await read_chunked() : co_await read_sized();
+    returned_at_ = Clock::now();
+    co_return piece;
   }
 
   bool complete() const { return parser_.chunked() ? parser_.is_done() : remaining_ == 0; }
@@ -178,42 +217,112 @@ class ConnectionBody final : public BodyReader {
     buffer_.consume(pending_consume_);  // the span handed out last time, if it was in buffer_
     pending_consume_ = 0;
     if (remaining_ == 0) co_return std::span<const char>{};
+    if (buffer_.size() == 0 && !receive_buffer()) {
+      // No budget for a receive buffer: read into the header buffer.
+      const auto room = std::max<std::size_t>(buffer_.capacity() - buffer_.size(), 4096);
+      const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(room, remaining_));
+      const std::size_t n = co_await read_deadline(stream_.socket().async_read_some(buffer_.prepare(want), use_tuple));
+      buffer_.commit(n);
+    }
     if (buffer_.size() > 0) {
       const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(buffer_.size(), remaining_));
       pending_consume_ = n;
       co_return take(static_cast<const char*>(buffer_.data().data()), n);
     }
-    if (chunk_.empty()) chunk_.resize(kDirectChunkSize);
     const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(chunk_.size(), remaining_));
-    stream_.expires_after(idle_timeout_);
-    auto [ec, n] = co_await stream_.async_read_some(asio::buffer(chunk_.data(), want), use_tuple);
-    if (ec) throw_read_error(ec);
+    const std::size_t n =
+        co_await read_deadline(stream_.socket().async_read_some(asio::buffer(chunk_.data(), want), use_tuple));
     co_return take(chunk_.data(), n);
   }
 
   asio::awaitable<std::span<const char>> read_chunked() {
-    if (chunk_.empty()) chunk_.resize(kDirectChunkSize);
+    if (!receive_buffer()) {
+      fallback_.resize(kFallbackChunkSize);
+      chunk_ = std::span<char>(fallback_);
+    }
     while (!parser_.is_done()) {
       parser_.get().body().data = chunk_.data();
       parser_.get().body().size = chunk_.size();
-      stream_.expires_after(idle_timeout_);
-      auto [ec, n] = co_await beast_http::async_read_some(stream_, buffer_, parser_, use_tuple);
-      if (ec == beast_http::error::need_buffer) ec = {};
-      if (ec) throw_read_error(ec);
+      co_await read_deadline(beast_http::async_read_some(stream_.socket(), buffer_, parser_, use_tuple));
       const std::size_t got = chunk_.size() - parser_.get().body().size;
       if (got > 0) co_return take(chunk_.data(), got);
     }
     co_return std::span<const char>{};
   }
 
+  // The receive buffer, taken from the budget on first need; false if the
+  // budget has no room for one now.
+  bool receive_buffer() {
+    if (!chunk_.empty()) return true;
+    if (options_.buffers) {
+      pooled_ = options_.buffers->try_acquire(kDirectChunkSize);
+      if (!pooled_) return false;
+      chunk_ = std::span<char>(pooled_.data(), kDirectChunkSize);
+    } else {
+      fallback_.resize(kDirectChunkSize);
+      chunk_ = std::span<char>(fallback_);
+    }
+    return true;
+  }
+
+  // Awaits one socket read (`read` yields an error code and a byte count)
+  // until its deadline; returns the bytes read or throws the ApiError.
+  template <class Read>
+  asio::awaitable<std::size_t> read_deadline(Read read) {
+    using namespace asio::experimental::awaitable_operators;
+    const auto now = Clock::now();
+    auto deadline = now + options_.idle_timeout;
+    const bool rate_binds = options_.min_body_rate > 0 && rate_deadline_ < deadline;
+    if (rate_binds) deadline = rate_deadline_;
+    if (deadline <= now) throw too_slow(rate_binds);
+    timer_.expires_at(deadline);
+    auto result = co_await (std::move(read) || timer_.async_wait(use_tuple));
+    if (cutting_off_) throw ApiError(errc::shutting_down, "server shutting down");
+    if (result.index() == 1) throw too_slow(rate_binds);
+    auto [ec, n] = std::get<0>(result);
+    if (ec == beast_http::error::need_buffer) ec = {};
+    if (ec) throw_read_error(ec);
+    co_return n;
+  }
+
+  ApiError too_slow(bool rate_binds) const {
+    if (rate_binds) {
+      return ApiError(errc::timeout, fmt::format("request body too slow: under {} bytes/s over {}s",
+                                                 options_.min_body_rate,
+                                                 std::chrono::duration<double>(options_.min_body_rate_window).count()));
+    }
+    return ApiError(errc::timeout, "request body stalled: idle timeout");
+  }
+
+  // The rate deadline moves only while we wait for the client: time since
+  // read_some last returned (the handler's own work, waiting for budget) is
+  // added back. It starts one window ahead (the grace), each byte pushes it
+  // 1/rate further, and never more than one window past now (credit from a
+  // fast start cannot pay for a long drip).
+  void resume_client_clock() {
+    const auto now = Clock::now();
+    if (!rate_started_) {
+      rate_started_ = true;
+      rate_deadline_ = now + options_.min_body_rate_window;
+    } else {
+      rate_deadline_ += now - returned_at_;
+    }
+  }
+  void credit(std::size_t n) {
+    if (options_.min_body_rate == 0) return;
+    const auto earned = std::chrono::duration_cast<Clock::duration>(
+        std::chrono::duration<double>(static_cast<double>(n) / static_cast<double>(options_.min_body_rate)));
+    rate_deadline_ = std::min(rate_deadline_ + earned, Clock::now() + options_.min_body_rate_window);
+  }
+
   std::span<const char> take(const char* data, std::size_t n) {
     bytes_read_ += n;
     if (!parser_.chunked()) remaining_ -= n;
+    credit(n);
     return {data, n};
   }
 
   [[noreturn]] void throw_read_error(const boost::system::error_code& ec) const {
-    if (ec == beast::error::timeout) throw ApiError(errc::timeout, "request body stalled: idle timeout");
     if (ec == beast_http::error::body_limit) throw ApiError(errc::file_too_large, "request body too large");
     if (stopping_ && is_disconnect(ec)) throw ApiError(errc::shutting_down, "server shutting down");
     if (is_disconnect(ec)) throw ApiError(errc::client_disconnected, "client disconnected");
@@ -223,14 +332,107 @@ class ConnectionBody final : public BodyReader {
   beast::tcp_stream& stream_;
   beast::flat_buffer& buffer_;
   Parser& parser_;
-  std::chrono::milliseconds idle_timeout_;
+  const ServerOptions& options_;
   const std::atomic<bool>& stopping_;
-  std::vector<char> chunk_;
+  const std::atomic<bool>& cutting_off_;  // the shutdown grace is over: abort the body
+  asio::steady_timer timer_;
+  util::BufferPool::Buffer pooled_;  // the receive buffer, from the budget
+  std::vector<char> fallback_;       // or our own (no budget configured; chunked under pressure)
+  std::span<char> chunk_;
   std::uint64_t remaining_ = 0;  // for bodies with a Content-Length
   std::size_t pending_consume_ = 0;
   bool continue_sent_ = false;
   std::uint64_t bytes_read_ = 0;
+  bool rate_started_ = false;
+  Clock::time_point rate_deadline_{};
+  Clock::time_point returned_at_{};
 };
+
+// What RFC 9112 requires of a request's framing and routing headers beyond
+// what Beast's parser checks (it refuses Content-Length beside
+// Transfer-Encoding, and Content-Lengths that differ). A request that fails
+// here is answered and the connection closed: its body cannot be trusted to
+// end where we would think.
+struct Refusal {
+  errc code;
+  std::string message;
+};
+
+std::optional<Refusal> framing_refusal(const RequestHeader& h) {
+  // §6.1, §6.3: chunked must be the final coding and appear once; we
+  // implement no other, and HTTP/1.0 has no Transfer-Encoding at all.
+  std::vector<std::string> codings;
+  bool has_transfer_encoding = false;
+  for (const auto& f : boost::make_iterator_range(h.equal_range(beast_http::field::transfer_encoding))) {
+    has_transfer_encoding = true;
+    std::string_view list = f.value();
+    while (!list.empty()) {
+      const auto comma = list.find(',');
+      const auto element = util::trim(list.substr(0, comma));
+      if (!element.empty()) codings.push_back(util::ascii_lower(element));
+      list = comma == std::string_view::npos ? std::string_view{} : list.substr(comma + 1);
+    }
+  }
+  if (has_transfer_encoding) {
+    if (h.version() < 11) return Refusal{errc::bad_request, "Transfer-Encoding is not allowed in HTTP/1.0"};
+    if (codings.empty() || codings.back() != "chunked" || std::count(codings.begin(), codings.end(), "chunked") != 1) {
+      return Refusal{errc::bad_request, "Transfer-Encoding must end with chunked, given once"};
+    }
+    if (codings.size() > 1) {
+      return Refusal{errc::not_implemented, "transfer coding " + codings.front() + " is not implemented"};
+    }
+  }
+  // §3.2: exactly one Host in HTTP/1.1, at most one before.
+  const auto hosts = h.count(beast_http::field::host);
+  if (hosts > 1) return Refusal{errc::bad_request, "more than one Host header"};
+  if (hosts == 0 && h.version() >= 11) return Refusal{errc::bad_request, "HTTP/1.1 request without a Host header"};
+  // Two credentials: which one would be meant is anyone's guess.
+  if (h.count(beast_http::field::authorization) > 1) {
+    return Refusal{errc::bad_request, "more than one Authorization header"};
+  }
+  return std::nullopt;
+}
+
+// The request target in origin form: an absolute-form target (§3.2.2,
+// "GET http://host/path") becomes its path and query, its authority the Host;
+// a fragment, which no client should send, is not part of the target.
+void normalize_target(RequestHeader& h) {
+  std::string_view target = h.target();
+  if (const auto hash = target.find('#'); hash != std::string_view::npos) {
+    h.target(std::string(target.substr(0, hash)));
+    target = h.target();
+  }
+  if (target.starts_with('/')) return;
+  const auto uri = boost::urls::parse_absolute_uri(target);
+  if (!uri || (uri->scheme_id() != boost::urls::scheme::http && uri->scheme_id() != boost::urls::scheme::https)) return;
+  std::string origin(uri->encoded_path().empty() ? "/" : std::string_view(uri->encoded_path()));
+  if (uri->has_query()) origin += "?" + std::string(uri->encoded_query());
+  const std::string authority(uri->encoded_authority());
+  h.set(beast_http::field::host, authority);
+  h.target(origin);
+}
+
+// RFC 9112 §2.2: a server SHOULD ignore at least one empty line before a
+// request line. False if the connection ended or timed out meanwhile.
+asio::awaitable<bool> skip_empty_line(beast::tcp_stream& stream, beast::flat_buffer& buffer) {
+  const auto fill = [&](std::size_t at_least) -> asio::awaitable<bool> {
+    while (buffer.size() < at_least) {
+      auto [ec, n] = co_await stream.async_read_some(buffer.prepare(std::max<std::size_t>(buffer.capacity() - buffer.size(), 4096)), use_tuple);
+      if (ec) co_return false;
+      buffer.commit(n);
+    }
+    co_return true;
+  };
+  if (!co_await fill(1)) co_return false;
+  const auto first = [&] { return static_cast<const char*>(buffer.data().data()); };
+  if (first()[0] == '\n') {
+    buffer.consume(1);
+  } else if (first()[0] == '\r') {
+    if (!co_await fill(2)) co_return false;
+    if (first()[1] == '\n') buffer.consume(2);
+  }
+  co_return true;
+}
 
 // Shut our sending side, drain what the client still sends for a moment, close.
 asio::awaitable<void> lingering_close(beast::tcp_stream& stream) {
@@ -306,6 +508,20 @@ asio::awaitable<void> Server::Impl::run_session(tcp::socket socket) {
   buffer.reserve(kReadBufferCapacity);
   spdlog::debug("connection {} from {} opened", session_id, peer);
 
+  // An error answered before the request's body was read: the connection
+  // closes after it, as neither side can know where the body would end.
+  const auto refuse = [&](errc code, std::string_view message, std::string_view method,
+                          std::string_view target) -> asio::awaitable<void> {
+    auto res = error_response(code, message);
+    res.set(beast_http::field::server, "s3uploader");
+    res.keep_alive(false);
+    stream.expires_after(options.idle_timeout);
+    auto [wec, written] = co_await beast_http::async_write(stream, res, use_tuple);
+    access_log->info("{} {} {} {} {} 0.0ms in=0 user=- req=-", peer, method.empty() ? "-" : method,
+                     target.empty() ? "-" : target, res.result_int(), written);
+    co_await lingering_close(stream);
+  };
+
   while (!stopping) {
     ConnectionBody::Parser parser;
     parser.header_limit(static_cast<std::uint32_t>(options.max_header_bytes));
@@ -315,30 +531,36 @@ asio::awaitable<void> Server::Impl::run_session(tcp::socket socket) {
     // below still bounds bodies of unknown length.
     parser.body_limit(boost::none);
     stream.expires_after(options.header_timeout);
+    if (!co_await skip_empty_line(stream, buffer)) break;
     auto [ec, n] = co_await beast_http::async_read_header(stream, buffer, parser, use_tuple);
     if (ec) {
       if (ec == beast_http::error::header_limit) {
-        auto res = error_response(errc::headers_too_large, "request headers too large");
-        res.keep_alive(false);
-        stream.expires_after(options.idle_timeout);
-        co_await beast_http::async_write(stream, res, use_tuple);
-        co_await lingering_close(stream);
+        // Still no end of the first line: the request line alone is too long.
+        const std::string_view seen(static_cast<const char*>(buffer.data().data()), buffer.size());
+        if (seen.find('\n') == std::string_view::npos) {
+          co_await refuse(errc::uri_too_long, "request line too long", "", "");
+        } else {
+          co_await refuse(errc::headers_too_large, "request headers too large", "", "");
+        }
       } else if (!is_disconnect(ec) && ec != beast::error::timeout) {
-        auto res = error_response(errc::bad_request, "malformed HTTP request");
-        res.keep_alive(false);
-        stream.expires_after(options.idle_timeout);
-        co_await beast_http::async_write(stream, res, use_tuple);
-        co_await lingering_close(stream);
+        co_await refuse(errc::bad_request, "malformed HTTP request", "", "");
       }
       break;
     }
+    if (auto refusal = framing_refusal(parser.get().base())) {
+      std::string_view target = parser.get().target();
+      co_await refuse(refusal->code, refusal->message, parser.get().method_string(), target.substr(0, target.find('?')));
+      break;
+    }
+    normalize_target(parser.get().base());
     parser.body_limit(options.max_body_bytes);
     session->busy = true;
     const auto started = std::chrono::steady_clock::now();
     const auto& header = parser.get().base();
+    const bool head = header.method() == beast_http::verb::head;
     RequestContext ctx;
     ctx.request_id = request_id_from(header);
-    ConnectionBody body(stream, buffer, parser, options.idle_timeout, stopping);
+    ConnectionBody body(stream, buffer, parser, options, stopping, cutting_off);
     Request request{header, body, ctx};
 
     Response res;
@@ -350,27 +572,38 @@ asio::awaitable<void> Server::Impl::run_session(tcp::socket socket) {
       res = error_response(e.code(), e.what());
       if (e.retry_after()) res.set(beast_http::field::retry_after, std::to_string(*e.retry_after()));
       if (error_status(e.code()) >= 500) spdlog::warn("request {} failed: {}", ctx.request_id, e.what());
+      ctx.response_stream.reset();
     } catch (const std::exception& e) {
       spdlog::error("request {} failed unexpectedly: {}", ctx.request_id, e.what());
       res = error_response(errc::internal, "internal error");
+      ctx.response_stream.reset();
     }
     const bool body_done = body.complete();
     res.set(beast_http::field::server, "s3uploader");
     res.set("X-Request-Id", ctx.request_id);
     res.keep_alive(parser.get().keep_alive() && body_done && !stopping);
-    // A streamed body: the handler set Content-Length; HEAD sends headers only.
+    // A streamed body: the handler set Content-Length. Any other: its length
+    // is the string's, and HEAD answers carry the same headers without it.
     const bool has_stream = ctx.response_stream.has_value() && res.result_int() < 300;
-    const bool streamed = has_stream && header.method() != beast_http::verb::head;
-    if (!has_stream) res.prepare_payload();
+    if (!has_stream) {
+      res.prepare_payload();
+      // RFC 9110 §8.6: no Content-Length on 1xx and 204; on 304 it would have
+      // to be the representation's, which the handler did not say.
+      const auto status = res.result_int();
+      if (status < 200 || status == 204 || status == 304) res.erase(beast_http::field::content_length);
+    }
+    // After the shutdown grace a write must not hold the connection long.
+    const auto write_timeout = cutting_off ? std::min<std::chrono::milliseconds>(options.idle_timeout, kCutOffWriteTime)
+                                           : options.idle_timeout;
 
     std::size_t bytes_out = 0;
-    if (!client_gone && streamed) {
-      stream.expires_after(options.idle_timeout);
+    if (!client_gone && (head || has_stream)) {
+      stream.expires_after(write_timeout);
       beast_http::response_serializer<beast_http::string_body> serializer(res);
       auto [hec, head_bytes] = co_await beast_http::async_write_header(stream, serializer, use_tuple);
       bytes_out = head_bytes;
       if (hec) client_gone = true;
-      while (!client_gone) {
+      while (!client_gone && !head) {
         std::string piece;
         try {
           piece = co_await ctx.response_stream->next();
@@ -381,28 +614,29 @@ asio::awaitable<void> Server::Impl::run_session(tcp::socket socket) {
           break;
         }
         if (piece.empty()) break;
-        stream.expires_after(options.idle_timeout);
+        stream.expires_after(write_timeout);
         auto [wec, written] = co_await asio::async_write(stream, asio::buffer(piece), use_tuple);
         bytes_out += written;
         if (wec) client_gone = true;
       }
     } else if (!client_gone) {
-      stream.expires_after(options.idle_timeout);
+      stream.expires_after(write_timeout);
       auto [wec, written] = co_await beast_http::async_write(stream, res, use_tuple);
       bytes_out = written;
       if (wec) client_gone = true;
     }
     const auto ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
-    // The path only: a query string may carry something a log should not.
+    // The route if the handler named one, else the path without its query:
+    // both can carry something a log should not.
     std::string_view target = header.target();
-    target = target.substr(0, target.find('?'));
+    target = ctx.route.empty() ? target.substr(0, target.find('?')) : std::string_view(ctx.route);
     access_log->info("{} {} {} {} {} {:.1f}ms in={} user={} req={}", peer, header.method_string(), target,
                                 client_gone ? 499u : res.result_int(), bytes_out, ms, body.bytes_read(),
                                 ctx.user_id ? std::to_string(*ctx.user_id) : "-", ctx.request_id);
     session->busy = false;
     if (client_gone) break;
     if (!res.keep_alive()) {
-      if (!body_done) co_await lingering_close(stream);
+      if (!body_done && !cutting_off) co_await lingering_close(stream);
       break;
     }
   }
@@ -417,10 +651,13 @@ asio::awaitable<void> Server::Impl::shutdown_sequence(std::function<void()> on_d
     boost::system::error_code ignored;
     self->acceptor.close(ignored);
   });
-  close_sessions(/*only_idle=*/true);
+  close_sessions(Busy::spare);
   const auto deadline = std::chrono::steady_clock::now() + options.shutdown_grace;
+  // After the grace, requests still running are cancelled and get their 503;
+  // whatever is left after this long more is closed without one.
+  const auto hard_deadline = deadline + kCutOffWriteTime + 1s;
   asio::steady_timer timer(io);
-  bool cut_off = false;
+  bool closed_all = false;
   for (;;) {
     std::size_t left = 0;
     {
@@ -428,14 +665,20 @@ asio::awaitable<void> Server::Impl::shutdown_sequence(std::function<void()> on_d
       left = sessions.size();
     }
     if (left == 0) break;
-    if (!cut_off && std::chrono::steady_clock::now() >= deadline) {
+    const auto now = std::chrono::steady_clock::now();
+    if (!cutting_off && now >= deadline) {
       spdlog::warn("shutdown grace period over: aborting {} request(s) still in progress", left);
-      close_sessions(/*only_idle=*/false);
-      cut_off = true;
-    } else if (!cut_off) {
+      cutting_off = true;
+      close_sessions(Busy::cancel);
+    } else if (!closed_all && now >= hard_deadline) {
+      close_sessions(Busy::close);
+      closed_all = true;
+    } else if (!cutting_off) {
       // Connections that finished a request since the last pass are idle now.
-      close_sessions(/*only_idle=*/true);
+      close_sessions(Busy::spare);
     }
+    // (A request cut off while it waited elsewhere, e.g. for the store,
+    // notices at its next body read: that throws shutting_down.)
     timer.expires_after(50ms);
     co_await timer.async_wait(use_tuple);
   }

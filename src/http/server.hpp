@@ -23,6 +23,7 @@
 #include <boost/json/value.hpp>
 
 #include "util/api_error.hpp"
+#include "util/buffer_pool.hpp"
 
 namespace s3up::http {
 
@@ -35,8 +36,9 @@ class BodyReader {
  public:
   virtual ~BodyReader() = default;
   // The next chunk of the body (valid until the next call); empty at its end.
-  // Throws ApiError: bad_request (malformed framing or the client went away),
-  // timeout, file_too_large (over the server's body limit), shutting_down.
+  // Throws ApiError: bad_request (malformed framing), client_disconnected,
+  // timeout (a pause longer than the idle timeout, or a body slower than the
+  // minimum rate), file_too_large (over the server's body limit), shutting_down.
   virtual boost::asio::awaitable<std::span<const char>> read_some() = 0;
   virtual std::optional<std::uint64_t> content_length() const = 0;
 };
@@ -53,6 +55,10 @@ struct BodyStream {
 
 struct RequestContext {
   std::string request_id;
+  // The route that took the request ("PUT /upload/{name}"), set by the
+  // handler: the access log shows it instead of a path that may carry
+  // something a log should not (a file name, a pasted token).
+  std::string route;
   std::optional<std::int64_t> user_id;  // set by the handler once the caller is known, for the access log
   std::optional<BodyStream> response_stream;  // set by a handler that streams its response body
 };
@@ -73,9 +79,18 @@ struct ServerOptions {
   boost::asio::ip::tcp::endpoint endpoint;
   std::chrono::milliseconds header_timeout{30'000};
   std::chrono::milliseconds idle_timeout{60'000};
+  // A body must arrive at min_body_rate bytes/s or faster, measured over the
+  // last min_body_rate_window of time spent waiting for the client (the first
+  // window is grace; time the server spends elsewhere, e.g. waiting for
+  // buffer budget, does not count). Slower: 408. 0 turns the check off.
+  std::uint64_t min_body_rate = 0;
+  std::chrono::milliseconds min_body_rate_window{30'000};
   std::chrono::milliseconds shutdown_grace{30'000};
   std::size_t max_header_bytes = 16 * 1024;
   std::uint64_t max_body_bytes = 0;  // beast's body_limit; handlers enforce their own limits below it
+  // The process's memory budget: receive buffers for bodies come from it when
+  // it has room (else a connection reads through its small header buffer).
+  std::shared_ptr<util::BufferPool> buffers;
 };
 
 class Server {

@@ -20,12 +20,13 @@ boost::asio::awaitable<CommittedObject> ObjectWriter::commit_and_record(const Re
 std::unique_ptr<ObjectStore> open_object_store(const StoreSettings& settings, boost::asio::any_io_executor executor,
                                                boost::asio::thread_pool& blocking) {
   const std::string_view url = settings.url;
+  auto buffers = settings.buffers ? settings.buffers : std::make_shared<util::BufferPool>(settings.buffer_budget);
   constexpr std::string_view file_scheme = "file://";
   constexpr std::string_view s3_scheme = "s3://";
   if (url.starts_with(file_scheme)) {
     std::string path(url.substr(file_scheme.size()));
     if (path.empty()) throw std::invalid_argument("file URL has no path: " + std::string(url));
-    return std::make_unique<LocalStore>(path, blocking);
+    return std::make_unique<LocalStore>(path, blocking, std::move(buffers));
   }
   if (url.starts_with(s3_scheme)) {
     const std::string rest(url.substr(s3_scheme.size()));
@@ -43,7 +44,6 @@ std::unique_ptr<ObjectStore> open_object_store(const StoreSettings& settings, bo
     options.parts_in_flight = std::max(1, settings.parts_in_flight);
     const auto getenv = settings.getenv ? settings.getenv : [](const char* n) -> const char* { return std::getenv(n); };
     auto credentials = s3::default_credentials_chain(getenv);
-    auto buffers = std::make_shared<BufferPool>(settings.buffer_budget);
     return std::make_unique<s3::S3Store>(std::move(executor), std::move(options), std::move(credentials),
                                          std::move(buffers));
   }

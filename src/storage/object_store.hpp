@@ -18,6 +18,8 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/thread_pool.hpp>
 
+#include "util/buffer_pool.hpp"
+
 namespace s3up::storage {
 
 struct ObjectMetadata {
@@ -104,6 +106,10 @@ struct StoreSettings {
   bool s3_part_md5 = false;  // Content-MD5 + UNSIGNED-PAYLOAD instead of a signed SHA-256 per part
   std::size_t part_size = 8 * 1024 * 1024;
   int parts_in_flight = 4;
+  // The process's one memory budget for bodies in flight (util::BufferPool),
+  // shared with the HTTP server's receive buffers; if unset, the store makes
+  // its own of buffer_budget bytes.
+  std::shared_ptr<util::BufferPool> buffers;
   std::size_t buffer_budget = 256 * 1024 * 1024;
   std::function<const char*(const char*)> getenv;  // for AWS_* credentials; std::getenv if empty
 };

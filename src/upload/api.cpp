@@ -1,5 +1,7 @@
 #include "upload/api.hpp"
 
+#include <algorithm>
+#include <array>
 #include <exception>
 #include <optional>
 
@@ -28,15 +30,19 @@ namespace {
 constexpr std::size_t kMaxFileNameBytes = 1024;
 constexpr std::size_t kMaxMediaTypeBytes = 255;
 
-bool is_valid_utf8(std::string_view s) {
+// Decodes `s` as UTF-8, calling `each(code point)`; false if it is not
+// valid UTF-8 (truncated or overlong sequences, surrogates, beyond U+10FFFF)
+// or `each` returned false.
+template <class Each>
+bool for_each_code_point(std::string_view s, Each each) {
   std::size_t i = 0;
   while (i < s.size()) {
     const auto c = static_cast<unsigned char>(s[i]);
     std::size_t n = 0;
     std::uint32_t cp = 0;
     if (c < 0x80) {
-      ++i;
-      continue;
+      n = 0;
+      cp = c;
     } else if ((c & 0xE0) == 0xC0) {
       n = 1;
       cp = c & 0x1F;
@@ -49,40 +55,56 @@ bool is_valid_utf8(std::string_view s) {
     } else {
       return false;
     }
-    if (i + n >= s.size()) return false;  // truncated sequence
+    if (i + n >= s.size() && n > 0) return false;  // truncated sequence
     for (std::size_t k = 1; k <= n; ++k) {
       const auto cc = static_cast<unsigned char>(s[i + k]);
       if ((cc & 0xC0) != 0x80) return false;
       cp = (cp << 6) | (cc & 0x3F);
     }
-    // overlong forms, surrogates, beyond U+10FFFF
     if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10FFFF ||
         (cp >= 0xD800 && cp <= 0xDFFF)) {
       return false;
     }
+    if (!each(cp)) return false;
     i += n + 1;
   }
   return true;
 }
 
-// A media type we are willing to store and serve back: "type/subtype" with
-// optional parameters, printable ASCII only.
-bool is_acceptable_media_type(std::string_view t) {
-  if (t.empty() || t.size() > kMaxMediaTypeBytes) return false;
-  for (char c : t) {
-    if (c < 0x20 || c > 0x7e) return false;
-  }
-  const auto slash = t.find('/');
-  return slash != std::string_view::npos && slash > 0 && slash + 1 < t.size() && t[slash + 1] != ';';
+// Code points a file name may not contain: they are invisible, or change how
+// the rest of the name displays. C0 and C1 controls and DEL; the bidirectional
+// embeddings, overrides and isolates (U+202A-U+202E, U+2066-U+2069), which
+// make "evil\u202Egpj.exe" display as "evilexe.jpg"; and the bidi marks
+// U+200E, U+200F and U+061C.
+bool is_refused_in_file_names(std::uint32_t cp) {
+  return cp < 0x20 || (cp >= 0x7F && cp <= 0x9F) || (cp >= 0x202A && cp <= 0x202E) ||
+         (cp >= 0x2066 && cp <= 0x2069) || cp == 0x200E || cp == 0x200F || cp == 0x061C;
 }
+
+bool is_token_char(char c) {  // RFC 9110 §5.6.2 tchar
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+         std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+}
+
+bool is_token(std::string_view s) { return !s.empty() && std::all_of(s.begin(), s.end(), is_token_char); }
+
+// Character sets a stored type may name: the ones browsers decode the same
+// way everywhere. (utf-7 and friends have been used to smuggle script.)
+constexpr std::array<std::string_view, 7> kAllowedCharsets = {"utf-8",        "us-ascii", "iso-8859-1", "windows-1252",
+                                                              "utf-16",       "utf-16le", "utf-16be"};
 
 // One upload on its way into the store: the pending row, the writer (which
 // hashes what it stores), the size so far, and the first bytes for sniffing.
 class UploadInProgress {
  public:
+  // `size_hint`: the body's length if known (it sizes S3 parts). A raw
+  // body's length is the file's size (`exact_size`); a multipart body's is
+  // the file plus its framing, so only `most`: the file can be no larger.
   UploadInProgress(const Dependencies& deps, const auth::Principal& principal, std::string file_name,
-                   std::string declared_type, std::optional<std::uint64_t> size_hint)
-      : deps_(deps), declared_type_(std::move(declared_type)), size_hint_(size_hint) {
+                   std::string declared_type, std::optional<std::uint64_t> size_hint, bool exact_size,
+                   std::optional<std::uint64_t> most = std::nullopt)
+      : deps_(deps), declared_type_(std::move(declared_type)), size_hint_(size_hint),
+        exact_size_(exact_size && size_hint), most_bytes_(exact_size_ ? size_hint : most) {
     record_.user_id = principal.user_id;
     record_.file_name = std::move(file_name);
     if (principal.quota_bytes) {
@@ -102,13 +124,13 @@ class UploadInProgress {
   asio::awaitable<void> begin() {
     if (!is_acceptable_file_name(record_.file_name)) {
       throw ApiError(errc::invalid_file_name,
-                     "file name must be 1-1024 bytes of UTF-8 without control characters");
+                     "file name must be 1-1024 bytes of UTF-8 without control or bidirectional formatting characters");
     }
     record_.id = util::uuid_v7();
     record_.storage_key = "u/" + std::to_string(record_.user_id) + "/" + record_.id;
     record_.created_at = util::now_micros();
     record_.status = db::UploadStatus::pending;
-    record_.content_type = is_acceptable_media_type(declared_type_) ? declared_type_ : "";
+    record_.content_type = normalize_media_type(declared_type_).value_or("");
     // Registered before the row exists: the janitor never mistakes it for a dead one.
     if (!deps_.live->add(record_.id, record_.user_id, deps_.limits.max_concurrent_uploads)) {
       record_.id.clear();  // nothing registered, nothing to undo
@@ -117,8 +139,15 @@ class UploadInProgress {
     }
     co_await util::run_blocking(deps_.blocking, [&] { deps_.metadata.create_pending(record_); });
     row_created_ = true;
-    // A known length is reserved against the quota before a byte is stored.
-    if (size_hint_ && quota_ != db::kNoQuota) co_await reserve(*size_hint_);
+    // A known file length is reserved against the quota before a byte is
+    // stored (413 at once if it does not fit). A multipart file's upper bound
+    // is tried too (concurrent uploads then do not starve each other bit by
+    // bit); if it does not fit, the file's bytes are reserved as they arrive,
+    // and only they decide.
+    if (most_bytes_ && quota_ != db::kNoQuota) {
+      const bool granted = co_await try_reserve(*most_bytes_);
+      if (!granted && exact_size_) throw ApiError(errc::quota_exceeded, "this upload would exceed your storage quota");
+    }
     spdlog::debug("upload {} started by user {}: key {}", record_.id, record_.user_id, record_.storage_key);
     const storage::ObjectMetadata metadata{record_.content_type, record_.file_name, size_hint_};
     writer_ = co_await deps_.store.open_writer(record_.storage_key, metadata);
@@ -160,7 +189,7 @@ class UploadInProgress {
     bool marked = false;
     const storage::ObjectWriter::RecordCommitted mark_complete = [&](const storage::CommittedObject& committed) {
       committed_ = true;
-      if (sniff_type) record_.content_type = util::sniff_mime_type(sniff_head_);
+      if (sniff_type) record_.content_type = util::sniff_mime_type(sniff_head_, util::SniffPurpose::label);
       record_.sha256 = committed.sha256;
       if (committed.size != size_) throw ApiError(errc::internal, "object store stored a different size");
       record_.completed_at = util::now_micros();
@@ -211,21 +240,25 @@ class UploadInProgress {
   // steps, so a long upload asks the database now and then, not per chunk);
   // 413 quota_exceeded the moment they do not fit. Called only under a quota.
   asio::awaitable<void> reserve(std::uint64_t needed) {
-    if (needed == 0) co_return;
     constexpr std::uint64_t kStep = 8 * 1024 * 1024;
-    const bool known_length = size_hint_.has_value();
-    for (const std::uint64_t ask : {known_length ? needed : std::max(needed, kStep), needed}) {
-      const auto bytes = static_cast<std::int64_t>(ask);
-      const bool granted = co_await util::run_blocking(deps_.blocking, [&] {
-        return deps_.metadata.reserve_quota(record_.id, record_.user_id, bytes, quota_);
-      });
-      if (granted) {
-        reserved_ += ask;
-        co_return;
-      }
-      if (ask == needed) break;
+    if (needed == 0) co_return;
+    if (needed < kStep) {
+      const bool ahead = co_await try_reserve(kStep);
+      if (ahead) co_return;
     }
+    const bool granted = co_await try_reserve(needed);
+    if (granted) co_return;
     throw ApiError(errc::quota_exceeded, "this upload would exceed your storage quota");
+  }
+
+  // Reserves `bytes` more if they fit; false (nothing reserved) if not.
+  asio::awaitable<bool> try_reserve(std::uint64_t bytes) {
+    const auto ask = static_cast<std::int64_t>(bytes);
+    const bool granted = co_await util::run_blocking(deps_.blocking, [&] {
+      return deps_.metadata.reserve_quota(record_.id, record_.user_id, ask, quota_);
+    });
+    if (granted) reserved_ += bytes;
+    co_return granted;
   }
 
   // With allowed types the type is what the bytes say (libmagic), whatever
@@ -249,7 +282,9 @@ class UploadInProgress {
 
   const Dependencies& deps_;
   std::string declared_type_;
-  std::optional<std::uint64_t> size_hint_;
+  std::optional<std::uint64_t> size_hint_;  // sizes S3 parts
+  bool exact_size_;                         // size_hint_ is the file's size: reserved up front
+  std::optional<std::uint64_t> most_bytes_;  // the file's size or an upper bound on it, if known
   bool store_upload_id_recorded_ = false;
   db::Upload record_;
   std::unique_ptr<storage::ObjectWriter> writer_;
@@ -361,12 +396,45 @@ json::object upload_json(const db::Upload& u, bool details) {
   return o;
 }
 
-bool is_acceptable_file_name(std::string_view name) {
-  if (name.empty() || name.size() > kMaxFileNameBytes || !is_valid_utf8(name)) return false;
-  for (unsigned char c : name) {
-    if (c < 0x20 || c == 0x7f) return false;
+std::optional<std::string> normalize_media_type(std::string_view declared) {
+  if (declared.size() > kMaxMediaTypeBytes) return std::nullopt;
+  std::string_view rest = declared;
+  const auto next_segment = [&rest] {
+    const auto semicolon = rest.find(';');
+    const std::string_view segment = util::trim(rest.substr(0, semicolon));
+    rest = semicolon == std::string_view::npos ? std::string_view{} : rest.substr(semicolon + 1);
+    return segment;
+  };
+  const std::string_view essence = next_segment();
+  const auto slash = essence.find('/');
+  if (slash == std::string_view::npos || !is_token(essence.substr(0, slash)) || !is_token(essence.substr(slash + 1))) {
+    return std::nullopt;
   }
-  return true;
+  std::string normalized = util::ascii_lower(essence);
+  std::optional<std::string> charset;
+  while (!rest.empty()) {
+    const std::string_view parameter = next_segment();
+    if (parameter.empty()) continue;  // "text/plain;" is allowed
+    const auto equals = parameter.find('=');
+    if (equals == std::string_view::npos || !is_token(parameter.substr(0, equals))) return std::nullopt;
+    std::string_view value = parameter.substr(equals + 1);
+    if (value.size() >= 2 && value.front() == '"' && value.back() == '"') {
+      value = value.substr(1, value.size() - 2);
+      if (value.find_first_of("\\\"") != std::string_view::npos) return std::nullopt;  // no escapes in a charset
+    } else if (!is_token(value)) {
+      return std::nullopt;
+    }
+    if (util::ascii_lower(parameter.substr(0, equals)) == "charset") charset = util::ascii_lower(value);
+  }
+  if (charset && std::find(kAllowedCharsets.begin(), kAllowedCharsets.end(), *charset) != kAllowedCharsets.end()) {
+    normalized += "; charset=" + *charset;
+  }
+  return normalized;
+}
+
+bool is_acceptable_file_name(std::string_view name) {
+  if (name.empty() || name.size() > kMaxFileNameBytes) return false;
+  return for_each_code_point(name, [](std::uint32_t cp) { return !is_refused_in_file_names(cp); });
 }
 
 asio::awaitable<auth::Principal> Api::authenticate(http::Request& request) {
@@ -389,6 +457,9 @@ asio::awaitable<http::Response> Api::handle(http::Request& request) {
     co_return co_await upload_form(request);
   }
   if (path.starts_with("/upload/")) {
+    // The name is the client's text (a pasted token, once): the access log
+    // shows the route instead.
+    request.context.route = "/upload/{name}";
     if (method != verb::put) co_return method_not_allowed("PUT");
     const auto encoded = boost::urls::make_pct_string_view(path.substr(8));
     if (!encoded) throw ApiError(errc::invalid_file_name, "file name in the path is not valid percent-encoding");
@@ -418,8 +489,11 @@ asio::awaitable<http::Response> Api::upload_form(http::Request& request) {
   const auto principal = co_await authenticate(request);
   const auto boundary = http::form_data_boundary(request.header[field::content_type]);
   if (!boundary) {
-    const auto type = http::parse_header_value(request.header[field::content_type]);
-    if (!type || type->value != "multipart/form-data") {
+    // The media type alone decides 415; a form whose parameters do not parse
+    // (a boundary="abc with no closing quote) is a malformed form.
+    const std::string_view declared = request.header[field::content_type];
+    const auto essence = util::ascii_lower(util::trim(declared.substr(0, declared.find(';'))));
+    if (essence != "multipart/form-data") {
       throw ApiError(errc::unsupported_media_type,
                      "POST /upload takes multipart/form-data with a \"file\" field; use PUT /upload/<name> for raw bytes");
     }
@@ -430,6 +504,12 @@ asio::awaitable<http::Response> Api::upload_form(http::Request& request) {
     throw ApiError(errc::file_too_large, "file exceeds the maximum upload size of " + std::to_string(max) + " bytes");
   }
 
+  // The file is no larger than the body less its opening and closing
+  // delimiters ("--" boundary CRLF ... CRLF "--" boundary "--").
+  std::optional<std::uint64_t> file_size_bound;
+  if (auto len = request.body.content_length(); len && *len > 2 * boundary->size() + 10) {
+    file_size_bound = *len - (2 * boundary->size() + 10);
+  }
   http::MultipartParser parser(*boundary);
   std::vector<http::MultipartParser::Event> events;
   std::optional<UploadInProgress> upload;
@@ -445,7 +525,8 @@ asio::awaitable<http::Response> Api::upload_form(http::Request& request) {
           // The first part named "file" that carries a file name is the file;
           // other form fields are read past and ignored.
           if (!upload && ev.part.name == "file" && ev.part.filename && !ev.part.filename->empty()) {
-            upload.emplace(deps_, principal, *ev.part.filename, ev.part.content_type, request.body.content_length());
+            upload.emplace(deps_, principal, *ev.part.filename, ev.part.content_type, request.body.content_length(),
+                           /*exact_size=*/false, file_size_bound);
             co_await upload->begin();
             in_file_part = true;
           }
@@ -472,7 +553,7 @@ asio::awaitable<http::Response> Api::upload_raw(http::Request& request, std::str
   std::optional<UploadInProgress> upload;
   co_return co_await upload_or_undo(upload, [&]() -> asio::awaitable<json::object> {
     upload.emplace(deps_, principal, std::move(file_name), std::string(request.header[field::content_type]),
-                   request.body.content_length());
+                   request.body.content_length(), /*exact_size=*/true);
     co_await upload->begin();
     for (;;) {
       const auto chunk = co_await request.body.read_some();

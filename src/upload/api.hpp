@@ -97,9 +97,11 @@ class Api {
 // and then every `interval`, rows pending for longer than `stale_after` (and
 // not being received by this process) have what they left removed and are
 // marked `failed`. With several instances on one database only one cleans at
-// a time (MetadataStore::try_lock).
+// a time (MetadataStore::try_lock). It also finishes deletions a crash
+// interrupted (rows left 'deleting').
 struct JanitorReport {
   int cleaned = 0;         // rows marked failed, their leftovers removed
+  int deletions_finished = 0;  // rows a crash left 'deleting': object and row removed
   int failed = 0;          // rows whose clean-up failed this time (tried again next time)
   bool skipped = false;    // another instance held the lock
 };
@@ -113,6 +115,8 @@ class Janitor {
   boost::asio::awaitable<void> run_every(std::chrono::milliseconds interval);
 
  private:
+  boost::asio::awaitable<void> finish_deletions(JanitorReport& report);
+
   Dependencies deps_;
   std::chrono::milliseconds stale_after_;
 };
@@ -123,7 +127,14 @@ class Janitor {
 boost::json::object upload_json(const db::Upload& upload, bool details);
 
 // Checks applied to a client's file name, which is kept as metadata only:
-// 1..1024 bytes of valid UTF-8 without control characters.
+// 1..1024 bytes of valid UTF-8 without C0/C1 control characters, DEL, or
+// bidirectional formatting characters (embeddings, overrides, isolates, marks).
 bool is_acceptable_file_name(std::string_view name);
+
+// A client's declared Content-Type as it is stored and served back: one
+// media type, "type/subtype" in lower case, plus its charset when that is one
+// of a few well-known ones; nullopt if the text is not a single valid media
+// type (a list, stray characters...), and then the bytes decide.
+std::optional<std::string> normalize_media_type(std::string_view declared);
 
 }  // namespace s3up::upload

@@ -2,6 +2,8 @@
 // (streamed with Range and ETag, or a redirect to a presigned URL), deleting
 // it. A user sees only their own files; admins see everyone's.
 #include <memory>
+#include <optional>
+#include <utility>
 
 #include <boost/json/array.hpp>
 #include <boost/url/parse.hpp>
@@ -83,6 +85,13 @@ struct ByteRange {
   std::uint64_t first = 0, last = 0;  // inclusive
 };
 
+// A position in a Range header: digits, and a number too large for 64 bits
+// is still a number (past any object's end), not a malformed range.
+std::optional<std::uint64_t> range_position(std::string_view digits) {
+  if (digits.empty() || digits.find_first_not_of("0123456789") != std::string_view::npos) return std::nullopt;
+  return util::parse_integer<std::uint64_t>(digits).value_or(UINT64_MAX);
+}
+
 // RFC 9110 §14: "bytes=a-b", "bytes=a-", "bytes=-n". nullopt means serve
 // the whole object (no Range, another unit, several ranges, or a malformed
 // one, all of which a server may ignore); throws range_not_satisfiable when
@@ -95,7 +104,7 @@ std::optional<ByteRange> parse_range(std::string_view header, std::uint64_t size
   const auto dash = spec.find('-');
   if (dash == std::string_view::npos) return std::nullopt;
   const std::string_view a_text = util::trim(spec.substr(0, dash)), b_text = util::trim(spec.substr(dash + 1));
-  const auto a = util::parse_integer<std::uint64_t>(a_text), b = util::parse_integer<std::uint64_t>(b_text);
+  const auto a = range_position(a_text), b = range_position(b_text);
   const bool a_given = !a_text.empty(), b_given = !b_text.empty();
   if ((a_given && !a) || (b_given && !b)) return std::nullopt;  // malformed: ignored
   if (!a_given) {                                              // suffix: the last n bytes
@@ -130,7 +139,20 @@ class Download {
   Download(storage::ObjectStore& store, std::string key, std::uint64_t offset, std::uint64_t end)
       : store_(store), key_(std::move(key)), offset_(offset), end_(end) {}
 
+  // Reads the first piece now, before any header is sent: a missing object
+  // is an error status then, not a 200 with a body that ends short.
+  asio::awaitable<void> start(std::string_view upload_id) {
+    try {
+      first_ = co_await next();
+    } catch (const ApiError& e) {
+      if (e.code() != errc::not_found) throw;
+      spdlog::error("upload {}: its record is complete but the store has no object {}", upload_id, key_);
+      throw ApiError(errc::internal, "the file's bytes are missing from the store");
+    }
+  }
+
   asio::awaitable<std::string> next() {
+    if (first_) co_return *std::exchange(first_, std::nullopt);
     if (offset_ >= end_) co_return std::string();
     const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(kDownloadPiece, end_ - offset_));
     std::string piece = co_await store_.read(key_, offset_, want);
@@ -143,6 +165,7 @@ class Download {
   storage::ObjectStore& store_;
   std::string key_;
   std::uint64_t offset_, end_;
+  std::optional<std::string> first_;  // read by start(), not yet sent
 };
 
 }  // namespace
@@ -153,7 +176,9 @@ asio::awaitable<db::Upload> Api::visible_upload(const auth::Principal& caller, s
     const std::string key(id);
     upload = co_await util::run_blocking(deps_.blocking, [&] { return deps_.metadata.get_upload(key); });
   }
-  if (!upload || (upload->user_id != caller.user_id && !caller.is_admin)) {
+  // A row being deleted is gone already as far as clients can tell.
+  if (!upload || (upload->user_id != caller.user_id && !caller.is_admin) ||
+      upload->status == db::UploadStatus::deleting) {
     throw ApiError(errc::not_found, "no such file");
   }
   co_return std::move(*upload);
@@ -230,9 +255,13 @@ asio::awaitable<http::Response> Api::get_content(http::Request& request, std::st
   const std::uint64_t end = range ? range->last + 1 : size;
   if (range) res.set(field::content_range, fmt::format("bytes {}-{}/{}", range->first, range->last, size));
   res.content_length(end - first);
-  if (end > first) {
+  if (end > first && request.header.method() != verb::head) {
     auto download = std::make_shared<Download>(deps_.store, upload.storage_key, first, end);
+    co_await download->start(upload.id);
     request.context.response_stream = http::BodyStream{[download] { return download->next(); }};
+  } else if (end > first) {
+    // HEAD: the same headers, no body (the server sends none for HEAD).
+    request.context.response_stream = http::BodyStream{[]() -> asio::awaitable<std::string> { co_return ""; }};
   }
   co_return res;
 }
@@ -243,12 +272,18 @@ asio::awaitable<http::Response> Api::delete_file(http::Request& request, std::st
   if (upload.status == db::UploadStatus::pending) {
     throw ApiError(errc::conflict, "the upload is still in progress");
   }
-  // The object first, then the record: if the record's removal fails, the
-  // client's retry finds the object already gone and finishes the job; the
-  // other order could leave bytes no record points to.
-  if (upload.status == db::UploadStatus::complete) co_await deps_.store.remove(upload.storage_key);
+  // The row says 'deleting' first (no longer listed or served), then the
+  // object goes, then the row. A crash in between leaves a deleting row that
+  // the janitor finishes, never a complete row without its bytes or bytes
+  // without a row. (A failed upload has no object left: its row just goes.)
+  if (upload.status == db::UploadStatus::complete) {
+    const bool marked = co_await util::run_blocking(deps_.blocking, [&] { return deps_.metadata.mark_deleting(upload.id); });
+    if (!marked) throw ApiError(errc::not_found, "no such file");  // another delete got there first
+    co_await deps_.store.remove(upload.storage_key);
+  }
   const bool deleted = co_await util::run_blocking(deps_.blocking, [&] { return deps_.metadata.delete_upload(upload.id); });
-  if (!deleted) throw ApiError(errc::not_found, "no such file");
+  // Not there any more after our mark: the janitor finished it meanwhile.
+  if (!deleted && upload.status != db::UploadStatus::complete) throw ApiError(errc::not_found, "no such file");
   spdlog::info("upload {} deleted by user {}", upload.id, caller.user_id);
   co_return http::Response{beast_http::status::no_content, 11};
 }

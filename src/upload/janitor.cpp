@@ -51,11 +51,39 @@ asio::awaitable<JanitorReport> Janitor::run_once() {
     // Done when a round finds nothing it could clean (only live or failing rows left).
     if (static_cast<std::int64_t>(rows.size()) < kRowsPerRound || handled == report.failed) break;
   }
+  co_await finish_deletions(report);
   co_await util::run_blocking(deps_.blocking, [&] { lock.reset(); });
-  if (report.cleaned > 0 || report.failed > 0) {
-    spdlog::info("janitor: {} stale upload(s) cleaned up, {} failed", report.cleaned, report.failed);
+  if (report.cleaned > 0 || report.failed > 0 || report.deletions_finished > 0) {
+    spdlog::info("janitor: {} stale upload(s) cleaned up, {} deletion(s) finished, {} failed", report.cleaned,
+                 report.deletions_finished, report.failed);
   }
   co_return report;
+}
+
+// Rows a crash left 'deleting': their object goes (again: removing an absent
+// one is no error), then the row. A deletion still in progress elsewhere
+// does the same steps, so both finishing it is harmless.
+asio::awaitable<void> Janitor::finish_deletions(JanitorReport& report) {
+  for (int round = 0; round < kMaxRounds; ++round) {
+    const auto rows =
+        co_await util::run_blocking(deps_.blocking, [&] { return deps_.metadata.deleting_uploads(kRowsPerRound); });
+    int failed = 0;
+    for (const auto& row : rows) {
+      try {
+        co_await deps_.store.remove(row.storage_key);
+        co_await util::run_blocking(deps_.blocking, [&] { deps_.metadata.delete_upload(row.id); });
+        ++report.deletions_finished;
+        spdlog::info("janitor: the deletion of upload {} (user {}) was interrupted; finished", row.id, row.user_id);
+      } catch (const std::exception& e) {
+        ++failed;
+        spdlog::warn("janitor: finishing the deletion of upload {} failed ({}); trying again next time", row.id,
+                     e.what());
+      }
+    }
+    report.failed += failed;
+    // A row that fails stays first in the list: stop rather than fetch it again.
+    if (static_cast<std::int64_t>(rows.size()) < kRowsPerRound || failed > 0) break;
+  }
 }
 
 asio::awaitable<void> Janitor::run_every(std::chrono::milliseconds interval) {

@@ -26,7 +26,9 @@ Entry entry(errc e) {
     case errc::range_not_satisfiable: return {"range_not_satisfiable", 416};
     case errc::quota_exceeded: return {"quota_exceeded", 413};
     case errc::too_many_requests: return {"too_many_requests", 429};
+    case errc::uri_too_long: return {"uri_too_long", 414};
     case errc::headers_too_large: return {"headers_too_large", 431};
+    case errc::not_implemented: return {"not_implemented", 501};
     case errc::internal: return {"internal", 500};
     case errc::storage_error: return {"storage_error", 502};
     case errc::storage_unavailable: return {"storage_unavailable", 503};

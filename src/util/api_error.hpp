@@ -28,7 +28,9 @@ enum class errc {
   range_not_satisfiable,   // 416
   quota_exceeded,          // 413 the user's storage quota would be exceeded
   too_many_requests,       // 429 rate limit or concurrent uploads (with Retry-After)
+  uri_too_long,         // 414 the request line is longer than the header limit
   headers_too_large,    // 431
+  not_implemented,      // 501 a transfer coding we do not implement
   internal,             // 500
   storage_error,        // 502 the object store answered with an error
   storage_unavailable,  // 503 the object store cannot be reached

@@ -51,7 +51,7 @@ TEST(Lifecycle, CliCommandsAndHelp) {
 }
 
 TEST(Lifecycle, HeaderTimeoutClosesSilentConnections) {
-  ServerProcess s(Env{{"S3UP_HEADER_TIMEOUT", "500ms"}});
+  ServerProcess s(Env{{"S3UP_HEADER_TIMEOUT", "1s"}});
   Connection c(s.port());
   c.send("POST /upload HTTP/1.1\r\nHost: x\r\n");  // and never finish the headers
   EXPECT_TRUE(c.closed_by_peer(5s));
@@ -59,10 +59,16 @@ TEST(Lifecycle, HeaderTimeoutClosesSilentConnections) {
 }
 
 TEST(Lifecycle, IdleBodyTimeoutAbortsTheUpload) {
-  ServerProcess s(Env{{"S3UP_IDLE_TIMEOUT", "500ms"}});
+  ServerProcess s(Env{{"S3UP_IDLE_TIMEOUT", "1s"}});
   const auto token = s.create_user_with_token("dave");
   Connection c(s.port());
   c.send(form_request_head(token, 2'000'000) + Multipart::head("slow.bin") + std::string(100'000, 's'));
+  // The client is told why (408, the JSON error) before the connection closes.
+  const auto r = c.read_response(10s);
+  ASSERT_TRUE(r) << "no response to a stalled upload";
+  EXPECT_EQ(r->status, 408) << r->body;
+  EXPECT_EQ(r->json().at("error").at("code").as_string(), "request_timeout");
+  EXPECT_EQ(r->header("connection"), "close");
   EXPECT_TRUE(c.closed_by_peer(10s)) << "a stalled upload held its connection";
   auto db = s.database();
   EXPECT_TRUE(eventually([&] { return db->count_uploads(db::UploadStatus::failed) == 1; }, 5s));
@@ -111,6 +117,11 @@ TEST(Lifecycle, ShutdownAbortsUploadsThatOutlastTheGracePeriod) {
   auto db = s.database();
   ASSERT_TRUE(eventually([&] { return db->count_uploads(db::UploadStatus::pending) == 1; }, 5s));
   s.signal(SIGTERM);
+  // Cut off after the grace period, the upload is still answered: 503.
+  const auto r = c.read_response(10s);
+  ASSERT_TRUE(r) << "no response to an upload cut off by shutdown";
+  EXPECT_EQ(r->status, 503) << r->body;
+  EXPECT_EQ(r->json().at("error").at("code").as_string(), "shutting_down");
   EXPECT_EQ(s.wait(10s), 0) << s.log();
   EXPECT_EQ(db->count_uploads(db::UploadStatus::pending), 0);
   EXPECT_EQ(db->count_uploads(db::UploadStatus::failed), 1);

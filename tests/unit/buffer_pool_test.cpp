@@ -1,6 +1,6 @@
 // The global buffer budget: waits when spent, every way of letting a buffer go
 // gives its share back.
-#include "storage/buffer_pool.hpp"
+#include "util/buffer_pool.hpp"
 
 #include <gtest/gtest.h>
 
@@ -9,7 +9,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
-namespace s3up::storage {
+namespace s3up::util {
 namespace {
 
 namespace asio = boost::asio;
@@ -85,4 +85,4 @@ TEST(BufferPool, MoreThanTheWholeBudgetIsRefused) {
 }
 
 }  // namespace
-}  // namespace s3up::storage
+}  // namespace s3up::util

@@ -40,12 +40,12 @@ TEST(Config, EnvironmentOverridesDefaults) {
   const auto c = load(with_env({{"S3UP_MAX_UPLOAD_BYTES", "100MiB"},
                                 {"S3UP_LISTEN", "0.0.0.0:9000"},
                                 {"DEBUG", "true"},
-                                {"S3UP_IDLE_TIMEOUT", "250ms"},
+                                {"S3UP_IDLE_TIMEOUT", "1500ms"},
                                 {"S3UP_THREADS", "3"}}));
   EXPECT_EQ(c.max_upload_bytes, 100ull << 20);
   EXPECT_EQ(c.listen, "0.0.0.0:9000");
   EXPECT_TRUE(c.debug);
-  EXPECT_EQ(c.idle_timeout, 250ms);
+  EXPECT_EQ(c.idle_timeout, 1500ms);
   EXPECT_EQ(c.threads, 3u);
 }
 

@@ -614,6 +614,23 @@ bool PostgresStore::delete_upload(std::string_view upload_id) {
   return writes_->run(w) > 0;
 }
 
+bool PostgresStore::mark_deleting(std::string_view upload_id) {
+  if (!plausible_upload_id(upload_id)) return false;
+  Write w{"markDeleting", {}};
+  w.params.text(upload_id);
+  return writes_->run(w) > 0;
+}
+
+std::vector<Upload> PostgresStore::deleting_uploads(std::int64_t limit) {
+  auto c = acquire();
+  Params p;
+  p.integer(limit);
+  const auto r = c->run("deletingUploads", p);
+  std::vector<Upload> out;
+  for (int i = 0; i < r.size(); ++i) out.push_back(read_upload(r, i));
+  return out;
+}
+
 namespace {
 // A session-level advisory lock, on a connection of its own that lives as
 // long as the lock: if this process dies, the server releases it.

@@ -483,6 +483,23 @@ bool SqliteStore::delete_upload(std::string_view upload_id) {
   })) > 0;
 }
 
+bool SqliteStore::mark_deleting(std::string_view upload_id) {
+  return writes_->run(Write([&](Connection& c) {
+    Statement s(c, "markDeleting");
+    s.bind(upload_id).run();
+    return s.changes();
+  })) > 0;
+}
+
+std::vector<Upload> SqliteStore::deleting_uploads(std::int64_t limit) {
+  auto c = acquire();
+  Statement s(*c, "deletingUploads");
+  s.bind(limit);
+  std::vector<Upload> out;
+  while (s.step()) out.push_back(read_upload(s));
+  return out;
+}
+
 namespace {
 // SQLite serves the instances of one host: a lock file beside the database.
 class FileLock final : public ExclusiveLock {

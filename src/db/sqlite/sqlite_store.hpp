@@ -48,6 +48,8 @@ class SqliteStore final : public MetadataStore {
   std::vector<Upload> list_files(std::optional<std::int64_t> user_id, const std::optional<ListPosition>& after,
                                  std::int64_t limit) override;
   bool delete_upload(std::string_view upload_id) override;
+  bool mark_deleting(std::string_view upload_id) override;
+  std::vector<Upload> deleting_uploads(std::int64_t limit) override;
 
   struct Connection {
     sqlite3* db = nullptr;

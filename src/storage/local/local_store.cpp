@@ -35,7 +35,9 @@ namespace asio = boost::asio;
 // enough bytes to be worth the hop. Up to kMaxBlocksInFlight sealed blocks are
 // hashed (in order, on a strand) and written (in parallel, at their offsets)
 // while the connection fills the next one: receiving, hashing and the disk all
-// overlap. Memory per upload: (kMaxBlocksInFlight + 1) * kBlockSize.
+// overlap. Memory per upload: up to (kMaxBlocksInFlight + 1) * kBlockSize,
+// taken from the process's buffer budget: when it is spent, an upload waits
+// for a block and its connection stops reading (backpressure).
 constexpr std::size_t kBlockSize = 512 * 1024;
 constexpr int kMaxBlocksInFlight = 3;
 // O_DIRECT needs buffers, offsets and lengths aligned to the device's logical
@@ -131,52 +133,9 @@ void write_all(int fd, const char* data, std::size_t size, off_t offset, const s
   }
 }
 
-// Shared, so a block write in flight keeps its memory even if the writer goes.
-using AlignedBlock = std::shared_ptr<char>;
-
-// Blocks are recycled: a fresh 512 KiB allocation is an mmap, a page fault per
-// 4 KiB on first touch and an munmap with a TLB shootdown on every core when
-// freed, which for many small uploads cost more CPU than the uploads
-// themselves. Up to kCachedBlocks stay allocated (resident) for reuse.
-constexpr std::size_t kCachedBlocks = 32;  // 16 MiB
-
-struct BlockCache {
-  std::mutex mutex;
-  std::vector<char*> free;
-  ~BlockCache() {
-    for (char* p : free) std::free(p);
-  }
-};
-
-BlockCache& block_cache() {
-  static BlockCache cache;
-  return cache;
-}
-
-AlignedBlock make_block() {
-  char* p = nullptr;
-  {
-    auto& cache = block_cache();
-    std::lock_guard lock(cache.mutex);
-    if (!cache.free.empty()) {
-      p = cache.free.back();
-      cache.free.pop_back();
-    }
-  }
-  if (p == nullptr) p = static_cast<char*>(std::aligned_alloc(kDirectAlignment, kBlockSize));
-  if (p == nullptr) throw std::bad_alloc();
-  return AlignedBlock(p, [](char* q) {
-    auto& cache = block_cache();
-    {
-      std::lock_guard lock(cache.mutex);
-      if (cache.free.size() < kCachedBlocks) {
-        cache.free.push_back(q);
-        return;
-      }
-    }
-    std::free(q);
-  });
-}
+// A block of the memory budget (4096-aligned, as O_DIRECT needs), shared so a
+// block write in flight keeps its memory even if the writer goes.
+using AlignedBlock = std::shared_ptr<util::BufferPool::Buffer>;
 
 // What a writer shares with its block write in flight on the blocking pool:
 // the file outlives the writer if the writer is dropped mid-write, and the
@@ -241,14 +200,14 @@ struct Mailbox {
 class LocalWriter final : public ObjectWriter {
  public:
   LocalWriter(std::shared_ptr<OpenFile> file, asio::thread_pool& blocking, asio::any_io_executor executor,
-              std::shared_ptr<LocalStore::DirectorySync> directory_sync)
+              std::shared_ptr<LocalStore::DirectorySync> directory_sync, std::shared_ptr<util::BufferPool> buffers)
       : file_(std::move(file)),
         directory_sync_(std::move(directory_sync)),
+        buffers_(std::move(buffers)),
         blocking_(blocking),
         hash_order_(asio::make_strand(blocking.get_executor())),
         done_(std::make_unique<Completion>(executor, kMaxBlocksInFlight)),
-        mailbox_(std::make_shared<Mailbox>()),
-        filling_(make_block()) {
+        mailbox_(std::make_shared<Mailbox>()) {
     mailbox_->channel = done_.get();
   }
 
@@ -261,11 +220,12 @@ class LocalWriter final : public ObjectWriter {
 
   asio::awaitable<void> write(std::span<const char> data) override {
     while (!data.empty()) {
+      if (!filling_) co_await take_block();
       const std::size_t n = std::min(data.size(), kBlockSize - filled_);
-      std::memcpy(filling_.get() + filled_, data.data(), n);
+      std::memcpy(filling_->data() + filled_, data.data(), n);
       filled_ += n;
       data = data.subspan(n);
-      if (filled_ == kBlockSize) co_await seal_block();
+      if (filled_ == kBlockSize) seal_block();
     }
   }
 
@@ -281,16 +241,17 @@ class LocalWriter final : public ObjectWriter {
     co_await util::run_blocking(blocking_, [&] {
       OpenFile& f = *file_;
       f.ensure_open();
-      f.sha256.update(std::string_view(filling_.get(), filled_));  // every earlier block is hashed: drained
+      const char* tail = filling_ ? filling_->data() : nullptr;
+      f.sha256.update(std::string_view(tail, filled_));  // every earlier block is hashed: drained
       // The last block: its aligned part as usual, the tail (O_DIRECT cannot
       // write a partial block) through a buffered descriptor.
       const std::size_t aligned = f.direct ? filled_ / kDirectAlignment * kDirectAlignment : filled_;
-      if (aligned > 0) write_all(f.fd, filling_.get(), aligned, static_cast<off_t>(offset_), f.temp_path);
+      if (aligned > 0) write_all(f.fd, tail, aligned, static_cast<off_t>(offset_), f.temp_path);
       if (aligned < filled_) {
         const int tail_fd = ::open(f.temp_path.c_str(), O_WRONLY | O_CLOEXEC);
         if (tail_fd < 0) throw_errno(errno, "open", f.temp_path);
         try {
-          write_all(tail_fd, filling_.get() + aligned, filled_ - aligned, static_cast<off_t>(offset_ + aligned),
+          write_all(tail_fd, tail + aligned, filled_ - aligned, static_cast<off_t>(offset_ + aligned),
                     f.temp_path);
         } catch (...) {
           ::close(tail_fd);
@@ -314,10 +275,34 @@ class LocalWriter final : public ObjectWriter {
   }
 
  private:
-  // Sends the full block off to be hashed and written, and takes a free one
-  // (waiting for a write to finish when kMaxBlocksInFlight are out).
-  asio::awaitable<void> seal_block() {
+  // The block to fill next: one a finished write gave back, a new one from
+  // the budget while fewer than kMaxBlocksInFlight are out, else the next one
+  // a write gives back. A writer with writes in flight never waits on the
+  // budget (its own blocks come back); one with none waits there holding
+  // nothing, so uploads cannot deadlock on the budget.
+  asio::awaitable<void> take_block() {
     if (failure_) std::rethrow_exception(failure_);
+    if (free_blocks_.empty() && in_flight_ < kMaxBlocksInFlight) {
+      if (in_flight_ == 0) {
+        filling_ = std::make_shared<util::BufferPool::Buffer>(co_await buffers_->acquire(kBlockSize));
+        co_return;
+      }
+      if (auto block = buffers_->try_acquire(kBlockSize)) {
+        filling_ = std::make_shared<util::BufferPool::Buffer>(std::move(block));
+        co_return;
+      }
+    }
+    if (free_blocks_.empty()) {
+      co_await receive_one();
+      if (failure_) std::rethrow_exception(failure_);
+    }
+    filling_ = std::move(free_blocks_.back());
+    free_blocks_.pop_back();
+  }
+
+  // Sends the full block off to be hashed and written; the next write takes
+  // another (take_block).
+  void seal_block() {
     AlignedBlock block = std::move(filling_);
     const std::size_t size = filled_;
     const auto offset = static_cast<off_t>(offset_);
@@ -327,12 +312,12 @@ class LocalWriter final : public ObjectWriter {
     // The tasks share what they touch (file, block, mailbox), so a writer
     // destroyed mid-write leaves them safe to finish.
     asio::post(hash_order_, [file = file_, mailbox = mailbox_, block, size, offset, &pool = blocking_]() mutable {
-      file->sha256.update(std::string_view(block.get(), size));
+      file->sha256.update(std::string_view(block->data(), size));
       asio::post(pool, [file = std::move(file), mailbox = std::move(mailbox), block = std::move(block), size, offset] {
         std::exception_ptr error;
         try {
           file->ensure_open();
-          write_all(file->fd, block.get(), size, offset, file->temp_path);
+          write_all(file->fd, block->data(), size, offset, file->temp_path);
           if (!file->direct &&
               (offset + size) / kWritebackWindow != static_cast<std::uint64_t>(offset) / kWritebackWindow) {
             // a hint; errors surface at fsync
@@ -344,17 +329,6 @@ class LocalWriter final : public ObjectWriter {
         mailbox->deliver(error, block);
       });
     });
-    if (!free_blocks_.empty()) {
-      filling_ = std::move(free_blocks_.back());
-      free_blocks_.pop_back();
-    } else if (in_flight_ < kMaxBlocksInFlight) {
-      filling_ = make_block();
-    } else {
-      co_await receive_one();
-      if (failure_) std::rethrow_exception(failure_);
-      filling_ = std::move(free_blocks_.back());
-      free_blocks_.pop_back();
-    }
   }
 
   asio::awaitable<void> receive_one() {
@@ -371,11 +345,12 @@ class LocalWriter final : public ObjectWriter {
 
   std::shared_ptr<OpenFile> file_;
   std::shared_ptr<LocalStore::DirectorySync> directory_sync_;
+  std::shared_ptr<util::BufferPool> buffers_;
   asio::thread_pool& blocking_;
   asio::strand<asio::thread_pool::executor_type> hash_order_;  // hashes blocks one at a time, in file order
   std::unique_ptr<Completion> done_;
   std::shared_ptr<Mailbox> mailbox_;
-  AlignedBlock filling_;
+  AlignedBlock filling_;  // taken on the first byte that needs it
   std::vector<AlignedBlock> free_blocks_;
   std::size_t filled_ = 0;
   std::uint64_t offset_ = 0;  // where filling_ starts in the file
@@ -385,9 +360,11 @@ class LocalWriter final : public ObjectWriter {
 
 }  // namespace
 
-LocalStore::LocalStore(std::filesystem::path root, asio::thread_pool& blocking)
+LocalStore::LocalStore(std::filesystem::path root, asio::thread_pool& blocking,
+                       std::shared_ptr<util::BufferPool> buffers)
     : root_(std::filesystem::absolute(std::move(root)).lexically_normal()),
       blocking_(blocking),
+      buffers_(std::move(buffers)),
       directory_sync_(std::make_shared<DirectorySync>()) {
   std::filesystem::create_directories(root_);
 }
@@ -405,7 +382,7 @@ asio::awaitable<std::unique_ptr<ObjectWriter>> LocalStore::open_writer(const std
   file->temp_path = temp_path_of(file->final_path);
   // The file itself is created on first need (OpenFile::ensure_open).
   co_return std::make_unique<LocalWriter>(std::move(file), blocking_, co_await asio::this_coro::executor,
-                                          directory_sync_);
+                                          directory_sync_, buffers_);
 }
 
 asio::awaitable<std::optional<ObjectInfo>> LocalStore::stat(const std::string& key) {

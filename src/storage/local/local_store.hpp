@@ -10,12 +10,14 @@
 #include <memory>
 
 #include "storage/object_store.hpp"
+#include "util/buffer_pool.hpp"
 
 namespace s3up::storage {
 
 class LocalStore final : public ObjectStore {
  public:
-  LocalStore(std::filesystem::path root, boost::asio::thread_pool& blocking);
+  // Blocks in flight come out of `buffers`, the process's one memory budget.
+  LocalStore(std::filesystem::path root, boost::asio::thread_pool& blocking, std::shared_ptr<util::BufferPool> buffers);
 
   boost::asio::awaitable<std::unique_ptr<ObjectWriter>> open_writer(const std::string& key, const ObjectMetadata& metadata) override;
   boost::asio::awaitable<std::optional<ObjectInfo>> stat(const std::string& key) override;
@@ -31,6 +33,7 @@ class LocalStore final : public ObjectStore {
  private:
   std::filesystem::path root_;
   boost::asio::thread_pool& blocking_;
+  std::shared_ptr<util::BufferPool> buffers_;
   std::shared_ptr<DirectorySync> directory_sync_;  // shared with the writers
 };
 

@@ -70,7 +70,7 @@ struct MultipartState {
 
 struct PartJob {
   std::shared_ptr<MultipartState> state;
-  BufferPool::Buffer buffer;
+  util::BufferPool::Buffer buffer;
   std::size_t size = 0;
   int number = 0;
   std::string payload_hash;  // signed as x-amz-content-sha256: the part's SHA-256, or UNSIGNED-PAYLOAD
@@ -184,7 +184,7 @@ void abort_eventually(std::shared_ptr<Client> client, std::string key, std::stri
 class S3Writer final : public ObjectWriter {
  public:
   S3Writer(std::shared_ptr<Client> client, std::string key, ObjectMetadata metadata, std::size_t part_size,
-           int parts_in_flight, bool part_md5, std::shared_ptr<BufferPool> buffers)
+           int parts_in_flight, bool part_md5, std::shared_ptr<util::BufferPool> buffers)
       : client_(std::move(client)),
         key_(std::move(key)),
         metadata_(std::move(metadata)),
@@ -358,11 +358,11 @@ class S3Writer final : public ObjectWriter {
   ObjectMetadata metadata_;
   std::size_t part_size_;
   int parts_in_flight_;
-  std::shared_ptr<BufferPool> buffers_;
+  std::shared_ptr<util::BufferPool> buffers_;
   std::shared_ptr<MultipartState> state_;  // once the multipart upload exists
   util::Sha256 whole_sha_;
   PartDigest part_digest_;
-  BufferPool::Buffer buffer_;
+  util::BufferPool::Buffer buffer_;
   std::size_t filled_ = 0;
   std::uint64_t size_ = 0;
   int next_part_ = 0;
@@ -383,7 +383,7 @@ std::size_t choose_part_size(std::size_t configured, std::optional<std::uint64_t
 }
 
 S3Store::S3Store(asio::any_io_executor executor, S3StoreOptions options, std::shared_ptr<CredentialsProvider> credentials,
-                 std::shared_ptr<BufferPool> buffers)
+                 std::shared_ptr<util::BufferPool> buffers)
     : options_(std::move(options)),
       client_(std::make_shared<Client>(std::move(executor), options_.client, std::move(credentials))),
       buffers_(std::move(buffers)) {

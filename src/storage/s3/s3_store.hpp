@@ -7,7 +7,7 @@
 
 #include <boost/asio/any_io_executor.hpp>
 
-#include "storage/buffer_pool.hpp"
+#include "util/buffer_pool.hpp"
 #include "storage/object_store.hpp"
 #include "storage/s3/s3_client.hpp"
 #include "storage/s3/s3_xml.hpp"
@@ -41,7 +41,7 @@ std::size_t choose_part_size(std::size_t configured, std::optional<std::uint64_t
 class S3Store final : public ObjectStore {
  public:
   S3Store(boost::asio::any_io_executor executor, S3StoreOptions options,
-          std::shared_ptr<CredentialsProvider> credentials, std::shared_ptr<BufferPool> buffers);
+          std::shared_ptr<CredentialsProvider> credentials, std::shared_ptr<util::BufferPool> buffers);
 
   boost::asio::awaitable<std::unique_ptr<ObjectWriter>> open_writer(const std::string& key,
                                                                     const ObjectMetadata& metadata) override;
@@ -66,7 +66,7 @@ class S3Store final : public ObjectStore {
  private:
   S3StoreOptions options_;
   std::shared_ptr<Client> client_;
-  std::shared_ptr<BufferPool> buffers_;
+  std::shared_ptr<util::BufferPool> buffers_;
 };
 
 }  // namespace s3up::storage::s3

@@ -1,4 +1,4 @@
-#include "storage/buffer_pool.hpp"
+#include "util/buffer_pool.hpp"
 
 #include <cstdlib>
 #include <new>
@@ -10,7 +10,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
-namespace s3up::storage {
+namespace s3up::util {
 
 namespace asio = boost::asio;
 
@@ -52,6 +52,18 @@ char* BufferPool::allocate(std::size_t bytes) {
       }
     }
   }
+  // Fresh memory: give cached buffers back to the system until what stays
+  // cached fits in what is still available (this reservation is already out).
+  std::vector<char*> evicted;
+  {
+    std::lock_guard lock(mutex_);
+    while (cached_bytes_ > available_ && !cache_.empty()) {
+      cached_bytes_ -= cache_.back().first;
+      evicted.push_back(cache_.back().second);
+      cache_.pop_back();
+    }
+  }
+  for (char* q : evicted) std::free(q);
   const std::size_t rounded = (bytes + kAlignment - 1) / kAlignment * kAlignment;
   auto* p = static_cast<char*>(std::aligned_alloc(kAlignment, rounded == 0 ? kAlignment : rounded));
   if (p == nullptr) throw std::bad_alloc();
@@ -74,6 +86,13 @@ void BufferPool::recycle(char* data, std::size_t bytes) {
 std::size_t BufferPool::available() const {
   std::lock_guard lock(mutex_);
   return available_;
+}
+
+bool BufferPool::try_reserve(std::size_t bytes) {
+  std::lock_guard lock(mutex_);
+  if (!waiters_.empty() || available_ < bytes) return false;
+  available_ -= bytes;
+  return true;
 }
 
 asio::awaitable<void> BufferPool::reserve(std::size_t bytes) {
@@ -109,14 +128,24 @@ void BufferPool::release(std::size_t bytes) {
   }
 }
 
-asio::awaitable<BufferPool::Buffer> BufferPool::acquire(std::size_t bytes) {
-  if (bytes > budget_) throw std::length_error("buffer larger than the whole buffer budget");
-  co_await reserve(bytes);
+BufferPool::Buffer BufferPool::make_buffer(std::size_t reserved_bytes) {
   Buffer b;
   b.pool_ = shared_from_this();
-  b.capacity_ = bytes;
-  b.data_.reset(allocate(bytes));  // on bad_alloc, ~Buffer returns the reservation
-  co_return b;
+  b.capacity_ = reserved_bytes;
+  b.data_.reset(allocate(reserved_bytes));  // on bad_alloc, ~Buffer returns the reservation
+  return b;
 }
 
-}  // namespace s3up::storage
+asio::awaitable<BufferPool::Buffer> BufferPool::acquire(std::size_t bytes) {
+  if (bytes > budget_) throw std::length_error("buffer larger than the whole buffer budget");
+  // Without a wait, no trip through the executor: most acquisitions find room.
+  if (!try_reserve(bytes)) co_await reserve(bytes);
+  co_return make_buffer(bytes);
+}
+
+BufferPool::Buffer BufferPool::try_acquire(std::size_t bytes) {
+  if (bytes > budget_ || !try_reserve(bytes)) return Buffer{};
+  return make_buffer(bytes);
+}
+
+}  // namespace s3up::util

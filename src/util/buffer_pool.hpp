@@ -1,9 +1,12 @@
 #pragma once
-// The global budget for upload buffers. A writer takes a buffer before it
-// fills it and gives it back when its part is stored; when the budget is spent,
-// acquire() waits, the writer stops taking bytes, its connection stops reading
-// the socket, and TCP pushes back on the client. Memory is bounded by the
-// budget, not by file sizes or the number of clients.
+// The one memory budget for request bodies in flight, across the process: S3
+// part buffers, local-disk blocks and the connections' receive buffers. A
+// writer takes a buffer before it fills it and gives it back when its bytes
+// are stored; when the budget is spent, acquire() waits, the writer stops
+// taking bytes, its connection stops reading the socket, and TCP pushes back
+// on the client. Memory is bounded by the budget, not by file sizes or the
+// number of clients: buffers in use plus the ones cached for reuse never
+// exceed it.
 #include <cstddef>
 #include <deque>
 #include <memory>
@@ -15,7 +18,7 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 
-namespace s3up::storage {
+namespace s3up::util {
 
 class BufferPool : public std::enable_shared_from_this<BufferPool> {
  public:
@@ -50,12 +53,18 @@ class BufferPool : public std::enable_shared_from_this<BufferPool> {
   // Waits (first come, first served) until `bytes` of the budget are free.
   // Throws std::length_error if `bytes` exceeds the whole budget.
   boost::asio::awaitable<Buffer> acquire(std::size_t bytes);
+  // A buffer now if the budget has room and nobody is waiting; an empty one
+  // otherwise. For callers that have a smaller fallback and must not wait
+  // while they hold other buffers (a wait there could deadlock the budget).
+  Buffer try_acquire(std::size_t bytes);
 
   std::size_t budget() const { return budget_; }
   std::size_t available() const;
 
  private:
   boost::asio::awaitable<void> reserve(std::size_t bytes);
+  bool try_reserve(std::size_t bytes);
+  Buffer make_buffer(std::size_t reserved_bytes);
   void release(std::size_t bytes);
   char* allocate(std::size_t bytes);
   void recycle(char* data, std::size_t bytes);
@@ -71,10 +80,12 @@ class BufferPool : public std::enable_shared_from_this<BufferPool> {
   std::deque<Waiter> waiters_;
   // Freed buffers kept for reuse, up to a quarter of the budget: fresh memory
   // costs a page fault per 4 KiB on first touch, which on a VM costs more than
-  // the copy into it. Cached memory stays resident; the cap bounds that.
+  // the copy into it. Cached memory stays resident, so it is counted as part
+  // of what is available: a fresh allocation first frees cached buffers until
+  // cached <= available, which keeps in use + cached within the budget.
   const std::size_t cache_limit_;
   std::size_t cached_bytes_ = 0;
   std::vector<std::pair<std::size_t, char*>> cache_;
 };
 
-}  // namespace s3up::storage
+}  // namespace s3up::util
