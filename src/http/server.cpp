@@ -535,9 +535,12 @@ asio::awaitable<void> Server::Impl::run_session(tcp::socket socket) {
     auto [ec, n] = co_await beast_http::async_read_header(stream, buffer, parser, use_tuple);
     if (ec) {
       if (ec == beast_http::error::header_limit) {
-        // Still no end of the first line: the request line alone is too long.
+        // The request line alone is over the limit: 414, not 431.
         const std::string_view seen(static_cast<const char*>(buffer.data().data()), buffer.size());
-        if (seen.find('\n') == std::string_view::npos) {
+        // (Beast may have parsed the request line already, and consumed it.)
+        const auto line_end = seen.find('\n');
+        const bool line_parsed = !parser.get().target().empty();
+        if (!line_parsed && (line_end == std::string_view::npos || line_end >= options.max_header_bytes)) {
           co_await refuse(errc::uri_too_long, "request line too long", "", "");
         } else {
           co_await refuse(errc::headers_too_large, "request headers too large", "", "");

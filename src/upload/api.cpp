@@ -88,6 +88,27 @@ bool is_token_char(char c) {  // RFC 9110 §5.6.2 tchar
 
 bool is_token(std::string_view s) { return !s.empty() && std::all_of(s.begin(), s.end(), is_token_char); }
 
+// A parameter's value, a token or a quoted-string (RFC 9110 §5.6.4) undone;
+// nullopt if it is neither. (A ';' inside quotes is not supported: such a
+// type is refused and the bytes decide.)
+std::optional<std::string> parameter_value(std::string_view text) {
+  if (!text.starts_with('"')) return is_token(text) ? std::optional(std::string(text)) : std::nullopt;
+  std::string out;
+  for (std::size_t i = 1; i < text.size(); ++i) {
+    const char c = text[i];
+    if (c == '"') return i + 1 == text.size() ? std::optional(out) : std::nullopt;
+    if (c == '\\') {
+      if (++i == text.size()) return std::nullopt;
+      out.push_back(text[i]);
+    } else if (c == '\t' || (c >= 0x20 && c != 0x7f)) {
+      out.push_back(c);
+    } else {
+      return std::nullopt;
+    }
+  }
+  return std::nullopt;  // unterminated
+}
+
 // Character sets a stored type may name: the ones browsers decode the same
 // way everywhere. (utf-7 and friends have been used to smuggle script.)
 constexpr std::array<std::string_view, 7> kAllowedCharsets = {"utf-8",        "us-ascii", "iso-8859-1", "windows-1252",
@@ -417,14 +438,9 @@ std::optional<std::string> normalize_media_type(std::string_view declared) {
     if (parameter.empty()) continue;  // "text/plain;" is allowed
     const auto equals = parameter.find('=');
     if (equals == std::string_view::npos || !is_token(parameter.substr(0, equals))) return std::nullopt;
-    std::string_view value = parameter.substr(equals + 1);
-    if (value.size() >= 2 && value.front() == '"' && value.back() == '"') {
-      value = value.substr(1, value.size() - 2);
-      if (value.find_first_of("\\\"") != std::string_view::npos) return std::nullopt;  // no escapes in a charset
-    } else if (!is_token(value)) {
-      return std::nullopt;
-    }
-    if (util::ascii_lower(parameter.substr(0, equals)) == "charset") charset = util::ascii_lower(value);
+    const auto value = parameter_value(parameter.substr(equals + 1));
+    if (!value) return std::nullopt;
+    if (util::ascii_lower(parameter.substr(0, equals)) == "charset") charset = util::ascii_lower(*value);
   }
   if (charset && std::find(kAllowedCharsets.begin(), kAllowedCharsets.end(), *charset) != kAllowedCharsets.end()) {
     normalized += "; charset=" + *charset;

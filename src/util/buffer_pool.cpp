@@ -1,5 +1,7 @@
 #include "util/buffer_pool.hpp"
 
+#include <sys/mman.h>
+
 #include <cstdlib>
 #include <new>
 #include <stdexcept>
@@ -14,8 +16,18 @@ namespace s3up::util {
 
 namespace asio = boost::asio;
 
-// 4096-aligned, so the same memory can be written with O_DIRECT.
+// Buffers are mapped pages of their own (4096-aligned, so the same memory can
+// be written with O_DIRECT), not heap memory: unmapping one gives it back to
+// the system at once, where malloc's per-thread arenas would keep freed
+// buffers resident, and the process's memory would outgrow the budget.
 constexpr std::size_t kAlignment = 4096;
+
+std::size_t mapped_size(std::size_t bytes) {
+  const std::size_t rounded = (bytes + kAlignment - 1) / kAlignment * kAlignment;
+  return rounded == 0 ? kAlignment : rounded;
+}
+
+void unmap(char* p, std::size_t bytes) { ::munmap(p, mapped_size(bytes)); }
 
 void BufferPool::Buffer::reset() noexcept {
   if (!pool_) return;
@@ -36,7 +48,7 @@ BufferPool::Buffer& BufferPool::Buffer::operator=(Buffer&& other) noexcept {
 }
 
 BufferPool::~BufferPool() {
-  for (auto& [size, p] : cache_) std::free(p);
+  for (auto& [size, p] : cache_) unmap(p, size);
 }
 
 char* BufferPool::allocate(std::size_t bytes) {
@@ -54,20 +66,19 @@ char* BufferPool::allocate(std::size_t bytes) {
   }
   // Fresh memory: give cached buffers back to the system until what stays
   // cached fits in what is still available (this reservation is already out).
-  std::vector<char*> evicted;
+  std::vector<std::pair<std::size_t, char*>> evicted;
   {
     std::lock_guard lock(mutex_);
     while (cached_bytes_ > available_ && !cache_.empty()) {
       cached_bytes_ -= cache_.back().first;
-      evicted.push_back(cache_.back().second);
+      evicted.push_back(cache_.back());
       cache_.pop_back();
     }
   }
-  for (char* q : evicted) std::free(q);
-  const std::size_t rounded = (bytes + kAlignment - 1) / kAlignment * kAlignment;
-  auto* p = static_cast<char*>(std::aligned_alloc(kAlignment, rounded == 0 ? kAlignment : rounded));
-  if (p == nullptr) throw std::bad_alloc();
-  return p;
+  for (auto& [size, q] : evicted) unmap(q, size);
+  void* p = ::mmap(nullptr, mapped_size(bytes), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) throw std::bad_alloc();
+  return static_cast<char*>(p);
 }
 
 void BufferPool::recycle(char* data, std::size_t bytes) {
@@ -80,7 +91,7 @@ void BufferPool::recycle(char* data, std::size_t bytes) {
       return;
     }
   }
-  std::free(data);
+  unmap(data, bytes);
 }
 
 std::size_t BufferPool::available() const {
@@ -93,6 +104,11 @@ bool BufferPool::try_reserve(std::size_t bytes) {
   if (!waiters_.empty() || available_ < bytes) return false;
   available_ -= bytes;
   return true;
+}
+
+std::size_t BufferPool::resident() const {
+  std::lock_guard lock(mutex_);
+  return budget_ - available_ + cached_bytes_;
 }
 
 asio::awaitable<void> BufferPool::reserve(std::size_t bytes) {

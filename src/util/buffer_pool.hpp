@@ -60,6 +60,8 @@ class BufferPool : public std::enable_shared_from_this<BufferPool> {
 
   std::size_t budget() const { return budget_; }
   std::size_t available() const;
+  // Memory the pool holds: buffers in use plus those cached for reuse.
+  std::size_t resident() const;
 
  private:
   boost::asio::awaitable<void> reserve(std::size_t bytes);

@@ -60,6 +60,15 @@ pid_t spawn(const std::vector<std::string>& argv, const std::vector<std::string>
 
 }  // namespace
 
+// The binary under test: the one built beside these tests, or another given
+// by S3UP_TEST_BINARY (to show which tests an older build fails).
+namespace {
+std::string binary() {
+  const char* other = std::getenv("S3UP_TEST_BINARY");
+  return other != nullptr && *other != '\0' ? other : S3UP_BINARY;
+}
+}  // namespace
+
 ServerProcess::ServerProcess(std::map<std::string, std::string> env) : dir_(make_temp_dir()), env_(std::move(env)) {
   start();
 }
@@ -89,7 +98,7 @@ std::vector<std::string> ServerProcess::environment() const {
 }
 
 void ServerProcess::start() {
-  pid_ = spawn({S3UP_BINARY, "serve"}, environment(), dir_ / "server.out", dir_ / "server.log");
+  pid_ = spawn({binary(), "serve"}, environment(), dir_ / "server.out", dir_ / "server.log");
   const auto port_file = dir_ / "port";
   if (!eventually([&] { return std::filesystem::exists(port_file); }, 15s)) {
     throw std::runtime_error("server did not start; log:\n" + log());
@@ -100,7 +109,7 @@ void ServerProcess::start() {
 std::string ServerProcess::log() const { return read_file(dir_ / "server.log"); }
 
 CommandResult ServerProcess::cli(const std::vector<std::string>& args) const {
-  std::vector<std::string> argv{S3UP_BINARY};
+  std::vector<std::string> argv{binary()};
   argv.insert(argv.end(), args.begin(), args.end());
   static int counter = 0;
   const auto out = dir_ / ("cli-" + std::to_string(++counter) + ".out");
@@ -124,6 +133,20 @@ std::string ServerProcess::create_user_with_token(const std::string& name) {
   while (!token.empty() && (token.back() == '\n' || token.back() == '\r')) token.pop_back();
   return token;
 }
+
+namespace {
+std::uint64_t proc_status_kib(pid_t pid, std::string_view field) {
+  std::istringstream status(read_file("/proc/" + std::to_string(pid) + "/status"));
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.starts_with(field)) return std::stoull(line.substr(field.size())) * 1024;
+  }
+  throw std::runtime_error("no " + std::string(field) + " in /proc/" + std::to_string(pid) + "/status");
+}
+}  // namespace
+
+std::uint64_t ServerProcess::rss_bytes() const { return proc_status_kib(pid_, "VmRSS:"); }
+std::uint64_t ServerProcess::peak_rss_bytes() const { return proc_status_kib(pid_, "VmHWM:"); }
 
 void ServerProcess::signal(int signo) const { ::kill(pid_, signo); }
 
@@ -210,7 +233,7 @@ bool Connection::read_100_continue(std::chrono::milliseconds timeout) {
   return false;
 }
 
-std::optional<Response> Connection::read_response(std::chrono::milliseconds timeout) {
+std::optional<Response> Connection::read_response(std::chrono::milliseconds timeout, bool to_head) {
   Response r;
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   const auto left = [&] {
@@ -244,7 +267,8 @@ std::optional<Response> Connection::read_response(std::chrono::milliseconds time
     }
     break;
   }
-  const std::size_t length = r.headers.count("content-length") ? std::stoul(r.headers["content-length"]) : 0;
+  const std::size_t length =
+      !to_head && r.headers.count("content-length") ? std::stoul(r.headers["content-length"]) : 0;
   while (buffer_.size() < length) {
     if (std::chrono::steady_clock::now() >= deadline || !fill(left())) return std::nullopt;
   }

@@ -44,6 +44,10 @@ class ServerProcess {
   // Creates a user and returns a fresh token for it.
   std::string create_user_with_token(const std::string& name);
 
+  // The server's resident memory now and at its peak (VmRSS, VmHWM), bytes.
+  std::uint64_t rss_bytes() const;
+  std::uint64_t peak_rss_bytes() const;
+
   // Sends a signal; wait() returns the exit status (or -1 on timeout).
   void signal(int signo) const;
   int wait(std::chrono::milliseconds timeout);
@@ -88,8 +92,12 @@ class Connection {
 
   // Returns false once the peer has closed or reset the connection.
   bool send(std::string_view data);
-  // Reads one final response (skipping 1xx ones, which it records).
-  std::optional<Response> read_response(std::chrono::milliseconds timeout = std::chrono::seconds(60));
+  // Reads one final response (skipping 1xx ones, which it records). A
+  // response to HEAD has no body whatever its Content-Length: `to_head`.
+  std::optional<Response> read_response(std::chrono::milliseconds timeout = std::chrono::seconds(60),
+                                        bool to_head = false);
+  // Whatever the server sent that no response read has taken (yet).
+  const std::string& unread() const { return buffer_; }
   // Waits for an interim or final status line; true if it is "100 Continue".
   bool read_100_continue(std::chrono::milliseconds timeout);
   // True if the server closed the connection within the timeout.

@@ -66,6 +66,51 @@ TEST(BufferPool, BuffersAreWritableAndAligned) {
   EXPECT_EQ(pool->available(), 8 * MiB);
 }
 
+TEST(BufferPool, TryAcquireNeverWaitsAndNeverJumpsTheQueue) {
+  asio::io_context io;
+  auto pool = std::make_shared<BufferPool>(2 * MiB);
+  auto a = pool->try_acquire(MiB);
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a.capacity(), MiB);
+  auto b = pool->try_acquire(MiB);
+  ASSERT_TRUE(b);
+  EXPECT_FALSE(pool->try_acquire(1));  // spent
+  EXPECT_FALSE(pool->try_acquire(3 * MiB));  // more than the budget: empty, not an exception
+  // Someone waits for 2 MiB; a free MiB must not go to a try_acquire ahead of them.
+  bool waiter_served = false;
+  BufferPool::Buffer waited;
+  asio::co_spawn(io, [&]() -> asio::awaitable<void> {
+    waited = co_await pool->acquire(2 * MiB);
+    waiter_served = true;
+  }, asio::detached);
+  run_ready(io);
+  a.reset();
+  EXPECT_FALSE(pool->try_acquire(MiB)) << "jumped ahead of a waiter";
+  b.reset();
+  run_ready(io);
+  EXPECT_TRUE(waiter_served);
+  EXPECT_EQ(pool->available(), 0u);
+}
+
+// Buffers of mixed sizes, freed and taken again: what is in use plus what is
+// cached for reuse never exceeds the budget (available() counts the cache).
+TEST(BufferPool, CachedBuffersNeverTakeTheProcessPastTheBudget) {
+  auto pool = std::make_shared<BufferPool>(4 * MiB);
+  std::vector<BufferPool::Buffer> held;
+  for (int round = 0; round < 4; ++round) {
+    const std::size_t size = (round % 2 == 0) ? 512 * 1024 : 256 * 1024;
+    for (auto b = pool->try_acquire(size); b; b = pool->try_acquire(size)) {
+      held.push_back(std::move(b));
+      EXPECT_LE(pool->resident(), 4 * MiB);
+    }
+    EXPECT_EQ(pool->available(), 4 * MiB % size);
+    held.clear();  // cached, up to a quarter of the budget
+    EXPECT_EQ(pool->available(), 4 * MiB);
+    EXPECT_GT(pool->resident(), 0u);
+    EXPECT_LE(pool->resident(), MiB);
+  }
+}
+
 TEST(BufferPool, MoreThanTheWholeBudgetIsRefused) {
   asio::io_context io;
   auto pool = std::make_shared<BufferPool>(MiB);

@@ -99,6 +99,34 @@ TEST(Config, UnknownKeyInFileIsAnError) {
   std::filesystem::remove(file);
 }
 
+TEST(Config, DatabasePasswordsAreRedacted) {
+  EXPECT_EQ(redact_database_url("postgres://app:s3cret@db:5432/x?sslmode=require"),
+            "postgres://app:REDACTED@db:5432/x?sslmode=require");
+  EXPECT_EQ(redact_database_url("postgresql://app:p%40ss@db/x?password=also&sslmode=verify-full"),
+            "postgresql://app:REDACTED@db/x?password=REDACTED&sslmode=verify-full");
+  EXPECT_EQ(redact_database_url("postgres://app@db/x"), "postgres://app@db/x");
+  EXPECT_EQ(redact_database_url("host=db password=s3cret dbname=x"), "host=db password=REDACTED dbname=x");
+  EXPECT_EQ(redact_database_url("host=db password = 'a b\\' c' dbname=x"), "host=db password = REDACTED dbname=x");
+  EXPECT_EQ(redact_database_url("password=first"), "password=REDACTED");
+  EXPECT_EQ(redact_database_url("host=db mypassword=notakey"), "host=db mypassword=notakey");
+  EXPECT_EQ(redact_database_url("sqlite://./data/s3uploader.db"), "sqlite://./data/s3uploader.db");
+  // What `s3uploader config` prints.
+  const auto c = load(with_env({{"S3UP_DATABASE", "postgres://u:hunter2@h/d"}}));
+  for (const auto& [key, value] : describe(c)) EXPECT_EQ(value.find("hunter2"), std::string::npos) << key;
+}
+
+TEST(Config, TimeoutsBelowASecondAreRefused) {
+  for (const char* env : {"S3UP_HEADER_TIMEOUT", "S3UP_IDLE_TIMEOUT", "S3UP_MIN_BODY_RATE_WINDOW"}) {
+    for (const char* value : {"0s", "0", "1ms", "999ms"}) {
+      EXPECT_THROW(load(with_env({{env, value}})), ConfigError) << env << "=" << value;
+    }
+    EXPECT_NO_THROW(load(with_env({{env, "1s"}}))) << env;
+  }
+  EXPECT_EQ(load(with_env({{"S3UP_MIN_BODY_RATE", "0"}})).min_body_rate, 0u);
+  EXPECT_EQ(load(with_env({})).min_body_rate, 1024u);
+  EXPECT_THROW(load(with_env({{"S3UP_BUFFER_BUDGET", "512KiB"}})), ConfigError);
+}
+
 TEST(Config, EverySettingHasAnEnvironmentVariableAndADescription) {
   for (const auto& s : settings()) {
     EXPECT_FALSE(s.env.empty()) << s.key;

@@ -1,5 +1,8 @@
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <thread>
+
 #include <set>
 
 #include "util/api_error.hpp"
@@ -143,6 +146,44 @@ TEST(Sniff, RecognisesCommonTypes) {
   EXPECT_EQ(sniff_mime_type("%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<<>>\nendobj\n"), "application/pdf");
   EXPECT_EQ(sniff_mime_type("hello world, plain text here\n"), "text/plain");
   EXPECT_EQ(sniff_mime_type(""), "application/octet-stream");
+}
+
+// A label (no allowed_types) looks at plain text with libmagic's cheap tests
+// only; binary data and text that starts like a format get every test, so
+// they are named as a decision would name them.
+TEST(Sniff, LabelsAgreeWithDecisionsWhereTheyMatter) {
+  const std::string png("\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89", 33);
+  const std::string html = "<!DOCTYPE html>\n<html><head><title>x</title></head><body>hi</body></html>\n";
+  const std::string svg = "<?xml version=\"1.0\"?>\n<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"1\"></svg>\n";
+  const std::string script = "#!/bin/sh\necho hello\n";
+  const std::string pdf = "%PDF-1.4\n1 0 obj\n<< /Type /Catalog >>\nendobj\n";
+  std::string random(4096, '\0');
+  unsigned state = 12345;
+  for (auto& c : random) c = static_cast<char>((state = state * 1103515245 + 12345) >> 16);
+  for (const auto& data : {png, html, svg, script, pdf, random}) {
+    EXPECT_EQ(sniff_mime_type(data, SniffPurpose::label), sniff_mime_type(data, SniffPurpose::decide))
+        << data.substr(0, 20);
+  }
+  EXPECT_EQ(sniff_mime_type(html, SniffPurpose::label), "text/html");
+  EXPECT_EQ(sniff_mime_type(std::string(1024, 'a') + "\n", SniffPurpose::label), "text/plain");
+  EXPECT_EQ(sniff_mime_type("{\"a\": [1, 2, 3]}\n", SniffPurpose::label), "application/json");
+  EXPECT_EQ(sniff_mime_type(random, SniffPurpose::label), "application/octet-stream");
+}
+
+TEST(Sniff, EveryThreadGetsTheSameAnswer) {
+  const std::string html = "<html><body>same everywhere</body></html>\n";
+  const std::string expected = sniff_mime_type(html);
+  std::vector<std::thread> threads;
+  std::atomic<int> agreed{0};
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 20; ++i) {
+        if (sniff_mime_type(html) == expected && sniff_mime_type(html, SniffPurpose::label) == expected) ++agreed;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(agreed, 160);
 }
 
 TEST(ApiErrors, CodesAndStatuses) {
