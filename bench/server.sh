@@ -1,5 +1,6 @@
 # Sourced by the benchmarks: start and stop one `s3uploader serve` on a free
-# loopback port. Needs $bin (the binary) and $work (a scratch directory).
+# loopback port, and say which binaries to run. Needs $bin (the binary) and
+# $work (a scratch directory).
 # start_server [LOG]   sets $server_pid and $port; the log is appended to
 # stop_server
 server_pid=""
@@ -12,3 +13,11 @@ start_server() {
   port=$(cat "$work/port")
 }
 stop_server() { kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=""; }
+
+# bench_binaries   sets $binaries to "label:path" entries: this build
+# ("current", $bin) and, if S3UP_BENCH_BASELINE names another build (an older
+# one), "baseline", so one invocation measures before and after.
+bench_binaries() {
+  binaries=("current:$PWD/$bin")
+  if [ -n "${S3UP_BENCH_BASELINE:-}" ]; then binaries+=("baseline:$S3UP_BENCH_BASELINE"); fi
+}

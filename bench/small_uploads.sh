@@ -7,11 +7,17 @@
 # remote one. Reports uploads/s and p50/p99 latency, and as the
 # baseline of the same run the rate of GET /healthz on the same server
 # (HTTP, no disk, no database): the ratio says what durability costs.
+# Each database gets two upload runs: the part declared text/plain, and
+# declared application/octet-stream, which makes the service sniff a type (the
+# two should differ by at most 10 %).
 # After each run it counts the records and the files: every 201 must be both.
 # It also reports the CPU time per upload spent by the service, by PostgreSQL
 # and left idle: on two shared cores the rate can be no more than 2 cores'
 # worth of CPU over what one upload costs.
 # Targets: >= 2,000 uploads/s with p99 <= 50 ms, for both databases.
+#
+# With S3UP_BENCH_BASELINE=/path/to/another/s3uploader (an older build), every
+# run is repeated with that binary, in the same invocation, for before/after.
 #
 # Usage: bench/small_uploads.sh [seconds=20] [connections=64]
 set -euo pipefail
@@ -33,7 +39,6 @@ echo "starting PostgreSQL..."
 eval "$(scripts/peers/postgres start "$work/pg")"
 pg_base="${S3UP_TEST_PG_URL%/*}"
 pg_tls="sslmode=verify-full&sslrootcert=$S3UP_TEST_PG_CA_FILE"
-psql -q "$S3UP_TEST_PG_URL?$pg_tls" -c "CREATE DATABASE bench_small"
 
 source bench/server.sh
 
@@ -57,48 +62,81 @@ parse_wrk() {
 }
 
 results=()
-psql -q "$S3UP_TEST_PG_URL?$pg_tls" -c "CREATE DATABASE bench_small_tls"
+bench_binaries
+for entry in "${binaries[@]}"; do
+  label=${entry%%:*}
+  for name in bench_small bench_small_tls; do
+    psql -q "$S3UP_TEST_PG_URL?$pg_tls" -c "CREATE DATABASE ${name}_$label"
+  done
+done
 for db in sqlite postgres postgres-tls; do
-  export S3UP_STORAGE="file://$work/$db/objects"
-  case "$db" in
-    sqlite) export S3UP_DATABASE="sqlite://$work/$db/s3uploader.db" ;;
-    postgres) export S3UP_DATABASE="host=$S3UP_TEST_PG_DIR port=$(cat "$S3UP_TEST_PG_DIR/port") user=postgres dbname=bench_small" ;;
-    postgres-tls) export S3UP_DATABASE="$pg_base/bench_small_tls?$pg_tls" ;;
-  esac
-  "$bin" migrate > /dev/null 2>&1
-  "$bin" user add bench > /dev/null 2>&1
-  export S3UP_BENCH_TOKEN=$("$bin" token create bench 2>/dev/null)
-  start_server "$work/server-$db.log"
-  echo "== $db: GET /healthz (baseline), ${seconds}s, $connections connections"
-  wrk -t2 -c"$connections" -d"${seconds}s" --latency "http://127.0.0.1:$port/healthz" > "$work/healthz-$db.txt"
-  read -r base_rate base_p50 base_p99 base_bad < <(parse_wrk < "$work/healthz-$db.txt")
-  echo "== $db: POST /upload 1 KiB, ${seconds}s, $connections connections"
-  svc0=$(cpu_seconds "$server_pid"); pg0=$(postgres_cpu); idle0=$(idle_seconds)
-  wrk -t2 -c"$connections" -d"${seconds}s" --latency -s bench/small_upload.lua "http://127.0.0.1:$port/upload" \
-    > "$work/upload-$db.txt"
-  svc1=$(cpu_seconds "$server_pid"); pg1=$(postgres_cpu); idle1=$(idle_seconds)
-  read -r rate p50 p99 bad < <(parse_wrk < "$work/upload-$db.txt")
-  total=$(awk '/requests in/ {print $1}' "$work/upload-$db.txt")
-  svc_us=$(per_upload_us "$svc0" "$svc1" "$total")
-  pg_us=$(per_upload_us "$pg0" "$pg1" "$total")
-  idle_us=$(per_upload_us "$idle0" "$idle1" "$total")
-  stop_server
-  if [ "$db" = sqlite ]; then
-    rows=$(python3 -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute(\"select count(*) from uploads where status='complete'\").fetchone()[0])" "$work/$db/s3uploader.db")
-  else
-    rows=$(psql -tA "$S3UP_DATABASE" -c "select count(*) from uploads where status='complete'")
-  fi
-  files=$(find "$work/$db/objects" -type f ! -name '.tmp-*' | wc -l)
-  ratio=$(awk -v a="$rate" -v b="$base_rate" 'BEGIN {printf "%.3f", a / b}')
-  results+=("$db $rate $p50 $p99 $bad $total $rows $files $base_rate $ratio $svc_us $pg_us $idle_us")
+  for entry in "${binaries[@]}"; do
+    label=${entry%%:*}
+    bin=${entry#*:}
+    dir="$work/$db-$label"
+    export S3UP_STORAGE="file://$dir/objects"
+    case "$db" in
+      sqlite) export S3UP_DATABASE="sqlite://$dir/s3uploader.db" ;;
+      postgres) export S3UP_DATABASE="host=$S3UP_TEST_PG_DIR port=$(cat "$S3UP_TEST_PG_DIR/port") user=postgres dbname=bench_small_$label" ;;
+      postgres-tls) export S3UP_DATABASE="$pg_base/bench_small_tls_$label?$pg_tls" ;;
+    esac
+    mkdir -p "$dir"
+    "$bin" migrate > /dev/null 2>&1
+    start_server "$work/server-$db-$label.log"
+    echo "== $db ($label): GET /healthz (baseline), ${seconds}s, $connections connections"
+    wrk -t2 -c"$connections" -d"${seconds}s" --latency "http://127.0.0.1:$port/healthz" > "$work/healthz-$db-$label.txt"
+    read -r base_rate base_p50 base_p99 base_bad < <(parse_wrk < "$work/healthz-$db-$label.txt")
+    for part_type in text/plain application/octet-stream; do
+      # One user per run: its records and its files (objects/u/<user id>) are counted apart.
+      user="bench-${part_type%%/*}"
+      "$bin" user add "$user" > /dev/null 2>&1
+      export S3UP_BENCH_TOKEN=$("$bin" token create "$user" 2>/dev/null)
+      export S3UP_BENCH_PART_TYPE=$part_type
+      out="$work/upload-$db-$label-${part_type%%/*}.txt"
+      echo "== $db ($label): POST /upload 1 KiB $part_type, ${seconds}s, $connections connections"
+      svc0=$(cpu_seconds "$server_pid"); pg0=$(postgres_cpu); idle0=$(idle_seconds)
+      wrk -t2 -c"$connections" -d"${seconds}s" --latency -s bench/small_upload.lua "http://127.0.0.1:$port/upload" > "$out"
+      svc1=$(cpu_seconds "$server_pid"); pg1=$(postgres_cpu); idle1=$(idle_seconds)
+      read -r rate p50 p99 bad < <(parse_wrk < "$out")
+      total=$(awk '/requests in/ {print $1}' "$out")
+      svc_us=$(per_upload_us "$svc0" "$svc1" "$total")
+      pg_us=$(per_upload_us "$pg0" "$pg1" "$total")
+      idle_us=$(per_upload_us "$idle0" "$idle1" "$total")
+      uid_query="select id from users where name='$user'"
+      count_query="select count(*) from uploads where status='complete' and user_id=($uid_query)"
+      if [ "$db" = sqlite ]; then
+        uid=$(python3 -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute(sys.argv[2]).fetchone()[0])" "$dir/s3uploader.db" "$uid_query")
+        rows=$(python3 -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute(sys.argv[2]).fetchone()[0])" "$dir/s3uploader.db" "$count_query")
+      else
+        uid=$(psql -tA "$S3UP_DATABASE" -c "$uid_query")
+        rows=$(psql -tA "$S3UP_DATABASE" -c "$count_query")
+      fi
+      # wrk may end with uploads in flight: let them land before counting files.
+      sleep 1
+      files=$(find "$dir/objects/u/$uid" -type f ! -name '.tmp-*' 2>/dev/null | wc -l)
+      ratio=$(awk -v a="$rate" -v b="$base_rate" 'BEGIN {printf "%.3f", a / b}')
+      results+=("$db $label $part_type $rate $p50 $p99 $bad $total $rows $files $base_rate $ratio $svc_us $pg_us $idle_us")
+    done
+    stop_server
+  done
 done
 
-printf '\n%-12s %10s %8s %8s %8s %9s %8s %8s %12s %7s %12s %12s %9s\n' database uploads/s "p50 ms" "p99 ms" non-2xx requests records files "healthz/s" ratio "service us" "postgres us" "idle us"
+row_format='%-12s %-9s %-24s %10s %8s %8s %8s %9s %8s %8s %10s %7s %11s %12s %8s\n'
+# shellcheck disable=SC2059
+printf "\n$row_format" database binary "part type" uploads/s "p50 ms" "p99 ms" non-2xx requests records files "healthz/s" ratio "service us" "postgres us" "idle us"
 for r in "${results[@]}"; do
-  # shellcheck disable=SC2086
-  printf '%-12s %10s %8s %8s %8s %9s %8s %8s %12s %7s %12s %12s %9s\n' $r
+  # shellcheck disable=SC2086,SC2059
+  printf "$row_format" $r
 done
-echo "(service/postgres/idle us: CPU microseconds per upload during the upload run; postgres is 0 for sqlite)"
+# The cost of sniffing: octet-stream against text/plain, per database and binary.
+echo
+for r in "${results[@]}"; do
+  read -r db label type rate _ <<< "$r"
+  if [ "$type" = text/plain ]; then text_rate=$rate; continue; fi
+  awk -v d="$db" -v l="$label" -v o="$rate" -v t="$text_rate" \
+    'BEGIN {printf "%-12s %-9s octet-stream / text/plain = %.3f\n", d, l, o / t}'
+done
+echo "(ratio: uploads/s over healthz/s on the same server; service/postgres/idle us: CPU microseconds per upload during the upload run; postgres is 0 for sqlite)"
 echo "(wrk counts requests still in flight at the end as not done: records and files may exceed requests - non-2xx by up to $connections)"
 
 mkdir -p bench/results
@@ -106,9 +144,9 @@ mkdir -p bench/results
   printf '{"benchmark":"small_uploads","date":"%s","seconds":%s,"connections":%s,"runs":[' "$(date -u +%FT%TZ)" "$seconds" "$connections"
   sep=""
   for r in "${results[@]}"; do
-    read -r db rate p50 p99 bad total rows files base ratio svc_us pg_us idle_us <<< "$r"
-    printf '%s{"database":"%s","uploads_per_s":%s,"p50_ms":%s,"p99_ms":%s,"non_2xx":%s,"requests":%s,"records":%s,"files":%s,"healthz_per_s":%s,"ratio_to_healthz":%s,' \
-      "$sep" "$db" "$rate" "$p50" "$p99" "$bad" "$total" "$rows" "$files" "$base" "$ratio"
+    read -r db label type rate p50 p99 bad total rows files base ratio svc_us pg_us idle_us <<< "$r"
+    printf '%s{"database":"%s","binary":"%s","part_type":"%s","uploads_per_s":%s,"p50_ms":%s,"p99_ms":%s,"non_2xx":%s,"requests":%s,"records":%s,"files":%s,"healthz_per_s":%s,"ratio_to_healthz":%s,' \
+      "$sep" "$db" "$label" "$type" "$rate" "$p50" "$p99" "$bad" "$total" "$rows" "$files" "$base" "$ratio"
     printf '"cpu_us_per_upload":{"service":%s,"postgres":%s,"idle":%s}}' "$svc_us" "$pg_us" "$idle_us"
     sep=","
   done

@@ -255,7 +255,10 @@ class ConnectionBody final : public BodyReader {
   bool receive_buffer() {
     if (!chunk_.empty()) return true;
     if (options_.buffers) {
-      pooled_ = options_.buffers->try_acquire(kDirectChunkSize);
+      // At most half the budget goes to receive buffers: a connection holds
+      // its buffer while its upload waits for the store's, and the store's
+      // half is what lets those waits end.
+      pooled_ = options_.buffers->try_acquire(kDirectChunkSize, options_.buffers->budget() / 2);
       if (!pooled_) return false;
       chunk_ = std::span<char>(pooled_.data(), kDirectChunkSize);
     } else {

@@ -99,9 +99,9 @@ std::size_t BufferPool::available() const {
   return available_;
 }
 
-bool BufferPool::try_reserve(std::size_t bytes) {
+bool BufferPool::try_reserve(std::size_t bytes, std::size_t keep_free) {
   std::lock_guard lock(mutex_);
-  if (!waiters_.empty() || available_ < bytes) return false;
+  if (!waiters_.empty() || available_ < bytes + keep_free) return false;
   available_ -= bytes;
   return true;
 }
@@ -155,12 +155,12 @@ BufferPool::Buffer BufferPool::make_buffer(std::size_t reserved_bytes) {
 asio::awaitable<BufferPool::Buffer> BufferPool::acquire(std::size_t bytes) {
   if (bytes > budget_) throw std::length_error("buffer larger than the whole buffer budget");
   // Without a wait, no trip through the executor: most acquisitions find room.
-  if (!try_reserve(bytes)) co_await reserve(bytes);
+  if (!try_reserve(bytes, 0)) co_await reserve(bytes);
   co_return make_buffer(bytes);
 }
 
-BufferPool::Buffer BufferPool::try_acquire(std::size_t bytes) {
-  if (bytes > budget_ || !try_reserve(bytes)) return Buffer{};
+BufferPool::Buffer BufferPool::try_acquire(std::size_t bytes, std::size_t keep_free) {
+  if (bytes > budget_ || !try_reserve(bytes, keep_free)) return Buffer{};
   return make_buffer(bytes);
 }
 

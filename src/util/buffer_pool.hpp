@@ -53,10 +53,11 @@ class BufferPool : public std::enable_shared_from_this<BufferPool> {
   // Waits (first come, first served) until `bytes` of the budget are free.
   // Throws std::length_error if `bytes` exceeds the whole budget.
   boost::asio::awaitable<Buffer> acquire(std::size_t bytes);
-  // A buffer now if the budget has room and nobody is waiting; an empty one
-  // otherwise. For callers that have a smaller fallback and must not wait
-  // while they hold other buffers (a wait there could deadlock the budget).
-  Buffer try_acquire(std::size_t bytes);
+  // A buffer now if the budget has room for it with `keep_free` bytes to
+  // spare and nobody is waiting; an empty one otherwise. For callers that have
+  // a smaller fallback and must not wait while they hold other buffers (a
+  // wait there could deadlock the budget).
+  Buffer try_acquire(std::size_t bytes, std::size_t keep_free = 0);
 
   std::size_t budget() const { return budget_; }
   std::size_t available() const;
@@ -65,7 +66,7 @@ class BufferPool : public std::enable_shared_from_this<BufferPool> {
 
  private:
   boost::asio::awaitable<void> reserve(std::size_t bytes);
-  bool try_reserve(std::size_t bytes);
+  bool try_reserve(std::size_t bytes, std::size_t keep_free);
   Buffer make_buffer(std::size_t reserved_bytes);
   void release(std::size_t bytes);
   char* allocate(std::size_t bytes);

@@ -38,6 +38,16 @@ void expect_error(const std::optional<Response>& r, int status, const std::strin
 
 // ---- slow clients ----------------------------------------------------------
 
+// Sends a byte every `interval` (for 16 s at most) until the server answers.
+std::optional<Response> drip_until_answered(Connection& c, std::chrono::milliseconds interval) {
+  std::optional<Response> r;
+  for (auto spent = 0ms; !r && spent < 16s; spent += interval) {
+    if (!c.send("x")) break;
+    r = c.read_response(interval);
+  }
+  return r ? r : c.read_response(5s);
+}
+
 TEST(SlowClients, ADripFasterThanTheIdleTimeoutIsCutOffByTheMinimumRate) {
   // 3 s idle timeout; the drip sends a byte every 400 ms, which the idle
   // timer alone would allow forever.
@@ -46,12 +56,7 @@ TEST(SlowClients, ADripFasterThanTheIdleTimeoutIsCutOffByTheMinimumRate) {
   Connection c(s.port());
   c.send(raw_put_head(token, "drip.bin", 1000));
   const auto started = std::chrono::steady_clock::now();
-  std::optional<Response> r;
-  for (int i = 0; i < 40 && !r; ++i) {
-    if (!c.send("x")) break;
-    r = c.read_response(400ms);
-  }
-  if (!r) r = c.read_response(5s);
+  const auto r = drip_until_answered(c, 400ms);
   expect_error(r, 408, "request_timeout");
   EXPECT_LT(std::chrono::steady_clock::now() - started, 8s);
   EXPECT_TRUE(c.closed_by_peer(5s));
@@ -67,12 +72,7 @@ TEST(SlowClients, AFastStartDoesNotBuyALongDrip) {
   Connection c(s.port());
   c.send(raw_put_head(token, "burst.bin", 8 * MiB) + ContentStream::make(2 * MiB, 3));
   const auto started = std::chrono::steady_clock::now();
-  std::optional<Response> r;
-  for (int i = 0; i < 40 && !r; ++i) {
-    if (!c.send("y")) break;
-    r = c.read_response(500ms);
-  }
-  if (!r) r = c.read_response(5s);
+  const auto r = drip_until_answered(c, 500ms);
   expect_error(r, 408, "request_timeout");
   // Credit lasts one window at most: cut off within ~2 s of the pause, not 2 MiB / 1 KiB/s later.
   EXPECT_LT(std::chrono::steady_clock::now() - started, 6s);
@@ -111,15 +111,13 @@ TEST(SlowClients, StalledUploadsToLocalDiskStayWithinTheBufferBudget) {
     conns.push_back(std::make_unique<Connection>(s.port()));
     conns.back()->send(raw_put_head(token, "stall" + std::to_string(i), kSize));
   }
-  // Send the first 2 MiB of each from a few threads (a send blocks while the
-  // server applies backpressure).
+  // The first 2 MiB of each, each from its own thread (a send blocks while
+  // the server applies backpressure).
   std::vector<std::thread> senders;
-  for (int t = 0; t < 10; ++t) {
-    senders.emplace_back([&, t] {
-      for (int i = t; i < kUploads; i += 10) {
-        ContentStream content(kSize, 100 + i);
-        conns[i]->send(content.next(kFirst));
-      }
+  for (int i = 0; i < kUploads; ++i) {
+    senders.emplace_back([&, i] {
+      ContentStream content(kSize, 100 + i);
+      conns[i]->send(content.next(kFirst));
     });
   }
   // Backpressure may keep some sends from finishing: give them time, then measure.
@@ -130,17 +128,17 @@ TEST(SlowClients, StalledUploadsToLocalDiskStayWithinTheBufferBudget) {
   EXPECT_LT(stalled, kBudget + 64 * MiB);
   for (auto& t : senders) t.join();
 
-  // Now every client sends the rest: all complete, with the right bytes.
+  // Now every client sends the rest, each on its own (as 150 browsers would:
+  // one client feeding many uploads in turn could wait on an upload that
+  // waits for budget held by the ones it is not feeding). All complete.
   std::vector<std::thread> finishers;
   std::atomic<int> created{0};
-  for (int t = 0; t < 10; ++t) {
-    finishers.emplace_back([&, t] {
-      for (int i = t; i < kUploads; i += 10) {
-        ContentStream content(kSize, 100 + i);
-        content.next(kFirst);
-        for (auto piece = content.next(256 * 1024); !piece.empty(); piece = content.next(256 * 1024)) {
-          conns[i]->send(piece);
-        }
+  for (int i = 0; i < kUploads; ++i) {
+    finishers.emplace_back([&, i] {
+      ContentStream content(kSize, 100 + i);
+      content.next(kFirst);
+      for (auto piece = content.next(256 * 1024); !piece.empty(); piece = content.next(256 * 1024)) {
+        if (!conns[i]->send(piece)) return;
       }
     });
   }
@@ -156,6 +154,41 @@ TEST(SlowClients, StalledUploadsToLocalDiskStayWithinTheBufferBudget) {
   }
   EXPECT_EQ(created, kUploads);
   EXPECT_LT(s.peak_rss_bytes(), kBudget + 64 * MiB);
+}
+
+// Clients that wait for 100 Continue send no body with their headers, so each
+// connection takes a receive buffer before its upload has a block. With more
+// of them than the budget has buffers, receive buffers must not take it all:
+// every upload still completes.
+TEST(SlowClients, UploadsWaitingForTheirFirstBlockDoNotDeadlockTheBudget) {
+  ServerProcess s(Env{{"S3UP_BUFFER_BUDGET", "2MiB"}});
+  const auto token = s.create_user_with_token("crowd");
+  constexpr int kUploads = 40;
+  constexpr std::uint64_t kSize = 3 * MiB;
+  std::vector<std::unique_ptr<Connection>> conns;
+  for (int i = 0; i < kUploads; ++i) {
+    conns.push_back(std::make_unique<Connection>(s.port()));
+    conns.back()->send("PUT /upload/crowd" + std::to_string(i) + " HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
+                       token + "\r\nContent-Length: " + std::to_string(kSize) + "\r\nExpect: 100-continue\r\n\r\n");
+  }
+  for (auto& c : conns) ASSERT_TRUE(c->read_100_continue(10s));
+  std::vector<std::thread> senders;
+  for (int t = 0; t < 8; ++t) {
+    senders.emplace_back([&, t] {
+      for (int i = t; i < kUploads; i += 8) {
+        ContentStream content(kSize, 200 + i);
+        for (auto piece = content.next(64 * 1024); !piece.empty(); piece = content.next(64 * 1024)) {
+          conns[i]->send(piece);
+        }
+      }
+    });
+  }
+  for (auto& t : senders) t.join();
+  for (int i = 0; i < kUploads; ++i) {
+    const auto r = conns[i]->read_response(60s);
+    ASSERT_TRUE(r) << "upload " << i << " never finished";
+    EXPECT_EQ(r->status, 201) << r->body;
+  }
 }
 
 // ---- crash-safe deletion ---------------------------------------------------

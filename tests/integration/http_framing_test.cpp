@@ -17,6 +17,14 @@ namespace {
 
 using namespace std::chrono_literals;
 
+// The connection still parses requests where they begin: one more works.
+void expect_in_step(Connection& conn) {
+  conn.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+  const auto next = conn.read_response(5s);
+  ASSERT_TRUE(next) << "no answer to the next request";
+  EXPECT_EQ(next->status, 200);
+}
+
 class HttpFraming : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -81,10 +89,7 @@ TEST_F(HttpFraming, ChunkedInAnyCaseIsChunked) {
     EXPECT_EQ(r->json().at("file_size").as_int64(), 11);
     EXPECT_EQ(r->json().at("sha256").as_string(), util::sha256_hex("hello world"));
     // The connection stays in step: a second request on it works.
-    conn.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
-    const auto next = conn.read_response(5s);
-    ASSERT_TRUE(next);
-    EXPECT_EQ(next->status, 200);
+    expect_in_step(conn);
   }
 }
 
@@ -204,10 +209,7 @@ TEST_F(HttpFraming, NotModifiedHasNoContentLengthZero) {
   EXPECT_EQ(r->status, 304);
   EXPECT_EQ(r->headers.count("content-length"), 0u) << r->header("content-length");
   EXPECT_EQ(r->header("etag"), get.header("etag"));
-  conn.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
-  const auto next = conn.read_response(5s);
-  ASSERT_TRUE(next);
-  EXPECT_EQ(next->status, 200);
+  expect_in_step(conn);
 }
 
 TEST_F(HttpFraming, AbsoluteFormTargetsAndALeadingEmptyLineAreAccepted) {

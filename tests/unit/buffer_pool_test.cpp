@@ -76,6 +76,13 @@ TEST(BufferPool, TryAcquireNeverWaitsAndNeverJumpsTheQueue) {
   ASSERT_TRUE(b);
   EXPECT_FALSE(pool->try_acquire(1));  // spent
   EXPECT_FALSE(pool->try_acquire(3 * MiB));  // more than the budget: empty, not an exception
+  b.reset();
+  EXPECT_FALSE(pool->try_acquire(MiB / 2, MiB)) << "took what it was to keep free";
+  b = pool->try_acquire(MiB / 2, MiB / 2);
+  ASSERT_TRUE(b);
+  b.reset();
+  b = pool->try_acquire(MiB);
+  ASSERT_TRUE(b);
   // Someone waits for 2 MiB; a free MiB must not go to a try_acquire ahead of them.
   bool waiter_served = false;
   BufferPool::Buffer waited;
