@@ -1,10 +1,12 @@
 #include "util/sniff.hpp"
 
+#include <fcntl.h>
 #include <magic.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
-#include <fstream>
-#include <iterator>
 #include <stdexcept>
 #include <vector>
 
@@ -12,20 +14,33 @@ namespace s3up::util {
 namespace {
 
 // The compiled databases libmagic would load (each element of its search
-// path, with ".mgc"), read once into memory and shared by every handle;
-// empty if there are none, and then each handle loads its own.
-const std::vector<std::string>& shared_databases() {
-  static const std::vector<std::string> databases = [] {
-    std::vector<std::string> out;
+// path, with ".mgc"), mapped once and shared by every handle; empty if there
+// are none, and then each handle loads its own. The mapping is private and
+// writable so that libmagic may byte-swap in place if it ever needs to; the
+// pages it only reads stay shared with the page cache.
+struct MappedDatabase {
+  void* data;
+  std::size_t size;
+};
+
+const std::vector<MappedDatabase>& shared_databases() {
+  static const std::vector<MappedDatabase> databases = [] {
+    std::vector<MappedDatabase> out;
     const std::string_view path = magic_getpath(nullptr, 0);
     std::size_t start = 0;
     while (start <= path.size()) {
       const auto colon = std::min(path.find(':', start), path.size());
       const std::string file = std::string(path.substr(start, colon - start)) + ".mgc";
       start = colon + 1;
-      std::ifstream in(file, std::ios::binary);
-      if (!in) continue;
-      out.emplace_back(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+      const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd < 0) continue;
+      struct ::stat st {};
+      if (::fstat(fd, &st) == 0 && st.st_size > 0) {
+        const auto size = static_cast<std::size_t>(st.st_size);
+        void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+        if (p != MAP_FAILED) out.push_back({p, size});  // kept for the process's lifetime
+      }
+      ::close(fd);
     }
     return out;
   }();
@@ -33,9 +48,9 @@ const std::vector<std::string>& shared_databases() {
 }
 
 // A magic_t is not thread-safe: each thread that sniffs has its own handles,
-// so there is no lock on the path. They share one copy of the database: a
-// database mapped per handle would count ~8 MB per thread in the process's
-// resident memory.
+// so there is no lock on the path. They share one mapping of the database:
+// a mapping per handle would count its pages again for every thread in the
+// process's resident memory (~8 MB each).
 class Magic {
  public:
   explicit Magic(int flags) : handle_(magic_open(MAGIC_MIME_TYPE | MAGIC_ERROR | flags)) {
@@ -48,8 +63,8 @@ class Magic {
       std::vector<void*> buffers;
       std::vector<std::size_t> sizes;
       for (const auto& d : databases) {
-        buffers.push_back(const_cast<char*>(d.data()));  // libmagic only reads them
-        sizes.push_back(d.size());
+        buffers.push_back(d.data);
+        sizes.push_back(d.size);
       }
       rc = magic_load_buffers(handle_, buffers.data(), sizes.data(), buffers.size());
     }

@@ -8,12 +8,16 @@
 #include <algorithm>
 #include <atomic>
 #include <csignal>
+#include <functional>
+#include <mutex>
 #include <random>
 #include <thread>
 
 #include <fmt/format.h>
 
+#include "../support/test_database.hpp"
 #include "harness.hpp"
+#include "s3_peer.hpp"
 #include "util/crypto.hpp"
 #include "util/ids_time.hpp"
 #include "util/text.hpp"
@@ -24,6 +28,14 @@ namespace {
 using namespace std::chrono_literals;
 using Env = std::map<std::string, std::string>;
 constexpr std::uint64_t MiB = 1024 * 1024;
+
+// Under AddressSanitizer the server's memory is its shadow and quarantine
+// more than its own: memory bounds are checked in the plain build only.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kMemoryIsMeasurable = false;
+#else
+constexpr bool kMemoryIsMeasurable = true;
+#endif
 
 std::string raw_put_head(const std::string& token, const std::string& name, std::uint64_t length) {
   return "PUT /upload/" + name + " HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + token +
@@ -125,7 +137,7 @@ TEST(SlowClients, StalledUploadsToLocalDiskStayWithinTheBufferBudget) {
   const auto stalled = s.peak_rss_bytes();
   std::cout << fmt::format("RSS: {:.1f} MiB idle, peak {:.1f} MiB with {} stalled uploads (budget {} MiB)\n",
                            before / double(MiB), stalled / double(MiB), kUploads, kBudget / MiB);
-  EXPECT_LT(stalled, kBudget + 64 * MiB);
+  if (kMemoryIsMeasurable) EXPECT_LT(stalled, kBudget + 64 * MiB);
   for (auto& t : senders) t.join();
 
   // Now every client sends the rest, each on its own (as 150 browsers would:
@@ -153,7 +165,7 @@ TEST(SlowClients, StalledUploadsToLocalDiskStayWithinTheBufferBudget) {
     }
   }
   EXPECT_EQ(created, kUploads);
-  EXPECT_LT(s.peak_rss_bytes(), kBudget + 64 * MiB);
+  if (kMemoryIsMeasurable) EXPECT_LT(s.peak_rss_bytes(), kBudget + 64 * MiB);
 }
 
 // Clients that wait for 100 Continue send no body with their headers, so each
@@ -193,11 +205,10 @@ TEST(SlowClients, UploadsWaitingForTheirFirstBlockDoNotDeadlockTheBudget) {
 
 // ---- crash-safe deletion ---------------------------------------------------
 
-TEST(Deletion, KilledWhileDeletingNeverLeavesACompleteRowWithoutItsObject) {
-  const auto dir = std::filesystem::temp_directory_path() / ("s3up-delete-" + util::uuid_v7());
-  std::filesystem::create_directories(dir);
-  const Env env{{"S3UP_STORAGE", "file://" + (dir / "objects").string()},
-                {"S3UP_DATABASE", "sqlite://" + (dir / "s3uploader.db").string()}};
+// `files` uploads of 2 KB, 8 clients deleting them, kill -9 30-60 ms in; the
+// next server (same database, same store) must list and serve only files
+// whose bytes exist, and the store must hold exactly those.
+void kill_while_deleting(const Env& env, int files, const std::function<bool(const std::string& key)>& object_exists) {
   std::string token;
   std::vector<std::string> ids;
   {
@@ -207,7 +218,7 @@ TEST(Deletion, KilledWhileDeletingNeverLeavesACompleteRowWithoutItsObject) {
     std::mutex mutex;
     for (int t = 0; t < 8; ++t) {
       uploaders.emplace_back([&, t] {
-        for (int i = t; i < 1000; i += 8) {
+        for (int i = t; i < files; i += 8) {
           const auto r = request(doomed.port(), "PUT", "/upload/f" + std::to_string(i),
                                  {{"Authorization", "Bearer " + token}}, ContentStream::make(2000, i));
           if (r.status != 201) continue;
@@ -217,12 +228,11 @@ TEST(Deletion, KilledWhileDeletingNeverLeavesACompleteRowWithoutItsObject) {
       });
     }
     for (auto& t : uploaders) t.join();
-    ASSERT_EQ(ids.size(), 1000u);
-    std::atomic<bool> stop{false};
+    ASSERT_EQ(ids.size(), static_cast<std::size_t>(files));
     std::vector<std::thread> deleters;
     for (int t = 0; t < 8; ++t) {
       deleters.emplace_back([&, t] {
-        for (std::size_t i = t; i < ids.size() && !stop; i += 8) {
+        for (std::size_t i = t; i < ids.size(); i += 8) {
           try {
             request(doomed.port(), "DELETE", "/files/" + ids[i], {{"Authorization", "Bearer " + token}});
           } catch (const std::exception&) {
@@ -235,16 +245,14 @@ TEST(Deletion, KilledWhileDeletingNeverLeavesACompleteRowWithoutItsObject) {
     std::this_thread::sleep_for(std::chrono::milliseconds(30 + rng() % 31));
     doomed.signal(SIGKILL);
     doomed.wait(10s);
-    stop = true;
     for (auto& t : deleters) t.join();
   }
-  // The next server on the same database and store: whatever the crash
-  // interrupted is finished by its janitor at start-up.
+  // Whatever the crash interrupted, the next server's janitor finishes at start-up.
   ServerProcess next(env);
   auto db = next.database();
   EXPECT_TRUE(eventually([&] { return db->deleting_uploads(10).empty(); }, 10s));
   const auto complete = db->count_uploads(db::UploadStatus::complete);
-  EXPECT_LT(complete, 1000) << "the kill came before any delete";
+  EXPECT_LT(complete, files) << "the kill came before any delete";
   // Every file still listed downloads whole.
   std::int64_t listed = 0;
   std::string cursor;
@@ -262,14 +270,32 @@ TEST(Deletion, KilledWhileDeletingNeverLeavesACompleteRowWithoutItsObject) {
     cursor = page.at("next_cursor").is_null() ? "" : std::string(page.at("next_cursor").as_string());
   } while (!cursor.empty());
   EXPECT_EQ(listed, complete);
-  // And the objects on disk are exactly the complete rows'.
-  std::size_t objects = 0;
-  for (const auto& e : std::filesystem::recursive_directory_iterator(dir / "objects")) {
-    if (e.is_regular_file()) ++objects;
+  // An object exists exactly where a complete row does, and usage is theirs.
+  for (const auto& id : ids) {
+    const auto row = db->get_upload(id);
+    const bool kept = row && row->status == db::UploadStatus::complete;
+    EXPECT_FALSE(row && !kept) << id << " is " << db::to_string(row->status);
+    const std::string key = "u/" + std::to_string(db->find_user("deleter")->id) + "/" + id;
+    EXPECT_EQ(object_exists(key), kept) << id;
   }
-  EXPECT_EQ(static_cast<std::int64_t>(objects), complete);
   EXPECT_EQ(db->find_user("deleter")->used_bytes, complete * 2000);
+}
+
+TEST(Deletion, KilledWhileDeletingOnDiskAndSqlite) {
+  const auto dir = std::filesystem::temp_directory_path() / ("s3up-delete-" + util::uuid_v7());
+  std::filesystem::create_directories(dir);
+  const Env env{{"S3UP_STORAGE", "file://" + (dir / "objects").string()},
+                {"S3UP_DATABASE", "sqlite://" + (dir / "s3uploader.db").string()}};
+  kill_while_deleting(env, 1000, [&](const std::string& key) { return std::filesystem::exists(dir / "objects" / key); });
   std::filesystem::remove_all(dir);
+}
+
+TEST(Deletion, KilledWhileDeletingOnS3AndPostgres) {
+  S3Peer peer;
+  testing::TestDatabase database;
+  auto env = peer.server_env();
+  env["S3UP_DATABASE"] = database.url();
+  kill_while_deleting(env, 400, [&](const std::string& key) { return peer.object_size(key).has_value(); });
 }
 
 TEST(Deletion, ADownloadWhoseObjectIsMissingIsAnErrorNotAShortBody) {
