@@ -415,26 +415,13 @@ void normalize_target(RequestHeader& h) {
   h.target(origin);
 }
 
-// RFC 9112 §2.2: a server SHOULD ignore at least one empty line before a
-// request line. False if the connection ended or timed out meanwhile.
-asio::awaitable<bool> skip_empty_line(beast::tcp_stream& stream, beast::flat_buffer& buffer) {
-  const auto fill = [&](std::size_t at_least) -> asio::awaitable<bool> {
-    while (buffer.size() < at_least) {
-      auto [ec, n] = co_await stream.async_read_some(buffer.prepare(std::max<std::size_t>(buffer.capacity() - buffer.size(), 4096)), use_tuple);
-      if (ec) co_return false;
-      buffer.commit(n);
-    }
-    co_return true;
-  };
-  if (!co_await fill(1)) co_return false;
-  const auto first = [&] { return static_cast<const char*>(buffer.data().data()); };
-  if (first()[0] == '\n') {
-    buffer.consume(1);
-  } else if (first()[0] == '\r') {
-    if (!co_await fill(2)) co_return false;
-    if (first()[1] == '\n') buffer.consume(2);
-  }
-  co_return true;
+// Takes an empty line (CRLF, or a bare LF) off the front of `buffer`; false
+// if it does not start with one.
+bool consume_empty_line(beast::flat_buffer& buffer) {
+  const std::string_view data(static_cast<const char*>(buffer.data().data()), buffer.size());
+  const std::size_t length = data.starts_with("\r\n") ? 2 : data.starts_with('\n') ? 1 : 0;
+  buffer.consume(length);
+  return length > 0;
 }
 
 // Shut our sending side, drain what the client still sends for a moment, close.
@@ -526,16 +513,26 @@ asio::awaitable<void> Server::Impl::run_session(tcp::socket socket) {
   };
 
   while (!stopping) {
-    ConnectionBody::Parser parser;
-    parser.header_limit(static_cast<std::uint32_t>(options.max_header_bytes));
-    // No body limit while reading the headers: Beast would refuse a large
-    // Content-Length before the handler could authenticate the caller (401
-    // comes before 413). Handlers check Content-Length themselves; the limit set
-    // below still bounds bodies of unknown length.
-    parser.body_limit(boost::none);
+    std::optional<ConnectionBody::Parser> parsing;
+    const auto fresh_parser = [&] {
+      parsing.emplace();
+      parsing->header_limit(static_cast<std::uint32_t>(options.max_header_bytes));
+      // No body limit while reading the headers: Beast would refuse a large
+      // Content-Length before the handler could authenticate the caller (401
+      // comes before 413). Handlers check Content-Length themselves; the limit
+      // set below still bounds bodies of unknown length.
+      parsing->body_limit(boost::none);
+    };
+    fresh_parser();
     stream.expires_after(options.header_timeout);
-    if (!co_await skip_empty_line(stream, buffer)) break;
-    auto [ec, n] = co_await beast_http::async_read_header(stream, buffer, parser, use_tuple);
+    auto [ec, n] = co_await beast_http::async_read_header(stream, buffer, *parsing, use_tuple);
+    // RFC 9112 §2.2: one empty line before a request line is ignored. Beast
+    // refuses it, so the (rare) case is undone here, not paid for on every read.
+    if (ec && !is_disconnect(ec) && ec != beast::error::timeout && consume_empty_line(buffer)) {
+      fresh_parser();
+      std::tie(ec, n) = co_await beast_http::async_read_header(stream, buffer, *parsing, use_tuple);
+    }
+    auto& parser = *parsing;
     if (ec) {
       if (ec == beast_http::error::header_limit) {
         // The request line alone is over the limit: 414, not 431.
