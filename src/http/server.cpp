@@ -551,8 +551,14 @@ asio::awaitable<void> Server::Impl::run_session(tcp::socket socket) {
       break;
     }
     if (auto refusal = framing_refusal(parser.get().base())) {
+      // Before any route has claimed the request, the log gets its first path
+      // segment only: the rest may be a client's file name (or a pasted token).
       std::string_view target = parser.get().target();
-      co_await refuse(refusal->code, refusal->message, parser.get().method_string(), target.substr(0, target.find('?')));
+      target = target.substr(0, target.find('?'));
+      const std::string logged =
+          target.find('/', 1) == std::string_view::npos ? std::string(target)
+                                                        : std::string(target.substr(0, target.find('/', 1) + 1)) + "...";
+      co_await refuse(refusal->code, refusal->message, parser.get().method_string(), logged);
       break;
     }
     normalize_target(parser.get().base());

@@ -75,6 +75,13 @@ TEST_F(HttpFraming, TransferEncodingThatIsNotFinalChunkedIsRefusedAndNothingIsSm
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 501);
   EXPECT_EQ(stored_uploads(), 0u);
+  // A refused upload's name (here, a pasted token) stays out of the log too.
+  Connection named(server_->port());
+  named.send("PUT /upload/" + token_ + " HTTP/1.1\r\nHost: x\r\n" + auth() + "Transfer-Encoding: gzip\r\n\r\n");
+  ASSERT_TRUE(named.read_response(5s));
+  EXPECT_TRUE(eventually([&] { return server_->log().find("PUT /upload/... 400") != std::string::npos; }, 5s))
+      << server_->log();
+  EXPECT_EQ(server_->log().find(token_), std::string::npos);
 }
 
 TEST_F(HttpFraming, ChunkedInAnyCaseIsChunked) {

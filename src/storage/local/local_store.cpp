@@ -271,7 +271,12 @@ class LocalWriter final : public ObjectWriter {
 
   asio::awaitable<void> abort() override {
     co_await drain(/*rethrow=*/false);
-    co_await util::run_blocking(blocking_, [&] { file_.reset(); });  // closes and unlinks
+    // Unlinked here: a block write that just reported back may still hold
+    // the file for a moment, and its last owner would unlink it only then.
+    co_await util::run_blocking(blocking_, [&] {
+      ::unlink(file_->temp_path.c_str());
+      file_.reset();
+    });
   }
 
  private:
