@@ -32,6 +32,16 @@ class HttpFraming : public ::testing::Test {
     token_ = server_->create_user_with_token("mallory");
   }
   std::string auth() const { return "Authorization: Bearer " + token_ + "\r\n"; }
+  // `request` gets a 400, the connection closes, and nothing is stored.
+  void expect_refused_and_closed(const std::string& request) {
+    Connection conn(server_->port());
+    conn.send(request);
+    const auto r = conn.read_response(5s);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 400) << r->body;
+    EXPECT_TRUE(conn.closed_by_peer(5s));
+    EXPECT_EQ(stored_uploads(), 0u);
+  }
   std::size_t stored_uploads() const {
     return static_cast<std::size_t>(server_->database()->count_uploads(db::UploadStatus::complete));
   }
@@ -101,24 +111,13 @@ TEST_F(HttpFraming, ChunkedInAnyCaseIsChunked) {
 }
 
 TEST_F(HttpFraming, Http10WithTransferEncodingIs400AndCloses) {
-  Connection conn(server_->port());
-  conn.send("PUT /upload/old.txt HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n" + auth() +
-            "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n");
-  const auto r = conn.read_response(5s);
-  ASSERT_TRUE(r);
-  EXPECT_EQ(r->status, 400);
-  EXPECT_TRUE(conn.closed_by_peer(5s));
-  EXPECT_EQ(stored_uploads(), 0u);
+  expect_refused_and_closed("PUT /upload/old.txt HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n" + auth() +
+                            "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n");
 }
 
 TEST_F(HttpFraming, TransferEncodingBesideContentLengthIs400) {
-  Connection conn(server_->port());
-  conn.send("PUT /upload/both.txt HTTP/1.1\r\nHost: x\r\n" + auth() +
-            "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n");
-  const auto r = conn.read_response(5s);
-  ASSERT_TRUE(r);
-  EXPECT_EQ(r->status, 400);
-  EXPECT_TRUE(conn.closed_by_peer(5s));
+  expect_refused_and_closed("PUT /upload/both.txt HTTP/1.1\r\nHost: x\r\n" + auth() +
+                            "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n");
 }
 
 TEST_F(HttpFraming, HeadersThatMustAppearOnceAreRefusedWhenRepeated) {
