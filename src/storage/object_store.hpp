@@ -1,6 +1,6 @@
 #pragma once
-// Where the bytes go. One small interface, two backends (local disk now, S3
-// next), chosen once at start-up from a URL.
+// Where the bytes go. One small interface, two backends (local disk and S3),
+// chosen once at start-up from a URL.
 //
 // Backends report failures as ApiError: storage_unavailable when the store
 // cannot be reached or fails, insufficient_storage when it is full.

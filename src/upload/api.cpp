@@ -114,6 +114,11 @@ std::optional<std::string> parameter_value(std::string_view text) {
 constexpr std::array<std::string_view, 7> kAllowedCharsets = {"utf-8",        "us-ascii", "iso-8859-1", "windows-1252",
                                                               "utf-16",       "utf-16le", "utf-16be"};
 
+ApiError too_large(const Limits& limits) {
+  return ApiError(errc::file_too_large,
+                  "file exceeds the maximum upload size of " + std::to_string(limits.max_upload_bytes) + " bytes");
+}
+
 // One upload on its way into the store: the pending row, the writer (which
 // hashes what it stores), the size so far, and the first bytes for sniffing.
 class UploadInProgress {
@@ -176,8 +181,7 @@ class UploadInProgress {
 
   asio::awaitable<void> write(std::span<const char> data) {
     if (size_ + data.size() > deps_.limits.max_upload_bytes) {
-      throw ApiError(errc::file_too_large,
-                     "file exceeds the maximum upload size of " + std::to_string(deps_.limits.max_upload_bytes) + " bytes");
+      throw too_large(deps_.limits);
     }
     size_ += data.size();
     // An unknown length is reserved as it grows; without a quota there is
@@ -517,7 +521,7 @@ asio::awaitable<http::Response> Api::upload_form(http::Request& request) {
   }
   const auto max = deps_.limits.max_upload_bytes;
   if (auto len = request.body.content_length(); len && *len > max + kMultipartFramingAllowance) {
-    throw ApiError(errc::file_too_large, "file exceeds the maximum upload size of " + std::to_string(max) + " bytes");
+    throw too_large(deps_.limits);
   }
 
   // The file is no larger than the body less its opening and closing
@@ -564,7 +568,7 @@ asio::awaitable<http::Response> Api::upload_raw(http::Request& request, std::str
   const auto max = deps_.limits.max_upload_bytes;
   if (file_name.empty()) throw ApiError(errc::invalid_file_name, "PUT /upload/<file name>: the file name is missing");
   if (auto len = request.body.content_length(); len && *len > max) {
-    throw ApiError(errc::file_too_large, "file exceeds the maximum upload size of " + std::to_string(max) + " bytes");
+    throw too_large(deps_.limits);
   }
   std::optional<UploadInProgress> upload;
   co_return co_await upload_or_undo(upload, [&]() -> asio::awaitable<json::object> {

@@ -26,7 +26,6 @@ asio::awaitable<JanitorReport> Janitor::run_once() {
     co_return report;
   }
   const util::Micros cutoff = util::now_micros() - std::chrono::duration_cast<std::chrono::microseconds>(stale_after_).count();
-  std::string last_failed_id;
   for (int round = 0; round < kMaxRounds; ++round) {
     auto rows = co_await util::run_blocking(deps_.blocking,
                                             [&] { return deps_.metadata.stale_pending(cutoff, kRowsPerRound); });
@@ -44,7 +43,6 @@ asio::awaitable<JanitorReport> Janitor::run_once() {
                      row.store_upload_id.empty() ? "its leftovers" : "its multipart upload and leftovers");
       } catch (const std::exception& e) {
         ++report.failed;
-        last_failed_id = row.id;
         spdlog::warn("janitor: cleaning up upload {} failed ({}); trying again next time", row.id, e.what());
       }
     }
