@@ -206,6 +206,7 @@ class ConnectionBody final : public BodyReader {
     resume_client_clock();
     const auto piece = parser_.chunked() ? co_await read_chunked() : co_await read_sized();
     returned_at_ = Clock::now();
+    credit(piece.size());
     co_return piece;
   }
 
@@ -251,20 +252,14 @@ class ConnectionBody final : public BodyReader {
   }
 
   // The receive buffer, taken from the budget on first need; false if the
-  // budget has no room for one now.
+  // budget has no room for one now. At most half the budget goes to receive
+  // buffers: a connection holds its buffer while its upload waits for the
+  // store's, and the store's half is what lets those waits end.
   bool receive_buffer() {
     if (!chunk_.empty()) return true;
-    if (options_.buffers) {
-      // At most half the budget goes to receive buffers: a connection holds
-      // its buffer while its upload waits for the store's, and the store's
-      // half is what lets those waits end.
-      pooled_ = options_.buffers->try_acquire(kDirectChunkSize, options_.buffers->budget() / 2);
-      if (!pooled_) return false;
-      chunk_ = std::span<char>(pooled_.data(), kDirectChunkSize);
-    } else {
-      fallback_.resize(kDirectChunkSize);
-      chunk_ = std::span<char>(fallback_);
-    }
+    pooled_ = options_.buffers->try_acquire(kDirectChunkSize, options_.buffers->budget() / 2);
+    if (!pooled_) return false;
+    chunk_ = std::span<char>(pooled_.data(), kDirectChunkSize);
     return true;
   }
 
@@ -304,24 +299,20 @@ class ConnectionBody final : public BodyReader {
   // fast start cannot pay for a long drip).
   void resume_client_clock() {
     const auto now = Clock::now();
-    if (!rate_started_) {
-      rate_started_ = true;
-      rate_deadline_ = now + options_.min_body_rate_window;
-    } else {
-      rate_deadline_ += now - returned_at_;
-    }
+    const bool first_read = returned_at_ == Clock::time_point{};
+    rate_deadline_ = first_read ? now + options_.min_body_rate_window : rate_deadline_ + (now - returned_at_);
   }
+  // Called as read_some returns, with returned_at_ just set.
   void credit(std::size_t n) {
     if (options_.min_body_rate == 0) return;
     const auto earned = std::chrono::duration_cast<Clock::duration>(
         std::chrono::duration<double>(static_cast<double>(n) / static_cast<double>(options_.min_body_rate)));
-    rate_deadline_ = std::min(rate_deadline_ + earned, Clock::now() + options_.min_body_rate_window);
+    rate_deadline_ = std::min(rate_deadline_ + earned, returned_at_ + options_.min_body_rate_window);
   }
 
   std::span<const char> take(const char* data, std::size_t n) {
     bytes_read_ += n;
     if (!parser_.chunked()) remaining_ -= n;
-    credit(n);
     return {data, n};
   }
 
@@ -340,15 +331,14 @@ class ConnectionBody final : public BodyReader {
   const std::atomic<bool>& cutting_off_;  // the shutdown grace is over: abort the body
   asio::steady_timer timer_;
   util::BufferPool::Buffer pooled_;  // the receive buffer, from the budget
-  std::vector<char> fallback_;       // or our own (no budget configured; chunked under pressure)
+  std::vector<char> fallback_;       // a chunked body's, when the budget has no room
   std::span<char> chunk_;
   std::uint64_t remaining_ = 0;  // for bodies with a Content-Length
   std::size_t pending_consume_ = 0;
   bool continue_sent_ = false;
   std::uint64_t bytes_read_ = 0;
-  bool rate_started_ = false;
-  Clock::time_point rate_deadline_{};
-  Clock::time_point returned_at_{};
+  Clock::time_point rate_deadline_{};  // see resume_client_clock()
+  Clock::time_point returned_at_{};    // when read_some last returned; unset before the first read
 };
 
 // What RFC 9112 requires of a request's framing and routing headers beyond
@@ -498,6 +488,11 @@ asio::awaitable<void> Server::Impl::run_session(tcp::socket socket) {
   buffer.reserve(kReadBufferCapacity);
   spdlog::debug("connection {} from {} opened", session_id, peer);
 
+  const auto log_access = [&](std::string_view method, std::string_view target, unsigned status, std::size_t bytes_out,
+                              double ms, std::uint64_t bytes_in, std::string_view user, std::string_view request_id) {
+    access_log->info("{} {} {} {} {} {:.1f}ms in={} user={} req={}", peer, method, target, status, bytes_out, ms,
+                     bytes_in, user, request_id);
+  };
   // An error answered before the request's body was read: the connection
   // closes after it, as neither side can know where the body would end.
   const auto refuse = [&](errc code, std::string_view message, std::string_view method,
@@ -507,8 +502,8 @@ asio::awaitable<void> Server::Impl::run_session(tcp::socket socket) {
     res.keep_alive(false);
     stream.expires_after(options.idle_timeout);
     auto [wec, written] = co_await beast_http::async_write(stream, res, use_tuple);
-    access_log->info("{} {} {} {} {} 0.0ms in=0 user=- req=-", peer, method.empty() ? "-" : method,
-                     target.empty() ? "-" : target, res.result_int(), written);
+    log_access(method.empty() ? "-" : method, target.empty() ? "-" : target, res.result_int(), written, 0.0, 0, "-",
+               "-");
     co_await lingering_close(stream);
   };
 
@@ -581,20 +576,20 @@ asio::awaitable<void> Server::Impl::run_session(tcp::socket socket) {
       res = error_response(e.code(), e.what());
       if (e.retry_after()) res.set(beast_http::field::retry_after, std::to_string(*e.retry_after()));
       if (error_status(e.code()) >= 500) spdlog::warn("request {} failed: {}", ctx.request_id, e.what());
-      ctx.response_stream.reset();
     } catch (const std::exception& e) {
       spdlog::error("request {} failed unexpectedly: {}", ctx.request_id, e.what());
       res = error_response(errc::internal, "internal error");
-      ctx.response_stream.reset();
     }
     const bool body_done = body.complete();
     res.set(beast_http::field::server, "s3uploader");
     res.set("X-Request-Id", ctx.request_id);
     res.keep_alive(parser.get().keep_alive() && body_done && !stopping);
     // A streamed body: the handler set Content-Length. Any other: its length
-    // is the string's, and HEAD answers carry the same headers without it.
+    // is the string's, and HEAD answers carry the same headers without it. A
+    // handler answering HEAD may set the Content-Length a GET would stream.
     const bool has_stream = ctx.response_stream.has_value() && res.result_int() < 300;
-    if (!has_stream) {
+    const bool length_given = head && res.result_int() < 300 && res.has_content_length();
+    if (!has_stream && !length_given) {
       res.prepare_payload();
       // RFC 9110 §8.6: no Content-Length on 1xx and 204; on 304 it would have
       // to be the representation's, which the handler did not say.
@@ -639,9 +634,8 @@ asio::awaitable<void> Server::Impl::run_session(tcp::socket socket) {
     // both can carry something a log should not.
     std::string_view target = header.target();
     target = ctx.route.empty() ? target.substr(0, target.find('?')) : std::string_view(ctx.route);
-    access_log->info("{} {} {} {} {} {:.1f}ms in={} user={} req={}", peer, header.method_string(), target,
-                                client_gone ? 499u : res.result_int(), bytes_out, ms, body.bytes_read(),
-                                ctx.user_id ? std::to_string(*ctx.user_id) : "-", ctx.request_id);
+    log_access(header.method_string(), target, client_gone ? 499u : res.result_int(), bytes_out, ms, body.bytes_read(),
+               ctx.user_id ? std::to_string(*ctx.user_id) : "-", ctx.request_id);
     session->busy = false;
     if (client_gone) break;
     if (!res.keep_alive()) {

@@ -88,8 +88,9 @@ struct ServerOptions {
   std::chrono::milliseconds shutdown_grace{30'000};
   std::size_t max_header_bytes = 16 * 1024;
   std::uint64_t max_body_bytes = 0;  // beast's body_limit; handlers enforce their own limits below it
-  // The process's memory budget: receive buffers for bodies come from it when
-  // it has room (else a connection reads through its small header buffer).
+  // The process's memory budget (required): receive buffers for bodies come
+  // from it when it has room (else a connection reads through its small
+  // header buffer).
   std::shared_ptr<util::BufferPool> buffers;
 };
 
