@@ -121,6 +121,12 @@ class Janitor {
   std::chrono::milliseconds stale_after_;
 };
 
+// The last steps of deleting an upload, in their crash-safe order: its
+// object (absent is fine), then its row (usage settled). True if this call
+// removed the row. DELETE /files/{id} marks the row 'deleting' first; the
+// janitor finishes rows a crash left so.
+boost::asio::awaitable<bool> remove_object_then_row(const Dependencies& deps, const db::Upload& upload);
+
 // An upload as the API shows it: {file_id, file_name, file_size, upload_time,
 // content_type, sha256}, and with `details` also its owner, status and
 // completion time.

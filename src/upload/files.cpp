@@ -170,6 +170,12 @@ class Download {
 
 }  // namespace
 
+asio::awaitable<bool> remove_object_then_row(const Dependencies& deps, const db::Upload& upload) {
+  // A failed upload's object went when it failed; nothing to remove.
+  if (upload.status != db::UploadStatus::failed) co_await deps.store.remove(upload.storage_key);
+  co_return co_await util::run_blocking(deps.blocking, [&] { return deps.metadata.delete_upload(upload.id); });
+}
+
 asio::awaitable<db::Upload> Api::visible_upload(const auth::Principal& caller, std::string_view id) {
   std::optional<db::Upload> upload;
   if (util::is_uuid(id)) {
@@ -255,13 +261,11 @@ asio::awaitable<http::Response> Api::get_content(http::Request& request, std::st
   const std::uint64_t end = range ? range->last + 1 : size;
   if (range) res.set(field::content_range, fmt::format("bytes {}-{}/{}", range->first, range->last, size));
   res.content_length(end - first);
+  // HEAD: the same headers, and no read of the object (the server sends no body).
   if (end > first && request.header.method() != verb::head) {
     auto download = std::make_shared<Download>(deps_.store, upload.storage_key, first, end);
     co_await download->start(upload.id);
     request.context.response_stream = http::BodyStream{[download] { return download->next(); }};
-  } else if (end > first) {
-    // HEAD: the same headers, no body (the server sends none for HEAD).
-    request.context.response_stream = http::BodyStream{[]() -> asio::awaitable<std::string> { co_return ""; }};
   }
   co_return res;
 }
@@ -279,9 +283,8 @@ asio::awaitable<http::Response> Api::delete_file(http::Request& request, std::st
   if (upload.status == db::UploadStatus::complete) {
     const bool marked = co_await util::run_blocking(deps_.blocking, [&] { return deps_.metadata.mark_deleting(upload.id); });
     if (!marked) throw ApiError(errc::not_found, "no such file");  // another delete got there first
-    co_await deps_.store.remove(upload.storage_key);
   }
-  const bool deleted = co_await util::run_blocking(deps_.blocking, [&] { return deps_.metadata.delete_upload(upload.id); });
+  const bool deleted = co_await remove_object_then_row(deps_, upload);
   // Not there any more after our mark: the janitor finished it meanwhile.
   if (!deleted && upload.status != db::UploadStatus::complete) throw ApiError(errc::not_found, "no such file");
   spdlog::info("upload {} deleted by user {}", upload.id, caller.user_id);

@@ -68,8 +68,7 @@ asio::awaitable<void> Janitor::finish_deletions(JanitorReport& report) {
     int failed = 0;
     for (const auto& row : rows) {
       try {
-        co_await deps_.store.remove(row.storage_key);
-        co_await util::run_blocking(deps_.blocking, [&] { deps_.metadata.delete_upload(row.id); });
+        co_await remove_object_then_row(deps_, row);
         ++report.deletions_finished;
         spdlog::info("janitor: the deletion of upload {} (user {}) was interrupted; finished", row.id, row.user_id);
       } catch (const std::exception& e) {
