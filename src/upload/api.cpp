@@ -88,31 +88,12 @@ bool is_token_char(char c) {  // RFC 9110 §5.6.2 tchar
 
 bool is_token(std::string_view s) { return !s.empty() && std::all_of(s.begin(), s.end(), is_token_char); }
 
-// A parameter's value, a token or a quoted-string (RFC 9110 §5.6.4) undone;
-// nullopt if it is neither. (A ';' inside quotes is not supported: such a
-// type is refused and the bytes decide.)
-std::optional<std::string> parameter_value(std::string_view text) {
-  if (!text.starts_with('"')) return is_token(text) ? std::optional(std::string(text)) : std::nullopt;
-  std::string out;
-  for (std::size_t i = 1; i < text.size(); ++i) {
-    const char c = text[i];
-    if (c == '"') return i + 1 == text.size() ? std::optional(out) : std::nullopt;
-    if (c == '\\') {
-      if (++i == text.size()) return std::nullopt;
-      out.push_back(text[i]);
-    } else if (c == '\t' || (c >= 0x20 && c != 0x7f)) {
-      out.push_back(c);
-    } else {
-      return std::nullopt;
-    }
-  }
-  return std::nullopt;  // unterminated
-}
-
 // Character sets a stored type may name: the ones browsers decode the same
 // way everywhere. (utf-7 and friends have been used to smuggle script.)
 constexpr std::array<std::string_view, 7> kAllowedCharsets = {"utf-8",        "us-ascii", "iso-8859-1", "windows-1252",
                                                               "utf-16",       "utf-16le", "utf-16be"};
+
+ApiError quota_exceeded() { return ApiError(errc::quota_exceeded, "this upload would exceed your storage quota"); }
 
 ApiError too_large(const Limits& limits) {
   return ApiError(errc::file_too_large,
@@ -172,7 +153,7 @@ class UploadInProgress {
     // and only they decide.
     if (most_bytes_ && quota_ != db::kNoQuota) {
       const bool granted = co_await try_reserve(*most_bytes_);
-      if (!granted && exact_size_) throw ApiError(errc::quota_exceeded, "this upload would exceed your storage quota");
+      if (!granted && exact_size_) throw quota_exceeded();
     }
     spdlog::debug("upload {} started by user {}: key {}", record_.id, record_.user_id, record_.storage_key);
     const storage::ObjectMetadata metadata{record_.content_type, record_.file_name, size_hint_};
@@ -273,7 +254,7 @@ class UploadInProgress {
     }
     const bool granted = co_await try_reserve(needed);
     if (granted) co_return;
-    throw ApiError(errc::quota_exceeded, "this upload would exceed your storage quota");
+    throw quota_exceeded();
   }
 
   // Reserves `bytes` more if they fit; false (nothing reserved) if not.
@@ -423,31 +404,23 @@ json::object upload_json(const db::Upload& u, bool details) {
 
 std::optional<std::string> normalize_media_type(std::string_view declared) {
   if (declared.size() > kMaxMediaTypeBytes) return std::nullopt;
-  std::string_view rest = declared;
-  const auto next_segment = [&rest] {
-    const auto semicolon = rest.find(';');
-    const std::string_view segment = util::trim(rest.substr(0, semicolon));
-    rest = semicolon == std::string_view::npos ? std::string_view{} : rest.substr(semicolon + 1);
-    return segment;
-  };
-  const std::string_view essence = next_segment();
+  // The same reading as a part's headers get: value lower-cased, parameters
+  // unquoted; nullopt for a parameter without '=' or an unterminated quote.
+  auto parsed = http::parse_header_value(declared);
+  if (!parsed) return std::nullopt;
+  const std::string_view essence = parsed->value;
   const auto slash = essence.find('/');
   if (slash == std::string_view::npos || !is_token(essence.substr(0, slash)) || !is_token(essence.substr(slash + 1))) {
     return std::nullopt;
   }
-  std::string normalized = util::ascii_lower(essence);
-  std::optional<std::string> charset;
-  while (!rest.empty()) {
-    const std::string_view parameter = next_segment();
-    if (parameter.empty()) continue;  // "text/plain;" is allowed
-    const auto equals = parameter.find('=');
-    if (equals == std::string_view::npos || !is_token(parameter.substr(0, equals))) return std::nullopt;
-    const auto value = parameter_value(parameter.substr(equals + 1));
-    if (!value) return std::nullopt;
-    if (util::ascii_lower(parameter.substr(0, equals)) == "charset") charset = util::ascii_lower(*value);
-  }
-  if (charset && std::find(kAllowedCharsets.begin(), kAllowedCharsets.end(), *charset) != kAllowedCharsets.end()) {
-    normalized += "; charset=" + *charset;
+  std::string normalized = std::move(parsed->value);
+  // Of the parameters only an allowed charset is kept: nothing else a client
+  // wrote is served back.
+  if (const auto charset = parsed->params.find("charset"); charset != parsed->params.end()) {
+    const auto name = util::ascii_lower(charset->second);
+    if (std::find(kAllowedCharsets.begin(), kAllowedCharsets.end(), name) != kAllowedCharsets.end()) {
+      normalized += "; charset=" + name;
+    }
   }
   return normalized;
 }
