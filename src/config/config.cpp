@@ -81,6 +81,12 @@ void apply(Config& c, std::string_view key, const std::string& value, std::strin
     if (!v) throw bad("expected a duration such as 30s, 5m or 250ms");
     return *v;
   };
+  // A timeout or interval: a duration no shorter than kMinimumTimeout.
+  const auto timeout = [&]() {
+    const auto d = duration();
+    if (d < kMinimumTimeout) throw bad("at least 1s");
+    return d;
+  };
   const auto count = [&]() -> unsigned {
     auto v = util::parse_size(value);
     if (!v || *v > 4096 || value.find_first_not_of("0123456789") != std::string::npos) throw bad("expected a number 0..4096");
@@ -115,8 +121,7 @@ void apply(Config& c, std::string_view key, const std::string& value, std::strin
   } else if (key == "stale_upload_age") {
     c.stale_upload_age = duration();
   } else if (key == "janitor_interval") {
-    c.janitor_interval = duration();
-    if (c.janitor_interval < std::chrono::seconds(1)) throw bad("at least 1s");
+    c.janitor_interval = timeout();
   } else if (key == "rate_limit" || key == "rate_limit_burst") {
     char* end = nullptr;
     const double v = std::strtod(value.c_str(), &end);
@@ -150,16 +155,13 @@ void apply(Config& c, std::string_view key, const std::string& value, std::strin
     c.max_header_bytes = size();
     if (c.max_header_bytes < 1024) throw bad("at least 1KiB");
   } else if (key == "header_timeout") {
-    c.header_timeout = duration();
-    if (c.header_timeout < kMinimumTimeout) throw bad("at least 1s");
+    c.header_timeout = timeout();
   } else if (key == "idle_timeout") {
-    c.idle_timeout = duration();
-    if (c.idle_timeout < kMinimumTimeout) throw bad("at least 1s");
+    c.idle_timeout = timeout();
   } else if (key == "min_body_rate") {
     c.min_body_rate = size();
   } else if (key == "min_body_rate_window") {
-    c.min_body_rate_window = duration();
-    if (c.min_body_rate_window < kMinimumTimeout) throw bad("at least 1s");
+    c.min_body_rate_window = timeout();
   } else if (key == "shutdown_grace") {
     c.shutdown_grace = duration();
   } else if (key == "debug") {
