@@ -20,7 +20,8 @@ boost::asio::awaitable<CommittedObject> ObjectWriter::commit_and_record(const Re
 std::unique_ptr<ObjectStore> open_object_store(const StoreSettings& settings, boost::asio::any_io_executor executor,
                                                boost::asio::thread_pool& blocking) {
   const std::string_view url = settings.url;
-  auto buffers = settings.buffers ? settings.buffers : std::make_shared<util::BufferPool>(settings.buffer_budget);
+  if (!settings.buffers) throw std::invalid_argument("StoreSettings::buffers is required");
+  auto buffers = settings.buffers;
   constexpr std::string_view file_scheme = "file://";
   constexpr std::string_view s3_scheme = "s3://";
   if (url.starts_with(file_scheme)) {

@@ -106,11 +106,9 @@ struct StoreSettings {
   bool s3_part_md5 = false;  // Content-MD5 + UNSIGNED-PAYLOAD instead of a signed SHA-256 per part
   std::size_t part_size = 8 * 1024 * 1024;
   int parts_in_flight = 4;
-  // The process's one memory budget for bodies in flight (util::BufferPool),
-  // shared with the HTTP server's receive buffers; if unset, the store makes
-  // its own of buffer_budget bytes.
-  std::shared_ptr<util::BufferPool> buffers;
-  std::size_t buffer_budget = 256 * 1024 * 1024;
+  // The process's one memory budget for bodies in flight, shared with the
+  // HTTP server's receive buffers (main makes it from buffer_budget).
+  std::shared_ptr<util::BufferPool> buffers = std::make_shared<util::BufferPool>(256 * 1024 * 1024);
   std::function<const char*(const char*)> getenv;  // for AWS_* credentials; std::getenv if empty
 };
 

@@ -71,7 +71,7 @@ class ObjectStoreContract : public ::testing::TestWithParam<Backend> {
       settings.s3_part_md5 = GetParam().name == "s3_md5";
       settings.part_size = 5 * 1024 * 1024;
       settings.parts_in_flight = 3;
-      settings.buffer_budget = 64 * 1024 * 1024;
+      settings.buffers = std::make_shared<util::BufferPool>(64 * 1024 * 1024);
     }
     store_ = open_object_store(settings, io_.get_executor(), pool_);
     if (auto* s3 = s3_store()) run(s3->create_bucket());
