@@ -24,7 +24,7 @@
 #include "http/server.hpp"
 #include "storage/object_store.hpp"
 #include "upload/api.hpp"
-#include "util/api_error.hpp"
+#include "api/error.hpp"
 #include "util/units.hpp"
 
 namespace {
@@ -98,13 +98,14 @@ int serve(const config::Config& cfg) {
   auto buffers = std::make_shared<util::BufferPool>(cfg.buffer_budget);
   store_settings.buffers = buffers;
   auto store = storage::open_object_store(store_settings, io.get_executor(), blocking);
-  auth::Authenticator authenticator(*metadata, blocking, auth::RateLimit{cfg.rate_limit, cfg.rate_limit_burst});
+  auth::Authenticator authenticator(*metadata, blocking);
   const upload::Dependencies deps{
       *store, *metadata, authenticator, blocking,
       upload::Limits{cfg.max_upload_bytes, cfg.max_concurrent_uploads, cfg.allowed_types,
                      cfg.default_quota > 0 ? std::optional(cfg.default_quota) : std::nullopt},
       upload::Downloads{cfg.download_redirect,
-                        std::chrono::duration_cast<std::chrono::seconds>(cfg.download_url_ttl)}};
+                        std::chrono::duration_cast<std::chrono::seconds>(cfg.download_url_ttl)},
+      std::make_shared<upload::LiveUploads>(), auth::RateLimit{cfg.rate_limit, cfg.rate_limit_burst}};
   upload::Api api(deps);
   // Clean-up after uploads of crashed processes: now, then periodically.
   upload::Janitor janitor(deps, cfg.stale_upload_age);
@@ -120,7 +121,9 @@ int serve(const config::Config& cfg) {
   options.shutdown_grace = cfg.shutdown_grace;
   options.max_header_bytes = cfg.max_header_bytes;
   options.max_body_bytes = cfg.max_upload_bytes + upload::kMultipartFramingAllowance;
-  http::Server server(io, options, [&api](http::Request& r) { return api.handle(r); });
+  http::Server server(io, options,
+                      http::chain({http::request_id(), http::error_answers()},
+                                  [&api](http::Request& r) { return api.handle(r); }));
   server.start();
   const auto bound = server.local_endpoint();
   if (!cfg.port_file.empty()) write_port_file(cfg.port_file, bound.port());

@@ -69,20 +69,16 @@ class TokenBuckets {
 
 class Authenticator {
  public:
-  Authenticator(db::MetadataStore& store, boost::asio::thread_pool& blocking, RateLimit limit = {})
-      : store_(store), blocking_(blocking), buckets_(limit), limited_(limit.per_second > 0) {}
+  Authenticator(db::MetadataStore& store, boost::asio::thread_pool& blocking) : store_(store), blocking_(blocking) {}
 
   // The principal for an Authorization header value. Throws ApiError(unauthorized)
   // for a missing, malformed, unknown, revoked or expired token or a disabled user;
-  // the message says which, but never echoes the token. Throws
-  // ApiError(too_many_requests) with a Retry-After past the token's rate limit.
+  // the message says which, but never echoes the token.
   boost::asio::awaitable<Principal> authenticate(std::string_view authorization);
 
  private:
   db::MetadataStore& store_;
   boost::asio::thread_pool& blocking_;
-  TokenBuckets buckets_;
-  bool limited_;
 };
 
 }  // namespace s3up::auth

@@ -21,6 +21,7 @@
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
 #include <boost/json/serialize.hpp>
 #include <fmt/format.h>
@@ -60,17 +61,6 @@ constexpr std::uint64_t kLingerBytes = 8 * 1024 * 1024;
 // take to write.
 constexpr auto kCutOffWriteTime = 2s;
 
-std::string request_id_from(const RequestHeader& h) {
-  const auto given = h["X-Request-Id"];
-  if (!given.empty() && given.size() <= 128 &&
-      std::all_of(given.begin(), given.end(), [](char c) { return c > 0x20 && c < 0x7f; })) {
-    return std::string(given);
-  }
-  std::array<std::uint8_t, 8> rnd{};
-  util::random_bytes(rnd);
-  return util::to_hex(rnd);
-}
-
 bool is_disconnect(const boost::system::error_code& ec) {
   return ec == beast_http::error::end_of_stream || ec == beast_http::error::partial_message ||
          ec == asio::error::eof || ec == asio::error::connection_reset || ec == asio::error::broken_pipe ||
@@ -80,22 +70,14 @@ bool is_disconnect(const boost::system::error_code& ec) {
 
 }  // namespace
 
-Response json_response(unsigned status, const boost::json::value& body) {
-  Response res{static_cast<beast_http::status>(status), 11};
-  res.set(beast_http::field::content_type, "application/json");
-  res.body() = boost::json::serialize(body);
-  res.body().push_back('\n');
-  res.prepare_payload();
-  return res;
-}
-
-Response error_response(errc code, std::string_view message) {
-  boost::json::object err;
-  err["code"] = error_slug(code);
-  err["message"] = message;
-  auto res = json_response(error_status(code), boost::json::object{{"error", std::move(err)}});
-  if (code == errc::unauthorized) res.set(beast_http::field::www_authenticate, "Bearer realm=\"s3uploader\"");
-  return res;
+ExchangeObserver access_log() {
+  auto logger = spdlog::get("access");
+  if (!logger) logger = spdlog::default_logger();
+  return [logger](const Exchange& e) {
+    logger->info("{} {} {} {} {} {:.1f}ms in={} user={} req={}", e.peer, e.method.empty() ? "-" : e.method,
+                 e.target.empty() ? "-" : e.target, e.status, e.bytes_out, e.milliseconds, e.bytes_in,
+                 e.user_id ? std::to_string(*e.user_id) : "-", e.request_id.empty() ? "-" : e.request_id);
+  };
 }
 
 struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
@@ -107,15 +89,13 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
 
   Impl(asio::io_context& io, ServerOptions o, Handler h)
       : io(io), options(std::move(o)), handler(std::move(h)), acceptor(asio::make_strand(io)) {
-    access_log = spdlog::get("access");
-    if (!access_log) access_log = spdlog::default_logger();
+    if (!options.on_exchange) options.on_exchange = access_log();
   }
 
   asio::io_context& io;
   ServerOptions options;
   Handler handler;
   tcp::acceptor acceptor;
-  std::shared_ptr<spdlog::logger> access_log;
   std::atomic<bool> stopping{false};
   std::atomic<bool> cutting_off{false};  // the shutdown grace is over
   std::mutex mutex;
@@ -124,6 +104,15 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
 
   asio::awaitable<void> accept_loop();
   asio::awaitable<void> run_session(tcp::socket socket);
+  asio::awaitable<Response> answer(Request& request);
+  // Writes `res` (for HEAD its headers only) with the Content-Length its body has.
+  struct Written {
+    std::size_t bytes = 0;
+    bool client_gone = false;
+    bool cut_short = false;  // a streamed body failed midway: the connection must close
+  };
+  asio::awaitable<Written> write_response(beast::tcp_stream& stream, bool head, Response& res,
+                                                             bool keep_alive, const std::string& request_id);
   asio::awaitable<void> shutdown_sequence(std::function<void()> on_done);
 
   // What close_sessions() does to a connection with a request in progress:
@@ -198,11 +187,11 @@ class ConnectionBody final : public BodyReader {
         beast_http::response<beast_http::empty_body> cont{beast_http::status::continue_, 11};
         stream_.expires_after(options_.idle_timeout);
         auto [ec, n] = co_await beast_http::async_write(stream_, cont, use_tuple);
-        if (ec) throw ApiError(errc::client_disconnected, "client disconnected");
+        if (ec) throw disconnected();
       }
       stream_.expires_never();  // body reads keep their own deadlines
     }
-    if (cutting_off_) throw ApiError(errc::shutting_down, "server shutting down");
+    if (cutting_off_) throw shutting_down();
     resume_client_clock();
     const auto piece = parser_.chunked() ? co_await read_chunked() : co_await read_sized();
     returned_at_ = Clock::now();
@@ -264,7 +253,7 @@ class ConnectionBody final : public BodyReader {
   }
 
   // Awaits one socket read (`read` yields an error code and a byte count)
-  // until its deadline; returns the bytes read or throws the ApiError.
+  // until its deadline; returns the bytes read or throws the Error.
   template <class Read>
   asio::awaitable<std::size_t> read_deadline(Read read) {
     using namespace asio::experimental::awaitable_operators;
@@ -275,7 +264,7 @@ class ConnectionBody final : public BodyReader {
     if (deadline <= now) throw too_slow(rate_binds);
     timer_.expires_at(deadline);
     auto result = co_await (std::move(read) || timer_.async_wait(use_tuple));
-    if (cutting_off_) throw ApiError(errc::shutting_down, "server shutting down");
+    if (cutting_off_) throw shutting_down();
     if (result.index() == 1) throw too_slow(rate_binds);
     auto [ec, n] = std::get<0>(result);
     if (ec == beast_http::error::need_buffer) ec = {};
@@ -283,13 +272,16 @@ class ConnectionBody final : public BodyReader {
     co_return n;
   }
 
-  ApiError too_slow(bool rate_binds) const {
+  static Error disconnected() { return Error(kClientClosedRequest, "client_disconnected", "client disconnected"); }
+  static Error shutting_down() { return Error(503, "shutting_down", "server shutting down"); }
+
+  Error too_slow(bool rate_binds) const {
     if (rate_binds) {
-      return ApiError(errc::timeout, fmt::format("request body too slow: under {} bytes/s over {}s",
+      return Error(408, "request_timeout", fmt::format("request body too slow: under {} bytes/s over {}s",
                                                  options_.min_body_rate,
                                                  std::chrono::duration<double>(options_.min_body_rate_window).count()));
     }
-    return ApiError(errc::timeout, "request body stalled: idle timeout");
+    return Error(408, "request_timeout", "request body stalled: idle timeout");
   }
 
   // The rate deadline moves only while we wait for the client: time since
@@ -317,10 +309,10 @@ class ConnectionBody final : public BodyReader {
   }
 
   [[noreturn]] void throw_read_error(const boost::system::error_code& ec) const {
-    if (ec == beast_http::error::body_limit) throw ApiError(errc::file_too_large, "request body too large");
-    if (stopping_ && is_disconnect(ec)) throw ApiError(errc::shutting_down, "server shutting down");
-    if (is_disconnect(ec)) throw ApiError(errc::client_disconnected, "client disconnected");
-    throw ApiError(errc::bad_request, "malformed request body: " + ec.message());
+    if (ec == beast_http::error::body_limit) throw Error(413, "file_too_large", "request body too large");
+    if (stopping_ && is_disconnect(ec)) throw shutting_down();
+    if (is_disconnect(ec)) throw disconnected();
+    throw Error(400, "bad_request", "malformed request body: " + ec.message());
   }
 
   beast::tcp_stream& stream_;
@@ -347,9 +339,11 @@ class ConnectionBody final : public BodyReader {
 // here is answered and the connection closed: its body cannot be trusted to
 // end where we would think.
 struct Refusal {
-  errc code;
+  unsigned status;
+  std::string code;
   std::string message;
 };
+constexpr unsigned kBadRequest = 400;
 
 std::optional<Refusal> framing_refusal(const RequestHeader& h) {
   // §6.1, §6.3: chunked must be the final coding and appear once; we
@@ -367,21 +361,21 @@ std::optional<Refusal> framing_refusal(const RequestHeader& h) {
     }
   }
   if (has_transfer_encoding) {
-    if (h.version() < 11) return Refusal{errc::bad_request, "Transfer-Encoding is not allowed in HTTP/1.0"};
+    if (h.version() < 11) return Refusal{kBadRequest, "bad_request", "Transfer-Encoding is not allowed in HTTP/1.0"};
     if (codings.empty() || codings.back() != "chunked" || std::count(codings.begin(), codings.end(), "chunked") != 1) {
-      return Refusal{errc::bad_request, "Transfer-Encoding must end with chunked, given once"};
+      return Refusal{kBadRequest, "bad_request", "Transfer-Encoding must end with chunked, given once"};
     }
     if (codings.size() > 1) {
-      return Refusal{errc::not_implemented, "transfer coding " + codings.front() + " is not implemented"};
+      return Refusal{501, "not_implemented", "transfer coding " + codings.front() + " is not implemented"};
     }
   }
   // §3.2: exactly one Host in HTTP/1.1, at most one before.
   const auto hosts = h.count(beast_http::field::host);
-  if (hosts > 1) return Refusal{errc::bad_request, "more than one Host header"};
-  if (hosts == 0 && h.version() >= 11) return Refusal{errc::bad_request, "HTTP/1.1 request without a Host header"};
+  if (hosts > 1) return Refusal{kBadRequest, "bad_request", "more than one Host header"};
+  if (hosts == 0 && h.version() >= 11) return Refusal{kBadRequest, "bad_request", "HTTP/1.1 request without a Host header"};
   // Two credentials: which one would be meant is anyone's guess.
   if (h.count(beast_http::field::authorization) > 1) {
-    return Refusal{errc::bad_request, "more than one Authorization header"};
+    return Refusal{kBadRequest, "bad_request", "more than one Authorization header"};
   }
   return std::nullopt;
 }
@@ -488,22 +482,19 @@ asio::awaitable<void> Server::Impl::run_session(tcp::socket socket) {
   buffer.reserve(kReadBufferCapacity);
   spdlog::debug("connection {} from {} opened", session_id, peer);
 
-  const auto log_access = [&](std::string_view method, std::string_view target, unsigned status, std::size_t bytes_out,
-                              double ms, std::uint64_t bytes_in, std::string_view user, std::string_view request_id) {
-    access_log->info("{} {} {} {} {} {:.1f}ms in={} user={} req={}", peer, method, target, status, bytes_out, ms,
-                     bytes_in, user, request_id);
-  };
   // An error answered before the request's body was read: the connection
   // closes after it, as neither side can know where the body would end.
-  const auto refuse = [&](errc code, std::string_view message, std::string_view method,
+  const auto refuse = [&](const Error& error, std::string_view method,
                           std::string_view target) -> asio::awaitable<void> {
-    auto res = error_response(code, message);
+    auto res = error_response(error);
     res.set(beast_http::field::server, "s3uploader");
-    res.keep_alive(false);
+    beast_http::response<beast_http::string_body> message(std::move(res.header()),
+                                                          std::get<std::string>(std::move(res.body())));
+    message.keep_alive(false);
+    message.prepare_payload();
     stream.expires_after(options.idle_timeout);
-    auto [wec, written] = co_await beast_http::async_write(stream, res, use_tuple);
-    log_access(method.empty() ? "-" : method, target.empty() ? "-" : target, res.result_int(), written, 0.0, 0, "-",
-               "-");
+    auto [wec, written] = co_await beast_http::async_write(stream, message, use_tuple);
+    options.on_exchange(Exchange{peer, method, target, error.status(), 0, written, 0.0, std::nullopt, {}});
     co_await lingering_close(stream);
   };
 
@@ -536,12 +527,12 @@ asio::awaitable<void> Server::Impl::run_session(tcp::socket socket) {
         const auto line_end = seen.find('\n');
         const bool line_parsed = !parser.get().target().empty();
         if (!line_parsed && (line_end == std::string_view::npos || line_end >= options.max_header_bytes)) {
-          co_await refuse(errc::uri_too_long, "request line too long", "", "");
+          co_await refuse(Error(414, "uri_too_long", "request line too long"), "", "");
         } else {
-          co_await refuse(errc::headers_too_large, "request headers too large", "", "");
+          co_await refuse(Error(431, "headers_too_large", "request headers too large"), "", "");
         }
       } else if (!is_disconnect(ec) && ec != beast::error::timeout) {
-        co_await refuse(errc::bad_request, "malformed HTTP request", "", "");
+        co_await refuse(Error(kBadRequest, "bad_request", "malformed HTTP request"), "", "");
       }
       break;
     }
@@ -553,7 +544,7 @@ asio::awaitable<void> Server::Impl::run_session(tcp::socket socket) {
       const std::string logged =
           target.find('/', 1) == std::string_view::npos ? std::string(target)
                                                         : std::string(target.substr(0, target.find('/', 1) + 1)) + "...";
-      co_await refuse(refusal->code, refusal->message, parser.get().method_string(), logged);
+      co_await refuse(Error(refusal->status, refusal->code, refusal->message), parser.get().method_string(), logged);
       break;
     }
     normalize_target(parser.get().base());
@@ -561,84 +552,26 @@ asio::awaitable<void> Server::Impl::run_session(tcp::socket socket) {
     session->busy = true;
     const auto started = std::chrono::steady_clock::now();
     const auto& header = parser.get().base();
-    const bool head = header.method() == beast_http::verb::head;
-    RequestContext ctx;
-    ctx.request_id = request_id_from(header);
+    RequestContext context;
     ConnectionBody body(stream, buffer, parser, options, stopping, cutting_off);
-    Request request{header, body, ctx};
-
-    Response res;
-    bool client_gone = false;
-    try {
-      res = co_await handler(request);
-    } catch (const ApiError& e) {
-      client_gone = e.code() == errc::client_disconnected;
-      res = error_response(e.code(), e.what());
-      if (e.retry_after()) res.set(beast_http::field::retry_after, std::to_string(*e.retry_after()));
-      if (error_status(e.code()) >= 500) spdlog::warn("request {} failed: {}", ctx.request_id, e.what());
-    } catch (const std::exception& e) {
-      spdlog::error("request {} failed unexpectedly: {}", ctx.request_id, e.what());
-      res = error_response(errc::internal, "internal error");
-    }
+    Request request{header, body, context};
+    Response res = co_await answer(request);
     const bool body_done = body.complete();
-    res.set(beast_http::field::server, "s3uploader");
-    res.set("X-Request-Id", ctx.request_id);
-    res.keep_alive(parser.get().keep_alive() && body_done && !stopping);
-    // A streamed body: the handler set Content-Length. Any other: its length
-    // is the string's, and HEAD answers carry the same headers without it. A
-    // handler answering HEAD may set the Content-Length a GET would stream.
-    const bool has_stream = ctx.response_stream.has_value() && res.result_int() < 300;
-    const bool length_given = head && res.result_int() < 300 && res.has_content_length();
-    if (!has_stream && !length_given) {
-      res.prepare_payload();
-      // RFC 9110 §8.6: no Content-Length on 1xx and 204; on 304 it would have
-      // to be the representation's, which the handler did not say.
-      const auto status = res.result_int();
-      if (status < 200 || status == 204 || status == 304) res.erase(beast_http::field::content_length);
-    }
-    // After the shutdown grace a write must not hold the connection long.
-    const auto write_timeout = cutting_off ? std::min<std::chrono::milliseconds>(options.idle_timeout, kCutOffWriteTime)
-                                           : options.idle_timeout;
-
-    std::size_t bytes_out = 0;
-    if (!client_gone && (head || has_stream)) {
-      stream.expires_after(write_timeout);
-      beast_http::response_serializer<beast_http::string_body> serializer(res);
-      auto [hec, head_bytes] = co_await beast_http::async_write_header(stream, serializer, use_tuple);
-      bytes_out = head_bytes;
-      if (hec) client_gone = true;
-      while (!client_gone && !head) {
-        std::string piece;
-        try {
-          piece = co_await ctx.response_stream->next();
-        } catch (const std::exception& e) {
-          spdlog::error("request {}: the response body failed after {} bytes: {}", ctx.request_id, bytes_out,
-                        e.what());
-          res.keep_alive(false);  // the client must see the body end short
-          break;
-        }
-        if (piece.empty()) break;
-        stream.expires_after(write_timeout);
-        auto [wec, written] = co_await asio::async_write(stream, asio::buffer(piece), use_tuple);
-        bytes_out += written;
-        if (wec) client_gone = true;
-      }
-    } else if (!client_gone) {
-      stream.expires_after(write_timeout);
-      auto [wec, written] = co_await beast_http::async_write(stream, res, use_tuple);
-      bytes_out = written;
-      if (wec) client_gone = true;
-    }
+    const bool keep_alive = parser.get().keep_alive() && body_done && !stopping;
+    const unsigned status = res.status();
+    const auto written = co_await write_response(stream, header.method() == beast_http::verb::head, res, keep_alive,
+                                                 context.request_id);
+    const bool client_gone = written.client_gone;
     const auto ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
-    // The route if the handler named one, else the path without its query:
-    // both can carry something a log should not.
+    // The route if one matched, else the path without its query: both can
+    // carry something a log should not.
     std::string_view target = header.target();
-    target = ctx.route.empty() ? target.substr(0, target.find('?')) : std::string_view(ctx.route);
-    log_access(header.method_string(), target, client_gone ? 499u : res.result_int(), bytes_out, ms, body.bytes_read(),
-               ctx.user_id ? std::to_string(*ctx.user_id) : "-", ctx.request_id);
+    target = context.route.empty() ? target.substr(0, target.find('?')) : std::string_view(context.route);
+    options.on_exchange(Exchange{peer, header.method_string(), target, client_gone ? kClientClosedRequest : status,
+                                 body.bytes_read(), written.bytes, ms, context.user_id, context.request_id});
     session->busy = false;
-    if (client_gone) break;
-    if (!res.keep_alive()) {
+    if (client_gone || written.cut_short) break;
+    if (!keep_alive) {
       if (!body_done && !cutting_off) co_await lingering_close(stream);
       break;
     }
@@ -646,6 +579,89 @@ asio::awaitable<void> Server::Impl::run_session(tcp::socket socket) {
   stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
   stream.socket().close(ignored);
   spdlog::debug("connection {} from {} closed", session_id, peer);
+}
+
+asio::awaitable<Response> Server::Impl::answer(Request& request) {
+  // The handler chain renders its own errors; this is the net below it.
+  std::optional<Response> res;
+  std::exception_ptr failure;
+  try {
+    res = co_await handler(request);
+  } catch (...) {
+    failure = std::current_exception();
+  }
+  // A stream opens before the headers go out (never for HEAD), so what fails
+  // there, a missing object, is still an error answer.
+  auto* stream = res ? std::get_if<Response::Stream>(&res->body()) : nullptr;
+  if (stream && request.header.method() != beast_http::verb::head) {
+    try {
+      co_await stream->source->open();
+    } catch (...) {
+      failure = std::current_exception();
+    }
+  }
+  if (failure) {
+    res = error_answer(failure, request.context.request_id);
+    res->set("X-Request-Id", request.context.request_id);
+  }
+  co_return std::move(*res);
+}
+
+asio::awaitable<Server::Impl::Written> Server::Impl::write_response(beast::tcp_stream& stream, bool head,
+                                                                    Response& res, bool keep_alive,
+                                                                    const std::string& request_id) {
+  if (res.status() == kClientClosedRequest) co_return Written{0, true};
+  auto& header = res.header();
+  header.set(beast_http::field::server, "s3uploader");
+  // RFC 9110 §8.6: no Content-Length (and no body) on 1xx, 204 and 304; on
+  // 304 it would have to be the representation's, which we do not repeat.
+  // Any other answer, HEAD included, carries the length its body has.
+  const unsigned status = res.status();
+  if (status < 200 || status == 204 || status == 304) {
+    header.erase(beast_http::field::content_length);
+    res.body() = std::monostate{};
+  } else {
+    header.set(beast_http::field::content_length, std::to_string(res.body_length()));
+  }
+  // After the shutdown grace a write must not hold the connection long.
+  const auto write_timeout =
+      cutting_off ? std::min<std::chrono::milliseconds>(options.idle_timeout, kCutOffWriteTime) : options.idle_timeout;
+  stream.expires_after(write_timeout);
+
+  auto* text = std::get_if<std::string>(&res.body());
+  if (text && !head) {
+    beast_http::response<beast_http::string_body> message(std::move(header), std::move(*text));
+    message.keep_alive(keep_alive);
+    auto [ec, written] = co_await beast_http::async_write(stream, message, use_tuple);
+    co_return Written{written, bool(ec)};
+  }
+  beast_http::response<beast_http::empty_body> message(std::move(header));
+  message.keep_alive(keep_alive);
+  beast_http::response_serializer<beast_http::empty_body> serializer(message);
+  auto [ec, written] = co_await beast_http::async_write_header(stream, serializer, use_tuple);
+  auto* body = std::get_if<Response::Stream>(&res.body());
+  if (ec || head || !body) co_return Written{written, bool(ec)};
+  std::uint64_t left = body->length;
+  while (left > 0) {
+    std::span<const char> piece;
+    try {
+      piece = co_await body->source->next();
+    } catch (const std::exception& e) {
+      spdlog::error("request {}: the response body failed after {} bytes: {}", request_id, written, e.what());
+      break;
+    }
+    if (piece.empty()) {
+      spdlog::error("request {}: the response body ended {} bytes short", request_id, left);
+      break;
+    }
+    piece = piece.first(static_cast<std::size_t>(std::min<std::uint64_t>(piece.size(), left)));
+    stream.expires_after(write_timeout);
+    auto [wec, n] = co_await asio::async_write(stream, asio::buffer(piece.data(), piece.size()), use_tuple);
+    written += n;
+    left -= n;
+    if (wec) co_return Written{written, true};
+  }
+  co_return Written{written, false, left > 0};
 }
 
 asio::awaitable<void> Server::Impl::shutdown_sequence(std::function<void()> on_done) {

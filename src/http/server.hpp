@@ -1,8 +1,8 @@
 #pragma once
 // The HTTP/1.1 server: one coroutine per connection on its own strand,
-// keep-alive, header and idle-body timeouts, 100-continue, graceful shutdown,
-// an access log line per request, and the one net around each request that
-// turns errors into the JSON error shape.
+// keep-alive, header and idle-body timeouts, 100-continue, the framing checks
+// of RFC 9112, graceful shutdown, and the one path that writes a response
+// (its string, its stream, or nothing; never a body for HEAD).
 //
 // Handlers see the request headers first and pull the body through a
 // BodyReader when (and if) they want it, so an upload can be refused before
@@ -18,62 +18,28 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/beast/http/message.hpp>
-#include <boost/beast/http/string_body.hpp>
-#include <boost/json/value.hpp>
 
-#include "util/api_error.hpp"
+#include "http/message.hpp"
+#include "http/router.hpp"
 #include "util/buffer_pool.hpp"
 
 namespace s3up::http {
 
-namespace beast_http = boost::beast::http;
-using RequestHeader = beast_http::request_header<>;
-using Response = beast_http::response<beast_http::string_body>;
-
-// The request body, read on demand in chunks.
-class BodyReader {
- public:
-  virtual ~BodyReader() = default;
-  // The next chunk of the body (valid until the next call); empty at its end.
-  // Throws ApiError: bad_request (malformed framing), client_disconnected,
-  // timeout (a pause longer than the idle timeout, or a body slower than the
-  // minimum rate), file_too_large (over the server's body limit), shutting_down.
-  virtual boost::asio::awaitable<std::span<const char>> read_some() = 0;
-  virtual std::optional<std::uint64_t> content_length() const = 0;
+// One answered request, as the access log (and later metrics) see it.
+struct Exchange {
+  std::string_view peer;
+  std::string_view method;
+  std::string_view target;  // the route's name, or what of the path may be shown
+  unsigned status = 0;      // 499: the client went away
+  std::uint64_t bytes_in = 0, bytes_out = 0;
+  double milliseconds = 0;
+  std::optional<std::int64_t> user_id;
+  std::string_view request_id;
 };
+using ExchangeObserver = std::function<void(const Exchange&)>;
 
-// A response body produced piece by piece after the headers (downloads), so
-// it is never held whole. The handler sets Content-Length on the response and
-// leaves the response's own body empty.
-struct BodyStream {
-  // The next piece; empty once `Content-Length` bytes were given. If it
-  // throws, the headers are already out: the connection is closed, and the
-  // client sees a short body.
-  std::function<boost::asio::awaitable<std::string>()> next;
-};
-
-struct RequestContext {
-  std::string request_id;
-  // The route that took the request ("PUT /upload/{name}"), set by the
-  // handler: the access log shows it instead of a path that may carry
-  // something a log should not (a file name, a pasted token).
-  std::string route;
-  std::optional<std::int64_t> user_id;  // set by the handler once the caller is known, for the access log
-  std::optional<BodyStream> response_stream;  // set by a handler that streams its response body
-};
-
-struct Request {
-  const RequestHeader& header;
-  BodyReader& body;
-  RequestContext& context;
-};
-
-using Handler = std::function<boost::asio::awaitable<Response>(Request&)>;
-
-// Responses in the API's shapes.
-Response json_response(unsigned status, const boost::json::value& body);
-Response error_response(errc code, std::string_view message);
+// The access log line of an exchange, on the "access" logger.
+ExchangeObserver access_log();
 
 struct ServerOptions {
   boost::asio::ip::tcp::endpoint endpoint;
@@ -92,6 +58,8 @@ struct ServerOptions {
   // from it when it has room (else a connection reads through its small
   // header buffer).
   std::shared_ptr<util::BufferPool> buffers;
+  // Called once per answered (or refused) request; access_log() if unset.
+  ExchangeObserver on_exchange;
 };
 
 class Server {

@@ -306,21 +306,15 @@ class UploadInProgress {
 };
 
 http::Response created(const json::object& body) {
-  auto res = http::json_response(201, body);
+  auto res = http::Response::json(201, body);
   res.set(field::location, "/files/" + std::string(body.at("file_id").as_string()));
-  return res;
-}
-
-http::Response method_not_allowed(std::string_view allow) {
-  auto res = http::error_response(errc::method_not_allowed, "method not allowed");
-  res.set(field::allow, allow);
   return res;
 }
 
 void log_failure(const std::optional<UploadInProgress>& upload, std::exception_ptr error) {
   try {
     std::rethrow_exception(error);
-  } catch (const ApiError& e) {
+  } catch (const http::Error& e) {
     spdlog::info("upload {} failed: {}", upload ? upload->id() : "-", e.what());
   } catch (const std::exception& e) {
     spdlog::error("upload {} failed: {}", upload ? upload->id() : "-", e.what());
@@ -430,56 +424,55 @@ bool is_acceptable_file_name(std::string_view name) {
   return for_each_code_point(name, [](std::uint32_t cp) { return !is_refused_in_file_names(cp); });
 }
 
-asio::awaitable<auth::Principal> Api::authenticate(http::Request& request) {
-  auto principal = co_await deps_.authenticator.authenticate(request.header[field::authorization]);
-  request.context.user_id = principal.user_id;
-  co_return principal;
+const auth::Principal& caller(const http::Request& request) {
+  return std::any_cast<const auth::Principal&>(request.context.caller);
 }
 
-asio::awaitable<http::Response> Api::handle(http::Request& request) {
-  std::string_view path = request.header.target();
-  path = path.substr(0, path.find('?'));
-  const auto method = request.header.method();
+http::Middleware authenticated(auth::Authenticator& authenticator) {
+  return [&authenticator](http::Request& request, const http::Handler& next) -> asio::awaitable<http::Response> {
+    auto principal = co_await authenticator.authenticate(request.header[field::authorization]);
+    request.context.user_id = principal.user_id;
+    request.context.caller = std::move(principal);
+    co_return co_await next(request);
+  };
+}
 
-  if (path == "/healthz") {
-    if (method != verb::get && method != verb::head) co_return method_not_allowed("GET, HEAD");
-    co_return http::json_response(200, json::object{{"status", "ok"}});
-  }
-  if (path == "/upload") {
-    if (method != verb::post) co_return method_not_allowed("POST");
-    co_return co_await upload_form(request);
-  }
-  if (path.starts_with("/upload/")) {
-    // The name is the client's text (a pasted token, once): the access log
-    // shows the route instead.
-    request.context.route = "/upload/{name}";
-    if (method != verb::put) co_return method_not_allowed("PUT");
-    const auto encoded = boost::urls::make_pct_string_view(path.substr(8));
-    if (!encoded) throw ApiError(errc::invalid_file_name, "file name in the path is not valid percent-encoding");
-    std::string name;
-    encoded->decode({}, boost::urls::string_token::assign_to(name));
-    co_return co_await upload_raw(request, std::move(name));
-  }
-  if (path == "/files") {
-    if (method != verb::get && method != verb::head) co_return method_not_allowed("GET, HEAD");
-    co_return co_await list_files(request);
-  }
-  if (path.starts_with("/files/")) {
-    std::string_view rest = path.substr(7);
-    constexpr std::string_view content_suffix = "/content";
-    if (rest.ends_with(content_suffix)) {
-      if (method != verb::get && method != verb::head) co_return method_not_allowed("GET, HEAD");
-      co_return co_await get_content(request, rest.substr(0, rest.size() - content_suffix.size()));
+http::Middleware rate_limited(auth::TokenBuckets& buckets) {
+  return [&buckets](http::Request& request, const http::Handler& next) -> asio::awaitable<http::Response> {
+    if (const auto wait = buckets.take(caller(request).token_id, std::chrono::steady_clock::now())) {
+      throw ApiError(errc::too_many_requests, "rate limit for this token exceeded", *wait);
     }
-    if (method == verb::get || method == verb::head) co_return co_await get_file(request, rest);
-    if (method == verb::delete_) co_return co_await delete_file(request, rest);
-    co_return method_not_allowed("GET, HEAD, DELETE");
+    co_return co_await next(request);
+  };
+}
+
+Api::Api(Dependencies deps) : deps_(std::move(deps)) {
+  // Every route but the health check is for a known caller, within their rate.
+  std::vector<http::Middleware> caller_steps{authenticated(deps_.authenticator)};
+  if (deps_.rate_limit.per_second > 0) {
+    buckets_ = std::make_unique<auth::TokenBuckets>(deps_.rate_limit);
+    caller_steps.push_back(rate_limited(*buckets_));
   }
-  throw ApiError(errc::not_found, "no such endpoint");
+  const auto route = [&](verb method, std::string_view pattern, auto member, std::vector<http::Middleware> steps) {
+    router_.add(method, pattern, [this, member](http::Request& r) { return (this->*member)(r); }, std::move(steps));
+  };
+  route(verb::get, "/healthz", &Api::healthz, {});
+  route(verb::post, "/upload", &Api::upload_form, caller_steps);
+  route(verb::put, "/upload/{name*}", &Api::upload_raw, caller_steps);
+  route(verb::get, "/files", &Api::list_files, caller_steps);
+  route(verb::get, "/files/{id}", &Api::get_file, caller_steps);
+  route(verb::delete_, "/files/{id}", &Api::delete_file, caller_steps);
+  route(verb::get, "/files/{id}/content", &Api::get_content, caller_steps);
+}
+
+asio::awaitable<http::Response> Api::handle(http::Request& request) { co_return co_await router_(request); }
+
+asio::awaitable<http::Response> Api::healthz(http::Request&) {
+  co_return http::Response::json(200, json::object{{"status", "ok"}});
 }
 
 asio::awaitable<http::Response> Api::upload_form(http::Request& request) {
-  const auto principal = co_await authenticate(request);
+  const auto& principal = caller(request);
   const auto boundary = http::form_data_boundary(request.header[field::content_type]);
   if (!boundary) {
     // The media type alone decides 415; a form whose parameters do not parse
@@ -536,8 +529,13 @@ asio::awaitable<http::Response> Api::upload_form(http::Request& request) {
   });
 }
 
-asio::awaitable<http::Response> Api::upload_raw(http::Request& request, std::string file_name) {
-  const auto principal = co_await authenticate(request);
+asio::awaitable<http::Response> Api::upload_raw(http::Request& request) {
+  const auto& principal = caller(request);
+  // The name is the rest of the path, percent-decoded.
+  const auto encoded = boost::urls::make_pct_string_view(request.param("name"));
+  if (!encoded) throw ApiError(errc::invalid_file_name, "file name in the path is not valid percent-encoding");
+  std::string file_name;
+  encoded->decode({}, boost::urls::string_token::assign_to(file_name));
   const auto max = deps_.limits.max_upload_bytes;
   if (file_name.empty()) throw ApiError(errc::invalid_file_name, "PUT /upload/<file name>: the file name is missing");
   if (auto len = request.body.content_length(); len && *len > max) {

@@ -14,6 +14,7 @@
 #include <boost/asio/thread_pool.hpp>
 #include <boost/json/object.hpp>
 
+#include "api/error.hpp"
 #include "auth/authenticator.hpp"
 #include "db/metadata_store.hpp"
 #include "http/server.hpp"
@@ -61,6 +62,7 @@ struct Dependencies {
   Limits limits;
   Downloads downloads{};
   std::shared_ptr<LiveUploads> live = std::make_shared<LiveUploads>();
+  auth::RateLimit rate_limit{};  // requests per token
 };
 
 // Multipart framing around the file (boundary lines, part headers) is not
@@ -68,27 +70,39 @@ struct Dependencies {
 // is refused up front, anything closer is decided by counting file bytes.
 inline constexpr std::uint64_t kMultipartFramingAllowance = 64 * 1024;
 
+// The authenticated caller of a request that passed authenticated().
+const auth::Principal& caller(const http::Request& request);
+// Middleware: the caller from the request's Bearer token (401 without one).
+http::Middleware authenticated(auth::Authenticator& authenticator);
+// Middleware: 429 with Retry-After past the caller's token's rate.
+http::Middleware rate_limited(auth::TokenBuckets& buckets);
+
 class Api {
  public:
-  explicit Api(Dependencies deps) : deps_(deps) {}
+  explicit Api(Dependencies deps);
+  // The route table; errors propagate as exceptions (the server's chain
+  // renders them: http::error_answers()).
   boost::asio::awaitable<http::Response> handle(http::Request& request);
+  const http::Router& router() const { return router_; }
 
  private:
+  boost::asio::awaitable<http::Response> healthz(http::Request& request);
   boost::asio::awaitable<http::Response> upload_form(http::Request& request);
-  boost::asio::awaitable<http::Response> upload_raw(http::Request& request, std::string file_name);
-  boost::asio::awaitable<auth::Principal> authenticate(http::Request& request);
+  boost::asio::awaitable<http::Response> upload_raw(http::Request& request);
 
   // The files API (files.cpp): the caller's uploads, one upload, its bytes,
   // deleting it. Admins may see and delete everyone's.
   boost::asio::awaitable<http::Response> list_files(http::Request& request);
-  boost::asio::awaitable<http::Response> get_file(http::Request& request, std::string_view id);
-  boost::asio::awaitable<http::Response> get_content(http::Request& request, std::string_view id);
-  boost::asio::awaitable<http::Response> delete_file(http::Request& request, std::string_view id);
+  boost::asio::awaitable<http::Response> get_file(http::Request& request);
+  boost::asio::awaitable<http::Response> get_content(http::Request& request);
+  boost::asio::awaitable<http::Response> delete_file(http::Request& request);
   // The upload `id` if the caller may see it; 404 (not_found) otherwise, the
   // same for another user's file, a malformed id and a missing one.
   boost::asio::awaitable<db::Upload> visible_upload(const auth::Principal& caller, std::string_view id);
 
   Dependencies deps_;
+  std::unique_ptr<auth::TokenBuckets> buckets_;
+  http::Router router_;
 };
 
 // Cleans up after uploads whose process died (a crash, kill -9, a lost

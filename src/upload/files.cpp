@@ -94,9 +94,15 @@ std::optional<std::uint64_t> range_position(std::string_view digits) {
 
 // RFC 9110 §14: "bytes=a-b", "bytes=a-", "bytes=-n". nullopt means serve
 // the whole object (no Range, another unit, several ranges, or a malformed
-// one, all of which a server may ignore); throws range_not_satisfiable when
-// the range lies wholly past the end.
-std::optional<ByteRange> parse_range(std::string_view header, std::uint64_t size) {
+// one, all of which a server may ignore); throws range_not_satisfiable (with
+// the object's size in Content-Range) when the range lies wholly past the end.
+std::optional<ByteRange> parse_range(std::string_view header, std::uint64_t size, std::string_view etag) {
+  const auto unsatisfiable = [&] {
+    return ApiError(errc::range_not_satisfiable, "range not satisfiable",
+                    {{"Content-Range", fmt::format("bytes */{}", size)},
+                     {"ETag", std::string(etag)},
+                     {"Cache-Control", "private, no-cache"}});
+  };
   header = util::trim(header);
   if (!header.starts_with("bytes=")) return std::nullopt;
   const std::string_view spec = util::trim(header.substr(6));
@@ -109,11 +115,11 @@ std::optional<ByteRange> parse_range(std::string_view header, std::uint64_t size
   if ((a_given && !a) || (b_given && !b)) return std::nullopt;  // malformed: ignored
   if (!a_given) {                                              // suffix: the last n bytes
     if (!b) return std::nullopt;
-    if (*b == 0 || size == 0) throw ApiError(errc::range_not_satisfiable, "range not satisfiable");
+    if (*b == 0 || size == 0) throw unsatisfiable();
     return ByteRange{size - std::min(*b, size), size - 1};
   }
   if (b && *b < *a) return std::nullopt;  // malformed: ignored
-  if (*a >= size) throw ApiError(errc::range_not_satisfiable, "range not satisfiable");
+  if (*a >= size) throw unsatisfiable();
   return ByteRange{*a, b ? std::min(*b, size - 1) : size - 1};
 }
 
@@ -134,38 +140,45 @@ bool none_match(std::string_view header, std::string_view etag) {
 }
 
 // Reads an object piece by piece for the server to send; one piece in memory.
-class Download {
+class Download final : public http::BodySource {
  public:
-  Download(storage::ObjectStore& store, std::string key, std::uint64_t offset, std::uint64_t end)
-      : store_(store), key_(std::move(key)), offset_(offset), end_(end) {}
+  Download(storage::ObjectStore& store, std::string key, std::string upload_id, std::uint64_t offset,
+           std::uint64_t end)
+      : store_(store), key_(std::move(key)), upload_id_(std::move(upload_id)), offset_(offset), end_(end) {}
 
-  // Reads the first piece now, before any header is sent: a missing object
-  // is an error status then, not a 200 with a body that ends short.
-  asio::awaitable<void> start(std::string_view upload_id) {
+  // Reads the first piece before any header is sent: a missing object is an
+  // error status then, not a 200 with a body that ends short.
+  asio::awaitable<void> open() override {
     try {
-      first_ = co_await next();
+      co_await read_piece();
     } catch (const ApiError& e) {
       if (e.code() != errc::not_found) throw;
-      spdlog::error("upload {}: its record is complete but the store has no object {}", upload_id, key_);
+      spdlog::error("upload {}: its record is complete but the store has no object {}", upload_id_, key_);
       throw ApiError(errc::internal, "the file's bytes are missing from the store");
     }
+    first_ready_ = true;
   }
 
-  asio::awaitable<std::string> next() {
-    if (first_) co_return *std::exchange(first_, std::nullopt);
-    if (offset_ >= end_) co_return std::string();
-    const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(kDownloadPiece, end_ - offset_));
-    std::string piece = co_await store_.read(key_, offset_, want);
-    if (piece.empty()) throw ApiError(errc::storage_error, "the object is shorter than its record");
-    offset_ += piece.size();
-    co_return piece;
+  asio::awaitable<std::span<const char>> next() override {
+    if (!std::exchange(first_ready_, false)) co_await read_piece();
+    co_return std::span<const char>(piece_);
   }
 
  private:
+  asio::awaitable<void> read_piece() {
+    piece_.clear();
+    if (offset_ >= end_) co_return;
+    const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(kDownloadPiece, end_ - offset_));
+    piece_ = co_await store_.read(key_, offset_, want);
+    if (piece_.empty()) throw ApiError(errc::storage_error, "the object is shorter than its record");
+    offset_ += piece_.size();
+  }
+
   storage::ObjectStore& store_;
-  std::string key_;
+  std::string key_, upload_id_;
   std::uint64_t offset_, end_;
-  std::optional<std::string> first_;  // read by start(), not yet sent
+  std::string piece_;
+  bool first_ready_ = false;  // open() read piece_, not yet handed out
 };
 
 }  // namespace
@@ -191,7 +204,7 @@ asio::awaitable<db::Upload> Api::visible_upload(const auth::Principal& caller, s
 }
 
 asio::awaitable<http::Response> Api::list_files(http::Request& request) {
-  const auto caller = co_await authenticate(request);
+  const auto& caller = upload::caller(request);
   const auto query = parse_list_query(request.header.target());
   if (query.all && !caller.is_admin) throw ApiError(errc::forbidden, "only admins may list every user's files");
   const std::optional<std::int64_t> owner = query.all ? std::nullopt : std::optional(caller.user_id);
@@ -205,18 +218,16 @@ asio::awaitable<http::Response> Api::list_files(http::Request& request) {
   for (const auto& row : rows) files.push_back(upload_json(row, /*details=*/true));
   json::object body{{"files", std::move(files)}};
   body["next_cursor"] = more ? json::value(encode_cursor(rows.back())) : json::value(nullptr);
-  co_return http::json_response(200, body);
+  co_return http::Response::json(200, body);
 }
 
-asio::awaitable<http::Response> Api::get_file(http::Request& request, std::string_view id) {
-  const auto caller = co_await authenticate(request);
-  const auto upload = co_await visible_upload(caller, id);
-  co_return http::json_response(200, upload_json(upload, /*details=*/true));
+asio::awaitable<http::Response> Api::get_file(http::Request& request) {
+  const auto upload = co_await visible_upload(caller(request), request.param("id"));
+  co_return http::Response::json(200, upload_json(upload, /*details=*/true));
 }
 
-asio::awaitable<http::Response> Api::get_content(http::Request& request, std::string_view id) {
-  const auto caller = co_await authenticate(request);
-  const auto upload = co_await visible_upload(caller, id);
+asio::awaitable<http::Response> Api::get_content(http::Request& request) {
+  const auto upload = co_await visible_upload(caller(request), request.param("id"));
   if (upload.status != db::UploadStatus::complete) throw ApiError(errc::not_found, "no such file");
 
   // The SHA-256 names the bytes exactly: a strong validator.
@@ -226,14 +237,14 @@ asio::awaitable<http::Response> Api::get_content(http::Request& request, std::st
     res.set(field::cache_control, "private, no-cache");
   };
   if (none_match(request.header[field::if_none_match], etag)) {
-    http::Response res{beast_http::status::not_modified, 11};
+    http::Response res(304);
     common(res);
     co_return res;
   }
   if (deps_.downloads.redirect) {
     const auto url = co_await deps_.store.presigned_get_url(upload.storage_key, deps_.downloads.url_ttl);
     if (url) {
-      http::Response res{beast_http::status::found, 11};
+      http::Response res(302);
       res.set(field::location, *url);
       res.set(field::cache_control, "no-store");  // the URL expires; never cache the redirect
       co_return res;
@@ -241,38 +252,24 @@ asio::awaitable<http::Response> Api::get_content(http::Request& request, std::st
   }
 
   const std::uint64_t size = upload.file_size;
-  std::optional<ByteRange> range;
-  try {
-    range = parse_range(request.header[field::range], size);
-  } catch (const ApiError&) {
-    auto res = http::error_response(errc::range_not_satisfiable, "range not satisfiable");
-    res.set(field::content_range, fmt::format("bytes */{}", size));
-    common(res);
-    co_return res;
-  }
-  http::Response res{range ? beast_http::status::partial_content : beast_http::status::ok, 11};
+  const auto range = parse_range(request.header[field::range], size, etag);
+  const std::uint64_t first = range ? range->first : 0;
+  const std::uint64_t end = range ? range->last + 1 : size;
+  auto res = http::Response::stream(range ? 206 : 200, end - first,
+                                    std::make_shared<Download>(deps_.store, upload.storage_key, upload.id, first, end));
   common(res);
   res.set(field::accept_ranges, "bytes");
   res.set(field::content_type, upload.content_type.empty() ? "application/octet-stream" : upload.content_type);
   res.set(field::content_disposition, util::content_disposition_attachment(upload.file_name));
   // Never let a browser second-guess the type of user content.
   res.set("X-Content-Type-Options", "nosniff");
-  const std::uint64_t first = range ? range->first : 0;
-  const std::uint64_t end = range ? range->last + 1 : size;
   if (range) res.set(field::content_range, fmt::format("bytes {}-{}/{}", range->first, range->last, size));
-  res.content_length(end - first);
-  // HEAD: the same headers, and no read of the object (the server sends no body).
-  if (end > first && request.header.method() != verb::head) {
-    auto download = std::make_shared<Download>(deps_.store, upload.storage_key, first, end);
-    co_await download->start(upload.id);
-    request.context.response_stream = http::BodyStream{[download] { return download->next(); }};
-  }
   co_return res;
 }
 
-asio::awaitable<http::Response> Api::delete_file(http::Request& request, std::string_view id) {
-  const auto caller = co_await authenticate(request);
-  const auto upload = co_await visible_upload(caller, id);
+asio::awaitable<http::Response> Api::delete_file(http::Request& request) {
+  const auto& caller = upload::caller(request);
+  const auto upload = co_await visible_upload(caller, request.param("id"));
   if (upload.status == db::UploadStatus::pending) {
     throw ApiError(errc::conflict, "the upload is still in progress");
   }
@@ -288,7 +285,7 @@ asio::awaitable<http::Response> Api::delete_file(http::Request& request, std::st
   // Not there any more after our mark: the janitor finished it meanwhile.
   if (!deleted && upload.status != db::UploadStatus::complete) throw ApiError(errc::not_found, "no such file");
   spdlog::info("upload {} deleted by user {}", upload.id, caller.user_id);
-  co_return http::Response{beast_http::status::no_content, 11};
+  co_return http::Response(204);
 }
 
 }  // namespace s3up::upload

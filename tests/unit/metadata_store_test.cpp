@@ -10,7 +10,7 @@
 #include <thread>
 
 #include "../support/test_database.hpp"
-#include "util/api_error.hpp"
+#include "api/error.hpp"
 
 namespace s3up::db {
 namespace {

@@ -15,7 +15,7 @@
 #include <random>
 
 #include "storage/s3/s3_store.hpp"
-#include "util/api_error.hpp"
+#include "api/error.hpp"
 #include "util/crypto.hpp"
 
 namespace s3up::storage {

@@ -12,7 +12,7 @@
 
 #include "../support/fake_metadata.hpp"
 #include "storage/s3/credentials.hpp"
-#include "util/api_error.hpp"
+#include "api/error.hpp"
 #include "util/ids_time.hpp"
 
 namespace s3up::storage::s3 {

@@ -5,7 +5,7 @@
 
 #include <set>
 
-#include "util/api_error.hpp"
+#include "api/error.hpp"
 #include "util/crypto.hpp"
 #include "util/ids_time.hpp"
 #include "util/sniff.hpp"

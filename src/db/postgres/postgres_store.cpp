@@ -10,7 +10,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-#include "util/api_error.hpp"
+#include "api/error.hpp"
 #include "util/text.hpp"
 
 namespace s3up::db {

@@ -11,7 +11,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-#include "util/api_error.hpp"
+#include "api/error.hpp"
 
 namespace s3up::db {
 namespace {

@@ -22,7 +22,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-#include "util/api_error.hpp"
+#include "api/error.hpp"
 #include "util/blocking.hpp"
 #include "util/crypto.hpp"
 

@@ -20,7 +20,7 @@
 #include <boost/url/parse.hpp>
 #include <spdlog/spdlog.h>
 
-#include "util/api_error.hpp"
+#include "api/error.hpp"
 #include "util/ids_time.hpp"
 #include "util/text.hpp"
 

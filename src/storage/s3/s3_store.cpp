@@ -14,7 +14,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-#include "util/api_error.hpp"
+#include "api/error.hpp"
 #include "util/crypto.hpp"
 #include "util/text.hpp"
 

@@ -1,14 +1,15 @@
 #pragma once
 // The one list of errors a client can see. Each has a machine code (the "code"
-// of the JSON error body) and an HTTP status; anything not on the list becomes
-// 500 "internal". Registered with std::error_code so lower layers can return
-// them as values; ApiError carries one up through coroutine frames to the one
-// net around each request (http::Server), which renders the JSON body.
-#include <stdexcept>
+// of the JSON error body), an HTTP status, and the headers its answer always
+// carries (401's WWW-Authenticate); anything not on the list becomes 500
+// "internal". Registered with std::error_code so lower layers can return them
+// as values; ApiError (an http::Error) carries one up through coroutine
+// frames to the router's error answers, which render the JSON body.
 #include <string>
 #include <string_view>
-#include <optional>
 #include <system_error>
+
+#include "http/message.hpp"
 
 namespace s3up {
 
@@ -48,18 +49,17 @@ std::error_code make_error_code(errc e);
 std::string_view error_slug(errc e);
 unsigned error_status(errc e);
 
-class ApiError : public std::runtime_error {
+class ApiError : public http::Error {
  public:
-  ApiError(errc code, const std::string& message) : std::runtime_error(message), code_(code) {}
+  // `headers` come on top of the table's own for `code`: Allow for 405,
+  // Content-Range for 416, Retry-After for 429 and 503.
+  ApiError(errc code, const std::string& message, http::Headers headers = {});
   // For 429 and 503: when it makes sense to try again (the Retry-After header).
-  ApiError(errc code, const std::string& message, int retry_after_seconds)
-      : std::runtime_error(message), code_(code), retry_after_(retry_after_seconds) {}
+  ApiError(errc code, const std::string& message, int retry_after_seconds);
   errc code() const { return code_; }
-  std::optional<int> retry_after() const { return retry_after_; }
 
  private:
   errc code_;
-  std::optional<int> retry_after_;
 };
 
 }  // namespace s3up

@@ -1,4 +1,4 @@
-#include "util/api_error.hpp"
+#include "api/error.hpp"
 
 namespace s3up {
 namespace {
@@ -55,6 +55,21 @@ const std::error_category& api_category() {
 
 std::error_code make_error_code(errc e) { return {static_cast<int>(e), api_category()}; }
 std::string_view error_slug(errc e) { return entry(e).slug; }
+
+namespace {
+http::Headers with_table_headers(errc code, http::Headers headers) {
+  if (code == errc::unauthorized) headers.emplace_back("WWW-Authenticate", "Bearer realm=\"s3uploader\"");
+  return headers;
+}
+}  // namespace
+
+ApiError::ApiError(errc code, const std::string& message, http::Headers headers)
+    : http::Error(error_status(code), std::string(error_slug(code)), message,
+                  with_table_headers(code, std::move(headers))),
+      code_(code) {}
+
+ApiError::ApiError(errc code, const std::string& message, int retry_after_seconds)
+    : ApiError(code, message, http::Headers{{"Retry-After", std::to_string(retry_after_seconds)}}) {}
 unsigned error_status(errc e) { return entry(e).status; }
 
 }  // namespace s3up
