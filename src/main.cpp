@@ -23,7 +23,8 @@
 #include "db/metadata_store.hpp"
 #include "http/server.hpp"
 #include "storage/object_store.hpp"
-#include "upload/api.hpp"
+#include "api/api.hpp"
+#include "upload/janitor.hpp"
 #include "api/error.hpp"
 #include "util/units.hpp"
 
@@ -99,16 +100,16 @@ int serve(const config::Config& cfg) {
   store_settings.buffers = buffers;
   auto store = storage::open_object_store(store_settings, io.get_executor(), blocking);
   auth::Authenticator authenticator(*metadata, blocking);
-  const upload::Dependencies deps{
-      *store, *metadata, authenticator, blocking,
+  const upload::Services uploads{
+      *store, *metadata, blocking,
       upload::Limits{cfg.max_upload_bytes, cfg.max_concurrent_uploads, cfg.allowed_types,
-                     cfg.default_quota > 0 ? std::optional(cfg.default_quota) : std::nullopt},
-      upload::Downloads{cfg.download_redirect,
-                        std::chrono::duration_cast<std::chrono::seconds>(cfg.download_url_ttl)},
-      std::make_shared<upload::LiveUploads>(), auth::RateLimit{cfg.rate_limit, cfg.rate_limit_burst}};
-  upload::Api api(deps);
+                     cfg.default_quota > 0 ? std::optional(cfg.default_quota) : std::nullopt}};
+  api::Api api(api::Dependencies{
+      uploads, authenticator,
+      api::Downloads{cfg.download_redirect, std::chrono::duration_cast<std::chrono::seconds>(cfg.download_url_ttl)},
+      auth::RateLimit{cfg.rate_limit, cfg.rate_limit_burst}});
   // Clean-up after uploads of crashed processes: now, then periodically.
-  upload::Janitor janitor(deps, cfg.stale_upload_age);
+  upload::Janitor janitor(uploads, cfg.stale_upload_age);
   asio::co_spawn(io, janitor.run_every(cfg.janitor_interval), asio::detached);
 
   http::ServerOptions options;
@@ -120,7 +121,7 @@ int serve(const config::Config& cfg) {
   options.buffers = buffers;
   options.shutdown_grace = cfg.shutdown_grace;
   options.max_header_bytes = cfg.max_header_bytes;
-  options.max_body_bytes = cfg.max_upload_bytes + upload::kMultipartFramingAllowance;
+  options.max_body_bytes = cfg.max_upload_bytes + api::kMultipartFramingAllowance;
   http::Server server(io, options,
                       http::chain({http::request_id(), http::error_answers()},
                                   [&api](http::Request& r) { return api.handle(r); }));

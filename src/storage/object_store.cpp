@@ -10,11 +10,16 @@
 
 namespace s3up::storage {
 
-boost::asio::awaitable<CommittedObject> ObjectWriter::commit_and_record(const RecordCommitted& record,
-                                                                        boost::asio::thread_pool& blocking) {
-  const CommittedObject committed = co_await commit();
-  co_await util::run_blocking(blocking, [&] { record(committed); });
-  co_return committed;
+boost::asio::awaitable<std::string> read_range(ObjectStore& store, const std::string& key, std::uint64_t offset,
+                                               std::uint64_t length) {
+  auto reader = co_await store.open_reader(key, offset, length);
+  std::string out;
+  for (;;) {
+    const auto piece = co_await reader->read_some();
+    if (piece.empty()) break;
+    out.append(piece.data(), piece.size());
+  }
+  co_return out;
 }
 
 std::unique_ptr<ObjectStore> open_object_store(const StoreSettings& settings, boost::asio::any_io_executor executor,

@@ -1,18 +1,17 @@
 #pragma once
-// Where the bytes go. One small interface, two backends (local disk and S3),
-// chosen once at start-up from a URL.
-//
-// Backends report failures as ApiError: storage_unavailable when the store
-// cannot be reached or fails, insufficient_storage when it is full.
+// Where the bytes go: a small core interface (open a writer, open a reader,
+// remove) that every backend has, and capabilities a backend may add, asked
+// for at run time (presigned URLs, crash recovery). Two backends, local disk
+// and S3, chosen once at start-up from a URL.
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
+#include <stdexcept>
 #include <string>
 #include <string_view>
-
-#include <functional>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
@@ -21,6 +20,26 @@
 #include "util/buffer_pool.hpp"
 
 namespace s3up::storage {
+
+// What went wrong, in the store's terms; the API maps these to its answers.
+enum class Failure {
+  not_found,    // no such object
+  unavailable,  // the store cannot be reached, or fails (5xx, timeouts)
+  refused,      // the store refuses us: credentials, region, bucket policy
+  rejected,     // the store answered a request with an error of its own
+  full,         // no space left
+  too_large,    // beyond what the store can hold as one object
+  internal,     // our own mistake (an invalid key, a budget smaller than a part)
+};
+
+class Error : public std::runtime_error {
+ public:
+  Error(Failure failure, const std::string& message) : std::runtime_error(message), failure_(failure) {}
+  Failure failure() const { return failure_; }
+
+ private:
+  Failure failure_;
+};
 
 struct ObjectMetadata {
   std::string content_type;
@@ -39,60 +58,102 @@ struct ObjectInfo {
   std::string etag;
 };
 
+// Told the store's own id of an upload in progress (an S3 multipart upload
+// id) the moment it exists, before any part is sent: it is recorded so a
+// clean-up after a crash can abort it.
+using StoreUploadStarted = std::function<boost::asio::awaitable<void>(const std::string& store_upload_id)>;
+
+// A writer whose commit can run as plain blocking code on a pool thread
+// (local disk: write the tail, fsync, rename). Whoever commits may then do
+// its own blocking work, the database write that makes an upload complete,
+// in the same trip to the pool: one thread hop fewer per upload, which
+// small uploads feel (bench/small_uploads.sh).
+class BlockingCommit {
+ public:
+  virtual ~BlockingCommit() = default;
+  // Waits for the writes still in flight; then commit_here() may run.
+  virtual boost::asio::awaitable<void> prepare() = 0;
+  // Call on a blocking-pool thread, after prepare().
+  virtual CommittedObject commit_here() = 0;
+};
+
 // Streams one object into the store. Nothing is visible under the key until
 // commit() returns; abort(), or destroying an uncommitted writer, leaves
-// nothing behind. The writer computes the object's SHA-256 as it goes, where
-// it seals its blocks (on the blocking pool, off the I/O threads).
+// nothing behind. The writer computes the object's SHA-256 as it goes.
 class ObjectWriter {
  public:
   virtual ~ObjectWriter() = default;
   // `data` needs to stay valid only until the returned awaitable completes.
   virtual boost::asio::awaitable<void> write(std::span<const char> data) = 0;
   virtual boost::asio::awaitable<CommittedObject> commit() = 0;
-  // commit(), then `record(object)` (blocking work: the database write that
-  // makes the upload complete) on `blocking`, before returning. `record` runs
-  // only once the object is committed; if it throws, the object stays and the
-  // exception propagates. The local store runs both in one trip to its
-  // blocking pool: one thread hop fewer per upload, which is measurable when
-  // the uploads are small and many (bench/small_uploads.sh).
-  using RecordCommitted = std::function<void(const CommittedObject&)>;
-  virtual boost::asio::awaitable<CommittedObject> commit_and_record(const RecordCommitted& record,
-                                                                    boost::asio::thread_pool& blocking);
   virtual boost::asio::awaitable<void> abort() = 0;
-  // The store's own id of this upload in progress (an S3 multipart upload id),
-  // recorded so a crashed upload can be cleaned up later; empty if none.
-  // Cheap (asked after every write until it appears): no copy.
-  virtual std::string_view store_upload_id() const { return {}; }
+  // The blocking form of commit(), if this writer has one; nullptr if not.
+  virtual BlockingCommit* blocking_commit() { return nullptr; }
 };
 
-// Coroutine parameters are references: callers pass lvalues and await at once.
-// (GCC 12 double-destroys some prvalue arguments of coroutines, e.g. a braced
-// aggregate temporary, so callers name their arguments.)
-class ObjectStore {
+// Reads a range of an object as a stream: the next piece is fetched only
+// when the previous one was taken (the reader holds at most one piece).
+class ObjectReader {
  public:
-  virtual ~ObjectStore() = default;
-  virtual boost::asio::awaitable<std::unique_ptr<ObjectWriter>> open_writer(const std::string& key,
-                                                                            const ObjectMetadata& metadata) = 0;
-  virtual boost::asio::awaitable<std::optional<ObjectInfo>> stat(const std::string& key) = 0;
-  virtual boost::asio::awaitable<void> remove(const std::string& key) = 0;  // absent keys are not an error
-  // Up to `length` bytes from `offset` (fewer at the end, none past it).
-  // Throws ApiError(not_found) if there is no such object.
-  virtual boost::asio::awaitable<std::string> read(const std::string& key, std::uint64_t offset,
-                                                   std::size_t length) = 0;
-  virtual std::string describe() const = 0;                           // for logs, no secrets
+  virtual ~ObjectReader() = default;
+  // The next piece, valid until the next call; empty at the end of the range.
+  virtual boost::asio::awaitable<std::span<const char>> read_some() = 0;
+};
+
+// Capability: URLs anyone can GET an object from until they expire (S3).
+class Presigner {
+ public:
+  virtual ~Presigner() = default;
+  virtual boost::asio::awaitable<std::string> presigned_get_url(const std::string& key, std::chrono::seconds ttl) = 0;
+};
+
+// Capability: what a crashed upload may have left, and seeing it.
+class Recovery {
+ public:
+  virtual ~Recovery() = default;
   // Removes whatever an upload that never finished (its process crashed)
   // may have left under `key`: its multipart upload (`store_upload_id` from
   // its record, and any other the store lists for the key), temporary files,
   // and the object itself if it was committed but never recorded complete.
   virtual boost::asio::awaitable<void> discard_unfinished(const std::string& key,
                                                           const std::string& store_upload_id) = 0;
-  // A URL anyone can GET the object from until `ttl` passes, if the store
-  // can make one (S3: a presigned URL); nullopt otherwise (local disk).
-  virtual boost::asio::awaitable<std::optional<std::string>> presigned_get_url(const std::string& key,
-                                                                               std::chrono::seconds ttl) {
-    co_return std::nullopt;
-  }
+  // The object under `key`, if there is one.
+  virtual boost::asio::awaitable<std::optional<ObjectInfo>> stat(const std::string& key) = 0;
 };
+
+// Coroutine parameters are references: callers pass lvalues and await at once.
+// (GCC 12 double-destroys some prvalue arguments of coroutines, e.g. a braced
+// aggregate temporary, so callers name their arguments.) Failures are Error.
+class ObjectStore {
+ public:
+  virtual ~ObjectStore() = default;
+  // `started` (may be empty) hears of the store's own upload id, if the
+  // store makes one.
+  virtual boost::asio::awaitable<std::unique_ptr<ObjectWriter>> open_writer(const std::string& key,
+                                                                            const ObjectMetadata& metadata,
+                                                                            const StoreUploadStarted& started) = 0;
+  // The same for a caller that does not record store upload ids (tests).
+  boost::asio::awaitable<std::unique_ptr<ObjectWriter>> open_writer(const std::string& key,
+                                                                    const ObjectMetadata& metadata) {
+    static const StoreUploadStarted nobody;
+    return open_writer(key, metadata, nobody);
+  }
+  // The bytes [offset, offset + length) of the object (fewer if it is
+  // shorter). Throws Error(not_found) if there is no such object.
+  virtual boost::asio::awaitable<std::unique_ptr<ObjectReader>> open_reader(const std::string& key,
+                                                                            std::uint64_t offset,
+                                                                            std::uint64_t length) = 0;
+  virtual boost::asio::awaitable<void> remove(const std::string& key) = 0;  // absent keys are not an error
+  virtual std::string describe() const = 0;                                 // for logs, no secrets
+
+  // Capabilities: nullptr when the store has none.
+  virtual Presigner* presigner() { return nullptr; }
+  virtual Recovery* recovery() { return nullptr; }
+};
+
+// Up to `length` bytes from `offset`, read whole (tests, small reads).
+boost::asio::awaitable<std::string> read_range(ObjectStore& store, const std::string& key, std::uint64_t offset,
+                                               std::uint64_t length);
 
 // How to reach the store named by a URL. S3 settings follow the AWS SDK
 // conventions where they exist (endpoint, region, credentials from the

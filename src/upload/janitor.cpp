@@ -1,11 +1,11 @@
-// The janitor: clean-up after uploads whose process died (see api.hpp).
+// The janitor: clean-up after uploads whose process died (see janitor.hpp).
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <spdlog/spdlog.h>
 
-#include "upload/api.hpp"
+#include "upload/janitor.hpp"
 #include "util/blocking.hpp"
 
 namespace s3up::upload {
@@ -19,7 +19,7 @@ constexpr int kMaxRounds = 100;  // 10,000 rows per run at most; the rest next t
 
 asio::awaitable<JanitorReport> Janitor::run_once() {
   JanitorReport report;
-  auto lock = co_await util::run_blocking(deps_.blocking, [&] { return deps_.metadata.try_lock("janitor"); });
+  auto lock = co_await util::run_blocking(services_.blocking, [&] { return services_.metadata.try_lock("janitor"); });
   if (!lock) {
     spdlog::debug("janitor: another instance is cleaning up");
     report.skipped = true;
@@ -27,16 +27,20 @@ asio::awaitable<JanitorReport> Janitor::run_once() {
   }
   const util::Micros cutoff = util::now_micros() - std::chrono::duration_cast<std::chrono::microseconds>(stale_after_).count();
   for (int round = 0; round < kMaxRounds; ++round) {
-    auto rows = co_await util::run_blocking(deps_.blocking,
-                                            [&] { return deps_.metadata.stale_pending(cutoff, kRowsPerRound); });
+    auto rows = co_await util::run_blocking(services_.blocking,
+                                            [&] { return services_.metadata.stale_pending(cutoff, kRowsPerRound); });
     int handled = 0;
     for (const auto& row : rows) {
-      if (deps_.live->contains(row.id)) continue;  // still arriving here, only slowly
+      if (services_.live->contains(row.id)) continue;  // still arriving here, only slowly
       ++handled;
       try {
-        co_await deps_.store.discard_unfinished(row.storage_key, row.store_upload_id);
+        if (auto* recovery = services_.store.recovery()) {
+          co_await recovery->discard_unfinished(row.storage_key, row.store_upload_id);
+        } else {
+          co_await services_.store.remove(row.storage_key);  // a store without leftovers of its own
+        }
         const auto now = util::now_micros();
-        co_await util::run_blocking(deps_.blocking, [&] { deps_.metadata.mark_failed(row.id, now); });
+        co_await util::run_blocking(services_.blocking, [&] { services_.metadata.mark_failed(row.id, now); });
         ++report.cleaned;
         spdlog::info("janitor: upload {} (user {}, started {}) died with its process; {} removed, marked failed",
                      row.id, row.user_id, util::rfc3339(row.created_at),
@@ -50,7 +54,7 @@ asio::awaitable<JanitorReport> Janitor::run_once() {
     if (static_cast<std::int64_t>(rows.size()) < kRowsPerRound || handled == report.failed) break;
   }
   co_await finish_deletions(report);
-  co_await util::run_blocking(deps_.blocking, [&] { lock.reset(); });
+  co_await util::run_blocking(services_.blocking, [&] { lock.reset(); });
   if (report.cleaned > 0 || report.failed > 0 || report.deletions_finished > 0) {
     spdlog::info("janitor: {} stale upload(s) cleaned up, {} deletion(s) finished, {} failed", report.cleaned,
                  report.deletions_finished, report.failed);
@@ -64,11 +68,11 @@ asio::awaitable<JanitorReport> Janitor::run_once() {
 asio::awaitable<void> Janitor::finish_deletions(JanitorReport& report) {
   for (int round = 0; round < kMaxRounds; ++round) {
     const auto rows =
-        co_await util::run_blocking(deps_.blocking, [&] { return deps_.metadata.deleting_uploads(kRowsPerRound); });
+        co_await util::run_blocking(services_.blocking, [&] { return services_.metadata.deleting_uploads(kRowsPerRound); });
     int failed = 0;
     for (const auto& row : rows) {
       try {
-        co_await remove_object_then_row(deps_, row);
+        co_await remove_object_then_row(services_, row);
         ++report.deletions_finished;
         spdlog::info("janitor: the deletion of upload {} (user {}) was interrupted; finished", row.id, row.user_id);
       } catch (const std::exception& e) {

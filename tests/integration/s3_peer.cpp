@@ -69,7 +69,7 @@ std::map<std::string, std::string> S3Peer::server_env() const {
 std::vector<storage::s3::MultipartUploadEntry> S3Peer::multipart_uploads() { return run(store_->list_multipart_uploads()); }
 
 std::optional<std::uint64_t> S3Peer::object_size(const std::string& key) {
-  auto info = run(store_->stat(key));
+  auto info = run(store_->recovery()->stat(key));
   if (!info) return std::nullopt;
   return info->size;
 }
@@ -78,7 +78,7 @@ std::string S3Peer::object_sha256(const std::string& key) {
   util::Sha256 h;
   std::uint64_t offset = 0;
   for (;;) {
-    auto piece = run(store_->read(key, offset, 8 * 1024 * 1024));
+    auto piece = run(read_range(*store_, key, offset, 8 * 1024 * 1024));
     if (piece.empty()) break;
     offset += piece.size();
     h.update(piece);

@@ -12,7 +12,7 @@
 
 #include "../support/fake_metadata.hpp"
 #include "storage/s3/credentials.hpp"
-#include "api/error.hpp"
+#include "api/api.hpp"
 #include "util/ids_time.hpp"
 
 namespace s3up::storage::s3 {
@@ -93,7 +93,8 @@ TEST(MetadataCredentials, FailedRefreshKeepsValidOnesAndExpiredOnesAreNotUsed) {
   try {
     get_now(*stale);
     FAIL() << "expired credentials were used";
-  } catch (const ApiError& e) {
+  } catch (const storage::Error& failure) {
+    const auto e = api::api_error(failure);  // what a client would see
     EXPECT_EQ(e.code(), errc::storage_unavailable);
   }
 }
@@ -160,7 +161,8 @@ TEST(MetadataCredentials, UnreachableEndpointIsStorageUnavailable) {
   try {
     get_now(*provider);
     FAIL() << "no credentials from nowhere";
-  } catch (const ApiError& e) {
+  } catch (const storage::Error& failure) {
+    const auto e = api::api_error(failure);  // what a client would see
     EXPECT_EQ(e.code(), errc::storage_unavailable);
   }
 }

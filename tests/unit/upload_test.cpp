@@ -1,5 +1,5 @@
 // The upload module's pure pieces: allowed-type patterns and file names.
-#include "upload/api.hpp"
+#include "upload/policy.hpp"
 
 #include <gtest/gtest.h>
 

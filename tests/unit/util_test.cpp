@@ -8,12 +8,15 @@
 #include "api/error.hpp"
 #include "util/crypto.hpp"
 #include "util/ids_time.hpp"
-#include "util/sniff.hpp"
+#include "upload/sniff.hpp"
 #include "util/text.hpp"
 #include "util/units.hpp"
 
 namespace s3up::util {
 namespace {
+
+using upload::SniffPurpose;  // the sniffer lives with the uploads that use it
+using upload::sniff_mime_type;
 
 TEST(Sha256, KnownVectors) {
   // FIPS 180-2 examples

@@ -22,7 +22,6 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-#include "api/error.hpp"
 #include "util/blocking.hpp"
 #include "util/crypto.hpp"
 
@@ -50,8 +49,8 @@ constexpr std::uint64_t kWritebackWindow = 8 * 1024 * 1024;
 
 [[noreturn]] void throw_errno(int err, std::string_view what, const std::filesystem::path& path) {
   spdlog::error("local store: {} {}: {}", what, path.string(), std::strerror(err));
-  if (err == ENOSPC || err == EDQUOT) throw ApiError(errc::insufficient_storage, "the storage volume is full");
-  throw ApiError(errc::storage_unavailable, "the object store failed");
+  if (err == ENOSPC || err == EDQUOT) throw Error(Failure::full, "the storage volume is full");
+  throw Error(Failure::unavailable, "the object store failed");
 }
 
 void fsync_dir(const std::filesystem::path& dir) {
@@ -197,7 +196,7 @@ struct Mailbox {
   }
 };
 
-class LocalWriter final : public ObjectWriter {
+class LocalWriter final : public ObjectWriter, public BlockingCommit {
  public:
   LocalWriter(std::shared_ptr<OpenFile> file, asio::thread_pool& blocking, asio::any_io_executor executor,
               std::shared_ptr<LocalStore::DirectorySync> directory_sync, std::shared_ptr<util::BufferPool> buffers)
@@ -230,15 +229,18 @@ class LocalWriter final : public ObjectWriter {
   }
 
   asio::awaitable<CommittedObject> commit() override {
-    const RecordCommitted nothing_to_record = [](const CommittedObject&) {};
-    co_return co_await commit_and_record(nothing_to_record, blocking_);
+    co_await prepare();
+    co_return co_await util::run_blocking(blocking_, [&] { return commit_here(); });
   }
 
-  asio::awaitable<CommittedObject> commit_and_record(const RecordCommitted& record, asio::thread_pool&) override {
-    co_await drain(/*rethrow=*/true);
+  BlockingCommit* blocking_commit() override { return this; }
+  asio::awaitable<void> prepare() override { co_await drain(/*rethrow=*/true); }
+
+  // The last block, fsync, rename, the directory's fsync: on a pool thread.
+  CommittedObject commit_here() override {
     CommittedObject committed;
     committed.size = offset_ + filled_;
-    co_await util::run_blocking(blocking_, [&] {
+    {
       OpenFile& f = *file_;
       f.ensure_open();
       const char* tail = filling_ ? filling_->data() : nullptr;
@@ -264,9 +266,8 @@ class LocalWriter final : public ObjectWriter {
       f.committed = true;
       directory_sync_->sync(f.final_path.parent_path());
       committed.sha256 = util::to_hex(f.sha256.finish());
-      record(committed);  // in the same trip: see ObjectWriter::commit_and_record
-    });
-    co_return committed;
+    }
+    return committed;
   }
 
   asio::awaitable<void> abort() override {
@@ -375,13 +376,16 @@ LocalStore::LocalStore(std::filesystem::path root, asio::thread_pool& blocking,
 }
 
 std::filesystem::path LocalStore::path_of(std::string_view key) const {
-  if (!is_valid_key(key)) throw ApiError(errc::internal, fmt::format("invalid object key '{}'", key));
+  if (!is_valid_key(key)) throw Error(Failure::internal, fmt::format("invalid object key '{}'", key));
   return root_ / std::filesystem::path(std::string(key));
 }
 
 asio::awaitable<std::unique_ptr<ObjectWriter>> LocalStore::open_writer(const std::string& key,
-                                                                       const ObjectMetadata& metadata) {
-  (void)metadata;  // local files carry no metadata
+                                                                       const ObjectMetadata& metadata,
+                                                                       const StoreUploadStarted&) {
+  // Local files carry no metadata, and an upload in progress is the temporary
+  // file named after its key: no id of the store's own.
+  (void)metadata;
   auto file = std::make_shared<OpenFile>();
   file->final_path = path_of(key);
   file->temp_path = temp_path_of(file->final_path);
@@ -410,31 +414,54 @@ asio::awaitable<void> LocalStore::remove(const std::string& key) {
   });
 }
 
-asio::awaitable<std::string> LocalStore::read(const std::string& key, std::uint64_t offset, std::size_t length) {
-  const auto path = path_of(key);
-  co_return co_await util::run_blocking(blocking_, [&] {
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-      if (errno == ENOENT) throw ApiError(errc::not_found, "no such object");
-      throw_errno(errno, "open", path);
-    }
-    std::string out(length, '\0');
-    std::size_t done = 0;
-    while (done < length) {
-      const ssize_t n = ::pread(fd, out.data() + done, length - done, static_cast<off_t>(offset + done));
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) {
-        const int err = errno;
-        ::close(fd);
-        throw_errno(err, "read", path);
+namespace {
+
+// Reads a range of a file a piece at a time on the blocking pool.
+class LocalReader final : public ObjectReader {
+ public:
+  LocalReader(int fd, std::filesystem::path path, asio::thread_pool& blocking, std::uint64_t offset,
+              std::uint64_t length)
+      : fd_(fd), path_(std::move(path)), blocking_(blocking), offset_(offset), left_(length) {}
+  ~LocalReader() override { ::close(fd_); }
+
+  asio::awaitable<std::span<const char>> read_some() override {
+    if (left_ == 0) co_return std::span<const char>{};
+    piece_.resize(static_cast<std::size_t>(std::min<std::uint64_t>(kReadPiece, left_)));
+    const std::size_t n = co_await util::run_blocking(blocking_, [&] {
+      for (;;) {
+        const ssize_t got = ::pread(fd_, piece_.data(), piece_.size(), static_cast<off_t>(offset_));
+        if (got < 0 && errno == EINTR) continue;
+        if (got < 0) throw_errno(errno, "read", path_);
+        return static_cast<std::size_t>(got);
       }
-      if (n == 0) break;
-      done += static_cast<std::size_t>(n);
-    }
-    ::close(fd);
-    out.resize(done);
-    return out;
+    });
+    if (n == 0) left_ = 0;  // shorter than asked: the end
+    offset_ += n;
+    left_ -= std::min<std::uint64_t>(left_, n);
+    co_return std::span<const char>(piece_.data(), n);
+  }
+
+ private:
+  static constexpr std::size_t kReadPiece = 256 * 1024;
+  int fd_;
+  std::filesystem::path path_;
+  asio::thread_pool& blocking_;
+  std::uint64_t offset_, left_;
+  std::vector<char> piece_;
+};
+
+}  // namespace
+
+asio::awaitable<std::unique_ptr<ObjectReader>> LocalStore::open_reader(const std::string& key, std::uint64_t offset,
+                                                                       std::uint64_t length) {
+  const auto path = path_of(key);
+  const int fd = co_await util::run_blocking(blocking_, [&] {
+    const int opened = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (opened < 0 && errno == ENOENT) throw Error(Failure::not_found, "no such object");
+    if (opened < 0) throw_errno(errno, "open", path);
+    return opened;
   });
+  co_return std::make_unique<LocalReader>(fd, path, blocking_, offset, length);
 }
 
 asio::awaitable<void> LocalStore::discard_unfinished(const std::string& key, const std::string& store_upload_id) {

@@ -14,17 +14,24 @@
 
 namespace s3up::storage {
 
-class LocalStore final : public ObjectStore {
+class LocalStore final : public ObjectStore, public Recovery {
  public:
   // Blocks in flight come out of `buffers`, the process's one memory budget.
   LocalStore(std::filesystem::path root, boost::asio::thread_pool& blocking, std::shared_ptr<util::BufferPool> buffers);
 
-  boost::asio::awaitable<std::unique_ptr<ObjectWriter>> open_writer(const std::string& key, const ObjectMetadata& metadata) override;
-  boost::asio::awaitable<std::optional<ObjectInfo>> stat(const std::string& key) override;
+  using ObjectStore::open_writer;
+  boost::asio::awaitable<std::unique_ptr<ObjectWriter>> open_writer(const std::string& key,
+                                                                    const ObjectMetadata& metadata,
+                                                                    const StoreUploadStarted& started) override;
+  boost::asio::awaitable<std::unique_ptr<ObjectReader>> open_reader(const std::string& key, std::uint64_t offset,
+                                                                    std::uint64_t length) override;
   boost::asio::awaitable<void> remove(const std::string& key) override;
-  boost::asio::awaitable<std::string> read(const std::string& key, std::uint64_t offset, std::size_t length) override;
   std::string describe() const override { return "file://" + root_.string(); }
+  Recovery* recovery() override { return this; }
+
+  // Recovery
   boost::asio::awaitable<void> discard_unfinished(const std::string& key, const std::string& store_upload_id) override;
+  boost::asio::awaitable<std::optional<ObjectInfo>> stat(const std::string& key) override;
 
   std::filesystem::path path_of(std::string_view key) const;
 

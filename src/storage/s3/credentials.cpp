@@ -20,7 +20,7 @@
 #include <boost/url/parse.hpp>
 #include <spdlog/spdlog.h>
 
-#include "api/error.hpp"
+#include "storage/object_store.hpp"
 #include "util/ids_time.hpp"
 #include "util/text.hpp"
 
@@ -148,7 +148,7 @@ class RefreshingProvider : public CredentialsProvider {
       co_return current;
     }
     spdlog::error("s3 credentials: none from {}: {}", describe(), problem);
-    throw ApiError(errc::storage_unavailable, "the object store's credentials are unavailable");
+    throw Error(Failure::unavailable, "the object store's credentials are unavailable");
   }
 
  protected:

@@ -29,7 +29,7 @@ namespace s3up::storage::s3 {
 class CredentialsProvider {
  public:
   virtual ~CredentialsProvider() = default;
-  // Throws ApiError(storage_unavailable) when no credentials can be had.
+  // Throws storage::Error(unavailable) when no credentials can be had.
   virtual boost::asio::awaitable<Credentials> get() = 0;
   virtual std::string describe() const = 0;  // "environment", "file ~/.aws/credentials [default]"
 };

@@ -12,6 +12,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/span_body.hpp>
@@ -224,12 +225,15 @@ asio::awaitable<ExchangeResult> exchange(Stream& stream, beast::tcp_stream& lowe
 
 }  // namespace
 
-asio::awaitable<Response> Client::attempt(const Request& request, const std::string& payload_hash) {
-  const std::string path = path_for(request.key);
-  const Credentials creds = co_await credentials_->get();
+namespace {
+
+// The signed HTTP request for `request` (its body is a view: it stays the caller's).
+http::request<http::span_body<const char>> signed_request(const Request& request, const std::string& path,
+                                                          const std::string& host_header, const std::string& region,
+                                                          const Credentials& creds, const std::string& payload_hash) {
   SignableRequest signable{request.method, path, request.query, request.headers, payload_hash};
-  signable.headers.emplace_back("host", host_header_);
-  const auto signed_request = sign(signable, creds, SigningContext{options_.region, "s3", std::chrono::system_clock::now()});
+  signable.headers.emplace_back("host", host_header);
+  const auto signature = sign(signable, creds, SigningContext{region, "s3", std::chrono::system_clock::now()});
 
   std::string path_and_query = uri_encode(path, false);
   for (std::size_t i = 0; i < request.query.size(); ++i) {
@@ -237,16 +241,24 @@ asio::awaitable<Response> Client::attempt(const Request& request, const std::str
     if (!request.query[i].second.empty()) path_and_query += "=" + uri_encode(request.query[i].second, true);
   }
   http::request<http::span_body<const char>> req{http::string_to_verb(request.method), path_and_query, 11};
-  req.set(http::field::host, host_header_);
+  req.set(http::field::host, host_header);
   req.set(http::field::user_agent, "s3uploader");
   for (const auto& [k, v] : request.headers) req.set(k, v);
-  for (const auto& [k, v] : signed_request.headers) req.set(k, v);
+  for (const auto& [k, v] : signature.headers) req.set(k, v);
   req.body() = request.body;
   req.keep_alive(true);
   req.prepare_payload();
   if (request.body.empty() && (request.method == "PUT" || request.method == "POST")) {
     req.set(http::field::content_length, "0");
   }
+  return req;
+}
+
+}  // namespace
+
+asio::awaitable<Response> Client::attempt(const Request& request, const std::string& payload_hash) {
+  const Credentials creds = co_await credentials_->get();
+  auto req = signed_request(request, path_for(request.key), host_header_, options_.region, creds, payload_hash);
 
   auto conn = take_idle();
   if (!conn) conn = co_await connect();
@@ -263,31 +275,174 @@ asio::awaitable<Response> Client::attempt(const Request& request, const std::str
   co_return std::move(result.response);
 }
 
+// Runs `attempt` until it gives an answer not worth retrying, with backoff
+// between tries; throws ConnectionFailure after the last. `status_of` reads
+// an answer's HTTP status.
+template <class Attempt, class StatusOf>
+auto retried(const ClientOptions& options, const asio::any_io_executor& executor, const Request& request,
+             Attempt attempt, StatusOf status_of) -> decltype(attempt()) {
+  std::string last_problem;
+  for (int attempt_no = 0; attempt_no < options.max_attempts; ++attempt_no) {
+    if (attempt_no > 0) {
+      asio::steady_timer timer(executor, backoff(attempt_no));
+      co_await timer.async_wait(use_tuple);
+    }
+    std::optional<typename decltype(attempt())::value_type> answer;
+    try {
+      answer = co_await attempt();
+    } catch (const ConnectionFailure& e) {
+      last_problem = e.what();
+      spdlog::warn("s3 {} {}: {} (attempt {} of {})", request.method, request.key.empty() ? "/" : request.key,
+                   last_problem, attempt_no + 1, options.max_attempts);
+      continue;
+    }
+    if (attempt_no + 1 == options.max_attempts) co_return std::move(*answer);
+    const auto retry = co_await status_of(*answer);
+    if (!retry) co_return std::move(*answer);
+    last_problem = fmt::format("HTTP {}", *retry);
+    spdlog::warn("s3 {} {}: {} (attempt {} of {})", request.method, request.key.empty() ? "/" : request.key,
+                 last_problem, attempt_no + 1, options.max_attempts);
+  }
+  throw ConnectionFailure(last_problem);
+}
+
 asio::awaitable<Response> Client::send(const Request& request) {
   const std::string payload_hash = request.payload_hash.empty()
                                        ? util::sha256_hex(std::string_view(request.body.data(), request.body.size()))
                                        : request.payload_hash;
-  std::string last_problem;
-  for (int attempt_no = 0; attempt_no < options_.max_attempts; ++attempt_no) {
-    if (attempt_no > 0) {
-      asio::steady_timer timer(executor_, backoff(attempt_no));
-      co_await timer.async_wait(use_tuple);
-    }
-    std::optional<Response> response;
-    try {
-      response = co_await attempt(request, payload_hash);
-    } catch (const ConnectionFailure& e) {
-      last_problem = e.what();
-      spdlog::warn("s3 {} {}: {} (attempt {} of {})", request.method, request.key.empty() ? "/" : request.key,
-                   last_problem, attempt_no + 1, options_.max_attempts);
-      continue;
-    }
-    if (!retryable(*response) || attempt_no + 1 == options_.max_attempts) co_return std::move(*response);
-    last_problem = fmt::format("HTTP {}", response->status);
-    spdlog::warn("s3 {} {}: {} (attempt {} of {})", request.method, request.key.empty() ? "/" : request.key,
-                 last_problem, attempt_no + 1, options_.max_attempts);
+  co_return co_await retried(
+      options_, executor_, request, [&] { return attempt(request, payload_hash); },
+      [](const Response& r) -> asio::awaitable<std::optional<unsigned>> {
+        co_return retryable(r) ? std::optional(r.status) : std::nullopt;
+      });
+}
+
+struct ResponseStream::State {
+  std::shared_ptr<Client> client;
+  std::unique_ptr<Client::Connection> connection;
+  http::response_parser<http::buffer_body> parser;
+  std::chrono::milliseconds timeout{};
+  std::vector<Header> headers;
+  std::uint64_t remaining = 0;  // of the body (its Content-Length)
+  bool chunked = false;
+};
+
+ResponseStream::ResponseStream(std::unique_ptr<State> state) : state_(std::move(state)) {}
+ResponseStream::~ResponseStream() = default;  // a connection still held is closed with it
+
+unsigned ResponseStream::status() const { return state_->parser.get().result_int(); }
+
+std::string ResponseStream::header(std::string_view name) const {
+  for (const auto& [k, v] : state_->headers) {
+    if (k == name) return v;
   }
-  throw ConnectionFailure(last_problem);
+  return "";
+}
+
+asio::awaitable<std::size_t> ResponseStream::read_some(std::span<char> into) {
+  auto& st = *state_;
+  if (!st.connection || into.empty()) co_return 0;
+  auto& c = *st.connection;
+  std::size_t got = 0;
+  if (st.chunked) {
+    // Rare for GetObject: through the parser, which undoes the framing.
+    auto& p = st.parser;
+    while (got == 0 && !p.is_done()) {
+      p.get().body().data = into.data();
+      p.get().body().size = into.size();
+      c.lowest().expires_after(st.timeout);
+      boost::system::error_code ec;
+      if (c.tls) {
+        std::tie(ec, std::ignore) = co_await http::async_read_some(*c.tls, c.buffer, p, use_tuple);
+      } else {
+        std::tie(ec, std::ignore) = co_await http::async_read_some(*c.plain, c.buffer, p, use_tuple);
+      }
+      if (ec == http::error::need_buffer) ec = {};
+      if (ec) throw ConnectionFailure("reading response body: " + ec.message());
+      got = into.size() - p.get().body().size;
+    }
+    if (p.is_done() && p.keep_alive()) st.client->give_back(std::move(st.connection));
+    co_return got;
+  }
+  // Content-Length: what the header read buffered first, then straight from
+  // the socket into the caller's buffer (no copy through Beast's).
+  if (st.remaining == 0) {
+    if (st.parser.keep_alive()) st.client->give_back(std::move(st.connection));
+    co_return 0;
+  }
+  const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(into.size(), st.remaining));
+  if (c.buffer.size() > 0) {
+    got = asio::buffer_copy(asio::buffer(into.data(), want), c.buffer.data());
+    c.buffer.consume(got);
+  } else {
+    c.lowest().expires_after(st.timeout);
+    boost::system::error_code ec;
+    if (c.tls) {
+      std::tie(ec, got) = co_await c.tls->async_read_some(asio::buffer(into.data(), want), use_tuple);
+    } else {
+      std::tie(ec, got) = co_await c.plain->async_read_some(asio::buffer(into.data(), want), use_tuple);
+    }
+    if (ec) throw ConnectionFailure("reading response body: " + ec.message());
+  }
+  st.remaining -= got;
+  if (st.remaining == 0 && st.parser.keep_alive()) st.client->give_back(std::move(st.connection));
+  co_return got;
+}
+
+asio::awaitable<std::string> ResponseStream::read_rest() {
+  std::string out;
+  std::array<char, 16 * 1024> piece{};
+  for (;;) {
+    const std::size_t n = co_await read_some(piece);
+    if (n == 0) break;
+    if (out.size() + n > kMaxResponseBody) throw ConnectionFailure("response body too large");
+    out.append(piece.data(), n);
+  }
+  co_return out;
+}
+
+asio::awaitable<std::unique_ptr<ResponseStream>> Client::attempt_open(const Request& request) {
+  const Credentials creds = co_await credentials_->get();
+  auto req = signed_request(request, path_for(request.key), host_header_, options_.region, creds,
+                            std::string(kEmptyPayloadHash));
+  auto state = std::make_unique<ResponseStream::State>();
+  state->client = shared_from_this();
+  state->timeout = options_.request_timeout;
+  state->connection = take_idle();
+  if (!state->connection) state->connection = co_await connect();
+  auto& c = *state->connection;
+  auto& parser = state->parser;
+  parser.body_limit(boost::none);
+  c.lowest().expires_after(options_.request_timeout);
+  boost::system::error_code ec;
+  if (c.tls) {
+    std::tie(ec, std::ignore) = co_await http::async_write(*c.tls, req, use_tuple);
+  } else {
+    std::tie(ec, std::ignore) = co_await http::async_write(*c.plain, req, use_tuple);
+  }
+  if (ec) throw ConnectionFailure("sending request: " + ec.message());
+  if (c.tls) {
+    std::tie(ec, std::ignore) = co_await http::async_read_header(*c.tls, c.buffer, parser, use_tuple);
+  } else {
+    std::tie(ec, std::ignore) = co_await http::async_read_header(*c.plain, c.buffer, parser, use_tuple);
+  }
+  if (ec) throw ConnectionFailure("reading response headers: " + ec.message());
+  copy_headers(parser.get(), state->headers);
+  state->chunked = parser.chunked();
+  state->remaining = parser.content_length().value_or(0);
+  if (!state->chunked && !parser.content_length() && !parser.is_done()) {
+    throw ConnectionFailure("response without a length");  // a body up to the connection's end: not from S3
+  }
+  co_return std::make_unique<ResponseStream>(std::move(state));
+}
+
+asio::awaitable<std::unique_ptr<ResponseStream>> Client::open(const Request& request) {
+  co_return co_await retried(
+      options_, executor_, request, [&] { return attempt_open(request); },
+      [](std::unique_ptr<ResponseStream>& r) -> asio::awaitable<std::optional<unsigned>> {
+        if (r->status() < 500) co_return std::nullopt;
+        co_return r->status();
+      });
 }
 
 asio::awaitable<std::string> Client::presign(std::string method, std::string key, std::chrono::seconds expires,

@@ -56,6 +56,29 @@ class ConnectionFailure : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+class Client;
+
+// A response whose body is read as it arrives (GetObject), with backpressure:
+// nothing more is read from the store until the caller asks. It holds its
+// connection until the body is read (the connection then goes back to the
+// pool) or it is dropped (then the connection is closed).
+class ResponseStream {
+ public:
+  ~ResponseStream();
+  unsigned status() const;
+  std::string header(std::string_view name) const;  // lower-case name
+  // Up to into.size() bytes of the body; 0 at its end. Throws ConnectionFailure.
+  boost::asio::awaitable<std::size_t> read_some(std::span<char> into);
+  // The rest of the body as a string, up to a small limit (error answers).
+  boost::asio::awaitable<std::string> read_rest();
+
+  struct State;
+  explicit ResponseStream(std::unique_ptr<State> state);
+
+ private:
+  std::unique_ptr<State> state_;
+};
+
 class Client : public std::enable_shared_from_this<Client> {
  public:
   Client(boost::asio::any_io_executor executor, ClientOptions options, std::shared_ptr<CredentialsProvider> credentials);
@@ -64,6 +87,10 @@ class Client : public std::enable_shared_from_this<Client> {
   // Sends with retries; returns the final response whatever its status (the
   // caller decides what a 404 means). Throws ConnectionFailure.
   boost::asio::awaitable<Response> send(const Request& request);
+  // Sends a request without a body (a GET) with the same retries, and
+  // returns once the response headers are in; the body is the caller's to
+  // read. A 5xx is retried; any other status is returned.
+  boost::asio::awaitable<std::unique_ptr<ResponseStream>> open(const Request& request);
 
   // A presigned URL for a GET (or other method) of `key`, valid for `expires`;
   // `query` (e.g. partNumber and uploadId) is signed with it.
@@ -82,6 +109,8 @@ class Client : public std::enable_shared_from_this<Client> {
   std::unique_ptr<Connection> take_idle();
   void give_back(std::unique_ptr<Connection> c);
   boost::asio::awaitable<Response> attempt(const Request& request, const std::string& payload_hash);
+  boost::asio::awaitable<std::unique_ptr<ResponseStream>> attempt_open(const Request& request);
+  friend class ResponseStream;
 
   boost::asio::any_io_executor executor_;
   ClientOptions options_;

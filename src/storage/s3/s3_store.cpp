@@ -14,7 +14,6 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-#include "api/error.hpp"
 #include "util/crypto.hpp"
 #include "util/text.hpp"
 
@@ -24,20 +23,24 @@ namespace asio = boost::asio;
 
 namespace {
 
-// Turns a failed S3 answer into one of the few errors the HTTP layer knows,
-// with a log line that says what happened (never a secret).
-[[noreturn]] void fail(std::string_view op, const std::string& key, const Response& r) {
+// Turns a failed S3 answer into a storage Error, with a log line that says
+// what happened (never a secret).
+[[noreturn]] void fail(std::string_view op, const std::string& key, unsigned status, std::string_view body) {
+  const Response r{status, {}, std::string(body)};
   const auto e = parse_error(r.body);
   const std::string code = e ? e->code : "";
   const std::string message = e ? e->message : "";
   if (r.status == 403 || code == "AccessDenied" || code == "SignatureDoesNotMatch" || code == "InvalidAccessKeyId") {
     spdlog::error("s3 {} {}: access denied ({} {}): check the credentials, the region and the bucket policy", op, key,
                   code, message);
-    throw ApiError(errc::internal, "the object store refused access");
+    throw Error(Failure::refused, "the object store refused access");
   }
   spdlog::error("s3 {} {}: HTTP {} {} {}", op, key, r.status, code, message);
-  if (r.status >= 500) throw ApiError(errc::storage_unavailable, "the object store is unavailable");
-  throw ApiError(errc::storage_error, "the object store answered with an error");
+  if (r.status >= 500) throw Error(Failure::unavailable, "the object store is unavailable");
+  throw Error(Failure::rejected, "the object store answered with an error");
+}
+[[noreturn]] void fail(std::string_view op, const std::string& key, const Response& r) {
+  fail(op, key, r.status, r.body);
 }
 
 asio::awaitable<Response> send(Client& client, const Request& request, std::string_view op) {
@@ -45,7 +48,7 @@ asio::awaitable<Response> send(Client& client, const Request& request, std::stri
     co_return co_await client.send(request);
   } catch (const ConnectionFailure& e) {
     spdlog::error("s3 {} {}: store unreachable: {}", op, request.key, e.what());
-    throw ApiError(errc::storage_unavailable, "the object store cannot be reached");
+    throw Error(Failure::unavailable, "the object store cannot be reached");
   }
 }
 
@@ -126,7 +129,7 @@ asio::awaitable<void> upload_part(std::shared_ptr<PartJob> job) {
   const auto res = co_await send(*state.client, r, "UploadPart");
   if (res.status != 200) fail("UploadPart", state.key, res);
   const std::string etag = res.header("etag");
-  if (etag.empty()) throw ApiError(errc::storage_error, "UploadPart answered without an ETag");
+  if (etag.empty()) throw Error(Failure::rejected, "UploadPart answered without an ETag");
   spdlog::debug("s3 {} part {}: {} bytes sent in {} ms", state.key, job->number, job->size,
                 std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count());
   std::lock_guard lock(state.mutex);
@@ -183,11 +186,12 @@ void abort_eventually(std::shared_ptr<Client> client, std::string key, std::stri
 
 class S3Writer final : public ObjectWriter {
  public:
-  S3Writer(std::shared_ptr<Client> client, std::string key, ObjectMetadata metadata, std::size_t part_size,
-           int parts_in_flight, bool part_md5, std::shared_ptr<util::BufferPool> buffers)
+  S3Writer(std::shared_ptr<Client> client, std::string key, ObjectMetadata metadata, StoreUploadStarted started,
+           std::size_t part_size, int parts_in_flight, bool part_md5, std::shared_ptr<util::BufferPool> buffers)
       : client_(std::move(client)),
         key_(std::move(key)),
         metadata_(std::move(metadata)),
+        started_(std::move(started)),
         part_size_(part_size),
         parts_in_flight_(parts_in_flight),
         buffers_(std::move(buffers)),
@@ -211,8 +215,6 @@ class S3Writer final : public ObjectWriter {
           if (e) abort_eventually(state->client, state->key, state->upload_id);
         });
   }
-
-  std::string_view store_upload_id() const override { return state_ ? std::string_view(state_->upload_id) : std::string_view(); }
 
   asio::awaitable<void> write(std::span<const char> data) override {
     while (!data.empty()) {
@@ -314,10 +316,13 @@ class S3Writer final : public ObjectWriter {
     const auto res = co_await send(*client_, r, "CreateMultipartUpload");
     if (res.status != 200) fail("CreateMultipartUpload", key_, res);
     auto id = parse_upload_id(res.body);
-    if (!id) throw ApiError(errc::storage_error, "CreateMultipartUpload answered without an UploadId");
+    if (!id) throw Error(Failure::rejected, "CreateMultipartUpload answered without an UploadId");
     const asio::any_io_executor executor = co_await asio::this_coro::executor;
     state_ = std::make_shared<MultipartState>(client_, key_, executor, static_cast<std::size_t>(parts_in_flight_) + 1);
     state_->upload_id = *id;
+    // Recorded before any part is sent: a crash from here on leaves an id
+    // the janitor can abort. (If recording fails, the writer's abort runs.)
+    if (started_) co_await started_(state_->upload_id);
   }
 
   asio::awaitable<void> seal_part() {
@@ -325,7 +330,7 @@ class S3Writer final : public ObjectWriter {
     if (state_->failure) std::rethrow_exception(state_->failure);
     while (in_flight_ >= parts_in_flight_) co_await wait_one();
     if (state_->failure) std::rethrow_exception(state_->failure);
-    if (next_part_ >= static_cast<int>(kMaxParts)) throw ApiError(errc::file_too_large, "more than 10,000 parts");
+    if (next_part_ >= static_cast<int>(kMaxParts)) throw Error(Failure::too_large, "more than 10,000 parts");
     auto job = std::make_shared<PartJob>();
     job->state = state_;
     job->buffer = std::move(buffer_);
@@ -356,6 +361,7 @@ class S3Writer final : public ObjectWriter {
   std::shared_ptr<Client> client_;
   std::string key_;
   ObjectMetadata metadata_;
+  StoreUploadStarted started_;
   std::size_t part_size_;
   int parts_in_flight_;
   std::shared_ptr<util::BufferPool> buffers_;
@@ -390,9 +396,8 @@ S3Store::S3Store(asio::any_io_executor executor, S3StoreOptions options, std::sh
   if (!options_.prefix.empty() && options_.prefix.back() != '/') options_.prefix.push_back('/');
 }
 
-asio::awaitable<std::optional<std::string>> S3Store::presigned_get_url(const std::string& key,
-                                                                      std::chrono::seconds ttl) {
-  co_return co_await presign_get(key, ttl);
+asio::awaitable<std::string> S3Store::presigned_get_url(const std::string& key, std::chrono::seconds ttl) {
+  co_return co_await client_->presign("GET", bucket_key(key), ttl);
 }
 
 std::string S3Store::describe() const {
@@ -402,11 +407,12 @@ std::string S3Store::describe() const {
 }
 
 asio::awaitable<std::unique_ptr<ObjectWriter>> S3Store::open_writer(const std::string& key,
-                                                                    const ObjectMetadata& metadata) {
-  if (!is_valid_key(key)) throw ApiError(errc::internal, "invalid object key");
+                                                                    const ObjectMetadata& metadata,
+                                                                    const StoreUploadStarted& started) {
+  if (!is_valid_key(key)) throw Error(Failure::internal, "invalid object key");
   const std::size_t part = choose_part_size(options_.part_size, metadata.size_hint);
-  if (part > buffers_->budget()) throw ApiError(errc::internal, "the buffer budget is smaller than one part");
-  co_return std::make_unique<S3Writer>(client_, bucket_key(key), metadata, part, options_.parts_in_flight,
+  if (part > buffers_->budget()) throw Error(Failure::internal, "the buffer budget is smaller than one part");
+  co_return std::make_unique<S3Writer>(client_, bucket_key(key), metadata, started, part, options_.parts_in_flight,
                                        options_.part_md5, buffers_);
 }
 
@@ -429,20 +435,78 @@ asio::awaitable<void> S3Store::remove(const std::string& key) {
   if (res.status != 204 && res.status != 200 && res.status != 404) fail("DeleteObject", r.key, res);
 }
 
-asio::awaitable<std::string> S3Store::read(const std::string& key, std::uint64_t offset, std::size_t length) {
-  if (length == 0) co_return std::string();
+namespace {
+
+// One ranged GetObject, its body handed on as it arrives: a piece is read
+// from the store only when the last one was taken.
+class S3Reader final : public ObjectReader {
+ public:
+  S3Reader(std::unique_ptr<ResponseStream> response, std::string key, std::uint64_t skip, std::uint64_t length)
+      : response_(std::move(response)), key_(std::move(key)), skip_(skip), left_(length), piece_(kReadPiece) {}
+
+  asio::awaitable<std::span<const char>> read_some() override {
+    while (left_ > 0) {
+      std::size_t n = 0;
+      try {
+        n = co_await response_->read_some(piece_);
+      } catch (const ConnectionFailure& e) {
+        spdlog::error("s3 GetObject {}: the body broke off: {}", key_, e.what());
+        throw Error(Failure::unavailable, "the object store stopped sending the object");
+      }
+      if (n == 0) break;
+      // A store that ignored Range sends the object from its start.
+      const auto skipped = static_cast<std::size_t>(std::min<std::uint64_t>(skip_, n));
+      skip_ -= skipped;
+      const auto given = static_cast<std::size_t>(std::min<std::uint64_t>(n - skipped, left_));
+      left_ -= given;
+      if (given > 0) co_return std::span<const char>(piece_.data() + skipped, given);
+    }
+    left_ = 0;
+    co_return std::span<const char>{};
+  }
+
+ private:
+  // Large enough that a fast download costs few syscalls on either socket.
+  static constexpr std::size_t kReadPiece = 256 * 1024;
+  std::unique_ptr<ResponseStream> response_;
+  std::string key_;
+  std::uint64_t skip_, left_;
+  std::vector<char> piece_;
+};
+
+}  // namespace
+
+asio::awaitable<std::unique_ptr<ObjectReader>> S3Store::open_reader(const std::string& key, std::uint64_t offset,
+                                                                    std::uint64_t length) {
   Request r;
   r.method = "GET";
   r.key = bucket_key(key);
-  r.headers = {{"range", fmt::format("bytes={}-{}", offset, offset + length - 1)}};
-  auto res = co_await send(*client_, r, "GetObject");
-  if (res.status == 404) throw ApiError(errc::not_found, "no such object");
-  if (res.status == 416) co_return std::string();  // offset past the end
-  if (res.status != 206 && res.status != 200) fail("GetObject", r.key, res);
-  if (res.status == 200 && (offset > 0 || res.body.size() > length)) {  // a store that ignored Range
-    res.body = offset < res.body.size() ? res.body.substr(offset, length) : std::string();
+  if (length == 0) {
+    // A range cannot be empty; an empty read only needs the object to exist.
+    if (!co_await stat(key)) throw Error(Failure::not_found, "no such object");
+    co_return std::make_unique<S3Reader>(nullptr, r.key, 0, 0);
   }
-  co_return std::move(res.body);
+  r.headers = {{"range", fmt::format("bytes={}-{}", offset, offset + length - 1)}};
+  std::unique_ptr<ResponseStream> response;
+  try {
+    response = co_await client_->open(r);
+  } catch (const ConnectionFailure& e) {
+    spdlog::error("s3 GetObject {}: store unreachable: {}", r.key, e.what());
+    throw Error(Failure::unavailable, "the object store cannot be reached");
+  }
+  const unsigned status = response->status();
+  if (status == 404) throw Error(Failure::not_found, "no such object");
+  if (status == 416) co_return std::make_unique<S3Reader>(nullptr, r.key, 0, 0);  // offset past the end
+  if (status != 206 && status != 200) {
+    std::string body;
+    try {
+      body = co_await response->read_rest();
+    } catch (const ConnectionFailure&) {
+    }
+    fail("GetObject", r.key, status, body);
+  }
+  const std::uint64_t skip = status == 200 ? offset : 0;
+  co_return std::make_unique<S3Reader>(std::move(response), r.key, skip, length);
 }
 
 asio::awaitable<std::vector<std::string>> S3Store::list_keys() {
@@ -482,10 +546,6 @@ asio::awaitable<void> S3Store::discard_unfinished(const std::string& key, const 
     if (upload.key == full_key) co_await abort_upload(*client_, full_key, upload.upload_id);
   }
   co_await remove(key);
-}
-
-asio::awaitable<std::string> S3Store::presign_get(const std::string& key, std::chrono::seconds ttl) {
-  co_return co_await client_->presign("GET", bucket_key(key), ttl);
 }
 
 }  // namespace s3up::storage::s3

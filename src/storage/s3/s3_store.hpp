@@ -38,20 +38,27 @@ struct S3StoreOptions {
 // 10,000 parts.
 std::size_t choose_part_size(std::size_t configured, std::optional<std::uint64_t> size_hint);
 
-class S3Store final : public ObjectStore {
+class S3Store final : public ObjectStore, public Presigner, public Recovery {
  public:
   S3Store(boost::asio::any_io_executor executor, S3StoreOptions options,
           std::shared_ptr<CredentialsProvider> credentials, std::shared_ptr<util::BufferPool> buffers);
 
+  using ObjectStore::open_writer;
   boost::asio::awaitable<std::unique_ptr<ObjectWriter>> open_writer(const std::string& key,
-                                                                    const ObjectMetadata& metadata) override;
-  boost::asio::awaitable<std::optional<ObjectInfo>> stat(const std::string& key) override;
+                                                                    const ObjectMetadata& metadata,
+                                                                    const StoreUploadStarted& started) override;
+  boost::asio::awaitable<std::unique_ptr<ObjectReader>> open_reader(const std::string& key, std::uint64_t offset,
+                                                                    std::uint64_t length) override;
   boost::asio::awaitable<void> remove(const std::string& key) override;
-  boost::asio::awaitable<std::string> read(const std::string& key, std::uint64_t offset, std::size_t length) override;
   std::string describe() const override;
-  boost::asio::awaitable<std::optional<std::string>> presigned_get_url(const std::string& key,
-                                                                       std::chrono::seconds ttl) override;
+  Presigner* presigner() override { return this; }
+  Recovery* recovery() override { return this; }
+
+  // Presigner
+  boost::asio::awaitable<std::string> presigned_get_url(const std::string& key, std::chrono::seconds ttl) override;
+  // Recovery
   boost::asio::awaitable<void> discard_unfinished(const std::string& key, const std::string& store_upload_id) override;
+  boost::asio::awaitable<std::optional<ObjectInfo>> stat(const std::string& key) override;
 
   // For clean-up and tests: multipart uploads in progress under the prefix,
   // and aborting one.
@@ -59,7 +66,6 @@ class S3Store final : public ObjectStore {
   boost::asio::awaitable<std::vector<std::string>> list_keys();  // under the prefix (first 1,000)
   boost::asio::awaitable<void> create_bucket();                  // for tests and first runs; exists is fine
   boost::asio::awaitable<void> abort_multipart_upload(const std::string& bucket_key, const std::string& upload_id);
-  boost::asio::awaitable<std::string> presign_get(const std::string& key, std::chrono::seconds ttl);
 
   std::string bucket_key(const std::string& key) const { return options_.prefix + key; }
 

@@ -3,7 +3,7 @@
 #include <string>
 #include <string_view>
 
-namespace s3up::util {
+namespace s3up::upload {
 
 // How many leading bytes are worth sniffing; libmagic looks at most at the
 // first few KiB for the types that matter here.
@@ -26,4 +26,4 @@ enum class SniffPurpose {
 // Blocking (libmagic is slow-ish): call from the blocking pool.
 std::string sniff_mime_type(std::string_view head, SniffPurpose purpose = SniffPurpose::decide);
 
-}  // namespace s3up::util
+}  // namespace s3up::upload

@@ -1,4 +1,4 @@
-#include "util/sniff.hpp"
+#include "upload/sniff.hpp"
 
 #include <fcntl.h>
 #include <magic.h>
@@ -10,7 +10,7 @@
 #include <stdexcept>
 #include <vector>
 
-namespace s3up::util {
+namespace s3up::upload {
 namespace {
 
 // The compiled databases libmagic would load (each element of its search
@@ -119,4 +119,4 @@ std::string sniff_mime_type(std::string_view head, SniffPurpose purpose) {
   return every_test().type_of(head);
 }
 
-}  // namespace s3up::util
+}  // namespace s3up::upload

@@ -10,12 +10,12 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-#include "upload/api.hpp"
+#include "api/api.hpp"
 #include "util/blocking.hpp"
 #include "util/crypto.hpp"
 #include "util/text.hpp"
 
-namespace s3up::upload {
+namespace s3up::api {
 
 namespace asio = boost::asio;
 namespace json = boost::json;
@@ -27,8 +27,6 @@ namespace {
 
 constexpr std::int64_t kDefaultPageSize = 100;
 constexpr std::int64_t kMaxPageSize = 1000;
-// Downloads go out in pieces of this size: memory per download is one piece.
-constexpr std::size_t kDownloadPiece = 256 * 1024;
 
 // The page cursor is opaque to clients: the last row's sort key, base64url.
 std::string encode_cursor(const db::Upload& last) {
@@ -139,61 +137,53 @@ bool none_match(std::string_view header, std::string_view etag) {
   return false;
 }
 
-// Reads an object piece by piece for the server to send; one piece in memory.
+// An object's bytes for the server to send: one streaming read from the
+// store, a piece at a time as the client takes them (one piece in memory).
 class Download final : public http::BodySource {
  public:
   Download(storage::ObjectStore& store, std::string key, std::string upload_id, std::uint64_t offset,
-           std::uint64_t end)
-      : store_(store), key_(std::move(key)), upload_id_(std::move(upload_id)), offset_(offset), end_(end) {}
+           std::uint64_t length)
+      : store_(store), key_(std::move(key)), upload_id_(std::move(upload_id)), offset_(offset), length_(length) {}
 
-  // Reads the first piece before any header is sent: a missing object is an
-  // error status then, not a 200 with a body that ends short.
+  // Before any header is sent: a missing object is an error status then, not
+  // a 200 with a body that ends short.
   asio::awaitable<void> open() override {
+    std::optional<ApiError> refused;
     try {
-      co_await read_piece();
-    } catch (const ApiError& e) {
-      if (e.code() != errc::not_found) throw;
-      spdlog::error("upload {}: its record is complete but the store has no object {}", upload_id_, key_);
-      throw ApiError(errc::internal, "the file's bytes are missing from the store");
+      reader_ = co_await store_.open_reader(key_, offset_, length_);
+    } catch (const storage::Error& e) {
+      if (e.failure() == storage::Failure::not_found) {
+        spdlog::error("upload {}: its record is complete but the store has no object {}", upload_id_, key_);
+        refused = ApiError(errc::internal, "the file's bytes are missing from the store");
+      } else {
+        refused = api_error(e);
+      }
     }
-    first_ready_ = true;
+    if (refused) throw *refused;
   }
 
   asio::awaitable<std::span<const char>> next() override {
-    if (!std::exchange(first_ready_, false)) co_await read_piece();
-    co_return std::span<const char>(piece_);
+    const auto piece = co_await reader_->read_some();
+    if (piece.empty() && sent_ < length_) throw ApiError(errc::storage_error, "the object is shorter than its record");
+    sent_ += piece.size();
+    co_return piece;
   }
 
  private:
-  asio::awaitable<void> read_piece() {
-    piece_.clear();
-    if (offset_ >= end_) co_return;
-    const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(kDownloadPiece, end_ - offset_));
-    piece_ = co_await store_.read(key_, offset_, want);
-    if (piece_.empty()) throw ApiError(errc::storage_error, "the object is shorter than its record");
-    offset_ += piece_.size();
-  }
-
   storage::ObjectStore& store_;
   std::string key_, upload_id_;
-  std::uint64_t offset_, end_;
-  std::string piece_;
-  bool first_ready_ = false;  // open() read piece_, not yet handed out
+  std::uint64_t offset_, length_;
+  std::uint64_t sent_ = 0;
+  std::unique_ptr<storage::ObjectReader> reader_;
 };
 
 }  // namespace
-
-asio::awaitable<bool> remove_object_then_row(const Dependencies& deps, const db::Upload& upload) {
-  // A failed upload's object went when it failed; nothing to remove.
-  if (upload.status != db::UploadStatus::failed) co_await deps.store.remove(upload.storage_key);
-  co_return co_await util::run_blocking(deps.blocking, [&] { return deps.metadata.delete_upload(upload.id); });
-}
 
 asio::awaitable<db::Upload> Api::visible_upload(const auth::Principal& caller, std::string_view id) {
   std::optional<db::Upload> upload;
   if (util::is_uuid(id)) {
     const std::string key(id);
-    upload = co_await util::run_blocking(deps_.blocking, [&] { return deps_.metadata.get_upload(key); });
+    upload = co_await util::run_blocking(deps_.uploads.blocking, [&] { return deps_.uploads.metadata.get_upload(key); });
   }
   // A row being deleted is gone already as far as clients can tell.
   if (!upload || (upload->user_id != caller.user_id && !caller.is_admin) ||
@@ -204,14 +194,14 @@ asio::awaitable<db::Upload> Api::visible_upload(const auth::Principal& caller, s
 }
 
 asio::awaitable<http::Response> Api::list_files(http::Request& request) {
-  const auto& caller = upload::caller(request);
+  const auto& caller = api::caller(request);
   const auto query = parse_list_query(request.header.target());
   if (query.all && !caller.is_admin) throw ApiError(errc::forbidden, "only admins may list every user's files");
   const std::optional<std::int64_t> owner = query.all ? std::nullopt : std::optional(caller.user_id);
   // One more than asked: whether there is a next page.
   const std::int64_t fetch = query.limit + 1;
-  auto rows = co_await util::run_blocking(deps_.blocking,
-                                          [&] { return deps_.metadata.list_files(owner, query.after, fetch); });
+  auto rows = co_await util::run_blocking(deps_.uploads.blocking,
+                                          [&] { return deps_.uploads.metadata.list_files(owner, query.after, fetch); });
   const bool more = static_cast<std::int64_t>(rows.size()) > query.limit;
   if (more) rows.resize(static_cast<std::size_t>(query.limit));
   json::array files;
@@ -241,14 +231,12 @@ asio::awaitable<http::Response> Api::get_content(http::Request& request) {
     common(res);
     co_return res;
   }
-  if (deps_.downloads.redirect) {
-    const auto url = co_await deps_.store.presigned_get_url(upload.storage_key, deps_.downloads.url_ttl);
-    if (url) {
-      http::Response res(302);
-      res.set(field::location, *url);
-      res.set(field::cache_control, "no-store");  // the URL expires; never cache the redirect
-      co_return res;
-    }
+  if (auto* presigner = deps_.uploads.store.presigner(); presigner && deps_.downloads.redirect) {
+    const auto url = co_await presigner->presigned_get_url(upload.storage_key, deps_.downloads.url_ttl);
+    http::Response res(302);
+    res.set(field::location, url);
+    res.set(field::cache_control, "no-store");  // the URL expires; never cache the redirect
+    co_return res;
   }
 
   const std::uint64_t size = upload.file_size;
@@ -256,7 +244,7 @@ asio::awaitable<http::Response> Api::get_content(http::Request& request) {
   const std::uint64_t first = range ? range->first : 0;
   const std::uint64_t end = range ? range->last + 1 : size;
   auto res = http::Response::stream(range ? 206 : 200, end - first,
-                                    std::make_shared<Download>(deps_.store, upload.storage_key, upload.id, first, end));
+                                    std::make_shared<Download>(deps_.uploads.store, upload.storage_key, upload.id, first, end - first));
   common(res);
   res.set(field::accept_ranges, "bytes");
   res.set(field::content_type, upload.content_type.empty() ? "application/octet-stream" : upload.content_type);
@@ -268,7 +256,7 @@ asio::awaitable<http::Response> Api::get_content(http::Request& request) {
 }
 
 asio::awaitable<http::Response> Api::delete_file(http::Request& request) {
-  const auto& caller = upload::caller(request);
+  const auto& caller = api::caller(request);
   const auto upload = co_await visible_upload(caller, request.param("id"));
   if (upload.status == db::UploadStatus::pending) {
     throw ApiError(errc::conflict, "the upload is still in progress");
@@ -278,14 +266,14 @@ asio::awaitable<http::Response> Api::delete_file(http::Request& request) {
   // the janitor finishes, never a complete row without its bytes or bytes
   // without a row. (A failed upload has no object left: its row just goes.)
   if (upload.status == db::UploadStatus::complete) {
-    const bool marked = co_await util::run_blocking(deps_.blocking, [&] { return deps_.metadata.mark_deleting(upload.id); });
+    const bool marked = co_await util::run_blocking(deps_.uploads.blocking, [&] { return deps_.uploads.metadata.mark_deleting(upload.id); });
     if (!marked) throw ApiError(errc::not_found, "no such file");  // another delete got there first
   }
-  const bool deleted = co_await remove_object_then_row(deps_, upload);
+  const bool deleted = co_await upload::remove_object_then_row(deps_.uploads, upload);
   // Not there any more after our mark: the janitor finished it meanwhile.
   if (!deleted && upload.status != db::UploadStatus::complete) throw ApiError(errc::not_found, "no such file");
   spdlog::info("upload {} deleted by user {}", upload.id, caller.user_id);
   co_return http::Response(204);
 }
 
-}  // namespace s3up::upload
+}  // namespace s3up::api

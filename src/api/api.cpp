@@ -1,0 +1,106 @@
+#include "api/api.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include "util/ids_time.hpp"
+
+namespace s3up::api {
+
+namespace asio = boost::asio;
+namespace json = boost::json;
+using boost::beast::http::field;
+using boost::beast::http::verb;
+
+ApiError api_error(const storage::Error& e) {
+  switch (e.failure()) {
+    case storage::Failure::not_found: return ApiError(errc::not_found, "no such object");
+    case storage::Failure::unavailable: return ApiError(errc::storage_unavailable, e.what());
+    case storage::Failure::rejected: return ApiError(errc::storage_error, e.what());
+    case storage::Failure::full: return ApiError(errc::insufficient_storage, e.what());
+    case storage::Failure::too_large: return ApiError(errc::file_too_large, e.what());
+    case storage::Failure::refused:
+    case storage::Failure::internal: break;
+  }
+  return ApiError(errc::internal, e.what());
+}
+
+json::object upload_json(const db::Upload& u, bool details) {
+  json::object o{
+      {"file_id", u.id},
+      {"file_name", u.file_name},
+      {"file_size", u.file_size},
+      {"upload_time", util::rfc3339(u.created_at)},
+      {"content_type", u.content_type},
+      {"sha256", u.sha256},
+  };
+  if (details) {
+    o["user_id"] = u.user_id;
+    o["status"] = db::to_string(u.status);
+    o["completed_at"] = u.completed_at ? json::value(util::rfc3339(*u.completed_at)) : json::value(nullptr);
+  }
+  return o;
+}
+
+const auth::Principal& caller(const http::Request& request) {
+  return std::any_cast<const auth::Principal&>(request.context.caller);
+}
+
+http::Middleware authenticated(auth::Authenticator& authenticator) {
+  return [&authenticator](http::Request& request, const http::Handler& next) -> asio::awaitable<http::Response> {
+    auto principal = co_await authenticator.authenticate(request.header[field::authorization]);
+    request.context.user_id = principal.user_id;
+    request.context.caller = std::move(principal);
+    co_return co_await next(request);
+  };
+}
+
+http::Middleware api_errors() {
+  return [](http::Request& request, const http::Handler& next) -> asio::awaitable<http::Response> {
+    std::optional<http::Response> answer;
+    std::optional<ApiError> translated;
+    try {
+      answer = co_await next(request);
+    } catch (const storage::Error& e) {
+      translated = api_error(e);
+    }
+    if (translated) throw *translated;
+    co_return std::move(*answer);
+  };
+}
+
+http::Middleware rate_limited(auth::TokenBuckets& buckets) {
+  return [&buckets](http::Request& request, const http::Handler& next) -> asio::awaitable<http::Response> {
+    if (const auto wait = buckets.take(caller(request).token_id, std::chrono::steady_clock::now())) {
+      throw ApiError(errc::too_many_requests, "rate limit for this token exceeded", *wait);
+    }
+    co_return co_await next(request);
+  };
+}
+
+Api::Api(Dependencies deps) : deps_(std::move(deps)) {
+  // Every route but the health check is for a known caller, within their rate.
+  std::vector<http::Middleware> caller_steps{authenticated(deps_.authenticator)};
+  if (deps_.rate_limit.per_second > 0) {
+    buckets_ = std::make_unique<auth::TokenBuckets>(deps_.rate_limit);
+    caller_steps.push_back(rate_limited(*buckets_));
+  }
+  const auto route = [&](verb method, std::string_view pattern, auto member, std::vector<http::Middleware> steps) {
+    router_.add(method, pattern, [this, member](http::Request& r) { return (this->*member)(r); }, std::move(steps));
+  };
+  route(verb::get, "/healthz", &Api::healthz, {});
+  route(verb::post, "/upload", &Api::upload_form, caller_steps);
+  route(verb::put, "/upload/{name*}", &Api::upload_raw, caller_steps);
+  route(verb::get, "/files", &Api::list_files, caller_steps);
+  route(verb::get, "/files/{id}", &Api::get_file, caller_steps);
+  route(verb::delete_, "/files/{id}", &Api::delete_file, caller_steps);
+  route(verb::get, "/files/{id}/content", &Api::get_content, caller_steps);
+  handler_ = http::chain({api_errors()}, [this](http::Request& r) { return router_(r); });
+}
+
+asio::awaitable<http::Response> Api::handle(http::Request& request) { co_return co_await handler_(request); }
+
+asio::awaitable<http::Response> Api::healthz(http::Request&) {
+  co_return http::Response::json(200, json::object{{"status", "ok"}});
+}
+
+}  // namespace s3up::api

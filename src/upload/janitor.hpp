@@ -1,0 +1,41 @@
+#pragma once
+// Cleans up after uploads whose process died (a crash, kill -9, a lost
+// machine): their rows stay `pending`, with an S3 multipart upload or a local
+// temporary file, and sometimes a committed object, behind them. At start-up
+// and then every `interval`, rows pending for longer than `stale_after` (and
+// not being received by this process) have what they left removed and are
+// marked `failed`. With several instances on one database only one cleans at
+// a time (MetadataStore::try_lock). It also finishes deletions a crash
+// interrupted (rows left 'deleting').
+#include <chrono>
+
+#include <boost/asio/awaitable.hpp>
+
+#include "upload/session.hpp"
+
+namespace s3up::upload {
+
+struct JanitorReport {
+  int cleaned = 0;             // rows marked failed, their leftovers removed
+  int deletions_finished = 0;  // rows a crash left 'deleting': object and row removed
+  int failed = 0;              // rows whose clean-up failed this time (tried again next time)
+  bool skipped = false;        // another instance held the lock
+};
+
+class Janitor {
+ public:
+  Janitor(const Services& services, std::chrono::milliseconds stale_after)
+      : services_(services), stale_after_(stale_after) {}
+  boost::asio::awaitable<JanitorReport> run_once();
+  // run_once now and every `interval` until the coroutine is cancelled or
+  // the io_context stops.
+  boost::asio::awaitable<void> run_every(std::chrono::milliseconds interval);
+
+ private:
+  boost::asio::awaitable<void> finish_deletions(JanitorReport& report);
+
+  Services services_;
+  std::chrono::milliseconds stale_after_;
+};
+
+}  // namespace s3up::upload
