@@ -8,7 +8,10 @@
 #include <set>
 #include <thread>
 
+#include <boost/url/parse.hpp>
+
 #include "harness.hpp"
+#include "../support/counting_proxy.hpp"
 #include "s3_peer.hpp"
 #include "util/crypto.hpp"
 #include "util/text.hpp"
@@ -294,6 +297,43 @@ TEST_F(S3Files, StreamedAndRedirectedDownloads) {
   EXPECT_EQ(file_sha256(out), ContentStream::sha256_of(12 * MiB + 3, 21));
   std::this_thread::sleep_for(3s);
   EXPECT_EQ(run("curl -sS -o /dev/null -w '%{http_code}' '" + location + "'"), "403") << "the URL did not expire";
+}
+
+// A download streams from one ranged GetObject (not one request per piece),
+// with the client's pace setting the store's: counted by a proxy in front of
+// radosgw, which only the downloading server talks to.
+TEST_F(S3Files, ALargeDownloadIsOneRangedGetObject) {
+  constexpr std::uint64_t size = 64 * MiB + 7;
+  auto env = peer_.server_env();
+  ServerProcess uploading(env);
+  const auto token = uploading.create_user_with_token("alice");
+  const auto r = upload_streamed(uploading.port(), token, "big.bin", size, 64);
+  ASSERT_EQ(r.status, 201) << r.body;
+  const std::string id(r.json().at("file_id").as_string());
+
+  const auto endpoint = boost::urls::parse_uri(env.at("S3UP_S3_ENDPOINT")).value();
+  testing::CountingProxy proxy(std::string(endpoint.host()), static_cast<unsigned short>(endpoint.port_number()));
+  env["S3UP_S3_ENDPOINT"] = proxy.url();
+  env["S3UP_DATABASE"] = "sqlite://" + (uploading.dir() / "s3uploader.db").string();  // the same records
+  ServerProcess downloading(env);
+  const auto whole = request(downloading.port(), "GET", "/files/" + id + "/content", {{"Authorization", bearer(token)}});
+  ASSERT_EQ(whole.status, 200);
+  EXPECT_EQ(whole.body.size(), size);
+  EXPECT_EQ(util::sha256_hex(whole.body), ContentStream::sha256_of(size, 64));
+  EXPECT_EQ(proxy.count("GET"), 1) << "requests to the store for one download";
+
+  proxy.reset();
+  const auto middle = request(downloading.port(), "GET", "/files/" + id + "/content",
+                              {{"Authorization", bearer(token)}, {"Range", "bytes=1000000-40000000"}});
+  ASSERT_EQ(middle.status, 206);
+  EXPECT_EQ(middle.body, whole.body.substr(1000000, 39000001));
+  EXPECT_EQ(proxy.count("GET"), 1);
+  // HEAD answers from the record: no request to the store at all.
+  proxy.reset();
+  const auto head = request(downloading.port(), "HEAD", "/files/" + id + "/content", {{"Authorization", bearer(token)}});
+  EXPECT_EQ(head.status, 200);
+  EXPECT_EQ(head.header("content-length"), std::to_string(size));
+  EXPECT_EQ(proxy.count("GET") + proxy.count("HEAD"), 0);
 }
 
 }  // namespace

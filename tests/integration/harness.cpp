@@ -359,7 +359,8 @@ Response request(unsigned short port, const std::string& method, const std::stri
   req += "\r\n";
   c.send(req);
   c.send(body);
-  auto r = c.read_response();
+  // An answer to HEAD has a Content-Length but no body.
+  auto r = c.read_response(std::chrono::seconds(60), method == "HEAD");
   if (!r) throw std::runtime_error("no response to " + method + " " + target);
   return *r;
 }

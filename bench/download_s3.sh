@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# Benchmark (issue 11): a 1 GiB download from radosgw through s3uploader
+# (GET /files/{id}/content, streamed from one ranged GetObject) against a
+# direct `curl` GET of the same object by a presigned URL, in the same run,
+# rounds alternating. Target: service >= 0.8 x direct. Also the server's peak
+# RSS during the downloads (the stream holds one piece, not the object).
+# With S3UP_BENCH_BASELINE=/path/to/older/s3uploader the older build is
+# measured in the same rounds (before/after).
+# Usage: bench/download_s3.sh [rounds=3]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rounds="${1:-3}"
+scripts/install-deps --test
+BUILD_DIR=build scripts/build -DS3UP_BUILD_BENCH=ON > /dev/null
+bin=build/src/s3uploader
+presign=build/bench/s3_presign
+work=$(mktemp -d -p "$PWD/build" bench-dl-XXXXXX)
+cleanup() {
+  [ -n "${server_pid:-}" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null || true
+  scripts/peers/radosgw stop "$work/rgw" || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+echo "starting radosgw..."
+eval "$(scripts/peers/radosgw start "$work/rgw")"
+export S3UP_S3_ENDPOINT="$S3UP_TEST_S3_ENDPOINT" AWS_ACCESS_KEY_ID="$S3UP_TEST_S3_ACCESS_KEY" \
+  AWS_SECRET_ACCESS_KEY="$S3UP_TEST_S3_SECRET_KEY"
+bucket=bench
+curl -sf -X PUT "$("$presign" PUT "$bucket" "")" > /dev/null
+
+export S3UP_STORAGE="s3://$bucket/objects" S3UP_DATABASE="sqlite://$work/data/s3uploader.db"
+"$bin" user add bench > /dev/null 2>&1
+token=$("$bin" token create bench 2>/dev/null)
+source bench/server.sh
+bench_binaries
+
+echo "uploading 1 GiB through the service..."
+start_server
+out=$(head -c $((1024 * 1024 * 1024)) /dev/urandom |
+  curl -sf -T - -H "Authorization: Bearer $token" "http://127.0.0.1:$port/upload/1g.bin")
+stop_server
+file_id=$(echo "$out" | sed -n 's/.*"file_id":"\([^"]*\)".*/\1/p')
+sha=$(echo "$out" | sed -n 's/.*"sha256":"\([^"]*\)".*/\1/p')
+[ -n "$file_id" ] || { echo "upload failed: $out" >&2; exit 1; }
+key="objects/u/1/$file_id"
+
+seconds() { date +%s.%N; }
+rate() { awk -v m="$1" -v a="$2" -v b="$3" 'BEGIN {printf "%.1f", m / (b - a)}'; }
+ratio() { awk -v s="$1" -v d="$2" 'BEGIN {printf "%.3f", s / d}'; }
+peak_rss_mib() { awk '/VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$server_pid/status"; }
+
+# One timed download through the binary `$1`; prints "MiB/s peak-rss".
+service_round() {
+  local t0 t1 got
+  bin="$1" start_server
+  t0=$(seconds)
+  got=$(curl -sf -H "Authorization: Bearer $token" "http://127.0.0.1:$port/files/$file_id/content" | sha256sum)
+  t1=$(seconds)
+  echo "$(rate 1024 "$t0" "$t1") $(peak_rss_mib)"
+  stop_server
+  [ "${got%% *}" = "$sha" ] || { echo "download through $1 is not the uploaded bytes" >&2; exit 1; }
+}
+
+results=()
+for round in $(seq "$rounds"); do
+  url=$("$presign" GET "$bucket" "$key")
+  t0=$(seconds)
+  curl -sf -o /dev/null "$url"
+  t1=$(seconds)
+  line="$round $(rate 1024 "$t0" "$t1")"
+  for entry in "${binaries[@]}"; do line+=" $(service_round "${entry#*:}")"; done
+  results+=("$line")
+done
+
+printf '\n1 GiB download: direct presigned GET vs through the service (MiB/s, ratio, peak RSS MiB)\n'
+header="round  direct"
+for entry in "${binaries[@]}"; do header+="  ${entry%%:*}: MiB/s ratio rss"; done
+echo "$header"
+for r in "${results[@]}"; do
+  read -r -a f <<< "$r"
+  line="${f[0]}      ${f[1]}"
+  for i in "${!binaries[@]}"; do
+    s=${f[$((2 + 2 * i))]}
+    line+="  $s $(ratio "$s" "${f[1]}") ${f[$((3 + 2 * i))]}"
+  done
+  echo "$line"
+done
+for i in "${!binaries[@]}"; do
+  printf 'median ratio %s: %s (target >= 0.8)\n' "${binaries[$i]%%:*}" \
+    "$(for r in "${results[@]}"; do read -r -a f <<< "$r"; ratio "${f[$((2 + 2 * i))]}" "${f[1]}"; echo; done |
+      sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}')"
+done
+
+mkdir -p bench/results
+{
+  printf '{"benchmark":"download_s3","date":"%s","rounds":[' "$(date -u +%FT%TZ)"
+  sep=""
+  for r in "${results[@]}"; do
+    read -r -a f <<< "$r"
+    printf '%s{"round":%s,"direct_mibs":%s' "$sep" "${f[0]}" "${f[1]}"
+    for i in "${!binaries[@]}"; do
+      printf ',"%s":{"service_mibs":%s,"ratio":%s,"peak_rss_mib":%s}' "${binaries[$i]%%:*}" \
+        "${f[$((2 + 2 * i))]}" "$(ratio "${f[$((2 + 2 * i))]}" "${f[1]}")" "${f[$((3 + 2 * i))]}"
+    done
+    printf '}'
+    sep=","
+  done
+  printf ']}\n'
+} > bench/results/download_s3.json
+echo "raw results: bench/results/download_s3.json"
