@@ -101,7 +101,7 @@ int serve(const config::Config& cfg) {
   auto store = storage::open_object_store(store_settings, io.get_executor(), blocking);
   auth::Authenticator authenticator(*metadata, blocking);
   const upload::Services uploads{
-      *store, *metadata, blocking,
+      *store, *metadata, *metadata, blocking,
       upload::Limits{cfg.max_upload_bytes, cfg.max_concurrent_uploads, cfg.allowed_types,
                      cfg.default_quota > 0 ? std::optional(cfg.default_quota) : std::nullopt}};
   api::Api api(api::Dependencies{

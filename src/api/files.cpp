@@ -183,7 +183,7 @@ asio::awaitable<db::Upload> Api::visible_upload(const auth::Principal& caller, s
   std::optional<db::Upload> upload;
   if (util::is_uuid(id)) {
     const std::string key(id);
-    upload = co_await util::run_blocking(deps_.uploads.blocking, [&] { return deps_.uploads.metadata.get_upload(key); });
+    upload = co_await util::run_blocking(deps_.uploads.blocking, [&] { return deps_.uploads.records.get_upload(key); });
   }
   // A row being deleted is gone already as far as clients can tell.
   if (!upload || (upload->user_id != caller.user_id && !caller.is_admin) ||
@@ -201,7 +201,7 @@ asio::awaitable<http::Response> Api::list_files(http::Request& request) {
   // One more than asked: whether there is a next page.
   const std::int64_t fetch = query.limit + 1;
   auto rows = co_await util::run_blocking(deps_.uploads.blocking,
-                                          [&] { return deps_.uploads.metadata.list_files(owner, query.after, fetch); });
+                                          [&] { return deps_.uploads.records.list_files(owner, query.after, fetch); });
   const bool more = static_cast<std::int64_t>(rows.size()) > query.limit;
   if (more) rows.resize(static_cast<std::size_t>(query.limit));
   json::array files;
@@ -266,7 +266,7 @@ asio::awaitable<http::Response> Api::delete_file(http::Request& request) {
   // the janitor finishes, never a complete row without its bytes or bytes
   // without a row. (A failed upload has no object left: its row just goes.)
   if (upload.status == db::UploadStatus::complete) {
-    const bool marked = co_await util::run_blocking(deps_.uploads.blocking, [&] { return deps_.uploads.metadata.mark_deleting(upload.id); });
+    const bool marked = co_await util::run_blocking(deps_.uploads.blocking, [&] { return deps_.uploads.records.mark_deleting(upload.id); });
     if (!marked) throw ApiError(errc::not_found, "no such file");  // another delete got there first
   }
   const bool deleted = co_await upload::remove_object_then_row(deps_.uploads, upload);

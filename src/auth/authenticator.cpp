@@ -27,7 +27,7 @@ bool looks_like_token(std::string_view secret) {
   return true;
 }
 
-IssuedToken issue_token(db::MetadataStore& store, const db::User& user, std::string_view name,
+IssuedToken issue_token(db::UserStore& store, const db::User& user, std::string_view name,
                         std::optional<std::chrono::milliseconds> expires_in) {
   std::array<std::uint8_t, 8> id_bytes{};
   util::random_bytes(id_bytes);

@@ -27,7 +27,7 @@ struct IssuedToken {
   std::string secret;  // shown once, never stored
   db::ApiToken record;
 };
-IssuedToken issue_token(db::MetadataStore& store, const db::User& user, std::string_view name,
+IssuedToken issue_token(db::UserStore& store, const db::User& user, std::string_view name,
                         std::optional<std::chrono::milliseconds> expires_in);
 
 // Who is making a request.
@@ -69,7 +69,7 @@ class TokenBuckets {
 
 class Authenticator {
  public:
-  Authenticator(db::MetadataStore& store, boost::asio::thread_pool& blocking) : store_(store), blocking_(blocking) {}
+  Authenticator(db::UserStore& store, boost::asio::thread_pool& blocking) : store_(store), blocking_(blocking) {}
 
   // The principal for an Authorization header value. Throws ApiError(unauthorized)
   // for a missing, malformed, unknown, revoked or expired token or a disabled user;
@@ -77,7 +77,7 @@ class Authenticator {
   boost::asio::awaitable<Principal> authenticate(std::string_view authorization);
 
  private:
-  db::MetadataStore& store_;
+  db::UserStore& store_;
   boost::asio::thread_pool& blocking_;
 };
 

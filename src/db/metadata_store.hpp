@@ -1,5 +1,7 @@
 #pragma once
-// The metadata store: users, API tokens and upload records.
+// The metadata store: users and API tokens, upload records, and the
+// coordination of instances sharing the database, as three interfaces that
+// each backend implements together.
 //
 // The interface is synchronous on purpose: each backend decides how it talks to
 // its database, callers on I/O threads go through util::run_blocking so no
@@ -80,20 +82,10 @@ class ExclusiveLock {
   virtual ~ExclusiveLock() = default;
 };
 
-class MetadataStore {
+// Users and their API tokens (the CLI, authentication).
+class UserStore {
  public:
-  virtual ~MetadataStore() = default;
-
-  // The named lock if no other holder (this process or another instance on
-  // the same database) has it; nullptr otherwise. Never waits.
-  virtual std::unique_ptr<ExclusiveLock> try_lock(std::string_view name) = 0;
-
-  // For logs: where the data is, never a password.
-  virtual std::string describe() const = 0;
-
-  // Applies the migrations not yet applied; returns how many ran.
-  virtual int migrate() = 0;
-
+  virtual ~UserStore() = default;
   virtual User create_user(std::string_view name, bool is_admin) = 0;
   virtual std::optional<User> find_user(std::string_view name) = 0;
   virtual std::vector<User> list_users() = 0;
@@ -105,7 +97,12 @@ class MetadataStore {
   virtual std::optional<TokenOwner> find_token(std::string_view token_hash) = 0;
   virtual std::vector<ApiToken> list_tokens(std::optional<std::int64_t> user_id) = 0;
   virtual bool revoke_token(std::string_view token_id, Micros now) = 0;  // false if unknown or already revoked
+};
 
+// Upload records: their lifecycle, the quota they reserve, listing them.
+class UploadStore {
+ public:
+  virtual ~UploadStore() = default;
   // Reserves `bytes` more for a pending upload against its owner's quota (or
   // `default_quota` if the user has none; kNoQuota for none), atomically:
   // false if they do not fit, and then nothing is reserved. Completing,
@@ -139,6 +136,24 @@ class MetadataStore {
   // what a crash left half done (the janitor finishes them).
   virtual bool mark_deleting(std::string_view upload_id) = 0;
   virtual std::vector<Upload> deleting_uploads(std::int64_t limit) = 0;
+};
+
+// What instances sharing one database coordinate through: its schema and locks.
+class Coordination {
+ public:
+  virtual ~Coordination() = default;
+  // The named lock if no other holder (this process or another instance on
+  // the same database) has it; nullptr otherwise. Never waits.
+  virtual std::unique_ptr<ExclusiveLock> try_lock(std::string_view name) = 0;
+  // Applies the migrations not yet applied; returns how many ran.
+  virtual int migrate() = 0;
+};
+
+// One database holds all three; consumers take the part they need.
+class MetadataStore : public UserStore, public UploadStore, public Coordination {
+ public:
+  // For logs: where the data is, never a password.
+  virtual std::string describe() const = 0;
 };
 
 // Opens the backend named by the URL: sqlite:///abs/path, sqlite://./rel/path,

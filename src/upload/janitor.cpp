@@ -19,7 +19,7 @@ constexpr int kMaxRounds = 100;  // 10,000 rows per run at most; the rest next t
 
 asio::awaitable<JanitorReport> Janitor::run_once() {
   JanitorReport report;
-  auto lock = co_await util::run_blocking(services_.blocking, [&] { return services_.metadata.try_lock("janitor"); });
+  auto lock = co_await util::run_blocking(services_.blocking, [&] { return services_.coordination.try_lock("janitor"); });
   if (!lock) {
     spdlog::debug("janitor: another instance is cleaning up");
     report.skipped = true;
@@ -28,7 +28,7 @@ asio::awaitable<JanitorReport> Janitor::run_once() {
   const util::Micros cutoff = util::now_micros() - std::chrono::duration_cast<std::chrono::microseconds>(stale_after_).count();
   for (int round = 0; round < kMaxRounds; ++round) {
     auto rows = co_await util::run_blocking(services_.blocking,
-                                            [&] { return services_.metadata.stale_pending(cutoff, kRowsPerRound); });
+                                            [&] { return services_.records.stale_pending(cutoff, kRowsPerRound); });
     int handled = 0;
     for (const auto& row : rows) {
       if (services_.live->contains(row.id)) continue;  // still arriving here, only slowly
@@ -40,7 +40,7 @@ asio::awaitable<JanitorReport> Janitor::run_once() {
           co_await services_.store.remove(row.storage_key);  // a store without leftovers of its own
         }
         const auto now = util::now_micros();
-        co_await util::run_blocking(services_.blocking, [&] { services_.metadata.mark_failed(row.id, now); });
+        co_await util::run_blocking(services_.blocking, [&] { services_.records.mark_failed(row.id, now); });
         ++report.cleaned;
         spdlog::info("janitor: upload {} (user {}, started {}) died with its process; {} removed, marked failed",
                      row.id, row.user_id, util::rfc3339(row.created_at),
@@ -68,7 +68,7 @@ asio::awaitable<JanitorReport> Janitor::run_once() {
 asio::awaitable<void> Janitor::finish_deletions(JanitorReport& report) {
   for (int round = 0; round < kMaxRounds; ++round) {
     const auto rows =
-        co_await util::run_blocking(services_.blocking, [&] { return services_.metadata.deleting_uploads(kRowsPerRound); });
+        co_await util::run_blocking(services_.blocking, [&] { return services_.records.deleting_uploads(kRowsPerRound); });
     int failed = 0;
     for (const auto& row : rows) {
       try {

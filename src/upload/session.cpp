@@ -85,7 +85,7 @@ asio::awaitable<void> UploadSession::create() {
     throw too_many_uploads(services_.limits);
   }
   registered_ = true;
-  co_await util::run_blocking(services_.blocking, [&] { services_.metadata.create_pending(record_); });
+  co_await util::run_blocking(services_.blocking, [&] { services_.records.create_pending(record_); });
   row_written_ = true;
   // A known file length is reserved before a byte is stored (413 at once if
   // it does not fit). An upper bound is tried too (concurrent uploads then do
@@ -102,7 +102,7 @@ asio::awaitable<void> UploadSession::create() {
   // row the moment it exists, so a clean-up after a crash can abort it.
   const storage::StoreUploadStarted record_store_upload_id = [this](const std::string& store_upload_id) {
     return util::run_blocking(services_.blocking, [this, &store_upload_id] {
-      services_.metadata.set_store_upload_id(record_.id, store_upload_id);
+      services_.records.set_store_upload_id(record_.id, store_upload_id);
     });
   };
   writer_ = co_await services_.store.open_writer(record_.storage_key, metadata, record_store_upload_id);
@@ -156,7 +156,7 @@ asio::awaitable<db::Upload> UploadSession::complete() {
   // (all is well) or still pending (it removes the object).
   const auto mark_complete = [&]() -> Outcome {
     try {
-      return {services_.metadata.mark_complete(record_) ? Marked::yes : Marked::cancelled, nullptr};
+      return {services_.records.mark_complete(record_) ? Marked::yes : Marked::cancelled, nullptr};
     } catch (...) {
       return {Marked::unknown, std::current_exception()};
     }
@@ -228,7 +228,7 @@ asio::awaitable<void> UploadSession::fail() noexcept {
   if (row_written_) {
     try {
       co_await util::run_blocking(services_.blocking,
-                                  [&] { services_.metadata.mark_failed(record_.id, util::now_micros()); });
+                                  [&] { services_.records.mark_failed(record_.id, util::now_micros()); });
     } catch (const std::exception& e) {
       spdlog::error("upload {}: marking the row failed did not work: {}", record_.id, e.what());
     }
@@ -249,7 +249,7 @@ asio::awaitable<void> UploadSession::reserve(std::uint64_t needed) {
 asio::awaitable<bool> UploadSession::try_reserve(std::uint64_t bytes) {
   const auto ask = static_cast<std::int64_t>(bytes);
   const bool granted = co_await util::run_blocking(services_.blocking, [&] {
-    return services_.metadata.reserve_quota(record_.id, record_.user_id, ask, quota_);
+    return services_.records.reserve_quota(record_.id, record_.user_id, ask, quota_);
   });
   if (granted) reserved_ += bytes;
   co_return granted;
@@ -267,7 +267,7 @@ asio::awaitable<void> UploadSession::check_type() {
 asio::awaitable<bool> remove_object_then_row(const Services& services, const db::Upload& upload) {
   // A failed upload's object went when it failed; nothing to remove.
   if (upload.status != db::UploadStatus::failed) co_await services.store.remove(upload.storage_key);
-  co_return co_await util::run_blocking(services.blocking, [&] { return services.metadata.delete_upload(upload.id); });
+  co_return co_await util::run_blocking(services.blocking, [&] { return services.records.delete_upload(upload.id); });
 }
 
 void log_upload_failure(const std::optional<UploadSession>& session, const std::exception_ptr& error) {

@@ -52,7 +52,8 @@ class LiveUploads {
 // What sessions and the janitor work with.
 struct Services {
   storage::ObjectStore& store;
-  db::MetadataStore& metadata;
+  db::UploadStore& records;
+  db::Coordination& coordination;  // the janitor's lock
   boost::asio::thread_pool& blocking;
   Limits limits;
   std::shared_ptr<LiveUploads> live = std::make_shared<LiveUploads>();

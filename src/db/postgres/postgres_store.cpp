@@ -1,4 +1,5 @@
 #include "db/postgres/postgres_store.hpp"
+#include "db/rows.hpp"
 
 #include <libpq-fe.h>
 #include <poll.h>
@@ -92,46 +93,25 @@ class Rows {
     if (!t) throw ApiError(errc::database_unavailable, "unexpected timestamp from the database: " + text(row, col));
     return *t;
   }
-  std::optional<Micros> opt_timestamp(int row, int col) const {
-    if (null(row, col)) return std::nullopt;
-    return timestamp(row, col);
-  }
 
  private:
   ResultPtr r_;
 };
 
-User read_user(const Rows& r, int row, int first) {
-  return User{r.i64(row, first),
-              r.text(row, first + 1),
-              r.boolean(row, first + 2),
-              r.boolean(row, first + 3),
-              r.timestamp(row, first + 4),
-              r.null(row, first + 5) ? std::nullopt : std::optional(r.i64(row, first + 5)),
-              r.i64(row, first + 6)};
-}
+// One row of a result, for the decoders in db/rows.hpp.
+class ResultRow final : public Row {
+ public:
+  ResultRow(const Rows& r, int row) : r_(r), row_(row) {}
+  bool is_null(int column) const override { return r_.null(row_, column); }
+  std::string text(int column) const override { return r_.text(row_, column); }
+  std::int64_t integer(int column) const override { return r_.i64(row_, column); }
+  bool boolean(int column) const override { return r_.boolean(row_, column); }
+  Micros timestamp(int column) const override { return r_.timestamp(row_, column); }
 
-ApiToken read_token_row(const Rows& r, int row) {
-  // id, user_id, user name, name, created_at, expires_at, revoked_at
-  return ApiToken{r.text(row, 0),          r.i64(row, 1),           r.text(row, 2),          r.text(row, 3),
-                  r.timestamp(row, 4), r.opt_timestamp(row, 5), r.opt_timestamp(row, 6)};
-}
-
-Upload read_upload(const Rows& r, int row) {
-  Upload u;
-  u.id = r.text(row, 0);
-  u.user_id = r.i64(row, 1);
-  u.file_name = r.text(row, 2);
-  u.file_size = static_cast<std::uint64_t>(r.i64(row, 3));
-  u.content_type = r.text(row, 4);
-  u.sha256 = r.text(row, 5);
-  u.storage_key = r.text(row, 6);
-  u.store_upload_id = r.text(row, 7);
-  u.status = upload_status_from(r.text(row, 8));
-  u.created_at = r.timestamp(row, 9);
-  u.completed_at = r.opt_timestamp(row, 10);
-  return u;
-}
+ private:
+  const Rows& r_;
+  int row_;
+};
 
 // Upload ids are UUIDs in PostgreSQL; anything else cannot match a row, and
 // must not reach the server as a type error.
@@ -458,14 +438,14 @@ std::optional<User> PostgresStore::find_user(std::string_view name) {
   p.text(name);
   const auto r = c->run("findUserByName", p);
   if (r.size() == 0) return std::nullopt;
-  return read_user(r, 0, 0);
+  return decode_user(ResultRow(r, 0));
 }
 
 std::vector<User> PostgresStore::list_users() {
   auto c = acquire();
   const auto r = c->run("listUsers");
   std::vector<User> out;
-  for (int i = 0; i < r.size(); ++i) out.push_back(read_user(r, i, 0));
+  for (int i = 0; i < r.size(); ++i) out.push_back(decode_user(ResultRow(r, i)));
   return out;
 }
 
@@ -487,7 +467,7 @@ std::optional<TokenOwner> PostgresStore::find_token(std::string_view token_hash)
   p.text(token_hash);
   const auto r = c->run("findTokenByHash", p);
   if (r.size() == 0) return std::nullopt;
-  return TokenOwner{read_token_row(r, 0), read_user(r, 0, 7)};
+  return decode_token_owner(ResultRow(r, 0));
 }
 
 std::vector<ApiToken> PostgresStore::list_tokens(std::optional<std::int64_t> user_id) {
@@ -496,7 +476,7 @@ std::vector<ApiToken> PostgresStore::list_tokens(std::optional<std::int64_t> use
   if (user_id) p.integer(*user_id);
   const auto r = c->run(user_id ? "listTokensByUser" : "listTokens", p);
   std::vector<ApiToken> out;
-  for (int i = 0; i < r.size(); ++i) out.push_back(read_token_row(r, i));
+  for (int i = 0; i < r.size(); ++i) out.push_back(decode_token(ResultRow(r, i)));
   return out;
 }
 
@@ -564,7 +544,7 @@ std::optional<Upload> PostgresStore::get_upload(std::string_view upload_id) {
   p.text(upload_id);
   const auto r = c->run("getUpload", p);
   if (r.size() == 0) return std::nullopt;
-  return read_upload(r, 0);
+  return decode_upload(ResultRow(r, 0));
 }
 
 std::vector<Upload> PostgresStore::stale_pending(Micros created_before, std::int64_t limit) {
@@ -573,7 +553,7 @@ std::vector<Upload> PostgresStore::stale_pending(Micros created_before, std::int
   p.timestamp(created_before).integer(limit);
   const auto r = c->run("stalePending", p);
   std::vector<Upload> out;
-  for (int i = 0; i < r.size(); ++i) out.push_back(read_upload(r, i));
+  for (int i = 0; i < r.size(); ++i) out.push_back(decode_upload(ResultRow(r, i)));
   return out;
 }
 
@@ -603,7 +583,7 @@ std::vector<Upload> PostgresStore::list_files(std::optional<std::int64_t> user_i
   auto c = acquire();
   const auto r = c->run(query, p);
   std::vector<Upload> out;
-  for (int i = 0; i < r.size(); ++i) out.push_back(read_upload(r, i));
+  for (int i = 0; i < r.size(); ++i) out.push_back(decode_upload(ResultRow(r, i)));
   return out;
 }
 
@@ -627,7 +607,7 @@ std::vector<Upload> PostgresStore::deleting_uploads(std::int64_t limit) {
   p.integer(limit);
   const auto r = c->run("deletingUploads", p);
   std::vector<Upload> out;
-  for (int i = 0; i < r.size(); ++i) out.push_back(read_upload(r, i));
+  for (int i = 0; i < r.size(); ++i) out.push_back(decode_upload(ResultRow(r, i)));
   return out;
 }
 

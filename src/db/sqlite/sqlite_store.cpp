@@ -1,4 +1,5 @@
 #include "db/sqlite/sqlite_store.hpp"
+#include "db/rows.hpp"
 
 #include <fcntl.h>
 #include <sqlite3.h>
@@ -94,10 +95,7 @@ class Statement {
     const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, col));
     return p ? std::string(p, static_cast<std::size_t>(sqlite3_column_bytes(stmt_, col))) : std::string();
   }
-  std::optional<std::int64_t> opt_i64(int col) const {
-    if (sqlite3_column_type(stmt_, col) == SQLITE_NULL) return std::nullopt;
-    return i64(col);
-  }
+  bool null(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
 
  private:
   void check(int rc) {
@@ -119,15 +117,19 @@ class Statement {
   sqlite3_stmt* stmt_ = nullptr;
 };
 
-User read_user(const Statement& s, int first) {
-  return User{s.i64(first),       s.text(first + 1),     s.boolean(first + 2), s.boolean(first + 3),
-              s.i64(first + 4),   s.opt_i64(first + 5),  s.i64(first + 6)};
-}
+// The current row of a statement, for the decoders in db/rows.hpp.
+class StatementRow final : public Row {
+ public:
+  explicit StatementRow(const Statement& s) : s_(s) {}
+  bool is_null(int column) const override { return s_.null(column); }
+  std::string text(int column) const override { return s_.text(column); }
+  std::int64_t integer(int column) const override { return s_.i64(column); }
+  bool boolean(int column) const override { return s_.boolean(column); }
+  Micros timestamp(int column) const override { return s_.i64(column); }  // stored as microseconds
 
-ApiToken read_token_row(const Statement& s) {
-  // id, user_id, user name, name, created_at, expires_at, revoked_at
-  return ApiToken{s.text(0), s.i64(1), s.text(2), s.text(3), s.i64(4), s.opt_i64(5), s.opt_i64(6)};
-}
+ private:
+  const Statement& s_;
+};
 
 }  // namespace
 
@@ -265,14 +267,14 @@ std::optional<User> SqliteStore::find_user(std::string_view name) {
   Statement s(*c, "findUserByName");
   s.bind(name);
   if (!s.step()) return std::nullopt;
-  return read_user(s, 0);
+  return decode_user(StatementRow(s));
 }
 
 std::vector<User> SqliteStore::list_users() {
   auto c = acquire();
   Statement s(*c, "listUsers");
   std::vector<User> out;
-  while (s.step()) out.push_back(read_user(s, 0));
+  while (s.step()) out.push_back(decode_user(StatementRow(s)));
   return out;
 }
 
@@ -293,7 +295,7 @@ std::optional<TokenOwner> SqliteStore::find_token(std::string_view token_hash) {
   Statement s(*c, "findTokenByHash");
   s.bind(token_hash);
   if (!s.step()) return std::nullopt;
-  return TokenOwner{read_token_row(s), read_user(s, 7)};
+  return decode_token_owner(StatementRow(s));
 }
 
 std::vector<ApiToken> SqliteStore::list_tokens(std::optional<std::int64_t> user_id) {
@@ -302,10 +304,10 @@ std::vector<ApiToken> SqliteStore::list_tokens(std::optional<std::int64_t> user_
   if (user_id) {
     Statement s(*c, "listTokensByUser");
     s.bind(*user_id);
-    while (s.step()) out.push_back(read_token_row(s));
+    while (s.step()) out.push_back(decode_token(StatementRow(s)));
   } else {
     Statement s(*c, "listTokens");
-    while (s.step()) out.push_back(read_token_row(s));
+    while (s.step()) out.push_back(decode_token(StatementRow(s)));
   }
   return out;
 }
@@ -399,30 +401,13 @@ void SqliteStore::set_store_upload_id(std::string_view upload_id, std::string_vi
   }));
 }
 
-namespace {
-Upload read_upload(const Statement& s) {
-  Upload u;
-  u.id = s.text(0);
-  u.user_id = s.i64(1);
-  u.file_name = s.text(2);
-  u.file_size = static_cast<std::uint64_t>(s.i64(3));
-  u.content_type = s.text(4);
-  u.sha256 = s.text(5);
-  u.storage_key = s.text(6);
-  u.store_upload_id = s.text(7);
-  u.status = upload_status_from(s.text(8));
-  u.created_at = s.i64(9);
-  u.completed_at = s.opt_i64(10);
-  return u;
-}
-}  // namespace
 
 std::optional<Upload> SqliteStore::get_upload(std::string_view upload_id) {
   auto c = acquire();
   Statement s(*c, "getUpload");
   s.bind(upload_id);
   if (!s.step()) return std::nullopt;
-  return read_upload(s);
+  return decode_upload(StatementRow(s));
 }
 
 std::vector<Upload> SqliteStore::stale_pending(Micros created_before, std::int64_t limit) {
@@ -430,7 +415,7 @@ std::vector<Upload> SqliteStore::stale_pending(Micros created_before, std::int64
   Statement s(*c, "stalePending");
   s.bind(created_before, limit);
   std::vector<Upload> out;
-  while (s.step()) out.push_back(read_upload(s));
+  while (s.step()) out.push_back(decode_upload(StatementRow(s)));
   return out;
 }
 
@@ -453,7 +438,7 @@ std::vector<Upload> SqliteStore::list_files(std::optional<std::int64_t> user_id,
   auto c = acquire();
   std::vector<Upload> out;
   const auto collect = [&](Statement& s) {
-    while (s.step()) out.push_back(read_upload(s));
+    while (s.step()) out.push_back(decode_upload(StatementRow(s)));
   };
   if (user_id && after) {
     Statement s(*c, "listFilesByUserAfter");
@@ -496,7 +481,7 @@ std::vector<Upload> SqliteStore::deleting_uploads(std::int64_t limit) {
   Statement s(*c, "deletingUploads");
   s.bind(limit);
   std::vector<Upload> out;
-  while (s.step()) out.push_back(read_upload(s));
+  while (s.step()) out.push_back(decode_upload(StatementRow(s)));
   return out;
 }
 

@@ -437,41 +437,98 @@ asio::awaitable<void> S3Store::remove(const std::string& key) {
 
 namespace {
 
-// One ranged GetObject, its body handed on as it arrives: a piece is read
-// from the store only when the last one was taken.
+// One ranged GetObject, its body handed on as it arrives. Two pieces: while
+// the caller sends one, the next is read from the store (so the two sockets
+// work at once, not in turn), and no more: the store is read only as fast as
+// the client takes the bytes, and memory stays at two pieces per download.
 class S3Reader final : public ObjectReader {
  public:
-  S3Reader(std::unique_ptr<ResponseStream> response, std::string key, std::uint64_t skip, std::uint64_t length)
-      : response_(std::move(response)), key_(std::move(key)), skip_(skip), left_(length), piece_(kReadPiece) {}
+  S3Reader(std::unique_ptr<ResponseStream> response, std::string key, std::uint64_t skip, std::uint64_t length,
+           asio::any_io_executor executor)
+      : shared_(std::make_shared<Shared>(std::move(response), std::move(key), skip, length, executor)) {}
+
+  ~S3Reader() override = default;  // a read in flight finishes (or times out) on its own, then frees the rest
 
   asio::awaitable<std::span<const char>> read_some() override {
-    while (left_ > 0) {
-      std::size_t n = 0;
-      try {
-        n = co_await response_->read_some(piece_);
-      } catch (const ConnectionFailure& e) {
-        spdlog::error("s3 GetObject {}: the body broke off: {}", key_, e.what());
-        throw Error(Failure::unavailable, "the object store stopped sending the object");
-      }
-      if (n == 0) break;
-      // A store that ignored Range sends the object from its start.
-      const auto skipped = static_cast<std::size_t>(std::min<std::uint64_t>(skip_, n));
-      skip_ -= skipped;
-      const auto given = static_cast<std::size_t>(std::min<std::uint64_t>(n - skipped, left_));
-      left_ -= given;
-      if (given > 0) co_return std::span<const char>(piece_.data() + skipped, given);
-    }
-    left_ = 0;
-    co_return std::span<const char>{};
+    auto& sh = *shared_;
+    if (!sh.response || (!reading_ && sh.left == 0)) co_return std::span<const char>{};
+    if (!reading_) start_reading(current_);
+    // The piece being read is the one to hand out; the other (handed out
+    // last time, taken by now) is read into meanwhile.
+    auto [ec, failure, size] = co_await sh.filled.async_receive(asio::as_tuple(asio::use_awaitable));
+    reading_ = false;
+    if (ec) throw Error(Failure::unavailable, "the object store read was interrupted");
+    if (failure) std::rethrow_exception(failure);
+    const int ready = current_;
+    current_ = 1 - current_;
+    if (sh.left > 0) start_reading(current_);
+    co_return std::span<const char>(sh.pieces[ready].data() + sh.offsets[ready], size);
   }
 
  private:
   // Large enough that a fast download costs few syscalls on either socket.
   static constexpr std::size_t kReadPiece = 256 * 1024;
-  std::unique_ptr<ResponseStream> response_;
-  std::string key_;
-  std::uint64_t skip_, left_;
-  std::vector<char> piece_;
+  using Filled = asio::experimental::concurrent_channel<void(boost::system::error_code, std::exception_ptr, std::size_t)>;
+
+  struct Shared {
+    Shared(std::unique_ptr<ResponseStream> r, std::string k, std::uint64_t s, std::uint64_t l,
+           const asio::any_io_executor& executor)
+        : response(std::move(r)), key(std::move(k)), skip(s), left(l), filled(executor, 1) {
+      for (auto& p : pieces) p.resize(kReadPiece);
+    }
+    std::unique_ptr<ResponseStream> response;
+    std::string key;
+    std::uint64_t skip, left;  // bytes still to skip (a store that ignored Range), still to hand out
+    std::array<std::vector<char>, 2> pieces;
+    std::array<std::size_t, 2> offsets{};  // where a piece's bytes start (after skipped ones)
+    Filled filled;
+  };
+
+  // Fills pieces[index] as far as the store gives bytes, then reports.
+  void start_reading(int index) {
+    reading_ = true;
+    auto sh = shared_;
+    asio::co_spawn(sh->filled.get_executor(), [sh, index]() -> asio::awaitable<void> {
+      std::exception_ptr failure;
+      std::size_t size = 0;
+      try {
+        size = co_await fill(*sh, index);
+      } catch (const ConnectionFailure& e) {
+        spdlog::error("s3 GetObject {}: the body broke off: {}", sh->key, e.what());
+        failure = std::make_exception_ptr(Error(Failure::unavailable, "the object store stopped sending the object"));
+      } catch (...) {
+        failure = std::current_exception();
+      }
+      sh->filled.try_send(boost::system::error_code{}, failure, size);
+    }, asio::detached);
+  }
+
+  static asio::awaitable<std::size_t> fill(Shared& sh, int index) {
+    auto& piece = sh.pieces[index];
+    std::size_t start = 0, size = 0;
+    while (sh.left > 0 && start + size < piece.size()) {
+      const std::size_t n =
+          co_await sh.response->read_some(std::span<char>(piece.data() + start + size, piece.size() - start - size));
+      if (n == 0) {
+        sh.left = 0;  // shorter than asked: the end
+        break;
+      }
+      // Bytes before the range, from a store that sent the object whole.
+      const auto skipped = static_cast<std::size_t>(std::min<std::uint64_t>(sh.skip, n));
+      sh.skip -= skipped;
+      if (size == 0) start = skipped == n ? 0 : start + skipped;  // all skipped: the space is free again
+      const auto kept = static_cast<std::size_t>(std::min<std::uint64_t>(n - skipped, sh.left));
+      size += kept;
+      sh.left -= kept;
+      if (size > 0 && size >= piece.size() / 2) break;  // enough to send; the next read overlaps it
+    }
+    sh.offsets[index] = start;
+    co_return size;
+  }
+
+  std::shared_ptr<Shared> shared_;
+  int current_ = 0;       // the piece the next read_some hands out
+  bool reading_ = false;  // a fill is in flight
 };
 
 }  // namespace
@@ -484,7 +541,7 @@ asio::awaitable<std::unique_ptr<ObjectReader>> S3Store::open_reader(const std::s
   if (length == 0) {
     // A range cannot be empty; an empty read only needs the object to exist.
     if (!co_await stat(key)) throw Error(Failure::not_found, "no such object");
-    co_return std::make_unique<S3Reader>(nullptr, r.key, 0, 0);
+    co_return std::make_unique<S3Reader>(nullptr, r.key, 0, 0, client_->executor());
   }
   r.headers = {{"range", fmt::format("bytes={}-{}", offset, offset + length - 1)}};
   std::unique_ptr<ResponseStream> response;
@@ -496,7 +553,7 @@ asio::awaitable<std::unique_ptr<ObjectReader>> S3Store::open_reader(const std::s
   }
   const unsigned status = response->status();
   if (status == 404) throw Error(Failure::not_found, "no such object");
-  if (status == 416) co_return std::make_unique<S3Reader>(nullptr, r.key, 0, 0);  // offset past the end
+  if (status == 416) co_return std::make_unique<S3Reader>(nullptr, r.key, 0, 0, client_->executor());  // past the end
   if (status != 206 && status != 200) {
     std::string body;
     try {
@@ -506,7 +563,7 @@ asio::awaitable<std::unique_ptr<ObjectReader>> S3Store::open_reader(const std::s
     fail("GetObject", r.key, status, body);
   }
   const std::uint64_t skip = status == 200 ? offset : 0;
-  co_return std::make_unique<S3Reader>(std::move(response), r.key, skip, length);
+  co_return std::make_unique<S3Reader>(std::move(response), r.key, skip, length, client_->executor());
 }
 
 asio::awaitable<std::vector<std::string>> S3Store::list_keys() {

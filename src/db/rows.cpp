@@ -1,0 +1,47 @@
+#include "db/rows.hpp"
+
+namespace s3up::db {
+
+User decode_user(const Row& row, int first) {
+  User u;
+  u.id = row.integer(first);
+  u.name = row.text(first + 1);
+  u.is_admin = row.boolean(first + 2);
+  u.disabled = row.boolean(first + 3);
+  u.created_at = row.timestamp(first + 4);
+  u.quota_bytes = row.optional_integer(first + 5);
+  u.used_bytes = row.integer(first + 6);
+  return u;
+}
+
+ApiToken decode_token(const Row& row, int first) {
+  ApiToken t;
+  t.id = row.text(first);
+  t.user_id = row.integer(first + 1);
+  t.user_name = row.text(first + 2);
+  t.name = row.text(first + 3);
+  t.created_at = row.timestamp(first + 4);
+  t.expires_at = row.optional_timestamp(first + 5);
+  t.revoked_at = row.optional_timestamp(first + 6);
+  return t;
+}
+
+TokenOwner decode_token_owner(const Row& row) { return TokenOwner{decode_token(row), decode_user(row, kTokenColumns)}; }
+
+Upload decode_upload(const Row& row, int first) {
+  Upload u;
+  u.id = row.text(first);
+  u.user_id = row.integer(first + 1);
+  u.file_name = row.text(first + 2);
+  u.file_size = static_cast<std::uint64_t>(row.integer(first + 3));
+  u.content_type = row.text(first + 4);
+  u.sha256 = row.text(first + 5);
+  u.storage_key = row.text(first + 6);
+  u.store_upload_id = row.text(first + 7);
+  u.status = upload_status_from(row.text(first + 8));
+  u.created_at = row.timestamp(first + 9);
+  u.completed_at = row.optional_timestamp(first + 10);
+  return u;
+}
+
+}  // namespace s3up::db

@@ -1,0 +1,47 @@
+#pragma once
+// Each table's row decoded in one place, for both backends. A query returns
+// a table's columns in the order below (the SQL files under sql/queries say
+// which they return); a backend hands its result row over as a Row.
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "db/metadata_store.hpp"
+
+namespace s3up::db {
+
+// One result row as the backend reads its columns.
+class Row {
+ public:
+  virtual ~Row() = default;
+  virtual bool is_null(int column) const = 0;
+  virtual std::string text(int column) const = 0;
+  virtual std::int64_t integer(int column) const = 0;
+  virtual bool boolean(int column) const = 0;
+  virtual Micros timestamp(int column) const = 0;
+
+  std::optional<std::int64_t> optional_integer(int column) const {
+    return is_null(column) ? std::nullopt : std::optional(integer(column));
+  }
+  std::optional<Micros> optional_timestamp(int column) const {
+    return is_null(column) ? std::nullopt : std::optional(timestamp(column));
+  }
+};
+
+// users: id, name, is_admin, disabled, created_at, quota_bytes, used_bytes
+inline constexpr int kUserColumns = 7;
+User decode_user(const Row& row, int first = 0);
+
+// api_tokens: id, user_id, the user's name, name, created_at, expires_at, revoked_at
+inline constexpr int kTokenColumns = 7;
+ApiToken decode_token(const Row& row, int first = 0);
+
+// A token's columns, then its user's (findTokenByHash).
+TokenOwner decode_token_owner(const Row& row);
+
+// uploads: id, user_id, file_name, file_size, content_type, sha256,
+// storage_key, store_upload_id, status, created_at, completed_at
+inline constexpr int kUploadColumns = 11;
+Upload decode_upload(const Row& row, int first = 0);
+
+}  // namespace s3up::db
