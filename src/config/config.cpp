@@ -17,181 +17,235 @@ namespace {
 
 using namespace std::string_view_literals;
 
-const std::vector<SettingInfo> kSettings = {
-    {"listen", "S3UP_LISTEN", "127.0.0.1:8080", "Address and port to listen on (host:port; port 0 picks a free one)."},
-    {"storage", "S3UP_STORAGE", "file://./data/objects", "Object store URL: file:///path (local disk) or s3://bucket/prefix."},
-    {"database", "S3UP_DATABASE", "sqlite://./data/s3uploader.db", "Metadata database: sqlite:///path, postgres://user@host/db, or a libpq keyword string."},
-    {"database_pool_size", "S3UP_DATABASE_POOL_SIZE", "0", "Most database connections open at once; 0 means one per 4 blocking threads, at least 4."},
-    {"max_upload_bytes", "S3UP_MAX_UPLOAD_BYTES", "5GiB", "Largest accepted file (bytes, or with a unit: 100MiB, 5GiB)."},
-    {"threads", "S3UP_THREADS", "0", "I/O threads; 0 means one per CPU core."},
-    {"blocking_threads", "S3UP_BLOCKING_THREADS", "0", "Threads for database and disk calls; 0 means 8 per core, at least 16."},
-    {"max_header_bytes", "S3UP_MAX_HEADER_BYTES", "16KiB", "Largest request header block; larger ones get 431."},
-    {"header_timeout", "S3UP_HEADER_TIMEOUT", "30s", "Time allowed to send a request's headers (also the keep-alive idle limit; at least 1s)."},
-    {"idle_timeout", "S3UP_IDLE_TIMEOUT", "60s", "Longest pause allowed while a request body is being received (at least 1s); then 408."},
-    {"min_body_rate", "S3UP_MIN_BODY_RATE", "1KiB",
-     "Slowest request body accepted, in bytes per second (0: no minimum); slower uploads are aborted with 408 and cleaned up."},
-    {"min_body_rate_window", "S3UP_MIN_BODY_RATE_WINDOW", "30s",
-     "The window min_body_rate is averaged over (at least 1s); the first window of a body is grace."},
-    {"shutdown_grace", "S3UP_SHUTDOWN_GRACE", "30s", "On SIGTERM/SIGINT, how long in-flight uploads may run before they are aborted."},
-    {"debug", "DEBUG", "false", "Debug logging (true/false)."},
-    {"migrate_on_start", "S3UP_MIGRATE", "true", "Apply database migrations when `serve` starts."},
-    {"download", "S3UP_DOWNLOAD", "stream", "GET /files/{id}/content: stream (bytes through the service) or redirect (302 to a presigned URL; S3 only)."},
-    {"download_url_ttl", "S3UP_DOWNLOAD_URL_TTL", "5m", "How long a presigned download URL stays valid (redirect mode)."},
-    {"stale_upload_age", "S3UP_STALE_UPLOAD_AGE", "24h", "A pending upload older than this (not being received by this instance) died with its process: the janitor cleans it up."},
-    {"janitor_interval", "S3UP_JANITOR_INTERVAL", "5m", "How often the janitor looks for dead uploads (it also runs at start-up)."},
-    {"default_quota", "S3UP_DEFAULT_QUOTA", "0", "Storage per user without a quota of their own (user add --quota); 0: unlimited."},
-    {"rate_limit", "S3UP_RATE_LIMIT", "0", "Requests per second per API token, on average (0: no limit); 429 with Retry-After beyond it. Per instance."},
-    {"rate_limit_burst", "S3UP_RATE_LIMIT_BURST", "0", "Requests a token may make at once before rate_limit applies (0: the rate, at least 1)."},
-    {"max_concurrent_uploads", "S3UP_MAX_CONCURRENT_UPLOADS", "0", "Uploads one user may have in progress at once (0: no limit); 429 beyond it. Per instance."},
-    {"allowed_types", "S3UP_ALLOWED_TYPES", "", "Content types accepted, as a list of patterns (image/*,application/pdf), decided by sniffing the first bytes; empty: all."},
-    {"port_file", "S3UP_PORT_FILE", "", "If set, `serve` writes the port it bound to this file (useful with port 0)."},
-    {"s3_endpoint", "S3UP_S3_ENDPOINT", "", "S3 endpoint URL; else AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, else AWS for the region."},
-    {"s3_region", "AWS_REGION", "", "S3 region; else AWS_DEFAULT_REGION, else us-east-1."},
-    {"s3_force_path_style", "S3UP_S3_FORCE_PATH_STYLE", "false", "Path-style S3 addressing (automatic for IP and localhost endpoints)."},
-    {"s3_ca_file", "S3UP_S3_CA_FILE", "", "Extra CA bundle (PEM) to trust for the S3 endpoint."},
-    {"s3_part_checksum", "S3UP_S3_PART_CHECKSUM", "sha256",
-     "How the store checks each part's bytes: sha256 (signed x-amz-content-sha256) or md5 (Content-MD5)."},
-    {"part_size", "S3UP_PART_SIZE", "8MiB", "S3 multipart part size (at least 5MiB; grown to fit 10,000 parts)."},
-    {"parts_in_flight", "S3UP_PARTS_IN_FLIGHT", "4", "S3 parts uploaded in parallel per upload."},
-    {"buffer_budget", "S3UP_BUFFER_BUDGET", "256MiB",
-     "Memory for upload bodies in flight across all uploads (S3 parts, local-disk blocks, receive buffers); uploads wait when it is spent."},
-};
-
 // Below this a timeout drops requests that are merely on a slow network.
 constexpr std::chrono::milliseconds kMinimumTimeout{1000};
 
-bool parse_bool(std::string_view v, bool& out) {
-  if (v == "1" || v == "true" || v == "yes" || v == "on" || v == "TRUE" || v == "True") return out = true, true;
-  if (v == "0" || v == "false" || v == "no" || v == "off" || v == "FALSE" || v == "False" || v.empty())
-    return out = false, true;
-  return false;
-}
+using Bad = std::function<void(std::string_view why)>;
 
-void apply(Config& c, std::string_view key, const std::string& value, std::string_view source) {
-  const auto bad = [&](std::string_view what) {
-    return ConfigError(fmt::format("{}: invalid value '{}' for {} ({})", source, value, key, what));
-  };
-  const auto size = [&]() {
-    auto v = util::parse_size(value);
-    if (!v) throw bad("expected a size such as 1048576, 512KiB or 5GiB");
-    return *v;
-  };
-  const auto duration = [&]() {
-    auto v = util::parse_duration(value);
-    if (!v) throw bad("expected a duration such as 30s, 5m or 250ms");
-    return *v;
-  };
-  // A timeout or interval: a duration no shorter than kMinimumTimeout.
-  const auto timeout = [&]() {
-    const auto d = duration();
-    if (d < kMinimumTimeout) throw bad("at least 1s");
-    return d;
-  };
-  const auto count = [&]() -> unsigned {
-    auto v = util::parse_size(value);
-    if (!v || *v > 4096 || value.find_first_not_of("0123456789") != std::string::npos) throw bad("expected a number 0..4096");
-    return static_cast<unsigned>(*v);
-  };
-  const auto boolean = [&]() {
-    bool b = false;
-    if (!parse_bool(value, b)) throw bad("expected true or false");
-    return b;
-  };
-  if (key == "listen") {
-    if (value.rfind(':') == std::string::npos) throw bad("expected host:port");
-    c.listen = value;
-  } else if (key == "storage") {
-    if (value.empty()) throw bad("must not be empty");
-    c.storage = value;
-  } else if (key == "database") {
-    if (value.empty()) throw bad("must not be empty");
-    c.database = value;
-  } else if (key == "max_upload_bytes") {
-    c.max_upload_bytes = size();
-  } else if (key == "threads") {
-    c.threads = count();
-  } else if (key == "download") {
-    if (value != "stream" && value != "redirect") throw bad("must be stream or redirect");
-    c.download_redirect = value == "redirect";
-  } else if (key == "download_url_ttl") {
-    c.download_url_ttl = duration();
-    if (c.download_url_ttl < std::chrono::seconds(1) || c.download_url_ttl > std::chrono::hours(24 * 7)) {
-      throw bad("between 1s and 7d (S3's limit)");
-    }
-  } else if (key == "stale_upload_age") {
-    c.stale_upload_age = duration();
-  } else if (key == "janitor_interval") {
-    c.janitor_interval = timeout();
-  } else if (key == "rate_limit" || key == "rate_limit_burst") {
+// How a setting's text becomes a value, and the value text again. Each reader
+// calls bad() (which throws) for what it cannot accept.
+struct Text {
+  bool required = false;
+  std::string read(const std::string& v, const Bad& bad) const {
+    if (required && v.empty()) bad("must not be empty");
+    return v;
+  }
+  std::string show(const std::string& v) const { return v; }
+};
+struct HostPort {
+  std::string read(const std::string& v, const Bad& bad) const {
+    if (v.rfind(':') == std::string::npos) bad("expected host:port");
+    return v;
+  }
+  std::string show(const std::string& v) const { return v; }
+};
+struct Size {
+  std::uint64_t at_least = 0;
+  std::string_view why = "";
+  std::uint64_t read(const std::string& v, const Bad& bad) const {
+    const auto n = util::parse_size(v);
+    if (!n) bad("expected a size such as 1048576, 512KiB or 5GiB");
+    if (*n < at_least) bad(why);
+    return *n;
+  }
+  std::string show(std::uint64_t v) const { return std::to_string(v); }
+};
+struct Count {
+  unsigned at_least = 0;
+  unsigned read(const std::string& v, const Bad& bad) const {
+    const auto n = util::parse_size(v);
+    if (!n || *n > 4096 || v.find_first_not_of("0123456789") != std::string::npos) bad("expected a number 0..4096");
+    if (*n < at_least) bad("at least " + std::to_string(at_least));
+    return static_cast<unsigned>(*n);
+  }
+  std::string show(unsigned v) const { return std::to_string(v); }
+};
+struct Duration {
+  std::chrono::milliseconds at_least{0};
+  std::chrono::milliseconds at_most = std::chrono::milliseconds::max();
+  std::string_view why = "";
+  std::chrono::milliseconds read(const std::string& v, const Bad& bad) const {
+    const auto d = util::parse_duration(v);
+    if (!d) bad("expected a duration such as 30s, 5m or 250ms");
+    if (*d < at_least || *d > at_most) bad(why);
+    return *d;
+  }
+  std::string show(std::chrono::milliseconds v) const { return fmt::format("{}ms", v.count()); }
+};
+struct WholeSeconds : Duration {
+  std::chrono::seconds read(const std::string& v, const Bad& bad) const {
+    return std::chrono::duration_cast<std::chrono::seconds>(Duration::read(v, bad));
+  }
+};
+// A timeout or interval: a duration no shorter than kMinimumTimeout.
+constexpr Duration kTimeout{kMinimumTimeout, std::chrono::milliseconds::max(), "at least 1s"};
+struct Boolean {
+  bool read(const std::string& v, const Bad& bad) const {
+    if (v == "1" || v == "true" || v == "yes" || v == "on" || v == "TRUE" || v == "True") return true;
+    if (v == "0" || v == "false" || v == "no" || v == "off" || v == "FALSE" || v == "False" || v.empty()) return false;
+    bad("expected true or false");
+    return false;
+  }
+  std::string show(bool v) const { return v ? "true" : "false"; }
+};
+// One of two words, read as whether it is the second.
+struct Choice {
+  std::string_view no, yes;
+  bool read(const std::string& v, const Bad& bad) const {
+    if (v != no && v != yes) bad(fmt::format("{} or {}", no, yes));
+    return v == yes;
+  }
+  std::string show(bool v) const { return std::string(v ? yes : no); }
+};
+struct Rate {
+  double read(const std::string& v, const Bad& bad) const {
     char* end = nullptr;
-    const double v = std::strtod(value.c_str(), &end);
-    if (value.empty() || end != value.c_str() + value.size() || !(v >= 0) || v > 1e6) throw bad("expected a number >= 0");
-    (key == "rate_limit" ? c.rate_limit : c.rate_limit_burst) = v;
-  } else if (key == "default_quota") {
-    c.default_quota = size();
-  } else if (key == "max_concurrent_uploads") {
-    c.max_concurrent_uploads = count();
-  } else if (key == "allowed_types") {
-    c.allowed_types.clear();
+    const double n = std::strtod(v.c_str(), &end);
+    if (v.empty() || end != v.c_str() + v.size() || !(n >= 0) || n > 1e6) bad("expected a number >= 0");
+    return n;
+  }
+  std::string show(double v) const { return fmt::format("{}", v); }
+};
+struct TypePatterns {
+  std::vector<std::string> read(const std::string& v, const Bad& bad) const {
+    std::vector<std::string> out;
     std::size_t pos = 0;
-    while (pos <= value.size()) {
-      auto comma = value.find(',', pos);
-      if (comma == std::string::npos) comma = value.size();
-      const std::string pattern = util::ascii_lower(util::trim(std::string_view(value).substr(pos, comma - pos)));
+    while (pos <= v.size()) {
+      auto comma = v.find(',', pos);
+      if (comma == std::string::npos) comma = v.size();
+      const std::string pattern = util::ascii_lower(util::trim(std::string_view(v).substr(pos, comma - pos)));
       if (!pattern.empty()) {
         const auto slash = pattern.find('/');
         if (pattern != "*" && (slash == std::string::npos || slash == 0 || slash + 1 == pattern.size())) {
-          throw bad("expected media types or patterns such as image/*, application/pdf");
+          bad("expected media types or patterns such as image/*, application/pdf");
         }
-        c.allowed_types.push_back(pattern);
+        out.push_back(pattern);
       }
       pos = comma + 1;
     }
-  } else if (key == "blocking_threads") {
-    c.blocking_threads = count();
-  } else if (key == "database_pool_size") {
-    c.database_pool_size = count();
-  } else if (key == "max_header_bytes") {
-    c.max_header_bytes = size();
-    if (c.max_header_bytes < 1024) throw bad("at least 1KiB");
-  } else if (key == "header_timeout") {
-    c.header_timeout = timeout();
-  } else if (key == "idle_timeout") {
-    c.idle_timeout = timeout();
-  } else if (key == "min_body_rate") {
-    c.min_body_rate = size();
-  } else if (key == "min_body_rate_window") {
-    c.min_body_rate_window = timeout();
-  } else if (key == "shutdown_grace") {
-    c.shutdown_grace = duration();
-  } else if (key == "debug") {
-    c.debug = boolean();
-  } else if (key == "migrate_on_start") {
-    c.migrate_on_start = boolean();
-  } else if (key == "port_file") {
-    c.port_file = value;
-  } else if (key == "s3_endpoint") {
-    c.s3_endpoint = value;
-  } else if (key == "s3_region") {
-    c.s3_region = value;
-  } else if (key == "s3_force_path_style") {
-    c.s3_force_path_style = boolean();
-  } else if (key == "s3_ca_file") {
-    c.s3_ca_file = value;
-  } else if (key == "s3_part_checksum") {
-    if (value != "sha256" && value != "md5") throw bad("sha256 or md5");
-    c.s3_part_md5 = value == "md5";
-  } else if (key == "part_size") {
-    c.part_size = size();
-    if (c.part_size < 5 * 1024 * 1024) throw bad("S3 parts are at least 5MiB");
-  } else if (key == "parts_in_flight") {
-    c.parts_in_flight = count();
-    if (c.parts_in_flight == 0) throw bad("at least 1");
-  } else if (key == "buffer_budget") {
-    c.buffer_budget = size();
-  } else {
-    throw ConfigError(fmt::format("{}: unknown setting '{}'", source, key));
+    return out;
   }
+  std::string show(const std::vector<std::string>& v) const { return fmt::format("{}", fmt::join(v, ",")); }
+};
+struct DatabaseUrl : Text {
+  std::string show(const std::string& v) const { return redact_database_url(v); }
+};
+// A quota: a size, stored as "none" when 0.
+struct Quota {
+  std::optional<std::uint64_t> read(const std::string& v, const Bad& bad) const {
+    const auto n = Size{}.read(v, bad);
+    return n > 0 ? std::optional(n) : std::nullopt;
+  }
+  std::string show(const std::optional<std::uint64_t>& v) const { return std::to_string(v.value_or(0)); }
+};
+
+// The setting `key` at `field` (a function giving the field's place in a
+// Config), read and shown by `codec`.
+template <class Field, class Codec>
+SettingInfo setting(std::string_view key, std::string_view env, std::string_view default_value,
+                    std::string_view description, Field field, Codec codec) {
+  return SettingInfo{
+      key, env, default_value, description,
+      [field, codec](Config& c, const std::string& value, const Bad& bad) {
+        auto& place = field(c);
+        place = static_cast<std::remove_reference_t<decltype(place)>>(codec.read(value, bad));
+      },
+      [field, codec](const Config& c) { return codec.show(field(const_cast<Config&>(c))); }};
+}
+
+// A field of one of Config's groups, as `setting` takes it.
+template <class Group, class T>
+auto in(Group Config::*group, T Group::*member) {
+  return [group, member](Config& c) -> T& { return (c.*group).*member; };
+}
+template <class T>
+auto top(T Config::*member) {
+  return [member](Config& c) -> T& { return c.*member; };
+}
+
+const std::vector<SettingInfo> kSettings = {
+    setting("listen", "S3UP_LISTEN", "127.0.0.1:8080", "Address and port to listen on (host:port; port 0 picks a free one).",
+            in(&Config::service, &ServiceSettings::listen), HostPort{}),
+    setting("storage", "S3UP_STORAGE", "file://./data/objects", "Object store URL: file:///path (local disk) or s3://bucket/prefix.",
+            in(&Config::storage, &storage::StoreSettings::url), Text{true}),
+    setting("database", "S3UP_DATABASE", "sqlite://./data/s3uploader.db", "Metadata database: sqlite:///path, postgres://user@host/db, or a libpq keyword string.",
+            in(&Config::database, &DatabaseSettings::url), DatabaseUrl{{true}}),
+    setting("database_pool_size", "S3UP_DATABASE_POOL_SIZE", "0", "Most database connections open at once; 0 means one per 4 blocking threads, at least 4.",
+            in(&Config::database, &DatabaseSettings::pool_size), Count{}),
+    setting("max_upload_bytes", "S3UP_MAX_UPLOAD_BYTES", "5GiB", "Largest accepted file (bytes, or with a unit: 100MiB, 5GiB).",
+            in(&Config::uploads, &upload::Limits::max_upload_bytes), Size{}),
+    setting("threads", "S3UP_THREADS", "0", "I/O threads; 0 means one per CPU core.",
+            in(&Config::service, &ServiceSettings::threads), Count{}),
+    setting("blocking_threads", "S3UP_BLOCKING_THREADS", "0", "Threads for database and disk calls; 0 means 8 per core, at least 16.",
+            in(&Config::service, &ServiceSettings::blocking_threads), Count{}),
+    setting("max_header_bytes", "S3UP_MAX_HEADER_BYTES", "16KiB", "Largest request header block; larger ones get 431.",
+            in(&Config::http, &http::Limits::max_header_bytes), Size{1024, "at least 1KiB"}),
+    setting("header_timeout", "S3UP_HEADER_TIMEOUT", "30s", "Time allowed to send a request's headers (also the keep-alive idle limit; at least 1s).",
+            in(&Config::http, &http::Limits::header_timeout), kTimeout),
+    setting("idle_timeout", "S3UP_IDLE_TIMEOUT", "60s", "Longest pause allowed while a request body is being received (at least 1s); then 408.",
+            in(&Config::http, &http::Limits::idle_timeout), kTimeout),
+    setting("min_body_rate", "S3UP_MIN_BODY_RATE", "1KiB",
+            "Slowest request body accepted, in bytes per second (0: no minimum); slower uploads are aborted with 408 and cleaned up.",
+            in(&Config::http, &http::Limits::min_body_rate), Size{}),
+    setting("min_body_rate_window", "S3UP_MIN_BODY_RATE_WINDOW", "30s",
+            "The window min_body_rate is averaged over (at least 1s); the first window of a body is grace.",
+            in(&Config::http, &http::Limits::min_body_rate_window), kTimeout),
+    setting("shutdown_grace", "S3UP_SHUTDOWN_GRACE", "30s", "On SIGTERM/SIGINT, how long in-flight uploads may run before they are aborted.",
+            in(&Config::http, &http::Limits::shutdown_grace), Duration{}),
+    setting("debug", "DEBUG", "false", "Debug logging (true/false).",
+            in(&Config::service, &ServiceSettings::debug), Boolean{}),
+    setting("migrate_on_start", "S3UP_MIGRATE", "true", "Apply database migrations when `serve` starts.",
+            in(&Config::service, &ServiceSettings::migrate_on_start), Boolean{}),
+    setting("download", "S3UP_DOWNLOAD", "stream", "GET /files/{id}/content: stream (bytes through the service) or redirect (302 to a presigned URL; S3 only).",
+            in(&Config::downloads, &api::Downloads::redirect), Choice{"stream", "redirect"}),
+    setting("download_url_ttl", "S3UP_DOWNLOAD_URL_TTL", "5m", "How long a presigned download URL stays valid (redirect mode).",
+            in(&Config::downloads, &api::Downloads::url_ttl),
+            WholeSeconds{{std::chrono::seconds(1), std::chrono::hours(24 * 7), "between 1s and 7d (S3's limit)"}}),
+    setting("stale_upload_age", "S3UP_STALE_UPLOAD_AGE", "24h", "A pending upload older than this (not being received by this instance) died with its process: the janitor cleans it up.",
+            in(&Config::janitor, &JanitorSettings::stale_upload_age), Duration{}),
+    setting("janitor_interval", "S3UP_JANITOR_INTERVAL", "5m", "How often the janitor looks for dead uploads (it also runs at start-up).",
+            in(&Config::janitor, &JanitorSettings::interval), kTimeout),
+    setting("default_quota", "S3UP_DEFAULT_QUOTA", "0", "Storage per user without a quota of their own (user add --quota); 0: unlimited.",
+            in(&Config::uploads, &upload::Limits::default_quota), Quota{}),
+    setting("rate_limit", "S3UP_RATE_LIMIT", "0", "Requests per second per API token, on average (0: no limit); 429 with Retry-After beyond it. Per instance.",
+            in(&Config::rate_limit, &auth::RateLimit::per_second), Rate{}),
+    setting("rate_limit_burst", "S3UP_RATE_LIMIT_BURST", "0", "Requests a token may make at once before rate_limit applies (0: the rate, at least 1).",
+            in(&Config::rate_limit, &auth::RateLimit::burst), Rate{}),
+    setting("max_concurrent_uploads", "S3UP_MAX_CONCURRENT_UPLOADS", "0", "Uploads one user may have in progress at once (0: no limit); 429 beyond it. Per instance.",
+            in(&Config::uploads, &upload::Limits::max_concurrent_uploads), Count{}),
+    setting("allowed_types", "S3UP_ALLOWED_TYPES", "", "Content types accepted, as a list of patterns (image/*,application/pdf), decided by sniffing the first bytes; empty: all.",
+            in(&Config::uploads, &upload::Limits::allowed_types), TypePatterns{}),
+    setting("port_file", "S3UP_PORT_FILE", "", "If set, `serve` writes the port it bound to this file (useful with port 0).",
+            in(&Config::service, &ServiceSettings::port_file), Text{}),
+    setting("s3_endpoint", "S3UP_S3_ENDPOINT", "", "S3 endpoint URL; else AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, else AWS for the region.",
+            in(&Config::storage, &storage::StoreSettings::s3_endpoint), Text{}),
+    setting("s3_region", "AWS_REGION", "", "S3 region; else AWS_DEFAULT_REGION, else us-east-1.",
+            in(&Config::storage, &storage::StoreSettings::s3_region), Text{}),
+    setting("s3_force_path_style", "S3UP_S3_FORCE_PATH_STYLE", "false", "Path-style S3 addressing (automatic for IP and localhost endpoints).",
+            in(&Config::storage, &storage::StoreSettings::s3_force_path_style), Boolean{}),
+    setting("s3_ca_file", "S3UP_S3_CA_FILE", "", "Extra CA bundle (PEM) to trust for the S3 endpoint.",
+            in(&Config::storage, &storage::StoreSettings::s3_ca_file), Text{}),
+    setting("s3_part_checksum", "S3UP_S3_PART_CHECKSUM", "sha256",
+            "How the store checks each part's bytes: sha256 (signed x-amz-content-sha256) or md5 (Content-MD5).",
+            in(&Config::storage, &storage::StoreSettings::s3_part_md5), Choice{"sha256", "md5"}),
+    setting("part_size", "S3UP_PART_SIZE", "8MiB", "S3 multipart part size (at least 5MiB; grown to fit 10,000 parts).",
+            in(&Config::storage, &storage::StoreSettings::part_size), Size{5 * 1024 * 1024, "S3 parts are at least 5MiB"}),
+    setting("parts_in_flight", "S3UP_PARTS_IN_FLIGHT", "4", "S3 parts uploaded in parallel per upload.",
+            in(&Config::storage, &storage::StoreSettings::parts_in_flight), Count{1}),
+    setting("buffer_budget", "S3UP_BUFFER_BUDGET", "256MiB",
+            "Memory for upload bodies in flight across all uploads (S3 parts, local-disk blocks, receive buffers); uploads wait when it is spent.",
+            top(&Config::buffer_budget), Size{}),
+};
+
+void apply(Config& c, std::string_view key, const std::string& value, std::string_view source) {
+  for (const auto& s : kSettings) {
+    if (s.key != key) continue;
+    s.read(c, value, [&](std::string_view why) {
+      throw ConfigError(fmt::format("{}: invalid value '{}' for {} ({})", source, value, key, why));
+    });
+    return;
+  }
+  throw ConfigError(fmt::format("{}: unknown setting '{}'", source, key));
 }
 
 std::string toml_value_text(const toml::node& node, std::string_view key, const std::string& file) {
@@ -272,74 +326,43 @@ Config load(const Sources& sources) {
   for (const auto& [key, value] : sources.flags) apply(c, key, value, "flag --" + key);
 
   // The AWS SDK conventions, where our own setting is not given.
-  if (c.s3_endpoint.empty()) {
+  auto& store = c.storage;
+  if (store.s3_endpoint.empty()) {
     for (const char* name : {"AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"}) {
       if (const char* v = getenv(name); v != nullptr && *v != '\0') {
-        c.s3_endpoint = v;
+        store.s3_endpoint = v;
         break;
       }
     }
   }
-  if (c.s3_region.empty()) {
+  if (store.s3_region.empty()) {
     const char* v = getenv("AWS_DEFAULT_REGION");
-    c.s3_region = v != nullptr && *v != '\0' ? v : "us-east-1";
+    store.s3_region = v != nullptr && *v != '\0' ? v : "us-east-1";
   }
-  if (c.download_redirect && !c.storage.starts_with("s3://")) {
+  if (c.downloads.redirect && !store.url.starts_with("s3://")) {
     throw ConfigError("download = redirect needs the S3 backend (storage = s3://...)");
   }
   if (c.buffer_budget < 1024 * 1024) throw ConfigError("buffer_budget must be at least 1MiB");
-  if (c.storage.starts_with("s3://") && c.buffer_budget < c.part_size * 2) {
+  if (store.url.starts_with("s3://") && c.buffer_budget < store.part_size * 2) {
     throw ConfigError("buffer_budget must hold at least two parts (part_size)");
   }
+  auto& service = c.service;
   const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
-  if (c.threads == 0) c.threads = cores;
+  if (service.threads == 0) service.threads = cores;
   // These threads mostly wait (fsync, a database round trip), and the work
   // waiting on them is what gets batched: many are cheap, few starve uploads.
-  if (c.blocking_threads == 0) c.blocking_threads = std::max(16u, 8 * cores);
+  if (service.blocking_threads == 0) service.blocking_threads = std::max(16u, 8 * cores);
   // Writes are group-committed on one connection at a time, so a few more
   // serve the reads (token lookups). More connections only add database
   // processes competing for the same cores: measured in bench/small_uploads.sh.
-  if (c.database_pool_size == 0) c.database_pool_size = std::max(4u, c.blocking_threads / 4);
+  if (c.database.pool_size == 0) c.database.pool_size = std::max(4u, service.blocking_threads / 4);
   return c;
 }
 
 std::vector<std::pair<std::string, std::string>> describe(const Config& c) {
-  const auto ms = [](std::chrono::milliseconds d) { return fmt::format("{}ms", d.count()); };
-  return {
-      {"listen", c.listen},
-      {"storage", c.storage},
-      {"database", redact_database_url(c.database)},
-      {"max_upload_bytes", std::to_string(c.max_upload_bytes)},
-      {"threads", std::to_string(c.threads)},
-      {"blocking_threads", std::to_string(c.blocking_threads)},
-      {"database_pool_size", std::to_string(c.database_pool_size)},
-      {"download", c.download_redirect ? "redirect" : "stream"},
-      {"download_url_ttl", ms(c.download_url_ttl)},
-      {"stale_upload_age", ms(c.stale_upload_age)},
-      {"default_quota", std::to_string(c.default_quota)},
-      {"rate_limit", fmt::format("{}", c.rate_limit)},
-      {"rate_limit_burst", fmt::format("{}", c.rate_limit_burst)},
-      {"max_concurrent_uploads", std::to_string(c.max_concurrent_uploads)},
-      {"allowed_types", fmt::format("{}", fmt::join(c.allowed_types, ","))},
-      {"janitor_interval", ms(c.janitor_interval)},
-      {"max_header_bytes", std::to_string(c.max_header_bytes)},
-      {"header_timeout", ms(c.header_timeout)},
-      {"idle_timeout", ms(c.idle_timeout)},
-      {"min_body_rate", std::to_string(c.min_body_rate)},
-      {"min_body_rate_window", ms(c.min_body_rate_window)},
-      {"shutdown_grace", ms(c.shutdown_grace)},
-      {"debug", c.debug ? "true" : "false"},
-      {"migrate_on_start", c.migrate_on_start ? "true" : "false"},
-      {"port_file", c.port_file},
-      {"s3_endpoint", c.s3_endpoint},
-      {"s3_region", c.s3_region},
-      {"s3_force_path_style", c.s3_force_path_style ? "true" : "false"},
-      {"s3_ca_file", c.s3_ca_file},
-      {"s3_part_checksum", c.s3_part_md5 ? "md5" : "sha256"},
-      {"part_size", std::to_string(c.part_size)},
-      {"parts_in_flight", std::to_string(c.parts_in_flight)},
-      {"buffer_budget", std::to_string(c.buffer_budget)},
-  };
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& s : kSettings) out.emplace_back(s.key, s.show(c));
+  return out;
 }
 
 }  // namespace s3up::config

@@ -5,7 +5,7 @@
 
 #include "db/postgres/postgres_store.hpp"
 #include "db/sqlite/sqlite_store.hpp"
-#include "util/sql_files.hpp"
+#include "db/sql_files.hpp"
 
 namespace s3up::db {
 
@@ -47,7 +47,7 @@ std::vector<Migration> migrations_for(std::string_view dialect) {
   // file name "NNNN_name.sql" or "NNNN_name.<dialect>.sql"
   std::map<int, Migration> steps;
   std::map<int, bool> dialect_specific;
-  for (const auto& f : util::sql_files()) {
+  for (const auto& f : sql_files()) {
     if (!f.path.starts_with("schema/")) continue;
     std::string_view file = f.path.substr(7);
     const auto us = file.find('_');
@@ -73,10 +73,10 @@ std::vector<Migration> migrations_for(std::string_view dialect) {
 
 std::string_view query_for(std::string_view name, std::string_view dialect) {
   const std::string base = "queries/" + std::string(name);
-  for (const auto& f : util::sql_files()) {
+  for (const auto& f : sql_files()) {
     if (f.path == base + "." + std::string(dialect) + ".sql") return f.text;
   }
-  return util::sql_file(base + ".sql");
+  return sql_file(base + ".sql");
 }
 
 }  // namespace s3up::db

@@ -41,8 +41,8 @@ using ExchangeObserver = std::function<void(const Exchange&)>;
 // The access log line of an exchange, on the "access" logger.
 ExchangeObserver access_log();
 
-struct ServerOptions {
-  boost::asio::ip::tcp::endpoint endpoint;
+// What a connection may take from its client: the settings of the server.
+struct Limits {
   std::chrono::milliseconds header_timeout{30'000};
   std::chrono::milliseconds idle_timeout{60'000};
   // A body must arrive at min_body_rate bytes/s or faster, measured over the
@@ -53,6 +53,10 @@ struct ServerOptions {
   std::chrono::milliseconds min_body_rate_window{30'000};
   std::chrono::milliseconds shutdown_grace{30'000};
   std::size_t max_header_bytes = 16 * 1024;
+};
+
+struct ServerOptions : Limits {
+  boost::asio::ip::tcp::endpoint endpoint;
   std::uint64_t max_body_bytes = 0;  // beast's body_limit; handlers enforce their own limits below it
   // The process's memory budget (required): receive buffers for bodies come
   // from it when it has room (else a connection reads through its small

@@ -23,17 +23,17 @@ Sources with_env(std::map<std::string, std::string> env) {
 
 TEST(Config, DefaultsRunWithNoConfiguration) {
   const auto c = load(with_env({}));
-  EXPECT_EQ(c.listen, "127.0.0.1:8080");
-  EXPECT_EQ(c.storage, "file://./data/objects");
-  EXPECT_EQ(c.database, "sqlite://./data/s3uploader.db");
-  EXPECT_EQ(c.max_upload_bytes, 5ull << 30);
-  EXPECT_GE(c.threads, 1u);
-  EXPECT_GE(c.blocking_threads, 16u);
-  EXPECT_EQ(c.database_pool_size, std::max(4u, c.blocking_threads / 4));
-  EXPECT_EQ(load(with_env({{"S3UP_DATABASE_POOL_SIZE", "3"}})).database_pool_size, 3u);
-  EXPECT_EQ(c.header_timeout, 30s);
-  EXPECT_FALSE(c.debug);
-  EXPECT_TRUE(c.migrate_on_start);
+  EXPECT_EQ(c.service.listen, "127.0.0.1:8080");
+  EXPECT_EQ(c.storage.url, "file://./data/objects");
+  EXPECT_EQ(c.database.url, "sqlite://./data/s3uploader.db");
+  EXPECT_EQ(c.uploads.max_upload_bytes, 5ull << 30);
+  EXPECT_GE(c.service.threads, 1u);
+  EXPECT_GE(c.service.blocking_threads, 16u);
+  EXPECT_EQ(c.database.pool_size, std::max(4u, c.service.blocking_threads / 4));
+  EXPECT_EQ(load(with_env({{"S3UP_DATABASE_POOL_SIZE", "3"}})).database.pool_size, 3u);
+  EXPECT_EQ(c.http.header_timeout, 30s);
+  EXPECT_FALSE(c.service.debug);
+  EXPECT_TRUE(c.service.migrate_on_start);
 }
 
 TEST(Config, EnvironmentOverridesDefaults) {
@@ -42,11 +42,11 @@ TEST(Config, EnvironmentOverridesDefaults) {
                                 {"DEBUG", "true"},
                                 {"S3UP_IDLE_TIMEOUT", "1500ms"},
                                 {"S3UP_THREADS", "3"}}));
-  EXPECT_EQ(c.max_upload_bytes, 100ull << 20);
-  EXPECT_EQ(c.listen, "0.0.0.0:9000");
-  EXPECT_TRUE(c.debug);
-  EXPECT_EQ(c.idle_timeout, 1500ms);
-  EXPECT_EQ(c.threads, 3u);
+  EXPECT_EQ(c.uploads.max_upload_bytes, 100ull << 20);
+  EXPECT_EQ(c.service.listen, "0.0.0.0:9000");
+  EXPECT_TRUE(c.service.debug);
+  EXPECT_EQ(c.http.idle_timeout, 1500ms);
+  EXPECT_EQ(c.service.threads, 3u);
 }
 
 TEST(Config, LayersFileThenEnvironmentThenFlags) {
@@ -62,11 +62,11 @@ TEST(Config, LayersFileThenEnvironmentThenFlags) {
   sources.toml_file = file.string();
   sources.flags["threads"] = "7";
   const auto c = load(sources);
-  EXPECT_EQ(c.listen, "127.0.0.1:7000");       // file
-  EXPECT_EQ(c.storage, "file:///srv/objects");  // file
-  EXPECT_TRUE(c.debug);                         // file (boolean)
-  EXPECT_EQ(c.max_upload_bytes, 2ull << 30);    // env beats file
-  EXPECT_EQ(c.threads, 7u);                     // flag beats env
+  EXPECT_EQ(c.service.listen, "127.0.0.1:7000");       // file
+  EXPECT_EQ(c.storage.url, "file:///srv/objects");  // file
+  EXPECT_TRUE(c.service.debug);                         // file (boolean)
+  EXPECT_EQ(c.uploads.max_upload_bytes, 2ull << 30);    // env beats file
+  EXPECT_EQ(c.service.threads, 7u);                     // flag beats env
   std::filesystem::remove_all(dir);
 }
 
@@ -83,8 +83,8 @@ TEST(Config, BadValuesNameTheSettingAndTheSource) {
   EXPECT_THROW(load(with_env({{"S3UP_LISTEN", "8080"}})), ConfigError);
   EXPECT_THROW(load(with_env({{"S3UP_THREADS", "-1"}})), ConfigError);
   EXPECT_THROW(load(with_env({{"S3UP_S3_PART_CHECKSUM", "crc32"}})), ConfigError);
-  EXPECT_FALSE(load(with_env({})).s3_part_md5);  // sha256
-  EXPECT_TRUE(load(with_env({{"S3UP_S3_PART_CHECKSUM", "md5"}})).s3_part_md5);
+  EXPECT_FALSE(load(with_env({})).storage.s3_part_md5);  // sha256
+  EXPECT_TRUE(load(with_env({{"S3UP_S3_PART_CHECKSUM", "md5"}})).storage.s3_part_md5);
 }
 
 TEST(Config, UnknownKeyInFileIsAnError) {
@@ -122,8 +122,8 @@ TEST(Config, TimeoutsBelowASecondAreRefused) {
     }
     EXPECT_NO_THROW(load(with_env({{env, "1s"}}))) << env;
   }
-  EXPECT_EQ(load(with_env({{"S3UP_MIN_BODY_RATE", "0"}})).min_body_rate, 0u);
-  EXPECT_EQ(load(with_env({})).min_body_rate, 1024u);
+  EXPECT_EQ(load(with_env({{"S3UP_MIN_BODY_RATE", "0"}})).http.min_body_rate, 0u);
+  EXPECT_EQ(load(with_env({})).http.min_body_rate, 1024u);
   EXPECT_THROW(load(with_env({{"S3UP_BUFFER_BUDGET", "512KiB"}})), ConfigError);
 }
 

@@ -1,9 +1,9 @@
 #include <stdexcept>
 #include <string>
 
-#include "util/sql_files.hpp"
+#include "db/sql_files.hpp"
 
-namespace s3up::util {
+namespace s3up::db {
 
 std::string_view sql_file(std::string_view path) {
   for (const auto& f : sql_files()) {
@@ -12,4 +12,4 @@ std::string_view sql_file(std::string_view path) {
   throw std::out_of_range("no embedded SQL file " + std::string(path));
 }
 
-}  // namespace s3up::util
+}  // namespace s3up::db

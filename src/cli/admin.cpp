@@ -1,0 +1,148 @@
+// The administrative commands: users (add, quota, list, disable, enable) and
+// API tokens (create, list, revoke), run against the configured database.
+#include <cstdio>
+
+#include <fmt/format.h>
+
+#include "auth/authenticator.hpp"
+#include "cli/cli.hpp"
+#include "db/metadata_store.hpp"
+#include "upload/policy.hpp"
+#include "util/units.hpp"
+
+namespace s3up::cli {
+
+namespace {
+
+// A quota given on the command line: a size ("10GiB"), or "none"/"" for the default.
+std::optional<std::int64_t> parse_quota(const std::string& text) {
+  if (text.empty() || text == "none" || text == "default") return std::nullopt;
+  const auto bytes = util::parse_size(text);
+  if (!bytes || *bytes > static_cast<std::uint64_t>(db::kNoQuota)) {
+    throw std::runtime_error("invalid quota '" + text + "': expected a size such as 10GiB, or none");
+  }
+  return static_cast<std::int64_t>(*bytes);
+}
+
+std::unique_ptr<db::MetadataStore> open_for_cli(const config::Config& cfg) {
+  auto metadata = db::open_metadata_store(cfg.database.url, 1);
+  metadata->migrate();
+  return metadata;
+}
+
+db::User require_user(db::MetadataStore& metadata, const std::string& name) {
+  auto user = metadata.find_user(name);
+  if (!user) throw std::runtime_error("no such user: " + name);
+  return *user;
+}
+
+std::string optional_time(const std::optional<util::Micros>& t) { return t ? util::rfc3339(*t) : "-"; }
+
+}  // namespace
+
+AdminCommands::AdminCommands(CLI::App& app) {
+  auto* user_cmd = app.add_subcommand("user", "Manage users")->require_subcommand(1);
+  user_add_ = user_cmd->add_subcommand("add", "Create a user");
+  user_add_->add_option("name", user_name_, "User name")->required();
+  user_add_->add_flag("--admin", admin_, "May manage every user's files");
+  user_add_->add_option("--quota", quota_, "Storage quota, e.g. 10GiB (default: the service's default_quota)");
+  user_quota_ = user_cmd->add_subcommand("quota", "Set a user's storage quota (a size, or none for the default)");
+  user_quota_->add_option("name", user_name_, "User name")->required();
+  user_quota_->add_option("size", quota_, "e.g. 10GiB, or none")->required();
+  user_list_ = user_cmd->add_subcommand("list", "List users");
+  user_disable_ = user_cmd->add_subcommand("disable", "Disable a user: their tokens stop working at once");
+  user_disable_->add_option("name", user_name_, "User name")->required();
+  user_enable_ = user_cmd->add_subcommand("enable", "Enable a disabled user again");
+  user_enable_->add_option("name", user_name_, "User name")->required();
+
+  auto* token_cmd = app.add_subcommand("token", "Manage API tokens")->require_subcommand(1);
+  token_create_ = token_cmd->add_subcommand("create", "Create an API token for a user and print it once");
+  token_create_->add_option("user", token_user_, "User name")->required();
+  token_create_->add_option("--name", token_name_, "A label for the token, e.g. laptop");
+  token_create_->add_option("--expires-in", expires_in_, "Lifetime, e.g. 30d, 12h (default: never expires)");
+  token_list_ = token_cmd->add_subcommand("list", "List tokens (all, or one user's)");
+  token_list_->add_option("user", token_user_, "User name");
+  token_revoke_ = token_cmd->add_subcommand("revoke", "Revoke a token by its id");
+  token_revoke_->add_option("token-id", token_id_, "Token id (tok_...)")->required();
+}
+
+bool AdminCommands::parsed() const {
+  for (const auto* cmd : {user_add_, user_quota_, user_list_, user_disable_, user_enable_, token_create_, token_list_,
+                          token_revoke_}) {
+    if (cmd->parsed()) return true;
+  }
+  return false;
+}
+
+int AdminCommands::run(const config::Config& cfg) {
+  auto metadata = open_for_cli(cfg);
+  if (user_add_->parsed()) {
+    if (!upload::is_acceptable_file_name(user_name_) || user_name_.size() > 64) {
+      throw std::runtime_error("user names are 1-64 printable characters");
+    }
+    const auto quota_bytes = parse_quota(quota_);
+    const auto user = metadata->create_user(user_name_, admin_);
+    if (quota_bytes) metadata->set_user_quota(user_name_, quota_bytes);
+    fmt::print("created user {} (id {}){}{}\n", user.name, user.id, admin_ ? ", admin" : "",
+               quota_bytes ? ", quota " + util::format_size(static_cast<std::uint64_t>(*quota_bytes)) : "");
+    return 0;
+  }
+  if (user_quota_->parsed()) {
+    const auto quota_bytes = parse_quota(quota_);
+    if (!metadata->set_user_quota(user_name_, quota_bytes)) throw std::runtime_error("no user named " + user_name_);
+    fmt::print("user {}: quota {}\n", user_name_,
+               quota_bytes ? util::format_size(static_cast<std::uint64_t>(*quota_bytes)) : "the default");
+    return 0;
+  }
+  if (user_disable_->parsed() || user_enable_->parsed()) {
+    const bool disable = user_disable_->parsed();
+    if (!metadata->set_user_disabled(user_name_, disable)) throw std::runtime_error("no user named " + user_name_);
+    fmt::print("user {} {}\n", user_name_, disable ? "disabled: their tokens no longer work" : "enabled");
+    return 0;
+  }
+  if (user_list_->parsed()) {
+    fmt::print("{:<8} {:<24} {:<6} {:<9} {:<12} {:<12} {}\n", "ID", "NAME", "ADMIN", "DISABLED", "QUOTA", "USED",
+               "CREATED");
+    for (const auto& u : metadata->list_users()) {
+      fmt::print("{:<8} {:<24} {:<6} {:<9} {:<12} {:<12} {}\n", u.id, u.name, u.is_admin ? "yes" : "no",
+                 u.disabled ? "yes" : "no",
+                 u.quota_bytes ? util::format_size(static_cast<std::uint64_t>(*u.quota_bytes)) : "default",
+                 util::format_size(static_cast<std::uint64_t>(u.used_bytes)), util::rfc3339(u.created_at));
+    }
+    return 0;
+  }
+  if (token_create_->parsed()) {
+    std::optional<std::chrono::milliseconds> ttl;
+    if (!expires_in_.empty()) {
+      ttl = util::parse_duration(expires_in_);
+      if (!ttl || ttl->count() <= 0) throw std::runtime_error("--expires-in: expected a duration such as 30d or 12h");
+    }
+    const auto user = require_user(*metadata, token_user_);
+    const auto issued = auth::issue_token(*metadata, user, token_name_, ttl);
+    // The secret alone on stdout (scripts: TOKEN=$(s3uploader token create alice)); the rest on stderr.
+    fmt::print(stderr, "token {} for {} (expires {}). It is shown only now; store it safely:\n", issued.record.id,
+               user.name, optional_time(issued.record.expires_at));
+    fmt::print("{}\n", issued.secret);
+    return 0;
+  }
+  if (token_list_->parsed()) {
+    std::optional<std::int64_t> uid;
+    if (!token_user_.empty()) uid = require_user(*metadata, token_user_).id;
+    fmt::print("{:<20} {:<16} {:<16} {:<24} {:<24} {}\n", "ID", "USER", "NAME", "CREATED", "EXPIRES", "REVOKED");
+    for (const auto& t : metadata->list_tokens(uid)) {
+      fmt::print("{:<20} {:<16} {:<16} {:<24} {:<24} {}\n", t.id, t.user_name, t.name.empty() ? "-" : t.name,
+                 util::rfc3339(t.created_at), optional_time(t.expires_at), optional_time(t.revoked_at));
+    }
+    return 0;
+  }
+  if (token_revoke_->parsed()) {
+    if (!metadata->revoke_token(token_id_, util::now_micros())) {
+      throw std::runtime_error("no active token with id " + token_id_);
+    }
+    fmt::print("revoked {}\n", token_id_);
+    return 0;
+  }
+  return 0;
+}
+
+}  // namespace s3up::cli

@@ -1,0 +1,128 @@
+// `s3uploader serve`: the composition root. Opens the stores, wires the
+// upload services, the API, the janitor and the HTTP server together, and
+// runs them until a signal asks for a graceful shutdown.
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <spdlog/spdlog.h>
+
+#include "api/api.hpp"
+#include "cli/cli.hpp"
+#include "db/metadata_store.hpp"
+#include "http/server.hpp"
+#include "storage/object_store.hpp"
+#include "upload/janitor.hpp"
+#include "util/units.hpp"
+
+namespace s3up::cli {
+
+namespace asio = boost::asio;
+
+namespace {
+
+asio::ip::tcp::endpoint parse_listen(const std::string& listen) {
+  const auto colon = listen.rfind(':');
+  std::string host = listen.substr(0, colon);
+  const std::string port = listen.substr(colon + 1);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  if (host.empty() || host == "*") host = "0.0.0.0";
+  if (host == "localhost") host = "127.0.0.1";
+  boost::system::error_code ec;
+  const auto address = asio::ip::make_address(host, ec);
+  if (ec) throw config::ConfigError("listen: '" + host + "' is not an IP address");
+  const auto port_number = std::stoul(port);
+  if (port_number > 65535) throw config::ConfigError("listen: port out of range");
+  return {address, static_cast<unsigned short>(port_number)};
+}
+
+void write_port_file(const std::string& path, unsigned short port) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << port << "\n";
+  }
+  std::filesystem::rename(tmp, path);
+}
+
+}  // namespace
+
+int serve(const config::Config& cfg) {
+  asio::thread_pool blocking(cfg.service.blocking_threads);
+  auto metadata = db::open_metadata_store(cfg.database.url, cfg.database.pool_size);
+  if (cfg.service.migrate_on_start) metadata->migrate();
+  asio::io_context io(static_cast<int>(cfg.service.threads));
+  // One memory budget for bodies in flight: the store's buffers and the
+  // server's receive buffers.
+  auto buffers = std::make_shared<util::BufferPool>(cfg.buffer_budget);
+  storage::StoreSettings store_settings = cfg.storage;
+  store_settings.buffers = buffers;
+  auto store = storage::open_object_store(store_settings, io.get_executor(), blocking);
+  auth::Authenticator authenticator(*metadata, blocking);
+  const upload::Services uploads{*store, *metadata, *metadata, blocking, cfg.uploads};
+  api::Api api(api::Dependencies{uploads, authenticator, cfg.downloads, cfg.rate_limit});
+  // Clean-up after uploads of crashed processes: now, then periodically.
+  upload::Janitor janitor(uploads, cfg.janitor.stale_upload_age);
+  asio::co_spawn(io, janitor.run_every(cfg.janitor.interval), asio::detached);
+
+  http::ServerOptions options;
+  static_cast<http::Limits&>(options) = cfg.http;
+  options.endpoint = parse_listen(cfg.service.listen);
+  options.buffers = buffers;
+  options.max_body_bytes = cfg.uploads.max_upload_bytes + api::kMultipartFramingAllowance;
+  http::Server server(io, options,
+                      http::chain({http::request_id(), http::error_answers()},
+                                  [&api](http::Request& r) { return api.handle(r); }));
+  server.start();
+  const auto bound = server.local_endpoint();
+  if (!cfg.service.port_file.empty()) write_port_file(cfg.service.port_file, bound.port());
+  spdlog::info("s3uploader listening on {}:{} (storage {}, database {}, {} I/O threads, max upload {})",
+               bound.address().to_string(), bound.port(), store->describe(),
+               metadata->describe(), cfg.service.threads, util::format_size(cfg.uploads.max_upload_bytes));
+  if (metadata->count_users() == 0) {
+    spdlog::info("no users yet. Create one and a token for it:\n"
+                 "    s3uploader user add alice\n"
+                 "    s3uploader token create alice\n"
+                 "then upload with:\n"
+                 "    curl -F file=@photo.jpg -H \"Authorization: Bearer $TOKEN\" http://{}:{}/upload",
+                 bound.address().to_string(), bound.port());
+  }
+
+  asio::signal_set signals(io, SIGINT, SIGTERM);
+  std::function<void(const boost::system::error_code&, int)> on_signal =
+      [&](const boost::system::error_code& ec, int signo) {
+        if (ec) return;
+        static bool first = true;
+        if (!first) {
+          spdlog::warn("second signal: stopping now");
+          io.stop();
+          return;
+        }
+        first = false;
+        spdlog::info("received signal {}: shutting down (grace {} ms)", signo, cfg.http.shutdown_grace.count());
+        server.shutdown([&] {
+          spdlog::info("all connections closed");
+          signals.cancel();
+          io.stop();
+        });
+        signals.async_wait(on_signal);
+      };
+  signals.async_wait(on_signal);
+
+  std::vector<std::thread> threads;
+  for (unsigned i = 1; i < cfg.service.threads; ++i) threads.emplace_back([&io] { io.run(); });
+  io.run();
+  for (auto& t : threads) t.join();
+  blocking.join();
+  spdlog::info("stopped");
+  return 0;
+}
+
+}  // namespace s3up::cli
