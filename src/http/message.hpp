@@ -92,6 +92,7 @@ class Response {
   void set(beast_http::field name, std::string_view value) { header_.set(name, value); }
   void set(std::string_view name, std::string_view value) { header_.set(name, value); }
   std::string_view operator[](beast_http::field name) const { return header_[name]; }
+  std::string_view operator[](std::string_view name) const { return header_[name]; }
   ResponseHeader& header() { return header_; }
   const ResponseHeader& header() const { return header_; }
 

@@ -68,8 +68,11 @@ UploadSession::UploadSession(const Services& services, const auth::Principal& ow
   }
 }
 
-UploadSession::~UploadSession() {
+UploadSession::~UploadSession() { leave_live(); }
+
+void UploadSession::leave_live() {
   if (registered_) services_.live->remove(record_.id);
+  registered_ = false;
 }
 
 asio::awaitable<void> UploadSession::create() {
@@ -196,6 +199,7 @@ asio::awaitable<db::Upload> UploadSession::complete() {
     throw ApiError(errc::conflict, "the upload was cancelled while it was being stored");
   }
   stage_ = Stage::complete;
+  leave_live();
   record_.status = db::UploadStatus::complete;
   spdlog::debug("upload {} complete: {} bytes, {}", record_.id, record_.file_size, record_.content_type);
   co_return record_;
@@ -217,6 +221,7 @@ asio::awaitable<void> UploadSession::fail() noexcept {
       break;
   }
   stage_ = Stage::failed;
+  leave_live();
   try {
     // receiving: the writer's partial object; committed: the object itself.
     if (writer_ && was != Stage::committed) co_await writer_->abort();

@@ -103,6 +103,7 @@ class UploadSession {
   boost::asio::awaitable<void> reserve(std::uint64_t needed);
   boost::asio::awaitable<bool> try_reserve(std::uint64_t bytes);
   boost::asio::awaitable<void> check_type();
+  void leave_live();  // no longer received here: the janitor may judge its row
   // The record's last fields before it is marked complete.
   void settle_record(const storage::CommittedObject& committed, bool sniff_type);
 

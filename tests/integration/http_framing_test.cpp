@@ -200,6 +200,45 @@ TEST_F(HttpFraming, HeadCarriesTheHeadersOfGetAndNeverABody) {
   EXPECT_EQ(std::string(out, n), "200");
 }
 
+// Every route answers OPTIONS with its methods, and a method it lacks with
+// 405 and the same list; both keep the connection usable.
+TEST_F(HttpFraming, OptionsAndMethodNotAllowedListTheRoutesMethods) {
+  Connection conn(server_->port());
+  const std::vector<std::pair<std::string, std::string>> allowed = {
+      {"/healthz", "GET, HEAD"},
+      {"/upload", "POST"},
+      {"/upload/a.txt", "PUT"},
+      {"/files", "GET, HEAD"},
+      {"/files/00000000-0000-7000-8000-000000000000", "GET, HEAD, DELETE"},
+      {"/files/00000000-0000-7000-8000-000000000000/content", "GET, HEAD"},
+  };
+  for (const auto& [target, methods] : allowed) {
+    SCOPED_TRACE(target);
+    conn.send("OPTIONS " + target + " HTTP/1.1\r\nHost: x\r\n\r\n");
+    const auto options = conn.read_response(5s);
+    ASSERT_TRUE(options);
+    EXPECT_EQ(options->status, 204);
+    EXPECT_EQ(options->header("allow"), methods);
+    EXPECT_EQ(options->header("content-length"), "") << "a 204 has no Content-Length";
+    conn.send("PATCH " + target + " HTTP/1.1\r\nHost: x\r\n" + auth() + "Content-Length: 0\r\n\r\n");
+    const auto patch = conn.read_response(5s);
+    ASSERT_TRUE(patch);
+    EXPECT_EQ(patch->status, 405);
+    EXPECT_EQ(patch->header("allow"), methods);
+    EXPECT_NE(patch->body.find("\"method_not_allowed\""), std::string::npos);
+  }
+  expect_in_step(conn);
+  const std::string cmd = fmt::format("curl -sS -X OPTIONS -D - -o /dev/null http://127.0.0.1:{}/files 2>&1", server_->port());
+  FILE* p = ::popen(cmd.c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  char out[1024] = {};
+  const auto n = std::fread(out, 1, sizeof out - 1, p);
+  ::pclose(p);
+  const std::string headers(out, n);
+  EXPECT_NE(headers.find("HTTP/1.1 204"), std::string::npos) << headers;
+  EXPECT_NE(headers.find("Allow: GET, HEAD"), std::string::npos) << headers;
+}
+
 TEST_F(HttpFraming, NotModifiedHasNoContentLengthZero) {
   const auto uploaded =
       request(server_->port(), "PUT", "/upload/etag.txt", {{"Authorization", "Bearer " + token_}}, "cached bytes");
