@@ -1,7 +1,7 @@
--- The janitor's work list: pending uploads started before a time (uses
--- uploads_pending_by_created).
+-- The janitor's work list: pending uploads started before a time, oldest
+-- first (uses uploads_pending_by_created).
 SELECT id, user_id, file_name, file_size, content_type, sha256, storage_key, store_upload_id,
        status, created_at, completed_at
 FROM uploads WHERE status = 'pending' AND created_at < $1
-ORDER BY created_at
+ORDER BY created_at, id
 LIMIT $2

@@ -118,9 +118,14 @@ class UploadStore {
   virtual bool mark_failed(std::string_view upload_id, Micros now) = 0;
   virtual void set_store_upload_id(std::string_view upload_id, std::string_view store_upload_id) = 0;
   virtual std::optional<Upload> get_upload(std::string_view upload_id) = 0;
-  // Pending uploads created before `created_before`, oldest first: after a
-  // crash, the ones whose process died (the janitor cleans them up).
-  virtual std::vector<Upload> stale_pending(Micros created_before, std::int64_t limit) = 0;
+  // Pending uploads created before `created_before`, oldest first, after the
+  // row at `after` if given: after a crash, the ones whose process died (the
+  // janitor cleans them up, a page at a time).
+  virtual std::vector<Upload> stale_pending(Micros created_before, const std::optional<ListPosition>& after,
+                                            std::int64_t limit) = 0;
+  std::vector<Upload> stale_pending(Micros created_before, std::int64_t limit) {
+    return stale_pending(created_before, std::nullopt, limit);
+  }
   virtual std::int64_t count_uploads(UploadStatus status) = 0;
 
   // Complete uploads, newest first: one owner's, or everyone's without a

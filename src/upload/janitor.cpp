@@ -26,13 +26,14 @@ asio::awaitable<JanitorReport> Janitor::run_once() {
     co_return report;
   }
   const util::Micros cutoff = util::now_micros() - std::chrono::duration_cast<std::chrono::microseconds>(stale_after_).count();
+  // A page at a time, each after the last row of the one before: a row
+  // whose clean-up fails is counted once and tried again next run.
+  std::optional<db::ListPosition> after;
   for (int round = 0; round < kMaxRounds; ++round) {
-    auto rows = co_await util::run_blocking(services_.blocking,
-                                            [&] { return services_.records.stale_pending(cutoff, kRowsPerRound); });
-    int handled = 0;
+    auto rows = co_await util::run_blocking(
+        services_.blocking, [&] { return services_.records.stale_pending(cutoff, after, kRowsPerRound); });
     for (const auto& row : rows) {
       if (services_.live->contains(row.id)) continue;  // still arriving here, only slowly
-      ++handled;
       try {
         if (auto* recovery = services_.store.recovery()) {
           co_await recovery->discard_unfinished(row.storage_key, row.store_upload_id);
@@ -50,8 +51,8 @@ asio::awaitable<JanitorReport> Janitor::run_once() {
         spdlog::warn("janitor: cleaning up upload {} failed ({}); trying again next time", row.id, e.what());
       }
     }
-    // Done when a round finds nothing it could clean (only live or failing rows left).
-    if (static_cast<std::int64_t>(rows.size()) < kRowsPerRound || handled == report.failed) break;
+    if (static_cast<std::int64_t>(rows.size()) < kRowsPerRound) break;
+    after = db::ListPosition{rows.back().created_at, rows.back().id};
   }
   co_await finish_deletions(report);
   co_await util::run_blocking(services_.blocking, [&] { lock.reset(); });

@@ -249,7 +249,10 @@ class MemoryMetadata final : public db::MetadataStore {
     const auto it = uploads_.find(std::string(id));
     return it == uploads_.end() ? std::nullopt : std::optional(it->second);
   }
-  std::vector<db::Upload> stale_pending(db::Micros, std::int64_t) override { return {}; }
+  using UploadStore::stale_pending;
+  std::vector<db::Upload> stale_pending(db::Micros, const std::optional<db::ListPosition>&, std::int64_t) override {
+    return {};
+  }
   std::int64_t count_uploads(db::UploadStatus status) override {
     std::lock_guard lock(mutex_);
     std::int64_t n = 0;

@@ -547,11 +547,15 @@ std::optional<Upload> PostgresStore::get_upload(std::string_view upload_id) {
   return decode_upload(ResultRow(r, 0));
 }
 
-std::vector<Upload> PostgresStore::stale_pending(Micros created_before, std::int64_t limit) {
+std::vector<Upload> PostgresStore::stale_pending(Micros created_before, const std::optional<ListPosition>& after,
+                                                 std::int64_t limit) {
+  if (after && !plausible_upload_id(after->upload_id)) return {};
   auto c = acquire();
   Params p;
-  p.timestamp(created_before).integer(limit);
-  const auto r = c->run("stalePending", p);
+  p.timestamp(created_before);
+  if (after) p.timestamp(after->created_at).text(after->upload_id);
+  p.integer(limit);
+  const auto r = c->run(after ? "stalePendingAfter" : "stalePending", p);
   std::vector<Upload> out;
   for (int i = 0; i < r.size(); ++i) out.push_back(decode_upload(ResultRow(r, i)));
   return out;

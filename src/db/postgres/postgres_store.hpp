@@ -49,7 +49,9 @@ class PostgresStore final : public MetadataStore {
   bool mark_failed(std::string_view upload_id, Micros now) override;
   void set_store_upload_id(std::string_view upload_id, std::string_view store_upload_id) override;
   std::optional<Upload> get_upload(std::string_view upload_id) override;
-  std::vector<Upload> stale_pending(Micros created_before, std::int64_t limit) override;
+  using UploadStore::stale_pending;
+  std::vector<Upload> stale_pending(Micros created_before, const std::optional<ListPosition>& after,
+                                    std::int64_t limit) override;
   std::int64_t count_uploads(UploadStatus status) override;
   bool set_user_disabled(std::string_view name, bool disabled) override;
   bool set_user_quota(std::string_view name, std::optional<std::int64_t> quota_bytes) override;

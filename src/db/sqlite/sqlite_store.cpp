@@ -410,10 +410,15 @@ std::optional<Upload> SqliteStore::get_upload(std::string_view upload_id) {
   return decode_upload(StatementRow(s));
 }
 
-std::vector<Upload> SqliteStore::stale_pending(Micros created_before, std::int64_t limit) {
+std::vector<Upload> SqliteStore::stale_pending(Micros created_before, const std::optional<ListPosition>& after,
+                                               std::int64_t limit) {
   auto c = acquire();
-  Statement s(*c, "stalePending");
-  s.bind(created_before, limit);
+  Statement s(*c, after ? "stalePendingAfter" : "stalePending");
+  if (after) {
+    s.bind(created_before, after->created_at, after->upload_id, limit);
+  } else {
+    s.bind(created_before, limit);
+  }
   std::vector<Upload> out;
   while (s.step()) out.push_back(decode_upload(StatementRow(s)));
   return out;
