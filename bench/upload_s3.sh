@@ -9,6 +9,8 @@
 #     no better than the direct run's CPU over the service run's
 #   - peak server RSS for one 4 GiB upload with defaults (target <= 96 MiB)
 #   - peak server RSS for 32 concurrent 256 MiB uploads (target <= budget + 64 MiB)
+# With S3UP_BENCH_BASELINE=/path/to/another/s3uploader (an older build), each
+# round also uploads through that binary (sha256 parts), for before/after.
 # Usage: bench/upload_s3.sh [rounds=3]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -70,19 +72,27 @@ for round in $(seq "$rounds"); do
   direct="$(rate 1024 "$t0" "$t1") $(minus "$s0" "$(store_cpu)")"
   sha=$(service_round sha256)
   md5=$(service_round md5)
-  results+=("$round $direct $sha $md5")
+  base=""
+  if [ -n "${S3UP_BENCH_BASELINE:-}" ]; then base=$(bin="$S3UP_BENCH_BASELINE" service_round sha256); fi
+  results+=("$round $direct $sha $md5 $base")
 done
 
 ratio() { awk -v s="$1" -v d="$2" 'BEGIN {printf "%.3f", s / d}'; }
 printf '\n1 GiB upload, curl -T; CPU in seconds per GiB (store = radosgw + OSD + monitor)\n'
 printf '%-6s %-22s %-40s %-40s\n' round "direct: MiB/s store" "service sha256: MiB/s ratio store svc" "service md5: MiB/s ratio store svc"
 for r in "${results[@]}"; do
-  read -r n d dcpu s scpu svc rss m mcpu mvc mrss <<< "$r"
-  printf '%-6s %-22s %-40s %-40s\n' "$n" "$d $dcpu" "$s $(ratio "$s" "$d") $scpu $svc" "$m $(ratio "$m" "$d") $mcpu $mvc"
+  read -r n d dcpu s scpu svc rss m mcpu mvc mrss b bcpu bsvc brss <<< "$r"
+  printf '%-6s %-22s %-40s %-40s' "$n" "$d $dcpu" "$s $(ratio "$s" "$d") $scpu $svc" "$m $(ratio "$m" "$d") $mcpu $mvc"
+  if [ -n "$b" ]; then printf '  baseline sha256: %s %s %s %s' "$b" "$(ratio "$b" "$d")" "$bcpu" "$bsvc"; fi
+  printf '\n'
 done
 median() { sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
 median_ratio=$(for r in "${results[@]}"; do read -r n d dcpu s rest <<< "$r"; ratio "$s" "$d"; echo; done | median)
 median_ratio_md5=$(for r in "${results[@]}"; do read -r n d dcpu s scpu svc rss m rest <<< "$r"; ratio "$m" "$d"; echo; done | median)
+median_ratio_baseline=$(for r in "${results[@]}"; do
+  read -r n d dcpu s scpu svc rss m mcpu mvc mrss b rest <<< "$r"
+  if [ -n "$b" ]; then ratio "$b" "$d"; echo; fi
+done | median)
 # The CPU bound: the direct run's CPU (store + curl's ~0.7 s left out, which
 # only flatters the bound) over the service run's (store + service).
 cpu_bound=$(for r in "${results[@]}"; do read -r n d dcpu s scpu svc rest <<< "$r"; awk -v a="$dcpu" -v b="$scpu" -v c="$svc" 'BEGIN {printf "%.3f\n", a / (b + c)}'; done | median)
@@ -111,6 +121,9 @@ stop_server
 ok=$(grep -l '"file_size":268435456' "$work"/c*.json | wc -l)
 
 printf '\nmedian ratio %s with sha256 parts, %s with md5 parts (target >= 0.9)\n' "$median_ratio" "$median_ratio_md5"
+if [ -n "$median_ratio_baseline" ]; then
+  printf 'median ratio of the baseline build, sha256 parts: %s\n' "$median_ratio_baseline"
+fi
 printf 'CPU bound on this machine (direct store CPU / service run store + service CPU): %s\n' "$cpu_bound"
 printf 'peak RSS, one 4 GiB upload: %s MiB (target <= 96)\n' "$rss_4g"
 printf 'peak RSS, 32 x 256 MiB concurrent: %s MiB (target <= 320), %s of 32 stored\n' "$rss_32" "$ok"
@@ -120,8 +133,12 @@ mkdir -p bench/results
   printf '{"benchmark":"upload_s3","date":"%s","rounds":[' "$(date -u +%FT%TZ)"
   sep=""
   for r in "${results[@]}"; do
-    read -r n d dcpu s scpu svc rss m mcpu mvc mrss <<< "$r"
+    read -r n d dcpu s scpu svc rss m mcpu mvc mrss b bcpu bsvc brss <<< "$r"
     printf '%s{"round":%s,"direct_mibs":%s,"direct_store_cpu_s":%s,' "$sep" "$n" "$d" "$dcpu"
+    if [ -n "$b" ]; then
+      printf '"baseline_sha256":{"service_mibs":%s,"ratio":%s,"store_cpu_s":%s,"service_cpu_s":%s,"peak_rss_mib":%s},' \
+        "$b" "$(ratio "$b" "$d")" "$bcpu" "$bsvc" "$brss"
+    fi
     printf '"sha256":{"service_mibs":%s,"ratio":%s,"store_cpu_s":%s,"service_cpu_s":%s,"peak_rss_mib":%s},' \
       "$s" "$(ratio "$s" "$d")" "$scpu" "$svc" "$rss"
     printf '"md5":{"service_mibs":%s,"ratio":%s,"store_cpu_s":%s,"service_cpu_s":%s,"peak_rss_mib":%s}}' \
