@@ -15,24 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds="${1:-3}"
-scripts/install-deps --test
-BUILD_DIR=build scripts/build -DS3UP_BUILD_BENCH=ON > /dev/null
-bin=build/src/s3uploader
-presign=build/bench/s3_presign
-work=$(mktemp -d -p "$PWD/build" bench-s3-XXXXXX)
-cleanup() {
-  [ -n "${server_pid:-}" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null || true
-  scripts/peers/radosgw stop "$work/rgw" || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-echo "starting radosgw..."
-eval "$(scripts/peers/radosgw start "$work/rgw")"
-export S3UP_S3_ENDPOINT="$S3UP_TEST_S3_ENDPOINT" AWS_ACCESS_KEY_ID="$S3UP_TEST_S3_ACCESS_KEY" \
-  AWS_SECRET_ACCESS_KEY="$S3UP_TEST_S3_SECRET_KEY"
-bucket=bench
-curl -sf -X PUT "$("$presign" PUT "$bucket" "")" > /dev/null
+source bench/s3_peer.sh s3
 
 echo "preparing input files..."
 head -c $((1024 * 1024 * 1024)) /dev/urandom > "$work/1g.bin"

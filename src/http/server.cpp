@@ -43,6 +43,8 @@ using namespace std::chrono_literals;
 namespace {
 
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+// A request as read: its headers, and its body through a buffer we give.
+using RequestParser = beast_http::request_parser<beast_http::buffer_body>;
 
 // Beast reads 512 bytes per recv unless the read buffer has capacity: reserve
 // enough that one recv can move a large slice of a fast upload.
@@ -104,6 +106,14 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
 
   asio::awaitable<void> accept_loop();
   asio::awaitable<void> run_session(tcp::socket socket);
+  // Reads the next request's headers into `parsing`; false when the
+  // connection is done (closed, timed out, or refused: answered, then closed).
+  asio::awaitable<bool> read_head(beast::tcp_stream& stream, beast::flat_buffer& buffer,
+                                  std::optional<RequestParser>& parsing, std::string_view peer);
+  // An error answered before the request's body was read: the connection
+  // closes after it, as neither side can know where the body would end.
+  asio::awaitable<void> refuse(beast::tcp_stream& stream, std::string_view peer, const Error& error,
+                               std::string_view method, std::string_view target);
   asio::awaitable<Response> answer(Request& request);
   // Writes `res` (for HEAD its headers only) with the Content-Length its body has.
   struct Written {
@@ -156,7 +166,7 @@ namespace {
 // connection closed, so the client still gets its 408.
 class ConnectionBody final : public BodyReader {
  public:
-  using Parser = beast_http::request_parser<beast_http::buffer_body>;
+  using Parser = RequestParser;
   using Clock = std::chrono::steady_clock;
 
   ConnectionBody(beast::tcp_stream& stream, beast::flat_buffer& buffer, Parser& parser, const ServerOptions& options,
@@ -449,6 +459,76 @@ asio::awaitable<void> Server::Impl::accept_loop() {
   }
 }
 
+asio::awaitable<void> Server::Impl::refuse(beast::tcp_stream& stream, std::string_view peer, const Error& error,
+                                          std::string_view method, std::string_view target) {
+  auto res = error_response(error);
+  res.set(beast_http::field::server, "s3uploader");
+  beast_http::response<beast_http::string_body> message(std::move(res.header()),
+                                                        std::get<std::string>(std::move(res.body())));
+  message.keep_alive(false);
+  message.prepare_payload();
+  stream.expires_after(options.idle_timeout);
+  auto [wec, written] = co_await beast_http::async_write(stream, message, use_tuple);
+  options.on_exchange(Exchange{peer, method, target, error.status(), 0, written, 0.0, std::nullopt, {}});
+  co_await lingering_close(stream);
+}
+
+asio::awaitable<bool> Server::Impl::read_head(beast::tcp_stream& stream, beast::flat_buffer& buffer,
+                                              std::optional<RequestParser>& parsing, std::string_view peer) {
+  const auto fresh_parser = [&] {
+    parsing.emplace();
+    parsing->header_limit(static_cast<std::uint32_t>(options.max_header_bytes));
+    // No body limit while reading the headers: Beast would refuse a large
+    // Content-Length before the handler could authenticate the caller (401
+    // comes before 413). Handlers check Content-Length themselves; the limit
+    // set below still bounds bodies of unknown length.
+    parsing->body_limit(boost::none);
+  };
+  fresh_parser();
+  stream.expires_after(options.header_timeout);
+  auto [ec, n] = co_await beast_http::async_read_header(stream, buffer, *parsing, use_tuple);
+  // RFC 9112 §2.2: one empty line before a request line is ignored. Beast
+  // refuses it, so the (rare) case is undone here, not paid for on every read.
+  if (ec && !is_disconnect(ec) && ec != beast::error::timeout && consume_empty_line(buffer)) {
+    fresh_parser();
+    std::tie(ec, n) = co_await beast_http::async_read_header(stream, buffer, *parsing, use_tuple);
+  }
+  auto& parser = *parsing;
+  // (The error is named before it is passed: GCC 12 may destroy a temporary
+  // argument of a coroutine twice.)
+  if (ec) {
+    if (ec == beast_http::error::header_limit) {
+      // The request line alone is over the limit: 414, not 431.
+      const std::string_view seen(static_cast<const char*>(buffer.data().data()), buffer.size());
+      // (Beast may have parsed the request line already, and consumed it.)
+      const auto line_end = seen.find('\n');
+      const bool line_parsed = !parser.get().target().empty();
+      const bool line_too_long =
+          !line_parsed && (line_end == std::string_view::npos || line_end >= options.max_header_bytes);
+      const Error error = line_too_long ? Error(414, "uri_too_long", "request line too long")
+                                        : Error(431, "headers_too_large", "request headers too large");
+      co_await refuse(stream, peer, error, "", "");
+    } else if (!is_disconnect(ec) && ec != beast::error::timeout) {
+      const Error error(kBadRequest, "bad_request", "malformed HTTP request");
+      co_await refuse(stream, peer, error, "", "");
+    }
+    co_return false;
+  }
+  if (auto refusal = framing_refusal(parser.get().base())) {
+    // Before any route has claimed the request, the log gets its first path
+    // segment only: the rest may be a client's file name (or a pasted token).
+    std::string_view target = parser.get().target();
+    target = target.substr(0, target.find('?'));
+    const std::string logged =
+        target.find('/', 1) == std::string_view::npos ? std::string(target)
+                                                      : std::string(target.substr(0, target.find('/', 1) + 1)) + "...";
+    const Error error(refusal->status, refusal->code, refusal->message);
+    co_await refuse(stream, peer, error, parser.get().method_string(), logged);
+    co_return false;
+  }
+  co_return true;
+}
+
 asio::awaitable<void> Server::Impl::run_session(tcp::socket socket) {
   auto self = shared_from_this();
   boost::system::error_code ignored;
@@ -482,71 +562,10 @@ asio::awaitable<void> Server::Impl::run_session(tcp::socket socket) {
   buffer.reserve(kReadBufferCapacity);
   spdlog::debug("connection {} from {} opened", session_id, peer);
 
-  // An error answered before the request's body was read: the connection
-  // closes after it, as neither side can know where the body would end.
-  const auto refuse = [&](const Error& error, std::string_view method,
-                          std::string_view target) -> asio::awaitable<void> {
-    auto res = error_response(error);
-    res.set(beast_http::field::server, "s3uploader");
-    beast_http::response<beast_http::string_body> message(std::move(res.header()),
-                                                          std::get<std::string>(std::move(res.body())));
-    message.keep_alive(false);
-    message.prepare_payload();
-    stream.expires_after(options.idle_timeout);
-    auto [wec, written] = co_await beast_http::async_write(stream, message, use_tuple);
-    options.on_exchange(Exchange{peer, method, target, error.status(), 0, written, 0.0, std::nullopt, {}});
-    co_await lingering_close(stream);
-  };
-
   while (!stopping) {
-    std::optional<ConnectionBody::Parser> parsing;
-    const auto fresh_parser = [&] {
-      parsing.emplace();
-      parsing->header_limit(static_cast<std::uint32_t>(options.max_header_bytes));
-      // No body limit while reading the headers: Beast would refuse a large
-      // Content-Length before the handler could authenticate the caller (401
-      // comes before 413). Handlers check Content-Length themselves; the limit
-      // set below still bounds bodies of unknown length.
-      parsing->body_limit(boost::none);
-    };
-    fresh_parser();
-    stream.expires_after(options.header_timeout);
-    auto [ec, n] = co_await beast_http::async_read_header(stream, buffer, *parsing, use_tuple);
-    // RFC 9112 §2.2: one empty line before a request line is ignored. Beast
-    // refuses it, so the (rare) case is undone here, not paid for on every read.
-    if (ec && !is_disconnect(ec) && ec != beast::error::timeout && consume_empty_line(buffer)) {
-      fresh_parser();
-      std::tie(ec, n) = co_await beast_http::async_read_header(stream, buffer, *parsing, use_tuple);
-    }
+    std::optional<RequestParser> parsing;
+    if (!co_await read_head(stream, buffer, parsing, peer)) break;
     auto& parser = *parsing;
-    if (ec) {
-      if (ec == beast_http::error::header_limit) {
-        // The request line alone is over the limit: 414, not 431.
-        const std::string_view seen(static_cast<const char*>(buffer.data().data()), buffer.size());
-        // (Beast may have parsed the request line already, and consumed it.)
-        const auto line_end = seen.find('\n');
-        const bool line_parsed = !parser.get().target().empty();
-        if (!line_parsed && (line_end == std::string_view::npos || line_end >= options.max_header_bytes)) {
-          co_await refuse(Error(414, "uri_too_long", "request line too long"), "", "");
-        } else {
-          co_await refuse(Error(431, "headers_too_large", "request headers too large"), "", "");
-        }
-      } else if (!is_disconnect(ec) && ec != beast::error::timeout) {
-        co_await refuse(Error(kBadRequest, "bad_request", "malformed HTTP request"), "", "");
-      }
-      break;
-    }
-    if (auto refusal = framing_refusal(parser.get().base())) {
-      // Before any route has claimed the request, the log gets its first path
-      // segment only: the rest may be a client's file name (or a pasted token).
-      std::string_view target = parser.get().target();
-      target = target.substr(0, target.find('?'));
-      const std::string logged =
-          target.find('/', 1) == std::string_view::npos ? std::string(target)
-                                                        : std::string(target.substr(0, target.find('/', 1) + 1)) + "...";
-      co_await refuse(Error(refusal->status, refusal->code, refusal->message), parser.get().method_string(), logged);
-      break;
-    }
     normalize_target(parser.get().base());
     parser.body_limit(options.max_body_bytes);
     session->busy = true;

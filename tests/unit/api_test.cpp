@@ -312,7 +312,8 @@ TEST_F(InProcessApi, ErrorsFromTheTableWithTheirHeaders) {
   EXPECT_FALSE(res[beast_http::field::etag].empty());
   // A missing object behind a complete record: the stream's open() fails, before any header.
   store_.fail.remove = false;
-  run(store_.remove("u/" + std::to_string(alice_.id) + "/" + id));
+  const std::string object_key = "u/" + std::to_string(alice_.id) + "/" + id;
+  run(store_.remove(object_key));
   res = call_as_alice(verb::get, "/files/" + id + "/content");
   const auto* stream = std::get_if<http::Response::Stream>(&res.body());
   ASSERT_NE(stream, nullptr);
@@ -369,6 +370,15 @@ class Sessions : public ::testing::Test {
       return api::api_error(e).code();
     }
     return std::nullopt;
+  }
+  // The whole of a small upload ("abc") in one session: the error, if any.
+  std::optional<errc> store_abc(std::optional<upload::UploadSession>& s) {
+    return drive(s, [&]() -> asio::awaitable<void> {
+      s.emplace(services_, owner_, plan());
+      co_await s->create();
+      co_await s->append(0, std::span<const char>("abc", 3));
+      co_await s->complete();
+    });
   }
   std::optional<db::Upload> row(const upload::UploadSession& s) { return metadata_.get_upload(s.id()); }
   std::string key(const upload::UploadSession& s) { return "u/" + std::to_string(owner_.user_id) + "/" + s.id(); }
@@ -521,12 +531,7 @@ TEST_F(Sessions, ACommitThatFailsLeavesNoObject) {
     store_.blocking_commits = blocking;
     store_.fail.commit = true;
     std::optional<upload::UploadSession> s;
-    EXPECT_EQ(drive(s, [&]() -> asio::awaitable<void> {
-                s.emplace(services_, owner_, plan());
-                co_await s->create();
-                co_await s->append(0, std::span<const char>("abc", 3));
-                co_await s->complete();
-              }),
+    EXPECT_EQ(store_abc(s),
               errc::storage_unavailable);
     EXPECT_EQ(s->stage(), upload::Stage::failed);
     EXPECT_EQ(row(*s)->status, db::UploadStatus::failed);
@@ -539,12 +544,7 @@ TEST_F(Sessions, ADatabaseFailureWhileMarkingCompleteLeavesBothForTheJanitor) {
     store_.blocking_commits = blocking;
     metadata_.fail.mark_complete = true;
     std::optional<upload::UploadSession> s;
-    EXPECT_EQ(drive(s, [&]() -> asio::awaitable<void> {
-                s.emplace(services_, owner_, plan());
-                co_await s->create();
-                co_await s->append(0, std::span<const char>("abc", 3));
-                co_await s->complete();
-              }),
+    EXPECT_EQ(store_abc(s),
               errc::database_unavailable);
     // The row may or may not have become complete: the object stays, and so
     // does the pending row, for the janitor to settle.
@@ -557,12 +557,7 @@ TEST_F(Sessions, ADatabaseFailureWhileMarkingCompleteLeavesBothForTheJanitor) {
 TEST_F(Sessions, AnUploadCancelledWhileCommittingHasItsObjectRemoved) {
   metadata_.fail.mark_complete_cancelled = true;
   std::optional<upload::UploadSession> s;
-  EXPECT_EQ(drive(s, [&]() -> asio::awaitable<void> {
-              s.emplace(services_, owner_, plan());
-              co_await s->create();
-              co_await s->append(0, std::span<const char>("abc", 3));
-              co_await s->complete();
-            }),
+  EXPECT_EQ(store_abc(s),
             errc::conflict);
   EXPECT_EQ(s->stage(), upload::Stage::failed);
   EXPECT_FALSE(store_.object(key(*s)));

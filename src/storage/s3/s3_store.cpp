@@ -540,7 +540,8 @@ asio::awaitable<std::unique_ptr<ObjectReader>> S3Store::open_reader(const std::s
   r.key = bucket_key(key);
   if (length == 0) {
     // A range cannot be empty; an empty read only needs the object to exist.
-    if (!co_await stat(key)) throw Error(Failure::not_found, "no such object");
+    const auto info = co_await stat(key);
+    if (!info) throw Error(Failure::not_found, "no such object");
     co_return std::make_unique<S3Reader>(nullptr, r.key, 0, 0, client_->executor());
   }
   r.headers = {{"range", fmt::format("bytes={}-{}", offset, offset + length - 1)}};
