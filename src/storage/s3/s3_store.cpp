@@ -441,11 +441,13 @@ namespace {
 // the caller sends one, the next is read from the store (so the two sockets
 // work at once, not in turn), and no more: the store is read only as fast as
 // the client takes the bytes, and memory stays at two pieces per download.
+// The pieces come from the memory budget when it has room (never waiting:
+// a download holds nothing an upload needs), else small ones from the heap.
 class S3Reader final : public ObjectReader {
  public:
   S3Reader(std::unique_ptr<ResponseStream> response, std::string key, std::uint64_t skip, std::uint64_t length,
-           asio::any_io_executor executor)
-      : shared_(std::make_shared<Shared>(std::move(response), std::move(key), skip, length, executor)) {}
+           asio::any_io_executor executor, util::BufferPool* buffers)
+      : shared_(std::make_shared<Shared>(std::move(response), std::move(key), skip, length, executor, buffers)) {}
 
   ~S3Reader() override = default;  // a read in flight finishes (or times out) on its own, then frees the rest
 
@@ -466,20 +468,33 @@ class S3Reader final : public ObjectReader {
   }
 
  private:
-  // Large enough that a fast download costs few syscalls on either socket.
-  static constexpr std::size_t kReadPiece = 256 * 1024;
+  // Large enough that a fast download costs few syscalls on either socket
+  // (1 MiB pieces measured 0.83 of a direct GET, 256 KiB ones 0.79).
+  static constexpr std::size_t kReadPiece = 1024 * 1024;
+  static constexpr std::size_t kHeapPiece = 256 * 1024;
   using Filled = asio::experimental::concurrent_channel<void(boost::system::error_code, std::exception_ptr, std::size_t)>;
 
   struct Shared {
     Shared(std::unique_ptr<ResponseStream> r, std::string k, std::uint64_t s, std::uint64_t l,
-           const asio::any_io_executor& executor)
+           const asio::any_io_executor& executor, util::BufferPool* buffers)
         : response(std::move(r)), key(std::move(k)), skip(s), left(l), filled(executor, 1) {
-      for (auto& p : pieces) p.resize(kReadPiece);
+      if (!response) return;  // nothing to read
+      for (std::size_t i = 0; i < pieces.size(); ++i) {
+        if (buffers) pooled[i] = buffers->try_acquire(kReadPiece, buffers->budget() / 2);
+        if (pooled[i]) {
+          pieces[i] = std::span<char>(pooled[i].data(), kReadPiece);
+        } else {
+          heap[i].resize(kHeapPiece);
+          pieces[i] = std::span<char>(heap[i]);
+        }
+      }
     }
     std::unique_ptr<ResponseStream> response;
     std::string key;
     std::uint64_t skip, left;  // bytes still to skip (a store that ignored Range), still to hand out
-    std::array<std::vector<char>, 2> pieces;
+    std::array<util::BufferPool::Buffer, 2> pooled;
+    std::array<std::vector<char>, 2> heap;
+    std::array<std::span<char>, 2> pieces;
     std::array<std::size_t, 2> offsets{};  // where a piece's bytes start (after skipped ones)
     Filled filled;
   };
@@ -542,7 +557,7 @@ asio::awaitable<std::unique_ptr<ObjectReader>> S3Store::open_reader(const std::s
     // A range cannot be empty; an empty read only needs the object to exist.
     const auto info = co_await stat(key);
     if (!info) throw Error(Failure::not_found, "no such object");
-    co_return std::make_unique<S3Reader>(nullptr, r.key, 0, 0, client_->executor());
+    co_return std::make_unique<S3Reader>(nullptr, r.key, 0, 0, client_->executor(), nullptr);
   }
   r.headers = {{"range", fmt::format("bytes={}-{}", offset, offset + length - 1)}};
   std::unique_ptr<ResponseStream> response;
@@ -554,7 +569,7 @@ asio::awaitable<std::unique_ptr<ObjectReader>> S3Store::open_reader(const std::s
   }
   const unsigned status = response->status();
   if (status == 404) throw Error(Failure::not_found, "no such object");
-  if (status == 416) co_return std::make_unique<S3Reader>(nullptr, r.key, 0, 0, client_->executor());  // past the end
+  if (status == 416) co_return std::make_unique<S3Reader>(nullptr, r.key, 0, 0, client_->executor(), nullptr);  // past the end
   if (status != 206 && status != 200) {
     std::string body;
     try {
@@ -564,7 +579,7 @@ asio::awaitable<std::unique_ptr<ObjectReader>> S3Store::open_reader(const std::s
     fail("GetObject", r.key, status, body);
   }
   const std::uint64_t skip = status == 200 ? offset : 0;
-  co_return std::make_unique<S3Reader>(std::move(response), r.key, skip, length, client_->executor());
+  co_return std::make_unique<S3Reader>(std::move(response), r.key, skip, length, client_->executor(), buffers_.get());
 }
 
 asio::awaitable<std::vector<std::string>> S3Store::list_keys() {
