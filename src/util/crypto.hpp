@@ -2,6 +2,7 @@
 // Hashing, randomness and encodings, all on OpenSSL 3.
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -50,6 +51,33 @@ class FixedSizeHash : public EvpHash {
 class Sha256 : public FixedSizeHash<32> {
  public:
   Sha256();
+};
+
+// SHA-256 whose running state can be saved as text and restored exactly,
+// anywhere: a resumable upload's whole-file hash carried from one request
+// (and one instance) to the next with its durable offset, so the bytes are
+// never read a second time. (EVP cannot export its state; this runs on
+// OpenSSL's SHA256_CTX, the same SHA-NI code underneath.)
+class ResumableSha256 {
+ public:
+  ResumableSha256();
+  ~ResumableSha256();
+  ResumableSha256(const ResumableSha256& other);
+  ResumableSha256& operator=(const ResumableSha256& other);
+
+  // The state save() made; nullopt for text it did not make.
+  static std::optional<ResumableSha256> restore(std::string_view saved);
+  void update(std::string_view data);
+  void update(std::span<const char> data) { update(std::string_view(data.data(), data.size())); }
+  // Printable ASCII of at most 200 bytes; the same state gives the same text.
+  std::string save() const;
+  std::uint64_t bytes_hashed() const;
+  // The digest of what was hashed so far; the state itself goes on.
+  std::array<std::uint8_t, 32> digest() const;
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
 };
 
 // MD5 only where a protocol asks for it (S3's Content-MD5), never for security.

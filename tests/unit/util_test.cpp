@@ -18,6 +18,47 @@ namespace {
 using upload::SniffPurpose;  // the sniffer lives with the uploads that use it
 using upload::sniff_mime_type;
 
+// A resumable upload's hash is saved with its offset and restored by the
+// next request, maybe on another instance: whatever the splits, the digest
+// is the whole input's.
+TEST(ResumableSha256, SavedAndRestoredAtAnySplitGivesTheWholeDigest) {
+  std::string data(300'000, '\0');
+  std::uint32_t x = 12345;
+  for (auto& c : data) c = static_cast<char>((x = x * 1103515245 + 12345) >> 24);
+  EXPECT_EQ(to_hex(ResumableSha256().digest()), sha256_hex(""));
+  for (const std::size_t step : {1ul, 63ul, 64ul, 65ul, 5000ul, 99'999ul}) {
+    SCOPED_TRACE(step);
+    std::string saved = ResumableSha256().save();
+    for (std::size_t at = 0; at < data.size(); at += step) {
+      auto h = ResumableSha256::restore(saved);
+      ASSERT_TRUE(h) << saved;
+      h->update(std::string_view(data).substr(at, step));
+      saved = h->save();
+      EXPECT_EQ(h->bytes_hashed(), std::min(data.size(), at + step));
+      if (step == 5000) EXPECT_LE(saved.size(), 200u);
+    }
+    EXPECT_EQ(to_hex(ResumableSha256::restore(saved)->digest()), sha256_hex(data));
+  }
+  ResumableSha256 h;
+  h.update(std::string_view("abc"));
+  EXPECT_EQ(to_hex(h.digest()), sha256_hex("abc"));
+  h.update(std::string_view("def"));  // digest() leaves the state going on
+  EXPECT_EQ(to_hex(h.digest()), sha256_hex("abcdef"));
+}
+
+TEST(ResumableSha256, TextItDidNotMakeIsRefused) {
+  ResumableSha256 h;
+  h.update(std::string_view("0123456789"));
+  const std::string saved = h.save();
+  EXPECT_TRUE(ResumableSha256::restore(saved));
+  EXPECT_FALSE(ResumableSha256::restore(""));
+  EXPECT_FALSE(ResumableSha256::restore("sha256.1:"));
+  EXPECT_FALSE(ResumableSha256::restore("md5.1:" + saved.substr(9)));
+  EXPECT_FALSE(ResumableSha256::restore(saved.substr(0, saved.size() - 2)));  // partial block shorter than the count
+  EXPECT_FALSE(ResumableSha256::restore(saved + "AAAA"));
+  EXPECT_FALSE(ResumableSha256::restore("sha256.1:!!!!"));
+}
+
 TEST(Sha256, KnownVectors) {
   // FIPS 180-2 examples
   EXPECT_EQ(sha256_hex(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
