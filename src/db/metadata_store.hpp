@@ -75,6 +75,23 @@ struct Upload {
   std::optional<Micros> completed_at;
 };
 
+// The progress of a resumable (tus) upload, beside its pending row.
+struct ResumableState {
+  std::string upload_id;
+  std::optional<std::uint64_t> upload_length;  // none while the client defers it
+  std::uint64_t offset = 0;                    // bytes durable in the store
+  std::string metadata;                        // Upload-Metadata as the client created it
+  std::uint64_t part_size = 0;                 // fixed at creation
+  std::string store_state;                     // the store's saved writer state
+  std::string hash_state;                      // util::ResumableSha256::save()
+  Micros expires_at = 0;
+  // The write lease: one writer at a time. Each new writer's token is the
+  // last one + 1, and progress is saved only under the current token, so a
+  // writer that lost the lease (its client reconnected elsewhere) is fenced.
+  std::int64_t lease_token = 0;
+  std::optional<Micros> lease_expires_at;
+};
+
 // Held while one instance does something only one may do at a time (the
 // janitor); released when destroyed.
 class ExclusiveLock {
@@ -141,6 +158,24 @@ class UploadStore {
   // what a crash left half done (the janitor finishes them).
   virtual bool mark_deleting(std::string_view upload_id) = 0;
   virtual std::vector<Upload> deleting_uploads(std::int64_t limit) = 0;
+
+  // Resumable uploads: a pending row (create_pending) plus its progress
+  // (add_resumable); completed and failed like any other upload. The
+  // progress row goes when the upload's row does.
+  virtual void add_resumable(const ResumableState& state) = 0;
+  virtual std::optional<ResumableState> get_resumable(std::string_view upload_id) = 0;
+  // Takes the write lease until `until` if its token is still `seen_token`
+  // and it is free or lapsed at `now`; the new token is seen_token + 1.
+  // False if another writer holds it or took it meanwhile.
+  virtual bool take_lease(std::string_view upload_id, std::int64_t seen_token, Micros now, Micros until) = 0;
+  // Records offset, length, store and hash state and expiry, under the lease
+  // state.lease_token (which must not have lapsed at `now`), extending it to
+  // state.lease_expires_at; false if the lease was lost (nothing recorded).
+  virtual bool save_progress(const ResumableState& state, Micros now) = 0;
+  virtual void release_lease(std::string_view upload_id, std::int64_t token) = 0;
+  // Pending resumable uploads whose expiry has passed at `now`, not being
+  // written: the janitor ends them.
+  virtual std::vector<Upload> expired_resumable(Micros now, std::int64_t limit) = 0;
 };
 
 // What instances sharing one database coordinate through: its schema and locks.

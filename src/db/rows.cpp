@@ -44,4 +44,19 @@ Upload decode_upload(const Row& row, int first) {
   return u;
 }
 
+ResumableState decode_resumable(const Row& row, int first) {
+  ResumableState r;
+  r.upload_id = row.text(first);
+  if (const auto length = row.optional_integer(first + 1)) r.upload_length = static_cast<std::uint64_t>(*length);
+  r.offset = static_cast<std::uint64_t>(row.integer(first + 2));
+  r.metadata = row.text(first + 3);
+  r.part_size = static_cast<std::uint64_t>(row.integer(first + 4));
+  r.store_state = row.text(first + 5);
+  r.hash_state = row.text(first + 6);
+  r.expires_at = row.timestamp(first + 7);
+  r.lease_token = row.integer(first + 8);
+  r.lease_expires_at = row.optional_timestamp(first + 9);
+  return r;
+}
+
 }  // namespace s3up::db

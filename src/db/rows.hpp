@@ -44,4 +44,9 @@ TokenOwner decode_token_owner(const Row& row);
 inline constexpr int kUploadColumns = 11;
 Upload decode_upload(const Row& row, int first = 0);
 
+// resumable_uploads: upload_id, upload_length, upload_offset, metadata,
+// part_size, store_state, hash_state, expires_at, lease_token, lease_expires_at
+inline constexpr int kResumableColumns = 10;
+ResumableState decode_resumable(const Row& row, int first = 0);
+
 }  // namespace s3up::db

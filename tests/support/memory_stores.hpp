@@ -288,6 +288,42 @@ class MemoryMetadata final : public db::MetadataStore {
   }
   std::vector<db::Upload> deleting_uploads(std::int64_t) override { return {}; }
 
+  void add_resumable(const db::ResumableState& state) override {
+    std::lock_guard lock(mutex_);
+    resumable_[state.upload_id] = state;
+  }
+  std::optional<db::ResumableState> get_resumable(std::string_view id) override {
+    std::lock_guard lock(mutex_);
+    const auto it = resumable_.find(std::string(id));
+    return it == resumable_.end() ? std::nullopt : std::optional(it->second);
+  }
+  bool take_lease(std::string_view id, std::int64_t seen, db::Micros now, db::Micros until) override {
+    std::lock_guard lock(mutex_);
+    auto& r = resumable_.at(std::string(id));
+    if (r.lease_token != seen || (r.lease_expires_at && *r.lease_expires_at > now)) return false;
+    r.lease_token = seen + 1;
+    r.lease_expires_at = until;
+    return true;
+  }
+  bool save_progress(const db::ResumableState& state, db::Micros now) override {
+    std::lock_guard lock(mutex_);
+    auto& r = resumable_.at(state.upload_id);
+    if (r.lease_token != state.lease_token || !r.lease_expires_at || *r.lease_expires_at <= now) return false;
+    r.offset = state.offset;
+    r.upload_length = state.upload_length;
+    r.store_state = state.store_state;
+    r.hash_state = state.hash_state;
+    r.expires_at = state.expires_at;
+    r.lease_expires_at = state.lease_expires_at;
+    return true;
+  }
+  void release_lease(std::string_view id, std::int64_t token) override {
+    std::lock_guard lock(mutex_);
+    auto& r = resumable_.at(std::string(id));
+    if (r.lease_token == token) r.lease_expires_at.reset();
+  }
+  std::vector<db::Upload> expired_resumable(db::Micros, std::int64_t) override { return {}; }
+
   std::int64_t used_bytes(std::int64_t user_id) {
     std::lock_guard lock(mutex_);
     return users_.at(user_id).used_bytes;
@@ -306,6 +342,7 @@ class MemoryMetadata final : public db::MetadataStore {
   std::map<std::string, db::ApiToken> tokens_;
   std::map<std::string, db::Upload> uploads_;
   std::map<std::string, std::int64_t> reserved_;
+  std::map<std::string, db::ResumableState> resumable_;
 };
 
 }  // namespace s3up::testing

@@ -241,6 +241,102 @@ TEST_P(MetadataStoreContract, StalePendingPagesAfterACursor) {
   for (std::size_t i = 0; i < rows.size(); ++i) EXPECT_EQ(seen[i], rows[i].id) << i;
 }
 
+// A resumable upload's progress: stored and read back whole, one writer at
+// a time through the lease, progress recorded only under the current one.
+TEST_P(MetadataStoreContract, ResumableProgressUnderAFencedLease) {
+  const auto alice = store_->create_user("alice", false);
+  const auto u = pending_upload(alice.id);
+  store_->create_pending(u);
+  ResumableState r;
+  r.upload_id = u.id;
+  r.metadata = "filename ZsOpLnR4dA==";
+  r.part_size = 8 << 20;
+  r.hash_state = "sha256.1:x";
+  r.expires_at = 5'000'000;
+  store_->add_resumable(r);
+  auto got = store_->get_resumable(u.id);
+  ASSERT_TRUE(got);
+  EXPECT_FALSE(got->upload_length);  // deferred
+  EXPECT_EQ(got->offset, 0u);
+  EXPECT_EQ(got->metadata, r.metadata);
+  EXPECT_EQ(got->part_size, r.part_size);
+  EXPECT_EQ(got->hash_state, r.hash_state);
+  EXPECT_EQ(got->expires_at, r.expires_at);
+  EXPECT_EQ(got->lease_token, 0);
+  EXPECT_FALSE(got->lease_expires_at);
+  EXPECT_FALSE(store_->get_resumable(pending_upload(alice.id).id));
+
+  // A writer takes the lease (token 1); a second one cannot while it holds.
+  EXPECT_TRUE(store_->take_lease(u.id, 0, 1'000'000, 2'000'000));
+  EXPECT_FALSE(store_->take_lease(u.id, 0, 1'000'000, 2'000'000)) << "the same token twice";
+  EXPECT_FALSE(store_->take_lease(u.id, 1, 1'500'000, 2'500'000)) << "held until 2s";
+  ResumableState progress = *store_->get_resumable(u.id);
+  EXPECT_EQ(progress.lease_token, 1);
+  progress.offset = 10 << 20;
+  progress.upload_length = 30 << 20;
+  progress.store_state = "{\"parts\":[1]}";
+  progress.hash_state = "sha256.1:y";
+  progress.expires_at = 9'000'000;
+  progress.lease_expires_at = 3'000'000;
+  EXPECT_TRUE(store_->save_progress(progress, 1'900'000));
+  got = store_->get_resumable(u.id);
+  EXPECT_EQ(got->offset, 10u << 20);
+  EXPECT_EQ(got->upload_length, 30u << 20);
+  EXPECT_EQ(got->store_state, progress.store_state);
+  EXPECT_EQ(got->hash_state, "sha256.1:y");
+  EXPECT_EQ(got->expires_at, 9'000'000);
+  EXPECT_EQ(got->lease_expires_at, 3'000'000);
+
+  // The lease lapses (a half-open connection sends nothing): a new writer
+  // takes it, and the old one's progress is refused from then on.
+  EXPECT_FALSE(store_->save_progress(progress, 3'000'000)) << "saved under a lapsed lease";
+  EXPECT_TRUE(store_->take_lease(u.id, 1, 3'100'000, 4'000'000));
+  progress.offset = 20 << 20;
+  EXPECT_FALSE(store_->save_progress(progress, 3'200'000)) << "a fenced writer recorded progress";
+  EXPECT_EQ(store_->get_resumable(u.id)->offset, 10u << 20);
+  // Released: the next writer need not wait for the lapse.
+  store_->release_lease(u.id, 1);  // an old token releases nothing
+  EXPECT_FALSE(store_->take_lease(u.id, 2, 3'300'000, 5'000'000));
+  store_->release_lease(u.id, 2);
+  EXPECT_TRUE(store_->take_lease(u.id, 2, 3'300'000, 5'000'000));
+}
+
+// Resumable uploads wait for their expiry, not for stale_upload_age, and
+// the janitor finds them only when expired and not being written.
+TEST_P(MetadataStoreContract, ResumableUploadsExpireInsteadOfGoingStale) {
+  const auto alice = store_->create_user("alice", false);
+  auto single = pending_upload(alice.id), paused = pending_upload(alice.id), writing = pending_upload(alice.id),
+       fresh = pending_upload(alice.id);
+  for (auto* u : {&single, &paused, &writing, &fresh}) {
+    u->created_at = 1000;
+    store_->create_pending(*u);
+  }
+  const auto add = [&](const Upload& u, Micros expires) {
+    ResumableState r;
+    r.upload_id = u.id;
+    r.part_size = 5 << 20;
+    r.hash_state = "sha256.1:x";
+    r.expires_at = expires;
+    store_->add_resumable(r);
+  };
+  add(paused, 50'000);
+  add(writing, 50'000);
+  add(fresh, 500'000);
+  EXPECT_TRUE(store_->take_lease(writing.id, 0, 90'000, 200'000));
+  const auto stale = store_->stale_pending(10'000, 100);
+  ASSERT_EQ(stale.size(), 1u);
+  EXPECT_EQ(stale[0].id, single.id);
+  const auto expired = store_->expired_resumable(100'000, 100);
+  ASSERT_EQ(expired.size(), 1u);
+  EXPECT_EQ(expired[0].id, paused.id);
+  EXPECT_EQ(store_->expired_resumable(300'000, 100).size(), 2u);  // the lease lapsed at 200'000
+  // A finished upload is not expired, and its progress goes with its row.
+  EXPECT_TRUE(store_->mark_failed(paused.id, 100'000));
+  EXPECT_EQ(store_->expired_resumable(300'000, 100).size(), 1u);
+  EXPECT_TRUE(store_->delete_upload(paused.id));
+  EXPECT_FALSE(store_->get_resumable(paused.id));
+}
+
 TEST_P(MetadataStoreContract, HostileFileNamesRoundTripVerbatim) {
   const auto alice = store_->create_user("alice", false);
   for (const std::string& name : std::vector<std::string>{"it's \"quoted\"", "back\\slash", "'; DROP TABLE uploads; --", "\xF0\x9F\x98\x80 emoji.png",

@@ -616,6 +616,74 @@ std::vector<Upload> PostgresStore::deleting_uploads(std::int64_t limit) {
 }
 
 namespace {
+Params& length_or_null(Params& p, const std::optional<std::uint64_t>& length) {
+  return length ? p.integer(static_cast<std::int64_t>(*length)) : p.null();
+}
+}  // namespace
+
+void PostgresStore::add_resumable(const ResumableState& r) {
+  if (!plausible_upload_id(r.upload_id)) throw ApiError(errc::internal, "upload id is not a UUID");
+  Write w{"addResumable", {}};
+  w.params.text(r.upload_id);
+  length_or_null(w.params, r.upload_length)
+      .integer(static_cast<std::int64_t>(r.offset))
+      .text(r.metadata)
+      .integer(static_cast<std::int64_t>(r.part_size))
+      .text(r.store_state)
+      .text(r.hash_state)
+      .timestamp(r.expires_at)
+      .integer(r.lease_token)
+      .timestamp(r.lease_expires_at);
+  writes_->run(w);
+}
+
+std::optional<ResumableState> PostgresStore::get_resumable(std::string_view upload_id) {
+  if (!plausible_upload_id(upload_id)) return std::nullopt;
+  auto c = acquire();
+  Params p;
+  p.text(upload_id);
+  const auto r = c->run("getResumable", p);
+  if (r.size() == 0) return std::nullopt;
+  return decode_resumable(ResultRow(r, 0));
+}
+
+bool PostgresStore::take_lease(std::string_view upload_id, std::int64_t seen_token, Micros now, Micros until) {
+  if (!plausible_upload_id(upload_id)) return false;
+  Write w{"takeLease", {}};
+  w.params.text(upload_id).integer(seen_token).timestamp(now).timestamp(until);
+  return writes_->run(w) > 0;
+}
+
+bool PostgresStore::save_progress(const ResumableState& r, Micros now) {
+  if (!plausible_upload_id(r.upload_id)) return false;
+  Write w{"saveProgress", {}};
+  w.params.text(r.upload_id).integer(r.lease_token).timestamp(now).integer(static_cast<std::int64_t>(r.offset));
+  length_or_null(w.params, r.upload_length)
+      .text(r.store_state)
+      .text(r.hash_state)
+      .timestamp(r.expires_at)
+      .timestamp(r.lease_expires_at);
+  return writes_->run(w) > 0;
+}
+
+void PostgresStore::release_lease(std::string_view upload_id, std::int64_t token) {
+  if (!plausible_upload_id(upload_id)) return;
+  Write w{"releaseLease", {}};
+  w.params.text(upload_id).integer(token);
+  writes_->run(w);
+}
+
+std::vector<Upload> PostgresStore::expired_resumable(Micros now, std::int64_t limit) {
+  auto c = acquire();
+  Params p;
+  p.timestamp(now).integer(limit);
+  const auto r = c->run("expiredResumable", p);
+  std::vector<Upload> out;
+  for (int i = 0; i < r.size(); ++i) out.push_back(decode_upload(ResultRow(r, i)));
+  return out;
+}
+
+namespace {
 // A session-level advisory lock, on a connection of its own that lives as
 // long as the lock: if this process dies, the server releases it.
 class AdvisoryLock final : public ExclusiveLock {

@@ -62,6 +62,12 @@ class PostgresStore final : public MetadataStore {
   bool delete_upload(std::string_view upload_id) override;
   bool mark_deleting(std::string_view upload_id) override;
   std::vector<Upload> deleting_uploads(std::int64_t limit) override;
+  void add_resumable(const ResumableState& state) override;
+  std::optional<ResumableState> get_resumable(std::string_view upload_id) override;
+  bool take_lease(std::string_view upload_id, std::int64_t seen_token, Micros now, Micros until) override;
+  bool save_progress(const ResumableState& state, Micros now) override;
+  void release_lease(std::string_view upload_id, std::int64_t token) override;
+  std::vector<Upload> expired_resumable(Micros now, std::int64_t limit) override;
 
   class Connection;
 

@@ -490,6 +490,63 @@ std::vector<Upload> SqliteStore::deleting_uploads(std::int64_t limit) {
   return out;
 }
 
+void SqliteStore::add_resumable(const ResumableState& r) {
+  writes_->run(Write([&](Connection& c) {
+    Statement s(c, "addResumable");
+    const std::optional<std::int64_t> length =
+        r.upload_length ? std::optional(static_cast<std::int64_t>(*r.upload_length)) : std::nullopt;
+    s.bind(r.upload_id, length, r.offset, r.metadata, r.part_size, r.store_state, r.hash_state, r.expires_at,
+           r.lease_token, r.lease_expires_at)
+        .run();
+    return s.changes();
+  }));
+}
+
+std::optional<ResumableState> SqliteStore::get_resumable(std::string_view upload_id) {
+  auto c = acquire();
+  Statement s(*c, "getResumable");
+  s.bind(upload_id);
+  if (!s.step()) return std::nullopt;
+  return decode_resumable(StatementRow(s));
+}
+
+bool SqliteStore::take_lease(std::string_view upload_id, std::int64_t seen_token, Micros now, Micros until) {
+  return writes_->run(Write([&](Connection& c) {
+    Statement s(c, "takeLease");
+    s.bind(upload_id, seen_token, now, until).run();
+    return s.changes();
+  })) > 0;
+}
+
+bool SqliteStore::save_progress(const ResumableState& r, Micros now) {
+  return writes_->run(Write([&](Connection& c) {
+    Statement s(c, "saveProgress");
+    const std::optional<std::int64_t> length =
+        r.upload_length ? std::optional(static_cast<std::int64_t>(*r.upload_length)) : std::nullopt;
+    s.bind(r.upload_id, r.lease_token, now, r.offset, length, r.store_state, r.hash_state, r.expires_at,
+           r.lease_expires_at)
+        .run();
+    return s.changes();
+  })) > 0;
+}
+
+void SqliteStore::release_lease(std::string_view upload_id, std::int64_t token) {
+  writes_->run(Write([&](Connection& c) {
+    Statement s(c, "releaseLease");
+    s.bind(upload_id, token).run();
+    return s.changes();
+  }));
+}
+
+std::vector<Upload> SqliteStore::expired_resumable(Micros now, std::int64_t limit) {
+  auto c = acquire();
+  Statement s(*c, "expiredResumable");
+  s.bind(now, limit);
+  std::vector<Upload> out;
+  while (s.step()) out.push_back(decode_upload(StatementRow(s)));
+  return out;
+}
+
 namespace {
 // SQLite serves the instances of one host: a lock file beside the database.
 class FileLock final : public ExclusiveLock {
