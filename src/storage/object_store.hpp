@@ -1,7 +1,7 @@
 #pragma once
 // Where the bytes go: a small core interface (open a writer, open a reader,
 // remove) that every backend has, and capabilities a backend may add, asked
-// for at run time (presigned URLs, crash recovery). Two backends, local disk
+// for at run time (presigned URLs, crash recovery, resumable uploads). Two backends, local disk
 // and S3, chosen once at start-up from a URL.
 #include <chrono>
 #include <cstdint>
@@ -121,6 +121,41 @@ class Recovery {
   virtual boost::asio::awaitable<std::optional<ObjectInfo>> stat(const std::string& key) = 0;
 };
 
+// Where a resumable upload stands: what its last checkpoint made durable.
+struct ResumePoint {
+  std::uint64_t offset = 0;  // bytes durable so far
+  std::string store_state;   // the store's own state at that offset ("" for a new upload)
+  std::string hash_state;    // util::ResumableSha256::save() at that offset ("" for a new upload)
+};
+
+// One request's share of a resumable upload: it writes on from a point and
+// makes what it wrote durable at checkpoints. Dropping it keeps what the
+// last checkpoint made durable (bytes after it may be gone); only discard()
+// removes the upload's data.
+class ResumableWriter {
+ public:
+  virtual ~ResumableWriter() = default;
+  virtual boost::asio::awaitable<void> write(std::span<const char> data) = 0;
+  // Everything written so far made durable: the point to resume from.
+  virtual boost::asio::awaitable<ResumePoint> checkpoint() = 0;
+  // Checkpoints, then publishes the object under its key.
+  virtual boost::asio::awaitable<CommittedObject> commit() = 0;
+};
+
+// Capability: uploads written across requests (and instances), reopened
+// from their last checkpoint (tus).
+class ResumableStore {
+ public:
+  virtual ~ResumableStore() = default;
+  // Opens the upload under `key` at `from`; bytes a lost request wrote past
+  // that point are dropped.
+  virtual boost::asio::awaitable<std::unique_ptr<ResumableWriter>> open_resumable(const std::string& key,
+                                                                                  const ObjectMetadata& metadata,
+                                                                                  const ResumePoint& from) = 0;
+  // Removes what an unfinished resumable upload stored.
+  virtual boost::asio::awaitable<void> discard_resumable(const std::string& key, const ResumePoint& last) = 0;
+};
+
 // Coroutine parameters are references: callers pass lvalues and await at once.
 // (GCC 12 double-destroys some prvalue arguments of coroutines, e.g. a braced
 // aggregate temporary, so callers name their arguments.) Failures are Error.
@@ -149,6 +184,7 @@ class ObjectStore {
   // Capabilities: nullptr when the store has none.
   virtual Presigner* presigner() { return nullptr; }
   virtual Recovery* recovery() { return nullptr; }
+  virtual ResumableStore* resumable() { return nullptr; }
 };
 
 // Up to `length` bytes from `offset`, read whole (tests, small reads).

@@ -464,6 +464,101 @@ asio::awaitable<std::unique_ptr<ObjectReader>> LocalStore::open_reader(const std
   co_return std::make_unique<LocalReader>(fd, path, blocking_, offset, length);
 }
 
+namespace {
+
+// A resumable upload's share of one request: plain buffered writes to the
+// temporary file at the durable offset on, made durable by fsync at each
+// checkpoint. (The single-shot writer's O_DIRECT pipeline is for later: a
+// checkpoint must be able to end at any byte.)
+class LocalResumableWriter final : public ResumableWriter {
+ public:
+  LocalResumableWriter(int fd, std::filesystem::path temp_path, std::filesystem::path final_path,
+                       std::uint64_t offset, util::ResumableSha256 hash, asio::thread_pool& blocking,
+                       std::shared_ptr<LocalStore::DirectorySync> directory_sync)
+      : fd_(fd), temp_path_(std::move(temp_path)), final_path_(std::move(final_path)), offset_(offset),
+        hash_(std::move(hash)), blocking_(blocking), directory_sync_(std::move(directory_sync)) {}
+  ~LocalResumableWriter() override { ::close(fd_); }
+
+  asio::awaitable<void> write(std::span<const char> data) override {
+    co_await util::run_blocking(blocking_, [&] {
+      write_all(fd_, data.data(), data.size(), static_cast<off_t>(offset_), temp_path_);
+      hash_.update(data);
+    });
+    offset_ += data.size();
+  }
+
+  asio::awaitable<ResumePoint> checkpoint() override {
+    co_await util::run_blocking(blocking_, [&] {
+      if (::fsync(fd_) != 0) throw_errno(errno, "fsync", temp_path_);
+    });
+    co_return ResumePoint{offset_, "", hash_.save()};
+  }
+
+  asio::awaitable<CommittedObject> commit() override {
+    co_await util::run_blocking(blocking_, [&] {
+      if (::fsync(fd_) != 0) throw_errno(errno, "fsync", temp_path_);
+      if (::rename(temp_path_.c_str(), final_path_.c_str()) != 0) throw_errno(errno, "rename", final_path_);
+      directory_sync_->sync(final_path_.parent_path());
+    });
+    co_return CommittedObject{offset_, util::to_hex(hash_.digest()), ""};
+  }
+
+ private:
+  int fd_;
+  std::filesystem::path temp_path_, final_path_;
+  std::uint64_t offset_;
+  util::ResumableSha256 hash_;
+  asio::thread_pool& blocking_;
+  std::shared_ptr<LocalStore::DirectorySync> directory_sync_;
+};
+
+}  // namespace
+
+asio::awaitable<std::unique_ptr<ResumableWriter>> LocalStore::open_resumable(const std::string& key,
+                                                                             const ObjectMetadata&,
+                                                                             const ResumePoint& from) {
+  auto hash = from.hash_state.empty() ? std::optional(util::ResumableSha256())
+                                      : util::ResumableSha256::restore(from.hash_state);
+  if (!hash || hash->bytes_hashed() != from.offset) {
+    throw Error(Failure::internal, "resumable upload state does not match its offset");
+  }
+  const auto final_path = path_of(key);
+  const auto temp_path = temp_path_of(final_path);
+  const int fd = co_await util::run_blocking(blocking_, [&] {
+    const bool fresh = from.offset == 0 && from.hash_state.empty();
+    if (fresh) {
+      std::error_code ec;
+      std::filesystem::create_directories(final_path.parent_path(), ec);
+      if (ec) throw_errno(ec.value(), "create directory", final_path.parent_path());
+    }
+    const int opened = ::open(temp_path.c_str(), O_RDWR | O_CLOEXEC | (fresh ? O_CREAT : 0), 0640);
+    if (opened < 0 && errno == ENOENT) throw Error(Failure::not_found, "the upload's data is gone");
+    if (opened < 0) throw_errno(errno, "open", temp_path);
+    struct ::stat st {};
+    if (::fstat(opened, &st) != 0 || static_cast<std::uint64_t>(st.st_size) < from.offset) {
+      ::close(opened);
+      throw Error(Failure::internal, "the upload's temporary file is shorter than its durable offset");
+    }
+    // What a lost request wrote after the last checkpoint is not acknowledged: cut it.
+    if (::ftruncate(opened, static_cast<off_t>(from.offset)) != 0) {
+      const int err = errno;
+      ::close(opened);
+      throw_errno(err, "truncate", temp_path);
+    }
+    if (fresh) directory_sync_->sync(final_path.parent_path());  // the new file's name is durable too
+    return opened;
+  });
+  co_return std::make_unique<LocalResumableWriter>(fd, temp_path, final_path, from.offset, std::move(*hash), blocking_,
+                                                   directory_sync_);
+}
+
+asio::awaitable<void> LocalStore::discard_resumable(const std::string& key, const ResumePoint&) {
+  const auto temp_path = temp_path_of(path_of(key));
+  co_await util::run_blocking(blocking_, [&] {
+    if (::unlink(temp_path.c_str()) != 0 && errno != ENOENT) throw_errno(errno, "unlink", temp_path);
+  });
+}
+
 asio::awaitable<void> LocalStore::discard_unfinished(const std::string& key, const std::string& store_upload_id) {
   (void)store_upload_id;  // local uploads have none
   const auto final_path = path_of(key);

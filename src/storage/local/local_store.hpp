@@ -14,7 +14,7 @@
 
 namespace s3up::storage {
 
-class LocalStore final : public ObjectStore, public Recovery {
+class LocalStore final : public ObjectStore, public Recovery, public ResumableStore {
  public:
   // Blocks in flight come out of `buffers`, the process's one memory budget.
   LocalStore(std::filesystem::path root, boost::asio::thread_pool& blocking, std::shared_ptr<util::BufferPool> buffers);
@@ -28,10 +28,18 @@ class LocalStore final : public ObjectStore, public Recovery {
   boost::asio::awaitable<void> remove(const std::string& key) override;
   std::string describe() const override { return "file://" + root_.string(); }
   Recovery* recovery() override { return this; }
+  ResumableStore* resumable() override { return this; }
 
   // Recovery
   boost::asio::awaitable<void> discard_unfinished(const std::string& key, const std::string& store_upload_id) override;
   boost::asio::awaitable<std::optional<ObjectInfo>> stat(const std::string& key) override;
+
+  // ResumableStore: the upload's temporary file is its state, its length cut
+  // back to the last checkpoint on reopening.
+  boost::asio::awaitable<std::unique_ptr<ResumableWriter>> open_resumable(const std::string& key,
+                                                                          const ObjectMetadata& metadata,
+                                                                          const ResumePoint& from) override;
+  boost::asio::awaitable<void> discard_resumable(const std::string& key, const ResumePoint& last) override;
 
   std::filesystem::path path_of(std::string_view key) const;
 
