@@ -61,6 +61,9 @@ TEST(Janitor, KilledMidUploadToS3ThenCleanedUpByTheNextServer) {
     EXPECT_TRUE(eventually([&] { return peer.multipart_uploads().empty(); }, 30s))
         << peer.multipart_uploads().size() << " multipart upload(s) left\n" << next.log();
     EXPECT_TRUE(eventually([&] { return db->get_upload(upload_id)->status == db::UploadStatus::failed; }, 30s));
+    // The summary line follows the row's change (after the round's other
+    // work): wait for it before reading the log.
+    eventually([&] { return next.log().find("janitor: 1 stale upload(s) cleaned up") != std::string::npos; }, 10s);
     EXPECT_NE(next.log().find("janitor: 1 stale upload(s) cleaned up"), std::string::npos) << next.log();
     EXPECT_FALSE(peer.object_size(db->get_upload(upload_id)->storage_key));
   }
