@@ -72,14 +72,18 @@ std::string base64url(std::span<const std::uint8_t> bytes) {
   return out;
 }
 
-std::optional<std::string> base64url_decode(std::string_view text) {
+namespace {
+
+// Base64 without padding over the alphabet whose last two digits are `c62`
+// and `c63`; nullopt for anything else, or for non-canonical trailing bits.
+std::optional<std::string> decode_base64_digits(std::string_view text, char c62, char c63) {
   if (text.size() % 4 == 1) return std::nullopt;
-  const auto value = [](char c) -> int {
+  const auto value = [&](char c) -> int {
     if (c >= 'A' && c <= 'Z') return c - 'A';
     if (c >= 'a' && c <= 'z') return c - 'a' + 26;
     if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '-') return 62;
-    if (c == '_') return 63;
+    if (c == c62) return 62;
+    if (c == c63) return 63;
     return -1;
   };
   std::string out;
@@ -97,6 +101,17 @@ std::optional<std::string> base64url_decode(std::string_view text) {
   }
   if (bits & ((1u << count) - 1)) return std::nullopt;  // non-canonical trailing bits
   return out;
+}
+
+}  // namespace
+
+std::optional<std::string> base64url_decode(std::string_view text) { return decode_base64_digits(text, '-', '_'); }
+
+std::optional<std::string> base64_decode(std::string_view text) {
+  if (text.size() % 4 != 0) return std::nullopt;
+  std::size_t padding = 0;
+  while (padding < 2 && text.size() > padding && text[text.size() - 1 - padding] == '=') ++padding;
+  return decode_base64_digits(text.substr(0, text.size() - padding), '+', '/');
 }
 
 }  // namespace s3up::util

@@ -95,5 +95,6 @@ std::string to_hex(std::span<const std::uint8_t> bytes);
 std::string base64(std::span<const std::uint8_t> bytes);     // padded, RFC 4648 §4
 std::string base64url(std::span<const std::uint8_t> bytes);  // unpadded, RFC 4648 §5
 std::optional<std::string> base64url_decode(std::string_view text);  // nullopt if not unpadded base64url
+std::optional<std::string> base64_decode(std::string_view text);     // nullopt if not padded RFC 4648 §4 base64
 
 }  // namespace s3up::util
