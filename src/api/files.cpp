@@ -148,6 +148,9 @@ class Download final : public http::BodySource {
   // Before any header is sent: a missing object is an error status then, not
   // a 200 with a body that ends short.
   asio::awaitable<void> open() override {
+    // Nothing to send (an empty file): the record says all there is to say,
+    // and the store is not asked.
+    if (length_ == 0) co_return;
     std::optional<ApiError> refused;
     try {
       reader_ = co_await store_.open_reader(key_, offset_, length_);
@@ -163,6 +166,7 @@ class Download final : public http::BodySource {
   }
 
   asio::awaitable<std::span<const char>> next() override {
+    if (!reader_) co_return std::span<const char>{};
     const auto piece = co_await reader_->read_some();
     if (piece.empty() && sent_ < length_) throw ApiError(errc::storage_error, "the object is shorter than its record");
     sent_ += piece.size();

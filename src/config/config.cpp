@@ -150,17 +150,18 @@ SettingInfo setting(std::string_view key, std::string_view env, std::string_view
         auto& place = field(c);
         place = static_cast<std::remove_reference_t<decltype(place)>>(codec.read(value, bad));
       },
-      [field, codec](const Config& c) { return codec.show(field(const_cast<Config&>(c))); }};
+      [field, codec](const Config& c) { return codec.show(field(c)); }};
 }
 
-// A field of one of Config's groups, as `setting` takes it.
+// A field of one of Config's groups, as `setting` takes it (read through a
+// Config, shown through a const one).
 template <class Group, class T>
 auto in(Group Config::*group, T Group::*member) {
-  return [group, member](Config& c) -> T& { return (c.*group).*member; };
+  return [group, member](auto& c) -> auto& { return (c.*group).*member; };
 }
 template <class T>
 auto top(T Config::*member) {
-  return [member](Config& c) -> T& { return c.*member; };
+  return [member](auto& c) -> auto& { return c.*member; };
 }
 
 const std::vector<SettingInfo> kSettings = {

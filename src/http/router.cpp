@@ -107,18 +107,23 @@ asio::awaitable<Response> Router::operator()(Request& request) const {
   const verb method = request.header.method();
   // HEAD is answered by the GET handler; the server sends its headers only.
   const verb wanted = method == verb::head ? verb::get : method;
-  std::string allow;
-  const Route* found = nullptr;
-  for (const auto& route : routes_) {
-    auto params = match(route, path);
-    if (!params) continue;
-    if (route.method == wanted && !found) {
-      found = &route;
+  if (method != verb::options) {
+    for (const auto& route : routes_) {
+      if (route.method != wanted) continue;
+      auto params = match(route, path);
+      if (!params) continue;
       request.params = std::move(*params);
+      request.context.route = route.name;
+      co_return co_await route.handler(request);
     }
-    const auto name = beast_http::to_string(route.method);
+  }
+  // No route takes this method here: what the path does take says which
+  // answer it gets (built only now, off the path of every routed request).
+  std::string allow;
+  for (const auto& route : routes_) {
+    if (!match(route, path)) continue;
     if (!allow.empty()) allow += ", ";
-    allow += name;
+    allow += beast_http::to_string(route.method);
     if (route.method == verb::get) allow += ", HEAD";
   }
   if (allow.empty()) throw Error(404, "not_found", "no such endpoint");
@@ -127,9 +132,7 @@ asio::awaitable<Response> Router::operator()(Request& request) const {
     res.set(beast_http::field::allow, allow);
     co_return res;
   }
-  if (!found) throw Error(405, "method_not_allowed", "method not allowed", {{"Allow", allow}});
-  request.context.route = found->name;
-  co_return co_await found->handler(request);
+  throw Error(405, "method_not_allowed", "method not allowed", {{"Allow", allow}});
 }
 
 Middleware request_id() {
