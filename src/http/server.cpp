@@ -584,8 +584,7 @@ asio::awaitable<void> Server::Impl::run_session(tcp::socket socket) {
     const auto ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
     // The route if one matched, else the path without its query: both can
     // carry something a log should not.
-    std::string_view target = header.target();
-    target = context.route.empty() ? target.substr(0, target.find('?')) : std::string_view(context.route);
+    const std::string_view target = context.route.empty() ? request.path() : std::string_view(context.route);
     options.on_exchange(Exchange{peer, header.method_string(), target, client_gone ? kClientClosedRequest : status,
                                  body.bytes_read(), written.bytes, ms, context.user_id, context.request_id});
     session->busy = false;
