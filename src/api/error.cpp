@@ -21,6 +21,9 @@ Entry entry(errc e) {
     case errc::timeout: return {"request_timeout", 408};
     case errc::conflict: return {"conflict", 409};
     case errc::length_required: return {"length_required", 411};
+    case errc::precondition_failed: return {"unsupported_tus_version", 412};
+    case errc::locked: return {"upload_locked", 423};
+    case errc::checksum_mismatch: return {"checksum_mismatch", 460};
     case errc::file_too_large: return {"file_too_large", 413};
     case errc::unsupported_media_type: return {"unsupported_media_type", 415};
     case errc::range_not_satisfiable: return {"range_not_satisfiable", 416};

@@ -24,6 +24,9 @@ enum class errc {
   method_not_allowed,   // 405
   conflict,             // 409
   length_required,      // 411
+  precondition_failed,  // 412 a Tus-Resumable version we do not speak
+  locked,               // 423 another request is writing this upload (tus)
+  checksum_mismatch,    // 460 (tus checksum extension) the chunk's bytes do not match Upload-Checksum
   file_too_large,       // 413 over the configured maximum
   unsupported_media_type,  // 415
   range_not_satisfiable,   // 416

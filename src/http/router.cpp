@@ -107,15 +107,13 @@ asio::awaitable<Response> Router::operator()(Request& request) const {
   const verb method = request.header.method();
   // HEAD is answered by the GET handler; the server sends its headers only.
   const verb wanted = method == verb::head ? verb::get : method;
-  if (method != verb::options) {
-    for (const auto& route : routes_) {
-      if (route.method != wanted) continue;
-      auto params = match(route, path);
-      if (!params) continue;
-      request.params = std::move(*params);
-      request.context.route = route.name;
-      co_return co_await route.handler(request);
-    }
+  for (const auto& route : routes_) {
+    if (route.method != wanted) continue;
+    auto params = match(route, path);
+    if (!params) continue;
+    request.params = std::move(*params);
+    request.context.route = route.name;
+    co_return co_await route.handler(request);
   }
   // No route takes this method here: what the path does take says which
   // answer it gets (built only now, off the path of every routed request).

@@ -8,7 +8,8 @@
 // carry something a log should not (a file name, a pasted token). The router
 // answers for every route: 404 for a path no route has, 405 with Allow for a
 // method it lacks, HEAD through the GET handler (same headers, the GET's
-// Content-Length, the server sends no body), and OPTIONS with Allow.
+// Content-Length, the server sends no body), and OPTIONS with Allow unless
+// the path has an OPTIONS route of its own (tus).
 #include <any>
 #include <cstdint>
 #include <functional>
@@ -26,6 +27,7 @@ namespace s3up::http {
 
 struct RequestContext {
   std::string request_id;
+  std::string peer_address;             // the client's IP address as the socket sees it
   std::string route;                    // the matched route's name: its pattern, "/files/{id}"
   std::optional<std::int64_t> user_id;  // the caller, once known: for the access log
   // The authenticated caller, set by an authentication middleware; its type

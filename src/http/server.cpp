@@ -572,6 +572,7 @@ asio::awaitable<void> Server::Impl::run_session(tcp::socket socket) {
     const auto started = std::chrono::steady_clock::now();
     const auto& header = parser.get().base();
     RequestContext context;
+    context.peer_address = peer;
     ConnectionBody body(stream, buffer, parser, options, stopping, cutting_off);
     Request request{header, body, context};
     Response res = co_await answer(request);

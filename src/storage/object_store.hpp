@@ -126,6 +126,9 @@ struct ResumePoint {
   std::uint64_t offset = 0;  // bytes durable so far
   std::string store_state;   // the store's own state at that offset ("" for a new upload)
   std::string hash_state;    // util::ResumableSha256::save() at that offset ("" for a new upload)
+  // The store's unit of writing, fixed when the upload is created
+  // (ResumableStore::part_size_for) so every part is the same size.
+  std::uint64_t part_size = 0;
 };
 
 // One request's share of a resumable upload: it writes on from a point and
@@ -138,6 +141,9 @@ class ResumableWriter {
   virtual boost::asio::awaitable<void> write(std::span<const char> data) = 0;
   // Everything written so far made durable: the point to resume from.
   virtual boost::asio::awaitable<ResumePoint> checkpoint() = 0;
+  // The furthest point the store has made durable by itself since the last
+  // call, without waiting (S3: the parts that completed); nullopt if none.
+  virtual std::optional<ResumePoint> settled() { return std::nullopt; }
   // Checkpoints, then publishes the object under its key.
   virtual boost::asio::awaitable<CommittedObject> commit() = 0;
 };
@@ -147,6 +153,9 @@ class ResumableWriter {
 class ResumableStore {
  public:
   virtual ~ResumableStore() = default;
+  // The part size for an upload of `length` bytes (unknown: deferred),
+  // recorded with it at creation. 0 for a store without parts.
+  virtual std::uint64_t part_size_for(std::optional<std::uint64_t> length) const = 0;
   // Opens the upload under `key` at `from`; bytes a lost request wrote past
   // that point are dropped.
   virtual boost::asio::awaitable<std::unique_ptr<ResumableWriter>> open_resumable(const std::string& key,

@@ -32,6 +32,19 @@ void EvpHash::finish_into(std::span<std::uint8_t> digest) {
 Sha256::Sha256() : FixedSizeHash(EVP_sha256()) {}
 Md5::Md5() : FixedSizeHash(EVP_md5()) {}
 
+std::unique_ptr<NamedHash> NamedHash::make(std::string_view name) {
+  if (name == "sha1") return std::unique_ptr<NamedHash>(new NamedHash(EVP_sha1(), 20));
+  if (name == "sha256") return std::unique_ptr<NamedHash>(new NamedHash(EVP_sha256(), 32));
+  if (name == "md5") return std::unique_ptr<NamedHash>(new NamedHash(EVP_md5(), 16));
+  return nullptr;
+}
+
+std::string NamedHash::finish() {
+  std::string digest(size_, '\0');
+  finish_into(std::span(reinterpret_cast<std::uint8_t*>(digest.data()), digest.size()));
+  return digest;
+}
+
 std::string sha256_hex(std::string_view data) {
   Sha256 h;
   h.update(data);

@@ -86,6 +86,18 @@ class Md5 : public FixedSizeHash<16> {
   Md5();
 };
 
+// A digest named at run time, "sha1", "sha256" or "md5" (tus's Upload-Checksum).
+class NamedHash : public EvpHash {
+ public:
+  // nullptr for a name it does not know.
+  static std::unique_ptr<NamedHash> make(std::string_view name);
+  std::string finish();  // the raw digest; once
+
+ private:
+  NamedHash(const evp_md_st* algorithm, std::size_t size) : EvpHash(algorithm), size_(size) {}
+  std::size_t size_;
+};
+
 std::string sha256_hex(std::string_view data);
 
 // Cryptographically secure random bytes (RAND_bytes); throws if the DRBG fails.

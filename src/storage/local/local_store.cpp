@@ -491,7 +491,7 @@ class LocalResumableWriter final : public ResumableWriter {
     co_await util::run_blocking(blocking_, [&] {
       if (::fsync(fd_) != 0) throw_errno(errno, "fsync", temp_path_);
     });
-    co_return ResumePoint{offset_, "", hash_.save()};
+    co_return ResumePoint{offset_, "", hash_.save(), 0};
   }
 
   asio::awaitable<CommittedObject> commit() override {

@@ -36,6 +36,7 @@ class LocalStore final : public ObjectStore, public Recovery, public ResumableSt
 
   // ResumableStore: the upload's temporary file is its state, its length cut
   // back to the last checkpoint on reopening.
+  std::uint64_t part_size_for(std::optional<std::uint64_t>) const override { return 0; }
   boost::asio::awaitable<std::unique_ptr<ResumableWriter>> open_resumable(const std::string& key,
                                                                           const ObjectMetadata& metadata,
                                                                           const ResumePoint& from) override;

@@ -1,6 +1,7 @@
 #include "storage/s3/s3_store.hpp"
 
 #include <algorithm>
+#include <map>
 #include <mutex>
 
 #include <boost/asio/as_tuple.hpp>
@@ -11,6 +12,7 @@
 #include <boost/asio/strand.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/json.hpp>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -184,6 +186,24 @@ void abort_eventually(std::shared_ptr<Client> client, std::string key, std::stri
       asio::detached);
 }
 
+// The headers an object is stored with (PutObject, CreateMultipartUpload).
+std::vector<Header> object_headers(const ObjectMetadata& metadata) {
+  std::vector<Header> h;
+  h.emplace_back("content-type", metadata.content_type.empty() ? "application/octet-stream" : metadata.content_type);
+  if (!metadata.file_name.empty()) {
+    h.emplace_back("content-disposition", util::content_disposition_attachment(metadata.file_name));
+  }
+  return h;
+}
+
+asio::awaitable<void> remove_object(Client& client, const std::string& key) {
+  Request r;
+  r.method = "DELETE";
+  r.key = key;
+  const auto res = co_await send(client, r, "DeleteObject");
+  if (res.status != 204 && res.status != 200 && res.status != 404) fail("DeleteObject", key, res);
+}
+
 class S3Writer final : public ObjectWriter {
  public:
   S3Writer(std::shared_ptr<Client> client, std::string key, ObjectMetadata metadata, StoreUploadStarted started,
@@ -280,15 +300,6 @@ class S3Writer final : public ObjectWriter {
   }
 
  private:
-  std::vector<Header> object_headers() const {
-    std::vector<Header> h;
-    h.emplace_back("content-type", metadata_.content_type.empty() ? "application/octet-stream" : metadata_.content_type);
-    if (!metadata_.file_name.empty()) {
-      h.emplace_back("content-disposition", util::content_disposition_attachment(metadata_.file_name));
-    }
-    return h;
-  }
-
   // Smaller than one part: one PutObject, whose payload hash is the object's.
   asio::awaitable<CommittedObject> put_single() {
     const char* data = buffer_ ? buffer_.data() : "";
@@ -296,7 +307,7 @@ class S3Writer final : public ObjectWriter {
     Request r;
     r.method = "PUT";
     r.key = key_;
-    r.headers = object_headers();
+    r.headers = object_headers(metadata_);
     r.body = std::span<const char>(data, filled_);
     r.payload_hash = sha;
     r.expect_continue = filled_ > 0;
@@ -312,7 +323,7 @@ class S3Writer final : public ObjectWriter {
     r.method = "POST";
     r.key = key_;
     r.query = {{"uploads", ""}};
-    r.headers = object_headers();
+    r.headers = object_headers(metadata_);
     const auto res = co_await send(*client_, r, "CreateMultipartUpload");
     if (res.status != 200) fail("CreateMultipartUpload", key_, res);
     auto id = parse_upload_id(res.body);
@@ -376,6 +387,252 @@ class S3Writer final : public ObjectWriter {
   bool finished_ = false;
 };
 
+
+// A resumable upload's share of one request (tus). The object is a multipart
+// upload whose parts all have the size fixed at creation; part n holds bytes
+// [(n-1)·part, n·part). What has not filled a part is the tail: kept in the
+// writer's part buffer, and at a checkpoint stored as a temporary object next
+// to the upload (<key>.tail), which the next request reads back first. The
+// store state saved with each point is {upload id, the parts' ETags in order,
+// the tail's length}.
+class S3ResumableWriter final : public ResumableWriter {
+ public:
+  struct Saved {
+    std::string upload_id;
+    std::vector<std::string> etags;
+    std::uint64_t tail = 0;
+  };
+
+  S3ResumableWriter(std::shared_ptr<Client> client, std::string key, ObjectMetadata metadata, std::size_t part_size,
+                    int parts_in_flight, bool part_md5, std::shared_ptr<util::BufferPool> buffers, Saved saved,
+                    util::ResumableSha256 hash, std::uint64_t offset)
+      : client_(std::move(client)),
+        key_(std::move(key)),
+        tail_key_(key_ + std::string(kTailSuffix)),
+        metadata_(std::move(metadata)),
+        part_size_(part_size),
+        parts_in_flight_(parts_in_flight),
+        buffers_(std::move(buffers)),
+        part_digest_(part_md5),
+        upload_id_(std::move(saved.upload_id)),
+        etags_(std::move(saved.etags)),
+        hash_(std::move(hash)),
+        offset_(offset) {}
+
+  // Reads the tail back into the part buffer.
+  asio::awaitable<void> restore_tail(std::uint64_t tail) {
+    if (tail == 0) co_return;
+    buffer_ = co_await buffers_->acquire(part_size_);
+    Request r;
+    r.method = "GET";
+    r.key = tail_key_;
+    r.headers = {{"range", fmt::format("bytes=0-{}", tail - 1)}};
+    std::unique_ptr<ResponseStream> response;
+    try {
+      response = co_await client_->open(r);
+      if (response->status() == 404) throw Error(Failure::not_found, "the upload's data is gone");
+      if (response->status() != 206 && response->status() != 200) {
+        const auto body = co_await response->read_rest();
+        fail("GetObject", tail_key_, response->status(), body);
+      }
+      while (filled_ < tail) {
+        const auto n = co_await response->read_some(std::span<char>(buffer_.data() + filled_, tail - filled_));
+        if (n == 0) break;
+        filled_ += n;
+      }
+    } catch (const ConnectionFailure& e) {
+      spdlog::error("s3 GetObject {}: store unreachable: {}", tail_key_, e.what());
+      throw Error(Failure::unavailable, "the object store cannot be reached");
+    }
+    if (filled_ != tail) throw Error(Failure::internal, "the upload's tail object is shorter than its saved state");
+    part_digest_.update(view(buffer_.data(), filled_));
+  }
+
+  asio::awaitable<void> write(std::span<const char> data) override {
+    while (!data.empty()) {
+      if (buffer_ && filled_ == part_size_) co_await seal_part();
+      if (!buffer_) buffer_ = co_await buffers_->acquire(part_size_);
+      const std::size_t n = std::min(data.size(), part_size_ - filled_);
+      std::memcpy(buffer_.data() + filled_, data.data(), n);
+      hash_.update(view(buffer_.data() + filled_, n));
+      part_digest_.update(view(buffer_.data() + filled_, n));
+      filled_ += n;
+      offset_ += n;
+      data = data.subspan(n);
+    }
+  }
+
+  std::optional<ResumePoint> settled() override {
+    if (!state_) return std::nullopt;
+    const std::size_t before = etags_.size();
+    take_finished_parts();
+    if (etags_.size() == before) return std::nullopt;
+    // The tail object, if any, is older than these parts: the point does not need it.
+    const auto& boundary = boundaries_.at(static_cast<int>(etags_.size()));
+    return point(boundary.first, boundary.second, 0);
+  }
+
+  asio::awaitable<ResumePoint> checkpoint() override {
+    if (buffer_ && filled_ == part_size_) co_await seal_part();
+    co_await wait_all();
+    take_finished_parts();
+    if (filled_ > 0) co_await put_tail();
+    co_return point(offset_, hash_.save(), filled_);
+  }
+
+  asio::awaitable<CommittedObject> commit() override {
+    CommittedObject committed;
+    if (upload_id_.empty()) {
+      committed = co_await put_whole();
+    } else {
+      if (filled_ > 0) co_await seal_part();  // the last part may be smaller than the others
+      co_await wait_all();
+      take_finished_parts();
+      const std::string body = complete_multipart_body(completed_parts());
+      Request r;
+      r.method = "POST";
+      r.key = key_;
+      r.query = {{"uploadId", upload_id_}};
+      r.headers = {{"content-type", "application/xml"}};
+      r.body = std::span<const char>(body.data(), body.size());
+      const auto res = co_await send(*client_, r, "CompleteMultipartUpload");
+      if (res.status != 200 || parse_error(res.body)) fail("CompleteMultipartUpload", key_, res);
+      committed = CommittedObject{offset_, util::to_hex(hash_.digest()), parse_complete_etag(res.body).value_or("")};
+    }
+    co_await remove_object(*client_, tail_key_);
+    co_return committed;
+  }
+
+  static constexpr std::string_view kTailSuffix = ".tail";
+
+ private:
+  ResumePoint point(std::uint64_t offset, std::string hash_state, std::uint64_t tail) const {
+    boost::json::array etags;
+    for (const auto& e : etags_) etags.emplace_back(e);
+    const boost::json::object state{{"upload_id", upload_id_}, {"etags", std::move(etags)}, {"tail", tail}};
+    return ResumePoint{offset, boost::json::serialize(state), std::move(hash_state), part_size_};
+  }
+
+  std::vector<CompletedPart> completed_parts() const {
+    std::vector<CompletedPart> parts;
+    for (std::size_t i = 0; i < etags_.size(); ++i) parts.push_back({static_cast<int>(i + 1), etags_[i]});
+    return parts;
+  }
+
+  // Moves the parts that finished, in order with no gap, into etags_.
+  void take_finished_parts() {
+    if (!state_) return;
+    std::lock_guard lock(state_->mutex);
+    if (state_->failure) std::rethrow_exception(state_->failure);
+    for (const auto& part : state_->parts) finished_.emplace(part.number, part.etag);
+    state_->parts.clear();
+    for (auto it = finished_.find(static_cast<int>(etags_.size()) + 1); it != finished_.end();
+         it = finished_.find(static_cast<int>(etags_.size()) + 1)) {
+      etags_.push_back(it->second);
+      finished_.erase(it);
+    }
+  }
+
+  asio::awaitable<void> start_multipart() {
+    Request r;
+    r.method = "POST";
+    r.key = key_;
+    r.query = {{"uploads", ""}};
+    r.headers = object_headers(metadata_);
+    const auto res = co_await send(*client_, r, "CreateMultipartUpload");
+    if (res.status != 200) fail("CreateMultipartUpload", key_, res);
+    auto id = parse_upload_id(res.body);
+    if (!id) throw Error(Failure::rejected, "CreateMultipartUpload answered without an UploadId");
+    upload_id_ = *id;
+  }
+
+  asio::awaitable<void> seal_part() {
+    if (upload_id_.empty()) co_await start_multipart();
+    if (!state_) {
+      state_ = std::make_shared<MultipartState>(client_, key_, client_->executor(),
+                                                static_cast<std::size_t>(parts_in_flight_) + 1);
+      state_->upload_id = upload_id_;
+    }
+    while (in_flight_ >= parts_in_flight_) co_await wait_one();
+    take_finished_parts();
+    const auto number = static_cast<int>((offset_ - filled_) / part_size_) + 1;
+    if (number > static_cast<int>(kMaxParts)) throw Error(Failure::too_large, "more than 10,000 parts");
+    // Where this part ends, and the whole-file hash there: the point to
+    // report once it and every part before it are stored.
+    boundaries_[number] = {offset_, hash_.save()};
+    auto job = std::make_shared<PartJob>();
+    job->state = state_;
+    job->buffer = std::move(buffer_);
+    job->size = filled_;
+    job->number = number;
+    part_digest_.finish_into(*job);
+    filled_ = 0;
+    ++in_flight_;
+    auto state = state_;
+    asio::co_spawn(client_->executor(), upload_part(std::move(job)), [state](std::exception_ptr e) {
+      if (e) {
+        std::lock_guard lock(state->mutex);
+        if (!state->failure) state->failure = e;
+      }
+      state->done.try_send(boost::system::error_code{});
+    });
+  }
+
+  asio::awaitable<void> wait_one() {
+    co_await state_->done.async_receive(asio::use_awaitable);
+    --in_flight_;
+  }
+  asio::awaitable<void> wait_all() {
+    while (state_ && in_flight_ > 0) co_await wait_one();
+  }
+
+  asio::awaitable<void> put_tail() {
+    const std::string sha = util::sha256_hex(view(buffer_.data(), filled_));
+    Request r;
+    r.method = "PUT";
+    r.key = tail_key_;
+    r.body = std::span<const char>(buffer_.data(), filled_);
+    r.payload_hash = sha;
+    r.expect_continue = true;
+    const auto res = co_await send(*client_, r, "PutObject");
+    if (res.status != 200) fail("PutObject", tail_key_, res);
+  }
+
+  // The whole object was smaller than one part: one PutObject.
+  asio::awaitable<CommittedObject> put_whole() {
+    const char* data = buffer_ ? buffer_.data() : "";
+    const std::string sha = util::to_hex(hash_.digest());
+    Request r;
+    r.method = "PUT";
+    r.key = key_;
+    r.headers = object_headers(metadata_);
+    r.body = std::span<const char>(data, filled_);
+    r.payload_hash = sha;
+    r.expect_continue = filled_ > 0;
+    const auto res = co_await send(*client_, r, "PutObject");
+    if (res.status != 200) fail("PutObject", key_, res);
+    co_return CommittedObject{offset_, sha, res.header("etag")};
+  }
+
+  std::shared_ptr<Client> client_;
+  std::string key_, tail_key_;
+  ObjectMetadata metadata_;
+  std::size_t part_size_;
+  int parts_in_flight_;
+  std::shared_ptr<util::BufferPool> buffers_;
+  PartDigest part_digest_;
+  std::string upload_id_;
+  std::vector<std::string> etags_;                  // parts 1..n stored, in order
+  std::map<int, std::string> finished_;             // stored parts after a gap (an earlier one still in flight)
+  std::map<int, std::pair<std::uint64_t, std::string>> boundaries_;  // part -> (its end offset, hash state there)
+  std::shared_ptr<MultipartState> state_;           // the part uploads in flight
+  util::ResumableSha256 hash_;
+  util::BufferPool::Buffer buffer_;
+  std::size_t filled_ = 0;
+  std::uint64_t offset_;
+  int in_flight_ = 0;
+};
+
 }  // namespace
 
 std::size_t choose_part_size(std::size_t configured, std::optional<std::uint64_t> size_hint) {
@@ -428,11 +685,66 @@ asio::awaitable<std::optional<ObjectInfo>> S3Store::stat(const std::string& key)
 }
 
 asio::awaitable<void> S3Store::remove(const std::string& key) {
-  Request r;
-  r.method = "DELETE";
-  r.key = bucket_key(key);
-  const auto res = co_await send(*client_, r, "DeleteObject");
-  if (res.status != 204 && res.status != 200 && res.status != 404) fail("DeleteObject", r.key, res);
+  const std::string full_key = bucket_key(key);
+  co_await remove_object(*client_, full_key);
+}
+
+namespace {
+
+// The store state a resumable point saved (S3ResumableWriter::point), or a
+// new upload's for "".
+std::optional<S3ResumableWriter::Saved> parse_saved(std::string_view text) {
+  S3ResumableWriter::Saved saved;
+  if (text.empty()) return saved;
+  boost::system::error_code ec;
+  const auto value = boost::json::parse(text, ec);
+  const auto* o = value.if_object();
+  if (ec || o == nullptr) return std::nullopt;
+  const auto* id = o->if_contains("upload_id");
+  const auto* etags = o->if_contains("etags");
+  const auto* tail = o->if_contains("tail");
+  if (!id || !id->is_string() || !etags || !etags->is_array() || !tail || !tail->is_number()) return std::nullopt;
+  saved.upload_id = std::string(id->get_string());
+  for (const auto& e : etags->get_array()) {
+    if (!e.is_string()) return std::nullopt;
+    saved.etags.emplace_back(e.get_string());
+  }
+  saved.tail = tail->to_number<std::uint64_t>();
+  return saved;
+}
+
+}  // namespace
+
+std::uint64_t S3Store::part_size_for(std::optional<std::uint64_t> length) const {
+  return choose_part_size(options_.part_size, length);
+}
+
+asio::awaitable<std::unique_ptr<ResumableWriter>> S3Store::open_resumable(const std::string& key,
+                                                                          const ObjectMetadata& metadata,
+                                                                          const ResumePoint& from) {
+  auto saved = parse_saved(from.store_state);
+  auto hash = from.hash_state.empty() ? std::optional(util::ResumableSha256())
+                                      : util::ResumableSha256::restore(from.hash_state);
+  if (!saved || !hash || hash->bytes_hashed() != from.offset || from.part_size < kMinPartSize ||
+      from.part_size > kMaxPartSize || saved->tail >= from.part_size ||
+      saved->etags.size() * from.part_size + saved->tail != from.offset) {
+    throw Error(Failure::internal, "resumable upload state does not match its offset");
+  }
+  const auto tail = saved->tail;
+  auto writer = std::make_unique<S3ResumableWriter>(client_, bucket_key(key), metadata, from.part_size,
+                                                    options_.parts_in_flight, options_.part_md5, buffers_,
+                                                    std::move(*saved), std::move(*hash), from.offset);
+  co_await writer->restore_tail(tail);
+  co_return writer;
+}
+
+asio::awaitable<void> S3Store::discard_resumable(const std::string& key, const ResumePoint& last) {
+  const auto saved = parse_saved(last.store_state);
+  // (Arguments named, not temporaries: see ObjectStore on GCC 12.)
+  const std::string upload_id = saved ? saved->upload_id : "";
+  co_await discard_unfinished(key, upload_id);
+  const std::string tail_key = bucket_key(key) + std::string(S3ResumableWriter::kTailSuffix);
+  co_await remove_object(*client_, tail_key);
 }
 
 namespace {

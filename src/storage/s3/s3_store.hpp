@@ -38,7 +38,7 @@ struct S3StoreOptions {
 // 10,000 parts.
 std::size_t choose_part_size(std::size_t configured, std::optional<std::uint64_t> size_hint);
 
-class S3Store final : public ObjectStore, public Presigner, public Recovery {
+class S3Store final : public ObjectStore, public Presigner, public Recovery, public ResumableStore {
  public:
   S3Store(boost::asio::any_io_executor executor, S3StoreOptions options,
           std::shared_ptr<CredentialsProvider> credentials, std::shared_ptr<util::BufferPool> buffers);
@@ -53,12 +53,21 @@ class S3Store final : public ObjectStore, public Presigner, public Recovery {
   std::string describe() const override;
   Presigner* presigner() override { return this; }
   Recovery* recovery() override { return this; }
+  ResumableStore* resumable() override { return this; }
 
   // Presigner
   boost::asio::awaitable<std::string> presigned_get_url(const std::string& key, std::chrono::seconds ttl) override;
   // Recovery
   boost::asio::awaitable<void> discard_unfinished(const std::string& key, const std::string& store_upload_id) override;
   boost::asio::awaitable<std::optional<ObjectInfo>> stat(const std::string& key) override;
+
+  // ResumableStore: equal parts of part_size_for(length), the tail that
+  // does not fill one kept as <key>.tail until the next request.
+  std::uint64_t part_size_for(std::optional<std::uint64_t> length) const override;
+  boost::asio::awaitable<std::unique_ptr<ResumableWriter>> open_resumable(const std::string& key,
+                                                                          const ObjectMetadata& metadata,
+                                                                          const ResumePoint& from) override;
+  boost::asio::awaitable<void> discard_resumable(const std::string& key, const ResumePoint& last) override;
 
   // For clean-up and tests: multipart uploads in progress under the prefix,
   // and aborting one.
