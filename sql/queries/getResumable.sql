@@ -1,4 +1,6 @@
--- A resumable upload's progress, in the order db/rows.hpp decodes it.
-SELECT upload_id, upload_length, upload_offset, metadata, part_size, store_state, hash_state, expires_at,
-       lease_token, lease_expires_at
-FROM resumable_uploads WHERE upload_id = $1
+-- A resumable upload's progress, in the order db/rows.hpp decodes it, with
+-- the quota its upload has reserved so far.
+SELECT r.upload_id, r.upload_length, r.upload_offset, r.metadata, r.part_size, r.store_state, r.hash_state,
+       r.expires_at, r.lease_token, r.lease_expires_at, u.reserved_bytes
+FROM resumable_uploads r JOIN uploads u ON u.id = r.upload_id
+WHERE r.upload_id = $1

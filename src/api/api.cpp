@@ -77,7 +77,7 @@ http::Middleware rate_limited(auth::TokenBuckets& buckets) {
   };
 }
 
-Api::Api(Dependencies deps) : deps_(std::move(deps)) {
+Api::Api(Dependencies deps) : deps_(std::move(deps)), resumable_(deps_.uploads, deps_.resumable) {
   // Every route but the health check is for a known caller, within their rate.
   std::vector<http::Middleware> caller_steps{authenticated(deps_.authenticator)};
   if (deps_.rate_limit.per_second > 0) {
@@ -90,11 +90,23 @@ Api::Api(Dependencies deps) : deps_(std::move(deps)) {
   route(verb::get, "/healthz", &Api::healthz, {});
   route(verb::post, "/upload", &Api::upload_form, caller_steps);
   route(verb::put, "/upload/{name*}", &Api::upload_raw, caller_steps);
+  // tus: the protocol's checks and headers around the caller's.
+  std::vector<http::Middleware> tus_steps{tus_protocol()};
+  tus_steps.insert(tus_steps.end(), caller_steps.begin(), caller_steps.end());
+  route(verb::options, "/upload/resumable", &Api::tus_options, {});
+  route(verb::post, "/upload/resumable", &Api::tus_create, tus_steps);
+  route(verb::options, "/upload/resumable/{id}", &Api::tus_options, {});
+  route(verb::head, "/upload/resumable/{id}", &Api::tus_head, tus_steps);
+  route(verb::patch, "/upload/resumable/{id}", &Api::tus_patch, tus_steps);
+  route(verb::delete_, "/upload/resumable/{id}", &Api::tus_delete, tus_steps);
+  route(verb::post, "/upload/resumable/{id}", &Api::tus_override, tus_steps);
   route(verb::get, "/files", &Api::list_files, caller_steps);
   route(verb::get, "/files/{id}", &Api::get_file, caller_steps);
   route(verb::delete_, "/files/{id}", &Api::delete_file, caller_steps);
   route(verb::get, "/files/{id}/content", &Api::get_content, caller_steps);
-  handler_ = http::chain({api_errors()}, [this](http::Request& r) { return router_(r); });
+  // CORS outside the error answers, so errors are readable by the page too.
+  handler_ = http::chain({cors(deps_.web), http::error_answers(), api_errors()},
+                         [this](http::Request& r) { return router_(r); });
 }
 
 asio::awaitable<http::Response> Api::handle(http::Request& request) { co_return co_await handler_(request); }

@@ -15,6 +15,7 @@
 #include "api/error.hpp"
 #include "auth/authenticator.hpp"
 #include "http/router.hpp"
+#include "upload/resumable.hpp"
 #include "upload/session.hpp"
 
 namespace s3up::api {
@@ -24,11 +25,21 @@ struct Downloads {
   std::chrono::seconds url_ttl{300};
 };
 
+// How the service is reached from outside, and from which web pages.
+struct Web {
+  std::string public_url;  // "https://files.example.com": the base of absolute URLs; empty: from the request
+  // Peers (IP addresses) whose X-Forwarded-Proto and X-Forwarded-Host are believed.
+  std::vector<std::string> trusted_proxies;
+  std::vector<std::string> cors_origins;  // origins a browser may call the API from; "*": any
+};
+
 struct Dependencies {
   upload::Services uploads;
   auth::Authenticator& authenticator;
   Downloads downloads{};
   auth::RateLimit rate_limit{};  // requests per token
+  Web web{};
+  upload::ResumableSettings resumable{};
 };
 
 // Multipart framing around the file (boundary lines, part headers) is not
@@ -42,6 +53,12 @@ const auth::Principal& caller(const http::Request& request);
 http::Middleware authenticated(auth::Authenticator& authenticator);
 // Middleware: 429 with Retry-After past the caller's token's rate.
 http::Middleware rate_limited(auth::TokenBuckets& buckets);
+// Middleware: CORS for the browsers of `web.cors_origins`: preflights
+// answered, answers marked readable (with the tus headers exposed).
+http::Middleware cors(const Web& web);
+// Middleware for the tus routes: 412 for a Tus-Resumable version other than
+// ours; Tus-Resumable on every answer, errors included.
+http::Middleware tus_protocol();
 // Middleware: what the layers below throw in their own terms (storage
 // failures) as the API's errors.
 http::Middleware api_errors();
@@ -55,12 +72,23 @@ class Api {
   // renders them: http::error_answers()).
   boost::asio::awaitable<http::Response> handle(http::Request& request);
   const http::Router& router() const { return router_; }
+  upload::ResumableUploads& resumable() { return resumable_; }
 
  private:
   boost::asio::awaitable<http::Response> healthz(http::Request& request);
   // Uploads (uploads.cpp).
   boost::asio::awaitable<http::Response> upload_form(http::Request& request);
   boost::asio::awaitable<http::Response> upload_raw(http::Request& request);
+  // Resumable uploads, tus 1.0.0 (resumable.cpp).
+  boost::asio::awaitable<http::Response> tus_options(http::Request& request);
+  boost::asio::awaitable<http::Response> tus_create(http::Request& request);
+  boost::asio::awaitable<http::Response> tus_head(http::Request& request);
+  boost::asio::awaitable<http::Response> tus_patch(http::Request& request);
+  boost::asio::awaitable<http::Response> tus_delete(http::Request& request);
+  boost::asio::awaitable<http::Response> tus_override(http::Request& request);  // POST with X-HTTP-Method-Override
+  // The absolute URL of `path` as the client reached us (public_url, or the
+  // request's Host, or a trusted proxy's forwarded headers).
+  std::string absolute_url(const http::Request& request, std::string_view path) const;
   // The files API (files.cpp): the caller's uploads, one upload, its bytes,
   // deleting it. Admins may see and delete everyone's.
   boost::asio::awaitable<http::Response> list_files(http::Request& request);
@@ -72,6 +100,7 @@ class Api {
   boost::asio::awaitable<db::Upload> visible_upload(const auth::Principal& caller, std::string_view id);
 
   Dependencies deps_;
+  upload::ResumableUploads resumable_;
   std::unique_ptr<auth::TokenBuckets> buckets_;
   http::Router router_;
   http::Handler handler_;  // router_ behind api_errors()

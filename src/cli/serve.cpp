@@ -67,9 +67,9 @@ int serve(const config::Config& cfg) {
   auto store = storage::open_object_store(store_settings, io.get_executor(), blocking);
   auth::Authenticator authenticator(*metadata, blocking);
   const upload::Services uploads{*store, *metadata, *metadata, blocking, cfg.uploads};
-  api::Api api(api::Dependencies{uploads, authenticator, cfg.downloads, cfg.rate_limit});
+  api::Api api(api::Dependencies{uploads, authenticator, cfg.downloads, cfg.rate_limit, cfg.web, cfg.resumable});
   // Clean-up after uploads of crashed processes: now, then periodically.
-  upload::Janitor janitor(uploads, cfg.janitor.stale_upload_age);
+  upload::Janitor janitor(uploads, cfg.janitor.stale_upload_age, &api.resumable());
   asio::co_spawn(io, janitor.run_every(cfg.janitor.interval), asio::detached);
 
   http::ServerOptions options;

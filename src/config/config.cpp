@@ -106,26 +106,48 @@ struct Rate {
   }
   std::string show(double v) const { return fmt::format("{}", v); }
 };
-struct TypePatterns {
-  std::vector<std::string> read(const std::string& v, const Bad& bad) const {
+// A comma-separated list, each item trimmed, empty ones dropped.
+struct List {
+  std::vector<std::string> read(const std::string& v, const Bad&) const {
     std::vector<std::string> out;
     std::size_t pos = 0;
     while (pos <= v.size()) {
       auto comma = v.find(',', pos);
       if (comma == std::string::npos) comma = v.size();
-      const std::string pattern = util::ascii_lower(util::trim(std::string_view(v).substr(pos, comma - pos)));
-      if (!pattern.empty()) {
-        const auto slash = pattern.find('/');
-        if (pattern != "*" && (slash == std::string::npos || slash == 0 || slash + 1 == pattern.size())) {
-          bad("expected media types or patterns such as image/*, application/pdf");
-        }
-        out.push_back(pattern);
-      }
+      const auto item = util::trim(std::string_view(v).substr(pos, comma - pos));
+      if (!item.empty()) out.emplace_back(item);
       pos = comma + 1;
     }
     return out;
   }
   std::string show(const std::vector<std::string>& v) const { return fmt::format("{}", fmt::join(v, ",")); }
+};
+// An absolute http(s) URL without a trailing slash (public_url).
+struct BaseUrl {
+  std::string read(const std::string& v, const Bad& bad) const {
+    if (v.empty()) return v;
+    if ((v.rfind("http://", 0) != 0 && v.rfind("https://", 0) != 0) || v.find_first_of(" \t\r\n?#") != std::string::npos) {
+      bad("expected an absolute http:// or https:// URL");
+    }
+    std::string url = v;
+    while (url.back() == '/') url.pop_back();
+    return url;
+  }
+  std::string show(const std::string& v) const { return v; }
+};
+struct TypePatterns {
+  std::vector<std::string> read(const std::string& v, const Bad& bad) const {
+    auto patterns = List{}.read(v, bad);
+    for (auto& pattern : patterns) {
+      pattern = util::ascii_lower(pattern);
+      const auto slash = pattern.find('/');
+      if (pattern != "*" && (slash == std::string::npos || slash == 0 || slash + 1 == pattern.size())) {
+        bad("expected media types or patterns such as image/*, application/pdf");
+      }
+    }
+    return patterns;
+  }
+  std::string show(const std::vector<std::string>& v) const { return List{}.show(v); }
 };
 struct DatabaseUrl : Text {
   std::string show(const std::string& v) const { return redact_database_url(v); }
@@ -202,6 +224,14 @@ const std::vector<SettingInfo> kSettings = {
     setting("download_url_ttl", "S3UP_DOWNLOAD_URL_TTL", "5m", "How long a presigned download URL stays valid (redirect mode).",
             in(&Config::downloads, &api::Downloads::url_ttl),
             WholeSeconds{{std::chrono::seconds(1), std::chrono::hours(24 * 7), "between 1s and 7d (S3's limit)"}}),
+    setting("resumable_expiry", "S3UP_RESUMABLE_EXPIRY", "24h", "How long an unfinished resumable (tus) upload lives after its creation or last PATCH; then the janitor removes it.",
+            in(&Config::resumable, &upload::ResumableSettings::expiry), Duration{}),
+    setting("public_url", "S3UP_PUBLIC_URL", "", "The service's URL as clients reach it (https://files.example.com), for the Location of tus uploads; empty: from the request's Host.",
+            in(&Config::web, &api::Web::public_url), BaseUrl{}),
+    setting("trusted_proxies", "S3UP_TRUSTED_PROXIES", "", "IP addresses of reverse proxies whose X-Forwarded-Proto and X-Forwarded-Host are believed (comma-separated).",
+            in(&Config::web, &api::Web::trusted_proxies), List{}),
+    setting("cors_origins", "S3UP_CORS_ORIGINS", "", "Origins a browser may call the API from (https://app.example.com,...), or * for any; empty: none.",
+            in(&Config::web, &api::Web::cors_origins), List{}),
     setting("stale_upload_age", "S3UP_STALE_UPLOAD_AGE", "24h", "A pending upload older than this (not being received by this instance) died with its process: the janitor cleans it up.",
             in(&Config::janitor, &JanitorSettings::stale_upload_age), Duration{}),
     setting("janitor_interval", "S3UP_JANITOR_INTERVAL", "5m", "How often the janitor looks for dead uploads (it also runs at start-up).",

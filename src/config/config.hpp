@@ -51,6 +51,8 @@ struct Config {
   std::size_t buffer_budget = 0;
   upload::Limits uploads;
   api::Downloads downloads;
+  api::Web web;
+  upload::ResumableSettings resumable;
   auth::RateLimit rate_limit;
   JanitorSettings janitor;
 };

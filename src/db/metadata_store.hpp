@@ -90,6 +90,8 @@ struct ResumableState {
   // writer that lost the lease (its client reconnected elsewhere) is fenced.
   std::int64_t lease_token = 0;
   std::optional<Micros> lease_expires_at;
+  // Read only (get_resumable): the quota reserved for the upload so far.
+  std::uint64_t reserved_bytes = 0;
 };
 
 // Held while one instance does something only one may do at a time (the

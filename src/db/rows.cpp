@@ -56,6 +56,7 @@ ResumableState decode_resumable(const Row& row, int first) {
   r.expires_at = row.timestamp(first + 7);
   r.lease_token = row.integer(first + 8);
   r.lease_expires_at = row.optional_timestamp(first + 9);
+  r.reserved_bytes = static_cast<std::uint64_t>(row.integer(first + 10));
   return r;
 }
 

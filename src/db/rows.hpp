@@ -45,8 +45,9 @@ inline constexpr int kUploadColumns = 11;
 Upload decode_upload(const Row& row, int first = 0);
 
 // resumable_uploads: upload_id, upload_length, upload_offset, metadata,
-// part_size, store_state, hash_state, expires_at, lease_token, lease_expires_at
-inline constexpr int kResumableColumns = 10;
+// part_size, store_state, hash_state, expires_at, lease_token, lease_expires_at,
+// and the upload's reserved_bytes
+inline constexpr int kResumableColumns = 11;
 ResumableState decode_resumable(const Row& row, int first = 0);
 
 }  // namespace s3up::db

@@ -105,15 +105,21 @@ std::optional<std::vector<std::pair<std::string_view, std::string_view>>> Router
 asio::awaitable<Response> Router::operator()(Request& request) const {
   const std::string_view path = request.path();
   const verb method = request.header.method();
-  // HEAD is answered by the GET handler; the server sends its headers only.
-  const verb wanted = method == verb::head ? verb::get : method;
-  for (const auto& route : routes_) {
-    if (route.method != wanted) continue;
-    auto params = match(route, path);
-    if (!params) continue;
-    request.params = std::move(*params);
-    request.context.route = route.name;
-    co_return co_await route.handler(request);
+  // HEAD is answered by the GET handler unless the path has a HEAD route of
+  // its own (tus); the server sends the headers only.
+  const Route* chosen = nullptr;
+  for (const verb wanted : {method, verb::get}) {
+    for (const auto& route : routes_) {
+      if (route.method != wanted || !match(route, path)) continue;
+      chosen = &route;
+      break;
+    }
+    if (chosen || method != verb::head) break;
+  }
+  if (chosen) {
+    request.params = std::move(*match(*chosen, path));
+    request.context.route = chosen->name;
+    co_return co_await chosen->handler(request);
   }
   // No route takes this method here: what the path does take says which
   // answer it gets (built only now, off the path of every routed request).

@@ -632,6 +632,8 @@ asio::awaitable<Server::Impl::Written> Server::Impl::write_response(beast::tcp_s
   if (res.status() == kClientClosedRequest) co_return Written{0, true};
   auto& header = res.header();
   header.set(beast_http::field::server, "s3uploader");
+  // Statuses Beast has no reason phrase for (tus's 460).
+  if (res.status() == 460) header.reason("Checksum Mismatch");
   // RFC 9110 §8.6: no Content-Length (and no body) on 1xx, 204 and 304; on
   // 304 it would have to be the representation's, which we do not repeat.
   // Any other answer, HEAD included, carries the length its body has.

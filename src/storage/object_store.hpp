@@ -144,6 +144,9 @@ class ResumableWriter {
   // The furthest point the store has made durable by itself since the last
   // call, without waiting (S3: the parts that completed); nullopt if none.
   virtual std::optional<ResumePoint> settled() { return std::nullopt; }
+  // The upload's first `n` bytes, when the writer was opened at or past `n`
+  // and within its first part (the bytes a type sniffer looks at).
+  virtual boost::asio::awaitable<std::string> head(std::size_t n) = 0;
   // Checkpoints, then publishes the object under its key.
   virtual boost::asio::awaitable<CommittedObject> commit() = 0;
 };
@@ -161,7 +164,8 @@ class ResumableStore {
   virtual boost::asio::awaitable<std::unique_ptr<ResumableWriter>> open_resumable(const std::string& key,
                                                                                   const ObjectMetadata& metadata,
                                                                                   const ResumePoint& from) = 0;
-  // Removes what an unfinished resumable upload stored.
+  // Removes what an unfinished resumable upload stored: its partial data, and
+  // the object if a commit landed but was never recorded.
   virtual boost::asio::awaitable<void> discard_resumable(const std::string& key, const ResumePoint& last) = 0;
 };
 

@@ -55,10 +55,15 @@ asio::awaitable<JanitorReport> Janitor::run_once() {
     after = db::ListPosition{rows.back().created_at, rows.back().id};
   }
   co_await finish_deletions(report);
+  for (int round = 0; resumable_ && round < kMaxRounds; ++round) {
+    const auto ended = co_await resumable_->end_expired(kRowsPerRound);
+    report.expired += static_cast<int>(ended);
+    if (ended < static_cast<std::size_t>(kRowsPerRound)) break;
+  }
   co_await util::run_blocking(services_.blocking, [&] { lock.reset(); });
-  if (report.cleaned > 0 || report.failed > 0 || report.deletions_finished > 0) {
-    spdlog::info("janitor: {} stale upload(s) cleaned up, {} deletion(s) finished, {} failed", report.cleaned,
-                 report.deletions_finished, report.failed);
+  if (report.cleaned > 0 || report.failed > 0 || report.deletions_finished > 0 || report.expired > 0) {
+    spdlog::info("janitor: {} stale upload(s) cleaned up, {} deletion(s) finished, {} expired upload(s) ended, {} failed",
+                 report.cleaned, report.deletions_finished, report.expired, report.failed);
   }
   co_return report;
 }

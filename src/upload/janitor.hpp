@@ -6,11 +6,13 @@
 // not being received by this process) have what they left removed and are
 // marked `failed`. With several instances on one database only one cleans at
 // a time (MetadataStore::try_lock). It also finishes deletions a crash
-// interrupted (rows left 'deleting').
+// interrupted (rows left 'deleting'), and ends resumable uploads past their
+// expiry (ResumableUploads::end_expired): those are judged by expiry, not age.
 #include <chrono>
 
 #include <boost/asio/awaitable.hpp>
 
+#include "upload/resumable.hpp"
 #include "upload/session.hpp"
 
 namespace s3up::upload {
@@ -18,14 +20,15 @@ namespace s3up::upload {
 struct JanitorReport {
   int cleaned = 0;             // rows marked failed, their leftovers removed
   int deletions_finished = 0;  // rows a crash left 'deleting': object and row removed
+  int expired = 0;             // unfinished resumable uploads past their expiry, ended
   int failed = 0;              // rows whose clean-up failed this time (tried again next time)
   bool skipped = false;        // another instance held the lock
 };
 
 class Janitor {
  public:
-  Janitor(const Services& services, std::chrono::milliseconds stale_after)
-      : services_(services), stale_after_(stale_after) {}
+  Janitor(const Services& services, std::chrono::milliseconds stale_after, ResumableUploads* resumable = nullptr)
+      : services_(services), stale_after_(stale_after), resumable_(resumable) {}
   boost::asio::awaitable<JanitorReport> run_once();
   // run_once now and every `interval` until the coroutine is cancelled or
   // the io_context stops.
@@ -36,6 +39,7 @@ class Janitor {
 
   Services services_;
   std::chrono::milliseconds stale_after_;
+  ResumableUploads* resumable_;
 };
 
 }  // namespace s3up::upload

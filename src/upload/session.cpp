@@ -61,11 +61,13 @@ UploadSession::UploadSession(const Services& services, const auth::Principal& ow
     : services_(services), plan_(std::move(plan)) {
   record_.user_id = owner.user_id;
   record_.file_name = plan_.file_name;
-  if (owner.quota_bytes) {
-    quota_ = *owner.quota_bytes;
-  } else if (services.limits.default_quota) {
-    quota_ = static_cast<std::int64_t>(*services.limits.default_quota);
-  }
+  quota_ = effective_quota(owner, services.limits);
+}
+
+std::int64_t effective_quota(const auth::Principal& owner, const Limits& limits) {
+  if (owner.quota_bytes) return *owner.quota_bytes;
+  if (limits.default_quota) return static_cast<std::int64_t>(*limits.default_quota);
+  return db::kNoQuota;
 }
 
 UploadSession::~UploadSession() { leave_live(); }
@@ -276,7 +278,10 @@ asio::awaitable<bool> remove_object_then_row(const Services& services, const db:
 }
 
 void log_upload_failure(const std::optional<UploadSession>& session, const std::exception_ptr& error) {
-  const std::string id = session && !session->id().empty() ? session->id() : "-";
+  log_upload_failure(session && !session->id().empty() ? std::string_view(session->id()) : "-", error);
+}
+
+void log_upload_failure(std::string_view id, const std::exception_ptr& error) {
   try {
     std::rethrow_exception(error);
   } catch (const http::Error& e) {

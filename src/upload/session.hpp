@@ -59,6 +59,10 @@ struct Services {
   std::shared_ptr<LiveUploads> live = std::make_shared<LiveUploads>();
 };
 
+// The quota an owner's uploads are held to: their own, else the service's
+// default, else db::kNoQuota.
+std::int64_t effective_quota(const auth::Principal& owner, const Limits& limits);
+
 enum class Stage { created, receiving, committed, complete, failed, completion_unknown };
 std::string_view to_string(Stage stage);
 
@@ -134,6 +138,8 @@ auto with_session(std::optional<UploadSession>& session, Steps steps) -> decltyp
 boost::asio::awaitable<bool> remove_object_then_row(const Services& services, const db::Upload& upload);
 
 void log_upload_failure(const std::optional<UploadSession>& session, const std::exception_ptr& error);
+// The same for an upload known by its id ("-" before it has one).
+void log_upload_failure(std::string_view upload_id, const std::exception_ptr& error);
 
 template <class Steps>
 auto with_session(std::optional<UploadSession>& session, Steps steps) -> decltype(steps()) {

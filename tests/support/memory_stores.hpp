@@ -295,7 +295,10 @@ class MemoryMetadata final : public db::MetadataStore {
   std::optional<db::ResumableState> get_resumable(std::string_view id) override {
     std::lock_guard lock(mutex_);
     const auto it = resumable_.find(std::string(id));
-    return it == resumable_.end() ? std::nullopt : std::optional(it->second);
+    if (it == resumable_.end()) return std::nullopt;
+    auto state = it->second;
+    state.reserved_bytes = static_cast<std::uint64_t>(reserved_[state.upload_id]);
+    return state;
   }
   bool take_lease(std::string_view id, std::int64_t seen, db::Micros now, db::Micros until) override {
     std::lock_guard lock(mutex_);

@@ -487,6 +487,16 @@ class LocalResumableWriter final : public ResumableWriter {
     offset_ += data.size();
   }
 
+  asio::awaitable<std::string> head(std::size_t n) override {
+    std::string bytes(std::min<std::uint64_t>(n, offset_), '\0');
+    co_await util::run_blocking(blocking_, [&] {
+      const auto got = ::pread(fd_, bytes.data(), bytes.size(), 0);
+      if (got < 0) throw_errno(errno, "read", temp_path_);
+      bytes.resize(static_cast<std::size_t>(got));
+    });
+    co_return bytes;
+  }
+
   asio::awaitable<ResumePoint> checkpoint() override {
     co_await util::run_blocking(blocking_, [&] {
       if (::fsync(fd_) != 0) throw_errno(errno, "fsync", temp_path_);
@@ -525,7 +535,7 @@ asio::awaitable<std::unique_ptr<ResumableWriter>> LocalStore::open_resumable(con
   const auto final_path = path_of(key);
   const auto temp_path = temp_path_of(final_path);
   const int fd = co_await util::run_blocking(blocking_, [&] {
-    const bool fresh = from.offset == 0 && from.hash_state.empty();
+    const bool fresh = from.offset == 0;  // nothing durable yet: (re)create the file
     if (fresh) {
       std::error_code ec;
       std::filesystem::create_directories(final_path.parent_path(), ec);
@@ -553,10 +563,9 @@ asio::awaitable<std::unique_ptr<ResumableWriter>> LocalStore::open_resumable(con
 }
 
 asio::awaitable<void> LocalStore::discard_resumable(const std::string& key, const ResumePoint&) {
-  const auto temp_path = temp_path_of(path_of(key));
-  co_await util::run_blocking(blocking_, [&] {
-    if (::unlink(temp_path.c_str()) != 0 && errno != ENOENT) throw_errno(errno, "unlink", temp_path);
-  });
+  // The temporary file, and the object if a commit landed but its record did not.
+  const std::string no_store_upload;
+  co_await discard_unfinished(key, no_store_upload);
 }
 
 asio::awaitable<void> LocalStore::discard_unfinished(const std::string& key, const std::string& store_upload_id) {

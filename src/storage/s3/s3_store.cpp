@@ -462,6 +462,14 @@ class S3ResumableWriter final : public ResumableWriter {
     }
   }
 
+  asio::awaitable<std::string> head(std::size_t n) override {
+    // Within the first part the bytes are all in the buffer (restored from the tail).
+    if (!etags_.empty() || in_flight_ > 0 || !boundaries_.empty()) {
+      throw Error(Failure::internal, "the head of an upload is only kept within its first part");
+    }
+    co_return std::string(buffer_ ? buffer_.data() : "", std::min<std::size_t>(n, filled_));
+  }
+
   std::optional<ResumePoint> settled() override {
     if (!state_) return std::nullopt;
     const std::size_t before = etags_.size();
