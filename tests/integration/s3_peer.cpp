@@ -68,6 +68,8 @@ std::map<std::string, std::string> S3Peer::server_env() const {
 
 std::vector<storage::s3::MultipartUploadEntry> S3Peer::multipart_uploads() { return run(store_->list_multipart_uploads()); }
 
+std::vector<std::string> S3Peer::keys() { return run(store_->list_keys()); }
+
 std::optional<std::uint64_t> S3Peer::object_size(const std::string& key) {
   auto info = run(store_->recovery()->stat(key));
   if (!info) return std::nullopt;

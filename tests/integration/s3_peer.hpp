@@ -28,6 +28,7 @@ class S3Peer {
   const std::string& secret_key() const { return secret_key_; }
 
   std::vector<storage::s3::MultipartUploadEntry> multipart_uploads();
+  std::vector<std::string> keys();  // every object in the bucket, as stored (objects/u/...)
   std::optional<std::uint64_t> object_size(const std::string& key);  // key as the service names it (u/...)
   std::string object_sha256(const std::string& key);                  // read back in ranges and hashed
 
