@@ -149,6 +149,14 @@ asio::awaitable<http::Response> Api::tus_create(http::Request& request) {
   const auto checksum = checksum_header(request);
   const upload::ResumablePlan plan{std::string(metadata_value(*metadata, "filename", "name")),
                                    std::string(metadata_value(*metadata, "filetype", "type")), length, metadata_text};
+  // The whole file in the creation request: stored in one pass, as PUT is.
+  if (with_body && !checksum && length && *length > 0 && body_length == length) {
+    const auto whole = co_await resumable_.create_whole(principal, plan, request.body);
+    http::Response res(201);
+    res.set(field::location, absolute_url(request, std::string(kUploadsPath) + "/" + whole.upload.id));
+    describe(res, whole);
+    co_return res;
+  }
   auto created = co_await resumable_.create(principal, plan);
   if (with_body && !created.complete()) {
     const std::uint64_t at_start = 0;

@@ -149,6 +149,9 @@ class ResumableWriter {
   virtual boost::asio::awaitable<std::string> head(std::size_t n) = 0;
   // Checkpoints, then publishes the object under its key.
   virtual boost::asio::awaitable<CommittedObject> commit() = 0;
+  // Waits for the writes still in flight (their failures are the next
+  // writer's to find): call before another writer may open the upload.
+  virtual boost::asio::awaitable<void> quiesce() noexcept = 0;
 };
 
 // Capability: uploads written across requests (and instances), reopened

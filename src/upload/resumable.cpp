@@ -84,8 +84,12 @@ class ResumableUploads::Append {
     lease_renewed(started);
   }
 
-  // Gives the lease up, so the next request need not wait for it to lapse.
+  // Gives the lease up, so the next request need not wait for it to lapse;
+  // first the store's writes in flight land, so none lands after the next
+  // writer opened the upload.
   asio::awaitable<void> release() noexcept {
+    if (writer_) co_await writer_->quiesce();
+    writer_.reset();
     if (!leased_) co_return;
     leased_ = false;
     try {
@@ -357,6 +361,31 @@ asio::awaitable<ResumableUpload> ResumableUploads::create(const auth::Principal&
     if (failure) std::rethrow_exception(failure);
   }
   co_return created;
+}
+
+asio::awaitable<ResumableUpload> ResumableUploads::create_whole(const auth::Principal& owner,
+                                                                const ResumablePlan& plan, http::BodyReader& body) {
+  auto& store = resumable_store(services_);
+  db::ResumableState state;
+  state.upload_length = plan.length;
+  state.metadata = plan.metadata;
+  state.part_size = store.part_size_for(plan.length);
+  state.expires_at = util::now_micros() + micros(settings_.expiry);
+  std::optional<UploadSession> session;
+  auto stored = co_await with_session(session, [&]() -> asio::awaitable<db::Upload> {
+    session.emplace(services_, owner,
+                    UploadPlan{plan.file_name, plan.declared_type, plan.length, std::nullopt, plan.length, state});
+    co_await session->create();
+    for (;;) {
+      const auto chunk = co_await body.read_some();
+      if (chunk.empty()) break;
+      co_await session->append(session->offset(), chunk);
+    }
+    co_return co_await session->complete();
+  });
+  state.upload_id = stored.id;
+  state.offset = stored.file_size;
+  co_return ResumableUpload{std::move(stored), std::move(state)};
 }
 
 asio::awaitable<ResumableUpload> ResumableUploads::find(const auth::Principal& caller, const std::string& id) {

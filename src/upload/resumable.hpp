@@ -61,6 +61,11 @@ class ResumableUploads {
   // Creates the upload (pending row, its progress row, its quota when the
   // length is known); a length of 0 completes it at once.
   boost::asio::awaitable<ResumableUpload> create(const auth::Principal& owner, const ResumablePlan& plan);
+  // The same for an upload whose whole body is in the creation request
+  // (creation-with-upload of a whole file, checked by length): it is stored
+  // as a single-shot upload is, in one pass, and is complete at once.
+  boost::asio::awaitable<ResumableUpload> create_whole(const auth::Principal& owner, const ResumablePlan& plan,
+                                                       http::BodyReader& body);
   // The caller's upload `id`; 404 for anyone else's, a missing or failed one,
   // and an unfinished one past its expiry.
   boost::asio::awaitable<ResumableUpload> find(const auth::Principal& caller, const std::string& id);

@@ -18,6 +18,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -466,60 +467,141 @@ asio::awaitable<std::unique_ptr<ObjectReader>> LocalStore::open_reader(const std
 
 namespace {
 
-// A resumable upload's share of one request: plain buffered writes to the
-// temporary file at the durable offset on, made durable by fsync at each
-// checkpoint. (The single-shot writer's O_DIRECT pipeline is for later: a
-// checkpoint must be able to end at any byte.)
+// A resumable upload's share of one request: the bytes gathered into 1 MiB
+// blocks from the memory budget, each hashed and written (pwrite at its
+// offset, through the page cache) on the blocking pool in order, two in
+// flight while the next one fills; made durable by fsync at each
+// checkpoint. (The single-shot writer's O_DIRECT pipeline is not for this
+// one: a checkpoint must be able to end at any byte, and a reopened upload
+// start at any byte.)
 class LocalResumableWriter final : public ResumableWriter {
  public:
   LocalResumableWriter(int fd, std::filesystem::path temp_path, std::filesystem::path final_path,
                        std::uint64_t offset, util::ResumableSha256 hash, asio::thread_pool& blocking,
-                       std::shared_ptr<LocalStore::DirectorySync> directory_sync)
-      : fd_(fd), temp_path_(std::move(temp_path)), final_path_(std::move(final_path)), offset_(offset),
-        hash_(std::move(hash)), blocking_(blocking), directory_sync_(std::move(directory_sync)) {}
-  ~LocalResumableWriter() override { ::close(fd_); }
+                       asio::any_io_executor executor, std::shared_ptr<LocalStore::DirectorySync> directory_sync,
+                       std::shared_ptr<util::BufferPool> buffers)
+      : shared_(std::make_shared<Shared>(fd, std::move(temp_path), std::move(hash), executor)),
+        final_path_(std::move(final_path)),
+        offset_(offset),
+        blocking_(blocking),
+        in_order_(asio::make_strand(blocking.get_executor())),
+        directory_sync_(std::move(directory_sync)),
+        buffers_(std::move(buffers)) {}
 
   asio::awaitable<void> write(std::span<const char> data) override {
-    co_await util::run_blocking(blocking_, [&] {
-      write_all(fd_, data.data(), data.size(), static_cast<off_t>(offset_), temp_path_);
-      hash_.update(data);
-    });
-    offset_ += data.size();
+    while (!data.empty()) {
+      if (!block_) block_ = co_await buffers_->acquire(kBlockSize);
+      const std::size_t n = std::min(data.size(), kBlockSize - filled_);
+      std::memcpy(block_.data() + filled_, data.data(), n);
+      filled_ += n;
+      data = data.subspan(n);
+      if (filled_ == kBlockSize) co_await submit();
+    }
+  }
+
+  asio::awaitable<void> quiesce() noexcept override {
+    while (in_flight_ > 0) {
+      try {
+        co_await wait_one();
+      } catch (const std::exception&) {
+      }
+    }
   }
 
   asio::awaitable<std::string> head(std::size_t n) override {
+    co_await drain();
     std::string bytes(std::min<std::uint64_t>(n, offset_), '\0');
     co_await util::run_blocking(blocking_, [&] {
-      const auto got = ::pread(fd_, bytes.data(), bytes.size(), 0);
-      if (got < 0) throw_errno(errno, "read", temp_path_);
+      const auto got = ::pread(shared_->fd, bytes.data(), bytes.size(), 0);
+      if (got < 0) throw_errno(errno, "read", shared_->temp_path);
       bytes.resize(static_cast<std::size_t>(got));
     });
     co_return bytes;
   }
 
   asio::awaitable<ResumePoint> checkpoint() override {
+    co_await drain();
     co_await util::run_blocking(blocking_, [&] {
-      if (::fsync(fd_) != 0) throw_errno(errno, "fsync", temp_path_);
+      if (::fsync(shared_->fd) != 0) throw_errno(errno, "fsync", shared_->temp_path);
     });
-    co_return ResumePoint{offset_, "", hash_.save(), 0};
+    co_return ResumePoint{offset_, "", shared_->hash.save(), 0};
   }
 
   asio::awaitable<CommittedObject> commit() override {
+    co_await drain();
     co_await util::run_blocking(blocking_, [&] {
-      if (::fsync(fd_) != 0) throw_errno(errno, "fsync", temp_path_);
-      if (::rename(temp_path_.c_str(), final_path_.c_str()) != 0) throw_errno(errno, "rename", final_path_);
+      const auto& temp_path = shared_->temp_path;
+      if (::fsync(shared_->fd) != 0) throw_errno(errno, "fsync", temp_path);
+      if (::rename(temp_path.c_str(), final_path_.c_str()) != 0) throw_errno(errno, "rename", final_path_);
       directory_sync_->sync(final_path_.parent_path());
     });
-    co_return CommittedObject{offset_, util::to_hex(hash_.digest()), ""};
+    co_return CommittedObject{offset_, util::to_hex(shared_->hash.digest()), ""};
   }
 
  private:
-  int fd_;
-  std::filesystem::path temp_path_, final_path_;
-  std::uint64_t offset_;
-  util::ResumableSha256 hash_;
+  static constexpr std::size_t kBlockSize = 1024 * 1024;
+  static constexpr int kBlocksInFlight = 2;
+  using Done = asio::experimental::concurrent_channel<void(boost::system::error_code)>;
+
+  // What the block writes in flight share with the writer (they may outlive
+  // it: the file is closed when the last one lets go).
+  struct Shared {
+    Shared(int f, std::filesystem::path path, util::ResumableSha256 h, const asio::any_io_executor& executor)
+        : fd(f), temp_path(std::move(path)), hash(std::move(h)), done(executor, kBlocksInFlight) {}
+    ~Shared() { ::close(fd); }
+    int fd;
+    std::filesystem::path temp_path;
+    util::ResumableSha256 hash;  // updated in order by the block writes, read once none is in flight
+    std::mutex mutex;
+    std::exception_ptr failure;
+    Done done;
+  };
+
+  // Hands the filled block to the pool: hashed and written in order.
+  asio::awaitable<void> submit() {
+    while (in_flight_ >= kBlocksInFlight) co_await wait_one();
+    auto block = std::make_shared<util::BufferPool::Buffer>(std::move(block_));
+    const std::size_t size = filled_;
+    const auto at = static_cast<off_t>(offset_);
+    filled_ = 0;
+    offset_ += size;
+    ++in_flight_;
+    auto shared = shared_;
+    asio::post(in_order_, [shared, block, size, at] {
+      try {
+        shared->hash.update(std::span<const char>(block->data(), size));
+        write_all(shared->fd, block->data(), size, at, shared->temp_path);
+      } catch (...) {
+        std::lock_guard lock(shared->mutex);
+        if (!shared->failure) shared->failure = std::current_exception();
+      }
+      shared->done.try_send(boost::system::error_code{});
+    });
+  }
+
+  asio::awaitable<void> wait_one() {
+    co_await shared_->done.async_receive(asio::use_awaitable);
+    --in_flight_;
+    std::lock_guard lock(shared_->mutex);
+    if (shared_->failure) std::rethrow_exception(shared_->failure);
+  }
+
+  // Everything written so far is in the file (not yet durable).
+  asio::awaitable<void> drain() {
+    if (filled_ > 0) co_await submit();
+    while (in_flight_ > 0) co_await wait_one();
+  }
+
+  std::shared_ptr<Shared> shared_;
+  std::filesystem::path final_path_;
+  std::uint64_t offset_;  // of the next byte handed to submit()
   asio::thread_pool& blocking_;
+  asio::strand<asio::thread_pool::executor_type> in_order_;
   std::shared_ptr<LocalStore::DirectorySync> directory_sync_;
+  std::shared_ptr<util::BufferPool> buffers_;
+  util::BufferPool::Buffer block_;
+  std::size_t filled_ = 0;
+  int in_flight_ = 0;
 };
 
 }  // namespace
@@ -558,8 +640,9 @@ asio::awaitable<std::unique_ptr<ResumableWriter>> LocalStore::open_resumable(con
     if (fresh) directory_sync_->sync(final_path.parent_path());  // the new file's name is durable too
     return opened;
   });
+  const asio::any_io_executor executor = co_await asio::this_coro::executor;
   co_return std::make_unique<LocalResumableWriter>(fd, temp_path, final_path, from.offset, std::move(*hash), blocking_,
-                                                   directory_sync_);
+                                                   executor, directory_sync_, buffers_);
 }
 
 asio::awaitable<void> LocalStore::discard_resumable(const std::string& key, const ResumePoint&) {

@@ -462,6 +462,15 @@ class S3ResumableWriter final : public ResumableWriter {
     }
   }
 
+  asio::awaitable<void> quiesce() noexcept override {
+    while (state_ && in_flight_ > 0) {
+      try {
+        co_await wait_one();
+      } catch (const std::exception&) {
+      }
+    }
+  }
+
   asio::awaitable<std::string> head(std::size_t n) override {
     // Within the first part the bytes are all in the buffer (restored from the tail).
     if (!etags_.empty() || in_flight_ > 0 || !boundaries_.empty()) {
