@@ -24,6 +24,29 @@ function upload(data, options) {
   });
 }
 
+// Starts an upload and aborts it (terminates it, with `terminate`) as soon as
+// `stop(bytes, event)` says so, on 'progress' (bytes sent) or 'chunk'
+// (bytes the server accepted); resolves with its URL.
+function uploadThenStop(data, options, stop, { terminate = false } = {}) {
+  return new Promise((resolve, reject) => {
+    let stopped = false;
+    const check = (event, bytes) => {
+      if (stopped || !stop(bytes, event)) return;
+      stopped = true;
+      u.abort(terminate).then(() => resolve(u.url), reject);
+    };
+    const u = new tus.Upload(data, {
+      storeFingerprintForResuming: false,
+      ...options,
+      onProgress: (sent) => check('progress', sent),
+      onChunkComplete: (_, accepted) => check('chunk', accepted),
+      onSuccess: () => reject(new Error('finished before it was stopped')),
+      onError: reject,
+    });
+    u.start();
+  });
+}
+
 function idOf(url) {
   return url.slice(url.lastIndexOf('/') + 1);
 }
@@ -98,24 +121,9 @@ describe('on local disk and SQLite', () => {
   test('resumes after the client aborts at a random point', async () => {
     const data = content(20 * MiB, 4);
     const stopAt = (0.2 + Math.random() * 0.6) * data.length;
-    let url;
-    await new Promise((resolve, reject) => {
-      const u = new tus.Upload(data, {
-        endpoint: `${server.url}/upload/resumable`,
-        headers: auth(token),
-        chunkSize: 3 * MiB,
-        storeFingerprintForResuming: false,
-        onProgress: (sent) => {
-          if (sent >= stopAt && !url) {
-            url = u.url;
-            u.abort().then(resolve, reject);
-          }
-        },
-        onSuccess: () => reject(new Error('finished before it was aborted')),
-        onError: reject,
-      });
-      u.start();
-    });
+    const url = await uploadThenStop(data,
+      { endpoint: `${server.url}/upload/resumable`, headers: auth(token), chunkSize: 3 * MiB },
+      (sent, event) => event === 'progress' && sent >= stopAt);
     const before = (await head(url, token)).offset;
     assert.ok(before > 0 && before < data.length, `offset ${before}`);
     const sent = [];
@@ -183,47 +191,18 @@ describe('on local disk and SQLite', () => {
 
   test('termination removes the upload', async () => {
     const data = content(6 * MiB, 7);
-    let url;
-    await new Promise((resolve, reject) => {
-      const u = new tus.Upload(data, {
-        endpoint: `${server.url}/upload/resumable`,
-        headers: auth(token),
-        chunkSize: MiB,
-        storeFingerprintForResuming: false,
-        onChunkComplete: (_, sent) => {
-          if (sent >= 2 * MiB && !url) {
-            url = u.url;
-            u.abort(true).then(resolve, reject);
-          }
-        },
-        onSuccess: () => reject(new Error('finished before it was terminated')),
-        onError: reject,
-      });
-      u.start();
-    });
+    const url = await uploadThenStop(data,
+      { endpoint: `${server.url}/upload/resumable`, headers: auth(token), chunkSize: MiB },
+      (sent, event) => event === 'chunk' && sent >= 2 * MiB, { terminate: true });
     assert.equal((await head(url, token)).status, 404);
     assert.deepEqual(await stack.leftovers(idOf(url)), []);
   });
 
   test('another user\'s token gets 404, and the upload is untouched', async () => {
     const data = content(2 * MiB, 8);
-    let url;
-    await new Promise((resolve, reject) => {
-      const u = new tus.Upload(data, {
-        endpoint: `${server.url}/upload/resumable`,
-        headers: auth(token),
-        chunkSize: MiB,
-        storeFingerprintForResuming: false,
-        onChunkComplete: () => {
-          if (!url) {
-            url = u.url;
-            u.abort().then(resolve, reject);
-          }
-        },
-        onError: reject,
-      });
-      u.start();
-    });
+    const url = await uploadThenStop(data,
+      { endpoint: `${server.url}/upload/resumable`, headers: auth(token), chunkSize: MiB },
+      (_, event) => event === 'chunk');
     const bob = stack.token('bob');
     assert.equal((await head(url, bob)).status, 404);
     // tus-js-client, refused the URL, starts a new upload of bob's own.
@@ -271,23 +250,9 @@ describe('on local disk and SQLite', () => {
     const short = await new Server(stack, { env: { S3UP_RESUMABLE_EXPIRY: '2s', S3UP_JANITOR_INTERVAL: '1s' } }).start();
     try {
       const data = content(4 * MiB, 12);
-      let url;
-      await new Promise((resolve, reject) => {
-        const u = new tus.Upload(data, {
-          endpoint: `${short.url}/upload/resumable`,
-          headers: auth(token),
-          chunkSize: MiB,
-          storeFingerprintForResuming: false,
-          onChunkComplete: () => {
-            if (!url) {
-              url = u.url;
-              u.abort().then(resolve, reject);
-            }
-          },
-          onError: reject,
-        });
-        u.start();
-      });
+      const url = await uploadThenStop(data,
+        { endpoint: `${short.url}/upload/resumable`, headers: auth(token), chunkSize: MiB },
+        (_, event) => event === 'chunk');
       assert.notDeepEqual(await stack.leftovers(idOf(url)), []);
       assert.ok(await eventually(async () => (await head(url, token)).status === 404, 15000));
       assert.ok(await eventually(async () => (await stack.leftovers(idOf(url))).length === 0, 10000),
@@ -315,24 +280,9 @@ describe('on radosgw and PostgreSQL, two instances', () => {
 
   test('an upload begun on one instance is finished through the other', async () => {
     const data = content(23 * MiB + 11, 20);
-    let url;
-    await new Promise((resolve, reject) => {
-      const u = new tus.Upload(data, {
-        endpoint: `${a.url}/upload/resumable`,
-        headers: auth(token),
-        chunkSize: 5 * MiB + 1,
-        metadata: { filename: 'two-instances.bin' },
-        storeFingerprintForResuming: false,
-        onChunkComplete: (_, sent) => {
-          if (sent > 10 * MiB && !url) {
-            url = u.url;
-            u.abort().then(resolve, reject);
-          }
-        },
-        onError: reject,
-      });
-      u.start();
-    });
+    const url = await uploadThenStop(data,
+      { endpoint: `${a.url}/upload/resumable`, headers: auth(token), chunkSize: 5 * MiB + 1, metadata: { filename: 'two-instances.bin' } },
+      (sent, event) => event === 'chunk' && sent > 10 * MiB);
     const offset = (await head(url, token)).offset;
     assert.ok(offset > 10 * MiB, `offset ${offset}`);
     const elsewhere = url.replace(a.url, b.url);
@@ -387,23 +337,10 @@ describe('on radosgw and PostgreSQL, two instances', () => {
     const short = await new Server(stack, { env: { S3UP_RESUMABLE_EXPIRY: '2s', S3UP_JANITOR_INTERVAL: '1s' } }).start();
     try {
       const data = content(12 * MiB, 23);
-      let url;
-      await new Promise((resolve, reject) => {
-        const u = new tus.Upload(data, {
-          endpoint: `${short.url}/upload/resumable`,
-          headers: auth(token),
-          chunkSize: 7 * MiB,  // a part and a tail
-          storeFingerprintForResuming: false,
-          onChunkComplete: () => {
-            if (!url) {
-              url = u.url;
-              u.abort().then(resolve, reject);
-            }
-          },
-          onError: reject,
-        });
-        u.start();
-      });
+      // Chunks of 7 MiB: a part and a tail.
+      const url = await uploadThenStop(data,
+        { endpoint: `${short.url}/upload/resumable`, headers: auth(token), chunkSize: 7 * MiB },
+        (_, event) => event === 'chunk');
       const left = await stack.leftovers(idOf(url));
       assert.ok(left.some((l) => l.startsWith('multipart')) && left.some((l) => l.startsWith('tail')), String(left));
       assert.ok(await eventually(async () => (await head(url, token)).status === 404, 15000));

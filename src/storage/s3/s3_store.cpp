@@ -138,6 +138,25 @@ asio::awaitable<void> upload_part(std::shared_ptr<PartJob> job) {
   state.parts.push_back({job->number, etag});
 }
 
+// Sends a filled part in the background; its end (and any failure) is
+// reported on state->done and state->failure. The digest starts over.
+void start_part_upload(const std::shared_ptr<MultipartState>& state, util::BufferPool::Buffer buffer,
+                       std::size_t size, int number, PartDigest& digest) {
+  auto job = std::make_shared<PartJob>();
+  job->state = state;
+  job->buffer = std::move(buffer);
+  job->size = size;
+  job->number = number;
+  digest.finish_into(*job);
+  asio::co_spawn(state->client->executor(), upload_part(std::move(job)), [state](std::exception_ptr e) {
+    if (e) {
+      std::lock_guard lock(state->mutex);
+      if (!state->failure) state->failure = e;
+    }
+    state->done.try_send(boost::system::error_code{});
+  });
+}
+
 // The multipart uploads in progress whose keys start with `prefix` (the
 // first 1,000).
 asio::awaitable<std::vector<MultipartUploadEntry>> multipart_uploads_under(Client& client, const std::string& prefix) {
@@ -342,22 +361,9 @@ class S3Writer final : public ObjectWriter {
     while (in_flight_ >= parts_in_flight_) co_await wait_one();
     if (state_->failure) std::rethrow_exception(state_->failure);
     if (next_part_ >= static_cast<int>(kMaxParts)) throw Error(Failure::too_large, "more than 10,000 parts");
-    auto job = std::make_shared<PartJob>();
-    job->state = state_;
-    job->buffer = std::move(buffer_);
-    job->size = filled_;
-    job->number = ++next_part_;
-    part_digest_.finish_into(*job);
+    start_part_upload(state_, std::move(buffer_), filled_, ++next_part_, part_digest_);
     filled_ = 0;
     ++in_flight_;
-    auto state = state_;
-    asio::co_spawn(client_->executor(), upload_part(std::move(job)), [state](std::exception_ptr e) {
-      if (e) {
-        std::lock_guard lock(state->mutex);
-        if (!state->failure) state->failure = e;
-      }
-      state->done.try_send(boost::system::error_code{});
-    });
   }
 
   asio::awaitable<void> wait_one() {
@@ -577,22 +583,9 @@ class S3ResumableWriter final : public ResumableWriter {
     // Where this part ends, and the whole-file hash there: the point to
     // report once it and every part before it are stored.
     boundaries_[number] = {offset_, hash_.save()};
-    auto job = std::make_shared<PartJob>();
-    job->state = state_;
-    job->buffer = std::move(buffer_);
-    job->size = filled_;
-    job->number = number;
-    part_digest_.finish_into(*job);
+    start_part_upload(state_, std::move(buffer_), filled_, number, part_digest_);
     filled_ = 0;
     ++in_flight_;
-    auto state = state_;
-    asio::co_spawn(client_->executor(), upload_part(std::move(job)), [state](std::exception_ptr e) {
-      if (e) {
-        std::lock_guard lock(state->mutex);
-        if (!state->failure) state->failure = e;
-      }
-      state->done.try_send(boost::system::error_code{});
-    });
   }
 
   asio::awaitable<void> wait_one() {
