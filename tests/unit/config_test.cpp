@@ -127,6 +127,24 @@ TEST(Config, TimeoutsBelowASecondAreRefused) {
   EXPECT_THROW(load(with_env({{"S3UP_BUFFER_BUDGET", "512KiB"}})), ConfigError);
 }
 
+TEST(Config, TusSettings) {
+  const auto defaults = load(with_env({}));
+  EXPECT_EQ(defaults.resumable.expiry, std::chrono::hours(24));
+  EXPECT_TRUE(defaults.web.public_url.empty());
+  EXPECT_TRUE(defaults.web.cors_origins.empty());
+  const auto c = load(with_env({{"S3UP_PUBLIC_URL", "https://files.example.com/"},
+                                {"S3UP_TRUSTED_PROXIES", " 10.0.0.1, ,::1 "},
+                                {"S3UP_CORS_ORIGINS", "https://a.example,*"},
+                                {"S3UP_RESUMABLE_EXPIRY", "90m"}}));
+  EXPECT_EQ(c.web.public_url, "https://files.example.com") << "no trailing slash: paths are appended";
+  EXPECT_EQ(c.web.trusted_proxies, (std::vector<std::string>{"10.0.0.1", "::1"}));
+  EXPECT_EQ(c.web.cors_origins, (std::vector<std::string>{"https://a.example", "*"}));
+  EXPECT_EQ(c.resumable.expiry, std::chrono::minutes(90));
+  for (const char* bad : {"files.example.com", "ftp://x", "https://x/a b", "https://x/?q"}) {
+    EXPECT_THROW(load(with_env({{"S3UP_PUBLIC_URL", bad}})), ConfigError) << bad;
+  }
+}
+
 TEST(Config, EverySettingHasAnEnvironmentVariableAndADescription) {
   for (const auto& s : settings()) {
     EXPECT_FALSE(s.env.empty()) << s.key;

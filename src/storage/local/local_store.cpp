@@ -467,35 +467,61 @@ asio::awaitable<std::unique_ptr<ObjectReader>> LocalStore::open_reader(const std
 
 namespace {
 
-// A resumable upload's share of one request: the bytes gathered into 1 MiB
-// blocks from the memory budget, each hashed and written (pwrite at its
-// offset, through the page cache) on the blocking pool in order, two in
-// flight while the next one fills; made durable by fsync at each
-// checkpoint. (The single-shot writer's O_DIRECT pipeline is not for this
-// one: a checkpoint must be able to end at any byte, and a reopened upload
-// start at any byte.)
+// The temporary file of a resumable upload, opened for one request: for
+// O_DIRECT block writes where the file system has it, and buffered for the
+// rest (a tail shorter than an aligned block, reading back). Shared with
+// the block writes in flight, which may outlive the writer.
+struct ResumableFile {
+  ResumableFile(int direct_fd, int plain_fd, std::filesystem::path path, util::ResumableSha256 h,
+                const asio::any_io_executor& executor, std::size_t in_flight)
+      : fd(direct_fd >= 0 ? direct_fd : plain_fd), plain(plain_fd), direct(direct_fd >= 0), temp_path(std::move(path)),
+        hash(std::move(h)), done(executor, in_flight) {}
+  ~ResumableFile() {
+    if (direct) ::close(fd);
+    ::close(plain);
+  }
+  int fd;     // block writes (O_DIRECT if `direct`)
+  int plain;  // buffered: tails, reads, fsync
+  bool direct;
+  std::filesystem::path temp_path;
+  util::ResumableSha256 hash;  // updated in file order by the block writes; read once none is in flight
+  std::mutex mutex;
+  std::exception_ptr failure;
+  asio::experimental::concurrent_channel<void(boost::system::error_code)> done;
+};
+
+// A resumable upload's share of one request, on the single-shot writer's
+// plan: blocks from the memory budget, hashed in order on a strand and
+// written in parallel with O_DIRECT while the connection fills the next one.
+// What differs: the upload starts at any byte (the partial page before it is
+// read back, so blocks stay aligned), and a checkpoint ends at any byte (the
+// unaligned end goes through the buffered descriptor, then fsync).
 class LocalResumableWriter final : public ResumableWriter {
  public:
-  LocalResumableWriter(int fd, std::filesystem::path temp_path, std::filesystem::path final_path,
-                       std::uint64_t offset, util::ResumableSha256 hash, asio::thread_pool& blocking,
-                       asio::any_io_executor executor, std::shared_ptr<LocalStore::DirectorySync> directory_sync,
+  LocalResumableWriter(std::shared_ptr<ResumableFile> file, std::filesystem::path final_path,
+                       std::uint64_t block_start, std::string prefix, asio::thread_pool& blocking,
+                       std::shared_ptr<LocalStore::DirectorySync> directory_sync,
                        std::shared_ptr<util::BufferPool> buffers)
-      : shared_(std::make_shared<Shared>(fd, std::move(temp_path), std::move(hash), executor)),
+      : file_(std::move(file)),
         final_path_(std::move(final_path)),
-        offset_(offset),
+        block_start_(block_start),
+        prefix_(std::move(prefix)),
         blocking_(blocking),
-        in_order_(asio::make_strand(blocking.get_executor())),
+        hash_order_(asio::make_strand(blocking.get_executor())),
         directory_sync_(std::move(directory_sync)),
         buffers_(std::move(buffers)) {}
 
+  static constexpr std::size_t kBlock = 1024 * 1024;
+  static constexpr int kBlocksInFlight = 3;
+
   asio::awaitable<void> write(std::span<const char> data) override {
     while (!data.empty()) {
-      if (!block_) block_ = co_await buffers_->acquire(kBlockSize);
-      const std::size_t n = std::min(data.size(), kBlockSize - filled_);
-      std::memcpy(block_.data() + filled_, data.data(), n);
+      if (!block_) co_await take_block();
+      const std::size_t n = std::min(data.size(), kBlock - filled_);
+      std::memcpy(block_->data() + filled_, data.data(), n);
       filled_ += n;
       data = data.subspan(n);
-      if (filled_ == kBlockSize) co_await submit();
+      if (filled_ == kBlock) co_await seal_block();
     }
   }
 
@@ -510,10 +536,10 @@ class LocalResumableWriter final : public ResumableWriter {
 
   asio::awaitable<std::string> head(std::size_t n) override {
     co_await drain();
-    std::string bytes(std::min<std::uint64_t>(n, offset_), '\0');
+    std::string bytes(std::min<std::uint64_t>(n, offset()), '\0');
     co_await util::run_blocking(blocking_, [&] {
-      const auto got = ::pread(shared_->fd, bytes.data(), bytes.size(), 0);
-      if (got < 0) throw_errno(errno, "read", shared_->temp_path);
+      const auto got = ::pread(file_->plain, bytes.data(), bytes.size(), 0);
+      if (got < 0) throw_errno(errno, "read", file_->temp_path);
       bytes.resize(static_cast<std::size_t>(got));
     });
     co_return bytes;
@@ -521,86 +547,94 @@ class LocalResumableWriter final : public ResumableWriter {
 
   asio::awaitable<ResumePoint> checkpoint() override {
     co_await drain();
-    co_await util::run_blocking(blocking_, [&] {
-      if (::fsync(shared_->fd) != 0) throw_errno(errno, "fsync", shared_->temp_path);
-    });
-    co_return ResumePoint{offset_, "", shared_->hash.save(), 0};
+    co_await util::run_blocking(blocking_, [&] { flush_here(); });
+    co_return ResumePoint{offset(), "", file_->hash.save(), 0};
   }
 
   asio::awaitable<CommittedObject> commit() override {
     co_await drain();
     co_await util::run_blocking(blocking_, [&] {
-      const auto& temp_path = shared_->temp_path;
-      if (::fsync(shared_->fd) != 0) throw_errno(errno, "fsync", temp_path);
-      if (::rename(temp_path.c_str(), final_path_.c_str()) != 0) throw_errno(errno, "rename", final_path_);
+      flush_here();
+      if (::rename(file_->temp_path.c_str(), final_path_.c_str()) != 0) throw_errno(errno, "rename", final_path_);
       directory_sync_->sync(final_path_.parent_path());
     });
-    co_return CommittedObject{offset_, util::to_hex(shared_->hash.digest()), ""};
+    co_return CommittedObject{offset(), util::to_hex(file_->hash.digest()), ""};
   }
 
  private:
-  static constexpr std::size_t kBlockSize = 1024 * 1024;
-  static constexpr int kBlocksInFlight = 2;
-  using Done = asio::experimental::concurrent_channel<void(boost::system::error_code)>;
+  std::uint64_t offset() const { return block_start_ + (block_ ? filled_ : prefix_.size()); }
 
-  // What the block writes in flight share with the writer (they may outlive
-  // it: the file is closed when the last one lets go).
-  struct Shared {
-    Shared(int f, std::filesystem::path path, util::ResumableSha256 h, const asio::any_io_executor& executor)
-        : fd(f), temp_path(std::move(path)), hash(std::move(h)), done(executor, kBlocksInFlight) {}
-    ~Shared() { ::close(fd); }
-    int fd;
-    std::filesystem::path temp_path;
-    util::ResumableSha256 hash;  // updated in order by the block writes, read once none is in flight
-    std::mutex mutex;
-    std::exception_ptr failure;
-    Done done;
-  };
+  asio::awaitable<void> take_block() {
+    block_ = std::make_shared<util::BufferPool::Buffer>(co_await buffers_->acquire(kBlock));
+    // The partial page before the upload's offset, read back at opening:
+    // already hashed, written again with the block.
+    std::memcpy(block_->data(), prefix_.data(), prefix_.size());
+    filled_ = hashed_ = prefix_.size();
+    prefix_.clear();
+  }
 
-  // Hands the filled block to the pool: hashed and written in order.
-  asio::awaitable<void> submit() {
+  // Hashes (in order) and writes (in parallel) the full block.
+  asio::awaitable<void> seal_block() {
     while (in_flight_ >= kBlocksInFlight) co_await wait_one();
-    auto block = std::make_shared<util::BufferPool::Buffer>(std::move(block_));
-    const std::size_t size = filled_;
-    const auto at = static_cast<off_t>(offset_);
-    filled_ = 0;
-    offset_ += size;
+    auto block = std::move(block_);
+    const auto at = static_cast<off_t>(block_start_);
+    const std::size_t hash_from = hashed_;
+    block_start_ += kBlock;
+    filled_ = hashed_ = 0;
     ++in_flight_;
-    auto shared = shared_;
-    asio::post(in_order_, [shared, block, size, at] {
-      try {
-        shared->hash.update(std::span<const char>(block->data(), size));
-        write_all(shared->fd, block->data(), size, at, shared->temp_path);
-      } catch (...) {
-        std::lock_guard lock(shared->mutex);
-        if (!shared->failure) shared->failure = std::current_exception();
-      }
-      shared->done.try_send(boost::system::error_code{});
+    asio::post(hash_order_, [file = file_, block, at, hash_from, &pool = blocking_]() mutable {
+      file->hash.update(std::span<const char>(block->data() + hash_from, kBlock - hash_from));
+      asio::post(pool, [file = std::move(file), block = std::move(block), at] {
+        try {
+          write_all(file->fd, block->data(), kBlock, at, file->temp_path);
+        } catch (...) {
+          std::lock_guard lock(file->mutex);
+          if (!file->failure) file->failure = std::current_exception();
+        }
+        file->done.try_send(boost::system::error_code{});
+      });
     });
   }
 
-  asio::awaitable<void> wait_one() {
-    co_await shared_->done.async_receive(asio::use_awaitable);
-    --in_flight_;
-    std::lock_guard lock(shared_->mutex);
-    if (shared_->failure) std::rethrow_exception(shared_->failure);
+  // On a pool thread, nothing in flight: the part block's bytes hashed and
+  // written (its aligned part directly, the rest buffered), then fsync.
+  void flush_here() {
+    auto& f = *file_;
+    if (block_ && filled_ > 0) {
+      f.hash.update(std::span<const char>(block_->data() + hashed_, filled_ - hashed_));
+      hashed_ = filled_;
+      const std::size_t aligned = f.direct ? filled_ / kDirectAlignment * kDirectAlignment : filled_;
+      const auto at = static_cast<off_t>(block_start_);
+      if (aligned > 0) write_all(f.fd, block_->data(), aligned, at, f.temp_path);
+      if (aligned < filled_) {
+        write_all(f.plain, block_->data() + aligned, filled_ - aligned, at + static_cast<off_t>(aligned), f.temp_path);
+      }
+    }
+    if (::fsync(f.plain) != 0) throw_errno(errno, "fsync", f.temp_path);
   }
 
-  // Everything written so far is in the file (not yet durable).
+  asio::awaitable<void> wait_one() {
+    co_await file_->done.async_receive(asio::use_awaitable);
+    --in_flight_;
+    std::lock_guard lock(file_->mutex);
+    if (file_->failure) std::rethrow_exception(file_->failure);
+  }
+
   asio::awaitable<void> drain() {
-    if (filled_ > 0) co_await submit();
     while (in_flight_ > 0) co_await wait_one();
   }
 
-  std::shared_ptr<Shared> shared_;
+  std::shared_ptr<ResumableFile> file_;
   std::filesystem::path final_path_;
-  std::uint64_t offset_;  // of the next byte handed to submit()
+  std::uint64_t block_start_;  // where block_ starts in the file
+  std::string prefix_;         // bytes [block_start_, offset) until a block takes them
   asio::thread_pool& blocking_;
-  asio::strand<asio::thread_pool::executor_type> in_order_;
+  asio::strand<asio::thread_pool::executor_type> hash_order_;
   std::shared_ptr<LocalStore::DirectorySync> directory_sync_;
   std::shared_ptr<util::BufferPool> buffers_;
-  util::BufferPool::Buffer block_;
-  std::size_t filled_ = 0;
+  AlignedBlock block_;
+  std::size_t filled_ = 0;  // bytes in block_
+  std::size_t hashed_ = 0;  // of them, already in the hash
   int in_flight_ = 0;
 };
 
@@ -616,33 +650,52 @@ asio::awaitable<std::unique_ptr<ResumableWriter>> LocalStore::open_resumable(con
   }
   const auto final_path = path_of(key);
   const auto temp_path = temp_path_of(final_path);
-  const int fd = co_await util::run_blocking(blocking_, [&] {
+  struct Opened {
+    int direct_fd = -1, plain_fd = -1;
+    std::string prefix;
+  };
+  const auto opened = co_await util::run_blocking(blocking_, [&] {
+    Opened o;
     const bool fresh = from.offset == 0;  // nothing durable yet: (re)create the file
     if (fresh) {
       std::error_code ec;
       std::filesystem::create_directories(final_path.parent_path(), ec);
       if (ec) throw_errno(ec.value(), "create directory", final_path.parent_path());
     }
-    const int opened = ::open(temp_path.c_str(), O_RDWR | O_CLOEXEC | (fresh ? O_CREAT : 0), 0640);
-    if (opened < 0 && errno == ENOENT) throw Error(Failure::not_found, "the upload's data is gone");
-    if (opened < 0) throw_errno(errno, "open", temp_path);
+    o.plain_fd = ::open(temp_path.c_str(), O_RDWR | O_CLOEXEC | (fresh ? O_CREAT : 0), 0640);
+    if (o.plain_fd < 0 && errno == ENOENT) throw Error(Failure::not_found, "the upload's data is gone");
+    if (o.plain_fd < 0) throw_errno(errno, "open", temp_path);
+    const auto fail = [&](auto&& raise) {
+      ::close(o.plain_fd);
+      if (o.direct_fd >= 0) ::close(o.direct_fd);
+      raise();
+    };
     struct ::stat st {};
-    if (::fstat(opened, &st) != 0 || static_cast<std::uint64_t>(st.st_size) < from.offset) {
-      ::close(opened);
-      throw Error(Failure::internal, "the upload's temporary file is shorter than its durable offset");
+    if (::fstat(o.plain_fd, &st) != 0 || static_cast<std::uint64_t>(st.st_size) < from.offset) {
+      fail([] { throw Error(Failure::internal, "the upload's temporary file is shorter than its durable offset"); });
     }
     // What a lost request wrote after the last checkpoint is not acknowledged: cut it.
-    if (::ftruncate(opened, static_cast<off_t>(from.offset)) != 0) {
+    if (::ftruncate(o.plain_fd, static_cast<off_t>(from.offset)) != 0) {
       const int err = errno;
-      ::close(opened);
-      throw_errno(err, "truncate", temp_path);
+      fail([&] { throw_errno(err, "truncate", temp_path); });
+    }
+    o.direct_fd = ::open(temp_path.c_str(), O_WRONLY | O_CLOEXEC | O_DIRECT);  // -1 where unsupported
+    if (o.direct_fd >= 0 && from.offset % kDirectAlignment != 0) {
+      o.prefix.resize(from.offset % kDirectAlignment);
+      const auto at = static_cast<off_t>(from.offset - o.prefix.size());
+      if (::pread(o.plain_fd, o.prefix.data(), o.prefix.size(), at) != static_cast<ssize_t>(o.prefix.size())) {
+        const int err = errno;
+        fail([&] { throw_errno(err, "read", temp_path); });
+      }
     }
     if (fresh) directory_sync_->sync(final_path.parent_path());  // the new file's name is durable too
-    return opened;
+    return o;
   });
   const asio::any_io_executor executor = co_await asio::this_coro::executor;
-  co_return std::make_unique<LocalResumableWriter>(fd, temp_path, final_path, from.offset, std::move(*hash), blocking_,
-                                                   executor, directory_sync_, buffers_);
+  auto file = std::make_shared<ResumableFile>(opened.direct_fd, opened.plain_fd, temp_path, std::move(*hash), executor,
+                                              LocalResumableWriter::kBlocksInFlight);
+  co_return std::make_unique<LocalResumableWriter>(std::move(file), final_path, from.offset - opened.prefix.size(),
+                                                   opened.prefix, blocking_, directory_sync_, buffers_);
 }
 
 asio::awaitable<void> LocalStore::discard_resumable(const std::string& key, const ResumePoint&) {
