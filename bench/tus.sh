@@ -7,14 +7,16 @@
 #   local disk (+ SQLite):  PUT /upload, tus in one PATCH, tus in 50 MiB
 #                           PATCHes, @tus/server + @tus/file-store (one PATCH)
 #   radosgw:                PUT /upload, tus in one PATCH, @tus/server +
-#                           @tus/s3-store (one PATCH)
+#                           @tus/s3-store (one PATCH), and the store's own
+#                           rate: a presigned PUT straight to it (the bound)
 # For each run: MiB/s, the server's peak RSS, its CPU seconds, and what it
 # wrote to local disk (/proc/PID/io write_bytes; on S3 the service's SQLite
 # file is on tmpfs, so what counts is only a spool of the bytes).
 # Then one tus upload of `big` MiB into radosgw (peak RSS, local writes), and
 # 1 KiB uploads by creation-with-upload over 64 connections (wrk) against
 # both servers' local stores, every acknowledged upload counted on disk.
-# The bound of this machine is printed too: the disk's fsync'd write rate.
+# The bounds of this machine are printed too: the disk's fsync'd write rate,
+# the store's own rate, and the service's own single-shot 1 KiB uploads.
 #
 # Usage: bench/tus.sh [size_mib=1024] [rounds=3] [big_mib=4096] [wrk_seconds=15]
 set -euo pipefail
@@ -105,6 +107,9 @@ for stack in local s3; do
   "$bin" user add bench > /dev/null 2>&1
   token[$stack]=$("$bin" token create bench 2>/dev/null)
 done
+stack_env local
+"$bin" user add bench-post > /dev/null 2>&1  # the single-shot 1 KiB run's uploads, counted apart
+token[post]=$("$bin" token create bench-post 2>/dev/null)
 
 # One s3uploader run; prints "MiB/s rss cpu wrote".
 service_run() {
@@ -161,6 +166,17 @@ peer_run() {
   echo "$(rate "$size" "$(elapsed "$t0" "$t1")") $stats"
 }
 
+# The store's own rate for the same file: one PUT straight to radosgw
+# (presigned, so curl needs no SigV4), no service in between: the bound.
+store_bound() {
+  local url t0 t1
+  url=$("$presign" PUT "$bucket" direct.bin)
+  t0=$(now)
+  curl -sSf -o /dev/null -T "$work/input.bin" "$url"
+  t1=$(now)
+  rate "$size" "$(elapsed "$t0" "$t1")"
+}
+
 disk_bound() {
   sync
   local t0 t1
@@ -176,6 +192,8 @@ results=()
 for round in $(seq "$rounds"); do
   echo "round $round: disk bound (dd conv=fsync)..."
   results+=("$round disk:dd-fsync $(disk_bound) - - -")
+  echo "round $round: store bound (a presigned PUT straight to radosgw)..."
+  results+=("$round s3:direct-PUT $(store_bound) - - -")
   for run in "${runs[@]}"; do
     stack=${run%%:*}
     how=${run#*:}
@@ -221,9 +239,15 @@ stack_env local
 start_server
 read -r small_rate small_requests small_bad < <(wrk_run "http://127.0.0.1:$port/upload/resumable" "${token[local]}")
 sleep 1
+sql() { python3 -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute(sys.argv[2]).fetchone()[0])" "$work/local/s3uploader.db" "$1"; }
+bench_uid=$(sql "select id from users where name='bench'")
+small_rows=$(sql "select count(*) from uploads where status='complete' and file_size=1024 and user_id=$bench_uid")
+# The same server's own single-shot path for 1 KiB (POST /upload, a form):
+# what a durable upload costs here, the bound for tus's.
+S3UP_BENCH_TOKEN=${token[post]} wrk -t2 -c64 -d"${wrk_seconds}s" -s bench/small_upload.lua "http://127.0.0.1:$port/upload" > "$work/wrk-post.txt"
+post_rate=$(awk '/Requests\/sec/ {printf "%.0f", $2}' "$work/wrk-post.txt")
 stop_server
-small_rows=$(python3 -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute(\"select count(*) from uploads where status='complete' and file_size=1024\").fetchone()[0])" "$work/local/s3uploader.db")
-small_files=$(find "$work/local/objects" -type f -size 1024c ! -name '.tmp-*' | wc -l)
+small_files=$(find "$work/local/objects/u/$bench_uid" -type f -size 1024c ! -name '.tmp-*' | wc -l)
 echo "1 KiB creation-with-upload, @tus/server + @tus/file-store..."
 rm -rf "$work/peer-files"
 mkdir -p "$work/peer-files"
@@ -241,7 +265,7 @@ for r in "${results[@]}"; do
 done
 echo
 printf '%-22s %10s %14s %10s %16s   (medians of %d rounds, %d MiB)\n' run "MiB/s" "peak RSS MiB" "CPU s" "local write MiB" "$rounds" "$size_mib"
-for run in disk:dd-fsync "${runs[@]}"; do
+for run in disk:dd-fsync s3:direct-PUT "${runs[@]}"; do
   printf '%-22s %10s %14s %10s %16s\n' "$run" "$(median_of "$run" 2)" "$(median_of "$run" 3)" "$(median_of "$run" 4)" "$(median_of "$run" 5)"
 done
 ratio() { awk -v a="$(median_of "$1" 2)" -v b="$(median_of "$2" 2)" 'BEGIN {printf "%.2f", a / b}'; }
@@ -251,12 +275,14 @@ echo "s3:    tus one PATCH / PUT /upload            = $(ratio s3:tus-one s3:put)
 echo "local: tus 50 MiB PATCHes / tus one PATCH     = $(ratio local:tus-50MiB local:tus-one)   (target >= 0.85)"
 echo "local: tus / @tus/server + @tus/file-store    = $(ratio local:tus-one local:@tus/file-store)   (target >= 1.3; the file store does not fsync)"
 echo "s3:    tus / @tus/server + @tus/s3-store      = $(ratio s3:tus-one s3:@tus/s3-store)   (target >= 1.5)"
-echo "local: tus one PATCH / the disk's fsync'd write rate = $(ratio local:tus-one disk:dd-fsync)   (the bound on this machine)"
+echo "local: tus one PATCH / the disk's fsync'd write rate = $(ratio local:tus-one disk:dd-fsync)   (dd's buffered writes + fsync; the service writes O_DIRECT)"
+echo "s3:    tus one PATCH / a PUT straight to radosgw = $(ratio s3:tus-one s3:direct-PUT); the best any peer could reach against @tus/s3-store: $(ratio s3:direct-PUT s3:@tus/s3-store)"
 echo "s3:    $big_mib MiB tus upload: $big_rate MiB/s, peak RSS $big_rss MiB (target <= 96), CPU $big_cpu s, local writes $big_wrote MiB (target 0)"
 small_ok=$((small_requests - small_bad))
 peer_small_ok=$((peer_small_requests - peer_small_bad))
 echo "1 KiB creation-with-upload, 64 connections, ${wrk_seconds}s:"
 echo "  s3uploader:  $small_rate uploads/s, $small_ok acknowledged, $small_rows records and $small_files files stored"
 echo "  @tus/server: $peer_small_rate uploads/s, $peer_small_ok acknowledged, $peer_small_files files stored"
-echo "  s3uploader / @tus/server = $(awk -v a="$small_rate" -v b="$peer_small_rate" 'BEGIN {printf "%.2f", a / b}')   (target >= 2)"
+echo "  s3uploader / @tus/server = $(awk -v a="$small_rate" -v b="$peer_small_rate" 'BEGIN {printf "%.2f", a / b}')   (target >= 2; @tus/file-store does not fsync)"
+echo "  the bound: s3uploader's own POST /upload of 1 KiB, same server: $post_rate uploads/s; tus / POST = $(awk -v a="$small_rate" -v b="$post_rate" 'BEGIN {printf "%.2f", a / b}')"
 [ "$small_rows" -ge "$small_ok" ] && [ "$small_files" -ge "$small_ok" ] || { echo "acknowledged uploads are missing" >&2; exit 1; }

@@ -144,7 +144,7 @@ class ResumableUploads::Append {
       if (!chunk_hash_ && offset_ > state_.offset) {
         try {
           const auto point = co_await writer_->checkpoint();
-          co_await save(point);
+          co_await save(point, Lease::release);
         } catch (const std::exception& e) {
           spdlog::info("upload {}: keeping the bytes of a broken request failed: {}", state_.upload_id, e.what());
         }
@@ -156,13 +156,17 @@ class ResumableUploads::Append {
                                                   " does not match Upload-Checksum; the offset stays at " +
                                                   std::to_string(state_.offset));
     }
+    // The last save gives the lease up in the same write, unless the upload
+    // is to be completed under it.
+    const bool last_byte = state_.upload_length && offset_ == *state_.upload_length;
+    const Lease after = last_byte ? Lease::keep : Lease::release;
     if (offset_ > state_.offset) {
       const auto point = co_await writer_->checkpoint();
-      co_await save(point);
+      co_await save(point, after);
     } else if (length_changed_) {
-      co_await save(last_saved_);
+      co_await save(last_saved_, after);
     }
-    if (state_.upload_length && state_.offset == *state_.upload_length) co_await complete();
+    if (last_byte) co_await complete();
   }
 
   // The last byte is in: publish the object and mark the row complete.
@@ -236,7 +240,8 @@ class ResumableUploads::Append {
 
   // Records a durable point under the lease, which it extends; 423 if the
   // lease was lost (another request took the upload over).
-  asio::awaitable<void> save(const storage::ResumePoint& point) {
+  enum class Lease { keep, release };
+  asio::awaitable<void> save(const storage::ResumePoint& point, Lease after = Lease::keep) {
     const auto started = Clock::now();
     const db::Micros now = util::now_micros();
     db::ResumableState next = state_;
@@ -244,7 +249,8 @@ class ResumableUploads::Append {
     next.store_state = point.store_state;
     next.hash_state = point.hash_state;
     next.expires_at = now + micros(settings_.expiry);
-    next.lease_expires_at = now + micros(settings_.lease);
+    // Released: lapsed at once, so the next request takes it without waiting.
+    next.lease_expires_at = after == Lease::keep ? now + micros(settings_.lease) : now;
     const bool saved = co_await util::run_blocking(services_.blocking,
                                                    [&] { return services_.records.save_progress(next, now); });
     if (!saved) {
@@ -253,7 +259,11 @@ class ResumableUploads::Append {
     }
     state_ = next;
     last_saved_ = point;
-    lease_renewed(started);
+    if (after == Lease::release) {
+      leased_ = false;
+    } else {
+      lease_renewed(started);
+    }
   }
 
   // Before each write: renew the lease when it is due, and never write once
