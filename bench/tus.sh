@@ -95,11 +95,15 @@ declare -A token
 shm="/dev/shm/$(basename "$work")"  # the S3 runs' SQLite file: not local disk
 mkdir -p "$work/local" "$shm"
 trap 'cleanup; rm -rf "$shm"' EXIT
+# local, s3, or s3-md5: S3 with parts checked by Content-MD5 instead of a
+# signed SHA-256 (S3UP_S3_PART_CHECKSUM=md5: one hash pass fewer per byte).
 stack_env() {
+  unset S3UP_S3_PART_CHECKSUM
   if [ "$1" = local ]; then
     export S3UP_STORAGE="file://$work/local/objects" S3UP_DATABASE="sqlite://$work/local/s3uploader.db"
   else
     export S3UP_STORAGE="s3://$bucket/objects" S3UP_DATABASE="sqlite://$shm/s3uploader.db"
+    if [ "$1" = s3-md5 ]; then export S3UP_S3_PART_CHECKSUM=md5; fi
   fi
 }
 for stack in local s3; do
@@ -107,6 +111,7 @@ for stack in local s3; do
   "$bin" user add bench > /dev/null 2>&1
   token[$stack]=$("$bin" token create bench 2>/dev/null)
 done
+token[s3-md5]=${token[s3]}
 stack_env local
 "$bin" user add bench-post > /dev/null 2>&1  # the single-shot 1 KiB run's uploads, counted apart
 token[post]=$("$bin" token create bench-post 2>/dev/null)
@@ -187,7 +192,9 @@ disk_bound() {
   rate "$size" "$(elapsed "$t0" "$t1")"
 }
 
-runs=(local:put local:tus-one local:tus-50MiB local:@tus/file-store s3:put s3:tus-one s3:@tus/s3-store)
+runs=(local:put local:tus-one local:tus-50MiB local:@tus/file-store s3:put s3:tus-one s3-md5:tus-one s3:@tus/s3-store)
+# S3UP_BENCH_RUNS="s3:tus-one s3:@tus/s3-store" measures only those (quicker, for one question).
+if [ -n "${S3UP_BENCH_RUNS:-}" ]; then read -r -a runs <<< "$S3UP_BENCH_RUNS"; fi
 results=()
 for round in $(seq "$rounds"); do
   echo "round $round: disk bound (dd conv=fsync)..."
@@ -275,6 +282,7 @@ echo "s3:    tus one PATCH / PUT /upload            = $(ratio s3:tus-one s3:put)
 echo "local: tus 50 MiB PATCHes / tus one PATCH     = $(ratio local:tus-50MiB local:tus-one)   (target >= 0.85)"
 echo "local: tus / @tus/server + @tus/file-store    = $(ratio local:tus-one local:@tus/file-store)   (target >= 1.3; the file store does not fsync)"
 echo "s3:    tus / @tus/server + @tus/s3-store      = $(ratio s3:tus-one s3:@tus/s3-store)   (target >= 1.5)"
+echo "s3:    the same with md5-checked parts          = $(ratio s3-md5:tus-one s3:@tus/s3-store)"
 echo "local: tus one PATCH / the disk's fsync'd write rate = $(ratio local:tus-one disk:dd-fsync)   (dd's buffered writes + fsync; the service writes O_DIRECT)"
 echo "s3:    tus one PATCH / a PUT straight to radosgw = $(ratio s3:tus-one s3:direct-PUT); the best any peer could reach against @tus/s3-store: $(ratio s3:direct-PUT s3:@tus/s3-store)"
 echo "s3:    $big_mib MiB tus upload: $big_rate MiB/s, peak RSS $big_rss MiB (target <= 96), CPU $big_cpu s, local writes $big_wrote MiB (target 0)"
