@@ -336,7 +336,9 @@ asio::awaitable<ResumableUpload> ResumableUploads::create(const auth::Principal&
   state.upload_id = record.id;
   state.upload_length = plan.length;
   state.metadata = plan.metadata;
-  state.part_size = store.part_size_for(plan.length);
+  // A deferred length may grow to the largest upload: its parts must fit
+  // that in 10,000.
+  state.part_size = store.part_size_for(plan.length ? *plan.length : limits.max_upload_bytes);
   state.hash_state = util::ResumableSha256().save();
   state.expires_at = record.created_at + micros(settings_.expiry);
   const std::int64_t quota = effective_quota(owner, limits);
