@@ -47,6 +47,7 @@ const auth::Principal& caller(const http::Request& request) {
 
 http::Middleware authenticated(auth::Authenticator& authenticator) {
   return [&authenticator](http::Request& request, const http::Handler& next) -> asio::awaitable<http::Response> {
+    if (request.context.caller.has_value()) co_return co_await next(request);  // a download link's owner
     auto principal = co_await authenticator.authenticate(request.header[field::authorization]);
     request.context.user_id = principal.user_id;
     request.context.caller = std::move(principal);
@@ -77,7 +78,10 @@ http::Middleware rate_limited(auth::TokenBuckets& buckets) {
   };
 }
 
-Api::Api(Dependencies deps) : deps_(std::move(deps)), resumable_(deps_.uploads, deps_.resumable) {
+Api::Api(Dependencies deps)
+    : deps_(std::move(deps)),
+      resumable_(deps_.uploads, deps_.resumable),
+      links_(deps_.uploads.coordination, deps_.uploads.blocking) {
   // Every route but the health check is for a known caller, within their rate.
   std::vector<http::Middleware> caller_steps{authenticated(deps_.authenticator)};
   if (deps_.rate_limit.per_second > 0) {
@@ -103,7 +107,11 @@ Api::Api(Dependencies deps) : deps_(std::move(deps)), resumable_(deps_.uploads, 
   route(verb::get, "/files", &Api::list_files, caller_steps);
   route(verb::get, "/files/{id}", &Api::get_file, caller_steps);
   route(verb::delete_, "/files/{id}", &Api::delete_file, caller_steps);
-  route(verb::get, "/files/{id}/content", &Api::get_content, caller_steps);
+  std::vector<http::Middleware> content_steps{signed_download(links_, deps_.uploads.records, deps_.uploads.blocking)};
+  content_steps.insert(content_steps.end(), caller_steps.begin(), caller_steps.end());
+  route(verb::get, "/files/{id}/content", &Api::get_content, content_steps);
+  route(verb::post, "/files/{id}/link", &Api::create_link, caller_steps);
+  route(verb::get, "/api/config", &Api::client_config, caller_steps);
   // CORS outside the error answers, so errors are readable by the page too.
   handler_ = http::chain({cors(deps_.web), http::error_answers(), api_errors()},
                          [this](http::Request& r) { return router_(r); });

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 
@@ -47,10 +48,40 @@ struct Dependencies {
 // is refused up front, anything closer is decided by counting file bytes.
 inline constexpr std::uint64_t kMultipartFramingAllowance = 64 * 1024;
 
+// Download links: a URL for one file that works without a token until it
+// expires (browsers cannot put a Bearer token on a plain navigation). The
+// query carries the expiry and an HMAC-SHA256 of the file id and the expiry,
+// under a key every instance on the database shares (db::Coordination).
+class DownloadLinks {
+ public:
+  DownloadLinks(db::Coordination& coordination, boost::asio::thread_pool& blocking)
+      : coordination_(coordination), blocking_(blocking) {}
+  // "expires=<unix seconds>&signature=<base64url>" for `file_id`.
+  boost::asio::awaitable<std::string> query_for(const std::string& file_id, std::int64_t expires);
+  // Whether `target` (path and query) carries a signature at all.
+  static bool is_signed(std::string_view target);
+  // Whether its query signs `file_id` and has not expired at `now` (unix seconds).
+  boost::asio::awaitable<bool> valid(const std::string& file_id, std::string_view target, std::int64_t now);
+
+ private:
+  boost::asio::awaitable<std::string> key();
+  std::string signature(const std::string& key, std::string_view file_id, std::int64_t expires) const;
+
+  db::Coordination& coordination_;
+  boost::asio::thread_pool& blocking_;
+  std::mutex mutex_;
+  std::string key_;  // fetched (or made) on first use
+};
+
 // The authenticated caller of a request that passed authenticated().
 const auth::Principal& caller(const http::Request& request);
-// Middleware: the caller from the request's Bearer token (401 without one).
+// Middleware: the caller from the request's Bearer token (401 without one),
+// unless an earlier step (signed_download) already established it.
 http::Middleware authenticated(auth::Authenticator& authenticator);
+// Middleware for a file's bytes: a valid download link stands for its
+// owner's token; a link that is not valid (forged, for another file,
+// expired) is 403.
+http::Middleware signed_download(DownloadLinks& links, db::UploadStore& records, boost::asio::thread_pool& blocking);
 // Middleware: 429 with Retry-After past the caller's token's rate.
 http::Middleware rate_limited(auth::TokenBuckets& buckets);
 // Middleware: CORS for the browsers of `web.cors_origins`: preflights
@@ -95,12 +126,18 @@ class Api {
   boost::asio::awaitable<http::Response> get_file(http::Request& request);
   boost::asio::awaitable<http::Response> get_content(http::Request& request);
   boost::asio::awaitable<http::Response> delete_file(http::Request& request);
+  // A download link for one of the caller's files: {url, expires_at}.
+  boost::asio::awaitable<http::Response> create_link(http::Request& request);
+  // What the caller's uploads are held to (the web page refuses early): sizes,
+  // types, quota and what is used of it.
+  boost::asio::awaitable<http::Response> client_config(http::Request& request);
   // The upload `id` if the caller may see it; 404 (not_found) otherwise, the
   // same for another user's file, a malformed id and a missing one.
   boost::asio::awaitable<db::Upload> visible_upload(const auth::Principal& caller, std::string_view id);
 
   Dependencies deps_;
   upload::ResumableUploads resumable_;
+  DownloadLinks links_;
   std::unique_ptr<auth::TokenBuckets> buckets_;
   http::Router router_;
   http::Handler handler_;  // router_ behind api_errors()

@@ -70,6 +70,7 @@ class TokenBuckets {
 class Authenticator {
  public:
   Authenticator(db::UserStore& store, boost::asio::thread_pool& blocking) : store_(store), blocking_(blocking) {}
+  db::UserStore& users() const { return store_; }  // where the users it knows are kept
 
   // The principal for an Authorization header value. Throws ApiError(unauthorized)
   // for a missing, malformed, unknown, revoked or expired token or a disabled user;

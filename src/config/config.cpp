@@ -221,7 +221,7 @@ const std::vector<SettingInfo> kSettings = {
             in(&Config::service, &ServiceSettings::migrate_on_start), Boolean{}),
     setting("download", "S3UP_DOWNLOAD", "stream", "GET /files/{id}/content: stream (bytes through the service) or redirect (302 to a presigned URL; S3 only).",
             in(&Config::downloads, &api::Downloads::redirect), Choice{"stream", "redirect"}),
-    setting("download_url_ttl", "S3UP_DOWNLOAD_URL_TTL", "5m", "How long a presigned download URL stays valid (redirect mode).",
+    setting("download_url_ttl", "S3UP_DOWNLOAD_URL_TTL", "5m", "How long a download link (POST /files/{id}/link) or a presigned redirect URL stays valid.",
             in(&Config::downloads, &api::Downloads::url_ttl),
             WholeSeconds{{std::chrono::seconds(1), std::chrono::hours(24 * 7), "between 1s and 7d (S3's limit)"}}),
     setting("resumable_expiry", "S3UP_RESUMABLE_EXPIRY", "24h", "How long an unfinished resumable (tus) upload lives after its creation or last PATCH; then the janitor removes it.",

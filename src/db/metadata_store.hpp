@@ -189,6 +189,9 @@ class Coordination {
   virtual std::unique_ptr<ExclusiveLock> try_lock(std::string_view name) = 0;
   // Applies the migrations not yet applied; returns how many ran.
   virtual int migrate() = 0;
+  // The secret called `name` that every instance on this database shares:
+  // `candidate` if there was none yet (the first caller's wins a race).
+  virtual std::string shared_secret(std::string_view name, std::string_view candidate) = 0;
 };
 
 // One database holds all three; consumers take the part they need.

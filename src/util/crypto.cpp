@@ -1,6 +1,8 @@
 #include "util/crypto.hpp"
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/rand.h>
 
 #include <stdexcept>
@@ -31,6 +33,20 @@ void EvpHash::finish_into(std::span<std::uint8_t> digest) {
 
 Sha256::Sha256() : FixedSizeHash(EVP_sha256()) {}
 Md5::Md5() : FixedSizeHash(EVP_md5()) {}
+
+std::array<std::uint8_t, 32> hmac_sha256(std::string_view key, std::string_view data) {
+  std::array<std::uint8_t, 32> out{};
+  unsigned int len = 0;
+  if (HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(data.data()),
+           data.size(), out.data(), &len) == nullptr) {
+    throw std::runtime_error("HMAC-SHA256 failed");
+  }
+  return out;
+}
+
+bool constant_time_equal(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
 
 std::unique_ptr<NamedHash> NamedHash::make(std::string_view name) {
   if (name == "sha1") return std::unique_ptr<NamedHash>(new NamedHash(EVP_sha1(), 20));

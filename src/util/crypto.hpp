@@ -100,6 +100,11 @@ class NamedHash : public EvpHash {
 
 std::string sha256_hex(std::string_view data);
 
+// HMAC-SHA256 of `data` under `key`.
+std::array<std::uint8_t, 32> hmac_sha256(std::string_view key, std::string_view data);
+// Equal contents, in time that does not depend on where they differ (MACs).
+bool constant_time_equal(std::string_view a, std::string_view b);
+
 // Cryptographically secure random bytes (RAND_bytes); throws if the DRBG fails.
 void random_bytes(std::span<std::uint8_t> out);
 

@@ -154,6 +154,10 @@ class MemoryMetadata final : public db::MetadataStore {
   std::string describe() const override { return "memory"; }
   std::unique_ptr<db::ExclusiveLock> try_lock(std::string_view) override { return std::make_unique<db::ExclusiveLock>(); }
   int migrate() override { return 0; }
+  std::string shared_secret(std::string_view name, std::string_view candidate) override {
+    std::lock_guard lock(mutex_);
+    return secrets_.emplace(std::string(name), std::string(candidate)).first->second;
+  }
 
   db::User create_user(std::string_view name, bool is_admin) override {
     std::lock_guard lock(mutex_);
@@ -346,6 +350,7 @@ class MemoryMetadata final : public db::MetadataStore {
   std::map<std::string, db::Upload> uploads_;
   std::map<std::string, std::int64_t> reserved_;
   std::map<std::string, db::ResumableState> resumable_;
+  std::map<std::string, std::string> secrets_;
 };
 
 }  // namespace s3up::testing

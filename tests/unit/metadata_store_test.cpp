@@ -95,6 +95,12 @@ TEST_P(MetadataStoreContract, RacingMigrationsApplyEachStepOnce) {
   EXPECT_EQ(instances[kInstances - 1]->find_user("after-race")->id, u.id);
 }
 
+TEST_P(MetadataStoreContract, ASharedSecretIsTheFirstOneOffered) {
+  EXPECT_EQ(store_->shared_secret("links", "first"), "first");
+  EXPECT_EQ(store_->shared_secret("links", "second"), "first") << "every instance gets the same one";
+  EXPECT_EQ(store_->shared_secret("other", "third"), "third");
+}
+
 TEST_P(MetadataStoreContract, UsersAreUniqueByName) {
   EXPECT_EQ(store_->count_users(), 0);
   const auto alice = store_->create_user("alice", false);

@@ -637,6 +637,18 @@ void PostgresStore::add_resumable(const ResumableState& r) {
   writes_->run(w);
 }
 
+std::string PostgresStore::shared_secret(std::string_view name, std::string_view candidate) {
+  Write w{"ensureSecret", {}};
+  w.params.text(name).text(candidate);
+  writes_->run(w);
+  auto c = acquire();
+  Params p;
+  p.text(name);
+  const auto r = c->run("getSecret", p);
+  if (r.size() == 0) throw ApiError(errc::database_unavailable, "the shared secret was not stored");
+  return ResultRow(r, 0).text(0);
+}
+
 std::optional<ResumableState> PostgresStore::get_resumable(std::string_view upload_id) {
   if (!plausible_upload_id(upload_id)) return std::nullopt;
   auto c = acquire();

@@ -36,6 +36,7 @@ class PostgresStore final : public MetadataStore {
   std::string describe() const override { return description_; }
   int migrate() override;
   std::unique_ptr<ExclusiveLock> try_lock(std::string_view name) override;
+  std::string shared_secret(std::string_view name, std::string_view candidate) override;
   User create_user(std::string_view name, bool is_admin) override;
   std::optional<User> find_user(std::string_view name) override;
   std::vector<User> list_users() override;

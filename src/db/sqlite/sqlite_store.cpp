@@ -502,6 +502,19 @@ void SqliteStore::add_resumable(const ResumableState& r) {
   }));
 }
 
+std::string SqliteStore::shared_secret(std::string_view name, std::string_view candidate) {
+  writes_->run(Write([&](Connection& c) {
+    Statement s(c, "ensureSecret");
+    s.bind(name, candidate).run();
+    return s.changes();
+  }));
+  auto c = acquire();
+  Statement s(*c, "getSecret");
+  s.bind(name);
+  if (!s.step()) throw ApiError(errc::database_unavailable, "the shared secret was not stored");
+  return StatementRow(s).text(0);
+}
+
 std::optional<ResumableState> SqliteStore::get_resumable(std::string_view upload_id) {
   auto c = acquire();
   Statement s(*c, "getResumable");

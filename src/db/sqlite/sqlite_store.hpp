@@ -26,6 +26,7 @@ class SqliteStore final : public MetadataStore {
   std::string describe() const override { return "sqlite://" + path_; }
   int migrate() override;
   std::unique_ptr<ExclusiveLock> try_lock(std::string_view name) override;
+  std::string shared_secret(std::string_view name, std::string_view candidate) override;
   User create_user(std::string_view name, bool is_admin) override;
   std::optional<User> find_user(std::string_view name) override;
   std::vector<User> list_users() override;

@@ -1,7 +1,5 @@
 #include "storage/s3/sigv4.hpp"
 
-#include <openssl/hmac.h>
-
 #include <algorithm>
 #include <array>
 #include <ctime>
@@ -18,13 +16,7 @@ constexpr std::string_view kAlgorithm = "AWS4-HMAC-SHA256";
 
 using Mac = std::array<std::uint8_t, 32>;
 
-Mac hmac(std::string_view key, std::string_view data) {
-  Mac out{};
-  unsigned int len = 0;
-  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(data.data()),
-       data.size(), out.data(), &len);
-  return out;
-}
+Mac hmac(std::string_view key, std::string_view data) { return util::hmac_sha256(key, data); }
 
 std::string_view as_view(const Mac& m) { return {reinterpret_cast<const char*>(m.data()), m.size()}; }
 

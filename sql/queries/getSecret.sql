@@ -1,0 +1,1 @@
+SELECT value FROM service_secrets WHERE name = $1

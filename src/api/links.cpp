@@ -1,0 +1,133 @@
+// Download links (POST /files/{id}/link), the links themselves on
+// GET /files/{id}/content, and what a client's uploads are held to
+// (GET /api/config): what a web page needs that curl does not.
+#include <chrono>
+
+#include <boost/url/parse.hpp>
+#include <fmt/format.h>
+
+#include "api/api.hpp"
+#include "util/blocking.hpp"
+#include "util/crypto.hpp"
+#include "util/text.hpp"
+
+namespace s3up::api {
+
+namespace asio = boost::asio;
+namespace json = boost::json;
+
+namespace {
+
+constexpr std::string_view kKeyName = "download-links";
+
+std::int64_t unix_now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+struct LinkQuery {
+  std::string expires, signature;
+};
+std::optional<LinkQuery> link_query(std::string_view target) {
+  const auto url = boost::urls::parse_origin_form(target);
+  if (!url) return std::nullopt;
+  LinkQuery q;
+  for (const auto& param : url->params()) {
+    if (param.key == "expires") q.expires = param.value;
+    if (param.key == "signature") q.signature = param.value;
+  }
+  if (q.signature.empty()) return std::nullopt;
+  return q;
+}
+
+ApiError invalid_link() { return ApiError(errc::forbidden, "the download link is not valid or has expired"); }
+
+}  // namespace
+
+asio::awaitable<std::string> DownloadLinks::key() {
+  {
+    std::lock_guard lock(mutex_);
+    if (!key_.empty()) co_return key_;
+  }
+  std::array<std::uint8_t, 32> random{};
+  util::random_bytes(random);
+  const std::string candidate = util::base64url(random);
+  const std::string shared =
+      co_await util::run_blocking(blocking_, [&] { return coordination_.shared_secret(kKeyName, candidate); });
+  std::lock_guard lock(mutex_);
+  key_ = shared;
+  co_return key_;
+}
+
+std::string DownloadLinks::signature(const std::string& key, std::string_view file_id, std::int64_t expires) const {
+  return util::base64url(util::hmac_sha256(key, fmt::format("download\n{}\n{}", file_id, expires)));
+}
+
+asio::awaitable<std::string> DownloadLinks::query_for(const std::string& file_id, std::int64_t expires) {
+  const auto k = co_await key();
+  co_return fmt::format("expires={}&signature={}", expires, signature(k, file_id, expires));
+}
+
+bool DownloadLinks::is_signed(std::string_view target) { return link_query(target).has_value(); }
+
+asio::awaitable<bool> DownloadLinks::valid(const std::string& file_id, std::string_view target, std::int64_t now) {
+  const auto q = link_query(target);
+  if (!q) co_return false;
+  const auto expires = util::parse_integer<std::int64_t>(q->expires);
+  if (!expires || *expires < now) co_return false;
+  const auto k = co_await key();
+  co_return util::constant_time_equal(signature(k, file_id, *expires), q->signature);
+}
+
+http::Middleware signed_download(DownloadLinks& links, db::UploadStore& records, asio::thread_pool& blocking) {
+  return [&links, &records, &blocking](http::Request& request,
+                                       const http::Handler& next) -> asio::awaitable<http::Response> {
+    const std::string_view target = request.header.target();
+    if (!DownloadLinks::is_signed(target)) co_return co_await next(request);
+    const std::string id(request.param("id"));
+    const bool ok = util::is_uuid(id) && co_await links.valid(id, target, unix_now());
+    if (!ok) throw invalid_link();
+    const auto upload = co_await util::run_blocking(blocking, [&] { return records.get_upload(id); });
+    if (!upload) throw ApiError(errc::not_found, "no such file");
+    // The link stands for its owner, for this file only (the route's).
+    auth::Principal owner;
+    owner.user_id = upload->user_id;
+    owner.token_id = "link:" + id;  // its own rate-limit bucket
+    request.context.user_id = owner.user_id;
+    request.context.caller = std::move(owner);
+    co_return co_await next(request);
+  };
+}
+
+asio::awaitable<http::Response> Api::create_link(http::Request& request) {
+  const auto upload = co_await visible_upload(caller(request), request.param("id"));
+  if (upload.status != db::UploadStatus::complete) throw ApiError(errc::not_found, "no such file");
+  const std::int64_t expires = unix_now() + deps_.downloads.url_ttl.count();
+  const auto query = co_await links_.query_for(upload.id, expires);
+  const std::string url = absolute_url(request, "/files/" + upload.id + "/content?" + query);
+  co_return http::Response::json(200, json::object{{"url", url},
+                                                   {"expires_at", util::rfc3339(expires * 1'000'000)},
+                                                   {"expires_in", deps_.downloads.url_ttl.count()}});
+}
+
+asio::awaitable<http::Response> Api::client_config(http::Request& request) {
+  const auto& principal = caller(request);
+  const auto& limits = deps_.uploads.limits;
+  json::array types;
+  for (const auto& t : limits.allowed_types) types.emplace_back(t);
+  json::object body{{"max_upload_bytes", limits.max_upload_bytes},
+                    {"allowed_types", std::move(types)},
+                    {"tus_endpoint", "/upload/resumable"},
+                    {"download_link_ttl", deps_.downloads.url_ttl.count()}};
+  const auto quota = upload::effective_quota(principal, limits);
+  if (quota == db::kNoQuota) {
+    body["quota"] = nullptr;
+  } else {
+    const std::string name = principal.user_name;
+    const auto user = co_await util::run_blocking(deps_.uploads.blocking,
+                                                  [&] { return deps_.authenticator.users().find_user(name); });
+    body["quota"] = json::object{{"bytes", quota}, {"used", user ? user->used_bytes : 0}};
+  }
+  co_return http::Response::json(200, body);
+}
+
+}  // namespace s3up::api
