@@ -92,6 +92,8 @@ Api::Api(Dependencies deps)
     router_.add(method, pattern, [this, member](http::Request& r) { return (this->*member)(r); }, std::move(steps));
   };
   route(verb::get, "/healthz", &Api::healthz, {});
+  route(verb::get, "/", &Api::web_page, {});
+  route(verb::get, "/assets/{name}", &Api::web_asset, {});
   route(verb::post, "/upload", &Api::upload_form, caller_steps);
   route(verb::put, "/upload/{name*}", &Api::upload_raw, caller_steps);
   // tus: the protocol's checks and headers around the caller's.

@@ -107,6 +107,9 @@ class Api {
 
  private:
   boost::asio::awaitable<http::Response> healthz(http::Request& request);
+  // The web page and its assets (web.cpp).
+  boost::asio::awaitable<http::Response> web_page(http::Request& request);
+  boost::asio::awaitable<http::Response> web_asset(http::Request& request);
   // Uploads (uploads.cpp).
   boost::asio::awaitable<http::Response> upload_form(http::Request& request);
   boost::asio::awaitable<http::Response> upload_raw(http::Request& request);
