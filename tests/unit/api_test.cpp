@@ -293,7 +293,7 @@ TEST_F(InProcessApi, HeadOnEveryGetRouteIsTheGetWithoutItsBody) {
     }
     ++checked;
   }
-  EXPECT_EQ(checked, 5);  // /healthz, /files, /files/{id}, /files/{id}/content, /api/config
+  EXPECT_EQ(checked, 7);  // /healthz, /, /assets/{name}, /files, /files/{id}, /files/{id}/content, /api/config
 }
 
 TEST_F(InProcessApi, ErrorsFromTheTableWithTheirHeaders) {

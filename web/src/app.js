@@ -125,6 +125,10 @@ function startUploader(config) {
     listFiles(true);
     session.api('/api/config').then(showQuota, () => {});
   });
+  // Finished files are in the list below: the Dashboard is ready for the next ones.
+  uppy.on('complete', (result) => {
+    if (result.failed.length === 0) uppy.clear();
+  });
 }
 
 async function listFiles(first) {

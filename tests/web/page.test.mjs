@@ -1,0 +1,96 @@
+// The web page in a real browser: Debian's chromium, driven by
+// puppeteer-core, against the real binary on loopback.
+import { test, before, after, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import puppeteer from 'puppeteer-core';
+import { MiB, Stack, Server, content, sha256, fetchWithToken } from '../tus-client/harness.mjs';
+
+const chromium = process.env.S3UP_CHROMIUM || '/usr/bin/chromium';
+
+describe('the web page', () => {
+  let stack;
+  let server;
+  let token;
+  let browser;
+  let page;
+  const uploads = [];  // tus requests the page made
+
+  before(async () => {
+    stack = await new Stack('local').init();
+    server = await new Server(stack, { env: { S3UP_MAX_UPLOAD_BYTES: '40MiB' } }).start();
+    token = stack.token('alice');
+    browser = await puppeteer.launch({
+      executablePath: chromium,
+      headless: true,
+      args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'],
+    });
+    page = await browser.newPage();
+    page.on('request', (r) => { if (r.url().includes('/upload/resumable')) uploads.push(`${r.method()} ${r.url()}`); });
+    page.on('dialog', (d) => d.accept());
+  });
+  after(async () => {
+    await browser?.close();
+    await server?.stop();
+    await stack?.close();
+  });
+
+  const files = (...specs) => specs.map(([name, size, seed]) => {
+    const path = join(stack.dir, name);
+    const data = content(size, seed);
+    writeFileSync(path, data);
+    return { path, name, data };
+  });
+
+  test('a wrong token shows the sign-in error', async () => {
+    await page.goto(server.url, { waitUntil: 'networkidle0' });
+    await page.type('#token', 's3u_not-a-token');
+    await page.click('#sign-in button[type=submit]');
+    await page.waitForSelector('#sign-in-error:not([hidden])');
+    assert.match(await page.$eval('#sign-in-error', (e) => e.textContent), /not accepted/);
+  });
+
+  test('sign in, upload through the file input, see the files, share and delete', async () => {
+    await page.type('#token', token);
+    await page.click('#sign-in button[type=submit]');
+    await page.waitForSelector('#workspace:not([hidden]) .uppy-Dashboard');
+    const picked = files(['small.txt', 2000, 1], ['large.bin', 30 * MiB, 2]);
+    const input = await page.$('.uppy-Dashboard-input');
+    await input.uploadFile(...picked.map((f) => f.path));
+    await page.waitForSelector('.uppy-StatusBar-actionBtn--upload');
+    await page.click('.uppy-StatusBar-actionBtn--upload');
+    await page.waitForFunction(() => document.querySelectorAll('#files tbody tr').length === 2, { timeout: 60000 });
+    const names = await page.$$eval('#files tbody tr td:first-child', (cells) => cells.map((c) => c.textContent).sort());
+    assert.deepEqual(names, ['large.bin', 'small.txt']);
+    assert.ok(uploads.some((u) => u.startsWith('POST')) && uploads.some((u) => u.startsWith('PATCH')), String(uploads));
+
+    // Share: a download link, shown with its expiry, that works without a token.
+    const row = await page.$('#files tbody tr[data-id] ~ tr, #files tbody tr');
+    const id = await row.evaluate((r) => r.dataset.id);
+    const name = await row.$eval('td', (c) => c.textContent);
+    const buttons = await row.$$('button');
+    await buttons[1].click();
+    await page.waitForSelector('#share:not([hidden])');
+    const shared = await page.$eval('#share', (e) => e.textContent);
+    const url = shared.slice(shared.indexOf('http'));
+    const got = Buffer.from(await (await fetch(url)).arrayBuffer());
+    assert.equal(sha256(got), sha256(picked.find((f) => f.name === name).data));
+
+    // Delete, confirmed.
+    await (await row.$$('button'))[2].click();
+    await page.waitForFunction(() => document.querySelectorAll('#files tbody tr').length === 1);
+    const left = await (await fetchWithToken(`${server.url}/files`, token)).json();
+    assert.deepEqual(left.files.map((f) => f.file_id).includes(id), false);
+  });
+
+  test('a file over max_upload_bytes is refused before a byte is sent', async () => {
+    const before = uploads.length;
+    const [big] = files(['too-big.bin', 41 * MiB, 3]);
+    // The finished uploads were cleared from the Dashboard: it takes files again.
+    const input = await page.waitForSelector('.uppy-Dashboard-input');
+    await input.uploadFile(big.path);
+    await page.waitForFunction(() => document.body.textContent.includes('exceeds maximum allowed size'), { timeout: 10000 });
+    assert.equal(uploads.length, before, 'no tus request for it');
+  });
+});
