@@ -8,6 +8,11 @@ import puppeteer from 'puppeteer-core';
 import { MiB, Stack, Server, content, sha256, fetchWithToken } from '../tus-client/harness.mjs';
 
 const chromium = process.env.S3UP_CHROMIUM || '/usr/bin/chromium';
+// S3UP_SCREENSHOTS=DIR keeps a screenshot of each main state there (docs/screenshots).
+const shots = process.env.S3UP_SCREENSHOTS;
+const screenshot = async (page, name) => {
+  if (shots) await page.screenshot({ path: join(shots, `${name}.png`) });
+};
 
 describe('the web page', () => {
   let stack;
@@ -27,6 +32,7 @@ describe('the web page', () => {
       args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'],
     });
     page = await browser.newPage();
+    await page.setViewport({ width: 1100, height: 900 });
     page.on('request', (r) => { if (r.url().includes('/upload/resumable')) uploads.push(`${r.method()} ${r.url()}`); });
     page.on('dialog', (d) => d.accept());
   });
@@ -48,6 +54,7 @@ describe('the web page', () => {
     await page.type('#token', 's3u_not-a-token');
     await page.click('#sign-in button[type=submit]');
     await page.waitForSelector('#sign-in-error:not([hidden])');
+    await screenshot(page, 'sign-in-error');
     assert.match(await page.$eval('#sign-in-error', (e) => e.textContent), /not accepted/);
   });
 
@@ -55,14 +62,19 @@ describe('the web page', () => {
     await page.type('#token', token);
     await page.click('#sign-in button[type=submit]');
     await page.waitForSelector('#workspace:not([hidden]) .uppy-Dashboard');
+    const visible = (selector) => page.$eval(selector, (e) => getComputedStyle(e).display !== 'none');
+    assert.equal(await visible('#sign-in'), false, 'the sign-in form is gone once signed in');
+    assert.equal(await visible('#account'), true);
     const picked = files(['small.txt', 2000, 1], ['large.bin', 30 * MiB, 2]);
     const input = await page.$('.uppy-Dashboard-input');
     await input.uploadFile(...picked.map((f) => f.path));
     await page.waitForSelector('.uppy-StatusBar-actionBtn--upload');
+    await screenshot(page, 'files-added');
     await page.click('.uppy-StatusBar-actionBtn--upload');
     await page.waitForFunction(() => document.querySelectorAll('#files tbody tr').length === 2, { timeout: 60000 });
     const names = await page.$$eval('#files tbody tr td:first-child', (cells) => cells.map((c) => c.textContent).sort());
     assert.deepEqual(names, ['large.bin', 'small.txt']);
+    await screenshot(page, 'uploaded');
     assert.ok(uploads.some((u) => u.startsWith('POST')) && uploads.some((u) => u.startsWith('PATCH')), String(uploads));
 
     // Share: a download link, shown with its expiry, that works without a token.
