@@ -223,6 +223,22 @@ asio::awaitable<void> remove_object(Client& client, const std::string& key) {
   if (res.status != 204 && res.status != 200 && res.status != 404) fail("DeleteObject", key, res);
 }
 
+// One PutObject of a whole object (smaller than a part), whose payload hash
+// is the object's SHA-256 (hex); its ETag.
+asio::awaitable<std::string> put_object(Client& client, const std::string& key, const ObjectMetadata& metadata,
+                                        std::span<const char> body, const std::string& sha256) {
+  Request r;
+  r.method = "PUT";
+  r.key = key;
+  r.headers = object_headers(metadata);
+  r.body = body;
+  r.payload_hash = sha256;
+  r.expect_continue = !body.empty();
+  const auto res = co_await send(client, r, "PutObject");
+  if (res.status != 200) fail("PutObject", key, res);
+  co_return res.header("etag");
+}
+
 class S3Writer final : public ObjectWriter {
  public:
   S3Writer(std::shared_ptr<Client> client, std::string key, ObjectMetadata metadata, StoreUploadStarted started,
@@ -323,18 +339,11 @@ class S3Writer final : public ObjectWriter {
   asio::awaitable<CommittedObject> put_single() {
     const char* data = buffer_ ? buffer_.data() : "";
     const std::string sha = util::to_hex(whole_sha_.finish());
-    Request r;
-    r.method = "PUT";
-    r.key = key_;
-    r.headers = object_headers(metadata_);
-    r.body = std::span<const char>(data, filled_);
-    r.payload_hash = sha;
-    r.expect_continue = filled_ > 0;
-    const auto res = co_await send(*client_, r, "PutObject");
-    if (res.status != 200) fail("PutObject", key_, res);
+    const std::span<const char> body(data, filled_);
+    const auto etag = co_await put_object(*client_, key_, metadata_, body, sha);
     finished_ = true;
     buffer_.reset();
-    co_return CommittedObject{size_, sha, res.header("etag")};
+    co_return CommittedObject{size_, sha, etag};
   }
 
   asio::awaitable<void> start_multipart() {
@@ -612,16 +621,9 @@ class S3ResumableWriter final : public ResumableWriter {
   asio::awaitable<CommittedObject> put_whole() {
     const char* data = buffer_ ? buffer_.data() : "";
     const std::string sha = util::to_hex(hash_.digest());
-    Request r;
-    r.method = "PUT";
-    r.key = key_;
-    r.headers = object_headers(metadata_);
-    r.body = std::span<const char>(data, filled_);
-    r.payload_hash = sha;
-    r.expect_continue = filled_ > 0;
-    const auto res = co_await send(*client_, r, "PutObject");
-    if (res.status != 200) fail("PutObject", key_, res);
-    co_return CommittedObject{offset_, sha, res.header("etag")};
+    const std::span<const char> body(data, filled_);
+    const auto etag = co_await put_object(*client_, key_, metadata_, body, sha);
+    co_return CommittedObject{offset_, sha, etag};
   }
 
   std::shared_ptr<Client> client_;
