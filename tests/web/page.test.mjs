@@ -21,6 +21,26 @@ describe('the web page', () => {
   let browser;
   let page;
   const uploads = [];  // tus requests the page made
+  const patches = [];  // the same, with their Upload-Offset
+  const created = [];  // the upload URLs the service gave out
+
+  // Uploads at `bytesPerSecond` (Chrome's own throttling), or at full speed.
+  const throttle = async (bytesPerSecond) => {
+    const cdp = await page.createCDPSession();
+    await cdp.send('Network.emulateNetworkConditions', {
+      offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: bytesPerSecond ?? -1,
+    });
+  };
+  const progress = () => page.$eval('#uploader', (e) => Number(e.dataset.progress ?? 0));
+  const waitForProgress = (atLeast) => page.waitForFunction(
+    (p) => Number(document.querySelector('#uploader').dataset.progress ?? 0) >= p, { timeout: 60000 }, atLeast);
+  const listed = (name) => page.waitForFunction(
+    (n) => [...document.querySelectorAll('#files tbody tr td:first-child')].some((c) => c.textContent === n),
+    { timeout: 60000 }, name);
+  const storedSha = async (name) => {
+    const list = await (await fetchWithToken(`${server.url}/files`, token)).json();
+    return list.files.find((f) => f.file_name === name)?.sha256;
+  };
 
   before(async () => {
     stack = await new Stack('local').init();
@@ -33,7 +53,14 @@ describe('the web page', () => {
     });
     page = await browser.newPage();
     await page.setViewport({ width: 1100, height: 900 });
-    page.on('request', (r) => { if (r.url().includes('/upload/resumable')) uploads.push(`${r.method()} ${r.url()}`); });
+    page.on('request', (r) => {
+      if (!r.url().includes('/upload/resumable')) return;
+      uploads.push(`${r.method()} ${r.url()}`);
+      patches.push({ method: r.method(), url: r.url(), offset: r.headers()['upload-offset'] });
+    });
+    page.on('response', (r) => {
+      if (r.request().method() === 'POST' && r.url().endsWith('/upload/resumable')) created.push(r.headers().location);
+    });
     page.on('dialog', (d) => d.accept());
   });
   after(async () => {
@@ -94,6 +121,71 @@ describe('the web page', () => {
     await page.waitForFunction(() => document.querySelectorAll('#files tbody tr').length === 1);
     const left = await (await fetchWithToken(`${server.url}/files`, token)).json();
     assert.deepEqual(left.files.map((f) => f.file_id).includes(id), false);
+  });
+
+  test('progress reaches 100 %, with a pause and a resume of a 30 MiB upload', async () => {
+    const [file] = files(['paused.bin', 30 * MiB, 4]);
+    await throttle(6 * MiB);
+    await (await page.waitForSelector('.uppy-Dashboard-input')).uploadFile(file.path);
+    const known = created.length;
+    await page.click('.uppy-StatusBar-actionBtn--upload');
+    await waitForProgress(20);
+    await page.click('[data-cy="togglePauseResume"]');
+    assert.equal(created.length, known + 1);
+    const url = created[created.length - 1];
+    await new Promise((r) => setTimeout(r, 1500));
+    const paused = (await (await fetchWithToken(url, token, { method: 'HEAD', headers: { 'Tus-Resumable': '1.0.0' } })).headers.get('upload-offset'));
+    assert.ok(Number(paused) > 0 && Number(paused) < file.data.length, `kept ${paused} bytes while paused`);
+    const before = await progress();
+    await new Promise((r) => setTimeout(r, 1000));
+    assert.equal(await progress(), before, 'nothing moves while paused');
+    await throttle(null);
+    await page.click('[data-cy="togglePauseResume"]');
+    await listed('paused.bin');
+    assert.equal(await storedSha('paused.bin'), sha256(file.data));
+    assert.equal(await progress(), 100);
+    const resumed = patches.filter((p) => p.url === url && p.method === 'PATCH').map((p) => Number(p.offset));
+    assert.ok(resumed.length >= 2 && resumed[resumed.length - 1] > 0, `PATCHes at ${resumed}`);
+  });
+
+  test('a reload mid-upload resumes it when the file is added again', async () => {
+    const [file] = files(['reloaded.bin', 30 * MiB, 5]);
+    await throttle(6 * MiB);
+    await (await page.waitForSelector('.uppy-Dashboard-input')).uploadFile(file.path);
+    const known = created.length;
+    await page.click('.uppy-StatusBar-actionBtn--upload');
+    await waitForProgress(30);
+    assert.equal(created.length, known + 1);
+    const url = created[created.length - 1];
+    await page.reload({ waitUntil: 'networkidle0' });
+    await throttle(null);
+    // Still signed in (the tab's sessionStorage); the same file again.
+    await (await page.waitForSelector('#workspace:not([hidden]) .uppy-Dashboard-input')).uploadFile(file.path);
+    const seen = patches.length;
+    await page.click('.uppy-StatusBar-actionBtn--upload');
+    await listed('reloaded.bin');
+    const after = patches.slice(seen);
+    assert.ok(after.some((p) => p.method === 'HEAD' && p.url === url), 'it asked the old upload where it stands');
+    assert.ok(!after.some((p) => p.method === 'POST'), 'no new upload was created');
+    const resumedAt = Number(after.find((p) => p.method === 'PATCH').offset);
+    assert.ok(resumedAt > 0, `resumed at ${resumedAt}`);
+    assert.equal(await storedSha('reloaded.bin'), sha256(file.data));
+  });
+
+  test('a file dropped on the page is uploaded', async () => {
+    await page.waitForSelector('.uppy-Dashboard-inner');
+    await page.evaluate(() => {
+      const dt = new DataTransfer();
+      dt.items.add(new File(['dropped on the page'], 'dropped.txt', { type: 'text/plain' }));
+      const target = document.querySelector('.uppy-Dashboard-inner');
+      for (const type of ['dragenter', 'dragover', 'drop']) {
+        target.dispatchEvent(new DragEvent(type, { bubbles: true, cancelable: true, dataTransfer: dt }));
+      }
+    });
+    await page.waitForSelector('.uppy-StatusBar-actionBtn--upload');
+    await page.click('.uppy-StatusBar-actionBtn--upload');
+    await listed('dropped.txt');
+    assert.equal(await storedSha('dropped.txt'), sha256(Buffer.from('dropped on the page')));
   });
 
   test('a file over max_upload_bytes is refused before a byte is sent', async () => {

@@ -125,6 +125,13 @@ function startUploader(config) {
     listFiles(true);
     session.api('/api/config').then(showQuota, () => {});
   });
+  // The last file's progress, on the page for whoever reads it (assistive tools, tests).
+  uppy.on('upload', () => { $('uploader').dataset.progress = '0'; });
+  uppy.on('upload-progress', (file, progress) => {
+    if (progress.bytesTotal > 0) {
+      $('uploader').dataset.progress = String(Math.floor((100 * progress.bytesUploaded) / progress.bytesTotal));
+    }
+  });
   // Finished files are in the list below: the Dashboard is ready for the next ones.
   uppy.on('complete', (result) => {
     if (result.failed.length === 0) uppy.clear();
