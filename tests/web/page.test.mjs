@@ -2,7 +2,7 @@
 // puppeteer-core, against the real binary on loopback.
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import puppeteer from 'puppeteer-core';
 import { MiB, Stack, Server, content, sha256, fetchWithToken } from '../tus-client/harness.mjs';
@@ -170,6 +170,21 @@ describe('the web page', () => {
     const resumedAt = Number(after.find((p) => p.method === 'PATCH').offset);
     assert.ok(resumedAt > 0, `resumed at ${resumedAt}`);
     assert.equal(await storedSha('reloaded.bin'), sha256(file.data));
+  });
+
+  test('the Download button fetches the file itself through a download link', async () => {
+    const dir = join(stack.dir, 'downloads');
+    mkdirSync(dir, { recursive: true });
+    const cdp = await page.createCDPSession();
+    await cdp.send('Browser.setDownloadBehavior', { behavior: 'allow', downloadPath: dir, eventsEnabled: true });
+    const row = await page.waitForSelector('#files tbody tr');
+    const name = await row.$eval('td', (c) => c.textContent);
+    await (await row.$$('button'))[0].click();
+    const path = join(dir, name);
+    const deadline = Date.now() + 30000;
+    while (!existsSync(path) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    assert.ok(existsSync(path), `downloaded ${name}`);
+    assert.equal(sha256(readFileSync(path)), await storedSha(name));
   });
 
   test('a file dropped on the page is uploaded', async () => {
