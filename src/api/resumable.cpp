@@ -165,11 +165,14 @@ asio::awaitable<http::Response> Api::tus_create(http::Request& request) {
     try {
       created = co_await resumable_.append(principal, created.upload.id, at_start, no_new_length, checksum, request.body);
     } catch (const ApiError& e) {
-      // A chunk the upload can never take ends it; others leave it to resume.
+      // A chunk the upload can never take ends it. One that failed its
+      // checksum counts for nothing, but the upload exists: 201 with its
+      // Location and offset, so the client sends the chunk again by PATCH.
+      // Other failures leave it to resume (or to expire).
       if (e.code() == errc::file_too_large || e.code() == errc::quota_exceeded ||
           e.code() == errc::unsupported_media_type) {
         failure = std::current_exception();
-      } else {
+      } else if (e.code() != errc::checksum_mismatch) {
         throw;
       }
     }

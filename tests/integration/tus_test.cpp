@@ -292,6 +292,16 @@ TEST_P(Tus, CreationWithUploadAndAnEmptyFile) {
   EXPECT_EQ(empty_file.json().at("status").as_string(), "complete");
   EXPECT_EQ(tus("POST", "/upload/resumable", {{"Upload-Length", "5"}, {"Content-Type", "text/plain"}}, "12345").status,
             415);
+
+  // A first chunk that fails its checksum: the upload exists, at offset 0.
+  const auto spoilt = tus("POST", "/upload/resumable",
+                          {{"Upload-Length", "10"}, {"Content-Type", "application/offset+octet-stream"},
+                           {"Upload-Checksum", "sha1 " + sha1_b64("12346")}},
+                          "12345");
+  ASSERT_EQ(spoilt.status, 201) << spoilt.body;
+  EXPECT_EQ(spoilt.header("upload-offset"), "0");
+  const auto again = path_of(spoilt.header("location"));
+  EXPECT_EQ(patch(again, 0, "1234567890").status, 204);
 }
 
 TEST_P(Tus, MethodOverrideOnPost) {
