@@ -1,14 +1,13 @@
 // Download links (POST /files/{id}/link), the links themselves on
 // GET /files/{id}/content, and what a client's uploads are held to
 // (GET /api/config): what a web page needs that curl does not.
-#include <chrono>
-
 #include <boost/url/parse.hpp>
 #include <fmt/format.h>
 
 #include "api/api.hpp"
 #include "util/blocking.hpp"
 #include "util/crypto.hpp"
+#include "util/ids_time.hpp"
 #include "util/text.hpp"
 
 namespace s3up::api {
@@ -20,9 +19,7 @@ namespace {
 
 constexpr std::string_view kKeyName = "download-links";
 
-std::int64_t unix_now() {
-  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
+std::int64_t unix_now() { return util::now_micros() / 1'000'000; }
 
 struct LinkQuery {
   std::string expires, signature;

@@ -3,8 +3,6 @@
 // tells its offset, PATCH appends at it, DELETE terminates it. The rules
 // (leases, durability, quota, types) are upload::ResumableUploads'; this file
 // reads and writes the protocol's headers.
-#include <charconv>
-
 #include "api/api.hpp"
 #include "api/tus.hpp"
 #include "util/text.hpp"
@@ -26,12 +24,8 @@ constexpr std::string_view kUploadsPath = "/upload/resumable";
 std::optional<std::uint64_t> number_header(const http::Request& request, std::string_view name) {
   const auto it = request.header.find(name);
   if (it == request.header.end()) return std::nullopt;
-  const std::string_view text = util::trim(it->value());
-  std::uint64_t value = 0;
-  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (text.empty() || ec != std::errc() || end != text.data() + text.size()) {
-    throw ApiError(errc::bad_request, std::string(name) + " must be a non-negative integer");
-  }
+  const auto value = util::parse_integer<std::uint64_t>(util::trim(it->value()));
+  if (!value) throw ApiError(errc::bad_request, std::string(name) + " must be a non-negative integer");
   return value;
 }
 
@@ -52,7 +46,7 @@ std::optional<upload::ChunkChecksum> checksum_header(const http::Request& reques
 
 bool is_chunk(const http::Request& request) {
   const std::string_view type = request.header[field::content_type];
-  return util::ascii_lower(util::trim(type.substr(0, type.find(';')))) == kChunkType;
+  return util::media_type_essence(type) == kChunkType;
 }
 
 // Where an upload stands, in the headers every answer about it carries.

@@ -31,7 +31,7 @@ asio::awaitable<http::Response> Api::upload_form(http::Request& request) {
     // The media type alone decides 415; a form whose parameters do not parse
     // (a boundary="abc with no closing quote) is a malformed form.
     const std::string_view declared = request.header[field::content_type];
-    const auto essence = util::ascii_lower(util::trim(declared.substr(0, declared.find(';'))));
+    const auto essence = util::media_type_essence(declared);
     if (essence != "multipart/form-data") {
       throw ApiError(errc::unsupported_media_type,
                      "POST /upload takes multipart/form-data with a \"file\" field; use PUT /upload/<name> for raw bytes");

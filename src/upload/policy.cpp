@@ -82,7 +82,7 @@ constexpr std::array<std::string_view, 7> kAllowedCharsets = {"utf-8",        "u
 
 bool type_allowed(std::string_view media_type, const std::vector<std::string>& patterns) {
   if (patterns.empty()) return true;
-  const std::string type = util::ascii_lower(util::trim(media_type.substr(0, media_type.find(';'))));
+  const std::string type = util::media_type_essence(media_type);
   for (const auto& p : patterns) {
     if (p == "*" || p == "*/*" || p == type) return true;
     if (p.ends_with("/*") && type.starts_with(std::string_view(p).substr(0, p.size() - 1))) return true;

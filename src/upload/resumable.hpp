@@ -84,8 +84,6 @@ class ResumableUploads {
   // many it ended.
   boost::asio::awaitable<std::size_t> end_expired(std::size_t limit);
 
-  const ResumableSettings& settings() const { return settings_; }
-
  private:
   class Append;
   boost::asio::awaitable<void> discard(const db::Upload& upload, const db::ResumableState& state);

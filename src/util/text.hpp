@@ -36,6 +36,12 @@ inline std::string ascii_lower(std::string_view s) {
   return out;
 }
 
+// A Content-Type's media type without its parameters, trimmed, in lower
+// case: "Text/HTML; charset=x" -> "text/html".
+inline std::string media_type_essence(std::string_view content_type) {
+  return ascii_lower(trim(content_type.substr(0, content_type.find(';'))));
+}
+
 // RFC 3986: unreserved characters (A-Z a-z 0-9 - _ . ~) as they are, every
 // other byte as %XX in upper case; '/' too unless keep_slash.
 inline std::string percent_encode(std::string_view s, bool keep_slash = false) {
