@@ -120,11 +120,7 @@ function startUploader(config) {
     $('upload-error').textContent = `${file?.name ?? 'A file'}: ${sentence(status, error?.message)}`;
     show($('upload-error'), true);
   });
-  uppy.on('upload-success', () => {
-    show($('upload-error'), false);
-    listFiles(true);
-    session.api('/api/config').then(showQuota, () => {});
-  });
+  uppy.on('upload-success', () => show($('upload-error'), false));
   // The last file's progress, on the page for whoever reads it (assistive tools, tests).
   uppy.on('upload', () => { $('uploader').dataset.progress = '0'; });
   uppy.on('upload-progress', (file, progress) => {
@@ -133,7 +129,12 @@ function startUploader(config) {
     }
   });
   // Finished files are in the list below: the Dashboard is ready for the next ones.
+  // The list and the quota are fetched once per batch, not once per file.
   uppy.on('complete', (result) => {
+    if (result.successful.length > 0) {
+      listFiles(true);
+      session.api('/api/config').then(showQuota, () => {});
+    }
     if (result.failed.length === 0) uppy.clear();
   });
 }

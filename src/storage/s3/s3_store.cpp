@@ -239,6 +239,37 @@ asio::awaitable<std::string> put_object(Client& client, const std::string& key, 
   co_return res.header("etag");
 }
 
+// CreateMultipartUpload for `key`: the store's upload id.
+asio::awaitable<std::string> create_multipart_upload(Client& client, const std::string& key,
+                                                     const ObjectMetadata& metadata) {
+  Request r;
+  r.method = "POST";
+  r.key = key;
+  r.query = {{"uploads", ""}};
+  r.headers = object_headers(metadata);
+  const auto res = co_await send(client, r, "CreateMultipartUpload");
+  if (res.status != 200) fail("CreateMultipartUpload", key, res);
+  auto id = parse_upload_id(res.body);
+  if (!id) throw Error(Failure::rejected, "CreateMultipartUpload answered without an UploadId");
+  co_return *id;
+}
+
+// CompleteMultipartUpload with `parts` (in order). The answer is the caller's
+// to judge with completed(): S3 may answer 200 and still report an error.
+asio::awaitable<Response> complete_multipart_upload(Client& client, const std::string& key,
+                                                    const std::string& upload_id,
+                                                    const std::vector<CompletedPart>& parts) {
+  const std::string body = complete_multipart_body(parts);
+  Request r;
+  r.method = "POST";
+  r.key = key;
+  r.query = {{"uploadId", upload_id}};
+  r.headers = {{"content-type", "application/xml"}};
+  r.body = std::span<const char>(body.data(), body.size());
+  co_return co_await send(client, r, "CompleteMultipartUpload");
+}
+bool completed(const Response& res) { return res.status == 200 && !parse_error(res.body); }
+
 class S3Writer final : public ObjectWriter {
  public:
   S3Writer(std::shared_ptr<Client> client, std::string key, ObjectMetadata metadata, StoreUploadStarted started,
@@ -299,16 +330,8 @@ class S3Writer final : public ObjectWriter {
     }
     auto parts = state_->parts;
     std::sort(parts.begin(), parts.end(), [](const auto& a, const auto& b) { return a.number < b.number; });
-    const std::string body = complete_multipart_body(parts);
-    Request r;
-    r.method = "POST";
-    r.key = state_->key;
-    r.query = {{"uploadId", state_->upload_id}};
-    r.headers = {{"content-type", "application/xml"}};
-    r.body = std::span<const char>(body.data(), body.size());
-    const auto res = co_await send(*client_, r, "CompleteMultipartUpload");
-    // S3 may answer 200 and still report an error in the body.
-    if (res.status != 200 || parse_error(res.body)) {
+    const auto res = co_await complete_multipart_upload(*client_, state_->key, state_->upload_id, parts);
+    if (!completed(res)) {
       co_await abort();
       fail("CompleteMultipartUpload", state_->key, res);
     }
@@ -347,18 +370,10 @@ class S3Writer final : public ObjectWriter {
   }
 
   asio::awaitable<void> start_multipart() {
-    Request r;
-    r.method = "POST";
-    r.key = key_;
-    r.query = {{"uploads", ""}};
-    r.headers = object_headers(metadata_);
-    const auto res = co_await send(*client_, r, "CreateMultipartUpload");
-    if (res.status != 200) fail("CreateMultipartUpload", key_, res);
-    auto id = parse_upload_id(res.body);
-    if (!id) throw Error(Failure::rejected, "CreateMultipartUpload answered without an UploadId");
+    auto id = co_await create_multipart_upload(*client_, key_, metadata_);
     const asio::any_io_executor executor = co_await asio::this_coro::executor;
     state_ = std::make_shared<MultipartState>(client_, key_, executor, static_cast<std::size_t>(parts_in_flight_) + 1);
-    state_->upload_id = *id;
+    state_->upload_id = std::move(id);
     // Recorded before any part is sent: a crash from here on leaves an id
     // the janitor can abort. (If recording fails, the writer's abort runs.)
     if (started_) co_await started_(state_->upload_id);
@@ -488,7 +503,7 @@ class S3ResumableWriter final : public ResumableWriter {
 
   asio::awaitable<std::string> head(std::size_t n) override {
     // Within the first part the bytes are all in the buffer (restored from the tail).
-    if (!etags_.empty() || in_flight_ > 0 || !boundaries_.empty()) {
+    if (offset_ != filled_) {  // the buffer does not start at the upload's first byte
       throw Error(Failure::internal, "the head of an upload is only kept within its first part");
     }
     co_return std::string(buffer_ ? buffer_.data() : "", std::min<std::size_t>(n, filled_));
@@ -500,8 +515,9 @@ class S3ResumableWriter final : public ResumableWriter {
     take_finished_parts();
     if (etags_.size() == before) return std::nullopt;
     // The tail object, if any, is older than these parts: the point does not need it.
-    const auto& boundary = boundaries_.at(static_cast<int>(etags_.size()));
-    return point(boundary.first, boundary.second, 0);
+    const auto boundary = boundaries_.extract(static_cast<int>(etags_.size()));
+    boundaries_.erase(boundaries_.begin(), boundaries_.lower_bound(static_cast<int>(etags_.size())));
+    return point(boundary.mapped().first, boundary.mapped().second, 0);
   }
 
   asio::awaitable<ResumePoint> checkpoint() override {
@@ -520,15 +536,9 @@ class S3ResumableWriter final : public ResumableWriter {
       if (filled_ > 0) co_await seal_part();  // the last part may be smaller than the others
       co_await wait_all();
       take_finished_parts();
-      const std::string body = complete_multipart_body(completed_parts());
-      Request r;
-      r.method = "POST";
-      r.key = key_;
-      r.query = {{"uploadId", upload_id_}};
-      r.headers = {{"content-type", "application/xml"}};
-      r.body = std::span<const char>(body.data(), body.size());
-      const auto res = co_await send(*client_, r, "CompleteMultipartUpload");
-      if (res.status != 200 || parse_error(res.body)) fail("CompleteMultipartUpload", key_, res);
+      const auto parts = completed_parts();
+      const auto res = co_await complete_multipart_upload(*client_, key_, upload_id_, parts);
+      if (!completed(res)) fail("CompleteMultipartUpload", key_, res);
       committed = CommittedObject{offset_, util::to_hex(hash_.digest()), parse_complete_etag(res.body).value_or("")};
     }
     co_await remove_object(*client_, tail_key_);
@@ -565,18 +575,7 @@ class S3ResumableWriter final : public ResumableWriter {
     }
   }
 
-  asio::awaitable<void> start_multipart() {
-    Request r;
-    r.method = "POST";
-    r.key = key_;
-    r.query = {{"uploads", ""}};
-    r.headers = object_headers(metadata_);
-    const auto res = co_await send(*client_, r, "CreateMultipartUpload");
-    if (res.status != 200) fail("CreateMultipartUpload", key_, res);
-    auto id = parse_upload_id(res.body);
-    if (!id) throw Error(Failure::rejected, "CreateMultipartUpload answered without an UploadId");
-    upload_id_ = *id;
-  }
+  asio::awaitable<void> start_multipart() { upload_id_ = co_await create_multipart_upload(*client_, key_, metadata_); }
 
   asio::awaitable<void> seal_part() {
     if (upload_id_.empty()) co_await start_multipart();
