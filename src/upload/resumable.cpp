@@ -379,14 +379,17 @@ asio::awaitable<ResumableUpload> ResumableUploads::create_whole(const auth::Prin
                                                                 const ResumablePlan& plan, http::BodyReader& body) {
   auto& store = resumable_store(services_);
   db::ResumableState state;
+  state.upload_id = util::uuid_v7();
   state.upload_length = plan.length;
   state.metadata = plan.metadata;
   state.part_size = store.part_size_for(plan.length);
   state.expires_at = util::now_micros() + micros(settings_.expiry);
   std::optional<UploadSession> session;
   auto stored = co_await with_session(session, [&]() -> asio::awaitable<db::Upload> {
+    // A tus client may name no file: the upload is named after its id.
+    const std::string name = plan.file_name.empty() ? state.upload_id : plan.file_name;
     session.emplace(services_, owner,
-                    UploadPlan{plan.file_name, plan.declared_type, plan.length, std::nullopt, plan.length, state});
+                    UploadPlan{name, plan.declared_type, plan.length, std::nullopt, plan.length, state.upload_id, state});
     co_await session->create();
     for (;;) {
       const auto chunk = co_await body.read_some();
@@ -395,7 +398,6 @@ asio::awaitable<ResumableUpload> ResumableUploads::create_whole(const auth::Prin
     }
     co_return co_await session->complete();
   });
-  state.upload_id = stored.id;
   state.offset = stored.file_size;
   co_return ResumableUpload{std::move(stored), std::move(state)};
 }

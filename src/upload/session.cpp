@@ -79,10 +79,8 @@ void UploadSession::leave_live() {
 
 asio::awaitable<void> UploadSession::create() {
   if (stage_ != Stage::created) throw ApiError(errc::internal, "upload session created twice");
-  record_.id = util::uuid_v7();
-  // A tus client may name no file: the upload is named after its id.
-  if (record_.file_name.empty() && plan_.resumable) record_.file_name = record_.id;
   if (!is_acceptable_file_name(record_.file_name)) throw invalid_file_name();
+  record_.id = plan_.id.empty() ? util::uuid_v7() : plan_.id;
   record_.storage_key = "u/" + std::to_string(record_.user_id) + "/" + record_.id;
   record_.created_at = util::now_micros();
   record_.status = db::UploadStatus::pending;
@@ -94,10 +92,7 @@ asio::awaitable<void> UploadSession::create() {
   registered_ = true;
   co_await util::run_blocking(services_.blocking, [&] {
     services_.records.create_pending(record_);
-    if (plan_.resumable) {
-      plan_.resumable->upload_id = record_.id;
-      services_.records.add_resumable(*plan_.resumable);
-    }
+    if (plan_.resumable) services_.records.add_resumable(*plan_.resumable);
   });
   row_written_ = true;
   // A known file length is reserved before a byte is stored (413 at once if

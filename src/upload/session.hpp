@@ -75,8 +75,9 @@ struct UploadPlan {
   std::optional<std::uint64_t> exact_length;
   std::optional<std::uint64_t> at_most;
   std::optional<std::uint64_t> size_hint;  // sizes S3 parts
+  std::string id;  // the upload's id if the caller chose it; "": a new UUIDv7
   // A tus upload that arrives whole in its creation request: its progress
-  // row, written with the pending row (its upload_id filled in then).
+  // row (for `id`), written with the pending row.
   std::optional<db::ResumableState> resumable;
 };
 
