@@ -87,9 +87,9 @@ http::Middleware rate_limited(auth::TokenBuckets& buckets);
 // Middleware: CORS for the browsers of `web.cors_origins`: preflights
 // answered, answers marked readable (with the tus headers exposed).
 http::Middleware cors(const Web& web);
-// Middleware for the tus routes: 412 for a Tus-Resumable version other than
-// ours; Tus-Resumable on every answer, errors included.
-http::Middleware tus_protocol();
+// The steps every tus route runs first: 412 for a Tus-Resumable version
+// other than ours, and Tus-Resumable on every answer, errors included.
+std::vector<http::Middleware> tus_protocol();
 // Middleware: what the layers below throw in their own terms (storage
 // failures) as the API's errors.
 http::Middleware api_errors();

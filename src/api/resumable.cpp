@@ -67,28 +67,27 @@ std::string_view metadata_value(const tus::Metadata& metadata, std::string_view 
 
 }  // namespace
 
-http::Middleware tus_protocol() {
-  return [](http::Request& request, const http::Handler& next) -> asio::awaitable<http::Response> {
-    std::optional<http::Response> answer;
-    std::exception_ptr failure;
-    try {
-      const auto version = request.header["Tus-Resumable"];
-      if (version != tus::kVersion) {
-        throw ApiError(errc::precondition_failed,
-                       version.empty() ? "the Tus-Resumable header is missing"
-                                       : "this server speaks tus " + std::string(tus::kVersion),
-                       http::Headers{{"Tus-Version", std::string(tus::kVersion)}});
-      }
-      answer = co_await next(request);
-    } catch (const storage::Error& e) {
-      failure = std::make_exception_ptr(api_error(e));
-    } catch (...) {
-      failure = std::current_exception();
-    }
-    if (failure) answer = http::error_answer(failure, request.context.request_id);
-    answer->set("Tus-Resumable", tus::kVersion);
-    co_return std::move(*answer);
+std::vector<http::Middleware> tus_protocol() {
+  // Tus-Resumable on every answer, errors included: the header goes on after
+  // the usual error answers have rendered whatever the steps below threw.
+  const http::Middleware resumable_header = [](http::Request& request,
+                                               const http::Handler& next) -> asio::awaitable<http::Response> {
+    auto answer = co_await next(request);
+    answer.set("Tus-Resumable", tus::kVersion);
+    co_return answer;
   };
+  const http::Middleware version = [](http::Request& request,
+                                      const http::Handler& next) -> asio::awaitable<http::Response> {
+    const auto given = request.header["Tus-Resumable"];
+    if (given != tus::kVersion) {
+      throw ApiError(errc::precondition_failed,
+                     given.empty() ? "the Tus-Resumable header is missing"
+                                   : "this server speaks tus " + std::string(tus::kVersion),
+                     http::Headers{{"Tus-Version", std::string(tus::kVersion)}});
+    }
+    co_return co_await next(request);
+  };
+  return {resumable_header, http::error_answers(), api_errors(), version};
 }
 
 std::string Api::absolute_url(const http::Request& request, std::string_view path) const {
