@@ -20,8 +20,6 @@ namespace {
 // long PATCH, so a request cut off keeps most of what it brought. (S3 makes
 // every completed part a durable point by itself.)
 constexpr std::uint64_t kCheckpointBytes = 64 * 1024 * 1024;
-// Quota for a deferred length is reserved ahead in steps of this much.
-constexpr std::uint64_t kReserveStep = 8 * 1024 * 1024;
 // A writer stops this long before its lease runs out by its own clock, so a
 // clock a little ahead elsewhere, or a write already under way, cannot overlap
 // the next writer.
@@ -67,7 +65,8 @@ class ResumableUploads::Append {
   Append(const Services& services, const ResumableSettings& settings, ResumableUpload& upload,
          const auth::Principal& caller)
       : services_(services), settings_(settings), upload_(upload), state_(upload.state),
-        quota_(effective_quota(caller, services.limits)) {}
+        quota_(services, upload.state.upload_id, upload.upload.user_id, effective_quota(caller, services.limits),
+               upload.state.reserved_bytes) {}
 
   // Takes the write lease (423 if another request holds it).
   asio::awaitable<void> take_lease() {
@@ -105,8 +104,8 @@ class ResumableUploads::Append {
   asio::awaitable<void> set_length(std::uint64_t length) {
     if (length < state_.offset) throw ApiError(errc::bad_request, "Upload-Length is below the upload's offset");
     if (length > services_.limits.max_upload_bytes) throw file_too_large(services_.limits);
-    if (quota_ != db::kNoQuota && length > state_.reserved_bytes) {
-      const bool granted = co_await try_reserve(length - state_.reserved_bytes);
+    if (quota_.limited() && length > quota_.reserved()) {
+      const bool granted = co_await quota_.try_reserve(length - quota_.reserved());
       if (!granted) throw quota_exceeded();
     }
     state_.upload_length = length;
@@ -213,10 +212,7 @@ class ResumableUploads::Append {
       throw ApiError(errc::file_too_large, "the chunk goes past the upload's Upload-Length");
     }
     if (end > limits.max_upload_bytes) throw file_too_large(limits);
-    if (!state_.upload_length && quota_ != db::kNoQuota && end > state_.reserved_bytes) {
-      const bool ahead = co_await try_reserve(std::max(kReserveStep, end - state_.reserved_bytes));
-      if (!ahead && !(co_await try_reserve(end - state_.reserved_bytes))) throw quota_exceeded();
-    }
+    if (!state_.upload_length && quota_.limited() && end > quota_.reserved()) co_await quota_.cover(end);
     if (offset_ < kSniffBytes) {
       head_.append(chunk.data(), std::min<std::size_t>(chunk.size(), kSniffBytes - head_.size()));
       if (!limits.allowed_types.empty() && head_.size() == kSniffBytes) co_await check_type();
@@ -283,15 +279,6 @@ class ResumableUploads::Append {
     renew_at_ = at + settings_.lease / 3;
   }
 
-  asio::awaitable<bool> try_reserve(std::uint64_t bytes) {
-    const auto ask = static_cast<std::int64_t>(bytes);
-    const bool granted = co_await util::run_blocking(services_.blocking, [&] {
-      return services_.records.reserve_quota(state_.upload_id, upload_.upload.user_id, ask, quota_);
-    });
-    if (granted) state_.reserved_bytes += bytes;
-    co_return granted;
-  }
-
   asio::awaitable<void> check_type() {
     const auto sniffed = co_await util::run_blocking(services_.blocking, [&] { return sniff_mime_type(head_); });
     if (!type_allowed(sniffed, services_.limits.allowed_types)) throw type_not_accepted(sniffed);
@@ -302,7 +289,7 @@ class ResumableUploads::Append {
   const ResumableSettings& settings_;
   ResumableUpload& upload_;
   db::ResumableState& state_;
-  std::int64_t quota_;
+  QuotaReservation quota_;
   std::unique_ptr<storage::ResumableWriter> writer_;
   storage::ResumePoint last_saved_;
   std::uint64_t offset_ = 0;  // written by this request so far (not yet all durable)

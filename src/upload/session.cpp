@@ -58,10 +58,11 @@ bool LiveUploads::contains(const std::string& id) const {
 }
 
 UploadSession::UploadSession(const Services& services, const auth::Principal& owner, UploadPlan plan)
-    : services_(services), plan_(std::move(plan)) {
+    : services_(services),
+      plan_(std::move(plan)),
+      quota_(services, record_.id, owner.user_id, effective_quota(owner, services.limits)) {
   record_.user_id = owner.user_id;
   record_.file_name = plan_.file_name;
-  quota_ = effective_quota(owner, services.limits);
 }
 
 std::int64_t effective_quota(const auth::Principal& owner, const Limits& limits) {
@@ -100,8 +101,8 @@ asio::awaitable<void> UploadSession::create() {
   // not starve each other bit by bit); if it does not fit, the bytes are
   // reserved as they arrive, and only they decide.
   const auto most = plan_.exact_length ? plan_.exact_length : plan_.at_most;
-  if (most && quota_ != db::kNoQuota) {
-    const bool granted = co_await try_reserve(*most);
+  if (most && quota_.limited()) {
+    const bool granted = co_await quota_.try_reserve(*most);
     if (!granted && plan_.exact_length) throw quota_exceeded();
   }
   spdlog::debug("upload {} started by user {}: key {}", record_.id, record_.user_id, record_.storage_key);
@@ -124,7 +125,7 @@ asio::awaitable<void> UploadSession::append(std::uint64_t offset, std::span<cons
   size_ += data.size();
   // An unknown length is reserved as it grows; without a quota there is
   // nothing to reserve, and no coroutine call per chunk.
-  if (quota_ != db::kNoQuota && size_ > reserved_) co_await reserve(size_ - reserved_);
+  if (quota_.limited() && size_ > quota_.reserved()) co_await quota_.cover(size_);
   if (sniff_head_.size() < kSniffBytes) {
     sniff_head_.append(data.data(), std::min(data.size(), kSniffBytes - sniff_head_.size()));
   }
@@ -245,24 +246,22 @@ asio::awaitable<void> UploadSession::fail() noexcept {
   }
 }
 
-asio::awaitable<void> UploadSession::reserve(std::uint64_t needed) {
-  if (needed == 0) co_return;
-  if (needed < kReserveStep) {
-    const bool ahead = co_await try_reserve(kReserveStep);
-    if (ahead) co_return;
-  }
-  const bool granted = co_await try_reserve(needed);
-  if (granted) co_return;
-  throw quota_exceeded();
-}
-
-asio::awaitable<bool> UploadSession::try_reserve(std::uint64_t bytes) {
+asio::awaitable<bool> QuotaReservation::try_reserve(std::uint64_t bytes) {
   const auto ask = static_cast<std::int64_t>(bytes);
   const bool granted = co_await util::run_blocking(services_.blocking, [&] {
-    return services_.records.reserve_quota(record_.id, record_.user_id, ask, quota_);
+    return services_.records.reserve_quota(upload_id_, user_id_, ask, quota_);
   });
   if (granted) reserved_ += bytes;
   co_return granted;
+}
+
+asio::awaitable<void> QuotaReservation::cover(std::uint64_t total) {
+  if (total <= reserved_) co_return;
+  const std::uint64_t needed = total - reserved_;
+  const std::uint64_t ahead = std::max(needed, kReserveStep);
+  if (co_await try_reserve(ahead)) co_return;
+  if (ahead > needed && co_await try_reserve(needed)) co_return;
+  throw quota_exceeded();
 }
 
 // With allowed types the type is what the bytes say (libmagic), whatever

@@ -63,6 +63,31 @@ struct Services {
 // default, else db::kNoQuota.
 std::int64_t effective_quota(const auth::Principal& owner, const Limits& limits);
 
+// An upload's share of its owner's quota, reserved in the database as the
+// upload grows: ahead in steps, so a long upload of unknown length asks now
+// and then, not per chunk. Completing or failing the upload settles it.
+class QuotaReservation {
+ public:
+  // `upload_id` is read at each reservation (it may be filled in later).
+  QuotaReservation(const Services& services, const std::string& upload_id, std::int64_t user_id, std::int64_t quota,
+                   std::uint64_t reserved = 0)
+      : services_(services), upload_id_(upload_id), user_id_(user_id), quota_(quota), reserved_(reserved) {}
+  bool limited() const { return quota_ != db::kNoQuota; }
+  std::uint64_t reserved() const { return reserved_; }
+  // Exactly `bytes` more; false, and nothing reserved, if they do not fit.
+  boost::asio::awaitable<bool> try_reserve(std::uint64_t bytes);
+  // At least `total` in all: a step ahead if that fits, else exactly;
+  // 413 quota_exceeded if not even that does.
+  boost::asio::awaitable<void> cover(std::uint64_t total);
+
+ private:
+  const Services& services_;
+  const std::string& upload_id_;
+  std::int64_t user_id_;
+  std::int64_t quota_;
+  std::uint64_t reserved_;
+};
+
 enum class Stage { created, receiving, committed, complete, failed, completion_unknown };
 std::string_view to_string(Stage stage);
 
@@ -108,8 +133,6 @@ class UploadSession {
   std::uint64_t offset() const { return size_; }
 
  private:
-  boost::asio::awaitable<void> reserve(std::uint64_t needed);
-  boost::asio::awaitable<bool> try_reserve(std::uint64_t bytes);
   boost::asio::awaitable<void> check_type();
   void leave_live();  // no longer received here: the janitor may judge its row
   // The record's last fields before it is marked complete.
@@ -125,8 +148,7 @@ class UploadSession {
   std::uint64_t size_ = 0;
   std::string sniff_head_;
   bool type_checked_ = false;          // the sniffed type passed allowed_types
-  std::int64_t quota_ = db::kNoQuota;  // the owner's quota (their own or the default)
-  std::uint64_t reserved_ = 0;         // bytes reserved against it so far
+  QuotaReservation quota_;  // against the owner's quota (their own or the default)
 };
 
 // Runs `steps` (which drive `session`, once it exists) and returns what they
