@@ -1,6 +1,7 @@
 // s3uploader: reads the command line and the configuration, then runs
 // `serve` (cli/serve.cpp), an administrative command (cli/admin.cpp),
-// `migrate` or `config`.
+// `migrate` or `config`; or, without the service's configuration, a client
+// command against a running service (cli/client.cpp).
 #include <cstdio>
 #include <map>
 
@@ -57,8 +58,10 @@ int main(int argc, char** argv) {
   auto* migrate_cmd = app.add_subcommand("migrate", "Apply database migrations and exit");
   auto* config_cmd = app.add_subcommand("config", "Print the effective configuration");
   cli::AdminCommands admin(app);
+  cli::ClientCommands client(app);
 
   CLI11_PARSE(app, argc, argv);
+  if (client.parsed()) return client.run();
 
   try {
     if (!config_file.empty()) sources.toml_file = config_file;

@@ -1,10 +1,12 @@
 #pragma once
-// The command line: `serve` (the composition root of the running service)
-// and the administrative commands (users, tokens).
+// The command line: `serve` (the composition root of the running service),
+// the administrative commands (users, tokens) and the client commands that
+// talk to a running service (push, ls, get, rm).
 #include <string>
 
 #include <CLI/CLI.hpp>
 
+#include "client/client.hpp"
 #include "config/config.hpp"
 
 namespace s3up::cli {
@@ -31,6 +33,26 @@ class AdminCommands {
   CLI::App* token_revoke_ = nullptr;
   std::string user_name_, quota_, token_user_, token_name_, expires_in_, token_id_;
   bool admin_ = false;
+};
+
+// `push`, `ls`, `get`, `rm`, registered on `app`. They need no service
+// configuration: run() runs the one parsed against --server/S3UP_SERVER.
+class ClientCommands {
+ public:
+  explicit ClientCommands(CLI::App& app);
+  bool parsed() const;
+  // The exit status; failures are printed one line each.
+  int run();
+
+ private:
+  CLI::App* add(CLI::App& app, const std::string& name, const std::string& description);
+
+  CLI::App *push_ = nullptr, *list_ = nullptr, *get_ = nullptr, *remove_ = nullptr;
+  std::string server_, token_, ca_file_, chunk_size_, limit_rate_;
+  client::PushOptions push_options_;
+  client::GetOptions get_options_;
+  std::vector<std::string> remove_ids_;
+  unsigned retries_ = client::TransferOptions{}.retries;
 };
 
 }  // namespace s3up::cli

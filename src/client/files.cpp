@@ -1,0 +1,299 @@
+// `s3uploader ls`, `get` and `rm`: the files API (GET /files, GET
+// /files/{id}, GET /files/{id}/content, DELETE /files/{id}) from a terminal.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include <boost/json.hpp>
+#include <fmt/format.h>
+
+#include "client/client.hpp"
+#include "client/progress.hpp"
+#include "client/transport.hpp"
+#include "util/crypto.hpp"
+#include "util/ids_time.hpp"
+#include "util/text.hpp"
+#include "util/units.hpp"
+
+namespace s3up::client {
+
+namespace {
+
+namespace json = boost::json;
+
+struct FileInfo {
+  std::string id, name, type, sha256, uploaded;
+  std::uint64_t size = 0;
+};
+
+FileInfo file_info(const json::value& value) {
+  const auto& o = value.as_object();
+  const auto text = [&](const char* key) -> std::string {
+    const auto* v = o.if_contains(key);
+    return v != nullptr && v->is_string() ? std::string(v->as_string()) : std::string();
+  };
+  FileInfo info{text("file_id"), text("file_name"), text("content_type"), text("sha256"), text("upload_time"), 0};
+  if (const auto* size = o.if_contains("file_size"); size != nullptr && size->is_number()) {
+    info.size = size->to_number<std::uint64_t>();
+  }
+  return info;
+}
+
+json::value parse_json(const Response& r) {
+  boost::system::error_code ec;
+  auto value = json::parse(r.body, ec);
+  if (ec || !value.is_object()) throw Failure("the server answered something that is not JSON");
+  return value;
+}
+
+void require_file_id(const std::string& id) {
+  if (!util::is_uuid(id)) throw Failure("not a file id (ids look like 0192e4c5-7d1a-7c3e-9f10-2b6a4c8d9e01)");
+}
+
+FileInfo fetch_info(Http& http, const std::string& id, Backoff& backoff) {
+  Request request;
+  request.url = http.url("/files/" + id);
+  const Response r = perform_with_retries(http, request, backoff);
+  if (r.status != 200) throw Failure(describe(r));
+  return file_info(parse_json(r));
+}
+
+// "2026-12-01T17:22:29.123456Z" -> "2026-12-01 17:22"
+std::string short_time(const std::string& rfc3339) {
+  if (rfc3339.size() < 16) return rfc3339;
+  std::string t = rfc3339.substr(0, 16);
+  t[10] = ' ';
+  return t;
+}
+
+// Where `get` writes a file by default: its own name, in this directory,
+// without any directory part the name might carry.
+std::string default_output(const FileInfo& info) {
+  std::string name = info.name.substr(info.name.find_last_of('/') + 1);
+  if (name.empty() || name == "." || name == "..") name = info.id;
+  return name;
+}
+
+// A download's destination: `<target>.part`, kept between attempts (and
+// runs) and renamed over the target once its SHA-256 is checked; or stdout.
+class Sink {
+ public:
+  explicit Sink(const std::string& target) : target_(target) {
+    if (target == "-") {
+      fd_ = STDOUT_FILENO;
+      return;
+    }
+    part_ = target + ".part";
+    fd_ = ::open(part_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd_ < 0) throw Failure(fmt::format("cannot write {}: {}", part_, std::strerror(errno)));
+    struct stat st {};
+    ::fstat(fd_, &st);
+    // What an earlier run left is hashed again, so the check at the end covers the whole file.
+    std::vector<char> buffer(1 << 20);
+    for (off_t at = 0; at < st.st_size;) {
+      const ssize_t n = ::pread(fd_, buffer.data(), buffer.size(), at);
+      if (n <= 0) break;
+      hash_.update(std::string_view(buffer.data(), static_cast<std::size_t>(n)));
+      at += n;
+      size_ += static_cast<std::uint64_t>(n);
+    }
+    ::lseek(fd_, static_cast<off_t>(size_), SEEK_SET);
+  }
+  ~Sink() {
+    if (fd_ >= 0 && fd_ != STDOUT_FILENO) ::close(fd_);
+  }
+  Sink(const Sink&) = delete;
+  Sink& operator=(const Sink&) = delete;
+
+  std::uint64_t size() const { return size_; }
+  bool resumable() const { return !part_.empty(); }
+
+  void append(std::string_view piece) {
+    for (std::size_t done = 0; done < piece.size();) {
+      const ssize_t n = ::write(fd_, piece.data() + done, piece.size() - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) throw Failure(fmt::format("cannot write {}: {}", resumable() ? part_ : "stdout", std::strerror(errno)));
+      done += static_cast<std::size_t>(n);
+    }
+    hash_.update(piece);
+    size_ += piece.size();
+  }
+
+  // Starts over (the server sent the whole file instead of the range asked for).
+  void restart() {
+    if (!resumable()) throw Failure("the server sent the file from the start; cannot rewind stdout");
+    if (::ftruncate(fd_, 0) != 0 || ::lseek(fd_, 0, SEEK_SET) != 0) throw Failure("cannot truncate " + part_);
+    hash_ = util::ResumableSha256();
+    size_ = 0;
+  }
+
+  std::string sha256() const { return util::to_hex(hash_.digest()); }
+
+  // Durable, then in place.
+  void publish() {
+    if (!resumable()) return;
+    if (::fsync(fd_) != 0 || ::rename(part_.c_str(), target_.c_str()) != 0) {
+      throw Failure(fmt::format("cannot move {} to {}: {}", part_, target_, std::strerror(errno)));
+    }
+  }
+  void discard() {
+    if (resumable()) ::unlink(part_.c_str());
+  }
+
+ private:
+  std::string target_, part_;
+  int fd_ = -1;
+  std::uint64_t size_ = 0;
+  util::ResumableSha256 hash_;
+};
+
+// Downloads into `sink` until it holds `info.size` bytes, resuming with
+// Range after each failure that may pass.
+void download(Http& http, const FileInfo& info, Sink& sink, ProgressBoard& board, std::size_t line,
+              Backoff& backoff) {
+  if (sink.size() > info.size) sink.restart();
+  board.start(line, sink.size());
+  while (sink.size() < info.size) {
+    const std::uint64_t from = sink.size();
+    Request request;
+    request.url = http.url("/files/" + info.id + "/content");
+    request.follow_redirects = true;  // redirect mode: a presigned URL, reached without the token
+    if (from > 0) {
+      request.range = std::to_string(from) + "-";
+      // Only the same bytes may be resumed: the file's ETag is its SHA-256.
+      request.headers.push_back("If-Range: \"" + info.sha256 + "\"");
+    }
+    request.begin = [&](const Response& r) {
+      if (r.status == 200 && from > 0) sink.restart();
+      if (r.status == 206 && !r.header("content-range").starts_with(fmt::format("bytes {}-", from))) {
+        throw Failure("the server sent a different range than the one asked for");
+      }
+    };
+    request.write = [&](std::string_view piece) {
+      if (sink.size() + piece.size() > info.size) throw Failure("the server sent more bytes than the file has");
+      sink.append(piece);
+      return true;
+    };
+    request.progress = [&](std::uint64_t, std::uint64_t) { board.set_done(line, sink.size()); };
+
+    std::string failure;
+    std::optional<std::chrono::seconds> retry_after;
+    try {
+      const Response r = http.perform(request);
+      if (r.status == 200 || r.status == 206) {
+        if (sink.size() == info.size) break;
+        failure = "the download ended early";
+      } else if (retryable_status(r.status)) {
+        failure = describe(r);
+        retry_after = parse_retry_after(r.header("retry-after"), std::chrono::system_clock::now());
+      } else {
+        throw Failure(describe(r));
+      }
+    } catch (const TransportError& e) {
+      failure = fmt::format("cannot reach {}: {}", http.server(), e.what());
+      if (!e.retryable()) throw Failure(failure);
+    }
+    if (sink.size() > from) backoff.progressed();
+    board.set_note(line, "retrying: " + failure);
+    if (!backoff.wait(retry_after)) throw Failure(failure + fmt::format(" (gave up after {} retries)", backoff.attempts()));
+    board.set_note(line, "");
+  }
+}
+
+// A command's one line per failure, and its exit status.
+int report(const std::string& command, const std::string& subject, const std::exception& e) {
+  fmt::print(stderr, "error: {} {}: {}\n", command, subject, e.what());
+  return 1;
+}
+
+}  // namespace
+
+int list(const Endpoint& endpoint, const TransferOptions& transfer) {
+  Http http(endpoint);
+  Backoff backoff(transfer.retries);
+  std::vector<FileInfo> files;
+  try {
+    std::string cursor;
+    do {
+      Request request;
+      request.url = http.url("/files?limit=500" + (cursor.empty() ? "" : "&cursor=" + util::percent_encode(cursor)));
+      const Response r = perform_with_retries(http, request, backoff);
+      if (r.status != 200) throw Failure(describe(r));
+      const auto body = parse_json(r);
+      for (const auto& f : body.at("files").as_array()) files.push_back(file_info(f));
+      const auto& next = body.at("next_cursor");
+      cursor = next.is_string() ? std::string(next.as_string()) : "";
+    } while (!cursor.empty());
+  } catch (const std::exception& e) {
+    return report("ls", endpoint.server, e);
+  }
+  if (files.empty()) {
+    fmt::print(stderr, "no files\n");
+    return 0;
+  }
+  fmt::print("{:<36}  {:>10}  {:<16}  {:<24}  {}\n", "ID", "SIZE", "UPLOADED", "TYPE", "NAME");
+  for (const auto& f : files) {
+    fmt::print("{:<36}  {:>10}  {:<16}  {:<24}  {}\n", f.id, util::format_size(f.size), short_time(f.uploaded), f.type,
+               f.name);
+  }
+  return 0;
+}
+
+int get(const Endpoint& endpoint, const GetOptions& options) {
+  try {
+    require_file_id(options.id);
+    Http http(endpoint);
+    Backoff backoff(options.transfer.retries);
+    const FileInfo info = fetch_info(http, options.id, backoff);
+    const std::string target = options.output.empty() ? default_output(info) : options.output;
+    if (target != "-" && !options.force && std::filesystem::exists(target)) {
+      throw Failure(target + " exists already (pass --force to replace it)");
+    }
+    Sink sink(target);
+    const bool live = ProgressBoard::stderr_is_terminal();
+    ProgressBoard board(live && target != "-");
+    const auto line = board.add(target, info.size);
+    try {
+      download(http, info, sink, board, line, backoff);
+      if (sink.sha256() != info.sha256) {
+        sink.discard();
+        throw Failure("the downloaded bytes do not match the file's SHA-256; the partial file was removed");
+      }
+      sink.publish();
+    } catch (const std::exception& e) {
+      board.fail(line, fmt::format("error: get {}: {}", options.id, e.what()));
+      return 1;
+    }
+    if (target != "-") {
+      board.finish(line, fmt::format("{}  {}  ({})", options.id, target, util::format_size(info.size)));
+    }
+    return 0;
+  } catch (const std::exception& e) {
+    return report("get", options.id, e);
+  }
+}
+
+int remove(const Endpoint& endpoint, const std::vector<std::string>& ids, const TransferOptions& transfer) {
+  Http http(endpoint);
+  int failures = 0;
+  for (const auto& id : ids) {
+    try {
+      require_file_id(id);
+      Backoff backoff(transfer.retries);
+      Request request;
+      request.method = "DELETE";
+      request.url = http.url("/files/" + id);
+      const Response r = perform_with_retries(http, request, backoff);
+      if (r.status != 204 && r.status != 200) throw Failure(describe(r));
+      fmt::print("removed {}\n", id);
+    } catch (const std::exception& e) {
+      failures += report("rm", id, e);
+    }
+  }
+  return failures == 0 ? 0 : 1;
+}
+
+}  // namespace s3up::client
