@@ -15,6 +15,7 @@
 
 #include <atomic>
 #include <future>
+#include <limits>
 #include <thread>
 
 #include <boost/json.hpp>
@@ -187,6 +188,11 @@ class Pusher {
     const std::string location = r.header("location");
     if (location.empty()) throw Failure("the server created the upload but sent no Location");
     Created created{http.resolve(location), 0, false};
+    // The token goes with every PATCH: never in clear text when the server was reached over TLS.
+    if (endpoint_.server.starts_with("https://") && !created.url.starts_with("https://")) {
+      throw Failure("the server's upload URL " + created.url +
+                    " is not https:// although the server is (its public_url setting may be missing)");
+    }
     // A chunk that failed its checksum leaves the offset at 0, to be sent again by PATCH.
     created.offset = util::parse_integer<std::uint64_t>(r.header("upload-offset")).value_or(0);
     created.complete = created.offset == file.size;
@@ -201,14 +207,18 @@ class Pusher {
         return input.checksum(from, len);
       });
     };
-    std::future<std::string> next_checksum;
+    std::string checksum;  // of the chunk at checksum_from
+    std::uint64_t checksum_from = std::numeric_limits<std::uint64_t>::max();
+    std::future<std::string> next_checksum;  // of the chunk at next_from
     std::uint64_t next_from = 0;
     while (offset < file.size) {
       const std::uint64_t length = std::min(chunk, file.size - offset);
-      std::string checksum = next_from == offset && next_checksum.valid() ? next_checksum.get()
-                                                                          : input.checksum(offset, length);
+      if (checksum_from != offset) {
+        checksum = next_checksum.valid() && next_from == offset ? next_checksum.get() : input.checksum(offset, length);
+        checksum_from = offset;
+      }
       // The next chunk is hashed while this one is on the wire.
-      if (offset + length < file.size) {
+      if (offset + length < file.size && !(next_checksum.valid() && next_from == offset + length)) {
         next_from = offset + length;
         next_checksum = checksum_of(next_from);
       }
@@ -255,10 +265,17 @@ class Pusher {
       if (!backoff.wait(retry_after)) {
         throw Failure(fmt::format("{} (gave up after {} retries)", failure, options_.transfer.retries));
       }
-      const auto resumed = server_offset(http, url, file.size, backoff);
-      if (!resumed) throw Failure("the server no longer has the upload (it expired or was deleted)");
-      offset = *resumed;
-      next_checksum = {};
+      board_.set_note(file.line, "");
+      // Refused before a byte was taken (locked, rate limited, checksum
+      // mismatch): the offset is where it was. Otherwise some of the chunk
+      // may have landed, and the server says how much.
+      const bool offset_unchanged = r && (r->status == 423 || r->status == 429 || r->status == 460);
+      if (!offset_unchanged) {
+        const auto resumed = server_offset(http, url, file.size, backoff);
+        if (!resumed) throw Failure("the server no longer has the upload (it expired or was deleted)");
+        offset = *resumed;
+      }
+      if (r && r->status == 460) checksum_from = std::numeric_limits<std::uint64_t>::max();  // read and hash it again
       board_.set_done(file.line, offset);
     }
   }

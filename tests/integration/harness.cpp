@@ -60,6 +60,51 @@ pid_t spawn(const std::vector<std::string>& argv, const std::vector<std::string>
 
 }  // namespace
 
+std::filesystem::path temporary_directory() { return make_temp_dir(); }
+
+CommandResult run_program(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env) {
+  const auto dir = make_temp_dir();
+  std::vector<std::string> environment;
+  for (const auto& [k, v] : env) environment.push_back(k + "=" + v);
+  const pid_t pid = spawn(argv, environment, dir / "out", dir / "err");
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  CommandResult r;
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  r.out = read_file(dir / "out");
+  r.err = read_file(dir / "err");
+  std::filesystem::remove_all(dir);
+  return r;
+}
+
+BackgroundProgram::BackgroundProgram(const std::vector<std::string>& argv,
+                                     const std::map<std::string, std::string>& env, const std::filesystem::path& log) {
+  std::vector<std::string> environment;
+  for (const auto& [k, v] : env) environment.push_back(k + "=" + v);
+  pid_ = spawn(argv, environment, log, log);
+}
+
+BackgroundProgram::~BackgroundProgram() {
+  ::kill(pid_, SIGKILL);
+  ::waitpid(pid_, nullptr, 0);
+}
+
+unsigned short free_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  socklen_t len = sizeof addr;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    ::close(fd);
+    throw std::runtime_error("no free loopback port");
+  }
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
 // The binary under test: the one built beside these tests, or another given
 // by S3UP_TEST_BINARY (to show which tests an older build fails).
 namespace {
@@ -68,6 +113,8 @@ std::string binary() {
   return other != nullptr && *other != '\0' ? other : S3UP_BINARY;
 }
 }  // namespace
+
+std::string binary_path() { return binary(); }
 
 ServerProcess::ServerProcess(std::map<std::string, std::string> env) : dir_(make_temp_dir()), env_(std::move(env)) {
   start();

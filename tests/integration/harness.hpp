@@ -25,6 +25,30 @@ struct CommandResult {
   std::string err;
 };
 
+// The s3uploader binary under test.
+std::string binary_path();
+// A new empty directory under the system's temporary directory.
+std::filesystem::path temporary_directory();
+// Runs a program to its end with exactly the environment `env`; its stdout
+// and stderr captured.
+CommandResult run_program(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env);
+
+// A program running in the background (output to `log`) until destroyed.
+class BackgroundProgram {
+ public:
+  BackgroundProgram(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env,
+                    const std::filesystem::path& log);
+  ~BackgroundProgram();
+  BackgroundProgram(const BackgroundProgram&) = delete;
+  BackgroundProgram& operator=(const BackgroundProgram&) = delete;
+
+ private:
+  pid_t pid_;
+};
+
+// A loopback port nobody listens on now (bound, then released).
+unsigned short free_port();
+
 // A running `s3uploader serve` with its own temporary data directory.
 class ServerProcess {
  public:
