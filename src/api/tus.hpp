@@ -16,8 +16,9 @@ namespace s3up::api::tus {
 
 inline constexpr std::string_view kVersion = "1.0.0";
 // The algorithms Upload-Checksum may name here (sha1 is the one the
-// checksum extension requires), as Tus-Checksum-Algorithm lists them.
-inline constexpr std::string_view kChecksumAlgorithms = "sha1,sha256,md5";
+// checksum extension requires; crc32 is the cheap one), as
+// Tus-Checksum-Algorithm lists them.
+inline constexpr std::string_view kChecksumAlgorithms = "sha1,sha256,md5,crc32";
 
 // Upload-Metadata: comma-separated pairs "key base64-value", or a key alone.
 // Keys are non-empty, unique, without spaces or commas; values are padded

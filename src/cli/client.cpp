@@ -1,6 +1,8 @@
 // The client commands' flags; the work is in client/.
 #include <curl/curl.h>
 
+#include <limits>
+
 #include <fmt/format.h>
 
 #include "cli/cli.hpp"
@@ -32,6 +34,11 @@ ClientCommands::ClientCommands(CLI::App& app) {
   push_->add_option("files", push_options_.files, "Files to upload")->required();
   push_->add_option("-j,--jobs", push_options_.jobs, "Files uploaded at once")->capture_default_str()->check(CLI::Range(1, 64));
   push_->add_option("--chunk-size", chunk_size_, "Bytes per request, each checked by its SHA-256 (default 64MiB)");
+  push_->add_option("--checksum", push_options_.checksum,
+                    "Checksum per chunk: auto (the cheapest the server offers), crc32, sha256, sha1, md5, or none "
+                    "(one request per file unless --chunk-size)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "crc32", "sha256", "sha1", "md5", "none"}));
   push_->add_option("--limit-rate", limit_rate_, "Most bytes per second per file, e.g. 10MiB (default: no limit)");
 
   list_ = add(app, "ls", "List your files, newest first");
@@ -69,6 +76,9 @@ int ClientCommands::run() {
     int status = 1;
     if (push_->parsed()) {
       push_options_.transfer = transfer;
+      if (push_options_.checksum == "none" && chunk_size_.empty()) {
+        push_options_.chunk_size = std::numeric_limits<std::uint64_t>::max();
+      }
       if (!chunk_size_.empty()) {
         push_options_.chunk_size = parse_size_flag("--chunk-size", chunk_size_);
         if (push_options_.chunk_size < (64u << 10)) throw client::UsageError("--chunk-size must be at least 64KiB");

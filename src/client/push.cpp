@@ -1,9 +1,10 @@
 // `s3uploader push`: files up through the service's tus endpoint.
 //
 // Each file is created (POST /upload/resumable), then sent in chunks of
-// --chunk-size, one PATCH each with its SHA-256 in Upload-Checksum: the
-// server keeps a chunk whole or not at all, so every byte range it holds was
-// checked on arrival. While one chunk is on the wire the next one is hashed.
+// --chunk-size, one PATCH each with its checksum in Upload-Checksum (CRC-32
+// when the server offers it): the server keeps a chunk whole or not at all,
+// so every byte range it holds was checked on arrival. While one chunk is on
+// the wire the next one is hashed.
 // The upload's URL is saved in the cache directory under a key made of the
 // server, the file's absolute path, its size and its mtime; a later push of
 // the same unchanged file asks the server for its offset (HEAD) and goes on
@@ -16,6 +17,7 @@
 #include <atomic>
 #include <future>
 #include <limits>
+#include <mutex>
 #include <thread>
 
 #include <boost/json.hpp>
@@ -35,6 +37,7 @@ namespace {
 
 constexpr std::string_view kTusVersion = "Tus-Resumable: 1.0.0";
 constexpr std::string_view kUploadsPath = "/upload/resumable";
+constexpr std::uint64_t kLargestBodyInCreation = 64ull << 20;
 
 struct FileToPush {
   std::string argument;  // as the user typed it, for messages
@@ -74,20 +77,20 @@ class InputFile {
     return got;
   }
 
-  // "sha256 <base64>" of [offset, offset + length), for Upload-Checksum.
-  std::string checksum(std::uint64_t offset, std::uint64_t length) const {
-    util::Sha256 hash;
+  // "<algorithm> <base64 digest>" of [offset, offset + length), for Upload-Checksum.
+  std::string checksum(const std::string& algorithm, std::uint64_t offset, std::uint64_t length) const {
+    const auto hash = util::NamedHash::make(algorithm);
     std::vector<char> buffer(1 << 20);
     while (length > 0) {
       const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(length, buffer.size()));
       const std::size_t got = read(buffer.data(), want, offset);
       if (got < want) throw Failure("the file got shorter while it was being sent");
-      hash.update(std::string_view(buffer.data(), got));
+      hash->update(std::string_view(buffer.data(), got));
       offset += got;
       length -= got;
     }
-    const auto digest = hash.finish();
-    return "sha256 " + util::base64(digest);
+    const std::string digest = hash->finish();
+    return algorithm + " " + util::base64(std::span(reinterpret_cast<const std::uint8_t*>(digest.data()), digest.size()));
   }
 
  private:
@@ -119,16 +122,17 @@ class Pusher {
         state_.remove(key);
       }
     }
+    const std::string algorithm = checksum_algorithm(http, backoff);
     board_.start(file.line, offset);
     if (url.empty()) {
-      auto created = create(http, input, file, backoff);
+      auto created = create(http, input, file, algorithm, backoff);
       if (created.complete) return id_of(created.url);
       url = created.url;
       offset = created.offset;
       state_.save(key, url);
       board_.set_done(file.line, offset);
     }
-    send_chunks(http, input, file, url, offset, backoff);
+    send_chunks(http, input, file, algorithm, url, offset, backoff);
     state_.remove(key);
     return id_of(url);
   }
@@ -143,6 +147,30 @@ class Pusher {
     std::uint64_t offset = 0;
     bool complete = false;
   };
+
+  // The Upload-Checksum algorithm, "" for none. "auto" asks the server
+  // once (OPTIONS) which it takes and picks the cheapest.
+  std::string checksum_algorithm(Http& http, Backoff& backoff) {
+    if (options_.checksum == "none") return "";
+    if (options_.checksum != "auto") return options_.checksum;
+    std::lock_guard lock(algorithm_mutex_);
+    if (!chosen_algorithm_) {
+      Request options;
+      options.method = "OPTIONS";
+      options.url = http.url(kUploadsPath);
+      const Response r = perform_with_retries(http, options, backoff);
+      if (r.status != 200 && r.status != 204) throw Failure(describe(r));
+      const std::string offered = "," + r.header("tus-checksum-algorithm") + ",";
+      chosen_algorithm_ = "";
+      for (const char* preferred : {"crc32", "sha256", "sha1", "md5"}) {
+        if (offered.find(std::string(",") + preferred + ",") != std::string::npos) {
+          chosen_algorithm_ = preferred;
+          break;
+        }
+      }
+    }
+    return *chosen_algorithm_;
+  }
 
   static std::string id_of(const std::string& url) { return url.substr(url.find_last_of('/') + 1); }
 
@@ -165,8 +193,10 @@ class Pusher {
 
   // POST /upload/resumable. A file no larger than a chunk goes in the same
   // request (creation-with-upload), which saves a round trip per small file.
-  Created create(Http& http, const InputFile& input, const FileToPush& file, Backoff& backoff) {
-    const bool with_body = file.size <= options_.chunk_size;
+  Created create(Http& http, const InputFile& input, const FileToPush& file, const std::string& algorithm,
+                 Backoff& backoff) {
+    // (Larger files are created first: until the answer brings the URL there is nothing to resume.)
+    const bool with_body = file.size <= std::min(options_.chunk_size, kLargestBodyInCreation);
     Request post;
     post.method = "POST";
     post.url = http.url(kUploadsPath);
@@ -176,7 +206,7 @@ class Pusher {
                                                        reinterpret_cast<const std::uint8_t*>(name.data()), name.size()))};
     if (with_body && file.size > 0) {
       post.headers.push_back("Content-Type: application/offset+octet-stream");
-      post.headers.push_back("Upload-Checksum: " + input.checksum(0, file.size));
+      if (!algorithm.empty()) post.headers.push_back("Upload-Checksum: " + input.checksum(algorithm, 0, file.size));
       post.body_length = file.size;
       post.read = [&](char* out, std::size_t max, std::uint64_t at) {
         return input.read(out, static_cast<std::size_t>(std::min<std::uint64_t>(max, file.size - at)), at);
@@ -199,12 +229,12 @@ class Pusher {
     return created;
   }
 
-  void send_chunks(Http& http, const InputFile& input, const FileToPush& file, const std::string& url,
-                   std::uint64_t offset, Backoff& backoff) {
+  void send_chunks(Http& http, const InputFile& input, const FileToPush& file, const std::string& algorithm,
+                   const std::string& url, std::uint64_t offset, Backoff& backoff) {
     const std::uint64_t chunk = options_.chunk_size;
     auto checksum_of = [&](std::uint64_t from) {
-      return std::async(std::launch::async, [&input, from, len = std::min(chunk, file.size - from)] {
-        return input.checksum(from, len);
+      return std::async(std::launch::async, [&input, &algorithm, from, len = std::min(chunk, file.size - from)] {
+        return input.checksum(algorithm, from, len);
       });
     };
     std::string checksum;  // of the chunk at checksum_from
@@ -213,12 +243,14 @@ class Pusher {
     std::uint64_t next_from = 0;
     while (offset < file.size) {
       const std::uint64_t length = std::min(chunk, file.size - offset);
-      if (checksum_from != offset) {
-        checksum = next_checksum.valid() && next_from == offset ? next_checksum.get() : input.checksum(offset, length);
+      if (!algorithm.empty() && checksum_from != offset) {
+        checksum = next_checksum.valid() && next_from == offset ? next_checksum.get()
+                                                                : input.checksum(algorithm, offset, length);
         checksum_from = offset;
       }
       // The next chunk is hashed while this one is on the wire.
-      if (offset + length < file.size && !(next_checksum.valid() && next_from == offset + length)) {
+      if (!algorithm.empty() && offset + length < file.size &&
+          !(next_checksum.valid() && next_from == offset + length)) {
         next_from = offset + length;
         next_checksum = checksum_of(next_from);
       }
@@ -228,7 +260,8 @@ class Pusher {
       patch.method = "PATCH";
       patch.url = url;
       patch.headers = {std::string(kTusVersion), "Content-Type: application/offset+octet-stream",
-                       "Upload-Offset: " + std::to_string(offset), "Upload-Checksum: " + checksum};
+                       "Upload-Offset: " + std::to_string(offset)};
+      if (!algorithm.empty()) patch.headers.push_back("Upload-Checksum: " + checksum);
       patch.body_length = length;
       patch.read = [&, start = offset](char* out, std::size_t max, std::uint64_t at) {
         return input.read(out, static_cast<std::size_t>(std::min<std::uint64_t>(max, length - at)), start + at);
@@ -284,6 +317,8 @@ class Pusher {
   const PushOptions& options_;
   ProgressBoard& board_;
   UploadState state_;
+  std::mutex algorithm_mutex_;
+  std::optional<std::string> chosen_algorithm_;
 };
 
 std::string rate_text(std::uint64_t bytes, double seconds) {

@@ -4,6 +4,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
+#include <zlib.h>
 
 #include <stdexcept>
 
@@ -48,17 +49,44 @@ bool constant_time_equal(std::string_view a, std::string_view b) {
   return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
 }
 
-std::unique_ptr<NamedHash> NamedHash::make(std::string_view name) {
-  if (name == "sha1") return std::unique_ptr<NamedHash>(new NamedHash(EVP_sha1(), 20));
-  if (name == "sha256") return std::unique_ptr<NamedHash>(new NamedHash(EVP_sha256(), 32));
-  if (name == "md5") return std::unique_ptr<NamedHash>(new NamedHash(EVP_md5(), 16));
-  return nullptr;
-}
+namespace {
 
-std::string NamedHash::finish() {
-  std::string digest(size_, '\0');
-  finish_into(std::span(reinterpret_cast<std::uint8_t*>(digest.data()), digest.size()));
-  return digest;
+class EvpNamedHash final : public NamedHash, private EvpHash {
+ public:
+  EvpNamedHash(const evp_md_st* algorithm, std::size_t size) : EvpHash(algorithm), size_(size) {}
+  void update(std::string_view data) override { EvpHash::update(data); }
+  std::string finish() override {
+    std::string digest(size_, '\0');
+    finish_into(std::span(reinterpret_cast<std::uint8_t*>(digest.data()), digest.size()));
+    return digest;
+  }
+
+ private:
+  std::size_t size_;
+};
+
+class Crc32 final : public NamedHash {
+ public:
+  void update(std::string_view data) override {
+    crc_ = crc32_z(crc_, reinterpret_cast<const Bytef*>(data.data()), data.size());
+  }
+  std::string finish() override {
+    const auto c = static_cast<std::uint32_t>(crc_);
+    return {static_cast<char>(c >> 24), static_cast<char>(c >> 16), static_cast<char>(c >> 8), static_cast<char>(c)};
+  }
+
+ private:
+  uLong crc_ = crc32_z(0, nullptr, 0);
+};
+
+}  // namespace
+
+std::unique_ptr<NamedHash> NamedHash::make(std::string_view name) {
+  if (name == "sha1") return std::make_unique<EvpNamedHash>(EVP_sha1(), 20);
+  if (name == "sha256") return std::make_unique<EvpNamedHash>(EVP_sha256(), 32);
+  if (name == "md5") return std::make_unique<EvpNamedHash>(EVP_md5(), 16);
+  if (name == "crc32") return std::make_unique<Crc32>();
+  return nullptr;
 }
 
 std::string sha256_hex(std::string_view data) {

@@ -125,7 +125,7 @@ TEST_P(Tus, OptionsAdvertisesTheProtocolWithoutAuthentication) {
     EXPECT_EQ(r.header("tus-extension"),
               "creation,creation-with-upload,creation-defer-length,expiration,checksum,termination");
     EXPECT_EQ(r.header("tus-max-size"), std::to_string(5ull << 30));
-    EXPECT_EQ(r.header("tus-checksum-algorithm"), "sha1,sha256,md5");
+    EXPECT_EQ(r.header("tus-checksum-algorithm"), "sha1,sha256,md5,crc32");
   }
   // curl sees the same.
   const auto cmd = fmt::format("curl -sS -X OPTIONS -D - -o /dev/null http://127.0.0.1:{}/upload/resumable 2>&1",
@@ -225,7 +225,7 @@ TEST_P(Tus, ProtocolErrorsLeaveTheOffsetWhereItWas) {
   EXPECT_EQ(offset_of(path), 5u);
   EXPECT_EQ(patch(path, 5, std::string(96, 'x')).status, 413) << "past Upload-Length";
   EXPECT_EQ(offset_of(path), 5u);
-  EXPECT_EQ(patch(path, 5, "abc", {{"Upload-Checksum", "crc32 AAAAAA=="}}).status, 400);
+  EXPECT_EQ(patch(path, 5, "abc", {{"Upload-Checksum", "sha512 AAAAAA=="}}).status, 400);
   const auto mismatch = patch(path, 5, "fghij", {{"Upload-Checksum", "sha1 " + sha1_b64("fghiJ")}});
   EXPECT_EQ(mismatch.status, 460) << mismatch.body;
   EXPECT_EQ(offset_of(path), 5u) << "a chunk that fails its checksum counts for nothing";
@@ -240,7 +240,11 @@ TEST_P(Tus, ProtocolErrorsLeaveTheOffsetWhereItWas) {
   auto md5 = util::NamedHash::make("md5");
   md5->update(std::string_view("pqrst"));
   EXPECT_EQ(patch(path, 15, "pqrst", {{"Upload-Checksum", "md5 " + b64(md5->finish())}}).status, 204);
-  EXPECT_EQ(offset_of(path), 20u);
+  auto crc32 = util::NamedHash::make("crc32");
+  crc32->update(std::string_view("uvwxy"));
+  EXPECT_EQ(patch(path, 20, "uvwxy", {{"Upload-Checksum", "crc32 " + b64(crc32->finish())}}).status, 204);
+  EXPECT_EQ(patch(path, 25, "z", {{"Upload-Checksum", "crc32 AAAAAA=="}}).status, 460);
+  EXPECT_EQ(offset_of(path), 25u);
   EXPECT_EQ(tus("GET", path).status, 405) << "tus has no GET of an upload";
 }
 

@@ -45,7 +45,9 @@ TEST(TusChecksum, AlgorithmAndDigest) {
   EXPECT_EQ(std::get<Checksum>(parsed).digest, *sha1);
   EXPECT_TRUE(std::holds_alternative<Checksum>(parse_checksum("sha256 " + std::string(43, 'A') + "=")));
   EXPECT_TRUE(std::holds_alternative<Checksum>(parse_checksum("md5 " + std::string(22, 'A') + "==")));
-  EXPECT_EQ(std::get<ChecksumProblem>(parse_checksum("crc32 AAAAAA==")), ChecksumProblem::unsupported);
+  EXPECT_TRUE(std::holds_alternative<Checksum>(parse_checksum("crc32 AAAAAA==")));
+  EXPECT_EQ(std::get<ChecksumProblem>(parse_checksum("crc32 AAAAAAA=")), ChecksumProblem::malformed) << "5 bytes";
+  EXPECT_EQ(std::get<ChecksumProblem>(parse_checksum("sha512 AAAAAA==")), ChecksumProblem::unsupported);
   EXPECT_EQ(std::get<ChecksumProblem>(parse_checksum("sha1")), ChecksumProblem::malformed);
   EXPECT_EQ(std::get<ChecksumProblem>(parse_checksum("sha1 AAAA")), ChecksumProblem::malformed) << "wrong length";
   EXPECT_EQ(std::get<ChecksumProblem>(parse_checksum("sha1 !!!!")), ChecksumProblem::malformed);

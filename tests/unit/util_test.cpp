@@ -69,6 +69,22 @@ TEST(Sha256, KnownVectors) {
   EXPECT_EQ(to_hex(h.finish()), sha256_hex("abc"));
 }
 
+TEST(NamedHash, TheAlgorithmsOfUploadChecksum) {
+  const auto digest = [](std::string_view name, std::string_view data) {
+    auto h = NamedHash::make(name);
+    for (char c : data) h->update(std::string_view(&c, 1));  // piece by piece
+    const auto raw = h->finish();
+    return to_hex(std::span(reinterpret_cast<const std::uint8_t*>(raw.data()), raw.size()));
+  };
+  EXPECT_EQ(digest("crc32", "123456789"), "cbf43926");  // the CRC-32 check value, big-endian
+  EXPECT_EQ(digest("crc32", ""), "00000000");
+  EXPECT_EQ(digest("sha1", "abc"), "a9993e364706816aba3e25717850c26c9cd0d89d");
+  EXPECT_EQ(digest("sha256", "abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  EXPECT_EQ(digest("md5", "abc"), "900150983cd24fb0d6963f7d28e17f72");
+  EXPECT_EQ(NamedHash::make("sha512"), nullptr);
+  EXPECT_EQ(NamedHash::make("CRC32"), nullptr);
+}
+
 TEST(Md5, KnownVectorsAndContentMd5Form) {
   auto md5 = [](std::string_view s) {
     Md5 h;
