@@ -212,4 +212,36 @@ describe('the web page', () => {
     await page.waitForFunction(() => document.body.textContent.includes('exceeds maximum allowed size'), { timeout: 10000 });
     assert.equal(uploads.length, before, 'no tus request for it');
   });
+
+  test('on a phone-sized screen, by keyboard alone: sign in, nothing scrolls sideways, every action is reachable', async () => {
+    const narrow = await browser.newPage();  // a new tab: sessionStorage is per tab, so signed out
+    try {
+      await narrow.setViewport({ width: 360, height: 740 });
+      await narrow.goto(server.url, { waitUntil: 'networkidle0' });
+      const focused = () => narrow.evaluate(() => {
+        const e = document.activeElement;
+        return e ? (e.getAttribute('aria-label') || e.id || e.textContent.trim()) : '';
+      });
+      for (let i = 0; i < 10 && (await focused()) !== 'token'; i += 1) await narrow.keyboard.press('Tab');
+      assert.equal(await focused(), 'token', 'Tab reaches the token field');
+      await narrow.keyboard.type(token);
+      await narrow.keyboard.press('Enter');
+      await narrow.waitForSelector('#workspace:not([hidden]) .uppy-Dashboard');
+      await narrow.waitForSelector('#files tbody tr');
+      const overflow = await narrow.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      assert.ok(overflow <= 0, `the page is ${overflow}px wider than the screen`);
+      await screenshot(narrow, 'narrow');
+      const name = await narrow.$eval('#files tbody tr td', (c) => c.textContent);
+      const reached = new Set();
+      for (let i = 0; i < 80; i += 1) {
+        await narrow.keyboard.press('Tab');
+        reached.add(await focused());
+      }
+      for (const label of ['sign-out', `Download ${name}`, `Share ${name}`, `Delete ${name}`]) {
+        assert.ok(reached.has(label), `Tab never reaches "${label}": ${[...reached].join(' | ')}`);
+      }
+    } finally {
+      await narrow.close();
+    }
+  });
 });

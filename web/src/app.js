@@ -173,6 +173,7 @@ function fileRow(file) {
     const b = document.createElement('button');
     b.type = 'button';
     b.textContent = label;
+    b.setAttribute('aria-label', `${label} ${file.file_name}`);  // which file, for screen readers
     b.addEventListener('click', () => action().catch((e) => alert(e.message)));
     actions.append(b);
   };
