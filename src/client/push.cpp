@@ -18,6 +18,7 @@
 #include <future>
 #include <limits>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include <boost/json.hpp>
@@ -336,9 +337,11 @@ int push(const Endpoint& endpoint, const PushOptions& options) {
   std::vector<FileToPush> files;
   int failures = 0;
   // Files that cannot be opened fail at once, each with its own line; the rest go.
+  std::set<std::filesystem::path> seen;  // a file named twice is pushed once
   for (const auto& argument : options.files) {
     std::error_code ec;
-    const auto path = std::filesystem::absolute(argument, ec);
+    const auto path = std::filesystem::absolute(argument, ec).lexically_normal();
+    if (!ec && !seen.insert(path).second) continue;
     struct stat st {};
     if (ec || ::stat(path.c_str(), &st) != 0) {
       board.fail(board.add(argument, 0), fmt::format("error: push {}: {}", argument, std::strerror(errno)));

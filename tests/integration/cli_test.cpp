@@ -275,7 +275,8 @@ TEST_F(Client, WithoutATerminalEachFilePrintsOneLineWhenDone) {
   const auto big = make_file("big one.bin", 9 * MiB + 1, 4);
   const auto small = make_file("résumé ü.txt", 777, 5);
   const auto empty = make_file("empty", 0, 6);
-  const auto r = client({"push", big.string(), small.string(), empty.string(), "-j", "2", "--chunk-size", "4MiB"});
+  // Named twice, pushed once.
+  const auto r = client({"push", big.string(), small.string(), empty.string(), big.string(), "-j", "2", "--chunk-size", "4MiB"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.err, "");
   EXPECT_EQ(r.out.find('\x1b'), std::string::npos) << "terminal codes in a pipe";
