@@ -114,8 +114,9 @@ Api::Api(Dependencies deps)
   route(verb::get, "/files/{id}/content", &Api::get_content, content_steps);
   route(verb::post, "/files/{id}/link", &Api::create_link, caller_steps);
   route(verb::get, "/api/config", &Api::client_config, caller_steps);
-  // CORS outside the error answers, so errors are readable by the page too.
-  handler_ = http::chain({cors(deps_.web), http::error_answers(), api_errors()},
+  // CORS (and tus's header) outside the error answers, so errors are
+  // readable by the page too (and marked as tus answers).
+  handler_ = http::chain({cors(deps_.web), tus_resumable_header(), http::error_answers(), api_errors()},
                          [this](http::Request& r) { return router_(r); });
 }
 

@@ -88,8 +88,11 @@ http::Middleware rate_limited(auth::TokenBuckets& buckets);
 // answered, answers marked readable (with the tus headers exposed).
 http::Middleware cors(const Web& web);
 // The steps every tus route runs first: 412 for a Tus-Resumable version
-// other than ours, and Tus-Resumable on every answer, errors included.
+// other than ours.
 std::vector<http::Middleware> tus_protocol();
+// Middleware outside the error answers: Tus-Resumable on every answer
+// under /upload/resumable, errors included, the router's own 404 and 405 too.
+http::Middleware tus_resumable_header();
 // Middleware: what the layers below throw in their own terms (storage
 // failures) as the API's errors.
 http::Middleware api_errors();

@@ -67,15 +67,19 @@ std::string_view metadata_value(const tus::Metadata& metadata, std::string_view 
 
 }  // namespace
 
-std::vector<http::Middleware> tus_protocol() {
-  // Tus-Resumable on every answer, errors included: the header goes on after
-  // the usual error answers have rendered whatever the steps below threw.
-  const http::Middleware resumable_header = [](http::Request& request,
-                                               const http::Handler& next) -> asio::awaitable<http::Response> {
+http::Middleware tus_resumable_header() {
+  return [](http::Request& request, const http::Handler& next) -> asio::awaitable<http::Response> {
+    const std::string_view target = request.header.target();
+    const std::string_view rest =
+        target.starts_with(kUploadsPath) ? target.substr(kUploadsPath.size()) : std::string_view("x");
+    const bool tus_path = rest.empty() || rest.starts_with('/') || rest.starts_with('?');
     auto answer = co_await next(request);
-    answer.set("Tus-Resumable", tus::kVersion);
+    if (tus_path) answer.set("Tus-Resumable", tus::kVersion);
     co_return answer;
   };
+}
+
+std::vector<http::Middleware> tus_protocol() {
   const http::Middleware version = [](http::Request& request,
                                       const http::Handler& next) -> asio::awaitable<http::Response> {
     const auto given = request.header["Tus-Resumable"];
@@ -87,7 +91,7 @@ std::vector<http::Middleware> tus_protocol() {
     }
     co_return co_await next(request);
   };
-  return {resumable_header, http::error_answers(), api_errors(), version};
+  return {version};
 }
 
 std::string Api::absolute_url(const http::Request& request, std::string_view path) const {

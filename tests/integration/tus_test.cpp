@@ -245,7 +245,13 @@ TEST_P(Tus, ProtocolErrorsLeaveTheOffsetWhereItWas) {
   EXPECT_EQ(patch(path, 20, "uvwxy", {{"Upload-Checksum", "crc32 " + b64(crc32->finish())}}).status, 204);
   EXPECT_EQ(patch(path, 25, "z", {{"Upload-Checksum", "crc32 AAAAAA=="}}).status, 460);
   EXPECT_EQ(offset_of(path), 25u);
-  EXPECT_EQ(tus("GET", path).status, 405) << "tus has no GET of an upload";
+  const auto get = tus("GET", path);
+  EXPECT_EQ(get.status, 405) << "tus has no GET of an upload";
+  EXPECT_EQ(get.header("tus-resumable"), "1.0.0") << "the router's answers are tus answers too";
+  const auto deeper = tus("HEAD", path + "/more");  // only PUT /upload/{name*} is there
+  EXPECT_EQ(deeper.status, 405);
+  EXPECT_EQ(deeper.header("tus-resumable"), "1.0.0");
+  EXPECT_EQ(tus("GET", "/files").header("tus-resumable"), "") << "only under /upload/resumable";
 }
 
 TEST_P(Tus, DeferredLengthIsGivenOnALaterPatch) {
