@@ -34,27 +34,31 @@ std::string_view to_string(Stage stage) {
 
 bool LiveUploads::add(const std::string& id, std::int64_t user_id, unsigned max_per_user) {
   std::lock_guard lock(mutex_);
+  if (const auto it = uploads_.find(id); it != uploads_.end()) {
+    ++it->second.requests;
+    return true;
+  }
   auto& count = per_user_[user_id];
   if (max_per_user > 0 && count >= max_per_user) {
     if (count == 0) per_user_.erase(user_id);
     return false;
   }
   ++count;
-  owners_.emplace(id, user_id);
+  uploads_.emplace(id, Entry{user_id, 1});
   return true;
 }
 
 void LiveUploads::remove(const std::string& id) {
   std::lock_guard lock(mutex_);
-  const auto it = owners_.find(id);
-  if (it == owners_.end()) return;
-  if (--per_user_[it->second] == 0) per_user_.erase(it->second);
-  owners_.erase(it);
+  const auto it = uploads_.find(id);
+  if (it == uploads_.end() || --it->second.requests > 0) return;
+  if (--per_user_[it->second.user_id] == 0) per_user_.erase(it->second.user_id);
+  uploads_.erase(it);
 }
 
 bool LiveUploads::contains(const std::string& id) const {
   std::lock_guard lock(mutex_);
-  return owners_.contains(id);
+  return uploads_.contains(id);
 }
 
 UploadSession::UploadSession(const Services& services, const auth::Principal& owner, UploadPlan plan)

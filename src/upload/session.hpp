@@ -37,16 +37,24 @@ namespace s3up::upload {
 // their rows alone however old they are.
 class LiveUploads {
  public:
-  // Registers an upload of `user_id`; false (and nothing registered) if that
-  // user already has `max_per_user` in progress here (0: no limit).
+  // Registers a request for an upload of `user_id`; false (and nothing
+  // registered) if that user already has `max_per_user` uploads in progress
+  // here (0: no limit). A second request for an upload already in progress
+  // here (a client reconnecting while its old connection is still open)
+  // takes no place of its own: the write lease decides between the two.
+  // Each add() that returned true is matched by one remove().
   bool add(const std::string& id, std::int64_t user_id, unsigned max_per_user);
   void remove(const std::string& id);
   bool contains(const std::string& id) const;
 
  private:
+  struct Entry {
+    std::int64_t user_id;
+    unsigned requests;
+  };
   mutable std::mutex mutex_;
-  std::unordered_map<std::string, std::int64_t> owners_;  // upload id -> user id
-  std::unordered_map<std::int64_t, unsigned> per_user_;
+  std::unordered_map<std::string, Entry> uploads_;
+  std::unordered_map<std::int64_t, unsigned> per_user_;  // uploads in progress
 };
 
 // What sessions and the janitor work with.

@@ -362,8 +362,11 @@ TEST_P(Tus, TerminationRemovesEverything) {
 
 // A second PATCH while one is writing gets 423; once the first one's client
 // goes silent (a half-open connection), a new one is accepted within 10 s,
-// and the old one can never write again.
+// and the old one can never write again. With one upload at a time allowed,
+// the reconnect is the same upload, not a second one (423, not 429), and
+// nothing of it is left holding the user's place afterwards.
 TEST_P(Tus, OneWriterAtATimeAndAReconnectTakesOver) {
+  start({{"S3UP_MAX_CONCURRENT_UPLOADS", "1"}});
   const std::uint64_t size = on_s3() ? 11 * MiB : 2 * MiB;
   const std::string content = ContentStream::make(size, 11);
   const auto path = create(size);
@@ -399,6 +402,9 @@ TEST_P(Tus, OneWriterAtATimeAndAReconnectTakesOver) {
   const auto bytes = request(server_->port(), "GET", "/files/" + id_of(path) + "/content",
                              {{"Authorization", "Bearer " + token_}});
   EXPECT_TRUE(bytes.body == content);
+  stalled.close();
+  const auto next = create(3);
+  EXPECT_TRUE(eventually([&] { return patch(next, 0, "abc").status == 204; })) << "the user's one place was freed";
 }
 
 TEST_P(Tus, ExpiredUploadsLeaveNothing) {

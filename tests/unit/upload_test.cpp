@@ -1,5 +1,6 @@
 // The upload module's pure pieces: allowed-type patterns and file names.
 #include "upload/policy.hpp"
+#include "upload/session.hpp"
 
 #include <gtest/gtest.h>
 
@@ -56,6 +57,30 @@ TEST(MediaTypes, NormalisedToOneTypeWithAnAllowedCharset) {
     EXPECT_EQ(normalize_media_type(bad), std::nullopt) << bad;
   }
   EXPECT_EQ(normalize_media_type(std::string(300, 'a') + "/b"), std::nullopt);
+}
+
+}  // namespace
+}  // namespace s3up::upload
+
+namespace s3up::upload {
+namespace {
+
+TEST(LiveUploads, ARequestForAnUploadInProgressTakesNoPlaceOfItsOwn) {
+  LiveUploads live;
+  ASSERT_TRUE(live.add("a", 1, 1));
+  EXPECT_FALSE(live.add("b", 1, 1)) << "one upload at a time";
+  EXPECT_TRUE(live.add("x", 2, 1)) << "per user";
+  EXPECT_TRUE(live.add("a", 1, 1)) << "a reconnect for the same upload";
+  live.remove("a");
+  EXPECT_TRUE(live.contains("a")) << "its other request is still running";
+  EXPECT_FALSE(live.add("b", 1, 1));
+  live.remove("a");
+  EXPECT_FALSE(live.contains("a"));
+  EXPECT_TRUE(live.add("c", 1, 1)) << "the place is free again";
+  live.remove("c");
+  live.remove("c");  // more removes than adds change nothing
+  EXPECT_TRUE(live.add("d", 1, 1));
+  EXPECT_FALSE(live.add("e", 1, 1));
 }
 
 }  // namespace
