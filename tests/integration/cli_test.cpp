@@ -11,6 +11,7 @@
 
 #include <gtest/gtest.h>
 
+#include "../support/counting_proxy.hpp"
 #include "harness.hpp"
 #include "terminal.hpp"
 
@@ -295,6 +296,32 @@ TEST_F(Client, WithoutATerminalEachFilePrintsOneLineWhenDone) {
     EXPECT_EQ(record.at("file_name").as_string(), path.filename().string());
     EXPECT_EQ(record.at("file_size").to_number<std::uint64_t>(), size);
     EXPECT_EQ(record.at("sha256").as_string(), ContentStream::sha256_of(size, seed));
+  }
+}
+
+// A byte flipped on the way: the chunk's checksum catches it (460), the
+// chunk is sent again, and what is stored is the file. Without checksums the
+// same flip is stored, which shows the flip happens.
+TEST_F(Client, AChunkCorruptedOnTheWayIsSentAgain) {
+  const std::uint64_t size = 8 * MiB;
+  const auto file = make_file("fragile.bin", size, 12);
+  for (const std::string checksum : {"crc32", "sha256", "none"}) {
+    s3up::testing::CountingProxy relay("127.0.0.1", server_->port());
+    relay.corrupt_upstream_byte(5 * MiB);  // in the third 2 MiB chunk
+    const std::size_t mark = server_->log().size();
+    const auto r = client({"push", file.string(), "--chunk-size", "2MiB", "--checksum", checksum},
+                          {{"S3UP_SERVER", relay.url()}});
+    ASSERT_EQ(r.exit_code, 0) << checksum << ": " << r.err;
+    ASSERT_TRUE(relay.corrupted()) << checksum;
+    const auto ids = file_ids(r.out);
+    ASSERT_EQ(ids.size(), 1u) << r.out;
+    const std::string log = server_->log().substr(mark);
+    if (checksum == "none") {
+      EXPECT_NE(stored(ids[0]).at("sha256").as_string(), ContentStream::sha256_of(size, 12));
+    } else {
+      EXPECT_EQ(count_lines_with(log, "PATCH /upload/resumable/{id} 460"), 1u) << checksum << "\n" << log;
+      EXPECT_EQ(stored(ids[0]).at("sha256").as_string(), ContentStream::sha256_of(size, 12)) << checksum;
+    }
   }
 }
 

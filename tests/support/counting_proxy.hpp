@@ -1,7 +1,9 @@
 #pragma once
-// A TCP proxy on 127.0.0.1 in front of a real server (radosgw), which counts
-// the HTTP requests passing through it by method: how a test sees how many
-// requests the service made for one of its own, without a mock of the store.
+// A TCP proxy on 127.0.0.1 in front of a real server (radosgw, or the
+// service), which counts the HTTP requests passing through it by method: how
+// a test sees how many requests the service made for one of its own, without
+// a mock of the store. It can also flip one byte on the way to the server
+// (corrupt_upstream_byte): what a checksum is there to catch.
 //
 // Requests are counted by their request line ("GET /..."): at the start of a
 // connection's stream and after each request's headers. It is meant for
@@ -12,6 +14,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -53,6 +56,16 @@ class CountingProxy {
     std::lock_guard lock(mutex_);
     counts_.clear();
   }
+  // Inverts the bits of the byte at `offset` of everything sent upstream
+  // (all connections, in the order they were read), once.
+  void corrupt_upstream_byte(std::uint64_t offset) {
+    std::lock_guard lock(mutex_);
+    corrupt_at_ = offset;
+  }
+  bool corrupted() const {
+    std::lock_guard lock(mutex_);
+    return corrupted_;
+  }
 
  private:
   using tcp = boost::asio::ip::tcp;
@@ -80,7 +93,10 @@ class CountingProxy {
     for (;;) {
       auto [ec, n] = co_await from.async_read_some(boost::asio::buffer(buffer), use_tuple);
       if (ec) break;
-      if (to_upstream) scan(std::string_view(buffer.data(), n), seen, at_request_start);
+      if (to_upstream) {
+        scan(std::string_view(buffer.data(), n), seen, at_request_start);
+        tamper(buffer.data(), n);
+      }
       auto [wec, written] = co_await boost::asio::async_write(to, boost::asio::buffer(buffer.data(), n), use_tuple);
       if (wec) break;
     }
@@ -107,12 +123,24 @@ class CountingProxy {
     }
   }
 
+  void tamper(char* data, std::size_t n) {
+    std::lock_guard lock(mutex_);
+    if (corrupt_at_ && !corrupted_ && *corrupt_at_ >= upstream_bytes_ && *corrupt_at_ < upstream_bytes_ + n) {
+      data[*corrupt_at_ - upstream_bytes_] = static_cast<char>(~data[*corrupt_at_ - upstream_bytes_]);
+      corrupted_ = true;
+    }
+    upstream_bytes_ += n;
+  }
+
   tcp::endpoint upstream_;
   boost::asio::io_context io_;
   tcp::acceptor acceptor_{io_};
   std::thread thread_;
   mutable std::mutex mutex_;
   std::map<std::string, int> counts_;
+  std::optional<std::uint64_t> corrupt_at_;
+  std::uint64_t upstream_bytes_ = 0;
+  bool corrupted_ = false;
 };
 
 }  // namespace s3up::testing
