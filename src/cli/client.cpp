@@ -33,7 +33,7 @@ ClientCommands::ClientCommands(CLI::App& app) {
   push_ = add(app, "push", "Upload files (tus, resumable: run it again after an interruption)");
   push_->add_option("files", push_options_.files, "Files to upload")->required();
   push_->add_option("-j,--jobs", push_options_.jobs, "Files uploaded at once")->capture_default_str()->check(CLI::Range(1, 64));
-  push_->add_option("--chunk-size", chunk_size_, "Bytes per request, each checked by its SHA-256 (default 64MiB)");
+  push_->add_option("--chunk-size", chunk_size_, "Bytes per request, each with its own checksum (default 64MiB)");
   push_->add_option("--checksum", push_options_.checksum,
                     "Checksum per chunk: auto (the cheapest the server offers), crc32, sha256, sha1, md5, or none "
                     "(one request per file unless --chunk-size)")
