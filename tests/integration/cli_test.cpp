@@ -12,7 +12,9 @@
 #include <gtest/gtest.h>
 
 #include "../support/counting_proxy.hpp"
+#include "../support/test_database.hpp"
 #include "harness.hpp"
+#include "s3_peer.hpp"
 #include "terminal.hpp"
 
 namespace s3up::test {
@@ -51,7 +53,7 @@ std::vector<std::string> file_ids(const std::string& text) {
 }
 
 class Client : public ::testing::Test {
- protected:
+ public:  // for the helpers that tests of several fixtures share
   explicit Client(std::map<std::string, std::string> server_env = {})
       : server_(std::make_unique<ServerProcess>(std::move(server_env))), home_(temporary_directory()) {
     token_ = server_->create_user_with_token("alice");
@@ -342,31 +344,62 @@ TEST_F(RateLimitedClient, PushWaitsOutRateLimits) {
 }
 
 // The server dies mid-push (SIGKILL) and another takes its port, database and
-// storage: the client waits (connection refused, then 423 while the dead
-// one's lease runs out) and finishes the same upload.
-TEST_F(Client, PushOutlivesTheServer) {
+// storage (`successor_env`): the client waits (connection refused, then 423
+// while the dead one's lease runs out) and finishes the same upload there.
+// Returns the successor's log.
+std::string push_outliving_the_server(Client& test, std::map<std::string, std::string> successor_env) {
   const std::uint64_t size = 60 * MiB;
-  const auto file = make_file("outlive.bin", size, 9);
+  const auto file = test.make_file("outlive.bin", size, 9);
   Terminal terminal;
-  terminal.start(client_command({"push", file.string(), "--limit-rate", "20MiB", "--chunk-size", "8MiB"}) + "; " +
+  terminal.start(test.client_command({"push", file.string(), "--limit-rate", "20MiB", "--chunk-size", "8MiB"}) + "; " +
                  std::string(kPrintExitStatus));
-  ASSERT_FALSE(terminal.wait_for(std::regex(R"(outlive\.bin\s+([3-9]\d)%)"), 60s).empty()) << terminal.screen();
-  server_->signal(SIGKILL);
-  server_->wait(5s);
+  EXPECT_FALSE(terminal.wait_for(std::regex(R"(outlive\.bin\s+([3-9]\d)%)"), 60s).empty()) << terminal.screen();
+  test.server_->signal(SIGKILL);
+  test.server_->wait(5s);
   std::this_thread::sleep_for(1500ms);
-  ServerProcess successor(std::map<std::string, std::string>{
-      {"S3UP_LISTEN", "127.0.0.1:" + std::to_string(server_->port())},
-      {"S3UP_DATABASE", "sqlite://" + (server_->dir() / "s3uploader.db").string()},
-      {"S3UP_STORAGE", "file://" + server_->objects_dir().string()}});
+  successor_env["S3UP_LISTEN"] = "127.0.0.1:" + std::to_string(test.server_->port());
+  ServerProcess successor(successor_env);
 
   const auto screen = terminal.wait_for(std::regex(R"(\[exit \d+\])"), 120s);
-  ASSERT_NE(screen.find("[exit 0]"), std::string::npos) << screen << "\n" << successor.log();
+  EXPECT_NE(screen.find("[exit 0]"), std::string::npos) << screen << "\n" << successor.log();
   const auto ids = file_ids(screen);
-  ASSERT_EQ(ids.size(), 1u) << screen;
-  const auto r = request(successor.port(), "GET", "/files/" + ids[0], {{"Authorization", "Bearer " + token_}});
-  ASSERT_EQ(r.status, 200);
-  EXPECT_EQ(r.json().at("sha256").as_string(), ContentStream::sha256_of(size, 9));
+  EXPECT_EQ(ids.size(), 1u) << screen;
+  if (ids.size() != 1) return successor.log();
+  const auto r = request(successor.port(), "GET", "/files/" + ids[0], {{"Authorization", "Bearer " + test.token_}});
+  EXPECT_EQ(r.status, 200);
+  if (r.status == 200) EXPECT_EQ(r.json().at("sha256").as_string(), ContentStream::sha256_of(size, 9));
   EXPECT_GE(count_lines_with(successor.log(), "PATCH /upload/resumable/{id} 204"), 1u) << successor.log();
+  return successor.log();
+}
+
+TEST_F(Client, PushOutlivesTheServer) {
+  push_outliving_the_server(*this, {{"S3UP_DATABASE", "sqlite://" + (server_->dir() / "s3uploader.db").string()},
+                                    {"S3UP_STORAGE", "file://" + server_->objects_dir().string()}});
+}
+
+// The same on radosgw + PostgreSQL: the other instance finishes the upload,
+// and the bucket keeps no multipart upload and no tail object.
+struct S3Stack {
+  S3Peer peer;
+  testing::TestDatabase database;
+  std::map<std::string, std::string> env() const {
+    auto env = peer.server_env();
+    env["S3UP_DATABASE"] = database.url();
+    return env;
+  }
+};
+
+class ClientOnS3 : private S3Stack, public Client {
+ protected:
+  ClientOnS3() : S3Stack(), Client(S3Stack::env()) {}
+  S3Peer& peer() { return S3Stack::peer; }
+  std::map<std::string, std::string> stack_env() const { return S3Stack::env(); }
+};
+
+TEST_F(ClientOnS3, PushOutlivesItsInstance) {
+  push_outliving_the_server(*this, stack_env());
+  EXPECT_TRUE(peer().multipart_uploads().empty());
+  for (const auto& key : peer().keys()) EXPECT_FALSE(key.ends_with(".tail")) << key;
 }
 
 // https:// through a TLS front verified with --ca-file, reached through a
