@@ -201,8 +201,14 @@ Response Http::perform(const Request& request) {
     curl_easy_setopt(curl, CURLOPT_HTTPGET, 1L);
   } else {
     curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, request.method.c_str());
-    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, request.body.data());
-    curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(request.body.size()));
+    // A body, or a POST's empty one (with Content-Length: 0, which proxies
+    // want); DELETE and OPTIONS go without. libcurl would label a body as a
+    // form: it is not one.
+    if (!request.body.empty() || request.method == "POST") {
+      curl_easy_setopt(curl, CURLOPT_POSTFIELDS, request.body.data());
+      curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(request.body.size()));
+      if (request.body.empty()) headers = curl_slist_append(headers, "Content-Type:");
+    }
   }
   curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
   curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, on_header);
