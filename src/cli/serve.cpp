@@ -90,8 +90,9 @@ int serve(const config::Config& cfg) {
     spdlog::info("no users yet. Create one and a token for it:\n"
                  "    s3uploader user add alice\n"
                  "    s3uploader token create alice\n"
-                 "then upload with:\n"
-                 "    curl -F file=@photo.jpg -H \"Authorization: Bearer $TOKEN\" http://{}:{}/upload",
+                 "then open http://{0}:{1}/ and sign in with the token, or upload with:\n"
+                 "    S3UP_TOKEN=$TOKEN s3uploader push --server http://{0}:{1} photo.jpg\n"
+                 "    curl -F file=@photo.jpg -H \"Authorization: Bearer $TOKEN\" http://{0}:{1}/upload",
                  bound.address().to_string(), bound.port());
   }
 
