@@ -97,7 +97,7 @@ Api::Api(Dependencies deps)
   route(verb::post, "/upload", &Api::upload_form, caller_steps);
   route(verb::put, "/upload/{name*}", &Api::upload_raw, caller_steps);
   // tus: the protocol's checks and headers around the caller's.
-  std::vector<http::Middleware> tus_steps = tus_protocol();
+  std::vector<http::Middleware> tus_steps{tus_version()};
   tus_steps.insert(tus_steps.end(), caller_steps.begin(), caller_steps.end());
   route(verb::options, "/upload/resumable", &Api::tus_options, {});
   route(verb::post, "/upload/resumable", &Api::tus_create, tus_steps);

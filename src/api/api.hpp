@@ -58,10 +58,14 @@ class DownloadLinks {
       : coordination_(coordination), blocking_(blocking) {}
   // "expires=<unix seconds>&signature=<base64url>" for `file_id`.
   boost::asio::awaitable<std::string> query_for(const std::string& file_id, std::int64_t expires);
-  // Whether `target` (path and query) carries a signature at all.
-  static bool is_signed(std::string_view target);
-  // Whether its query signs `file_id` and has not expired at `now` (unix seconds).
-  boost::asio::awaitable<bool> valid(const std::string& file_id, std::string_view target, std::int64_t now);
+  // What a request target's query says of a link: nothing (no signature),
+  // or its expiry (as given) and signature.
+  struct Claim {
+    std::string expires, signature;
+  };
+  static std::optional<Claim> claim_of(std::string_view target);
+  // Whether `claim` signs `file_id` and has not expired at `now` (unix seconds).
+  boost::asio::awaitable<bool> valid(const std::string& file_id, const Claim& claim, std::int64_t now);
 
  private:
   boost::asio::awaitable<std::string> key();
@@ -87,9 +91,9 @@ http::Middleware rate_limited(auth::TokenBuckets& buckets);
 // Middleware: CORS for the browsers of `web.cors_origins`: preflights
 // answered, answers marked readable (with the tus headers exposed).
 http::Middleware cors(const Web& web);
-// The steps every tus route runs first: 412 for a Tus-Resumable version
+// Middleware every tus route runs first: 412 for a Tus-Resumable version
 // other than ours.
-std::vector<http::Middleware> tus_protocol();
+http::Middleware tus_version();
 // Middleware outside the error answers: Tus-Resumable on every answer
 // under /upload/resumable, errors included, the router's own 404 and 405 too.
 http::Middleware tus_resumable_header();

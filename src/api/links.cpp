@@ -21,21 +21,6 @@ constexpr std::string_view kKeyName = "download-links";
 
 std::int64_t unix_now() { return util::now_micros() / 1'000'000; }
 
-struct LinkQuery {
-  std::string expires, signature;
-};
-std::optional<LinkQuery> link_query(std::string_view target) {
-  const auto url = boost::urls::parse_origin_form(target);
-  if (!url) return std::nullopt;
-  LinkQuery q;
-  for (const auto& param : url->params()) {
-    if (param.key == "expires") q.expires = param.value;
-    if (param.key == "signature") q.signature = param.value;
-  }
-  if (q.signature.empty()) return std::nullopt;
-  return q;
-}
-
 ApiError invalid_link() { return ApiError(errc::forbidden, "the download link is not valid or has expired"); }
 
 }  // namespace
@@ -64,24 +49,32 @@ asio::awaitable<std::string> DownloadLinks::query_for(const std::string& file_id
   co_return fmt::format("expires={}&signature={}", expires, signature(k, file_id, expires));
 }
 
-bool DownloadLinks::is_signed(std::string_view target) { return link_query(target).has_value(); }
+std::optional<DownloadLinks::Claim> DownloadLinks::claim_of(std::string_view target) {
+  const auto url = boost::urls::parse_origin_form(target);
+  if (!url) return std::nullopt;
+  Claim claim;
+  for (const auto& param : url->params()) {
+    if (param.key == "expires") claim.expires = param.value;
+    if (param.key == "signature") claim.signature = param.value;
+  }
+  if (claim.signature.empty()) return std::nullopt;
+  return claim;
+}
 
-asio::awaitable<bool> DownloadLinks::valid(const std::string& file_id, std::string_view target, std::int64_t now) {
-  const auto q = link_query(target);
-  if (!q) co_return false;
-  const auto expires = util::parse_integer<std::int64_t>(q->expires);
+asio::awaitable<bool> DownloadLinks::valid(const std::string& file_id, const Claim& claim, std::int64_t now) {
+  const auto expires = util::parse_integer<std::int64_t>(claim.expires);
   if (!expires || *expires < now) co_return false;
   const auto k = co_await key();
-  co_return util::constant_time_equal(signature(k, file_id, *expires), q->signature);
+  co_return util::constant_time_equal(signature(k, file_id, *expires), claim.signature);
 }
 
 http::Middleware signed_download(DownloadLinks& links, db::UploadStore& records, asio::thread_pool& blocking) {
   return [&links, &records, &blocking](http::Request& request,
                                        const http::Handler& next) -> asio::awaitable<http::Response> {
-    const std::string_view target = request.header.target();
-    if (!DownloadLinks::is_signed(target)) co_return co_await next(request);
+    const auto claim = DownloadLinks::claim_of(request.header.target());
+    if (!claim) co_return co_await next(request);
     const std::string id(request.param("id"));
-    const bool ok = util::is_uuid(id) && co_await links.valid(id, target, unix_now());
+    const bool ok = util::is_uuid(id) && co_await links.valid(id, *claim, unix_now());
     if (!ok) throw invalid_link();
     const auto upload = co_await util::run_blocking(blocking, [&] { return records.get_upload(id); });
     if (!upload) throw ApiError(errc::not_found, "no such file");

@@ -79,9 +79,8 @@ http::Middleware tus_resumable_header() {
   };
 }
 
-std::vector<http::Middleware> tus_protocol() {
-  const http::Middleware version = [](http::Request& request,
-                                      const http::Handler& next) -> asio::awaitable<http::Response> {
+http::Middleware tus_version() {
+  return [](http::Request& request, const http::Handler& next) -> asio::awaitable<http::Response> {
     const auto given = request.header["Tus-Resumable"];
     if (given != tus::kVersion) {
       throw ApiError(errc::precondition_failed,
@@ -91,7 +90,6 @@ std::vector<http::Middleware> tus_protocol() {
     }
     co_return co_await next(request);
   };
-  return {version};
 }
 
 std::string Api::absolute_url(const http::Request& request, std::string_view path) const {
@@ -116,8 +114,7 @@ std::string Api::absolute_url(const http::Request& request, std::string_view pat
 
 asio::awaitable<http::Response> Api::tus_options(http::Request&) {
   // 200, not 204: some browsers refuse a 204 answer to a preflight.
-  http::Response res(200);
-  res.set("Tus-Resumable", tus::kVersion);
+  http::Response res(200);  // Tus-Resumable: tus_resumable_header()
   res.set("Tus-Version", tus::kVersion);
   res.set("Tus-Extension", kExtensions);
   res.set("Tus-Max-Size", std::to_string(deps_.uploads.limits.max_upload_bytes));
