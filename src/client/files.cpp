@@ -179,26 +179,17 @@ void download(Http& http, const FileInfo& info, Sink& sink, ProgressBoard& board
     };
     request.progress = [&](std::uint64_t, std::uint64_t) { board.set_done(line, sink.size()); };
 
-    std::string failure;
-    std::optional<std::chrono::seconds> retry_after;
-    try {
-      const Response r = http.perform(request);
-      if (r.status == 200 || r.status == 206) {
-        if (sink.size() == info.size) break;
-        failure = "the download ended early";
-      } else if (retryable_status(r.status)) {
-        failure = describe(r);
-        retry_after = parse_retry_after(r.header("retry-after"), std::chrono::system_clock::now());
-      } else {
-        throw Failure(describe(r));
-      }
-    } catch (const TransportError& e) {
-      failure = fmt::format("cannot reach {}: {}", http.server(), e.what());
-      if (!e.retryable()) throw Failure(failure);
+    auto a = attempt(http, request);
+    if (a.response && (a.response->status == 200 || a.response->status == 206)) {
+      if (sink.size() == info.size) break;
+      a.failure = "the download ended early";
+      a.retry_after.reset();
+    } else if (a.response && !retryable_status(a.response->status)) {
+      throw Failure(a.failure);
     }
     if (sink.size() > from) backoff.progressed();
-    board.set_note(line, "retrying: " + failure);
-    if (!backoff.wait(retry_after)) throw Failure(failure + fmt::format(" (gave up after {} retries)", backoff.attempts()));
+    board.set_note(line, "retrying: " + a.failure);
+    if (!backoff.wait(a.retry_after)) throw backoff.gave_up(a.failure);
     board.set_note(line, "");
   }
 }

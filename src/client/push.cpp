@@ -100,8 +100,8 @@ class InputFile {
 
 class Pusher {
  public:
-  Pusher(const Endpoint& endpoint, const PushOptions& options, ProgressBoard& board)
-      : endpoint_(endpoint), options_(options), board_(board), state_(cache_dir() / "uploads") {}
+  Pusher(const PushOptions& options, ProgressBoard& board)
+      : options_(options), board_(board), state_(cache_dir() / "uploads") {}
 
   // The new file's id; throws Failure.
   std::string push(Http& http, const FileToPush& file) {
@@ -110,7 +110,7 @@ class Pusher {
     if (static_cast<std::uint64_t>(st.st_size) != file.size || mtime_ns(st) != file.mtime_ns) {
       throw Failure("the file changed since the push started");
     }
-    const std::string key = UploadState::key(endpoint_.server, file.path, file.size, file.mtime_ns);
+    const std::string key = UploadState::key(http.server(), file.path, file.size, file.mtime_ns);
     Backoff backoff(options_.transfer.retries);
 
     std::string url;
@@ -220,7 +220,7 @@ class Pusher {
     if (location.empty()) throw Failure("the server created the upload but sent no Location");
     Created created{http.resolve(location), 0, false};
     // The token goes with every PATCH: never in clear text when the server was reached over TLS.
-    if (endpoint_.server.starts_with("https://") && !created.url.starts_with("https://")) {
+    if (http.server().starts_with("https://") && !created.url.starts_with("https://")) {
       throw Failure("the server's upload URL " + created.url +
                     " is not https:// although the server is (its public_url setting may be missing)");
     }
@@ -269,14 +269,8 @@ class Pusher {
       };
       patch.progress = [&, start = offset](std::uint64_t sent, std::uint64_t) { board_.set_done(file.line, start + sent); };
 
-      std::optional<Response> r;
-      std::string failure;
-      try {
-        r = http.perform(patch);
-      } catch (const TransportError& e) {
-        failure = fmt::format("cannot reach {}: {}", endpoint_.server, e.what());
-        if (!e.retryable()) throw Failure(failure);
-      }
+      const auto a = attempt(http, patch);
+      const auto& r = a.response;
       if (r && r->status == 204) {
         const auto now_at = util::parse_integer<std::uint64_t>(r->header("upload-offset"));
         if (!now_at || *now_at != end) throw Failure("the server answered an unexpected Upload-Offset");
@@ -289,16 +283,9 @@ class Pusher {
       // The chunk did not land whole. 409: the server holds another offset;
       // 460: the bytes changed on the way (or in the file) and are hashed
       // again; the rest may pass with time.
-      std::optional<std::chrono::seconds> retry_after;
-      if (r) {
-        if (r->status != 409 && r->status != 460 && !retryable_status(r->status)) throw Failure(describe(*r));
-        failure = describe(*r);
-        retry_after = parse_retry_after(r->header("retry-after"), std::chrono::system_clock::now());
-      }
-      board_.set_note(file.line, "retrying: " + failure);
-      if (!backoff.wait(retry_after)) {
-        throw Failure(fmt::format("{} (gave up after {} retries)", failure, options_.transfer.retries));
-      }
+      if (r && r->status != 409 && r->status != 460 && !retryable_status(r->status)) throw Failure(a.failure);
+      board_.set_note(file.line, "retrying: " + a.failure);
+      if (!backoff.wait(a.retry_after)) throw backoff.gave_up(a.failure);
       board_.set_note(file.line, "");
       // Refused before a byte was taken (locked, rate limited, checksum
       // mismatch): the offset is where it was. Otherwise some of the chunk
@@ -314,7 +301,6 @@ class Pusher {
     }
   }
 
-  const Endpoint& endpoint_;
   const PushOptions& options_;
   ProgressBoard& board_;
   UploadState state_;
@@ -358,7 +344,7 @@ int push(const Endpoint& endpoint, const PushOptions& options) {
     files.push_back(std::move(file));
   }
 
-  Pusher pusher(endpoint, options, board);
+  Pusher pusher(options, board);
   std::atomic<std::size_t> next{0};
   std::atomic<int> failed{0};
   const unsigned workers = std::max(1u, std::min<unsigned>(options.jobs, static_cast<unsigned>(files.size())));

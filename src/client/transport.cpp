@@ -239,20 +239,26 @@ std::string describe(const Response& r) {
   return r.error_message() + " (HTTP " + std::to_string(r.status) + ")";
 }
 
+Attempt attempt(Http& http, const Request& request) {
+  Attempt a;
+  try {
+    a.response = http.perform(request);
+    a.failure = describe(*a.response);
+    a.retry_after = parse_retry_after(a.response->header("retry-after"), std::chrono::system_clock::now());
+  } catch (const TransportError& e) {
+    a.failure = "cannot reach " + http.server() + ": " + e.what();
+    if (!e.retryable()) throw Failure(a.failure);
+  }
+  return a;
+}
+
 Response perform_with_retries(Http& http, const Request& request, Backoff& backoff) {
   for (;;) {
-    try {
-      Response r = http.perform(request);
-      if (!retryable_status(r.status)) return r;
-      if (!backoff.wait(parse_retry_after(r.header("retry-after"), std::chrono::system_clock::now()))) return r;
-    } catch (const TransportError& e) {
-      const std::string failure = "cannot reach " + http.server() + ": " + e.what();
-      if (!e.retryable()) throw Failure(failure);
-      if (!backoff.wait()) {
-        throw Failure(backoff.attempts() == 0 ? failure
-                                              : failure + " (gave up after " + std::to_string(backoff.attempts()) +
-                                                    " retries)");
-      }
+    auto a = attempt(http, request);
+    if (a.response && !retryable_status(a.response->status)) return std::move(*a.response);
+    if (!backoff.wait(a.retry_after)) {
+      if (a.response) return std::move(*a.response);
+      throw backoff.gave_up(a.failure);
     }
   }
 }
@@ -279,6 +285,11 @@ std::optional<std::chrono::seconds> parse_retry_after(std::string_view value,
 std::chrono::milliseconds Backoff::delay(unsigned attempt) {
   const auto ms = std::chrono::milliseconds(500) * (1ull << std::min(attempt, 10u));
   return std::min<std::chrono::milliseconds>(ms, std::chrono::seconds(30));
+}
+
+Failure Backoff::gave_up(const std::string& failure) const {
+  if (attempt_ == 0) return Failure(failure);  // no retries were allowed
+  return Failure(failure + " (gave up after " + std::to_string(attempt_) + " retries)");
 }
 
 bool Backoff::wait(std::optional<std::chrono::seconds> retry_after) {

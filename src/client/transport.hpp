@@ -109,10 +109,11 @@ class Backoff {
   explicit Backoff(unsigned retries) : retries_(retries) {}
   // False when the retries are used up; else sleeps and returns true.
   bool wait(std::optional<std::chrono::seconds> retry_after = std::nullopt);
+  // The failure that used the retries up: "<failure> (gave up after N retries)".
+  Failure gave_up(const std::string& failure) const;
   // The delay before retry number `attempt` (0-based), without jitter.
   static std::chrono::milliseconds delay(unsigned attempt);
   void progressed() { attempt_ = 0; }
-  unsigned attempts() const { return attempt_; }
 
  private:
   unsigned retries_;
@@ -122,6 +123,17 @@ class Backoff {
 }  // namespace s3up::client
 
 namespace s3up::client {
+
+// One try of a request: its response, or why none came. `failure` and
+// `retry_after` describe a response too (describe(), Retry-After), for a
+// caller that does not take it.
+struct Attempt {
+  std::optional<Response> response;
+  std::string failure;
+  std::optional<std::chrono::seconds> retry_after;
+};
+// Throws Failure when no answer came and another try cannot help (TLS, a bad URL).
+Attempt attempt(Http& http, const Request& request);
 
 // `request`, tried again (with `backoff`) while it fails in a way that may
 // pass. Returns the last response, retryable or not; throws Failure when the
