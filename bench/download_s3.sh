@@ -15,7 +15,6 @@ source bench/s3_peer.sh dl
 export S3UP_STORAGE="s3://$bucket/objects" S3UP_DATABASE="sqlite://$work/data/s3uploader.db"
 "$bin" user add bench > /dev/null 2>&1
 token=$("$bin" token create bench 2>/dev/null)
-source bench/server.sh
 bench_binaries
 
 echo "uploading 1 GiB through the service..."

@@ -1,9 +1,21 @@
-# Sourced by the benchmarks: start and stop one `s3uploader serve` on a free
-# loopback port, and say which binaries to run. Needs $bin (the binary) and
-# $work (a scratch directory).
+# Sourced by the benchmarks: a scratch directory, start and stop one
+# `s3uploader serve` on a free loopback port, and say which binaries to run.
+# The server needs $bin (the binary) and $work.
+# bench_workdir NAME   makes $work (build/bench-NAME-XXXXXX); at exit the
+#                      server is stopped, bench_cleanup_more runs if the
+#                      benchmark defines it (its peers), and $work goes
 # start_server [LOG]   sets $server_pid and $port; the log is appended to
 # stop_server
 server_pid=""
+bench_workdir() {
+  work=$(mktemp -d -p "$PWD/build" "bench-$1-XXXXXX")
+  trap bench_cleanup EXIT
+}
+bench_cleanup() {
+  [ -n "${server_pid:-}" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null || true
+  if declare -F bench_cleanup_more > /dev/null; then bench_cleanup_more; fi
+  rm -rf "$work"
+}
 start_server() {
   rm -f "$work/port"
   S3UP_LISTEN=127.0.0.1:0 S3UP_PORT_FILE="$work/port" "$bin" serve 2>> "${1:-$work/server.log}" &

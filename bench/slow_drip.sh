@@ -20,13 +20,8 @@ pause="${4:-5}"
 scripts/install-deps --test
 bin=build/src/s3uploader
 [ -x "$bin" ] || scripts/build
-work=$(mktemp -d -p "$PWD/build" bench-drip-XXXXXX)
-cleanup() {
-  [ -n "${server_pid:-}" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
 source bench/server.sh
+bench_workdir drip
 
 bench_binaries
 results=()

@@ -27,20 +27,15 @@ connections="${2:-64}"
 scripts/install-deps --test
 bin=build/src/s3uploader
 [ -x "$bin" ] || scripts/build
-work=$(mktemp -d -p "$PWD/build" bench-small-XXXXXX)
-cleanup() {
-  [ -n "${server_pid:-}" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null || true
-  scripts/peers/postgres stop "$work/pg" > /dev/null 2>&1 || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
+source bench/server.sh
+bench_workdir small
+bench_cleanup_more() { scripts/peers/postgres stop "$work/pg" > /dev/null 2>&1 || true; }
 
 echo "starting PostgreSQL..."
 eval "$(scripts/peers/postgres start "$work/pg")"
 pg_base="${S3UP_TEST_PG_URL%/*}"
 pg_tls="sslmode=verify-full&sslrootcert=$S3UP_TEST_PG_CA_FILE"
 
-source bench/server.sh
 
 # CPU seconds (user + system) so far of the server, of every postgres process,
 # and idle seconds of the whole machine.

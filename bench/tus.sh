@@ -26,7 +26,6 @@ rounds="${2:-3}"
 big_mib="${3:-4096}"
 wrk_seconds="${4:-15}"
 source bench/s3_peer.sh tus
-source bench/server.sh
 peers_dir=bench/tus
 (cd "$peers_dir" && npm ci --no-audit --no-fund --loglevel=error > /dev/null)
 tus_bucket=bench-tus
@@ -94,7 +93,7 @@ tus_upload() {
 declare -A token
 shm="/dev/shm/$(basename "$work")"  # the S3 runs' SQLite file: not local disk
 mkdir -p "$work/local" "$shm"
-trap 'cleanup; rm -rf "$shm"' EXIT
+trap 'bench_cleanup; rm -rf "$shm"' EXIT
 # local, s3, or s3-md5: S3 with parts checked by Content-MD5 instead of a
 # signed SHA-256 (S3UP_S3_PART_CHECKSUM=md5: one hash pass fewer per byte).
 stack_env() {

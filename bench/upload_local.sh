@@ -19,18 +19,13 @@ rounds="${2:-3}"
 scripts/install-deps --test  # openssl (speed) among them
 bin=build/src/s3uploader
 [ -x "$bin" ] || scripts/build
-work=$(mktemp -d -p "$PWD/build" bench-XXXXXX)
-cleanup() {
-  [ -n "${server_pid:-}" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
+source bench/server.sh
+bench_workdir local
 
 echo "preparing a ${size_mib} MiB input file..."
 head -c "$((size_mib * 1024 * 1024))" /dev/urandom > "$work/input.bin"
 cat "$work/input.bin" > /dev/null  # into the page cache: both dd and curl read it from there
 
-source bench/server.sh
 bench_binaries
 declare -A tokens
 for entry in "${binaries[@]}"; do

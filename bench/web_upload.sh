@@ -20,13 +20,8 @@ scripts/install-deps --test
 (cd bench/web && npm ci --no-audit --no-fund --loglevel=error > /dev/null)
 bin=build/src/s3uploader
 [ -x "$bin" ] || scripts/build
-work=$(mktemp -d -p "$PWD/build" bench-web-XXXXXX)
-cleanup() {
-  [ -n "${server_pid:-}" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
 source bench/server.sh
+bench_workdir web
 
 size=$((size_mib * 1024 * 1024))
 echo "preparing a ${size_mib} MiB input file..."
