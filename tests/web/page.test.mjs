@@ -123,16 +123,22 @@ describe('the web page', () => {
     assert.deepEqual(left.files.map((f) => f.file_id).includes(id), false);
   });
 
-  test('progress reaches 100 %, with a pause and a resume of a 30 MiB upload', async () => {
-    const [file] = files(['paused.bin', 30 * MiB, 4]);
+  // One file through the Dashboard at 6 MiB/s, until `percent` of it is up:
+  // the file and the tus URL its upload got.
+  const startThrottled = async (spec, percent) => {
+    const [file] = files(spec);
     await throttle(6 * MiB);
     await (await page.waitForSelector('.uppy-Dashboard-input')).uploadFile(file.path);
     const known = created.length;
     await page.click('.uppy-StatusBar-actionBtn--upload');
-    await waitForProgress(20);
+    await waitForProgress(percent);
+    assert.equal(created.length, known + 1, 'one upload was created');
+    return { file, url: created[created.length - 1] };
+  };
+
+  test('progress reaches 100 %, with a pause and a resume of a 30 MiB upload', async () => {
+    const { file, url } = await startThrottled(['paused.bin', 30 * MiB, 4], 20);
     await page.click('[data-cy="togglePauseResume"]');
-    assert.equal(created.length, known + 1);
-    const url = created[created.length - 1];
     await new Promise((r) => setTimeout(r, 1500));
     const paused = (await (await fetchWithToken(url, token, { method: 'HEAD', headers: { 'Tus-Resumable': '1.0.0' } })).headers.get('upload-offset'));
     assert.ok(Number(paused) > 0 && Number(paused) < file.data.length, `kept ${paused} bytes while paused`);
@@ -149,14 +155,7 @@ describe('the web page', () => {
   });
 
   test('a reload mid-upload resumes it when the file is added again', async () => {
-    const [file] = files(['reloaded.bin', 30 * MiB, 5]);
-    await throttle(6 * MiB);
-    await (await page.waitForSelector('.uppy-Dashboard-input')).uploadFile(file.path);
-    const known = created.length;
-    await page.click('.uppy-StatusBar-actionBtn--upload');
-    await waitForProgress(30);
-    assert.equal(created.length, known + 1);
-    const url = created[created.length - 1];
+    const { file, url } = await startThrottled(['reloaded.bin', 30 * MiB, 5], 30);
     await page.reload({ waitUntil: 'networkidle0' });
     await throttle(null);
     // Still signed in (the tab's sessionStorage); the same file again.
