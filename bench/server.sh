@@ -5,6 +5,7 @@
 #                      server is stopped, bench_cleanup_more runs if the
 #                      benchmark defines it (its peers), and $work goes
 # start_server [LOG]   sets $server_pid and $port; the log is appended to
+# port_from FILE WHAT LOG
 # stop_server
 server_pid=""
 bench_workdir() {
@@ -20,9 +21,14 @@ start_server() {
   rm -f "$work/port"
   S3UP_LISTEN=127.0.0.1:0 S3UP_PORT_FILE="$work/port" "$bin" serve 2>> "${1:-$work/server.log}" &
   server_pid=$!
-  for _ in $(seq 200); do [ -s "$work/port" ] && break; sleep 0.05; done
-  [ -s "$work/port" ] || { echo "the server did not start; see ${1:-$work/server.log}" >&2; exit 1; }
-  port=$(cat "$work/port")
+  port=$(port_from "$work/port" "the server" "${1:-$work/server.log}")
+}
+# port_from FILE WHAT LOG   the port a process just started writes to FILE
+#                           (10 s at most; else says WHAT did not start)
+port_from() {
+  for _ in $(seq 200); do [ -s "$1" ] && break; sleep 0.05; done
+  [ -s "$1" ] || { echo "$2 did not start; see $3" >&2; exit 1; }
+  cat "$1"
 }
 stop_server() { kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=""; }
 

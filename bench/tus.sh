@@ -146,9 +146,7 @@ start_peer() {
   rm -f "$work/peer-port"
   node "$peers_dir/peer.mjs" "$@" > "$work/peer-port" 2>> "$work/peer.log" &
   peer_pid=$!
-  for _ in $(seq 200); do [ -s "$work/peer-port" ] && break; sleep 0.05; done
-  [ -s "$work/peer-port" ] || { echo "@tus/server did not start; see $work/peer.log" >&2; exit 1; }
-  peer_port=$(cat "$work/peer-port")
+  peer_port=$(port_from "$work/peer-port" "@tus/server" "$work/peer.log")
 }
 stop_peer() { kill "$peer_pid"; wait "$peer_pid" 2>/dev/null || true; peer_pid=""; }
 peer_run() {
