@@ -31,7 +31,7 @@ constexpr std::int64_t kMaxPageSize = 1000;
 // The page cursor is opaque to clients: the last row's sort key, base64url.
 std::string encode_cursor(const db::Upload& last) {
   const std::string raw = fmt::format("1:{}:{}", last.created_at, last.id);
-  return util::base64url(std::span(reinterpret_cast<const std::uint8_t*>(raw.data()), raw.size()));
+  return util::base64url(raw);
 }
 
 std::optional<db::ListPosition> decode_cursor(std::string_view cursor) {

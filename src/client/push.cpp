@@ -91,7 +91,7 @@ class InputFile {
       length -= got;
     }
     const std::string digest = hash->finish();
-    return algorithm + " " + util::base64(std::span(reinterpret_cast<const std::uint8_t*>(digest.data()), digest.size()));
+    return algorithm + " " + util::base64(digest);
   }
 
  private:
@@ -203,8 +203,7 @@ class Pusher {
     post.url = http.url(kUploadsPath);
     const std::string name = file.path.filename().string();
     post.headers = {std::string(kTusVersion), "Upload-Length: " + std::to_string(file.size),
-                    "Upload-Metadata: filename " + util::base64(std::span(
-                                                       reinterpret_cast<const std::uint8_t*>(name.data()), name.size()))};
+                    "Upload-Metadata: filename " + util::base64(name)};
     if (with_body && file.size > 0) {
       post.headers.push_back("Content-Type: application/offset+octet-stream");
       if (!algorithm.empty()) post.headers.push_back("Upload-Checksum: " + input.checksum(algorithm, 0, file.size));

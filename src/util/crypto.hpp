@@ -115,6 +115,13 @@ void random_bytes(std::span<std::uint8_t> out);
 std::string to_hex(std::span<const std::uint8_t> bytes);
 std::string base64(std::span<const std::uint8_t> bytes);     // padded, RFC 4648 §4
 std::string base64url(std::span<const std::uint8_t> bytes);  // unpadded, RFC 4648 §5
+// The same for bytes held as text (a raw digest, a file name).
+inline std::span<const std::uint8_t> as_bytes(std::string_view text) {
+  return {reinterpret_cast<const std::uint8_t*>(text.data()), text.size()};
+}
+inline std::string to_hex(std::string_view bytes) { return to_hex(as_bytes(bytes)); }
+inline std::string base64(std::string_view bytes) { return base64(as_bytes(bytes)); }
+inline std::string base64url(std::string_view bytes) { return base64url(as_bytes(bytes)); }
 std::optional<std::string> base64url_decode(std::string_view text);  // nullopt if not unpadded base64url
 std::optional<std::string> base64_decode(std::string_view text);     // nullopt if not padded RFC 4648 §4 base64
 

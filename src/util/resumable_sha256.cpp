@@ -58,7 +58,7 @@ std::string ResumableSha256::save() const {
   put32(raw, c.Nh);
   put32(raw, c.Nl);
   raw.append(reinterpret_cast<const char*>(c.data), c.num);
-  return std::string(kFormat) + base64url(std::span(reinterpret_cast<const std::uint8_t*>(raw.data()), raw.size()));
+  return std::string(kFormat) + base64url(raw);
 }
 
 std::optional<ResumableSha256> ResumableSha256::restore(std::string_view saved) {

@@ -344,7 +344,7 @@ TEST(Hostile, NamesWithC1OrBidiControlsAreRefused) {
       "mark\xE2\x80\x8F.txt",        // U+200F right-to-left mark
   };
   for (const auto& name : names) {
-    SCOPED_TRACE(util::to_hex(std::span(reinterpret_cast<const std::uint8_t*>(name.data()), name.size())));
+    SCOPED_TRACE(util::to_hex(name));
     const auto form = request(s.port(), "POST", "/upload",
                               {{"Authorization", "Bearer " + token}, {"Content-Type", Multipart::content_type()}},
                               Multipart::body(name, "data"));

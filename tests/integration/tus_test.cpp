@@ -21,7 +21,7 @@ constexpr std::uint64_t MiB = 1024 * 1024;
 using Headers = std::map<std::string, std::string>;
 
 std::string b64(std::string_view text) {
-  return util::base64(std::span(reinterpret_cast<const std::uint8_t*>(text.data()), text.size()));
+  return util::base64(text);
 }
 std::string sha1_b64(std::string_view data) {
   auto h = util::NamedHash::make("sha1");

@@ -10,7 +10,7 @@ namespace s3up::api::tus {
 namespace {
 
 std::string b64(std::string_view s) {
-  return util::base64(std::span(reinterpret_cast<const std::uint8_t*>(s.data()), s.size()));
+  return util::base64(s);
 }
 
 TEST(TusMetadata, PairsAsClientsSendThem) {

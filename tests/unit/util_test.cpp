@@ -74,7 +74,7 @@ TEST(NamedHash, TheAlgorithmsOfUploadChecksum) {
     auto h = NamedHash::make(name);
     for (char c : data) h->update(std::string_view(&c, 1));  // piece by piece
     const auto raw = h->finish();
-    return to_hex(std::span(reinterpret_cast<const std::uint8_t*>(raw.data()), raw.size()));
+    return to_hex(raw);
   };
   EXPECT_EQ(digest("crc32", "123456789"), "cbf43926");  // the CRC-32 check value, big-endian
   EXPECT_EQ(digest("crc32", ""), "00000000");
@@ -104,7 +104,7 @@ TEST(Md5, KnownVectorsAndContentMd5Form) {
 
 TEST(Base64, Rfc4648Vectors) {
   auto enc = [](std::string_view s) {
-    return base64(std::span(reinterpret_cast<const std::uint8_t*>(s.data()), s.size()));
+    return base64(s);
   };
   EXPECT_EQ(enc(""), "");
   EXPECT_EQ(enc("f"), "Zg==");
@@ -117,7 +117,7 @@ TEST(Base64, Rfc4648Vectors) {
 
 TEST(Base64Url, Rfc4648Vectors) {
   auto enc = [](std::string_view s) {
-    return base64url(std::span(reinterpret_cast<const std::uint8_t*>(s.data()), s.size()));
+    return base64url(s);
   };
   EXPECT_EQ(enc(""), "");
   EXPECT_EQ(enc("f"), "Zg");
