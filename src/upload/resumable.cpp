@@ -39,6 +39,26 @@ storage::ResumableStore& resumable_store(const Services& services) {
 
 ApiError no_such_upload() { return ApiError(errc::not_found, "no such upload"); }
 
+// A tus client may name no file: the upload is named after its id.
+std::string file_name_of(const ResumablePlan& plan, const std::string& id) {
+  return plan.file_name.empty() ? id : plan.file_name;
+}
+
+// The progress row of upload `id` before any byte: offset 0, the hash at its
+// start, parts sized for its length (a deferred length may grow to the
+// largest upload, and its parts must fit that in 10,000).
+db::ResumableState initial_state(const Services& services, const ResumableSettings& settings, const std::string& id,
+                                 const ResumablePlan& plan, db::Micros now) {
+  db::ResumableState state;
+  state.upload_id = id;
+  state.upload_length = plan.length;
+  state.metadata = plan.metadata;
+  state.part_size = resumable_store(services).part_size_for(plan.length.value_or(services.limits.max_upload_bytes));
+  state.hash_state = util::ResumableSha256().save();
+  state.expires_at = now + micros(settings.expiry);
+  return state;
+}
+
 // This request's place among the caller's uploads in progress here.
 class LiveSlot {
  public:
@@ -308,26 +328,18 @@ ResumableUploads::ResumableUploads(const Services& services, ResumableSettings s
 asio::awaitable<ResumableUpload> ResumableUploads::create(const auth::Principal& owner, const ResumablePlan& plan) {
   const auto& limits = services_.limits;
   if (plan.length && *plan.length > limits.max_upload_bytes) throw file_too_large(limits);
-  auto& store = resumable_store(services_);
   ResumableUpload created;
   auto& record = created.upload;
   record.id = util::uuid_v7();
   record.user_id = owner.user_id;
-  record.file_name = plan.file_name.empty() ? record.id : plan.file_name;
+  record.file_name = file_name_of(plan, record.id);
   if (!is_acceptable_file_name(record.file_name)) throw invalid_file_name();
-  record.storage_key = "u/" + std::to_string(record.user_id) + "/" + record.id;
+  record.storage_key = storage_key_of(record.user_id, record.id);
   record.created_at = util::now_micros();
   record.status = db::UploadStatus::pending;
   record.content_type = normalize_media_type(plan.declared_type).value_or("");
+  created.state = initial_state(services_, settings_, record.id, plan, record.created_at);
   auto& state = created.state;
-  state.upload_id = record.id;
-  state.upload_length = plan.length;
-  state.metadata = plan.metadata;
-  // A deferred length may grow to the largest upload: its parts must fit
-  // that in 10,000.
-  state.part_size = store.part_size_for(plan.length ? *plan.length : limits.max_upload_bytes);
-  state.hash_state = util::ResumableSha256().save();
-  state.expires_at = record.created_at + micros(settings_.expiry);
   const std::int64_t quota = effective_quota(owner, limits);
   const bool fits = co_await util::run_blocking(services_.blocking, [&] {
     services_.records.create_pending(record);
@@ -364,17 +376,11 @@ asio::awaitable<ResumableUpload> ResumableUploads::create(const auth::Principal&
 
 asio::awaitable<ResumableUpload> ResumableUploads::create_whole(const auth::Principal& owner,
                                                                 const ResumablePlan& plan, http::BodyReader& body) {
-  auto& store = resumable_store(services_);
-  db::ResumableState state;
-  state.upload_id = util::uuid_v7();
-  state.upload_length = plan.length;
-  state.metadata = plan.metadata;
-  state.part_size = store.part_size_for(plan.length);
-  state.expires_at = util::now_micros() + micros(settings_.expiry);
+  const std::string id = util::uuid_v7();
+  db::ResumableState state = initial_state(services_, settings_, id, plan, util::now_micros());
   std::optional<UploadSession> session;
   auto stored = co_await with_session(session, [&]() -> asio::awaitable<db::Upload> {
-    // A tus client may name no file: the upload is named after its id.
-    const std::string name = plan.file_name.empty() ? state.upload_id : plan.file_name;
+    const std::string name = file_name_of(plan, id);
     session.emplace(services_, owner,
                     UploadPlan{name, plan.declared_type, plan.length, std::nullopt, plan.length, state.upload_id, state});
     co_await session->create();

@@ -69,6 +69,10 @@ UploadSession::UploadSession(const Services& services, const auth::Principal& ow
   record_.file_name = plan_.file_name;
 }
 
+std::string storage_key_of(std::int64_t user_id, const std::string& upload_id) {
+  return "u/" + std::to_string(user_id) + "/" + upload_id;
+}
+
 std::int64_t effective_quota(const auth::Principal& owner, const Limits& limits) {
   if (owner.quota_bytes) return *owner.quota_bytes;
   if (limits.default_quota) return static_cast<std::int64_t>(*limits.default_quota);
@@ -86,7 +90,7 @@ asio::awaitable<void> UploadSession::create() {
   if (stage_ != Stage::created) throw ApiError(errc::internal, "upload session created twice");
   if (!is_acceptable_file_name(record_.file_name)) throw invalid_file_name();
   record_.id = plan_.id.empty() ? util::uuid_v7() : plan_.id;
-  record_.storage_key = "u/" + std::to_string(record_.user_id) + "/" + record_.id;
+  record_.storage_key = storage_key_of(record_.user_id, record_.id);
   record_.created_at = util::now_micros();
   record_.status = db::UploadStatus::pending;
   record_.content_type = normalize_media_type(plan_.declared_type).value_or("");

@@ -67,6 +67,10 @@ struct Services {
   std::shared_ptr<LiveUploads> live = std::make_shared<LiveUploads>();
 };
 
+// Where an upload's bytes are stored: u/<user id>/<upload id> (ids are never
+// reused, so neither are keys).
+std::string storage_key_of(std::int64_t user_id, const std::string& upload_id);
+
 // The quota an owner's uploads are held to: their own, else the service's
 // default, else db::kNoQuota.
 std::int64_t effective_quota(const auth::Principal& owner, const Limits& limits);
