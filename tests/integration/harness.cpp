@@ -35,6 +35,13 @@ std::string read_file(const std::filesystem::path& p) {
   return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
+// "NAME=value" entries for execve.
+std::vector<std::string> as_environment(const std::map<std::string, std::string>& env) {
+  std::vector<std::string> out;
+  for (const auto& [k, v] : env) out.push_back(k + "=" + v);
+  return out;
+}
+
 // fork + exec with the given environment; stdout/stderr to files.
 pid_t spawn(const std::vector<std::string>& argv, const std::vector<std::string>& env,
             const std::filesystem::path& out, const std::filesystem::path& err) {
@@ -64,9 +71,7 @@ std::filesystem::path temporary_directory() { return make_temp_dir(); }
 
 CommandResult run_program(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env) {
   const auto dir = make_temp_dir();
-  std::vector<std::string> environment;
-  for (const auto& [k, v] : env) environment.push_back(k + "=" + v);
-  const pid_t pid = spawn(argv, environment, dir / "out", dir / "err");
+  const pid_t pid = spawn(argv, as_environment(env), dir / "out", dir / "err");
   int status = 0;
   ::waitpid(pid, &status, 0);
   CommandResult r;
@@ -79,9 +84,7 @@ CommandResult run_program(const std::vector<std::string>& argv, const std::map<s
 
 BackgroundProgram::BackgroundProgram(const std::vector<std::string>& argv,
                                      const std::map<std::string, std::string>& env, const std::filesystem::path& log) {
-  std::vector<std::string> environment;
-  for (const auto& [k, v] : env) environment.push_back(k + "=" + v);
-  pid_ = spawn(argv, environment, log, log);
+  pid_ = spawn(argv, as_environment(env), log, log);
 }
 
 BackgroundProgram::~BackgroundProgram() {
@@ -128,7 +131,7 @@ ServerProcess::~ServerProcess() {
   if (std::getenv("S3UP_TEST_KEEP_DIRS") == nullptr) std::filesystem::remove_all(dir_);
 }
 
-std::vector<std::string> ServerProcess::environment() const {
+std::map<std::string, std::string> ServerProcess::environment_variables() const {
   std::map<std::string, std::string> env = {
       {"PATH", "/usr/local/bin:/usr/bin:/bin"},
       {"S3UP_LISTEN", "127.0.0.1:0"},
@@ -139,13 +142,11 @@ std::vector<std::string> ServerProcess::environment() const {
       {"S3UP_SHUTDOWN_GRACE", "10s"},
   };
   for (const auto& [k, v] : env_) env[k] = v;
-  std::vector<std::string> out;
-  for (const auto& [k, v] : env) out.push_back(k + "=" + v);
-  return out;
+  return env;
 }
 
 void ServerProcess::start() {
-  pid_ = spawn({binary(), "serve"}, environment(), dir_ / "server.out", dir_ / "server.log");
+  pid_ = spawn({binary(), "serve"}, as_environment(environment_variables()), dir_ / "server.out", dir_ / "server.log");
   const auto port_file = dir_ / "port";
   if (!eventually([&] { return std::filesystem::exists(port_file); }, 15s)) {
     throw std::runtime_error("server did not start; log:\n" + log());
@@ -158,17 +159,7 @@ std::string ServerProcess::log() const { return read_file(dir_ / "server.log"); 
 CommandResult ServerProcess::cli(const std::vector<std::string>& args) const {
   std::vector<std::string> argv{binary()};
   argv.insert(argv.end(), args.begin(), args.end());
-  static int counter = 0;
-  const auto out = dir_ / ("cli-" + std::to_string(++counter) + ".out");
-  const auto err = dir_ / ("cli-" + std::to_string(counter) + ".err");
-  const pid_t pid = spawn(argv, environment(), out, err);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  CommandResult r;
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.out = read_file(out);
-  r.err = read_file(err);
-  return r;
+  return run_program(argv, environment_variables());
 }
 
 std::string ServerProcess::create_user_with_token(const std::string& name) {

@@ -86,7 +86,7 @@ class ServerProcess {
 
  private:
   void start();
-  std::vector<std::string> environment() const;
+  std::map<std::string, std::string> environment_variables() const;
 
   std::filesystem::path dir_;
   std::map<std::string, std::string> env_;
