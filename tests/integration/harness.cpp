@@ -1,5 +1,7 @@
 #include "harness.hpp"
 
+#include <gtest/gtest.h>
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -10,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -128,6 +131,8 @@ ServerProcess::~ServerProcess() {
     ::kill(pid_, SIGKILL);
     ::waitpid(pid_, nullptr, 0);
   }
+  // CI keeps only the test's output: on a failure, the server's side of it.
+  if (::testing::Test::HasFailure()) print_log_tail(80);
   if (std::getenv("S3UP_TEST_KEEP_DIRS") == nullptr) std::filesystem::remove_all(dir_);
 }
 
@@ -155,6 +160,18 @@ void ServerProcess::start() {
 }
 
 std::string ServerProcess::log() const { return read_file(dir_ / "server.log"); }
+
+void ServerProcess::print_log_tail(std::size_t lines) const {
+  const std::string text = log();
+  // The last `lines` lines (the text ends with a newline, which does not count).
+  std::size_t from = text.size(), seen = 0;
+  while (from > 0) {
+    if (text[from - 1] == '\n' && ++seen > lines) break;
+    --from;
+  }
+  std::fprintf(stderr, "--- the last %zu lines of the server's log (%s) ---\n%s--- end of the server's log ---\n",
+               lines, (dir_ / "server.log").c_str(), text.c_str() + from);
+}
 
 CommandResult ServerProcess::cli(const std::vector<std::string>& args) const {
   std::vector<std::string> argv{binary()};

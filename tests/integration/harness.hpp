@@ -62,6 +62,7 @@ class ServerProcess {
   const std::filesystem::path& dir() const { return dir_; }
   std::filesystem::path objects_dir() const { return dir_ / "objects"; }
   std::string log() const;  // everything the server printed so far
+  void print_log_tail(std::size_t lines) const;  // to stderr
 
   // Runs a CLI subcommand against the same database.
   CommandResult cli(const std::vector<std::string>& args) const;
