@@ -61,6 +61,9 @@ enum class UploadStatus { pending, complete, failed, deleting };
 std::string_view to_string(UploadStatus s);
 UploadStatus upload_status_from(std::string_view s);
 
+// Whether a failed upload may have left something in the object store.
+enum class StoreLeftovers { none, remain };
+
 struct Upload {
   std::string id;  // UUIDv7
   std::int64_t user_id = 0;
@@ -134,7 +137,13 @@ class UploadStore {
   // apply to a pending row and return false otherwise.
   virtual void create_pending(const Upload& upload) = 0;
   virtual bool mark_complete(const Upload& upload) = 0;  // size, type, sha256, completed_at
-  virtual bool mark_failed(std::string_view upload_id, Micros now) = 0;
+  // `remain` when the store could not be reached to remove what the upload
+  // left there: failed_with_leftovers lists it, oldest failure first, until
+  // the janitor has removed them (leftovers_removed).
+  virtual bool mark_failed(std::string_view upload_id, Micros now, StoreLeftovers leftovers) = 0;
+  bool mark_failed(std::string_view upload_id, Micros now) { return mark_failed(upload_id, now, StoreLeftovers::none); }
+  virtual std::vector<Upload> failed_with_leftovers(std::int64_t limit) = 0;
+  virtual void leftovers_removed(std::string_view upload_id) = 0;
   virtual void set_store_upload_id(std::string_view upload_id, std::string_view store_upload_id) = 0;
   virtual std::optional<Upload> get_upload(std::string_view upload_id) = 0;
   // Pending uploads created before `created_before`, oldest first, after the

@@ -78,8 +78,11 @@ class BlockingCommit {
 };
 
 // Streams one object into the store. Nothing is visible under the key until
-// commit() returns; abort(), or destroying an uncommitted writer, leaves
-// nothing behind. The writer computes the object's SHA-256 as it goes.
+// commit() returns; after a failed write() or commit(), call abort(). abort()
+// leaves nothing behind, or throws when it cannot reach the store (what is
+// left is then for Recovery::discard_unfinished). Destroying an uncommitted
+// writer aborts it in the background. The writer computes the object's
+// SHA-256 as it goes.
 class ObjectWriter {
  public:
   virtual ~ObjectWriter() = default;

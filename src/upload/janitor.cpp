@@ -35,11 +35,7 @@ asio::awaitable<JanitorReport> Janitor::run_once() {
     for (const auto& row : rows) {
       if (services_.live->contains(row.id)) continue;  // still arriving here, only slowly
       try {
-        if (auto* recovery = services_.store.recovery()) {
-          co_await recovery->discard_unfinished(row.storage_key, row.store_upload_id);
-        } else {
-          co_await services_.store.remove(row.storage_key);  // a store without leftovers of its own
-        }
+        co_await remove_leftovers(row);
         const auto now = util::now_micros();
         co_await util::run_blocking(services_.blocking, [&] { services_.records.mark_failed(row.id, now); });
         ++report.cleaned;
@@ -55,15 +51,19 @@ asio::awaitable<JanitorReport> Janitor::run_once() {
     after = db::ListPosition{rows.back().created_at, rows.back().id};
   }
   co_await finish_deletions(report);
+  co_await finish_failures(report);
   for (int round = 0; resumable_ && round < kMaxRounds; ++round) {
     const auto ended = co_await resumable_->end_expired(kRowsPerRound);
     report.expired += static_cast<int>(ended);
     if (ended < static_cast<std::size_t>(kRowsPerRound)) break;
   }
   co_await util::run_blocking(services_.blocking, [&] { lock.reset(); });
-  if (report.cleaned > 0 || report.failed > 0 || report.deletions_finished > 0 || report.expired > 0) {
-    spdlog::info("janitor: {} stale upload(s) cleaned up, {} deletion(s) finished, {} expired upload(s) ended, {} failed",
-                 report.cleaned, report.deletions_finished, report.expired, report.failed);
+  if (report.cleaned > 0 || report.failed > 0 || report.deletions_finished > 0 || report.expired > 0 ||
+      report.leftovers_removed > 0) {
+    spdlog::info(
+        "janitor: {} stale upload(s) cleaned up, {} deletion(s) finished, {} failed upload(s)' leftovers removed, "
+        "{} expired upload(s) ended, {} failed",
+        report.cleaned, report.deletions_finished, report.leftovers_removed, report.expired, report.failed);
   }
   co_return report;
 }
@@ -90,6 +90,38 @@ asio::awaitable<void> Janitor::finish_deletions(JanitorReport& report) {
     report.failed += failed;
     // A row that fails stays first in the list: stop rather than fetch it again.
     if (static_cast<std::int64_t>(rows.size()) < kRowsPerRound || failed > 0) break;
+  }
+}
+
+// Failed uploads whose leftovers the store was down to take when they
+// failed. A row that fails again stays first in the list, as above.
+asio::awaitable<void> Janitor::finish_failures(JanitorReport& report) {
+  for (int round = 0; round < kMaxRounds; ++round) {
+    const auto rows = co_await util::run_blocking(
+        services_.blocking, [&] { return services_.records.failed_with_leftovers(kRowsPerRound); });
+    for (const auto& row : rows) {
+      try {
+        co_await remove_leftovers(row);
+        co_await util::run_blocking(services_.blocking, [&] { services_.records.leftovers_removed(row.id); });
+        ++report.leftovers_removed;
+        spdlog::info("janitor: upload {} (user {}) failed while the store was unreachable; its leftovers are removed",
+                     row.id, row.user_id);
+      } catch (const std::exception& e) {
+        ++report.failed;
+        spdlog::warn("janitor: removing the leftovers of failed upload {} failed ({}); trying again next time", row.id,
+                     e.what());
+        co_return;
+      }
+    }
+    if (static_cast<std::int64_t>(rows.size()) < kRowsPerRound) break;
+  }
+}
+
+asio::awaitable<void> Janitor::remove_leftovers(const db::Upload& row) {
+  if (auto* recovery = services_.store.recovery()) {
+    co_await recovery->discard_unfinished(row.storage_key, row.store_upload_id);
+  } else {
+    co_await services_.store.remove(row.storage_key);  // a store without leftovers of its own
   }
 }
 

@@ -6,8 +6,10 @@
 // not being received by this process) have what they left removed and are
 // marked `failed`. With several instances on one database only one cleans at
 // a time (MetadataStore::try_lock). It also finishes deletions a crash
-// interrupted (rows left 'deleting'), and ends resumable uploads past their
-// expiry (ResumableUploads::end_expired): those are judged by expiry, not age.
+// interrupted (rows left 'deleting'), removes what failed uploads left in a
+// store that was unreachable when they failed (failed_with_leftovers), and
+// ends resumable uploads past their expiry (ResumableUploads::end_expired):
+// those are judged by expiry, not age.
 #include <chrono>
 
 #include <boost/asio/awaitable.hpp>
@@ -20,6 +22,7 @@ namespace s3up::upload {
 struct JanitorReport {
   int cleaned = 0;             // rows marked failed, their leftovers removed
   int deletions_finished = 0;  // rows a crash left 'deleting': object and row removed
+  int leftovers_removed = 0;   // failed uploads' leftovers the store was down to take when they failed
   int expired = 0;             // unfinished resumable uploads past their expiry, ended
   int failed = 0;              // rows whose clean-up failed this time (tried again next time)
   bool skipped = false;        // another instance held the lock
@@ -36,6 +39,8 @@ class Janitor {
 
  private:
   boost::asio::awaitable<void> finish_deletions(JanitorReport& report);
+  boost::asio::awaitable<void> finish_failures(JanitorReport& report);
+  boost::asio::awaitable<void> remove_leftovers(const db::Upload& row);
 
   Services services_;
   std::chrono::milliseconds stale_after_;

@@ -236,18 +236,21 @@ asio::awaitable<void> UploadSession::fail() noexcept {
   }
   stage_ = Stage::failed;
   leave_live();
+  auto leftovers = db::StoreLeftovers::none;
   try {
     // receiving: the writer's partial object; committed: the object itself.
     if (writer_ && was != Stage::committed) co_await writer_->abort();
     if (was == Stage::committed) co_await services_.store.remove(record_.storage_key);
   } catch (const std::exception& e) {
-    spdlog::error("upload {}: removing the object failed: {}", record_.id, e.what());
+    leftovers = db::StoreLeftovers::remain;
+    spdlog::error("upload {}: removing what it left in the store failed ({}); the janitor will retry", record_.id,
+                  e.what());
   }
   writer_.reset();
   if (row_written_) {
     try {
       co_await util::run_blocking(services_.blocking,
-                                  [&] { services_.records.mark_failed(record_.id, util::now_micros()); });
+                                  [&] { services_.records.mark_failed(record_.id, util::now_micros(), leftovers); });
     } catch (const std::exception& e) {
       spdlog::error("upload {}: marking the row failed did not work: {}", record_.id, e.what());
     }

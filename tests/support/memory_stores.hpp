@@ -7,6 +7,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <stdexcept>
 #include <string>
 
@@ -236,13 +237,25 @@ class MemoryMetadata final : public db::MetadataStore {
     settle(upload.id, upload.user_id, static_cast<std::int64_t>(upload.file_size));
     return true;
   }
-  bool mark_failed(std::string_view id, db::Micros) override {
+  using UploadStore::mark_failed;
+  bool mark_failed(std::string_view id, db::Micros, db::StoreLeftovers leftovers) override {
     std::lock_guard lock(mutex_);
     auto& row = uploads_.at(std::string(id));
     if (row.status != db::UploadStatus::pending) return false;
     row.status = db::UploadStatus::failed;
+    if (leftovers == db::StoreLeftovers::remain) with_leftovers_.insert(row.id);
     settle(row.id, row.user_id, 0);
     return true;
+  }
+  std::vector<db::Upload> failed_with_leftovers(std::int64_t) override {
+    std::lock_guard lock(mutex_);
+    std::vector<db::Upload> out;
+    for (const auto& id : with_leftovers_) out.push_back(uploads_.at(id));
+    return out;
+  }
+  void leftovers_removed(std::string_view id) override {
+    std::lock_guard lock(mutex_);
+    with_leftovers_.erase(std::string(id));
   }
   void set_store_upload_id(std::string_view id, std::string_view store_upload_id) override {
     std::lock_guard lock(mutex_);
@@ -348,6 +361,7 @@ class MemoryMetadata final : public db::MetadataStore {
   std::map<std::int64_t, db::User> users_;
   std::map<std::string, db::ApiToken> tokens_;
   std::map<std::string, db::Upload> uploads_;
+  std::set<std::string> with_leftovers_;  // failed uploads whose store leftovers remain
   std::map<std::string, std::int64_t> reserved_;
   std::map<std::string, db::ResumableState> resumable_;
   std::map<std::string, std::string> secrets_;

@@ -183,6 +183,32 @@ TEST_P(MetadataStoreContract, UploadLifecyclePendingToFailed) {
   EXPECT_FALSE(store_->mark_failed("x'; --", util::now_micros()));
 }
 
+TEST_P(MetadataStoreContract, FailedUploadsWithStoreLeftoversAreListedUntilRemoved) {
+  const auto alice = store_->create_user("alice", false);
+  const auto clean = pending_upload(alice.id), first = pending_upload(alice.id), second = pending_upload(alice.id);
+  for (const auto& u : {clean, first, second}) store_->create_pending(u);
+  store_->set_store_upload_id(first.id, "2~first");
+  EXPECT_TRUE(store_->mark_failed(clean.id, 100));
+  EXPECT_TRUE(store_->mark_failed(second.id, 300, StoreLeftovers::remain));
+  EXPECT_TRUE(store_->mark_failed(first.id, 200, StoreLeftovers::remain));
+  EXPECT_FALSE(store_->mark_failed(first.id, 400, StoreLeftovers::none));  // only from pending: stays listed
+
+  auto listed = store_->failed_with_leftovers(10);
+  ASSERT_EQ(listed.size(), 2u);
+  EXPECT_EQ(listed[0].id, first.id);  // oldest failure first
+  EXPECT_EQ(listed[0].store_upload_id, "2~first");
+  EXPECT_EQ(listed[0].status, UploadStatus::failed);
+  EXPECT_EQ(listed[1].id, second.id);
+  EXPECT_EQ(store_->failed_with_leftovers(1).size(), 1u);
+
+  store_->leftovers_removed(first.id);
+  listed = store_->failed_with_leftovers(10);
+  ASSERT_EQ(listed.size(), 1u);
+  EXPECT_EQ(listed[0].id, second.id);
+  EXPECT_EQ(store_->get_upload(first.id)->status, UploadStatus::failed);  // the record stays
+  store_->leftovers_removed("not-a-uuid");                                 // no match, not a database error
+}
+
 TEST_P(MetadataStoreContract, TimestampsKeepTheirMicroseconds) {
   const auto alice = store_->create_user("alice", false);
   EXPECT_NEAR(static_cast<double>(alice.created_at), static_cast<double>(util::now_micros()), 60e6);

@@ -523,11 +523,28 @@ bool PostgresStore::set_user_quota(std::string_view name, std::optional<std::int
   return c->run("setUserQuota", p).affected() > 0;
 }
 
-bool PostgresStore::mark_failed(std::string_view upload_id, Micros now) {
+bool PostgresStore::mark_failed(std::string_view upload_id, Micros now, StoreLeftovers leftovers) {
   if (!plausible_upload_id(upload_id)) return false;
   Write w{"failUpload", {}};
-  w.params.text(upload_id).timestamp(now);
+  w.params.text(upload_id).timestamp(now).boolean(leftovers == StoreLeftovers::remain);
   return writes_->run(w) > 0;
+}
+
+std::vector<Upload> PostgresStore::failed_with_leftovers(std::int64_t limit) {
+  auto c = acquire();
+  Params p;
+  p.integer(limit);
+  const auto r = c->run("failedWithLeftovers", p);
+  std::vector<Upload> out;
+  for (int i = 0; i < r.size(); ++i) out.push_back(decode_upload(ResultRow(r, i)));
+  return out;
+}
+
+void PostgresStore::leftovers_removed(std::string_view upload_id) {
+  if (!plausible_upload_id(upload_id)) return;
+  Write w{"leftoversRemoved", {}};
+  w.params.text(upload_id);
+  writes_->run(w);
 }
 
 void PostgresStore::set_store_upload_id(std::string_view upload_id, std::string_view store_upload_id) {

@@ -47,7 +47,10 @@ class PostgresStore final : public MetadataStore {
   bool revoke_token(std::string_view token_id, Micros now) override;
   void create_pending(const Upload& upload) override;
   bool mark_complete(const Upload& upload) override;
-  bool mark_failed(std::string_view upload_id, Micros now) override;
+  using UploadStore::mark_failed;
+  bool mark_failed(std::string_view upload_id, Micros now, StoreLeftovers leftovers) override;
+  std::vector<Upload> failed_with_leftovers(std::int64_t limit) override;
+  void leftovers_removed(std::string_view upload_id) override;
   void set_store_upload_id(std::string_view upload_id, std::string_view store_upload_id) override;
   std::optional<Upload> get_upload(std::string_view upload_id) override;
   using UploadStore::stale_pending;

@@ -359,12 +359,29 @@ bool SqliteStore::mark_complete(const Upload& u) {
   })) > 0;
 }
 
-bool SqliteStore::mark_failed(std::string_view upload_id, Micros now) {
+bool SqliteStore::mark_failed(std::string_view upload_id, Micros now, StoreLeftovers leftovers) {
   return writes_->run(Write([&](Connection& c) {
     Statement s(c, "failUpload");  // returns the row's reservation, given back
-    s.bind(upload_id, now);
+    s.bind(upload_id, now, leftovers == StoreLeftovers::remain);
     return change_row_and_usage(c, s, [](std::int64_t reserved) { return -reserved; });
   })) > 0;
+}
+
+std::vector<Upload> SqliteStore::failed_with_leftovers(std::int64_t limit) {
+  auto c = acquire();
+  Statement s(*c, "failedWithLeftovers");
+  s.bind(limit);
+  std::vector<Upload> out;
+  while (s.step()) out.push_back(decode_upload(StatementRow(s)));
+  return out;
+}
+
+void SqliteStore::leftovers_removed(std::string_view upload_id) {
+  writes_->run(Write([&](Connection& c) {
+    Statement s(c, "leftoversRemoved");
+    s.bind(upload_id).run();
+    return 1;
+  }));
 }
 
 bool SqliteStore::reserve_quota(std::string_view upload_id, std::int64_t user_id, std::int64_t bytes,

@@ -168,41 +168,42 @@ asio::awaitable<std::vector<MultipartUploadEntry>> multipart_uploads_under(Clien
   co_return parse_list_multipart_uploads(res.body);
 }
 
-asio::awaitable<void> abort_upload(Client& client, const std::string& key, const std::string& upload_id) {
+// Whether the store still knows the multipart upload (ListParts answers it;
+// 404 NoSuchUpload once it is aborted or completed).
+asio::awaitable<bool> multipart_upload_exists(Client& client, const std::string& key, const std::string& upload_id) {
   Request r;
-  r.method = "DELETE";
+  r.method = "GET";
   r.key = key;
-  r.query = {{"uploadId", upload_id}};
-  const auto res = co_await send(client, r, "AbortMultipartUpload");
-  if (res.status != 204 && res.status != 200 && res.status != 404) fail("AbortMultipartUpload", key, res);
+  r.query = {{"max-parts", "1"}, {"uploadId", upload_id}};
+  const auto res = co_await send(client, r, "ListParts");
+  if (res.status == 404) co_return false;
+  if (res.status != 200) fail("ListParts", key, res);
+  co_return true;
 }
 
-// When an abort fails (the store is down), keep trying in the background with
-// growing pauses for a while: a multipart upload left behind costs storage
-// until someone aborts it. A crash in the meantime is covered by the upload id
-// on the pending row.
-void abort_eventually(std::shared_ptr<Client> client, std::string key, std::string upload_id) {
-  auto executor = client->executor();
-  asio::co_spawn(
-      executor,
-      [client = std::move(client), key = std::move(key), upload_id = std::move(upload_id)]() -> asio::awaitable<void> {
-        auto pause = std::chrono::seconds(1);
-        constexpr auto kMaxPause = std::chrono::seconds(60);
-        constexpr int kRounds = 30;  // about 25 minutes with the pauses capped at a minute
-        for (int round = 0; round < kRounds; ++round) {
-          asio::steady_timer timer(client->executor(), pause);
-          co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
-          pause = std::min(pause * 2, std::chrono::duration_cast<std::chrono::seconds>(kMaxPause));
-          try {
-            co_await abort_upload(*client, key, upload_id);
-            spdlog::info("s3: aborted multipart upload of {} after the store came back", key);
-            co_return;
-          } catch (const std::exception&) {
-          }
-        }
-        spdlog::error("s3: gave up aborting multipart upload {} of {}; the janitor will retry", upload_id, key);
-      },
-      asio::detached);
+// Aborts until ListParts says the upload is gone. A part the store was still
+// receiving when the abort came can land after it and keep the upload and its
+// storage alive; S3's documentation asks for exactly this check and another
+// abort. Throws when the upload outlives them: the caller keeps it for later.
+asio::awaitable<void> abort_upload(Client& client, const std::string& key, const std::string& upload_id) {
+  constexpr int kAborts = 3;
+  auto pause = std::chrono::milliseconds(200);
+  for (int i = 0; i < kAborts; ++i) {
+    if (i > 0) {
+      asio::steady_timer timer(client.executor(), pause);
+      co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+      pause *= 4;
+    }
+    Request r;
+    r.method = "DELETE";
+    r.key = key;
+    r.query = {{"uploadId", upload_id}};
+    const auto res = co_await send(client, r, "AbortMultipartUpload");
+    if (res.status != 204 && res.status != 200 && res.status != 404) fail("AbortMultipartUpload", key, res);
+    if (!co_await multipart_upload_exists(client, key, upload_id)) co_return;
+    spdlog::warn("s3: multipart upload {} of {} is still there after an abort", upload_id, key);
+  }
+  throw Error(Failure::rejected, "the object store kept a multipart upload it was asked to abort");
 }
 
 // The headers an object is stored with (PutObject, CreateMultipartUpload).
@@ -298,7 +299,10 @@ class S3Writer final : public ObjectWriter {
           spdlog::info("s3: aborted abandoned multipart upload of {}", state->key);
         },
         [state](std::exception_ptr e) {
-          if (e) abort_eventually(state->client, state->key, state->upload_id);
+          // The row is still pending: the janitor aborts it once it is stale.
+          if (e) {
+            spdlog::warn("s3: aborting the abandoned multipart upload of {} failed; the janitor will retry", state->key);
+          }
         });
   }
 
@@ -324,17 +328,11 @@ class S3Writer final : public ObjectWriter {
     if (filled_ > 0) co_await seal_part();  // the last part may be smaller than the others
     co_await wait_all();
     const auto parts_done = std::chrono::steady_clock::now();
-    if (state_->failure) {
-      co_await abort();
-      std::rethrow_exception(state_->failure);
-    }
+    if (state_->failure) std::rethrow_exception(state_->failure);  // the caller aborts
     auto parts = state_->parts;
     std::sort(parts.begin(), parts.end(), [](const auto& a, const auto& b) { return a.number < b.number; });
     const auto res = co_await complete_multipart_upload(*client_, state_->key, state_->upload_id, parts);
-    if (!completed(res)) {
-      co_await abort();
-      fail("CompleteMultipartUpload", state_->key, res);
-    }
+    if (!completed(res)) fail("CompleteMultipartUpload", state_->key, res);  // the caller aborts
     finished_ = true;
     spdlog::debug("s3 {}: {} parts; last parts took {} ms, CompleteMultipartUpload {} ms", state_->key, parts.size(),
                   std::chrono::duration_cast<std::chrono::milliseconds>(parts_done - started).count(),
@@ -348,13 +346,7 @@ class S3Writer final : public ObjectWriter {
     buffer_.reset();
     if (!state_) co_return;
     co_await wait_all();
-    try {
-      co_await abort_upload(*client_, state_->key, state_->upload_id);
-    } catch (const std::exception& e) {
-      spdlog::warn("s3: abort of multipart upload of {} failed ({}); retrying in the background", state_->key,
-                   e.what());
-      abort_eventually(client_, state_->key, state_->upload_id);
-    }
+    co_await abort_upload(*client_, state_->key, state_->upload_id);
   }
 
  private:

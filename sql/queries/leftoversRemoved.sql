@@ -1,0 +1,1 @@
+UPDATE uploads SET store_leftovers = false WHERE id = $1
