@@ -117,6 +117,13 @@ class ResultRow final : public Row {
 // must not reach the server as a type error.
 bool plausible_upload_id(std::string_view id) { return util::is_uuid(id); }
 
+// Every row of `r`, as uploads (its columns as getUpload's).
+std::vector<Upload> uploads_in(const Rows& r) {
+  std::vector<Upload> out;
+  for (int i = 0; i < r.size(); ++i) out.push_back(decode_upload(ResultRow(r, i)));
+  return out;
+}
+
 }  // namespace
 
 // One libpq connection and the statements prepared on it.
@@ -535,9 +542,7 @@ std::vector<Upload> PostgresStore::failed_with_leftovers(std::int64_t limit) {
   Params p;
   p.integer(limit);
   const auto r = c->run("failedWithLeftovers", p);
-  std::vector<Upload> out;
-  for (int i = 0; i < r.size(); ++i) out.push_back(decode_upload(ResultRow(r, i)));
-  return out;
+  return uploads_in(r);
 }
 
 void PostgresStore::leftovers_removed(std::string_view upload_id) {
@@ -573,9 +578,7 @@ std::vector<Upload> PostgresStore::stale_pending(Micros created_before, const st
   if (after) p.timestamp(after->created_at).text(after->upload_id);
   p.integer(limit);
   const auto r = c->run(after ? "stalePendingAfter" : "stalePending", p);
-  std::vector<Upload> out;
-  for (int i = 0; i < r.size(); ++i) out.push_back(decode_upload(ResultRow(r, i)));
-  return out;
+  return uploads_in(r);
 }
 
 std::int64_t PostgresStore::count_uploads(UploadStatus status) {
@@ -603,9 +606,7 @@ std::vector<Upload> PostgresStore::list_files(std::optional<std::int64_t> user_i
                               : (after ? "listAllFilesAfter" : "listAllFiles");
   auto c = acquire();
   const auto r = c->run(query, p);
-  std::vector<Upload> out;
-  for (int i = 0; i < r.size(); ++i) out.push_back(decode_upload(ResultRow(r, i)));
-  return out;
+  return uploads_in(r);
 }
 
 bool PostgresStore::delete_upload(std::string_view upload_id) {
@@ -627,9 +628,7 @@ std::vector<Upload> PostgresStore::deleting_uploads(std::int64_t limit) {
   Params p;
   p.integer(limit);
   const auto r = c->run("deletingUploads", p);
-  std::vector<Upload> out;
-  for (int i = 0; i < r.size(); ++i) out.push_back(decode_upload(ResultRow(r, i)));
-  return out;
+  return uploads_in(r);
 }
 
 namespace {
@@ -707,9 +706,7 @@ std::vector<Upload> PostgresStore::expired_resumable(Micros now, std::int64_t li
   Params p;
   p.timestamp(now).integer(limit);
   const auto r = c->run("expiredResumable", p);
-  std::vector<Upload> out;
-  for (int i = 0; i < r.size(); ++i) out.push_back(decode_upload(ResultRow(r, i)));
-  return out;
+  return uploads_in(r);
 }
 
 namespace {

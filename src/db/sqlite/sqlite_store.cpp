@@ -131,6 +131,13 @@ class StatementRow final : public Row {
   const Statement& s_;
 };
 
+// Every row `s` gives, as uploads (its columns as getUpload's).
+std::vector<Upload> read_uploads(Statement& s) {
+  std::vector<Upload> out;
+  while (s.step()) out.push_back(decode_upload(StatementRow(s)));
+  return out;
+}
+
 }  // namespace
 
 class SqliteStore::Lease {
@@ -371,9 +378,7 @@ std::vector<Upload> SqliteStore::failed_with_leftovers(std::int64_t limit) {
   auto c = acquire();
   Statement s(*c, "failedWithLeftovers");
   s.bind(limit);
-  std::vector<Upload> out;
-  while (s.step()) out.push_back(decode_upload(StatementRow(s)));
-  return out;
+  return read_uploads(s);
 }
 
 void SqliteStore::leftovers_removed(std::string_view upload_id) {
@@ -436,9 +441,7 @@ std::vector<Upload> SqliteStore::stale_pending(Micros created_before, const std:
   } else {
     s.bind(created_before, limit);
   }
-  std::vector<Upload> out;
-  while (s.step()) out.push_back(decode_upload(StatementRow(s)));
-  return out;
+  return read_uploads(s);
 }
 
 std::int64_t SqliteStore::count_uploads(UploadStatus status) {
@@ -459,9 +462,7 @@ std::vector<Upload> SqliteStore::list_files(std::optional<std::int64_t> user_id,
                                             std::int64_t limit) {
   auto c = acquire();
   std::vector<Upload> out;
-  const auto collect = [&](Statement& s) {
-    while (s.step()) out.push_back(decode_upload(StatementRow(s)));
-  };
+  const auto collect = [&](Statement& s) { out = read_uploads(s); };
   if (user_id && after) {
     Statement s(*c, "listFilesByUserAfter");
     s.bind(*user_id, after->created_at, after->upload_id, limit);
@@ -502,9 +503,7 @@ std::vector<Upload> SqliteStore::deleting_uploads(std::int64_t limit) {
   auto c = acquire();
   Statement s(*c, "deletingUploads");
   s.bind(limit);
-  std::vector<Upload> out;
-  while (s.step()) out.push_back(decode_upload(StatementRow(s)));
-  return out;
+  return read_uploads(s);
 }
 
 void SqliteStore::add_resumable(const ResumableState& r) {
@@ -572,9 +571,7 @@ std::vector<Upload> SqliteStore::expired_resumable(Micros now, std::int64_t limi
   auto c = acquire();
   Statement s(*c, "expiredResumable");
   s.bind(now, limit);
-  std::vector<Upload> out;
-  while (s.step()) out.push_back(decode_upload(StatementRow(s)));
-  return out;
+  return read_uploads(s);
 }
 
 namespace {
