@@ -53,6 +53,14 @@ TEST(S3Xml, UploadIdAndListings) {
   ASSERT_EQ(uploads.size(), 2u);
   EXPECT_EQ(uploads[1].key, "a/2");
   EXPECT_EQ(uploads[1].upload_id, "x2");
+  EXPECT_EQ(count_listed_parts("<ListPartsResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Bucket>b</Bucket>"
+                               "<Part><PartNumber>1</PartNumber><ETag>\"e\"</ETag><Size>5</Size></Part>"
+                               "<Part><PartNumber>2</PartNumber></Part><IsTruncated>false</IsTruncated>"
+                               "</ListPartsResult>"),
+            2u);
+  EXPECT_EQ(count_listed_parts("<ListPartsResult><Bucket>b</Bucket><IsTruncated>false</IsTruncated></ListPartsResult>"),
+            0u);
+  EXPECT_EQ(count_listed_parts("not xml <"), 0u);
   EXPECT_EQ(complete_multipart_body({{1, "\"a\""}, {2, "\"b&c\""}}),
             "<CompleteMultipartUpload xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Part><PartNumber>1</PartNumber>"
             "<ETag>&quot;a&quot;</ETag></Part><Part><PartNumber>2</PartNumber><ETag>&quot;b&amp;c&quot;</ETag></Part>"

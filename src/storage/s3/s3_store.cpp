@@ -168,9 +168,11 @@ asio::awaitable<std::vector<MultipartUploadEntry>> multipart_uploads_under(Clien
   co_return parse_list_multipart_uploads(res.body);
 }
 
-// Whether the store still knows the multipart upload (ListParts answers it;
-// 404 NoSuchUpload once it is aborted or completed).
-asio::awaitable<bool> multipart_upload_exists(Client& client, const std::string& key, const std::string& upload_id) {
+// Whether the multipart upload still holds parts: ListParts answers 404
+// NoSuchUpload once it is aborted (radosgw, MinIO, AWS), and an empty list is
+// what S3's documentation calls freed.
+asio::awaitable<bool> multipart_upload_holds_parts(Client& client, const std::string& key,
+                                                   const std::string& upload_id) {
   Request r;
   r.method = "GET";
   r.key = key;
@@ -178,7 +180,7 @@ asio::awaitable<bool> multipart_upload_exists(Client& client, const std::string&
   const auto res = co_await send(client, r, "ListParts");
   if (res.status == 404) co_return false;
   if (res.status != 200) fail("ListParts", key, res);
-  co_return true;
+  co_return count_listed_parts(res.body) > 0;
 }
 
 // Aborts until ListParts says the upload is gone. A part the store was still
@@ -200,7 +202,7 @@ asio::awaitable<void> abort_upload(Client& client, const std::string& key, const
     r.query = {{"uploadId", upload_id}};
     const auto res = co_await send(client, r, "AbortMultipartUpload");
     if (res.status != 204 && res.status != 200 && res.status != 404) fail("AbortMultipartUpload", key, res);
-    if (!co_await multipart_upload_exists(client, key, upload_id)) co_return;
+    if (!co_await multipart_upload_holds_parts(client, key, upload_id)) co_return;
     spdlog::warn("s3: multipart upload {} of {} is still there after an abort", upload_id, key);
   }
   throw Error(Failure::rejected, "the object store kept a multipart upload it was asked to abort");

@@ -1,5 +1,7 @@
 #include "storage/s3/s3_xml.hpp"
 
+#include <iterator>
+
 #include <pugixml.hpp>
 
 namespace s3up::storage::s3 {
@@ -66,6 +68,13 @@ std::vector<MultipartUploadEntry> parse_list_multipart_uploads(std::string_view 
     out.push_back({u.child_value("Key"), u.child_value("UploadId")});
   }
   return out;
+}
+
+std::size_t count_listed_parts(std::string_view body) {
+  pugi::xml_document doc;
+  if (!load(doc, body)) return 0;
+  const auto parts = doc.child("ListPartsResult").children("Part");
+  return static_cast<std::size_t>(std::distance(parts.begin(), parts.end()));
 }
 
 std::vector<std::string> parse_list_object_keys(std::string_view body) {

@@ -36,6 +36,9 @@ struct MultipartUploadEntry {
 // ListMultipartUploadsResult/Upload entries
 std::vector<MultipartUploadEntry> parse_list_multipart_uploads(std::string_view body);
 
+// How many ListPartsResult/Part entries the document lists.
+std::size_t count_listed_parts(std::string_view body);
+
 // ListBucketResult/Contents/Key (ListObjectsV2)
 std::vector<std::string> parse_list_object_keys(std::string_view body);
 
