@@ -5,8 +5,11 @@
 
 #include <thread>
 
+#include <boost/url/parse.hpp>
+
 #include "harness.hpp"
 #include "s3_peer.hpp"
+#include "../support/counting_proxy.hpp"
 #include "../support/fake_metadata.hpp"
 #include "util/crypto.hpp"
 
@@ -178,6 +181,60 @@ TEST_F(S3Uploads, TheUploadIdIsOnThePendingRow) {
   EXPECT_EQ("objects/" + db->stale_pending(util::now_micros() + 1'000'000, 10)[0].storage_key, in_store.key);
   c.close();
   expect_no_multipart_uploads();
+}
+
+// The store acts on a request and its answer never arrives: the service
+// cannot know whether the object exists. Whatever it answers its client, the
+// record and the bucket must agree afterwards: a 201 with the object stored,
+// or an error with no object, no multipart upload and a failed row.
+class S3UploadsWithLostAnswers : public S3Uploads {
+ protected:
+  std::map<std::string, std::string> env() override {
+    auto env = peer_->server_env();
+    const auto endpoint = boost::urls::parse_uri(env.at("S3UP_S3_ENDPOINT")).value();
+    proxy_ = std::make_unique<testing::CountingProxy>(std::string(endpoint.host()),
+                                                      static_cast<unsigned short>(endpoint.port_number()));
+    env["S3UP_S3_ENDPOINT"] = proxy_->url();
+    return env;
+  }
+
+  void expect_failed_and_nothing_stored(const Response& r) {
+    EXPECT_EQ(r.status, 503) << r.body;
+    auto db = server_->database();
+    EXPECT_TRUE(eventually([&] { return db->count_uploads(db::UploadStatus::failed) == 1; })) << server_->log();
+    EXPECT_EQ(db->count_uploads(db::UploadStatus::pending), 0);
+    EXPECT_TRUE(db->failed_with_leftovers(10).empty());
+    EXPECT_TRUE(peer_->keys().empty()) << "an object is stored for a failed upload\n" << server_->log();
+    expect_no_multipart_uploads();
+  }
+
+  std::unique_ptr<testing::CountingProxy> proxy_;
+};
+
+constexpr int kEveryAttempt = 100;  // more than the S3 client's attempts at one request
+
+// One answer lost: the retry finds the upload completed, and the upload is stored.
+TEST_F(S3UploadsWithLostAnswers, OneToCompleteMultipartUpload) {
+  proxy_->lose_answers_to("POST", "uploadId=");
+  const std::uint64_t size = 12 * MiB + 3;
+  expect_stored(upload_streamed(server_->port(), token_, "lost.bin", size, 21), size,
+                ContentStream::sha256_of(size, 21));
+  EXPECT_EQ(proxy_->answers_lost(), 1);
+  expect_no_multipart_uploads();
+}
+
+// Every answer lost: the store holds the object the service gave up on.
+// The abort then removes it, or the failed record would have an orphan.
+TEST_F(S3UploadsWithLostAnswers, EveryOneToCompleteMultipartUpload) {
+  proxy_->lose_answers_to("POST", "uploadId=", kEveryAttempt);
+  expect_failed_and_nothing_stored(upload_streamed(server_->port(), token_, "lost.bin", 12 * MiB + 3, 21));
+  EXPECT_GT(proxy_->answers_lost(), 1);
+}
+
+TEST_F(S3UploadsWithLostAnswers, EveryOneToPutObject) {
+  proxy_->lose_answers_to("PUT", "/u/", kEveryAttempt);  // a small file is one PutObject
+  expect_failed_and_nothing_stored(upload_streamed(server_->port(), token_, "lost.bin", 1 * MiB, 22));
+  EXPECT_GT(proxy_->answers_lost(), 1);
 }
 
 }  // namespace

@@ -333,6 +333,7 @@ class S3Writer final : public ObjectWriter {
     if (state_->failure) std::rethrow_exception(state_->failure);  // the caller aborts
     auto parts = state_->parts;
     std::sort(parts.begin(), parts.end(), [](const auto& a, const auto& b) { return a.number < b.number; });
+    commit_sent_ = true;
     const auto res = co_await complete_multipart_upload(*client_, state_->key, state_->upload_id, parts);
     if (!completed(res)) fail("CompleteMultipartUpload", state_->key, res);  // the caller aborts
     finished_ = true;
@@ -346,9 +347,13 @@ class S3Writer final : public ObjectWriter {
     if (finished_) co_return;
     finished_ = true;
     buffer_.reset();
-    if (!state_) co_return;
-    co_await wait_all();
-    co_await abort_upload(*client_, state_->key, state_->upload_id);
+    if (state_) {
+      co_await wait_all();
+      co_await abort_upload(*client_, state_->key, state_->upload_id);
+    }
+    // A commit whose answers were all lost may have stored the object anyway.
+    // The key is this upload's alone, so removing it is safe.
+    if (commit_sent_) co_await remove_object(*client_, key_);
   }
 
  private:
@@ -357,6 +362,7 @@ class S3Writer final : public ObjectWriter {
     const char* data = buffer_ ? buffer_.data() : "";
     const std::string sha = util::to_hex(whole_sha_.finish());
     const std::span<const char> body(data, filled_);
+    commit_sent_ = true;
     const auto etag = co_await put_object(*client_, key_, metadata_, body, sha);
     finished_ = true;
     buffer_.reset();
@@ -409,6 +415,7 @@ class S3Writer final : public ObjectWriter {
   int next_part_ = 0;
   int in_flight_ = 0;
   bool finished_ = false;
+  bool commit_sent_ = false;  // PutObject or CompleteMultipartUpload went out
 };
 
 
