@@ -278,7 +278,9 @@ class LocalWriter final : public ObjectWriter, public BlockingCommit {
     // Unlinked here: a block write that just reported back may still hold
     // the file for a moment, and its last owner would unlink it only then.
     co_await util::run_blocking(blocking_, [&] {
-      ::unlink(file_->temp_path.c_str());
+      // A commit that failed after its rename (the directory's fsync) left
+      // the file under its final name.
+      ::unlink((file_->committed ? file_->final_path : file_->temp_path).c_str());
       file_.reset();
     });
   }
