@@ -159,12 +159,13 @@ asio::awaitable<http::Response> Api::tus_create(http::Request& request) {
     try {
       created = co_await resumable_.append(principal, created.upload.id, at_start, no_new_length, checksum, request.body);
     } catch (const ApiError& e) {
-      // A chunk the upload can never take ends it. One that failed its
-      // checksum counts for nothing, but the upload exists: 201 with its
-      // Location and offset, so the client sends the chunk again by PATCH.
-      // Other failures leave it to resume (or to expire).
-      if (e.code() == errc::file_too_large || e.code() == errc::quota_exceeded ||
-          e.code() == errc::unsupported_media_type) {
+      // A chunk the upload can never take ends it (append() has ended one
+      // of a refused type already). One that failed its checksum counts for
+      // nothing, but the upload exists: 201 with its Location and offset, so
+      // the client sends the chunk again by PATCH. Other failures leave it to
+      // resume (or to expire).
+      if (e.code() == errc::unsupported_media_type) throw;
+      if (e.code() == errc::file_too_large || e.code() == errc::quota_exceeded) {
         failure = std::current_exception();
       } else if (e.code() != errc::checksum_mismatch) {
         throw;
@@ -183,7 +184,7 @@ asio::awaitable<http::Response> Api::tus_create(http::Request& request) {
 
 asio::awaitable<http::Response> Api::tus_head(http::Request& request) {
   const std::string id(request.param("id"));
-  const auto upload = co_await resumable_.find(caller(request), id);
+  const auto upload = co_await resumable_.status(caller(request), id);
   http::Response res(200);
   describe(res, upload);
   if (upload.state.upload_length) {

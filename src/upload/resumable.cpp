@@ -133,12 +133,7 @@ class ResumableUploads::Append {
   }
 
   asio::awaitable<void> run(const std::optional<ChunkChecksum>& checksum, http::BodyReader& body) {
-    const storage::ResumePoint from = point_of(state_);
-    last_saved_ = from;
-    const storage::ObjectMetadata metadata{upload_.upload.content_type, upload_.upload.file_name, state_.upload_length};
-    writer_ = co_await resumable_store(services_).open_resumable(upload_.upload.storage_key, metadata, from);
-    offset_ = state_.offset;
-    if (offset_ > 0 && offset_ < kSniffBytes) head_ = co_await writer_->head(offset_);
+    co_await open();
     if (checksum) {
       chunk_hash_ = util::NamedHash::make(checksum->algorithm);
       if (!chunk_hash_) throw ApiError(errc::bad_request, "unsupported checksum algorithm");
@@ -188,6 +183,13 @@ class ResumableUploads::Append {
     if (last_byte) co_await complete();
   }
 
+  // Every byte was stored by an earlier request whose completion failed:
+  // complete it now.
+  asio::awaitable<void> finish() {
+    co_await open();
+    co_await complete();
+  }
+
   // The last byte is in: publish the object and mark the row complete.
   asio::awaitable<void> complete() {
     const auto& limits = services_.limits;
@@ -225,6 +227,16 @@ class ResumableUploads::Append {
   }
 
  private:
+  // The store's writer, at the last durable point.
+  asio::awaitable<void> open() {
+    const storage::ResumePoint from = point_of(state_);
+    last_saved_ = from;
+    const storage::ObjectMetadata metadata{upload_.upload.content_type, upload_.upload.file_name, state_.upload_length};
+    writer_ = co_await resumable_store(services_).open_resumable(upload_.upload.storage_key, metadata, from);
+    offset_ = state_.offset;
+    if (offset_ > 0 && offset_ < kSniffBytes) head_ = co_await writer_->head(offset_);
+  }
+
   asio::awaitable<void> receive(std::span<const char> chunk) {
     const auto& limits = services_.limits;
     const std::uint64_t end = offset_ + chunk.size();
@@ -414,6 +426,24 @@ asio::awaitable<ResumableUpload> ResumableUploads::find(const auth::Principal& c
   co_return std::move(*found);
 }
 
+asio::awaitable<ResumableUpload> ResumableUploads::status(const auth::Principal& caller, const std::string& id) {
+  auto upload = co_await find(caller, id);
+  const auto& state = upload.state;
+  if (upload.complete() || !state.upload_length || state.offset != *state.upload_length) co_return upload;
+  LiveSlot slot(services_, upload.upload.id, upload.upload.user_id);
+  Append append(services_, settings_, upload, caller);
+  co_await append.take_lease();  // 423 while a request writes (or completes) it
+  std::exception_ptr failure;
+  try {
+    co_await append.finish();
+  } catch (...) {
+    failure = std::current_exception();
+  }
+  co_await append.release();
+  if (failure) co_await fail(caller, upload.upload.id, failure);
+  co_return upload;
+}
+
 asio::awaitable<ResumableUpload> ResumableUploads::append(const auth::Principal& caller, const std::string& id,
                                                           std::uint64_t offset, std::optional<std::uint64_t> length,
                                                           const std::optional<ChunkChecksum>& checksum,
@@ -444,11 +474,31 @@ asio::awaitable<ResumableUpload> ResumableUploads::append(const auth::Principal&
     failure = std::current_exception();
   }
   co_await append.release();
-  if (failure) {
-    log_upload_failure(upload.upload.id, failure);
-    std::rethrow_exception(failure);
-  }
+  if (failure) co_await fail(caller, upload.upload.id, failure);
   co_return upload;
+}
+
+// The bytes decide the type, and the first bytes are stored: a type refused
+// now is refused for good, so the upload ends (as a termination would) rather
+// than wait for its expiry, and no HEAD reports it whole.
+asio::awaitable<void> ResumableUploads::fail(const auth::Principal& caller, const std::string& id,
+                                             std::exception_ptr failure) {
+  log_upload_failure(id, failure);
+  bool refused_for_good = false;
+  try {
+    std::rethrow_exception(failure);
+  } catch (const ApiError& e) {
+    refused_for_good = e.code() == errc::unsupported_media_type;
+  } catch (...) {
+  }
+  if (refused_for_good) {
+    try {
+      co_await terminate(caller, id);
+    } catch (const std::exception& e) {
+      spdlog::warn("upload {}: ending it after its type was refused failed ({}); it expires instead", id, e.what());
+    }
+  }
+  std::rethrow_exception(failure);
 }
 
 asio::awaitable<void> ResumableUploads::discard(const db::Upload& upload, const db::ResumableState& state) {

@@ -69,10 +69,16 @@ class ResumableUploads {
   // The caller's upload `id`; 404 for anyone else's, a missing or failed one,
   // and an unfinished one past its expiry.
   boost::asio::awaitable<ResumableUpload> find(const auth::Principal& caller, const std::string& id);
+  // find(), for a HEAD: an upload whose every byte is stored but whose
+  // completion failed (the store or the database was down as its last PATCH
+  // ended) is completed first, since an offset equal to the length tells a
+  // client it is done. 423 while another request writes it.
+  boost::asio::awaitable<ResumableUpload> status(const auth::Principal& caller, const std::string& id);
   // Appends the body at `offset` (409 unless it is the stored one), after
   // setting a deferred length if `length` is given; 423 while another request
   // writes the upload. With a checksum the chunk counts whole or not at all
-  // (460). Completes the upload when its last byte arrives.
+  // (460). Completes the upload when its last byte arrives. A type the bytes
+  // refuse (415) ends the upload: no later request can change it.
   boost::asio::awaitable<ResumableUpload> append(const auth::Principal& caller, const std::string& id,
                                                  std::uint64_t offset, std::optional<std::uint64_t> length,
                                                  const std::optional<ChunkChecksum>& checksum, http::BodyReader& body);
@@ -86,6 +92,8 @@ class ResumableUploads {
 
  private:
   class Append;
+  boost::asio::awaitable<void> fail(const auth::Principal& caller, const std::string& id,
+                                                 std::exception_ptr failure);
   boost::asio::awaitable<void> discard(const db::Upload& upload, const db::ResumableState& state);
 
   const Services& services_;

@@ -237,5 +237,41 @@ TEST_F(S3UploadsWithLostAnswers, EveryOneToPutObject) {
   EXPECT_GT(proxy_->answers_lost(), 1);
 }
 
+// A tus upload whose every byte is stored but whose completion failed: the
+// offset a HEAD reports is the length only once the upload is complete,
+// since a client that sees it (tus-js-client, push) stops there.
+TEST_F(S3UploadsWithLostAnswers, EveryOneToCompleteATusUpload) {
+  const std::uint64_t size = 12 * MiB + 5;
+  const std::map<std::string, std::string> tus = {{"Authorization", "Bearer " + token_}, {"Tus-Resumable", "1.0.0"}};
+  auto headers = tus;
+  headers["Upload-Length"] = std::to_string(size);
+  const auto created = request(server_->port(), "POST", "/upload/resumable", headers);
+  ASSERT_EQ(created.status, 201) << created.body;
+  const auto location = created.header("location");
+  const std::string path = location.substr(location.find("/upload/resumable/"));
+  const std::string id = path.substr(path.rfind('/') + 1);
+
+  proxy_->lose_answers_to("POST", "uploadId=", kEveryAttempt);
+  headers = tus;
+  headers["Upload-Offset"] = "0";
+  headers["Content-Type"] = "application/offset+octet-stream";
+  const auto content = ContentStream::make(size, 23);
+  const auto patched = request(server_->port(), "PATCH", path, headers, content);
+  EXPECT_EQ(patched.status, 503) << patched.body;
+  EXPECT_GT(proxy_->answers_lost(), 1);
+  auto db = server_->database();
+  EXPECT_EQ(db->get_upload(id)->status, db::UploadStatus::pending);
+
+  proxy_->stop_losing_answers();  // the store answers again
+  const auto head = request(server_->port(), "HEAD", path, tus);
+  ASSERT_EQ(head.status, 200) << server_->log();
+  EXPECT_EQ(head.header("upload-offset"), std::to_string(size));
+  EXPECT_EQ(db->get_upload(id)->status, db::UploadStatus::complete) << "the offset says done, the record does not";
+  const auto key = "u/" + std::to_string(user_id_) + "/" + id;
+  EXPECT_EQ(peer_->object_sha256(key), util::sha256_hex(content));
+  EXPECT_EQ(db->get_upload(id)->sha256, util::sha256_hex(content));
+  expect_no_multipart_uploads();
+}
+
 }  // namespace
 }  // namespace s3up::test

@@ -451,6 +451,17 @@ TEST_P(Tus, AllowedTypesAreSniffedEvenFromSmallFirstChunks) {
 
   const auto text = create(10'000);
   EXPECT_EQ(patch(text, 0, std::string(10'000, 't')).status, 415);
+
+  // A small file whose type is only known once its last byte is in: the
+  // refusal ends the upload, so a HEAD cannot report it whole (which a
+  // client reads as done).
+  const auto small_text = create(3000);
+  ASSERT_EQ(patch(small_text, 0, std::string(1000, 't')).status, 204);
+  EXPECT_EQ(patch(small_text, 1000, std::string(2000, 't')).status, 415);
+  EXPECT_EQ(tus("HEAD", small_text).status, 404);
+  EXPECT_FALSE(server_->database()->get_upload(id_of(small_text))) << "ended as a termination ends it";
+  // The same for a type refused from a large first chunk.
+  EXPECT_EQ(tus("HEAD", text).status, 404);
 }
 
 TEST_P(Tus, CorsForBrowserPages) {

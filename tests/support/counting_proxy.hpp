@@ -75,6 +75,10 @@ class CountingProxy {
     std::lock_guard lock(mutex_);
     lose_ = LoseAnswers{std::move(method), std::move(target_part), count};
   }
+  void stop_losing_answers() {
+    std::lock_guard lock(mutex_);
+    lose_.reset();
+  }
   int answers_lost() const {
     std::lock_guard lock(mutex_);
     return answers_lost_;

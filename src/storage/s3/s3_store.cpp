@@ -208,6 +208,18 @@ asio::awaitable<void> abort_upload(Client& client, const std::string& key, const
   throw Error(Failure::rejected, "the object store kept a multipart upload it was asked to abort");
 }
 
+// HeadObject: the object's size and ETag, or nullopt if there is none.
+asio::awaitable<std::optional<ObjectInfo>> head_object(Client& client, const std::string& key) {
+  Request r;
+  r.method = "HEAD";
+  r.key = key;
+  const auto res = co_await send(client, r, "HeadObject");
+  if (res.status == 404) co_return std::nullopt;
+  if (res.status != 200) fail("HeadObject", r.key, res);
+  co_return ObjectInfo{std::stoull(res.header("content-length").empty() ? "0" : res.header("content-length")),
+                       res.header("etag")};
+}
+
 // The headers an object is stored with (PutObject, CreateMultipartUpload).
 std::vector<Header> object_headers(const ObjectMetadata& metadata) {
   std::vector<Header> h;
@@ -534,13 +546,14 @@ class S3ResumableWriter final : public ResumableWriter {
     if (upload_id_.empty()) {
       committed = co_await put_whole();
     } else {
-      if (filled_ > 0) co_await seal_part();  // the last part may be smaller than the others
-      co_await wait_all();
-      take_finished_parts();
-      const auto parts = completed_parts();
-      const auto res = co_await complete_multipart_upload(*client_, key_, upload_id_, parts);
-      if (!completed(res)) fail("CompleteMultipartUpload", key_, res);
-      committed = CommittedObject{offset_, util::to_hex(hash_.digest()), parse_complete_etag(res.body).value_or("")};
+      std::exception_ptr refused;
+      try {
+        committed = co_await complete_parts();
+      } catch (const Error& e) {
+        if (e.failure() != Failure::rejected) throw;
+        refused = std::current_exception();
+      }
+      if (refused) committed = co_await completed_earlier(refused);
     }
     co_await remove_object(*client_, tail_key_);
     co_return committed;
@@ -554,6 +567,28 @@ class S3ResumableWriter final : public ResumableWriter {
     for (const auto& e : etags_) etags.emplace_back(e);
     const boost::json::object state{{"upload_id", upload_id_}, {"etags", std::move(etags)}, {"tail", tail}};
     return ResumePoint{offset, boost::json::serialize(state), std::move(hash_state), part_size_};
+  }
+
+  asio::awaitable<CommittedObject> complete_parts() {
+    if (filled_ > 0) co_await seal_part();  // the last part may be smaller than the others
+    co_await wait_all();
+    take_finished_parts();
+    const auto parts = completed_parts();
+    const auto res = co_await complete_multipart_upload(*client_, key_, upload_id_, parts);
+    if (!completed(res)) fail("CompleteMultipartUpload", key_, res);
+    co_return CommittedObject{offset_, util::to_hex(hash_.digest()), parse_complete_etag(res.body).value_or("")};
+  }
+
+  // The store refused a part or the completion: when an earlier request's
+  // CompleteMultipartUpload landed and only its answer was lost, the store
+  // knows no such upload and the object is there, whole. (Its key is this
+  // upload's alone.) Otherwise `refused` stands.
+  asio::awaitable<CommittedObject> completed_earlier(std::exception_ptr refused) {
+    co_await quiesce();  // parts still in flight land first
+    const auto stored = co_await head_object(*client_, key_);
+    if (!stored || stored->size != offset_) std::rethrow_exception(refused);
+    spdlog::info("s3 {}: an earlier request completed it; its answer was lost", key_);
+    co_return CommittedObject{offset_, util::to_hex(hash_.digest()), stored->etag};
   }
 
   std::vector<CompletedPart> completed_parts() const {
@@ -686,14 +721,7 @@ asio::awaitable<std::unique_ptr<ObjectWriter>> S3Store::open_writer(const std::s
 }
 
 asio::awaitable<std::optional<ObjectInfo>> S3Store::stat(const std::string& key) {
-  Request r;
-  r.method = "HEAD";
-  r.key = bucket_key(key);
-  const auto res = co_await send(*client_, r, "HeadObject");
-  if (res.status == 404) co_return std::nullopt;
-  if (res.status != 200) fail("HeadObject", r.key, res);
-  co_return ObjectInfo{std::stoull(res.header("content-length").empty() ? "0" : res.header("content-length")),
-                       res.header("etag")};
+  co_return co_await head_object(*client_, bucket_key(key));
 }
 
 asio::awaitable<void> S3Store::remove(const std::string& key) {
