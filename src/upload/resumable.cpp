@@ -184,20 +184,46 @@ class ResumableUploads::Append {
   }
 
   // Every byte was stored by an earlier request whose completion failed:
-  // complete it now.
+  // complete it now. When that request's commit landed and only its record
+  // failed (the database), the writer's data is gone (published) and the
+  // object is there, whole: only the record is left to write.
   asio::awaitable<void> finish() {
-    co_await open();
+    bool published = false;
+    try {
+      co_await open();
+    } catch (const storage::Error& e) {
+      if (e.failure() != storage::Failure::not_found) throw;
+      published = true;
+    }
+    if (!published) {
+      co_await complete();
+      co_return;
+    }
+    auto* recovery = services_.store.recovery();
+    if (recovery == nullptr) throw no_such_upload();
+    const auto stored = co_await recovery->stat(upload_.upload.storage_key);
+    if (!stored || stored->size != state_.offset) throw no_such_upload();
+    const auto hash = util::ResumableSha256::restore(state_.hash_state);
+    if (!hash) throw ApiError(errc::internal, "the upload's hash state cannot be read");
+    offset_ = state_.offset;
+    published_ = storage::CommittedObject{stored->size, util::to_hex(hash->digest()), stored->etag};
     co_await complete();
   }
 
-  // The last byte is in: publish the object and mark the row complete.
+  // The last byte is in: publish the object (unless an earlier request did)
+  // and mark the row complete.
   asio::awaitable<void> complete() {
     const auto& limits = services_.limits;
     auto& record = upload_.upload;
     const bool have_head = head_.size() == std::min<std::uint64_t>(offset_, kSniffBytes);
     if (!limits.allowed_types.empty() && !type_checked_ && have_head) co_await check_type();
     co_await keep_lease();
-    const auto committed = co_await writer_->commit();
+    storage::CommittedObject committed;
+    if (published_) {
+      committed = *published_;
+    } else {
+      committed = co_await writer_->commit();
+    }
     if (committed.size != offset_) throw ApiError(errc::internal, "object store stored a different size");
     // The stored type: what the bytes say when types are restricted or the
     // client named none. (The head is read back when an earlier request
@@ -322,6 +348,7 @@ class ResumableUploads::Append {
   ResumableUpload& upload_;
   db::ResumableState& state_;
   QuotaReservation quota_;
+  std::optional<storage::CommittedObject> published_;  // by an earlier request (finish())
   std::unique_ptr<storage::ResumableWriter> writer_;
   storage::ResumePoint last_saved_;
   std::uint64_t offset_ = 0;  // written by this request so far (not yet all durable)

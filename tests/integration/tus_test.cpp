@@ -7,6 +7,7 @@
 #include <thread>
 
 #include <fmt/format.h>
+#include <sqlite3.h>
 
 #include "../support/test_database.hpp"
 #include "harness.hpp"
@@ -88,6 +89,24 @@ class Tus : public ::testing::TestWithParam<Stack> {
     return at == std::string::npos ? "" : location.substr(at);
   }
   static std::string id_of(const std::string& path) { return path.substr(path.rfind('/') + 1); }
+
+  // One statement on the server's database, behind its back.
+  void run_sql(const std::string& sql) {
+    if (on_s3()) {
+      database_->run(sql);
+      return;
+    }
+    sqlite3* db = nullptr;
+    const auto path = server_->dir() / "s3uploader.db";
+    ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+    sqlite3_busy_timeout(db, 10'000);
+    char* error = nullptr;
+    const int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &error);
+    const std::string message = error ? error : "";
+    sqlite3_free(error);
+    sqlite3_close(db);
+    ASSERT_EQ(rc, SQLITE_OK) << message;
+  }
   std::uint64_t offset_of(const std::string& path) {
     const auto r = tus("HEAD", path);
     EXPECT_EQ(r.status, 200) << r.body;
@@ -462,6 +481,30 @@ TEST_P(Tus, AllowedTypesAreSniffedEvenFromSmallFirstChunks) {
   EXPECT_FALSE(server_->database()->get_upload(id_of(small_text))) << "ended as a termination ends it";
   // The same for a type refused from a large first chunk.
   EXPECT_EQ(tus("HEAD", text).status, 404);
+}
+
+// The last PATCH's commit landed and only its record failed (the database):
+// the object is there, whole, and the row pending at offset = length. The
+// next HEAD records it from the object rather than report a pending upload
+// whole (which a client reads as done) or lose it at its expiry.
+TEST_P(Tus, AHeadRecordsAnUploadWhoseCommitLandedButNotItsRecord) {
+  const std::uint64_t size = 12 * MiB + 11;  // S3: two parts and a tail
+  const std::string content = ContentStream::make(size, 31);
+  const auto path = create(size);
+  ASSERT_EQ(patch(path, 0, content.substr(0, MiB)).status, 204);
+  ASSERT_EQ(patch(path, MiB, content.substr(MiB)).status, 204);
+  const auto id = id_of(path);
+  run_sql("UPDATE uploads SET status = 'pending', sha256 = '', completed_at = NULL WHERE id = '" + id + "'");
+
+  const auto head = tus("HEAD", path);
+  ASSERT_EQ(head.status, 200) << server_->log();
+  EXPECT_EQ(head.header("upload-offset"), std::to_string(size));
+  const auto row = server_->database()->get_upload(id);
+  EXPECT_EQ(row->status, db::UploadStatus::complete);
+  EXPECT_EQ(row->sha256, util::sha256_hex(content));
+  const auto bytes = request(server_->port(), "GET", "/files/" + id + "/content", {{"Authorization", "Bearer " + token_}});
+  ASSERT_EQ(bytes.status, 200);
+  EXPECT_TRUE(bytes.body == content);
 }
 
 TEST_P(Tus, CorsForBrowserPages) {

@@ -19,11 +19,8 @@ inline std::string required_env(const char* name) {
   return v;
 }
 
-// Runs one statement on the admin connection (CREATE/DROP DATABASE cannot be
-// prepared or run in a transaction).
-inline void pg_admin(const std::string& sql) {
-  const std::string url = required_env("S3UP_TEST_PG_URL") + "?sslmode=verify-full&sslrootcert=" +
-                          required_env("S3UP_TEST_PG_CA_FILE");
+// Runs one statement on the database at `url`.
+inline void pg_run(const std::string& url, const std::string& sql) {
   PGconn* c = PQconnectdb(url.c_str());
   if (PQstatus(c) != CONNECTION_OK) {
     const std::string msg = PQerrorMessage(c);
@@ -36,6 +33,13 @@ inline void pg_admin(const std::string& sql) {
   PQclear(r);
   PQfinish(c);
   if (!ok) throw std::runtime_error(sql + ": " + msg);
+}
+
+// Runs one statement on the admin connection (CREATE/DROP DATABASE cannot be
+// prepared or run in a transaction).
+inline void pg_admin(const std::string& sql) {
+  pg_run(required_env("S3UP_TEST_PG_URL") + "?sslmode=verify-full&sslrootcert=" + required_env("S3UP_TEST_PG_CA_FILE"),
+         sql);
 }
 
 class TestDatabase {
@@ -56,6 +60,7 @@ class TestDatabase {
   TestDatabase& operator=(const TestDatabase&) = delete;
 
   const std::string& name() const { return name_; }
+  void run(const std::string& sql) const { pg_run(url(), sql); }
   // URL of this database, TLS verified against the test CA.
   std::string url() const {
     std::string base = required_env("S3UP_TEST_PG_URL");
