@@ -538,10 +538,14 @@ bool PostgresStore::mark_failed(std::string_view upload_id, Micros now, StoreLef
 }
 
 std::vector<Upload> PostgresStore::failed_with_leftovers(std::int64_t limit) {
+  return first_uploads("failedWithLeftovers", limit);
+}
+
+std::vector<Upload> PostgresStore::first_uploads(std::string_view query, std::int64_t limit) {
   auto c = acquire();
   Params p;
   p.integer(limit);
-  const auto r = c->run("failedWithLeftovers", p);
+  const auto r = c->run(query, p);
   return uploads_in(r);
 }
 
@@ -624,11 +628,7 @@ bool PostgresStore::mark_deleting(std::string_view upload_id) {
 }
 
 std::vector<Upload> PostgresStore::deleting_uploads(std::int64_t limit) {
-  auto c = acquire();
-  Params p;
-  p.integer(limit);
-  const auto r = c->run("deletingUploads", p);
-  return uploads_in(r);
+  return first_uploads("deletingUploads", limit);
 }
 
 namespace {

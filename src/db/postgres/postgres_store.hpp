@@ -78,6 +78,8 @@ class PostgresStore final : public MetadataStore {
  private:
   class Lease;
   Lease acquire();
+  // The first `limit` upload rows of a query whose one parameter is the limit.
+  std::vector<Upload> first_uploads(std::string_view query, std::int64_t limit);
   void release(std::unique_ptr<Connection> c);
 
   std::string conninfo_;

@@ -375,8 +375,12 @@ bool SqliteStore::mark_failed(std::string_view upload_id, Micros now, StoreLefto
 }
 
 std::vector<Upload> SqliteStore::failed_with_leftovers(std::int64_t limit) {
+  return first_uploads("failedWithLeftovers", limit);
+}
+
+std::vector<Upload> SqliteStore::first_uploads(std::string_view query, std::int64_t limit) {
   auto c = acquire();
-  Statement s(*c, "failedWithLeftovers");
+  Statement s(*c, query);
   s.bind(limit);
   return read_uploads(s);
 }
@@ -500,10 +504,7 @@ bool SqliteStore::mark_deleting(std::string_view upload_id) {
 }
 
 std::vector<Upload> SqliteStore::deleting_uploads(std::int64_t limit) {
-  auto c = acquire();
-  Statement s(*c, "deletingUploads");
-  s.bind(limit);
-  return read_uploads(s);
+  return first_uploads("deletingUploads", limit);
 }
 
 void SqliteStore::add_resumable(const ResumableState& r) {

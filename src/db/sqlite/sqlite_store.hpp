@@ -71,6 +71,8 @@ class SqliteStore final : public MetadataStore {
  private:
   class Lease;
   Lease acquire();
+  // The first `limit` upload rows of a query whose one parameter is the limit.
+  std::vector<Upload> first_uploads(std::string_view query, std::int64_t limit);
 
   std::string path_;
   std::mutex mutex_;
