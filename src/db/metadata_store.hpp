@@ -88,10 +88,14 @@ struct ResumableState {
   std::string store_state;                     // the store's saved writer state
   std::string hash_state;                      // util::ResumableSha256::save()
   Micros expires_at = 0;
-  // The write lease: one writer at a time. Each new writer's token is the
-  // last one + 1, and progress is saved only under the current token, so a
-  // writer that lost the lease (its client reconnected elsewhere) is fenced.
+  // The write lease: one writer at a time. The token is the row's version:
+  // taking the lease, saving progress and releasing it each move it on by
+  // one, and each is done only under the current token. So a writer that
+  // lost the lease (its client reconnected elsewhere) is fenced, and a
+  // request that read the row before another wrote it cannot take it.
   std::int64_t lease_token = 0;
+  // Until when the holder may write; none once it gave the lease up (or
+  // nobody took it yet), which tells the next writer the last one is done.
   std::optional<Micros> lease_expires_at;
   // Read only (get_resumable): the quota reserved for the upload so far.
   std::uint64_t reserved_bytes = 0;
@@ -177,12 +181,15 @@ class UploadStore {
   virtual std::optional<ResumableState> get_resumable(std::string_view upload_id) = 0;
   // Takes the write lease until `until` if its token is still `seen_token`
   // and it is free or lapsed at `now`; the new token is seen_token + 1.
-  // False if another writer holds it or took it meanwhile.
+  // False if another writer holds it, or anything changed since the caller
+  // read `seen_token`.
   virtual bool take_lease(std::string_view upload_id, std::int64_t seen_token, Micros now, Micros until) = 0;
   // Records offset, length, store and hash state and expiry, under the lease
   // state.lease_token (which must not have lapsed at `now`), extending it to
-  // state.lease_expires_at; false if the lease was lost (nothing recorded).
+  // state.lease_expires_at (none: released); the token becomes
+  // state.lease_token + 1. False if the lease was lost (nothing recorded).
   virtual bool save_progress(const ResumableState& state, Micros now) = 0;
+  // Gives the lease up (token + 1), if `token` is still the current one.
   virtual void release_lease(std::string_view upload_id, std::int64_t token) = 0;
   // Pending resumable uploads whose expiry has passed at `now`, not being
   // written: the janitor ends them.

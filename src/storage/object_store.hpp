@@ -155,6 +155,32 @@ class ResumableWriter {
   // Waits for the writes still in flight (their failures are the next
   // writer's to find): call before another writer may open the upload.
   virtual boost::asio::awaitable<void> quiesce() noexcept = 0;
+  // The database now holds `point` (from checkpoint() or settled()): what
+  // the store kept for the point before it (an S3 tail object) may go.
+  virtual boost::asio::awaitable<void> recorded(const ResumePoint& point) = 0;
+};
+
+// Asked by a resumable writer before it changes anything in the store that
+// another writer could see or would have to clean up (S3: a new multipart
+// upload, a part, a tail object): throws if the writer no longer holds the
+// upload (the database's lease moved on), so a writer that lost it stops
+// at the store too, not only at its next record.
+class WriteFence {
+ public:
+  virtual ~WriteFence() = default;
+  virtual boost::asio::awaitable<void> check() = 0;
+};
+
+// Who wrote the upload last, as the database's write lease tells it.
+enum class Handover {
+  // The previous writer gave the lease up once its writes had landed (or
+  // there was none): the new one may carry on in the same place.
+  clean,
+  // The previous writer's lease lapsed and was taken from it: it may still
+  // be running (a half-open connection, a paused process, a slow request to
+  // the store) and write late. The new writer writes nowhere it could, so
+  // nothing the old one does can reach what the new one publishes.
+  takeover,
 };
 
 // Capability: uploads written across requests (and instances), reopened
@@ -166,12 +192,17 @@ class ResumableStore {
   // recorded with it at creation. 0 for a store without parts.
   virtual std::uint64_t part_size_for(std::optional<std::uint64_t> length) const = 0;
   // Opens the upload under `key` at `from`; bytes a lost request wrote past
-  // that point are dropped.
+  // that point are dropped. After a takeover the writer's settled() may
+  // report a point at once (the same offset, kept elsewhere): record it.
+  // `fence` (may be null) must outlive the writer.
   virtual boost::asio::awaitable<std::unique_ptr<ResumableWriter>> open_resumable(const std::string& key,
                                                                                   const ObjectMetadata& metadata,
-                                                                                  const ResumePoint& from) = 0;
-  // Removes what an unfinished resumable upload stored: its partial data, and
-  // the object if a commit landed but was never recorded.
+                                                                                  const ResumePoint& from,
+                                                                                  Handover handover,
+                                                                                  WriteFence* fence) = 0;
+  // Removes what an unfinished resumable upload stored: its partial data
+  // (every writer's, recorded or not), and the object if a commit landed but
+  // was never recorded.
   virtual boost::asio::awaitable<void> discard_resumable(const std::string& key, const ResumePoint& last) = 0;
 };
 

@@ -79,8 +79,9 @@ class LiveSlot {
 }  // namespace
 
 // One request's append: it holds the lease, the store's writer, and what
-// the chunk needs checked (size, quota, type, checksum).
-class ResumableUploads::Append {
+// the chunk needs checked (size, quota, type, checksum). It is the writer's
+// fence: the store asks it before each change another writer could see.
+class ResumableUploads::Append final : public storage::WriteFence {
  public:
   Append(const Services& services, const ResumableSettings& settings, ResumableUpload& upload,
          const auth::Principal& caller)
@@ -88,21 +89,32 @@ class ResumableUploads::Append {
         quota_(services, upload.state.upload_id, upload.upload.user_id, effective_quota(caller, services.limits),
                upload.state.reserved_bytes) {}
 
-  // Takes the write lease (423 if another request holds it).
+  // Takes the write lease: 423 if another request holds it, and, for an
+  // append, 409 if another request moved the offset since this one read it.
+  // The lease's token is the row's version (every take, save and release
+  // moves it on), so a request that read the upload before another one
+  // wrote it can never take it from a stale state.
   asio::awaitable<void> take_lease() {
     const auto started = Clock::now();
     const db::Micros now = util::now_micros();
     const db::Micros until = now + micros(settings_.lease);
+    const bool was_released = !state_.lease_expires_at;
     const bool taken = co_await util::run_blocking(services_.blocking, [&] {
       return services_.records.take_lease(state_.upload_id, state_.lease_token, now, until);
     });
-    if (!taken) throw ApiError(errc::locked, "another request is writing this upload; try again shortly");
+    if (!taken) co_await refuse();
     ++state_.lease_token;
     state_.lease_expires_at = until;
+    // Only the first take says who wrote before: a writer taking its own
+    // lapsed lease back (keep_lease) carries on in its own place.
+    if (!writer_) handover_ = was_released ? storage::Handover::clean : storage::Handover::takeover;
     leased_ = true;
     lease_renewed(started);
   }
 
+  // The offset the client said it writes at (an append; not a HEAD or a
+  // termination): a take that fails because the offset moved is a 409.
+  void expect_offset(std::uint64_t offset) { client_offset_ = offset; }
   // Gives the lease up, so the next request need not wait for it to lapse;
   // first the store's writes in flight land, so none lands after the next
   // writer opened the upload.
@@ -134,6 +146,7 @@ class ResumableUploads::Append {
 
   asio::awaitable<void> run(const std::optional<ChunkChecksum>& checksum, http::BodyReader& body) {
     co_await open();
+    co_await record_if_moved();
     if (checksum) {
       chunk_hash_ = util::NamedHash::make(checksum->algorithm);
       if (!chunk_hash_) throw ApiError(errc::bad_request, "unsupported checksum algorithm");
@@ -154,8 +167,10 @@ class ResumableUploads::Append {
       if (!chunk_hash_) co_await save_what_settled();
     }
     if (body_failure) {
-      // The client went away or stalled: keep what it brought, then say why.
-      if (!chunk_hash_ && offset_ > state_.offset) {
+      // The client went away or stalled: keep what it brought, then say why
+      // (unless the lease may have run out meanwhile: then another writer
+      // may have the upload, and these bytes are not ours to keep).
+      if (!chunk_hash_ && offset_ > state_.offset && Clock::now() < lease_usable_until_) {
         try {
           const auto point = co_await writer_->checkpoint();
           co_await save(point, Lease::release);
@@ -196,6 +211,7 @@ class ResumableUploads::Append {
       published = true;
     }
     if (!published) {
+      co_await record_if_moved();
       co_await complete();
       co_return;
     }
@@ -258,9 +274,42 @@ class ResumableUploads::Append {
     const storage::ResumePoint from = point_of(state_);
     last_saved_ = from;
     const storage::ObjectMetadata metadata{upload_.upload.content_type, upload_.upload.file_name, state_.upload_length};
-    writer_ = co_await resumable_store(services_).open_resumable(upload_.upload.storage_key, metadata, from);
+    writer_ = co_await resumable_store(services_).open_resumable(upload_.upload.storage_key, metadata, from,
+                                                                 handover_, this);
     offset_ = state_.offset;
     if (offset_ > 0 && offset_ < kSniffBytes) head_ = co_await writer_->head(offset_);
+  }
+
+  // After a takeover the store may have moved the durable bytes out of the
+  // old writer's reach (the same offset, kept elsewhere): record it at once,
+  // so a crash now does not make the next writer move them again.
+  asio::awaitable<void> record_if_moved() {
+    if (auto point = writer_->settled()) {
+      co_await keep_lease();
+      co_await save(*point);
+    }
+  }
+
+  // The fence: the lease renewed through the database (423 if it is lost),
+  // so the writer's next change to the store is still ours to make.
+  asio::awaitable<void> check() override {
+    if (!leased_) throw ApiError(errc::locked, "another request took this upload over");
+    co_await save(last_saved_);
+  }
+
+  // A take that failed: the upload moved on (409 for an append whose offset
+  // is no longer the upload's) or another request holds it (423).
+  asio::awaitable<void> refuse() {
+    if (client_offset_ && !writer_) {
+      const auto now = co_await util::run_blocking(services_.blocking,
+                                                   [&] { return services_.records.get_resumable(state_.upload_id); });
+      if (now && now->offset != *client_offset_) {
+        throw ApiError(errc::conflict, "Upload-Offset " + std::to_string(*client_offset_) +
+                                           " is not the upload's offset " + std::to_string(now->offset));
+      }
+    }
+    if (writer_) throw ApiError(errc::locked, "another request took this upload over");
+    throw ApiError(errc::locked, "another request is writing this upload; try again shortly");
   }
 
   asio::awaitable<void> receive(std::span<const char> chunk) {
@@ -293,7 +342,8 @@ class ResumableUploads::Append {
   }
 
   // Records a durable point under the lease, which it extends; 423 if the
-  // lease was lost (another request took the upload over).
+  // lease was lost (another request took the upload over). Each save moves
+  // the lease's token on (see take_lease).
   enum class Lease { keep, release };
   asio::awaitable<void> save(const storage::ResumePoint& point, Lease after = Lease::keep) {
     const auto started = Clock::now();
@@ -303,14 +353,16 @@ class ResumableUploads::Append {
     next.store_state = point.store_state;
     next.hash_state = point.hash_state;
     next.expires_at = now + micros(settings_.expiry);
-    // Released: lapsed at once, so the next request takes it without waiting.
-    next.lease_expires_at = after == Lease::keep ? now + micros(settings_.lease) : now;
+    // Released: free at once (no expiry), which tells the next writer this
+    // one is done with the store and it may carry on in the same place.
+    next.lease_expires_at = after == Lease::keep ? std::optional(now + micros(settings_.lease)) : std::nullopt;
     const bool saved = co_await util::run_blocking(services_.blocking,
                                                    [&] { return services_.records.save_progress(next, now); });
     if (!saved) {
       leased_ = false;
       throw ApiError(errc::locked, "another request took this upload over");
     }
+    ++next.lease_token;
     state_ = next;
     last_saved_ = point;
     if (after == Lease::release) {
@@ -318,6 +370,7 @@ class ResumableUploads::Append {
     } else {
       lease_renewed(started);
     }
+    if (writer_) co_await writer_->recorded(point);
   }
 
   // Before each write: renew the lease when it is due, and never write once
@@ -356,6 +409,8 @@ class ResumableUploads::Append {
   bool type_checked_ = false;
   bool length_changed_ = false;
   bool leased_ = false;
+  storage::Handover handover_ = storage::Handover::clean;
+  std::optional<std::uint64_t> client_offset_;
   std::unique_ptr<util::NamedHash> chunk_hash_;
   Clock::time_point lease_usable_until_{};
   Clock::time_point renew_at_{};
@@ -492,6 +547,7 @@ asio::awaitable<ResumableUpload> ResumableUploads::append(const auth::Principal&
   }
   LiveSlot slot(services_, upload.upload.id, upload.upload.user_id);
   Append append(services_, settings_, upload, caller);
+  append.expect_offset(offset);
   co_await append.take_lease();
   std::exception_ptr failure;
   try {

@@ -248,6 +248,10 @@ Connection::Connection(unsigned short port) {
 
 Connection::~Connection() { close(); }
 
+void Connection::finish_sending() {
+  if (fd_ >= 0) ::shutdown(fd_, SHUT_WR);
+}
+
 void Connection::close() {
   if (fd_ >= 0) ::close(fd_);
   fd_ = -1;

@@ -127,6 +127,9 @@ class Connection {
   bool read_100_continue(std::chrono::milliseconds timeout);
   // True if the server closed the connection within the timeout.
   bool closed_by_peer(std::chrono::milliseconds timeout);
+  // Ends what this side sends (the server reads the end of the stream) and
+  // keeps reading: the way to see how a server answers a body cut short.
+  void finish_sending();
   void close();
 
  private:

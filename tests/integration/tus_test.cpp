@@ -107,6 +107,40 @@ class Tus : public ::testing::TestWithParam<Stack> {
     sqlite3_close(db);
     ASSERT_EQ(rc, SQLITE_OK) << message;
   }
+  // A second instance on the same store and database.
+  std::unique_ptr<ServerProcess> second_instance() {
+    Headers env;
+    if (on_s3()) {
+      env = peer_->server_env();
+      env.emplace("S3UP_DATABASE", database_->url());
+    } else {
+      env.emplace("S3UP_STORAGE", "file://" + server_->objects_dir().string());
+      env.emplace("S3UP_DATABASE", "sqlite://" + (server_->dir() / "s3uploader.db").string());
+    }
+    return std::make_unique<ServerProcess>(env);
+  }
+  // Makes the write lease of upload `id` lapse behind its holder's back:
+  // as for a process that was paused, or whose clock runs slow, the holder
+  // still believes it has it.
+  void lapse_lease(const std::string& id) {
+    const std::string past = on_s3() ? "now() - interval '1 hour'" : "1";
+    run_sql("UPDATE resumable_uploads SET lease_expires_at = " + past + " WHERE upload_id = '" + id + "'");
+  }
+  // The raw head of a PATCH of `length` bytes at `offset`.
+  std::string patch_head(const std::string& path, std::uint64_t offset, std::uint64_t length,
+                         const std::string& extra = "") const {
+    return "PATCH " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nTus-Resumable: 1.0.0\r\nAuthorization: Bearer " +
+           token_ + "\r\nContent-Type: application/offset+octet-stream\r\nUpload-Offset: " + std::to_string(offset) +
+           "\r\nContent-Length: " + std::to_string(length) + "\r\n" + extra + "\r\n";
+  }
+  // What the store holds besides complete objects' bytes, and those objects.
+  std::vector<std::string> stored_objects() {
+    std::vector<std::string> out;
+    if (on_s3()) return peer_->keys();
+    for (const auto& f : server_->stored_files()) out.push_back(std::filesystem::relative(f, server_->objects_dir()));
+    return out;
+  }
+
   std::uint64_t offset_of(const std::string& path) {
     const auto r = tus("HEAD", path);
     EXPECT_EQ(r.status, 200) << r.body;
@@ -120,11 +154,15 @@ class Tus : public ::testing::TestWithParam<Stack> {
     if (on_s3()) {
       for (const auto& u : peer_->multipart_uploads()) out.push_back("multipart upload of " + u.key);
       for (const auto& key : peer_->keys()) {
-        if (key.ends_with(".tail")) out.push_back("tail object " + key);
+        if (key.find(".tail") != std::string::npos) out.push_back("tail object " + key);
       }
     } else {
       for (const auto& f : server_->stored_files()) {
-        if (f.filename().string().starts_with(".tmp")) out.push_back("temporary file " + f.string());
+        // A temporary file, or a writer's data file in an upload's temporary directory.
+        const auto relative = std::filesystem::relative(f, server_->objects_dir()).string();
+        if (relative.starts_with(".tmp") || relative.find("/.tmp") != std::string::npos) {
+          out.push_back("temporary file " + f.string());
+        }
       }
     }
     return out;
@@ -424,6 +462,75 @@ TEST_P(Tus, OneWriterAtATimeAndAReconnectTakesOver) {
   stalled.close();
   const auto next = create(3);
   EXPECT_TRUE(eventually([&] { return patch(next, 0, "abc").status == 204; })) << "the user's one place was freed";
+}
+
+// A writer that lost its lease while its client was silent writes nothing
+// more anywhere: not the bytes it held when its connection ends, not a
+// part, not a tail. Its lease lapses behind its back, so its own clock says
+// it still holds it (a paused process, a slow clock): only the store's
+// fence stops it. The next writer, on another instance, takes over from a
+// recorded point (a part and a tail on S3) and completes the upload; the
+// object keeps its bytes, SHA-256 and size, and the store holds nothing else.
+TEST_P(Tus, AWriterThatLostItsLeaseNeverWritesIntoThePublishedObject) {
+  start({{"S3UP_DEFAULT_QUOTA", "64MiB"}});
+  const auto other = second_instance();
+  const std::uint64_t first = on_s3() ? 5 * MiB + 100 : MiB + 100;
+  const std::uint64_t size = first + (on_s3() ? 6 * MiB : 3 * MiB);
+  const std::string content = ContentStream::make(size, 41);
+  const std::string garbage = ContentStream::make(size - first, 42);
+  const auto path = create(size);
+  const auto id = id_of(path);
+  ASSERT_EQ(patch(path, 0, content.substr(0, first)).status, 204);
+
+  Connection stalled(server_->port());
+  ASSERT_TRUE(stalled.send(patch_head(path, first, size - first) + garbage.substr(0, 1536 * 1024)));
+  std::this_thread::sleep_for(500ms);  // it has the lease and is writing
+  lapse_lease(id);
+  const auto taken = request(other->port(), "PATCH", path,
+                             tus_headers({{"Content-Type", "application/offset+octet-stream"},
+                                          {"Upload-Offset", std::to_string(first)}}),
+                             content.substr(first));
+  ASSERT_EQ(taken.status, 204) << taken.body << other->log();
+  // The old request's client wakes up, sends a little more, and goes: the
+  // old request would keep what it holds (a flush, a tail object).
+  stalled.send(garbage.substr(1536 * 1024, 64 * 1024));
+  std::this_thread::sleep_for(300ms);
+  stalled.close();
+  ASSERT_TRUE(eventually([&] { return server_->log().find("PATCH /upload/resumable/{id} 4") != std::string::npos; }))
+      << "the old request did not end";
+
+  const auto row = server_->database()->get_upload(id);
+  ASSERT_TRUE(row);
+  EXPECT_EQ(row->status, db::UploadStatus::complete);
+  EXPECT_EQ(row->file_size, size);
+  EXPECT_EQ(row->sha256, util::sha256_hex(content));
+  const auto bytes = request(server_->port(), "GET", "/files/" + id + "/content", {{"Authorization", "Bearer " + token_}});
+  EXPECT_TRUE(bytes.body == content) << "the published object changed";
+  EXPECT_EQ(leftovers(), std::vector<std::string>{});
+  const std::string key = (on_s3() ? "objects/" : "") + row->storage_key;
+  EXPECT_EQ(stored_objects(), std::vector<std::string>{key});
+}
+
+// A checksummed chunk counts whole or not at all, so a request cut off
+// after its first part landed records nothing: the multipart upload it
+// began is the store's to forget, and completing the upload later leaves
+// none of it behind.
+TEST_P(Tus, AChecksummedChunkCutAfterItsFirstPartLeavesNothingOnceComplete) {
+  const std::uint64_t size = 7 * MiB;
+  const std::string content = ContentStream::make(size, 43);
+  const auto path = create(size);
+  Connection cut(server_->port());
+  const std::string checksum = "Upload-Checksum: sha1 " + sha1_b64(content) + "\r\n";
+  ASSERT_TRUE(cut.send(patch_head(path, 0, size, checksum) + content.substr(0, 6 * MiB)));
+  std::this_thread::sleep_for(1s);  // the first part lands
+  cut.close();
+  ASSERT_TRUE(eventually([&] { return server_->log().find("PATCH /upload/resumable/{id}") != std::string::npos; }));
+  EXPECT_EQ(offset_of(path), 0u);
+  const auto done = patch(path, 0, content, {{"Upload-Checksum", "sha1 " + sha1_b64(content)}});
+  ASSERT_EQ(done.status, 204) << done.body;
+  EXPECT_EQ(leftovers(), std::vector<std::string>{});
+  const auto row = server_->database()->get_upload(id_of(path));
+  EXPECT_EQ(stored_objects(), std::vector<std::string>{(on_s3() ? "objects/" : "") + row->storage_key});
 }
 
 TEST_P(Tus, ExpiredUploadsLeaveNothing) {

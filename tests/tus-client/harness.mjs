@@ -109,7 +109,7 @@ export class Stack {
       const objects = await this.s3.send(new ListObjectsV2Command({ Bucket: this.bucket }));
       return [
         ...(uploads.Uploads ?? []).map((u) => `multipart upload of ${u.Key}`),
-        ...(objects.Contents ?? []).filter((o) => o.Key.endsWith('.tail')).map((o) => `tail object ${o.Key}`),
+        ...(objects.Contents ?? []).filter((o) => o.Key.includes('.tail')).map((o) => `tail object ${o.Key}`),
       ];
     }
     const found = [];
@@ -117,8 +117,9 @@ export class Stack {
       if (!existsSync(dir)) return;
       for (const name of readdirSync(dir)) {
         const path = join(dir, name);
-        if (statSync(path).isDirectory()) walk(path);
-        else if (name.startsWith('.tmp')) found.push(`temporary file ${path}`);
+        // A temporary file, or a temporary directory of a resumable upload's data files.
+        if (name.startsWith('.tmp')) found.push(`temporary file ${path}`);
+        else if (statSync(path).isDirectory()) walk(path);
       }
     };
     walk(join(this.dir, 'objects'));

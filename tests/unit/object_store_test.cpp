@@ -344,11 +344,11 @@ TEST_P(ResumableContract, WrittenAcrossRequestsFromCheckpoints) {
   for (const std::size_t request : {std::size_t{1}, unit - 1, 2 * unit + 17}) {
     // A request that is lost after writing (no checkpoint): its bytes must not count.
     {
-      auto lost = run(resumable->open_resumable(key, meta, at));
+      auto lost = run(resumable->open_resumable(key, meta, at, Handover::clean, nullptr));
       const std::string garbage = random_bytes(70'000, 9);
       run(lost->write(std::span<const char>(garbage)));
     }
-    auto w = run(resumable->open_resumable(key, meta, at));
+    auto w = run(resumable->open_resumable(key, meta, at, Handover::clean, nullptr));
     for (std::size_t sent = 0; sent < request; sent += 100'000) {
       const auto n = std::min<std::size_t>(100'000, request - sent);
       run(w->write(std::span<const char>(data.data() + done + sent, n)));
@@ -358,7 +358,7 @@ TEST_P(ResumableContract, WrittenAcrossRequestsFromCheckpoints) {
     EXPECT_EQ(at.offset, done);
   }
   EXPECT_FALSE(run(store_->recovery()->stat(key))) << "visible before its commit";
-  auto w = run(resumable->open_resumable(key, meta, at));
+  auto w = run(resumable->open_resumable(key, meta, at, Handover::clean, nullptr));
   const auto committed = run(w->commit());
   EXPECT_EQ(committed.size, data.size());
   EXPECT_EQ(committed.sha256, util::sha256_hex(data));
@@ -366,6 +366,72 @@ TEST_P(ResumableContract, WrittenAcrossRequestsFromCheckpoints) {
   if (auto* s3 = s3_store()) {
     EXPECT_TRUE(run(s3->list_multipart_uploads()).empty());
     EXPECT_EQ(run(s3->list_keys()), std::vector<std::string>{s3->bucket_key(key)}) << "the tail object stays";
+  }
+}
+
+// A writer whose lease was taken from it may still be running (a half-open
+// connection, a paused process): whatever it does after the takeover (more
+// bytes, a checkpoint, a commit) reaches nothing the new writer publishes,
+// and nothing of it is left once the new writer committed.
+TEST_P(ResumableContract, AWriterTakenOverCannotReachTheNewWritersObject) {
+  auto* resumable = store_->resumable();
+  ASSERT_NE(resumable, nullptr);
+  const std::string key = "u/1/taken-over";
+  const ObjectMetadata meta{"application/octet-stream", "t.bin", std::nullopt};
+  ResumePoint at;
+  at.part_size = resumable->part_size_for(std::nullopt);
+  const std::size_t unit = at.part_size > 0 ? at.part_size : 1024 * 1024;
+  const std::string data = random_bytes(2 * unit + 100, 7);
+  const std::string garbage = random_bytes(unit + 3, 8);
+  const auto write = [&](ResumableWriter& w, std::string_view bytes) {
+    run(w.write(std::span<const char>(bytes.data(), bytes.size())));
+  };
+  // The first writer makes a part and a tail durable (S3), then goes on
+  // with bytes nobody acknowledged.
+  auto old = run(resumable->open_resumable(key, meta, at, Handover::clean, nullptr));
+  write(*old, std::string_view(data).substr(0, unit + 50));
+  at = run(old->checkpoint());
+  write(*old, garbage);
+
+  auto taken = run(resumable->open_resumable(key, meta, at, Handover::takeover, nullptr));
+  if (auto moved = taken->settled()) {
+    EXPECT_EQ(moved->offset, at.offset);
+    at = *moved;
+    run(taken->recorded(at));
+  }
+  write(*taken, std::string_view(data).substr(at.offset, unit));
+  // The old writer wakes up: more bytes and a checkpoint, in its own place
+  // (on S3 its parts are refused: its multipart upload is gone).
+  const auto old_writes_on = [&] {
+    try {
+      write(*old, garbage);
+      run(old->checkpoint());
+    } catch (const Error&) {
+    }
+  };
+  old_writes_on();
+  write(*taken, std::string_view(data).substr(at.offset + unit));
+  const auto committed = run(taken->commit());
+  EXPECT_EQ(committed.sha256, util::sha256_hex(data));
+  old_writes_on();
+  try {
+    run(old->commit());
+    ADD_FAILURE() << "the old writer committed after the takeover";
+  } catch (const Error&) {
+  }
+  EXPECT_EQ(run(read_range(*store_, key, 0, data.size() + unit)), data);
+  old.reset();
+  taken.reset();
+  if (auto* s3 = s3_store()) {
+    EXPECT_TRUE(run(s3->list_multipart_uploads()).empty());
+    EXPECT_EQ(run(s3->list_keys()), std::vector<std::string>{s3->bucket_key(key)});
+  } else {
+    std::vector<std::string> entries;
+    for (const auto& e : std::filesystem::recursive_directory_iterator(dir_)) {
+      entries.push_back(std::filesystem::relative(e.path(), dir_).string());
+    }
+    std::sort(entries.begin(), entries.end());
+    EXPECT_EQ(entries, (std::vector<std::string>{"u", "u/1", "u/1/taken-over"}));
   }
 }
 
@@ -381,7 +447,7 @@ TEST_P(S3StoreOnly, SettledPartsArePointsToResumeFrom) {
   const std::string data = random_bytes(3 * at.part_size + 5, 6);
   std::optional<ResumePoint> settled;
   {
-    auto w = run(resumable->open_resumable(key, meta, at));
+    auto w = run(resumable->open_resumable(key, meta, at, Handover::clean, nullptr));
     run(w->write(std::span<const char>(data.data(), 2 * at.part_size + 1)));  // seals parts 1 and 2
     for (int i = 0; i < 200 && (!settled || settled->offset < 2 * at.part_size); ++i) {
       if (auto p = w->settled()) settled = p;
@@ -393,7 +459,7 @@ TEST_P(S3StoreOnly, SettledPartsArePointsToResumeFrom) {
   ASSERT_TRUE(settled);
   EXPECT_EQ(settled->offset % at.part_size, 0u);
   EXPECT_GT(settled->offset, 0u);
-  auto w = run(resumable->open_resumable(key, meta, *settled));
+  auto w = run(resumable->open_resumable(key, meta, *settled, Handover::clean, nullptr));
   run(w->write(std::span<const char>(data.data() + settled->offset, data.size() - settled->offset)));
   const auto committed = run(w->commit());
   EXPECT_EQ(committed.sha256, util::sha256_hex(data));
@@ -407,21 +473,21 @@ TEST_P(ResumableContract, AStateThatDoesNotMatchItsOffsetIsRefusedAndDiscardRemo
   const ObjectMetadata meta{"application/octet-stream", "d.bin", std::nullopt};
   ResumePoint fresh;
   fresh.part_size = resumable->part_size_for(std::nullopt);
-  auto w = run(resumable->open_resumable(key, meta, fresh));
+  auto w = run(resumable->open_resumable(key, meta, fresh, Handover::clean, nullptr));
   run(w->write(std::span<const char>("hello", 5)));
   auto at = run(w->checkpoint());
   w.reset();
   ResumePoint wrong = at;
   wrong.offset = 4;
   try {
-    run(resumable->open_resumable(key, meta, wrong));
+    run(resumable->open_resumable(key, meta, wrong, Handover::clean, nullptr));
     FAIL() << "opened at an offset its hash state does not have";
   } catch (const Error& e) {
     EXPECT_EQ(e.failure(), Failure::internal);
   }
   run(resumable->discard_resumable(key, at));
   try {
-    run(resumable->open_resumable(key, meta, at));
+    run(resumable->open_resumable(key, meta, at, Handover::clean, nullptr));
     FAIL() << "a discarded upload reopened";
   } catch (const Error& e) {
     EXPECT_EQ(e.failure(), Failure::not_found);

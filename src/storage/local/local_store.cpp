@@ -123,6 +123,12 @@ std::filesystem::path temp_path_of(const std::filesystem::path& final_path) {
   return final_path.parent_path() / (".tmp-" + final_path.filename().string());
 }
 
+// A resumable upload's directory: one data file per writer that could not
+// carry on in the last one's (see open_resumable), all removed together.
+std::filesystem::path resumable_dir_of(const std::filesystem::path& final_path) {
+  return final_path.parent_path() / (".tmp-" + final_path.filename().string() + ".tus");
+}
+
 void write_all(int fd, const char* data, std::size_t size, off_t offset, const std::filesystem::path& path) {
   std::size_t done = 0;
   while (done < size) {
@@ -502,14 +508,18 @@ struct ResumableFile {
 // unaligned end goes through the buffered descriptor, then fsync).
 class LocalResumableWriter final : public ResumableWriter {
  public:
-  LocalResumableWriter(std::shared_ptr<ResumableFile> file, std::filesystem::path final_path,
-                       std::uint64_t block_start, std::string prefix, asio::thread_pool& blocking,
+  // `moved`: the durable bytes were copied into a new data file, a point
+  // the database should hear of at once (settled()).
+  LocalResumableWriter(std::shared_ptr<ResumableFile> file, std::string data_name, std::filesystem::path final_path,
+                       std::uint64_t block_start, std::string prefix, bool moved, asio::thread_pool& blocking,
                        std::shared_ptr<LocalStore::DirectorySync> directory_sync,
                        std::shared_ptr<util::BufferPool> buffers)
       : file_(std::move(file)),
+        data_name_(std::move(data_name)),
         final_path_(std::move(final_path)),
         block_start_(block_start),
         prefix_(std::move(prefix)),
+        moved_(moved),
         blocking_(blocking),
         hash_order_(asio::make_strand(blocking.get_executor())),
         directory_sync_(std::move(directory_sync)),
@@ -546,24 +556,48 @@ class LocalResumableWriter final : public ResumableWriter {
     co_return bytes;
   }
 
+  std::optional<ResumePoint> settled() override {
+    if (!moved_ || in_flight_ > 0 || (block_ && filled_ > hashed_)) return std::nullopt;
+    moved_ = false;
+    return ResumePoint{offset(), data_name_, file_->hash.save(), 0};
+  }
+
   asio::awaitable<ResumePoint> checkpoint() override {
     co_await drain();
     co_await util::run_blocking(blocking_, [&] { flush_here(); });
-    co_return ResumePoint{offset(), "", file_->hash.save(), 0};
+    moved_ = false;
+    co_return ResumePoint{offset(), data_name_, file_->hash.save(), 0};
   }
 
+  asio::awaitable<void> recorded(const ResumePoint&) override { co_return; }
+
+  // The data file becomes the object. The other writers' files go first: a
+  // late writer could otherwise commit its own between our rename and their
+  // removal. (One still holding a descriptor writes into a file with no name.)
   asio::awaitable<CommittedObject> commit() override {
     co_await drain();
     co_await util::run_blocking(blocking_, [&] {
       flush_here();
+      remove_other_data_files();
       if (::rename(file_->temp_path.c_str(), final_path_.c_str()) != 0) throw_errno(errno, "rename", final_path_);
       directory_sync_->sync(final_path_.parent_path());
+      std::error_code ec;
+      std::filesystem::remove_all(resumable_dir_of(final_path_), ec);
+      if (ec) spdlog::warn("local store: removing {} failed: {}", resumable_dir_of(final_path_).string(), ec.message());
     });
     co_return CommittedObject{offset(), util::to_hex(file_->hash.digest()), ""};
   }
 
  private:
   std::uint64_t offset() const { return block_start_ + (block_ ? filled_ : prefix_.size()); }
+
+  void remove_other_data_files() const {
+    std::error_code ec;
+    if (temp_path_of(final_path_) != file_->temp_path) std::filesystem::remove(temp_path_of(final_path_), ec);
+    for (const auto& entry : std::filesystem::directory_iterator(resumable_dir_of(final_path_), ec)) {
+      if (entry.path() != file_->temp_path) std::filesystem::remove(entry.path(), ec);
+    }
+  }
 
   asio::awaitable<void> take_block() {
     block_ = std::make_shared<util::BufferPool::Buffer>(co_await buffers_->acquire(kBlockSize));
@@ -626,9 +660,11 @@ class LocalResumableWriter final : public ResumableWriter {
   }
 
   std::shared_ptr<ResumableFile> file_;
+  std::string data_name_;  // the file's name in the upload's directory (the store state)
   std::filesystem::path final_path_;
   std::uint64_t block_start_;  // where block_ starts in the file
   std::string prefix_;         // bytes [block_start_, offset) until a block takes them
+  bool moved_;                 // the data file is not the one the database names
   asio::thread_pool& blocking_;
   asio::strand<asio::thread_pool::executor_type> hash_order_;
   std::shared_ptr<LocalStore::DirectorySync> directory_sync_;
@@ -641,36 +677,109 @@ class LocalResumableWriter final : public ResumableWriter {
 
 }  // namespace
 
+namespace {
+
+// Where an upload's data lives: its own file (store_state) in the upload's
+// directory beside its final name, or, for an upload written before there
+// were per-writer files (store_state ""), the one temporary file beside it.
+std::filesystem::path data_path_of(const std::filesystem::path& final_path, const std::string& data_name) {
+  if (data_name.empty()) return temp_path_of(final_path);
+  return resumable_dir_of(final_path) / data_name;
+}
+
+// A new data file's name: nothing another writer could also pick.
+std::string new_data_name() {
+  std::array<std::uint8_t, 8> bytes{};
+  util::random_bytes(bytes);
+  return "w" + util::to_hex(bytes);
+}
+
+// Copies [0, length) of `from` into `to`, in the kernel (a reflink where the
+// file system can) or, where it cannot, through a buffer; then makes it
+// durable.
+void copy_prefix(int from, int to, std::uint64_t length, const std::filesystem::path& path) {
+  loff_t in = 0, out = 0;
+  while (static_cast<std::uint64_t>(in) < length) {
+    const auto n = ::copy_file_range(from, &in, to, &out, static_cast<std::size_t>(length - in), 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EXDEV || errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP)) break;
+    if (n < 0) throw_errno(errno, "copy", path);
+    if (n == 0) throw Error(Failure::internal, "the upload's data file is shorter than its durable offset");
+  }
+  std::vector<char> buffer(1024 * 1024);
+  while (static_cast<std::uint64_t>(in) < length) {
+    const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(buffer.size(), length - in));
+    const auto n = ::pread(from, buffer.data(), want, in);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw_errno(errno, "read", path);
+    if (n == 0) throw Error(Failure::internal, "the upload's data file is shorter than its durable offset");
+    write_all(to, buffer.data(), static_cast<std::size_t>(n), in, path);
+    in += n;
+  }
+  if (::fsync(to) != 0) throw_errno(errno, "fsync", path);
+}
+
+}  // namespace
+
 asio::awaitable<std::unique_ptr<ResumableWriter>> LocalStore::open_resumable(const std::string& key,
                                                                              const ObjectMetadata&,
-                                                                             const ResumePoint& from) {
+                                                                             const ResumePoint& from,
+                                                                             Handover handover, WriteFence*) {
+  // (No fence needed: a writer's file is its own unless the last writer is
+  // known to be done with it.)
   auto hash = from.hash_state.empty() ? std::optional(util::ResumableSha256())
                                       : util::ResumableSha256::restore(from.hash_state);
   if (!hash || hash->bytes_hashed() != from.offset) {
     throw Error(Failure::internal, "resumable upload state does not match its offset");
   }
   const auto final_path = path_of(key);
-  const auto temp_path = temp_path_of(final_path);
   struct Opened {
     int direct_fd = -1, plain_fd = -1;
+    std::string data_name;
     std::string prefix;
   };
   const auto opened = co_await util::run_blocking(blocking_, [&] {
     Opened o;
-    const bool fresh = from.offset == 0;  // nothing durable yet: (re)create the file
-    if (fresh) {
+    // A writer carries on in the file the last one left only when that one
+    // is known to be done with it; otherwise it writes a file of its own, so
+    // a late write of the old one (it keeps its descriptor) lands where
+    // nothing will read it. Nothing durable yet: a file of its own too.
+    const bool in_place = handover == Handover::clean && from.offset > 0;
+    o.data_name = in_place ? from.store_state : new_data_name();
+    const auto path = data_path_of(final_path, o.data_name);
+    if (!in_place) {
       std::error_code ec;
-      std::filesystem::create_directories(final_path.parent_path(), ec);
-      if (ec) throw_errno(ec.value(), "create directory", final_path.parent_path());
+      std::filesystem::create_directories(path.parent_path(), ec);
+      if (ec) throw_errno(ec.value(), "create directory", path.parent_path());
     }
-    o.plain_fd = ::open(temp_path.c_str(), O_RDWR | O_CLOEXEC | (fresh ? O_CREAT : 0), 0640);
+    o.plain_fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC | (in_place ? 0 : O_CREAT | O_EXCL), 0640);
     if (o.plain_fd < 0 && errno == ENOENT) throw Error(Failure::not_found, "the upload's data is gone");
-    if (o.plain_fd < 0) throw_errno(errno, "open", temp_path);
+    if (o.plain_fd < 0) throw_errno(errno, "open", path);
     const auto fail = [&](auto&& raise) {
       ::close(o.plain_fd);
       if (o.direct_fd >= 0) ::close(o.direct_fd);
       raise();
     };
+    if (!in_place && from.offset > 0) {
+      // Taken over: the bytes made durable so far, copied from the old file
+      // (the old writer never changes them; it only writes past them).
+      const auto source_path = data_path_of(final_path, from.store_state);
+      const int source = ::open(source_path.c_str(), O_RDONLY | O_CLOEXEC);
+      if (source < 0) {
+        const int err = errno;
+        fail([&] {
+          if (err == ENOENT) throw Error(Failure::not_found, "the upload's data is gone");
+          throw_errno(err, "open", source_path);
+        });
+      }
+      try {
+        copy_prefix(source, o.plain_fd, from.offset, path);
+      } catch (...) {
+        ::close(source);
+        fail([] { throw; });
+      }
+      ::close(source);
+    }
     struct ::stat st {};
     if (::fstat(o.plain_fd, &st) != 0 || static_cast<std::uint64_t>(st.st_size) < from.offset) {
       fail([] { throw Error(Failure::internal, "the upload's temporary file is shorter than its durable offset"); });
@@ -678,29 +787,45 @@ asio::awaitable<std::unique_ptr<ResumableWriter>> LocalStore::open_resumable(con
     // What a lost request wrote after the last checkpoint is not acknowledged: cut it.
     if (::ftruncate(o.plain_fd, static_cast<off_t>(from.offset)) != 0) {
       const int err = errno;
-      fail([&] { throw_errno(err, "truncate", temp_path); });
+      fail([&] { throw_errno(err, "truncate", path); });
     }
-    o.direct_fd = ::open(temp_path.c_str(), O_WRONLY | O_CLOEXEC | O_DIRECT);  // -1 where unsupported
+    o.direct_fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC | O_DIRECT);  // -1 where unsupported
     if (o.direct_fd >= 0 && from.offset % kDirectAlignment != 0) {
       o.prefix.resize(from.offset % kDirectAlignment);
       const auto at = static_cast<off_t>(from.offset - o.prefix.size());
       if (::pread(o.plain_fd, o.prefix.data(), o.prefix.size(), at) != static_cast<ssize_t>(o.prefix.size())) {
         const int err = errno;
-        fail([&] { throw_errno(err, "read", temp_path); });
+        fail([&] { throw_errno(err, "read", path); });
       }
     }
-    if (fresh) directory_sync_->sync(final_path.parent_path());  // the new file's name is durable too
+    // Files of writers that never recorded a point (cut off before it, or
+    // taken over) hold nothing anyone will read: only the recorded one and
+    // ours stay. (A writer still holding one writes into a file with no name.)
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(resumable_dir_of(final_path), ec)) {
+      const auto name = entry.path().filename().string();
+      if (name != o.data_name && name != from.store_state) std::filesystem::remove(entry.path(), ec);
+    }
+    if (!in_place) {
+      // The new file's name is durable too (the upload's directory, and the
+      // directory in it when it is new).
+      directory_sync_->sync(path.parent_path());
+      if (from.offset == 0) directory_sync_->sync(final_path.parent_path());
+    }
     return o;
   });
   const asio::any_io_executor executor = co_await asio::this_coro::executor;
-  auto file = std::make_shared<ResumableFile>(opened.direct_fd, opened.plain_fd, temp_path, std::move(*hash), executor,
+  auto file = std::make_shared<ResumableFile>(opened.direct_fd, opened.plain_fd,
+                                              data_path_of(final_path, opened.data_name), std::move(*hash), executor,
                                               kMaxBlocksInFlight);
-  co_return std::make_unique<LocalResumableWriter>(std::move(file), final_path, from.offset - opened.prefix.size(),
-                                                   opened.prefix, blocking_, directory_sync_, buffers_);
+  const bool moved = opened.data_name != from.store_state && from.offset > 0;
+  co_return std::make_unique<LocalResumableWriter>(std::move(file), opened.data_name, final_path,
+                                                   from.offset - opened.prefix.size(), opened.prefix, moved, blocking_,
+                                                   directory_sync_, buffers_);
 }
 
 asio::awaitable<void> LocalStore::discard_resumable(const std::string& key, const ResumePoint&) {
-  // The temporary file, and the object if a commit landed but its record did not.
+  // Every writer's data file, and the object if a commit landed but its record did not.
   const std::string no_store_upload;
   co_await discard_unfinished(key, no_store_upload);
 }
@@ -709,9 +834,9 @@ asio::awaitable<void> LocalStore::discard_unfinished(const std::string& key, con
   (void)store_upload_id;  // local uploads have none
   const auto final_path = path_of(key);
   co_await util::run_blocking(blocking_, [&] {
-    for (const auto& path : {temp_path_of(final_path), final_path}) {
+    for (const auto& path : {temp_path_of(final_path), resumable_dir_of(final_path), final_path}) {
       std::error_code ec;
-      std::filesystem::remove(path, ec);  // absent is fine
+      std::filesystem::remove_all(path, ec);  // absent is fine
       if (ec && ec != std::errc::no_such_file_or_directory) throw_errno(ec.value(), "remove", path);
     }
   });

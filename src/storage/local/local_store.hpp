@@ -34,12 +34,15 @@ class LocalStore final : public ObjectStore, public Recovery, public ResumableSt
   boost::asio::awaitable<void> discard_unfinished(const std::string& key, const std::string& store_upload_id) override;
   boost::asio::awaitable<std::optional<ObjectInfo>> stat(const std::string& key) override;
 
-  // ResumableStore: the upload's temporary file is its state, its length cut
-  // back to the last checkpoint on reopening.
+  // ResumableStore: the upload's data file is its state (the store state
+  // names it), its length cut back to the last checkpoint on reopening. A
+  // writer carries on in the last one's file after a clean handover, and
+  // copies the durable bytes into a file of its own after a takeover.
   std::uint64_t part_size_for(std::optional<std::uint64_t>) const override { return 0; }
   boost::asio::awaitable<std::unique_ptr<ResumableWriter>> open_resumable(const std::string& key,
                                                                           const ObjectMetadata& metadata,
-                                                                          const ResumePoint& from) override;
+                                                                          const ResumePoint& from, Handover handover,
+                                                                          WriteFence* fence) override;
   boost::asio::awaitable<void> discard_resumable(const std::string& key, const ResumePoint& last) override;
 
   std::filesystem::path path_of(std::string_view key) const;

@@ -1,6 +1,7 @@
 #include "storage/s3/s3_store.hpp"
 
 #include <algorithm>
+#include <array>
 #include <map>
 #include <mutex>
 
@@ -183,6 +184,28 @@ asio::awaitable<bool> multipart_upload_holds_parts(Client& client, const std::st
   co_return count_listed_parts(res.body) > 0;
 }
 
+// Every part the multipart upload holds, in order (ListParts, page by page);
+// nullopt if there is no such upload (aborted or completed).
+asio::awaitable<std::optional<std::vector<CompletedPart>>> list_parts(Client& client, const std::string& key,
+                                                                      const std::string& upload_id) {
+  std::vector<CompletedPart> parts;
+  std::optional<int> marker;
+  do {
+    Request r;
+    r.method = "GET";
+    r.key = key;
+    r.query = {{"uploadId", upload_id}};
+    if (marker) r.query.emplace_back("part-number-marker", std::to_string(*marker));
+    const auto res = co_await send(client, r, "ListParts");
+    if (res.status == 404) co_return std::nullopt;
+    if (res.status != 200) fail("ListParts", key, res);
+    auto page = parse_list_parts(res.body);
+    parts.insert(parts.end(), page.parts.begin(), page.parts.end());
+    marker = page.next_marker;
+  } while (marker);
+  co_return parts;
+}
+
 // Aborts until ListParts says the upload is gone. A part the store was still
 // receiving when the abort came can land after it and keep the upload and its
 // storage alive; S3's documentation asks for exactly this check and another
@@ -284,6 +307,55 @@ asio::awaitable<Response> complete_multipart_upload(Client& client, const std::s
   co_return co_await send(client, r, "CompleteMultipartUpload");
 }
 bool completed(const Response& res) { return res.status == 200 && !parse_error(res.body); }
+
+// UploadPartCopy: bytes [first, last] of the object `source` (in this
+// bucket), copied by the store into part `number`; its ETag.
+asio::awaitable<std::string> upload_part_copy(Client& client, const std::string& key, const std::string& upload_id,
+                                              int number, const std::string& source, std::uint64_t first,
+                                              std::uint64_t last) {
+  Request r;
+  r.method = "PUT";
+  r.key = key;
+  r.query = {{"partNumber", std::to_string(number)}, {"uploadId", upload_id}};
+  r.headers = {{"x-amz-copy-source", "/" + client.options().bucket + "/" + uri_encode(source, false)},
+               {"x-amz-copy-source-range", fmt::format("bytes={}-{}", first, last)}};
+  const auto res = co_await send(client, r, "UploadPartCopy");
+  if (!completed(res)) fail("UploadPartCopy", key, res);
+  auto etag = parse_copy_part_etag(res.body);
+  if (!etag) throw Error(Failure::rejected, "UploadPartCopy answered without an ETag");
+  co_return *etag;
+}
+
+// ListObjectsV2: the keys that start with `prefix` (the first 1,000).
+asio::awaitable<std::vector<std::string>> keys_under(Client& client, const std::string& prefix) {
+  Request r;
+  r.method = "GET";
+  r.query = {{"list-type", "2"}, {"prefix", prefix}};
+  const auto res = co_await send(client, r, "ListObjectsV2");
+  if (res.status != 200) fail("ListObjectsV2", prefix, res);
+  co_return parse_list_object_keys(res.body);
+}
+
+// A resumable upload's tail objects: <key>.tail.<random>, a new name for
+// every one written, so no writer ever replaces one another reads (uploads
+// begun before kept one <key>.tail).
+constexpr std::string_view kTailSuffix = ".tail";
+std::string new_tail_key(const std::string& key) {
+  std::array<std::uint8_t, 8> bytes{};
+  util::random_bytes(bytes);
+  return key + std::string(kTailSuffix) + "." + util::to_hex(bytes);
+}
+
+// Everything a resumable upload of `key` may have left beside its object:
+// every tail object and every multipart upload of the key (a writer that
+// lost its lease, a request cut off before its first point was recorded).
+asio::awaitable<void> sweep_resumable(Client& client, const std::string& key) {
+  const std::string tails = key + std::string(kTailSuffix);
+  for (const auto& tail : co_await keys_under(client, tails)) co_await remove_object(client, tail);
+  for (const auto& upload : co_await multipart_uploads_under(client, key)) {
+    if (upload.key == key) co_await abort_upload(client, key, upload.upload_id);
+  }
+}
 
 class S3Writer final : public ObjectWriter {
  public:
@@ -435,23 +507,25 @@ class S3Writer final : public ObjectWriter {
 // upload whose parts all have the size fixed at creation; part n holds bytes
 // [(n-1)·part, n·part). What has not filled a part is the tail: kept in the
 // writer's part buffer, and at a checkpoint stored as a temporary object next
-// to the upload (<key>.tail), which the next request reads back first. The
-// store state saved with each point is {upload id, the parts' ETags in order,
-// the tail's length}.
+// to the upload (a new <key>.tail.<random> each time), which the next request
+// reads back first. The store state saved with each point is {upload id, the
+// parts' ETags in order, the tail's length and key}.
 class S3ResumableWriter final : public ResumableWriter {
  public:
   struct Saved {
     std::string upload_id;
     std::vector<std::string> etags;
     std::uint64_t tail = 0;
+    std::string tail_key;  // "" with a tail: <key>.tail (an upload begun before tails were named apart)
   };
 
   S3ResumableWriter(std::shared_ptr<Client> client, std::string key, ObjectMetadata metadata, std::size_t part_size,
                     int parts_in_flight, bool part_md5, std::shared_ptr<util::BufferPool> buffers, Saved saved,
-                    util::ResumableSha256 hash, std::uint64_t offset)
-      : client_(std::move(client)),
+                    util::ResumableSha256 hash, std::uint64_t offset, WriteFence* fence)
+      : fence_(fence),
+        client_(std::move(client)),
         key_(std::move(key)),
-        tail_key_(key_ + std::string(kTailSuffix)),
+        live_tail_(tail_key_of(key_, saved)),
         metadata_(std::move(metadata)),
         part_size_(part_size),
         parts_in_flight_(parts_in_flight),
@@ -468,7 +542,7 @@ class S3ResumableWriter final : public ResumableWriter {
     buffer_ = co_await buffers_->acquire(part_size_);
     Request r;
     r.method = "GET";
-    r.key = tail_key_;
+    r.key = live_tail_;
     r.headers = {{"range", fmt::format("bytes=0-{}", tail - 1)}};
     std::unique_ptr<ResponseStream> response;
     try {
@@ -476,7 +550,7 @@ class S3ResumableWriter final : public ResumableWriter {
       if (response->status() == 404) throw Error(Failure::not_found, "the upload's data is gone");
       if (response->status() != 206 && response->status() != 200) {
         const auto body = co_await response->read_rest();
-        fail("GetObject", tail_key_, response->status(), body);
+        fail("GetObject", live_tail_, response->status(), body);
       }
       while (filled_ < tail) {
         const auto n = co_await response->read_some(std::span<char>(buffer_.data() + filled_, tail - filled_));
@@ -484,7 +558,7 @@ class S3ResumableWriter final : public ResumableWriter {
         filled_ += n;
       }
     } catch (const ConnectionFailure& e) {
-      spdlog::error("s3 GetObject {}: store unreachable: {}", tail_key_, e.what());
+      spdlog::error("s3 GetObject {}: store unreachable: {}", live_tail_, e.what());
       throw Error(Failure::unavailable, "the object store cannot be reached");
     }
     if (filled_ != tail) throw Error(Failure::internal, "the upload's tail object is shorter than its saved state");
@@ -522,7 +596,66 @@ class S3ResumableWriter final : public ResumableWriter {
     co_return std::string(buffer_ ? buffer_.data() : "", std::min<std::size_t>(n, filled_));
   }
 
+  // After a takeover: the old writer may still send parts to the multipart
+  // upload it shares with us, replacing ours, or complete it. So the parts
+  // recorded so far are published as the object (CompleteMultipartUpload;
+  // the row stays pending, so nothing serves it) and copied, in the store,
+  // into a new multipart upload of our own. The old upload is gone: a part
+  // the old writer sends now is refused (NoSuchUpload), and its tail objects
+  // have names nobody reads.
+  asio::awaitable<void> move_to_own_upload() {
+    if (upload_id_.empty()) co_return;
+    const std::string old_upload = upload_id_;
+    upload_id_.clear();
+    moved_ = true;
+    if (etags_.empty()) {
+      try {
+        co_await abort_upload(*client_, key_, old_upload);
+      } catch (const Error& e) {
+        spdlog::warn("s3 {}: aborting the upload a lost writer had failed ({}); the commit sweeps it", key_, e.what());
+      }
+      co_return;
+    }
+    co_await publish_recorded_parts(old_upload);
+    co_await start_multipart();
+    for (std::size_t i = 0; i < etags_.size(); ++i) {
+      const int number = static_cast<int>(i + 1);
+      etags_[i] = co_await upload_part_copy(*client_, key_, upload_id_, number, key_, i * part_size_,
+                                            (i + 1) * part_size_ - 1);
+    }
+    spdlog::info("s3 {}: taken over at {} bytes; {} parts copied into upload {}", key_, offset_, etags_.size(),
+                 upload_id_);
+  }
+
+  // Completes the old writer's upload so that the object's first bytes are
+  // the recorded parts. The old writer's own parts after them are listed
+  // too: radosgw completes an upload only with every part it holds (AWS
+  // would take the recorded ones alone); they land past what is copied. An
+  // upload that is already complete (an earlier takeover, or the old writer
+  // itself) has the recorded parts first all the same.
+  asio::awaitable<void> publish_recorded_parts(const std::string& old_upload) {
+    const std::uint64_t recorded = etags_.size() * part_size_;
+    constexpr int kTries = 4;  // the old writer may add a part between listing and completing
+    for (int i = 0;; ++i) {
+      const auto held = co_await list_parts(*client_, key_, old_upload);
+      if (!held) break;  // no such upload: completed already
+      auto parts = completed_parts();
+      for (const auto& part : *held) {
+        if (part.number > static_cast<int>(etags_.size())) parts.push_back(part);
+      }
+      const auto res = co_await complete_multipart_upload(*client_, key_, old_upload, parts);
+      if (completed(res)) co_return;
+      if (i + 1 == kTries) fail("CompleteMultipartUpload", key_, res);
+    }
+    const auto stored = co_await head_object(*client_, key_);
+    if (!stored || stored->size < recorded) throw Error(Failure::not_found, "the upload's data is gone");
+  }
+
   std::optional<ResumePoint> settled() override {
+    if (moved_ && !state_ && offset_ == opened_at_) {
+      moved_ = false;
+      return point(offset_, hash_.save(), filled_, live_tail_);
+    }
     if (!state_) return std::nullopt;
     const std::size_t before = etags_.size();
     take_finished_parts();
@@ -530,18 +663,35 @@ class S3ResumableWriter final : public ResumableWriter {
     // The tail object, if any, is older than these parts: the point does not need it.
     const auto boundary = boundaries_.extract(static_cast<int>(etags_.size()));
     boundaries_.erase(boundaries_.begin(), boundaries_.lower_bound(static_cast<int>(etags_.size())));
-    return point(boundary.mapped().first, boundary.mapped().second, 0);
+    return point(boundary.mapped().first, boundary.mapped().second, 0, "");
   }
 
   asio::awaitable<ResumePoint> checkpoint() override {
     if (buffer_ && filled_ == part_size_) co_await seal_part();
     co_await wait_all();
     take_finished_parts();
-    if (filled_ > 0) co_await put_tail();
-    co_return point(offset_, hash_.save(), filled_);
+    std::string tail_key;
+    if (filled_ > 0) tail_key = co_await put_tail();
+    moved_ = false;
+    co_return point(offset_, hash_.save(), filled_, tail_key);
+  }
+
+  // The tail the database held before is no longer read by anyone.
+  asio::awaitable<void> recorded(const ResumePoint& at) override {
+    const auto saved = parse_saved(at.store_state);
+    const std::string now_live = saved ? tail_key_of(key_, *saved) : "";
+    if (!live_tail_.empty() && live_tail_ != now_live) {
+      try {
+        co_await remove_object(*client_, live_tail_);
+      } catch (const Error& e) {
+        spdlog::warn("s3 {}: removing an old tail object failed ({}); the commit sweeps it", key_, e.what());
+      }
+    }
+    live_tail_ = now_live;
   }
 
   asio::awaitable<CommittedObject> commit() override {
+    co_await check_fence();
     CommittedObject committed;
     if (upload_id_.empty()) {
       committed = co_await put_whole();
@@ -555,17 +705,51 @@ class S3ResumableWriter final : public ResumableWriter {
       }
       if (refused) committed = co_await completed_earlier(refused);
     }
-    co_await remove_object(*client_, tail_key_);
+    try {
+      co_await sweep_resumable(*client_, key_);
+    } catch (const Error& e) {
+      spdlog::warn("s3 {}: removing what other writers left failed ({})", key_, e.what());
+    }
     co_return committed;
   }
 
-  static constexpr std::string_view kTailSuffix = ".tail";
+  // The tail object a saved point names, "" if it has no tail.
+  static std::string tail_key_of(const std::string& key, const Saved& saved) {
+    if (saved.tail == 0) return "";
+    return saved.tail_key.empty() ? key + std::string(kTailSuffix) : saved.tail_key;
+  }
+
+  // The store state a point saved (point()), or a new upload's for "".
+  static std::optional<Saved> parse_saved(std::string_view text) {
+    Saved saved;
+    if (text.empty()) return saved;
+    boost::system::error_code ec;
+    const auto value = boost::json::parse(text, ec);
+    const auto* o = value.if_object();
+    if (ec || o == nullptr) return std::nullopt;
+    const auto* id = o->if_contains("upload_id");
+    const auto* etags = o->if_contains("etags");
+    const auto* tail = o->if_contains("tail");
+    const auto* tail_key = o->if_contains("tail_key");
+    if (!id || !id->is_string() || !etags || !etags->is_array() || !tail || !tail->is_number()) return std::nullopt;
+    if (tail_key && !tail_key->is_string()) return std::nullopt;
+    saved.upload_id = std::string(id->get_string());
+    for (const auto& e : etags->get_array()) {
+      if (!e.is_string()) return std::nullopt;
+      saved.etags.emplace_back(e.get_string());
+    }
+    saved.tail = tail->to_number<std::uint64_t>();
+    if (tail_key) saved.tail_key = std::string(tail_key->get_string());
+    return saved;
+  }
 
  private:
-  ResumePoint point(std::uint64_t offset, std::string hash_state, std::uint64_t tail) const {
+  ResumePoint point(std::uint64_t offset, std::string hash_state, std::uint64_t tail,
+                    const std::string& tail_key) const {
     boost::json::array etags;
     for (const auto& e : etags_) etags.emplace_back(e);
-    const boost::json::object state{{"upload_id", upload_id_}, {"etags", std::move(etags)}, {"tail", tail}};
+    boost::json::object state{{"upload_id", upload_id_}, {"etags", std::move(etags)}, {"tail", tail}};
+    if (tail > 0) state["tail_key"] = tail_key;
     return ResumePoint{offset, boost::json::serialize(state), std::move(hash_state), part_size_};
   }
 
@@ -614,6 +798,7 @@ class S3ResumableWriter final : public ResumableWriter {
   asio::awaitable<void> start_multipart() { upload_id_ = co_await create_multipart_upload(*client_, key_, metadata_); }
 
   asio::awaitable<void> seal_part() {
+    co_await check_fence();
     if (upload_id_.empty()) co_await start_multipart();
     if (!state_) {
       state_ = std::make_shared<MultipartState>(client_, key_, client_->executor(),
@@ -640,16 +825,19 @@ class S3ResumableWriter final : public ResumableWriter {
     while (state_ && in_flight_ > 0) co_await wait_one();
   }
 
-  asio::awaitable<void> put_tail() {
+  // Stores the bytes that do not fill a part under a new name; the name.
+  asio::awaitable<std::string> put_tail() {
+    co_await check_fence();
     const std::string sha = util::sha256_hex(view(buffer_.data(), filled_));
     Request r;
     r.method = "PUT";
-    r.key = tail_key_;
+    r.key = new_tail_key(key_);
     r.body = std::span<const char>(buffer_.data(), filled_);
     r.payload_hash = sha;
     r.expect_continue = true;
     const auto res = co_await send(*client_, r, "PutObject");
-    if (res.status != 200) fail("PutObject", tail_key_, res);
+    if (res.status != 200) fail("PutObject", r.key, res);
+    co_return r.key;
   }
 
   // The whole object was smaller than one part: one PutObject.
@@ -661,8 +849,14 @@ class S3ResumableWriter final : public ResumableWriter {
     co_return CommittedObject{offset_, sha, etag};
   }
 
+  asio::awaitable<void> check_fence() {
+    if (fence_) co_await fence_->check();
+  }
+
+  WriteFence* fence_;
   std::shared_ptr<Client> client_;
-  std::string key_, tail_key_;
+  std::string key_;
+  std::string live_tail_;  // the tail object the database's point names ("" if none)
   ObjectMetadata metadata_;
   std::size_t part_size_;
   int parts_in_flight_;
@@ -677,6 +871,8 @@ class S3ResumableWriter final : public ResumableWriter {
   util::BufferPool::Buffer buffer_;
   std::size_t filled_ = 0;
   std::uint64_t offset_;
+  std::uint64_t opened_at_ = offset_;
+  bool moved_ = false;  // the recorded parts are in an upload of our own, not yet recorded
   int in_flight_ = 0;
 };
 
@@ -729,40 +925,15 @@ asio::awaitable<void> S3Store::remove(const std::string& key) {
   co_await remove_object(*client_, full_key);
 }
 
-namespace {
-
-// The store state a resumable point saved (S3ResumableWriter::point), or a
-// new upload's for "".
-std::optional<S3ResumableWriter::Saved> parse_saved(std::string_view text) {
-  S3ResumableWriter::Saved saved;
-  if (text.empty()) return saved;
-  boost::system::error_code ec;
-  const auto value = boost::json::parse(text, ec);
-  const auto* o = value.if_object();
-  if (ec || o == nullptr) return std::nullopt;
-  const auto* id = o->if_contains("upload_id");
-  const auto* etags = o->if_contains("etags");
-  const auto* tail = o->if_contains("tail");
-  if (!id || !id->is_string() || !etags || !etags->is_array() || !tail || !tail->is_number()) return std::nullopt;
-  saved.upload_id = std::string(id->get_string());
-  for (const auto& e : etags->get_array()) {
-    if (!e.is_string()) return std::nullopt;
-    saved.etags.emplace_back(e.get_string());
-  }
-  saved.tail = tail->to_number<std::uint64_t>();
-  return saved;
-}
-
-}  // namespace
-
 std::uint64_t S3Store::part_size_for(std::optional<std::uint64_t> length) const {
   return choose_part_size(options_.part_size, length);
 }
 
 asio::awaitable<std::unique_ptr<ResumableWriter>> S3Store::open_resumable(const std::string& key,
                                                                           const ObjectMetadata& metadata,
-                                                                          const ResumePoint& from) {
-  auto saved = parse_saved(from.store_state);
+                                                                          const ResumePoint& from,
+                                                                          Handover handover, WriteFence* fence) {
+  auto saved = S3ResumableWriter::parse_saved(from.store_state);
   auto hash = from.hash_state.empty() ? std::optional(util::ResumableSha256())
                                       : util::ResumableSha256::restore(from.hash_state);
   if (!saved || !hash || hash->bytes_hashed() != from.offset || from.part_size < kMinPartSize ||
@@ -773,18 +944,19 @@ asio::awaitable<std::unique_ptr<ResumableWriter>> S3Store::open_resumable(const 
   const auto tail = saved->tail;
   auto writer = std::make_unique<S3ResumableWriter>(client_, bucket_key(key), metadata, from.part_size,
                                                     options_.parts_in_flight, options_.part_md5, buffers_,
-                                                    std::move(*saved), std::move(*hash), from.offset);
+                                                    std::move(*saved), std::move(*hash), from.offset, fence);
   co_await writer->restore_tail(tail);
+  if (handover == Handover::takeover) co_await writer->move_to_own_upload();
   co_return writer;
 }
 
 asio::awaitable<void> S3Store::discard_resumable(const std::string& key, const ResumePoint& last) {
-  const auto saved = parse_saved(last.store_state);
+  const auto saved = S3ResumableWriter::parse_saved(last.store_state);
   // (Arguments named, not temporaries: see ObjectStore on GCC 12.)
   const std::string upload_id = saved ? saved->upload_id : "";
   co_await discard_unfinished(key, upload_id);
-  const std::string tail_key = bucket_key(key) + std::string(S3ResumableWriter::kTailSuffix);
-  co_await remove_object(*client_, tail_key);
+  const std::string full_key = bucket_key(key);
+  co_await sweep_resumable(*client_, full_key);
 }
 
 namespace {
@@ -935,12 +1107,7 @@ asio::awaitable<std::unique_ptr<ObjectReader>> S3Store::open_reader(const std::s
 }
 
 asio::awaitable<std::vector<std::string>> S3Store::list_keys() {
-  Request r;
-  r.method = "GET";
-  r.query = {{"list-type", "2"}, {"prefix", options_.prefix}};
-  const auto res = co_await send(*client_, r, "ListObjectsV2");
-  if (res.status != 200) fail("ListObjectsV2", options_.prefix, res);
-  co_return parse_list_object_keys(res.body);
+  co_return co_await keys_under(*client_, options_.prefix);
 }
 
 asio::awaitable<void> S3Store::create_bucket() {

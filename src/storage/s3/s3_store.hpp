@@ -62,11 +62,14 @@ class S3Store final : public ObjectStore, public Presigner, public Recovery, pub
   boost::asio::awaitable<std::optional<ObjectInfo>> stat(const std::string& key) override;
 
   // ResumableStore: equal parts of part_size_for(length), the tail that
-  // does not fill one kept as <key>.tail until the next request.
+  // does not fill one kept as <key>.tail.<random> until the next request.
+  // After a takeover the writer moves the recorded parts into a multipart
+  // upload of its own (S3ResumableWriter::move_to_own_upload).
   std::uint64_t part_size_for(std::optional<std::uint64_t> length) const override;
   boost::asio::awaitable<std::unique_ptr<ResumableWriter>> open_resumable(const std::string& key,
                                                                           const ObjectMetadata& metadata,
-                                                                          const ResumePoint& from) override;
+                                                                          const ResumePoint& from, Handover handover,
+                                                                          WriteFence* fence) override;
   boost::asio::awaitable<void> discard_resumable(const std::string& key, const ResumePoint& last) override;
 
   // For clean-up and tests: multipart uploads in progress under the prefix,

@@ -1,3 +1,4 @@
+#include <cstdlib>
 #include "storage/s3/s3_xml.hpp"
 
 #include <iterator>
@@ -51,6 +52,14 @@ std::optional<std::string> parse_complete_etag(std::string_view body) {
   return std::string(r.child_value("ETag"));
 }
 
+std::optional<std::string> parse_copy_part_etag(std::string_view body) {
+  pugi::xml_document doc;
+  if (!load(doc, body)) return std::nullopt;
+  const auto r = doc.child("CopyPartResult");
+  if (!r || std::string_view(r.child_value("ETag")).empty()) return std::nullopt;
+  return std::string(r.child_value("ETag"));
+}
+
 std::string complete_multipart_body(const std::vector<CompletedPart>& parts) {
   std::string out = "<CompleteMultipartUpload xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">";
   for (const auto& p : parts) {
@@ -75,6 +84,20 @@ std::size_t count_listed_parts(std::string_view body) {
   if (!load(doc, body)) return 0;
   const auto parts = doc.child("ListPartsResult").children("Part");
   return static_cast<std::size_t>(std::distance(parts.begin(), parts.end()));
+}
+
+ListedParts parse_list_parts(std::string_view body) {
+  ListedParts out;
+  pugi::xml_document doc;
+  if (!load(doc, body)) return out;
+  const auto result = doc.child("ListPartsResult");
+  for (auto p : result.children("Part")) {
+    out.parts.push_back({std::atoi(p.child_value("PartNumber")), p.child_value("ETag")});
+  }
+  if (std::string_view(result.child_value("IsTruncated")) == "true") {
+    out.next_marker = std::atoi(result.child_value("NextPartNumberMarker"));
+  }
+  return out;
 }
 
 std::vector<std::string> parse_list_object_keys(std::string_view body) {

@@ -23,6 +23,9 @@ std::optional<std::string> parse_upload_id(std::string_view body);
 // CompleteMultipartUploadResult/ETag
 std::optional<std::string> parse_complete_etag(std::string_view body);
 
+// CopyPartResult/ETag (UploadPartCopy)
+std::optional<std::string> parse_copy_part_etag(std::string_view body);
+
 struct CompletedPart {
   int number;
   std::string etag;
@@ -35,6 +38,14 @@ struct MultipartUploadEntry {
 };
 // ListMultipartUploadsResult/Upload entries
 std::vector<MultipartUploadEntry> parse_list_multipart_uploads(std::string_view body);
+
+// ListPartsResult: its Part entries (number, ETag) and, when truncated, the
+// marker that asks for the next page.
+struct ListedParts {
+  std::vector<CompletedPart> parts;
+  std::optional<int> next_marker;
+};
+ListedParts parse_list_parts(std::string_view body);
 
 // How many ListPartsResult/Part entries the document lists.
 std::size_t count_listed_parts(std::string_view body);
