@@ -109,7 +109,8 @@ Api::Api(Dependencies deps)
   route(verb::get, "/files", &Api::list_files, caller_steps);
   route(verb::get, "/files/{id}", &Api::get_file, caller_steps);
   route(verb::delete_, "/files/{id}", &Api::delete_file, caller_steps);
-  std::vector<http::Middleware> content_steps{signed_download(links_, deps_.uploads.records, deps_.uploads.blocking)};
+  std::vector<http::Middleware> content_steps{signed_download(links_, deps_.uploads.records, deps_.authenticator.users(),
+                                                                  deps_.uploads.blocking)};
   content_steps.insert(content_steps.end(), caller_steps.begin(), caller_steps.end());
   route(verb::get, "/files/{id}/content", &Api::get_content, content_steps);
   route(verb::post, "/files/{id}/link", &Api::create_link, caller_steps);

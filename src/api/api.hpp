@@ -85,7 +85,8 @@ http::Middleware authenticated(auth::Authenticator& authenticator);
 // Middleware for a file's bytes: a valid download link stands for its
 // owner's token; a link that is not valid (forged, for another file,
 // expired) is 403.
-http::Middleware signed_download(DownloadLinks& links, db::UploadStore& records, boost::asio::thread_pool& blocking);
+http::Middleware signed_download(DownloadLinks& links, db::UploadStore& records, db::UserStore& users,
+                                 boost::asio::thread_pool& blocking);
 // Middleware: 429 with Retry-After past the caller's token's rate.
 http::Middleware rate_limited(auth::TokenBuckets& buckets);
 // Middleware: CORS for the browsers of `web.cors_origins`: preflights

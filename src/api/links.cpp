@@ -68,9 +68,10 @@ asio::awaitable<bool> DownloadLinks::valid(const std::string& file_id, const Cla
   co_return util::constant_time_equal(signature(k, file_id, *expires), claim.signature);
 }
 
-http::Middleware signed_download(DownloadLinks& links, db::UploadStore& records, asio::thread_pool& blocking) {
-  return [&links, &records, &blocking](http::Request& request,
-                                       const http::Handler& next) -> asio::awaitable<http::Response> {
+http::Middleware signed_download(DownloadLinks& links, db::UploadStore& records, db::UserStore& users,
+                                 asio::thread_pool& blocking) {
+  return [&links, &records, &users, &blocking](http::Request& request,
+                                               const http::Handler& next) -> asio::awaitable<http::Response> {
     const auto claim = DownloadLinks::claim_of(request.header.target());
     if (!claim) co_return co_await next(request);
     const std::string id(request.param("id"));
@@ -78,6 +79,10 @@ http::Middleware signed_download(DownloadLinks& links, db::UploadStore& records,
     if (!ok) throw invalid_link();
     const auto upload = co_await util::run_blocking(blocking, [&] { return records.get_upload(id); });
     if (!upload) throw ApiError(errc::not_found, "no such file");
+    // A link speaks for its owner only while the owner may: one disabled
+    // (or gone) stops their links at once, as their tokens stop.
+    const auto owner_row = co_await util::run_blocking(blocking, [&] { return users.get_user(upload->user_id); });
+    if (!owner_row || owner_row->disabled) throw invalid_link();
     // The link stands for its owner, for this file only (the route's).
     auth::Principal owner;
     owner.user_id = upload->user_id;

@@ -114,6 +114,7 @@ class UserStore {
   virtual ~UserStore() = default;
   virtual User create_user(std::string_view name, bool is_admin) = 0;
   virtual std::optional<User> find_user(std::string_view name) = 0;
+  virtual std::optional<User> get_user(std::int64_t id) = 0;
   virtual std::vector<User> list_users() = 0;
   virtual std::int64_t count_users() = 0;
   virtual bool set_user_disabled(std::string_view name, bool disabled) = 0;  // false if no such user

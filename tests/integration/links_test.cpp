@@ -86,6 +86,34 @@ TEST(DownloadLinks, OnlyTheOwnersCompleteFilesAndOnlyUntilTheyExpire) {
   EXPECT_NE(expired.body.find("expired"), std::string::npos);
 }
 
+// A link speaks for its owner: disabling the owner stops their links at
+// once, as it stops their tokens, and enabling them again brings them back.
+// On both databases, one instance making the link and another serving it.
+TEST(DownloadLinks, StopTheMomentTheirOwnerIsDisabled) {
+  testing::TestDatabase db;
+  for (const bool postgres : {false, true}) {
+    SCOPED_TRACE(postgres ? "postgres" : "sqlite");
+    ServerProcess a(postgres ? std::map<std::string, std::string>{{"S3UP_DATABASE", db.url()}}
+                             : std::map<std::string, std::string>{});
+    const std::map<std::string, std::string> shared{
+        {"S3UP_DATABASE", postgres ? db.url() : "sqlite://" + (a.dir() / "s3uploader.db").string()},
+        {"S3UP_STORAGE", "file://" + a.objects_dir().string()}};
+    ServerProcess b(shared);
+    const auto token = a.create_user_with_token(postgres ? "carol" : "alice");
+    const auto id = put(a, token, "kept.txt", "the owner's");
+    const auto made = link(a, token, id);
+    ASSERT_EQ(made.status, 200);
+    const auto path = path_of(std::string(made.json().at("url").as_string()));
+    ASSERT_EQ(request(b.port(), "GET", path).status, 200);
+    ASSERT_EQ(a.cli({"user", "disable", postgres ? "carol" : "alice"}).exit_code, 0);
+    const auto refused = request(b.port(), "GET", path);
+    EXPECT_EQ(refused.status, 403) << refused.body;
+    EXPECT_EQ(request(a.port(), "HEAD", path).status, 403);
+    ASSERT_EQ(a.cli({"user", "enable", postgres ? "carol" : "alice"}).exit_code, 0);
+    EXPECT_EQ(request(b.port(), "GET", path).status, 200);
+  }
+}
+
 TEST(DownloadLinks, EveryInstanceOnTheDatabaseAcceptsThem) {
   testing::TestDatabase db;
   const auto shared = std::filesystem::temp_directory_path() / ("s3up-links-" + std::to_string(::getpid()));

@@ -176,6 +176,12 @@ class MemoryMetadata final : public db::MetadataStore {
     }
     return std::nullopt;
   }
+  std::optional<db::User> get_user(std::int64_t id) override {
+    std::lock_guard lock(mutex_);
+    const auto it = users_.find(id);
+    if (it == users_.end()) return std::nullopt;
+    return it->second;
+  }
   std::vector<db::User> list_users() override {
     std::lock_guard lock(mutex_);
     std::vector<db::User> out;

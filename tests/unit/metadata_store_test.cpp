@@ -119,6 +119,12 @@ TEST_P(MetadataStoreContract, UsersAreUniqueByName) {
   EXPECT_FALSE(found->disabled);
   EXPECT_FALSE(store_->find_user("nobody"));
   EXPECT_EQ(store_->list_users().size(), 2u);
+  const auto by_id = store_->get_user(found->id);
+  ASSERT_TRUE(by_id);
+  EXPECT_EQ(by_id->name, "root");
+  EXPECT_TRUE(store_->set_user_disabled("root", true));
+  EXPECT_TRUE(store_->get_user(found->id)->disabled);
+  EXPECT_FALSE(store_->get_user(found->id + 1000));
 }
 
 TEST_P(MetadataStoreContract, TokensAreFoundByHashAndRevoked) {

@@ -448,6 +448,15 @@ std::optional<User> PostgresStore::find_user(std::string_view name) {
   return decode_user(ResultRow(r, 0));
 }
 
+std::optional<User> PostgresStore::get_user(std::int64_t id) {
+  auto c = acquire();
+  Params p;
+  p.integer(id);
+  const auto r = c->run("getUser", p);
+  if (r.size() == 0) return std::nullopt;
+  return decode_user(ResultRow(r, 0));
+}
+
 std::vector<User> PostgresStore::list_users() {
   auto c = acquire();
   const auto r = c->run("listUsers");

@@ -39,6 +39,7 @@ class PostgresStore final : public MetadataStore {
   std::string shared_secret(std::string_view name, std::string_view candidate) override;
   User create_user(std::string_view name, bool is_admin) override;
   std::optional<User> find_user(std::string_view name) override;
+  std::optional<User> get_user(std::int64_t id) override;
   std::vector<User> list_users() override;
   std::int64_t count_users() override;
   void create_token(const ApiToken& token, std::string_view token_hash) override;

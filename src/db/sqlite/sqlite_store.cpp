@@ -277,6 +277,14 @@ std::optional<User> SqliteStore::find_user(std::string_view name) {
   return decode_user(StatementRow(s));
 }
 
+std::optional<User> SqliteStore::get_user(std::int64_t id) {
+  auto c = acquire();
+  Statement s(*c, "getUser");
+  s.bind(id);
+  if (!s.step()) return std::nullopt;
+  return decode_user(StatementRow(s));
+}
+
 std::vector<User> SqliteStore::list_users() {
   auto c = acquire();
   Statement s(*c, "listUsers");
