@@ -24,6 +24,7 @@
 #include <cstdlib>
 #include <mutex>
 #include <random>
+#include <sstream>
 #include <thread>
 
 #include <fmt/format.h>
@@ -79,6 +80,11 @@ struct Tally {
   void note(const std::string& what) {
     std::lock_guard lock(mutex);
     if (notes.size() < 20) notes.push_back(what);
+  }
+  // What the servers logged about one upload, for the first few notes.
+  void context(const std::string& lines) {
+    std::lock_guard lock(mutex);
+    if (notes.size() < 20 && !lines.empty()) notes.push_back(lines);
   }
   std::string summary(const std::string& race) {
     std::lock_guard lock(mutex);
@@ -181,6 +187,18 @@ class Race : public ::testing::TestWithParam<Stack> {
     return out;
   }
 
+  // The servers' log lines that name upload `id` (its paths, its keys).
+  std::string log_lines_of(const std::string& id) const {
+    std::string out;
+    for (const auto* server : {a_.get(), b_.get()}) {
+      std::istringstream log(server->log());
+      for (std::string line; std::getline(log, line);) {
+        if (line.find(id) != std::string::npos) out += "    " + line + "\n";
+      }
+    }
+    return out;
+  }
+
   // The finished upload holds `content`, and its record says so; then it goes.
   void check_and_delete(const std::string& id, const std::string& content, Tally& tally, const std::string& trial) {
     const Headers auth{{"Authorization", "Bearer " + token_}};
@@ -200,7 +218,7 @@ class Race : public ::testing::TestWithParam<Stack> {
     request(a_->port(), "DELETE", "/files/" + id, auth);
   }
 
-  void takeover_trial(std::mt19937_64& rng, Tally& tally) {
+  void takeover_trial(std::mt19937_64& rng, Tally& tally, std::string& id) {
     const bool parts = on_s3() && rng() % 25 == 0;  // now and then a recorded part to move
     const std::uint64_t first = (parts ? 5 * MiB : 0) + 1 + rng() % 100'000;
     const std::uint64_t rest = 2 + rng() % 200'000;
@@ -208,7 +226,7 @@ class Race : public ::testing::TestWithParam<Stack> {
     const std::string garbage = random_text(rng, rest);
     const auto path = create(first + rest);
     if (!path) return tally.error("create failed");
-    const auto id = id_of(*path);
+    id = id_of(*path);
     const std::string trial = "takeover " + id;
     if (patch(*a_, *path, 0, content.substr(0, first)).status != 204) return tally.error(trial + ": first PATCH");
 
@@ -245,7 +263,7 @@ class Race : public ::testing::TestWithParam<Stack> {
     ++tally.trials;
   }
 
-  void same_offset_trial(std::mt19937_64& rng, Tally& tally) {
+  void same_offset_trial(std::mt19937_64& rng, Tally& tally, std::string& id) {
     const std::uint64_t k = rng() % 3 == 0 ? 0 : rng() % 100'000;
     const std::uint64_t n = 1 + rng() % 100'000;
     const std::uint64_t m = 1 + rng() % 50'000;
@@ -253,7 +271,7 @@ class Race : public ::testing::TestWithParam<Stack> {
                       rest = random_text(rng, m);
     const auto path = create(k + n + m);
     if (!path) return tally.error("create failed");
-    const auto id = id_of(*path);
+    id = id_of(*path);
     const std::string trial = "same offset " + id;
     if (k > 0 && patch(*a_, *path, 0, prefix).status != 204) return tally.error(trial + ": first PATCH");
 
@@ -290,7 +308,7 @@ class Race : public ::testing::TestWithParam<Stack> {
     ++tally.trials;
   }
 
-  void run_trials(const std::string& race, void (Race::*trial)(std::mt19937_64&, Tally&)) {
+  void run_trials(const std::string& race, void (Race::*trial)(std::mt19937_64&, Tally&, std::string&)) {
     const int trials = from_environment("S3UP_RACE_TRIALS", 100);
     const int workers = from_environment("S3UP_RACE_WORKERS", 4);
     Tally tally;
@@ -301,11 +319,14 @@ class Race : public ::testing::TestWithParam<Stack> {
       threads.emplace_back([&, w] {
         std::mt19937_64 rng(seed + static_cast<unsigned>(w));
         while (next++ < trials) {
+          const int bad_before = tally.violations + tally.errors;
+          std::string id;
           try {
-            (this->*trial)(rng, tally);
+            (this->*trial)(rng, tally, id);
           } catch (const std::exception& e) {
             tally.error(e.what());
           }
+          if (tally.violations + tally.errors > bad_before && !id.empty()) tally.context(log_lines_of(id));
         }
       });
     }

@@ -510,8 +510,11 @@ class LocalResumableWriter final : public ResumableWriter {
  public:
   // `moved`: the durable bytes were copied into a new data file, a point
   // the database should hear of at once (settled()).
+  // `fence` (may be null) is asked before the commit: a writer's data file
+  // is its own, but the object's name is everyone's.
   LocalResumableWriter(std::shared_ptr<ResumableFile> file, std::string data_name, std::filesystem::path final_path,
-                       std::uint64_t block_start, std::string prefix, bool moved, asio::thread_pool& blocking,
+                       std::uint64_t block_start, std::string prefix, bool moved, WriteFence* fence,
+                       asio::thread_pool& blocking,
                        std::shared_ptr<LocalStore::DirectorySync> directory_sync,
                        std::shared_ptr<util::BufferPool> buffers)
       : file_(std::move(file)),
@@ -520,6 +523,7 @@ class LocalResumableWriter final : public ResumableWriter {
         block_start_(block_start),
         prefix_(std::move(prefix)),
         moved_(moved),
+        fence_(fence),
         blocking_(blocking),
         hash_order_(asio::make_strand(blocking.get_executor())),
         directory_sync_(std::move(directory_sync)),
@@ -576,6 +580,7 @@ class LocalResumableWriter final : public ResumableWriter {
   // removal. (One still holding a descriptor writes into a file with no name.)
   asio::awaitable<CommittedObject> commit() override {
     co_await drain();
+    if (fence_) co_await fence_->check();
     co_await util::run_blocking(blocking_, [&] {
       flush_here();
       remove_other_data_files();
@@ -665,6 +670,7 @@ class LocalResumableWriter final : public ResumableWriter {
   std::uint64_t block_start_;  // where block_ starts in the file
   std::string prefix_;         // bytes [block_start_, offset) until a block takes them
   bool moved_;                 // the data file is not the one the database names
+  WriteFence* fence_;
   asio::thread_pool& blocking_;
   asio::strand<asio::thread_pool::executor_type> hash_order_;
   std::shared_ptr<LocalStore::DirectorySync> directory_sync_;
@@ -724,9 +730,7 @@ void copy_prefix(int from, int to, std::uint64_t length, const std::filesystem::
 asio::awaitable<std::unique_ptr<ResumableWriter>> LocalStore::open_resumable(const std::string& key,
                                                                              const ObjectMetadata&,
                                                                              const ResumePoint& from,
-                                                                             Handover handover, WriteFence*) {
-  // (No fence needed: a writer's file is its own unless the last writer is
-  // known to be done with it.)
+                                                                             Handover handover, WriteFence* fence) {
   auto hash = from.hash_state.empty() ? std::optional(util::ResumableSha256())
                                       : util::ResumableSha256::restore(from.hash_state);
   if (!hash || hash->bytes_hashed() != from.offset) {
@@ -820,8 +824,8 @@ asio::awaitable<std::unique_ptr<ResumableWriter>> LocalStore::open_resumable(con
                                               kMaxBlocksInFlight);
   const bool moved = opened.data_name != from.store_state && from.offset > 0;
   co_return std::make_unique<LocalResumableWriter>(std::move(file), opened.data_name, final_path,
-                                                   from.offset - opened.prefix.size(), opened.prefix, moved, blocking_,
-                                                   directory_sync_, buffers_);
+                                                   from.offset - opened.prefix.size(), opened.prefix, moved, fence,
+                                                   blocking_, directory_sync_, buffers_);
 }
 
 asio::awaitable<void> LocalStore::discard_resumable(const std::string& key, const ResumePoint&) {
