@@ -64,6 +64,8 @@ int serve(const config::Config& cfg) {
   auto buffers = std::make_shared<util::BufferPool>(cfg.buffer_budget);
   storage::StoreSettings store_settings = cfg.storage;
   store_settings.buffers = buffers;
+  // Downloads have a budget of their own (see StoreSettings::download_buffers).
+  store_settings.download_buffers = std::make_shared<util::BufferPool>(cfg.download_budget);
   auto store = storage::open_object_store(store_settings, io.get_executor(), blocking);
   auth::Authenticator authenticator(*metadata, blocking);
   const upload::Services uploads{*store, *metadata, *metadata, blocking, cfg.uploads};

@@ -266,6 +266,9 @@ const std::vector<SettingInfo> kSettings = {
     setting("buffer_budget", "S3UP_BUFFER_BUDGET", "256MiB",
             "Memory for upload bodies in flight across all uploads (S3 parts, local-disk blocks, receive buffers); uploads wait when it is spent.",
             top(&Config::buffer_budget), Size{}),
+    setting("download_budget", "S3UP_DOWNLOAD_BUDGET", "64MiB",
+            "Memory for download bodies in flight across all downloads (at least 1MiB); downloads wait when it is spent.",
+            top(&Config::download_budget), Size{}),
 };
 
 void apply(Config& c, std::string_view key, const std::string& value, std::string_view source) {
@@ -374,6 +377,7 @@ Config load(const Sources& sources) {
     throw ConfigError("download = redirect needs the S3 backend (storage = s3://...)");
   }
   if (c.buffer_budget < 1024 * 1024) throw ConfigError("buffer_budget must be at least 1MiB");
+  if (c.download_budget < 1024 * 1024) throw ConfigError("download_budget must be at least 1MiB");
   if (store.url.starts_with("s3://") && c.buffer_budget < store.part_size * 2) {
     throw ConfigError("buffer_budget must hold at least two parts (part_size)");
   }

@@ -47,8 +47,9 @@ struct Config {
   ServiceSettings service;
   http::Limits http;
   DatabaseSettings database;
-  storage::StoreSettings storage;  // its buffers are made by `serve`, from buffer_budget
+  storage::StoreSettings storage;  // its buffers are made by `serve`, from buffer_budget and download_budget
   std::size_t buffer_budget = 0;
+  std::size_t download_budget = 0;
   upload::Limits uploads;
   api::Downloads downloads;
   api::Web web;

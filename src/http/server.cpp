@@ -626,6 +626,34 @@ asio::awaitable<Response> Server::Impl::answer(Request& request) {
   co_return std::move(*res);
 }
 
+namespace {
+
+// The pace a response body must keep: the deadline starts one window ahead,
+// each byte sent pushes it 1/rate further, never more than one window past
+// now (a fast start cannot pay for a long drip), and time the server spent
+// on its own side is given back. The same rule the request side applies.
+class ReaderPace {
+ public:
+  using Clock = std::chrono::steady_clock;
+  ReaderPace(std::uint64_t rate, std::chrono::milliseconds window)
+      : rate_(rate), window_(window), deadline_(Clock::now() + window) {}
+  Clock::time_point deadline() const { return rate_ == 0 ? Clock::time_point::max() : deadline_; }
+  void not_the_clients(Clock::duration spent) { deadline_ += spent; }
+  void sent(std::size_t n) {
+    if (rate_ == 0) return;
+    const auto earned = std::chrono::duration_cast<Clock::duration>(
+        std::chrono::duration<double>(static_cast<double>(n) / static_cast<double>(rate_)));
+    deadline_ = std::min(deadline_ + earned, Clock::now() + window_);
+  }
+
+ private:
+  std::uint64_t rate_;
+  std::chrono::milliseconds window_;
+  Clock::time_point deadline_;
+};
+
+}  // namespace
+
 asio::awaitable<Server::Impl::Written> Server::Impl::write_response(beast::tcp_stream& stream, bool head,
                                                                     Response& res, bool keep_alive,
                                                                     const std::string& request_id) {
@@ -663,8 +691,15 @@ asio::awaitable<Server::Impl::Written> Server::Impl::write_response(beast::tcp_s
   auto* body = std::get_if<Response::Stream>(&res.body());
   if (ec || head || !body) co_return Written{written, bool(ec)};
   std::uint64_t left = body->length;
+  // A slow reader is held to what a slow writer is: no write may pause
+  // longer than the idle timeout, and the body must move at min_body_rate
+  // averaged over its window (time spent getting bytes from the store is
+  // not the client's). Either cut holds the connection's memory no longer.
+  using Clock = ReaderPace::Clock;
+  ReaderPace pace(options.min_body_rate, options.min_body_rate_window);
   while (left > 0) {
     std::span<const char> piece;
+    const auto asked = Clock::now();
     try {
       piece = co_await body->source->next();
     } catch (const std::exception& e) {
@@ -675,12 +710,21 @@ asio::awaitable<Server::Impl::Written> Server::Impl::write_response(beast::tcp_s
       spdlog::error("request {}: the response body ended {} bytes short", request_id, left);
       break;
     }
+    pace.not_the_clients(Clock::now() - asked);
     piece = piece.first(static_cast<std::size_t>(std::min<std::uint64_t>(piece.size(), left)));
-    stream.expires_after(write_timeout);
+    const auto idle_deadline = Clock::now() + write_timeout;
+    stream.expires_at(std::min(idle_deadline, pace.deadline()));
     auto [wec, n] = co_await asio::async_write(stream, asio::buffer(piece.data(), piece.size()), use_tuple);
     written += n;
     left -= n;
-    if (wec) co_return Written{written, true};
+    pace.sent(n);
+    if (wec) {
+      if (wec == beast::error::timeout) {
+        spdlog::info("request {}: the client read too slowly ({} after {} bytes); closing", request_id,
+                     Clock::now() >= idle_deadline ? "idle" : "under min_body_rate", written);
+      }
+      co_return Written{written, true};
+    }
   }
   co_return Written{written, false, left > 0};
 }

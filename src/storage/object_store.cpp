@@ -25,14 +25,16 @@ boost::asio::awaitable<std::string> read_range(ObjectStore& store, const std::st
 std::unique_ptr<ObjectStore> open_object_store(const StoreSettings& settings, boost::asio::any_io_executor executor,
                                                boost::asio::thread_pool& blocking) {
   const std::string_view url = settings.url;
-  if (!settings.buffers) throw std::invalid_argument("StoreSettings::buffers is required");
+  if (!settings.buffers || !settings.download_buffers) {
+    throw std::invalid_argument("StoreSettings::buffers and download_buffers are required");
+  }
   auto buffers = settings.buffers;
   constexpr std::string_view file_scheme = "file://";
   constexpr std::string_view s3_scheme = "s3://";
   if (url.starts_with(file_scheme)) {
     std::string path(url.substr(file_scheme.size()));
     if (path.empty()) throw std::invalid_argument("file URL has no path: " + std::string(url));
-    return std::make_unique<LocalStore>(path, blocking, std::move(buffers));
+    return std::make_unique<LocalStore>(path, blocking, std::move(buffers), settings.download_buffers);
   }
   if (url.starts_with(s3_scheme)) {
     const std::string rest(url.substr(s3_scheme.size()));
@@ -51,7 +53,7 @@ std::unique_ptr<ObjectStore> open_object_store(const StoreSettings& settings, bo
     const auto getenv = settings.getenv ? settings.getenv : [](const char* n) -> const char* { return std::getenv(n); };
     auto credentials = s3::default_credentials_chain(getenv);
     return std::make_unique<s3::S3Store>(std::move(executor), std::move(options), std::move(credentials),
-                                         std::move(buffers));
+                                         std::move(buffers), settings.download_buffers);
   }
   throw std::invalid_argument("unsupported storage URL (expected file://PATH or s3://BUCKET/PREFIX): " +
                               std::string(url));

@@ -256,6 +256,11 @@ struct StoreSettings {
   // The process's one memory budget for bodies in flight, shared with the
   // HTTP server's receive buffers (main makes it from buffer_budget).
   std::shared_ptr<util::BufferPool> buffers = std::make_shared<util::BufferPool>(256 * 1024 * 1024);
+  // The budget downloads read into (main makes it from download_budget): a
+  // download waits for it as an upload waits for the other, so memory stays
+  // bounded however many readers stall; it is apart so that neither kind
+  // of client can take all of the other's.
+  std::shared_ptr<util::BufferPool> download_buffers = std::make_shared<util::BufferPool>(64 * 1024 * 1024);
   std::function<const char*(const char*)> getenv;  // for AWS_* credentials; std::getenv if empty
 };
 

@@ -281,6 +281,71 @@ void kill_while_deleting(const Env& env, int files, const std::function<bool(con
   EXPECT_EQ(db->find_user("deleter")->used_bytes, complete * 2000);
 }
 
+// The attack that found it: 2,000 downloads through one download link (no
+// token needed) that read nothing each held a piece of memory no budget
+// counted. Now a download reads into download_budget and waits for it like
+// an upload waits for buffer_budget: stalled downloads hold the budget and
+// no more, a new one waits, and once they go it completes.
+TEST(SlowReaders, StalledDownloadsStayWithinTheDownloadBudget) {
+  constexpr std::uint64_t kBudget = 16 * MiB;
+  ServerProcess s(Env{{"S3UP_DOWNLOAD_BUDGET", "16MiB"}, {"S3UP_MIN_BODY_RATE", "0"}});
+  const auto token = s.create_user_with_token("reader");
+  const std::string content = ContentStream::make(32 * MiB, 71);
+  const auto put = request(s.port(), "PUT", "/upload/big.bin", {{"Authorization", "Bearer " + token}}, content);
+  ASSERT_EQ(put.status, 201) << put.body;
+  const std::string id(put.json().at("file_id").as_string());
+  const auto made = request(s.port(), "POST", "/files/" + id + "/link", {{"Authorization", "Bearer " + token}});
+  ASSERT_EQ(made.status, 200);
+  const std::string url(made.json().at("url").as_string());
+  const std::string target = url.substr(url.find("/files/"));
+  const auto before = s.rss_bytes();
+  constexpr int kDownloads = 300;  // 300 x 256 KiB pieces would be 75 MiB
+  std::vector<std::unique_ptr<Connection>> stalled;
+  for (int i = 0; i < kDownloads; ++i) {
+    stalled.push_back(std::make_unique<Connection>(s.port(), 4096));
+    stalled.back()->send("GET " + target + " HTTP/1.1\r\nHost: x\r\n\r\n");
+  }
+  std::this_thread::sleep_for(3s);
+  const auto peak = s.peak_rss_bytes();
+  std::cout << fmt::format("RSS: {:.1f} MiB idle, peak {:.1f} MiB with {} stalled downloads (budget {} MiB)\n",
+                           before / double(MiB), peak / double(MiB), kDownloads, kBudget / MiB);
+  if (kMemoryIsMeasurable) EXPECT_LT(peak, before + kBudget + 32 * MiB);
+  // A download now waits for the budget, and gets it once the others go.
+  std::optional<Response> later;
+  std::thread reader([&] {
+    later = request(s.port(), "GET", "/files/" + id + "/content", {{"Authorization", "Bearer " + token}});
+  });
+  std::this_thread::sleep_for(500ms);
+  stalled.clear();
+  reader.join();
+  ASSERT_TRUE(later);
+  EXPECT_EQ(later->status, 200);
+  EXPECT_TRUE(later->body == content);
+}
+
+// A client that takes the body slower than min_body_rate is cut off as a
+// slow uploader is, with the connection's memory freed; one that keeps up
+// gets it all.
+TEST(SlowReaders, AReaderUnderTheMinimumRateIsCutOff) {
+  ServerProcess s(Env{{"S3UP_MIN_BODY_RATE", "256KiB"}, {"S3UP_MIN_BODY_RATE_WINDOW", "2s"}});
+  const auto token = s.create_user_with_token("reader");
+  const std::string content = ContentStream::make(48 * MiB, 72);
+  const auto put = request(s.port(), "PUT", "/upload/big.bin", {{"Authorization", "Bearer " + token}}, content);
+  ASSERT_EQ(put.status, 201) << put.body;
+  const std::string id(put.json().at("file_id").as_string());
+  Connection slow(s.port(), 4096);
+  slow.send("GET /files/" + id + "/content HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + token + "\r\n\r\n");
+  const auto started = std::chrono::steady_clock::now();
+  ASSERT_TRUE(eventually([&] { return s.log().find("read too slowly") != std::string::npos; }, 20s))
+      << "a reader taking nothing was never cut off";
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 15s);
+  // What the kernel had queued arrives, then the end: the body stops short.
+  EXPECT_TRUE(slow.closed_by_peer(10s));
+  const auto fast = request(s.port(), "GET", "/files/" + id + "/content", {{"Authorization", "Bearer " + token}});
+  EXPECT_EQ(fast.status, 200);
+  EXPECT_TRUE(fast.body == content);
+}
+
 TEST(Deletion, KilledWhileDeletingOnDiskAndSqlite) {
   const auto dir = std::filesystem::temp_directory_path() / ("s3up-delete-" + util::uuid_v7());
   std::filesystem::create_directories(dir);

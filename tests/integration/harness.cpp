@@ -233,8 +233,10 @@ std::vector<std::filesystem::path> ServerProcess::stored_files() const {
   return out;
 }
 
-Connection::Connection(unsigned short port) {
+Connection::Connection(unsigned short port, int receive_buffer) {
   fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  // Before connect, so the window the server sees is small from the start.
+  if (receive_buffer > 0) ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &receive_buffer, sizeof receive_buffer);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_port = htons(port);

@@ -110,7 +110,9 @@ struct Response {
 // A blocking HTTP/1.1 client on one loopback TCP connection.
 class Connection {
  public:
-  explicit Connection(unsigned short port);
+  // `receive_buffer` > 0: the socket's receive buffer (SO_RCVBUF), so a
+  // client that reads nothing stops the server's writes soon.
+  explicit Connection(unsigned short port, int receive_buffer = 0);
   ~Connection();
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;

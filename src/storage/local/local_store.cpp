@@ -378,10 +378,11 @@ class LocalWriter final : public ObjectWriter, public BlockingCommit {
 }  // namespace
 
 LocalStore::LocalStore(std::filesystem::path root, asio::thread_pool& blocking,
-                       std::shared_ptr<util::BufferPool> buffers)
+                       std::shared_ptr<util::BufferPool> buffers, std::shared_ptr<util::BufferPool> download_buffers)
     : root_(std::filesystem::absolute(std::move(root)).lexically_normal()),
       blocking_(blocking),
       buffers_(std::move(buffers)),
+      download_buffers_(std::move(download_buffers)),
       directory_sync_(std::make_shared<DirectorySync>()) {
   std::filesystem::create_directories(root_);
 }
@@ -427,20 +428,23 @@ asio::awaitable<void> LocalStore::remove(const std::string& key) {
 
 namespace {
 
-// Reads a range of a file a piece at a time on the blocking pool.
+// Reads a range of a file a piece at a time on the blocking pool, into a
+// piece of the download budget it waits for at its first read.
 class LocalReader final : public ObjectReader {
  public:
-  LocalReader(int fd, std::filesystem::path path, asio::thread_pool& blocking, std::uint64_t offset,
-              std::uint64_t length)
-      : fd_(fd), path_(std::move(path)), blocking_(blocking), offset_(offset), left_(length) {}
+  LocalReader(int fd, std::filesystem::path path, asio::thread_pool& blocking, util::BufferPool& buffers,
+              std::uint64_t offset, std::uint64_t length)
+      : fd_(fd), path_(std::move(path)), blocking_(blocking), buffers_(buffers), offset_(offset), left_(length) {}
   ~LocalReader() override { ::close(fd_); }
 
   asio::awaitable<std::span<const char>> read_some() override {
     if (left_ == 0) co_return std::span<const char>{};
-    piece_.resize(static_cast<std::size_t>(std::min<std::uint64_t>(kReadPiece, left_)));
+    const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(kReadPiece, left_));
+    if (!piece_) piece_ = co_await buffers_.acquire(want);
+    const std::size_t size = std::min(want, piece_.capacity());
     const std::size_t n = co_await util::run_blocking(blocking_, [&] {
       for (;;) {
-        const ssize_t got = ::pread(fd_, piece_.data(), piece_.size(), static_cast<off_t>(offset_));
+        const ssize_t got = ::pread(fd_, piece_.data(), size, static_cast<off_t>(offset_));
         if (got < 0 && errno == EINTR) continue;
         if (got < 0) throw_errno(errno, "read", path_);
         return static_cast<std::size_t>(got);
@@ -457,8 +461,9 @@ class LocalReader final : public ObjectReader {
   int fd_;
   std::filesystem::path path_;
   asio::thread_pool& blocking_;
+  util::BufferPool& buffers_;
   std::uint64_t offset_, left_;
-  std::vector<char> piece_;
+  util::BufferPool::Buffer piece_;
 };
 
 }  // namespace
@@ -472,7 +477,7 @@ asio::awaitable<std::unique_ptr<ObjectReader>> LocalStore::open_reader(const std
     if (opened < 0) throw_errno(errno, "open", path);
     return opened;
   });
-  co_return std::make_unique<LocalReader>(fd, path, blocking_, offset, length);
+  co_return std::make_unique<LocalReader>(fd, path, blocking_, *download_buffers_, offset, length);
 }
 
 namespace {

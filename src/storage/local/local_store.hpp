@@ -16,8 +16,10 @@ namespace s3up::storage {
 
 class LocalStore final : public ObjectStore, public Recovery, public ResumableStore {
  public:
-  // Blocks in flight come out of `buffers`, the process's one memory budget.
-  LocalStore(std::filesystem::path root, boost::asio::thread_pool& blocking, std::shared_ptr<util::BufferPool> buffers);
+  // Blocks in flight come out of `buffers`, the process's memory budget for
+  // uploads; downloads read into `download_buffers`.
+  LocalStore(std::filesystem::path root, boost::asio::thread_pool& blocking, std::shared_ptr<util::BufferPool> buffers,
+             std::shared_ptr<util::BufferPool> download_buffers);
 
   using ObjectStore::open_writer;
   boost::asio::awaitable<std::unique_ptr<ObjectWriter>> open_writer(const std::string& key,
@@ -53,6 +55,7 @@ class LocalStore final : public ObjectStore, public Recovery, public ResumableSt
   std::filesystem::path root_;
   boost::asio::thread_pool& blocking_;
   std::shared_ptr<util::BufferPool> buffers_;
+  std::shared_ptr<util::BufferPool> download_buffers_;
   std::shared_ptr<DirectorySync> directory_sync_;  // shared with the writers
 };
 

@@ -889,10 +889,11 @@ std::size_t choose_part_size(std::size_t configured, std::optional<std::uint64_t
 }
 
 S3Store::S3Store(asio::any_io_executor executor, S3StoreOptions options, std::shared_ptr<CredentialsProvider> credentials,
-                 std::shared_ptr<util::BufferPool> buffers)
+                 std::shared_ptr<util::BufferPool> buffers, std::shared_ptr<util::BufferPool> download_buffers)
     : options_(std::move(options)),
       client_(std::make_shared<Client>(std::move(executor), options_.client, std::move(credentials))),
-      buffers_(std::move(buffers)) {
+      buffers_(std::move(buffers)),
+      download_buffers_(std::move(download_buffers)) {
   if (!options_.prefix.empty() && options_.prefix.back() != '/') options_.prefix.push_back('/');
 }
 
@@ -964,14 +965,22 @@ namespace {
 // One ranged GetObject, its body handed on as it arrives. Two pieces: while
 // the caller sends one, the next is read from the store (so the two sockets
 // work at once, not in turn), and no more: the store is read only as fast as
-// the client takes the bytes, and memory stays at two pieces per download.
-// The pieces come from the memory budget when it has room (never waiting:
-// a download holds nothing an upload needs), else small ones from the heap.
+// the client takes the bytes, and memory stays at two pieces per download,
+// taken from the download budget (pieces()) before the store is asked.
 class S3Reader final : public ObjectReader {
  public:
   S3Reader(std::unique_ptr<ResponseStream> response, std::string key, std::uint64_t skip, std::uint64_t length,
-           asio::any_io_executor executor, util::BufferPool* buffers)
-      : shared_(std::make_shared<Shared>(std::move(response), std::move(key), skip, length, executor, buffers)) {}
+           asio::any_io_executor executor, util::BufferPool::Buffer memory)
+      : shared_(std::make_shared<Shared>(std::move(response), std::move(key), skip, length, executor,
+                                         std::move(memory))) {}
+
+  // The memory of a download's two pieces: large ones while the budget has
+  // room to spare, else small ones, waited for like an upload's buffers.
+  static asio::awaitable<util::BufferPool::Buffer> pieces(util::BufferPool& budget) {
+    auto large = budget.try_acquire(2 * kReadPiece, budget.budget() / 2);
+    if (large) co_return large;
+    co_return co_await budget.acquire(2 * kSmallPiece);
+  }
 
   ~S3Reader() override = default;  // a read in flight finishes (or times out) on its own, then frees the rest
 
@@ -995,29 +1004,20 @@ class S3Reader final : public ObjectReader {
   // Large enough that a fast download costs few syscalls on either socket
   // (1 MiB pieces measured 0.83 of a direct GET, 256 KiB ones 0.79).
   static constexpr std::size_t kReadPiece = 1024 * 1024;
-  static constexpr std::size_t kHeapPiece = 256 * 1024;
+  static constexpr std::size_t kSmallPiece = 256 * 1024;
   using Filled = asio::experimental::concurrent_channel<void(boost::system::error_code, std::exception_ptr, std::size_t)>;
 
   struct Shared {
     Shared(std::unique_ptr<ResponseStream> r, std::string k, std::uint64_t s, std::uint64_t l,
-           const asio::any_io_executor& executor, util::BufferPool* buffers)
-        : response(std::move(r)), key(std::move(k)), skip(s), left(l), filled(executor, 1) {
-      if (!response) return;  // nothing to read
-      for (std::size_t i = 0; i < pieces.size(); ++i) {
-        if (buffers) pooled[i] = buffers->try_acquire(kReadPiece, buffers->budget() / 2);
-        if (pooled[i]) {
-          pieces[i] = std::span<char>(pooled[i].data(), kReadPiece);
-        } else {
-          heap[i].resize(kHeapPiece);
-          pieces[i] = std::span<char>(heap[i]);
-        }
-      }
+           const asio::any_io_executor& executor, util::BufferPool::Buffer m)
+        : response(std::move(r)), key(std::move(k)), skip(s), left(l), memory(std::move(m)), filled(executor, 1) {
+      const std::size_t half = memory.capacity() / 2;
+      for (std::size_t i = 0; i < pieces.size(); ++i) pieces[i] = std::span<char>(memory.data() + i * half, half);
     }
     std::unique_ptr<ResponseStream> response;
     std::string key;
     std::uint64_t skip, left;  // bytes still to skip (a store that ignored Range), still to hand out
-    std::array<util::BufferPool::Buffer, 2> pooled;
-    std::array<std::vector<char>, 2> heap;
+    util::BufferPool::Buffer memory;  // both pieces
     std::array<std::span<char>, 2> pieces;
     std::array<std::size_t, 2> offsets{};  // where a piece's bytes start (after skipped ones)
     Filled filled;
@@ -1081,8 +1081,9 @@ asio::awaitable<std::unique_ptr<ObjectReader>> S3Store::open_reader(const std::s
     // A range cannot be empty; an empty read only needs the object to exist.
     const auto info = co_await stat(key);
     if (!info) throw Error(Failure::not_found, "no such object");
-    co_return std::make_unique<S3Reader>(nullptr, r.key, 0, 0, client_->executor(), nullptr);
+    co_return std::make_unique<S3Reader>(nullptr, r.key, 0, 0, client_->executor(), util::BufferPool::Buffer());
   }
+  auto memory = co_await S3Reader::pieces(*download_buffers_);
   r.headers = {{"range", fmt::format("bytes={}-{}", offset, offset + length - 1)}};
   std::unique_ptr<ResponseStream> response;
   try {
@@ -1093,7 +1094,9 @@ asio::awaitable<std::unique_ptr<ObjectReader>> S3Store::open_reader(const std::s
   }
   const unsigned status = response->status();
   if (status == 404) throw Error(Failure::not_found, "no such object");
-  if (status == 416) co_return std::make_unique<S3Reader>(nullptr, r.key, 0, 0, client_->executor(), nullptr);  // past the end
+  if (status == 416) {  // past the end
+    co_return std::make_unique<S3Reader>(nullptr, r.key, 0, 0, client_->executor(), util::BufferPool::Buffer());
+  }
   if (status != 206 && status != 200) {
     std::string body;
     try {
@@ -1103,7 +1106,8 @@ asio::awaitable<std::unique_ptr<ObjectReader>> S3Store::open_reader(const std::s
     fail("GetObject", r.key, status, body);
   }
   const std::uint64_t skip = status == 200 ? offset : 0;
-  co_return std::make_unique<S3Reader>(std::move(response), r.key, skip, length, client_->executor(), buffers_.get());
+  co_return std::make_unique<S3Reader>(std::move(response), r.key, skip, length, client_->executor(),
+                                       std::move(memory));
 }
 
 asio::awaitable<std::vector<std::string>> S3Store::list_keys() {

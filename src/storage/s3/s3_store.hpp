@@ -41,7 +41,8 @@ std::size_t choose_part_size(std::size_t configured, std::optional<std::uint64_t
 class S3Store final : public ObjectStore, public Presigner, public Recovery, public ResumableStore {
  public:
   S3Store(boost::asio::any_io_executor executor, S3StoreOptions options,
-          std::shared_ptr<CredentialsProvider> credentials, std::shared_ptr<util::BufferPool> buffers);
+          std::shared_ptr<CredentialsProvider> credentials, std::shared_ptr<util::BufferPool> buffers,
+          std::shared_ptr<util::BufferPool> download_buffers);
 
   using ObjectStore::open_writer;
   boost::asio::awaitable<std::unique_ptr<ObjectWriter>> open_writer(const std::string& key,
@@ -85,6 +86,7 @@ class S3Store final : public ObjectStore, public Presigner, public Recovery, pub
   S3StoreOptions options_;
   std::shared_ptr<Client> client_;
   std::shared_ptr<util::BufferPool> buffers_;
+  std::shared_ptr<util::BufferPool> download_buffers_;
 };
 
 }  // namespace s3up::storage::s3
