@@ -134,6 +134,39 @@ struct ResumePoint {
   std::uint64_t part_size = 0;
 };
 
+// Asked by a resumable writer before it changes anything in the store that
+// another writer could see or would have to clean up (S3: a new multipart
+// upload, a part, a tail object): throws if the writer no longer holds the
+// upload (the database's lease moved on), so a writer that lost it stops
+// at the store too, not only at its next record.
+class WriteFence {
+ public:
+  virtual ~WriteFence() = default;
+  virtual boost::asio::awaitable<void> check() = 0;
+};
+
+// Who wrote the upload last, as the database's write lease tells it.
+enum class Handover {
+  // The previous writer gave the lease up once its writes had landed (or
+  // there was none): the new one may carry on in the same place.
+  clean,
+  // The previous writer's lease lapsed and was taken from it: it may still
+  // be running (a half-open connection, a paused process, a slow request to
+  // the store) and write late. The new writer writes nowhere it could, so
+  // nothing the old one does can reach what the new one publishes.
+  takeover,
+};
+
+// A writer of a resumable upload, as its write lease describes it.
+struct WriterLease {
+  Handover handover = Handover::clean;
+  // Larger than the number of every writer of the upload before it (the
+  // lease token it took), so a late writer can tell newer writers' things
+  // from older ones and leaves the newer ones alone.
+  std::int64_t number = 0;
+  WriteFence* fence = nullptr;  // asked before changes others could see; may be null
+};
+
 // One request's share of a resumable upload: it writes on from a point and
 // makes what it wrote durable at checkpoints. Dropping it keeps what the
 // last checkpoint made durable (bytes after it may be gone); only discard()
@@ -160,29 +193,6 @@ class ResumableWriter {
   virtual boost::asio::awaitable<void> recorded(const ResumePoint& point) = 0;
 };
 
-// Asked by a resumable writer before it changes anything in the store that
-// another writer could see or would have to clean up (S3: a new multipart
-// upload, a part, a tail object): throws if the writer no longer holds the
-// upload (the database's lease moved on), so a writer that lost it stops
-// at the store too, not only at its next record.
-class WriteFence {
- public:
-  virtual ~WriteFence() = default;
-  virtual boost::asio::awaitable<void> check() = 0;
-};
-
-// Who wrote the upload last, as the database's write lease tells it.
-enum class Handover {
-  // The previous writer gave the lease up once its writes had landed (or
-  // there was none): the new one may carry on in the same place.
-  clean,
-  // The previous writer's lease lapsed and was taken from it: it may still
-  // be running (a half-open connection, a paused process, a slow request to
-  // the store) and write late. The new writer writes nowhere it could, so
-  // nothing the old one does can reach what the new one publishes.
-  takeover,
-};
-
 // Capability: uploads written across requests (and instances), reopened
 // from their last checkpoint (tus).
 class ResumableStore {
@@ -191,15 +201,14 @@ class ResumableStore {
   // The part size for an upload of `length` bytes (unknown: deferred),
   // recorded with it at creation. 0 for a store without parts.
   virtual std::uint64_t part_size_for(std::optional<std::uint64_t> length) const = 0;
-  // Opens the upload under `key` at `from`; bytes a lost request wrote past
-  // that point are dropped. After a takeover the writer's settled() may
-  // report a point at once (the same offset, kept elsewhere): record it.
-  // `fence` (may be null) must outlive the writer.
+  // Opens the upload under `key` at `from` for `writer`; bytes a lost
+  // request wrote past that point are dropped. After a takeover the
+  // writer's settled() may report a point at once (the same offset, kept
+  // elsewhere): record it. writer.fence (may be null) must outlive it.
   virtual boost::asio::awaitable<std::unique_ptr<ResumableWriter>> open_resumable(const std::string& key,
                                                                                   const ObjectMetadata& metadata,
                                                                                   const ResumePoint& from,
-                                                                                  Handover handover,
-                                                                                  WriteFence* fence) = 0;
+                                                                                  const WriterLease& writer) = 0;
   // Removes what an unfinished resumable upload stored: its partial data
   // (every writer's, recorded or not), and the object if a commit landed but
   // was never recorded.

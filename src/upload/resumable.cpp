@@ -107,7 +107,10 @@ class ResumableUploads::Append final : public storage::WriteFence {
     state_.lease_expires_at = until;
     // Only the first take says who wrote before: a writer taking its own
     // lapsed lease back (keep_lease) carries on in its own place.
-    if (!writer_) handover_ = was_released ? storage::Handover::clean : storage::Handover::takeover;
+    if (!writer_) {
+      handover_ = was_released ? storage::Handover::clean : storage::Handover::takeover;
+      writer_number_ = state_.lease_token;
+    }
     leased_ = true;
     lease_renewed(started);
   }
@@ -274,8 +277,8 @@ class ResumableUploads::Append final : public storage::WriteFence {
     const storage::ResumePoint from = point_of(state_);
     last_saved_ = from;
     const storage::ObjectMetadata metadata{upload_.upload.content_type, upload_.upload.file_name, state_.upload_length};
-    writer_ = co_await resumable_store(services_).open_resumable(upload_.upload.storage_key, metadata, from,
-                                                                 handover_, this);
+    const storage::WriterLease lease{handover_, writer_number_, this};
+    writer_ = co_await resumable_store(services_).open_resumable(upload_.upload.storage_key, metadata, from, lease);
     offset_ = state_.offset;
     if (offset_ > 0 && offset_ < kSniffBytes) head_ = co_await writer_->head(offset_);
   }
@@ -410,6 +413,7 @@ class ResumableUploads::Append final : public storage::WriteFence {
   bool length_changed_ = false;
   bool leased_ = false;
   storage::Handover handover_ = storage::Handover::clean;
+  std::int64_t writer_number_ = 0;  // the lease token this request took
   std::optional<std::uint64_t> client_offset_;
   std::unique_ptr<util::NamedHash> chunk_hash_;
   Clock::time_point lease_usable_until_{};

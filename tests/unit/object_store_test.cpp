@@ -85,6 +85,10 @@ class ObjectStoreContract : public ::testing::TestWithParam<Backend> {
 
   s3::S3Store* s3_store() { return dynamic_cast<s3::S3Store*>(store_.get()); }
 
+  // The next writer of a resumable upload, as a lease would make it.
+  WriterLease next_writer(Handover handover = Handover::clean) { return WriterLease{handover, ++writers_, nullptr}; }
+  std::int64_t writers_ = 0;
+
   // Runs a coroutine to completion on the fixture's io_context.
   template <class T>
   T run(asio::awaitable<T> op) {
@@ -344,11 +348,11 @@ TEST_P(ResumableContract, WrittenAcrossRequestsFromCheckpoints) {
   for (const std::size_t request : {std::size_t{1}, unit - 1, 2 * unit + 17}) {
     // A request that is lost after writing (no checkpoint): its bytes must not count.
     {
-      auto lost = run(resumable->open_resumable(key, meta, at, Handover::clean, nullptr));
+      auto lost = run(resumable->open_resumable(key, meta, at, next_writer()));
       const std::string garbage = random_bytes(70'000, 9);
       run(lost->write(std::span<const char>(garbage)));
     }
-    auto w = run(resumable->open_resumable(key, meta, at, Handover::clean, nullptr));
+    auto w = run(resumable->open_resumable(key, meta, at, next_writer()));
     for (std::size_t sent = 0; sent < request; sent += 100'000) {
       const auto n = std::min<std::size_t>(100'000, request - sent);
       run(w->write(std::span<const char>(data.data() + done + sent, n)));
@@ -358,7 +362,7 @@ TEST_P(ResumableContract, WrittenAcrossRequestsFromCheckpoints) {
     EXPECT_EQ(at.offset, done);
   }
   EXPECT_FALSE(run(store_->recovery()->stat(key))) << "visible before its commit";
-  auto w = run(resumable->open_resumable(key, meta, at, Handover::clean, nullptr));
+  auto w = run(resumable->open_resumable(key, meta, at, next_writer()));
   const auto committed = run(w->commit());
   EXPECT_EQ(committed.size, data.size());
   EXPECT_EQ(committed.sha256, util::sha256_hex(data));
@@ -388,12 +392,12 @@ TEST_P(ResumableContract, AWriterTakenOverCannotReachTheNewWritersObject) {
   };
   // The first writer makes a part and a tail durable (S3), then goes on
   // with bytes nobody acknowledged.
-  auto old = run(resumable->open_resumable(key, meta, at, Handover::clean, nullptr));
+  auto old = run(resumable->open_resumable(key, meta, at, next_writer()));
   write(*old, std::string_view(data).substr(0, unit + 50));
   at = run(old->checkpoint());
   write(*old, garbage);
 
-  auto taken = run(resumable->open_resumable(key, meta, at, Handover::takeover, nullptr));
+  auto taken = run(resumable->open_resumable(key, meta, at, next_writer(Handover::takeover)));
   if (auto moved = taken->settled()) {
     EXPECT_EQ(moved->offset, at.offset);
     at = *moved;
@@ -447,7 +451,7 @@ TEST_P(S3StoreOnly, SettledPartsArePointsToResumeFrom) {
   const std::string data = random_bytes(3 * at.part_size + 5, 6);
   std::optional<ResumePoint> settled;
   {
-    auto w = run(resumable->open_resumable(key, meta, at, Handover::clean, nullptr));
+    auto w = run(resumable->open_resumable(key, meta, at, next_writer()));
     run(w->write(std::span<const char>(data.data(), 2 * at.part_size + 1)));  // seals parts 1 and 2
     for (int i = 0; i < 200 && (!settled || settled->offset < 2 * at.part_size); ++i) {
       if (auto p = w->settled()) settled = p;
@@ -459,7 +463,7 @@ TEST_P(S3StoreOnly, SettledPartsArePointsToResumeFrom) {
   ASSERT_TRUE(settled);
   EXPECT_EQ(settled->offset % at.part_size, 0u);
   EXPECT_GT(settled->offset, 0u);
-  auto w = run(resumable->open_resumable(key, meta, *settled, Handover::clean, nullptr));
+  auto w = run(resumable->open_resumable(key, meta, *settled, next_writer()));
   run(w->write(std::span<const char>(data.data() + settled->offset, data.size() - settled->offset)));
   const auto committed = run(w->commit());
   EXPECT_EQ(committed.sha256, util::sha256_hex(data));
@@ -473,21 +477,21 @@ TEST_P(ResumableContract, AStateThatDoesNotMatchItsOffsetIsRefusedAndDiscardRemo
   const ObjectMetadata meta{"application/octet-stream", "d.bin", std::nullopt};
   ResumePoint fresh;
   fresh.part_size = resumable->part_size_for(std::nullopt);
-  auto w = run(resumable->open_resumable(key, meta, fresh, Handover::clean, nullptr));
+  auto w = run(resumable->open_resumable(key, meta, fresh, next_writer()));
   run(w->write(std::span<const char>("hello", 5)));
   auto at = run(w->checkpoint());
   w.reset();
   ResumePoint wrong = at;
   wrong.offset = 4;
   try {
-    run(resumable->open_resumable(key, meta, wrong, Handover::clean, nullptr));
+    run(resumable->open_resumable(key, meta, wrong, next_writer()));
     FAIL() << "opened at an offset its hash state does not have";
   } catch (const Error& e) {
     EXPECT_EQ(e.failure(), Failure::internal);
   }
   run(resumable->discard_resumable(key, at));
   try {
-    run(resumable->open_resumable(key, meta, at, Handover::clean, nullptr));
+    run(resumable->open_resumable(key, meta, at, next_writer()));
     FAIL() << "a discarded upload reopened";
   } catch (const Error& e) {
     EXPECT_EQ(e.failure(), Failure::not_found);

@@ -25,6 +25,7 @@
 
 #include "util/blocking.hpp"
 #include "util/crypto.hpp"
+#include "util/text.hpp"
 
 namespace s3up::storage {
 namespace {
@@ -698,11 +699,12 @@ std::filesystem::path data_path_of(const std::filesystem::path& final_path, cons
   return resumable_dir_of(final_path) / data_name;
 }
 
-// A new data file's name: nothing another writer could also pick.
-std::string new_data_name() {
-  std::array<std::uint8_t, 8> bytes{};
-  util::random_bytes(bytes);
-  return "w" + util::to_hex(bytes);
+// A writer's data file is named by its number (unique to it, larger than
+// every earlier writer's): "w" and the number.
+std::string data_name_of(std::int64_t writer_number) { return "w" + std::to_string(writer_number); }
+std::optional<std::int64_t> writer_number_of(const std::string& data_name) {
+  if (!data_name.starts_with('w')) return std::nullopt;
+  return util::parse_integer<std::int64_t>(std::string_view(data_name).substr(1));
 }
 
 // Copies [0, length) of `from` into `to`, in the kernel (a reflink where the
@@ -735,7 +737,7 @@ void copy_prefix(int from, int to, std::uint64_t length, const std::filesystem::
 asio::awaitable<std::unique_ptr<ResumableWriter>> LocalStore::open_resumable(const std::string& key,
                                                                              const ObjectMetadata&,
                                                                              const ResumePoint& from,
-                                                                             Handover handover, WriteFence* fence) {
+                                                                             const WriterLease& writer) {
   auto hash = from.hash_state.empty() ? std::optional(util::ResumableSha256())
                                       : util::ResumableSha256::restore(from.hash_state);
   if (!hash || hash->bytes_hashed() != from.offset) {
@@ -753,8 +755,8 @@ asio::awaitable<std::unique_ptr<ResumableWriter>> LocalStore::open_resumable(con
     // is known to be done with it; otherwise it writes a file of its own, so
     // a late write of the old one (it keeps its descriptor) lands where
     // nothing will read it. Nothing durable yet: a file of its own too.
-    const bool in_place = handover == Handover::clean && from.offset > 0;
-    o.data_name = in_place ? from.store_state : new_data_name();
+    const bool in_place = writer.handover == Handover::clean && from.offset > 0;
+    o.data_name = in_place ? from.store_state : data_name_of(writer.number);
     const auto path = data_path_of(final_path, o.data_name);
     if (!in_place) {
       std::error_code ec;
@@ -807,13 +809,15 @@ asio::awaitable<std::unique_ptr<ResumableWriter>> LocalStore::open_resumable(con
         fail([&] { throw_errno(err, "read", path); });
       }
     }
-    // Files of writers that never recorded a point (cut off before it, or
-    // taken over) hold nothing anyone will read: only the recorded one and
-    // ours stay. (A writer still holding one writes into a file with no name.)
+    // Files of earlier writers that never recorded a point (cut off before
+    // it, or taken over) hold nothing anyone will read: only the recorded
+    // one stays. A later writer's file is never ours to touch: this writer
+    // may be the late one. (One still writing writes into a nameless file.)
     std::error_code ec;
     for (const auto& entry : std::filesystem::directory_iterator(resumable_dir_of(final_path), ec)) {
       const auto name = entry.path().filename().string();
-      if (name != o.data_name && name != from.store_state) std::filesystem::remove(entry.path(), ec);
+      const auto number = writer_number_of(name);
+      if (number && *number < writer.number && name != from.store_state) std::filesystem::remove(entry.path(), ec);
     }
     if (!in_place) {
       // The new file's name is durable too (the upload's directory, and the
@@ -829,7 +833,7 @@ asio::awaitable<std::unique_ptr<ResumableWriter>> LocalStore::open_resumable(con
                                               kMaxBlocksInFlight);
   const bool moved = opened.data_name != from.store_state && from.offset > 0;
   co_return std::make_unique<LocalResumableWriter>(std::move(file), opened.data_name, final_path,
-                                                   from.offset - opened.prefix.size(), opened.prefix, moved, fence,
+                                                   from.offset - opened.prefix.size(), opened.prefix, moved, writer.fence,
                                                    blocking_, directory_sync_, buffers_);
 }
 

@@ -43,8 +43,8 @@ class LocalStore final : public ObjectStore, public Recovery, public ResumableSt
   std::uint64_t part_size_for(std::optional<std::uint64_t>) const override { return 0; }
   boost::asio::awaitable<std::unique_ptr<ResumableWriter>> open_resumable(const std::string& key,
                                                                           const ObjectMetadata& metadata,
-                                                                          const ResumePoint& from, Handover handover,
-                                                                          WriteFence* fence) override;
+                                                                          const ResumePoint& from,
+                                                                          const WriterLease& writer) override;
   boost::asio::awaitable<void> discard_resumable(const std::string& key, const ResumePoint& last) override;
 
   std::filesystem::path path_of(std::string_view key) const;

@@ -933,7 +933,7 @@ std::uint64_t S3Store::part_size_for(std::optional<std::uint64_t> length) const 
 asio::awaitable<std::unique_ptr<ResumableWriter>> S3Store::open_resumable(const std::string& key,
                                                                           const ObjectMetadata& metadata,
                                                                           const ResumePoint& from,
-                                                                          Handover handover, WriteFence* fence) {
+                                                                          const WriterLease& writer_lease) {
   auto saved = S3ResumableWriter::parse_saved(from.store_state);
   auto hash = from.hash_state.empty() ? std::optional(util::ResumableSha256())
                                       : util::ResumableSha256::restore(from.hash_state);
@@ -945,9 +945,9 @@ asio::awaitable<std::unique_ptr<ResumableWriter>> S3Store::open_resumable(const 
   const auto tail = saved->tail;
   auto writer = std::make_unique<S3ResumableWriter>(client_, bucket_key(key), metadata, from.part_size,
                                                     options_.parts_in_flight, options_.part_md5, buffers_,
-                                                    std::move(*saved), std::move(*hash), from.offset, fence);
+                                                    std::move(*saved), std::move(*hash), from.offset, writer_lease.fence);
   co_await writer->restore_tail(tail);
-  if (handover == Handover::takeover) co_await writer->move_to_own_upload();
+  if (writer_lease.handover == Handover::takeover) co_await writer->move_to_own_upload();
   co_return writer;
 }
 

@@ -69,8 +69,8 @@ class S3Store final : public ObjectStore, public Presigner, public Recovery, pub
   std::uint64_t part_size_for(std::optional<std::uint64_t> length) const override;
   boost::asio::awaitable<std::unique_ptr<ResumableWriter>> open_resumable(const std::string& key,
                                                                           const ObjectMetadata& metadata,
-                                                                          const ResumePoint& from, Handover handover,
-                                                                          WriteFence* fence) override;
+                                                                          const ResumePoint& from,
+                                                                          const WriterLease& writer) override;
   boost::asio::awaitable<void> discard_resumable(const std::string& key, const ResumePoint& last) override;
 
   // For clean-up and tests: multipart uploads in progress under the prefix,
