@@ -20,19 +20,29 @@ constexpr std::string_view kExtensions =
 constexpr std::string_view kChunkType = "application/offset+octet-stream";
 constexpr std::string_view kUploadsPath = "/upload/resumable";
 
+// A tus header's value; nullopt if absent. Given twice it is refused (400),
+// as two Content-Lengths are: which one a proxy on the way believed is
+// anyone's guess.
+std::optional<std::string_view> single_header(const http::Request& request, std::string_view name) {
+  const auto [first, end] = request.header.equal_range(name);
+  if (first == end) return std::nullopt;
+  if (std::next(first) != end) throw ApiError(errc::bad_request, std::string(name) + " is given more than once");
+  return first->value();
+}
+
 // A header holding a non-negative decimal integer; nullopt if absent, 400 if malformed.
 std::optional<std::uint64_t> number_header(const http::Request& request, std::string_view name) {
-  const auto it = request.header.find(name);
-  if (it == request.header.end()) return std::nullopt;
-  const auto value = util::parse_integer<std::uint64_t>(util::trim(it->value()));
+  const auto text = single_header(request, name);
+  if (!text) return std::nullopt;
+  const auto value = util::parse_integer<std::uint64_t>(util::trim(*text));
   if (!value) throw ApiError(errc::bad_request, std::string(name) + " must be a non-negative integer");
   return value;
 }
 
 std::optional<upload::ChunkChecksum> checksum_header(const http::Request& request) {
-  const auto it = request.header.find("Upload-Checksum");
-  if (it == request.header.end()) return std::nullopt;
-  auto parsed = tus::parse_checksum(it->value());
+  const auto text = single_header(request, "Upload-Checksum");
+  if (!text) return std::nullopt;
+  auto parsed = tus::parse_checksum(*text);
   if (auto* problem = std::get_if<tus::ChecksumProblem>(&parsed)) {
     if (*problem == tus::ChecksumProblem::unsupported) {
       throw ApiError(errc::bad_request, "Upload-Checksum: supported algorithms are " +
@@ -125,12 +135,12 @@ asio::awaitable<http::Response> Api::tus_options(http::Request&) {
 asio::awaitable<http::Response> Api::tus_create(http::Request& request) {
   const auto& principal = caller(request);
   const auto length = number_header(request, "Upload-Length");
-  const auto defer = request.header["Upload-Defer-Length"];
+  const auto defer = single_header(request, "Upload-Defer-Length").value_or("");
   if (!defer.empty() && defer != "1") throw ApiError(errc::bad_request, "Upload-Defer-Length must be 1");
   if (length.has_value() == (defer == "1")) {
     throw ApiError(errc::bad_request, "give either Upload-Length or Upload-Defer-Length: 1");
   }
-  const std::string metadata_text(request.header["Upload-Metadata"]);
+  const std::string metadata_text(single_header(request, "Upload-Metadata").value_or(""));
   const auto metadata = tus::parse_metadata(metadata_text);
   if (!metadata) throw ApiError(errc::bad_request, "Upload-Metadata must be comma-separated \"key base64\" pairs");
   // creation-with-upload: a body is the first chunk.
@@ -139,6 +149,11 @@ asio::awaitable<http::Response> Api::tus_create(http::Request& request) {
                          (!body_length && request.header.find(field::transfer_encoding) != request.header.end());
   if (with_body && !is_chunk(request)) {
     throw ApiError(errc::unsupported_media_type, "a creation request's body must be application/offset+octet-stream");
+  }
+  // An empty upload has no room for a first chunk, as a chunk longer than
+  // a non-zero length has none for its end.
+  if (with_body && length == std::optional<std::uint64_t>(0)) {
+    throw ApiError(errc::file_too_large, "the body goes past the upload's Upload-Length of 0");
   }
   const auto checksum = checksum_header(request);
   const upload::ResumablePlan plan{std::string(metadata_value(*metadata, "filename", "name")),

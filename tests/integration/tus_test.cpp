@@ -311,6 +311,51 @@ TEST_P(Tus, ProtocolErrorsLeaveTheOffsetWhereItWas) {
   EXPECT_EQ(tus("GET", "/files").header("tus-resumable"), "") << "only under /upload/resumable";
 }
 
+// Two Upload-Offset (or Upload-Length) headers are refused as two
+// Content-Lengths are: which one a proxy believed is anyone's guess. And an
+// empty upload has no room for a creation body. Raw, and with curl.
+TEST_P(Tus, RepeatedTusHeadersAndABodyForAnEmptyUploadAreRefused) {
+  const auto path = create(10);
+  const auto raw = [&](const std::string& head_and_body) {
+    Connection c(server_->port());
+    c.send(head_and_body);
+    return c.read_response(10s);
+  };
+  const std::string auth = "Tus-Resumable: 1.0.0\r\nAuthorization: Bearer " + token_ + "\r\n";
+  auto r = raw("PATCH " + path + " HTTP/1.1\r\nHost: x\r\n" + auth +
+               "Content-Type: application/offset+octet-stream\r\nUpload-Offset: 0\r\nUpload-Offset: 5\r\n"
+               "Content-Length: 5\r\n\r\nhello");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 400) << r->body;
+  EXPECT_NE(r->body.find("Upload-Offset is given more than once"), std::string::npos) << r->body;
+  EXPECT_EQ(offset_of(path), 0u);
+  r = raw("POST /upload/resumable HTTP/1.1\r\nHost: x\r\n" + auth +
+          "Upload-Length: 10\r\nUpload-Length: 20\r\nContent-Length: 0\r\n\r\n");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 400) << r->body;
+  r = raw("POST /upload/resumable HTTP/1.1\r\nHost: x\r\n" + auth +
+          "Upload-Length: 0\r\nContent-Type: application/offset+octet-stream\r\nContent-Length: 3\r\n\r\nabc");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 413) << r->body;
+  EXPECT_TRUE(r->header("location").empty());
+
+  const std::string base = "http://127.0.0.1:" + std::to_string(server_->port());
+  const std::string curl = "curl -sS -o /dev/null -w '%{http_code}' -H 'Tus-Resumable: 1.0.0' -H 'Authorization: Bearer " +
+                           token_ + "' ";
+  const auto status_of = [](const std::string& command) {
+    const auto out = run_program({"/bin/sh", "-c", command}, {{"PATH", "/usr/bin:/bin"}});
+    return out.out;
+  };
+  EXPECT_EQ(status_of(curl + "-X PATCH -H 'Content-Type: application/offset+octet-stream' -H 'Upload-Offset: 0' "
+                             "-H 'Upload-Offset: 0' --data-binary hello " + base + path),
+            "400");
+  EXPECT_EQ(status_of(curl + "-X POST -H 'Upload-Length: 0' -H 'Content-Type: application/offset+octet-stream' "
+                             "--data-binary abc " + base + "/upload/resumable"),
+            "413");
+  EXPECT_EQ(offset_of(path), 0u);
+  EXPECT_EQ(patch(path, 0, "0123456789").status, 204);
+}
+
 TEST_P(Tus, DeferredLengthIsGivenOnALaterPatch) {
   const auto path = create(std::nullopt, "filename " + b64("later.bin"));
   const auto head = tus("HEAD", path);
