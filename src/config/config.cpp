@@ -133,7 +133,7 @@ struct BaseUrl {
     while (url.back() == '/') url.pop_back();
     return url;
   }
-  std::string show(const std::string& v) const { return v; }
+  std::string show(const std::string& v) const { return util::redact_url_userinfo(v); }
 };
 struct TypePatterns {
   std::vector<std::string> read(const std::string& v, const Bad& bad) const {
@@ -151,6 +151,11 @@ struct TypePatterns {
 };
 struct DatabaseUrl : Text {
   std::string show(const std::string& v) const { return redact_database_url(v); }
+};
+// Any other URL: shown without its userinfo (an endpoint written as
+// http://key:secret@host carries credentials in both halves).
+struct Url : Text {
+  std::string show(const std::string& v) const { return util::redact_url_userinfo(v); }
 };
 // A quota: a size, stored as "none" when 0.
 struct Quota {
@@ -190,7 +195,7 @@ const std::vector<SettingInfo> kSettings = {
     setting("listen", "S3UP_LISTEN", "127.0.0.1:8080", "Address and port to listen on (host:port; port 0 picks a free one).",
             in(&Config::service, &ServiceSettings::listen), HostPort{}),
     setting("storage", "S3UP_STORAGE", "file://./data/objects", "Object store URL: file:///path (local disk) or s3://bucket/prefix.",
-            in(&Config::storage, &storage::StoreSettings::url), Text{true}),
+            in(&Config::storage, &storage::StoreSettings::url), Url{{true}}),
     setting("database", "S3UP_DATABASE", "sqlite://./data/s3uploader.db", "Metadata database: sqlite:///path, postgres://user@host/db, or a libpq keyword string.",
             in(&Config::database, &DatabaseSettings::url), DatabaseUrl{{true}}),
     setting("database_pool_size", "S3UP_DATABASE_POOL_SIZE", "0", "Most database connections open at once; 0 means one per 4 blocking threads, at least 4.",
@@ -249,7 +254,7 @@ const std::vector<SettingInfo> kSettings = {
     setting("port_file", "S3UP_PORT_FILE", "", "If set, `serve` writes the port it bound to this file (useful with port 0).",
             in(&Config::service, &ServiceSettings::port_file), Text{}),
     setting("s3_endpoint", "S3UP_S3_ENDPOINT", "", "S3 endpoint URL; else AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, else AWS for the region.",
-            in(&Config::storage, &storage::StoreSettings::s3_endpoint), Text{}),
+            in(&Config::storage, &storage::StoreSettings::s3_endpoint), Url{}),
     setting("s3_region", "AWS_REGION", "", "S3 region; else AWS_DEFAULT_REGION, else us-east-1.",
             in(&Config::storage, &storage::StoreSettings::s3_region), Text{}),
     setting("s3_force_path_style", "S3UP_S3_FORCE_PATH_STYLE", "false", "Path-style S3 addressing (automatic for IP and localhost endpoints).",

@@ -74,4 +74,17 @@ inline std::string content_disposition_attachment(std::string_view file_name) {
   return "attachment; filename=\"" + ascii + "\"; filename*=UTF-8''" + percent_encode(file_name);
 }
 
+// A URL with its userinfo (user and password) replaced by REDACTED: what a
+// log or `config` may show of an endpoint written as http://key:secret@host.
+inline std::string redact_url_userinfo(std::string_view url) {
+  const auto scheme = url.find("://");
+  if (scheme == std::string_view::npos) return std::string(url);
+  const auto authority_end = url.find_first_of("/?#", scheme + 3);
+  const auto authority = url.substr(scheme + 3, authority_end == std::string_view::npos ? url.npos
+                                                                                        : authority_end - scheme - 3);
+  const auto at = authority.rfind('@');
+  if (at == std::string_view::npos) return std::string(url);
+  return std::string(url.substr(0, scheme + 3)) + "REDACTED@" + std::string(url.substr(scheme + 3 + at + 1));
+}
+
 }  // namespace s3up::util

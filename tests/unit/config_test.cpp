@@ -1,4 +1,5 @@
 #include "config/config.hpp"
+#include "util/text.hpp"
 
 #include <gtest/gtest.h>
 
@@ -113,6 +114,21 @@ TEST(Config, DatabasePasswordsAreRedacted) {
   // What `s3uploader config` prints.
   const auto c = load(with_env({{"S3UP_DATABASE", "postgres://u:hunter2@h/d"}}));
   for (const auto& [key, value] : describe(c)) EXPECT_EQ(value.find("hunter2"), std::string::npos) << key;
+}
+
+TEST(Config, CredentialsInOtherUrlsAreRedacted) {
+  EXPECT_EQ(util::redact_url_userinfo("http://ak:sk@rgw:7480/x?y=1"), "http://REDACTED@rgw:7480/x?y=1");
+  EXPECT_EQ(util::redact_url_userinfo("https://key@s3.example.com"), "https://REDACTED@s3.example.com");
+  EXPECT_EQ(util::redact_url_userinfo("http://rgw:7480/a@b"), "http://rgw:7480/a@b");
+  EXPECT_EQ(util::redact_url_userinfo("s3://bucket/prefix"), "s3://bucket/prefix");
+  const auto c = load(with_env({{"S3UP_S3_ENDPOINT", "http://AKIAKEY:topsecret@127.0.0.1:7480"},
+                                {"S3UP_PUBLIC_URL", "https://user:pw@files.example.com"},
+                                {"S3UP_STORAGE", "s3://bucket/prefix"}}));
+  for (const auto& [key, value] : describe(c)) {
+    EXPECT_EQ(value.find("topsecret"), std::string::npos) << key;
+    EXPECT_EQ(value.find("AKIAKEY"), std::string::npos) << key;
+    EXPECT_EQ(value.find("pw@"), std::string::npos) << key;
+  }
 }
 
 TEST(Config, TimeoutsBelowASecondAreRefused) {

@@ -903,7 +903,7 @@ asio::awaitable<std::string> S3Store::presigned_get_url(const std::string& key, 
 
 std::string S3Store::describe() const {
   return fmt::format("s3://{}/{} ({}, {} style, parts checked by {}, credentials from {})", options_.client.bucket,
-                     options_.prefix, client_->options().endpoint, client_->path_style() ? "path" : "virtual-hosted",
+                     options_.prefix, util::redact_url_userinfo(client_->options().endpoint), client_->path_style() ? "path" : "virtual-hosted",
                      options_.part_md5 ? "Content-MD5" : "signed SHA-256", client_->credentials_source());
 }
 
