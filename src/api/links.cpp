@@ -113,6 +113,9 @@ asio::awaitable<http::Response> Api::client_config(http::Request& request) {
                     {"allowed_types", std::move(types)},
                     {"tus_endpoint", "/upload/resumable"},
                     {"download_link_ttl", deps_.downloads.url_ttl.count()}};
+  // Where Locations point when the service is behind a proxy: a client may
+  // send its token there too.
+  if (!deps_.web.public_url.empty()) body["public_url"] = deps_.web.public_url;
   const auto quota = upload::effective_quota(principal, limits);
   if (quota == db::kNoQuota) {
     body["quota"] = nullptr;

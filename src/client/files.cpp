@@ -36,8 +36,16 @@ FileInfo file_info(const json::value& value) {
     return v != nullptr && v->is_string() ? std::string(v->as_string()) : std::string();
   };
   FileInfo info{text("file_id"), text("file_name"), text("content_type"), text("sha256"), text("upload_time"), 0};
-  if (const auto* size = o.if_contains("file_size"); size != nullptr && size->is_number()) {
-    info.size = size->to_number<std::uint64_t>();
+  if (const auto* size = o.if_contains("file_size"); size != nullptr) {
+    // A size the service could have stored: a whole number, 0 up to 2^63.
+    if (size->is_uint64()) {
+      info.size = size->as_uint64();
+    } else if (size->is_int64() && size->as_int64() >= 0) {
+      info.size = static_cast<std::uint64_t>(size->as_int64());
+    } else {
+      throw Failure("the server sent an invalid file_size");
+    }
+    if (info.size > static_cast<std::uint64_t>(INT64_MAX)) throw Failure("the server sent an invalid file_size");
   }
   return info;
 }
@@ -69,12 +77,25 @@ std::string short_time(const std::string& rfc3339) {
   return t;
 }
 
+// A file name cut to what a file system takes (255 bytes, with ".part"
+// while it downloads), keeping its extension and whole UTF-8 characters.
+std::string fit_file_name(const std::string& name) {
+  constexpr std::size_t kMaxName = 255 - std::string_view(".part").size();
+  if (name.size() <= kMaxName) return name;
+  const auto dot = name.find_last_of('.');
+  std::string extension = dot != std::string::npos && dot > 0 && name.size() - dot <= 32 ? name.substr(dot) : "";
+  std::size_t keep = kMaxName - extension.size();
+  while (keep > 0 && (static_cast<unsigned char>(name[keep]) & 0xC0) == 0x80) --keep;  // not inside a character
+  return name.substr(0, keep) + extension;
+}
+
 // Where `get` writes a file by default: its own name, in this directory,
-// without any directory part the name might carry.
+// without any directory part the name might carry, cut to fit; never "-"
+// (stdout) or a name that is not a file's.
 std::string default_output(const FileInfo& info) {
   std::string name = info.name.substr(info.name.find_last_of('/') + 1);
-  if (name.empty() || name == "." || name == "..") name = info.id;
-  return name;
+  if (name.empty() || name == "." || name == ".." || name == "-") name = info.id;
+  return fit_file_name(name);
 }
 
 // A download's destination: `<target>.part`, kept between attempts (and
@@ -87,8 +108,17 @@ class Sink {
       return;
     }
     part_ = target + ".part";
-    fd_ = ::open(part_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    // Never through a link someone left at the name: it would point our
+    // bytes (and a later truncation) at another file.
+    fd_ = ::open(part_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd_ < 0 && errno == ELOOP) throw Failure(part_ + " is a symbolic link; not writing through it");
     if (fd_ < 0) throw Failure(fmt::format("cannot write {}: {}", part_, std::strerror(errno)));
+    struct stat kind {};
+    if (::fstat(fd_, &kind) != 0 || !S_ISREG(kind.st_mode)) {
+      ::close(fd_);
+      fd_ = -1;
+      throw Failure(part_ + " is not a regular file");
+    }
     struct stat st {};
     ::fstat(fd_, &st);
     // What an earlier run left is hashed again, so the check at the end covers the whole file.
@@ -202,34 +232,44 @@ int report(const std::string& command, const std::string& subject, const std::ex
 
 }  // namespace
 
+// A listing is printed page by page as it arrives (memory stays at one
+// page), and ends: a cursor that does not move on, or more pages than any
+// real listing has, is the server's mistake.
 int list(const Endpoint& endpoint, const TransferOptions& transfer) {
+  constexpr int kMaxPages = 100'000;  // 50 million files
   Http http(endpoint);
   Backoff backoff(transfer.retries);
-  std::vector<FileInfo> files;
+  std::size_t listed = 0;
+  const bool terminal = ::isatty(STDOUT_FILENO) != 0;
+  const auto shown = [&](const std::string& text) { return terminal ? printable(text) : text; };
   try {
     std::string cursor;
-    do {
+    for (int page = 0;; ++page) {
+      if (page == kMaxPages) throw Failure("the listing did not end after " + std::to_string(kMaxPages) + " pages");
       Request request;
       request.url = http.url("/files?limit=500" + (cursor.empty() ? "" : "&cursor=" + util::percent_encode(cursor)));
       const Response r = perform_with_retries(http, request, backoff);
       if (r.status != 200) throw Failure(describe(r));
       const auto body = parse_json(r);
-      for (const auto& f : body.at("files").as_array()) files.push_back(file_info(f));
-      const auto& next = body.at("next_cursor");
-      cursor = next.is_string() ? std::string(next.as_string()) : "";
-    } while (!cursor.empty());
+      const auto* files = body.as_object().if_contains("files");
+      if (files == nullptr || !files->is_array()) throw Failure("the server's listing has no files");
+      for (const auto& value : files->as_array()) {
+        const auto f = file_info(value);
+        if (listed++ == 0) fmt::print("{:<36}  {:>10}  {:<16}  {:<24}  {}\n", "ID", "SIZE", "UPLOADED", "TYPE", "NAME");
+        fmt::print("{:<36}  {:>10}  {:<16}  {:<24}  {}\n", shown(f.id), util::format_size(f.size),
+                   shown(short_time(f.uploaded)), shown(f.type), shown(f.name));
+      }
+      const auto* next = body.as_object().if_contains("next_cursor");
+      const std::string next_cursor = next != nullptr && next->is_string() ? std::string(next->as_string()) : "";
+      if (next_cursor.empty()) break;
+      if (next_cursor == cursor) throw Failure("the server's listing does not move on (the same cursor again)");
+      cursor = next_cursor;
+    }
   } catch (const std::exception& e) {
+    std::fflush(stdout);
     return report("ls", endpoint.server, e);
   }
-  if (files.empty()) {
-    fmt::print(stderr, "no files\n");
-    return 0;
-  }
-  fmt::print("{:<36}  {:>10}  {:<16}  {:<24}  {}\n", "ID", "SIZE", "UPLOADED", "TYPE", "NAME");
-  for (const auto& f : files) {
-    fmt::print("{:<36}  {:>10}  {:<16}  {:<24}  {}\n", f.id, util::format_size(f.size), short_time(f.uploaded), f.type,
-               f.name);
-  }
+  if (listed == 0) fmt::print(stderr, "no files\n");
   return 0;
 }
 
@@ -246,7 +286,7 @@ int get(const Endpoint& endpoint, const GetOptions& options) {
     Sink sink(target);
     const bool live = ProgressBoard::stderr_is_terminal();
     ProgressBoard board(live && target != "-");
-    const auto line = board.add(target, info.size);
+    const auto line = board.add(printable(target), info.size);
     try {
       download(http, info, sink, board, line, backoff);
       if (sink.sha256() != info.sha256) {
@@ -259,7 +299,7 @@ int get(const Endpoint& endpoint, const GetOptions& options) {
       return 1;
     }
     if (target != "-") {
-      board.finish(line, fmt::format("{}  {}  ({})", options.id, target, util::format_size(info.size)));
+      board.finish(line, fmt::format("{}  {}  ({})", options.id, printable(target), util::format_size(info.size)));
     }
     return 0;
   } catch (const std::exception& e) {

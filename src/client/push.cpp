@@ -36,6 +36,20 @@ namespace s3up::client {
 
 namespace {
 
+// The origin of the public_url the server says it has (GET /api/config),
+// "" if it has none.
+std::string public_origin(Http& http, Backoff& backoff) {
+  Request request;
+  request.url = http.url("/api/config");
+  const Response r = perform_with_retries(http, request, backoff);
+  if (r.status != 200) return "";
+  boost::system::error_code ec;
+  const auto value = boost::json::parse(r.body, ec);
+  const auto* o = value.if_object();
+  const auto* url = o != nullptr ? o->if_contains("public_url") : nullptr;
+  return url != nullptr && url->is_string() ? origin_of(url->as_string()) : "";
+}
+
 constexpr std::string_view kTusVersion = "Tus-Resumable: 1.0.0";
 constexpr std::string_view kUploadsPath = "/upload/resumable";
 constexpr std::uint64_t kLargestBodyInCreation = 64ull << 20;
@@ -218,6 +232,12 @@ class Pusher {
     const std::string location = r.header("location");
     if (location.empty()) throw Failure("the server created the upload but sent no Location");
     Created created{http.resolve(location), 0, false};
+    // The token goes with every PATCH: only to the server itself, or to the
+    // public URL it says it has (behind a proxy).
+    if (origin_of(created.url) != origin_of(http.server()) && origin_of(created.url) != public_origin(http, backoff)) {
+      throw Failure("the server's upload URL " + printable(created.url) +
+                    " is on another host than the server and its public_url; not sending the token there");
+    }
     // The token goes with every PATCH: never in clear text when the server was reached over TLS.
     if (http.server().starts_with("https://") && !created.url.starts_with("https://")) {
       throw Failure("the server's upload URL " + created.url +

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include <boost/json.hpp>
+#include <fmt/format.h>
 
 #include "util/text.hpp"
 
@@ -15,12 +16,30 @@ namespace s3up::client {
 
 namespace {
 
-// libcurl errors that another attempt may get past: the network, not the request.
-bool retryable_code(CURLcode code) {
+// A response body kept in memory (JSON, an error) is never larger than this;
+// a server that sends more (or never stops) is wrong, not slow.
+constexpr std::size_t kMaxKeptBody = 8u << 20;
+// Nor does such a request take longer, however slowly the bytes come.
+constexpr long kMaxKeptBodySeconds = 120;
+
+// libcurl errors that say the server is wrong or absent rather than busy:
+// retried only once it has answered this command (it is restarting),
+// else the command fails at once.
+bool unreachable_code(CURLcode code) {
   switch (code) {
     case CURLE_COULDNT_RESOLVE_HOST:
     case CURLE_COULDNT_RESOLVE_PROXY:
     case CURLE_COULDNT_CONNECT:
+    case CURLE_SSL_CONNECT_ERROR:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// libcurl errors that another attempt may get past: the network, not the request.
+bool retryable_code(CURLcode code) {
+  switch (code) {
     case CURLE_OPERATION_TIMEDOUT:
     case CURLE_SEND_ERROR:
     case CURLE_RECV_ERROR:
@@ -28,7 +47,6 @@ bool retryable_code(CURLcode code) {
     case CURLE_PARTIAL_FILE:
     case CURLE_HTTP2:
     case CURLE_HTTP2_STREAM:
-    case CURLE_SSL_CONNECT_ERROR:
       return true;
     default:
       return false;
@@ -73,8 +91,11 @@ std::size_t on_body(char* data, std::size_t size, std::size_t count, void* user)
       t.callback_failure = std::current_exception();
       return CURL_WRITEFUNC_ERROR;
     }
-  } else if (t.response.body.size() < (1u << 20)) {  // an error's explanation, not a file
+  } else if (t.response.body.size() + piece.size() <= kMaxKeptBody) {  // JSON or an error's explanation, not a file
     t.response.body.append(piece);
+  } else {
+    t.callback_failure = std::make_exception_ptr(Failure("the server's answer is larger than any it should send"));
+    return CURL_WRITEFUNC_ERROR;
   }
   return piece.size();
 }
@@ -124,6 +145,7 @@ std::string Response::error_message() const {
 struct Http::Impl {
   Endpoint endpoint;
   std::uint64_t max_send_rate;
+  bool answered = false;  // the server answered this session at least once
   CURL* curl = nullptr;
   char error[CURL_ERROR_SIZE] = {};
 };
@@ -143,12 +165,21 @@ std::string Http::url(std::string_view path) const { return impl_->endpoint.serv
 
 std::string Http::resolve(std::string_view location) const {
   if (location.find("://") != std::string_view::npos) return std::string(location);
-  // An absolute path: the server's scheme and authority in front of it.
   const auto& server = impl_->endpoint.server;
   const auto authority = server.find("://");
+  // Scheme-relative (//host/path): another authority, the server's scheme.
+  if (location.starts_with("//")) return server.substr(0, authority + 1) + std::string(location);
+  // An absolute path: the server's scheme and authority in front of it.
   const auto path_start = authority == std::string::npos ? std::string::npos : server.find('/', authority + 3);
   const std::string origin = path_start == std::string::npos ? server : server.substr(0, path_start);
   return origin + (location.starts_with('/') ? "" : "/") + std::string(location);
+}
+
+std::string origin_of(std::string_view url) {
+  const auto authority = url.find("://");
+  if (authority == std::string_view::npos) return "";
+  const auto end = url.find_first_of("/?#", authority + 3);
+  return util::ascii_lower(url.substr(0, end));
 }
 
 Response Http::perform(const Request& request) {
@@ -169,6 +200,7 @@ Response Http::perform(const Request& request) {
   curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
   curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, 60L);
   curl_easy_setopt(curl, CURLOPT_TCP_KEEPALIVE, 1L);
+  if (!request.write && !request.read) curl_easy_setopt(curl, CURLOPT_TIMEOUT, kMaxKeptBodySeconds);
   // The token goes to the service's host only: a redirect elsewhere (a
   // presigned S3 URL) is followed without it.
   curl_easy_setopt(curl, CURLOPT_HTTPAUTH, CURLAUTH_BEARER);
@@ -229,14 +261,33 @@ Response Http::perform(const Request& request) {
     if (t.callback_failure) std::rethrow_exception(t.callback_failure);
     if (t.aborted_by_writer) throw std::runtime_error("the download could not be written");
     const std::string detail = impl_->error[0] != '\0' ? impl_->error : curl_easy_strerror(code);
-    throw TransportError(detail, retryable_code(code));
+    throw TransportError(detail, retryable_code(code) || (unreachable_code(code) && impl_->answered));
   }
+  impl_->answered = true;
   return std::move(t.response);
+}
+
+std::string printable(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    const auto next = i + 1 < text.size() ? static_cast<unsigned char>(text[i + 1]) : 0;
+    if (c < 0x20 || c == 0x7f) {
+      out += fmt::format("\\x{:02x}", c);
+    } else if (c == 0xc2 && next >= 0x80 && next <= 0x9f) {  // C1 controls, as UTF-8
+      out += fmt::format("\\u{:04x}", next);
+      ++i;
+    } else {
+      out += text[i];
+    }
+  }
+  return out;
 }
 
 std::string describe(const Response& r) {
   if (r.status == 401) return "the server did not accept the token (HTTP 401)";
-  return r.error_message() + " (HTTP " + std::to_string(r.status) + ")";
+  return printable(r.error_message()) + " (HTTP " + std::to_string(r.status) + ")";
 }
 
 Attempt attempt(Http& http, const Request& request) {
@@ -256,10 +307,12 @@ Response perform_with_retries(Http& http, const Request& request, Backoff& backo
   for (;;) {
     auto a = attempt(http, request);
     if (a.response && !retryable_status(a.response->status)) return std::move(*a.response);
-    if (!backoff.wait(a.retry_after)) {
+    if (!backoff.can_retry()) {
       if (a.response) return std::move(*a.response);
       throw backoff.gave_up(a.failure);
     }
+    fmt::print(stderr, "{}; retrying\n", printable(a.failure));
+    backoff.wait(a.retry_after);
   }
 }
 

@@ -90,6 +90,13 @@ class Http {
   std::unique_ptr<Impl> impl_;
 };
 
+// "https://files.example.com" of any URL (lower case); "" if it has none.
+std::string origin_of(std::string_view url);
+
+// `text` (something the server sent) safe to write to a terminal: control
+// characters (C0, DEL, C1) shown as \xNN escapes instead of acted on.
+std::string printable(std::string_view text);
+
 // "the server did not accept the token (HTTP 401)", "no such file (HTTP 404)".
 std::string describe(const Response& response);
 
@@ -109,6 +116,7 @@ class Backoff {
   explicit Backoff(unsigned retries) : retries_(retries) {}
   // False when the retries are used up; else sleeps and returns true.
   bool wait(std::optional<std::chrono::seconds> retry_after = std::nullopt);
+  bool can_retry() const { return attempt_ < retries_; }
   // The failure that used the retries up: "<failure> (gave up after N retries)".
   Failure gave_up(const std::string& failure) const;
   // The delay before retry number `attempt` (0-based), without jitter.

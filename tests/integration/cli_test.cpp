@@ -12,6 +12,7 @@
 #include <gtest/gtest.h>
 
 #include "../support/counting_proxy.hpp"
+#include "../support/fake_http_server.hpp"
 #include "../support/test_database.hpp"
 #include "harness.hpp"
 #include "s3_peer.hpp"
@@ -271,6 +272,125 @@ TEST_F(Client, FailuresAreOneLineAndANonZeroExit) {
   piped = client({"ls"}, {{"S3UP_TOKEN", ""}});
   EXPECT_EQ(piped.exit_code, 2);
   EXPECT_EQ(count_lines_with(piped.err, "error: no API token: pass --token, set S3UP_TOKEN"), 1u) << piped.err;
+}
+
+// A server that is wrong or hostile cannot make the client hang, write
+// where it should not, or drive the terminal: each case ends with one
+// error line and exit 1.
+TEST_F(Client, AWrongOrHostileServerCannotHangOrMisleadTheClient) {
+  const std::string id = "01234567-89ab-7def-8123-456789abcdef";
+  const auto listing = [&](const std::string& name, const std::string& size, const std::string& cursor) {
+    return R"({"files":[{"file_id":")" + id + R"(","file_name":")" + name +
+           R"(","content_type":"text/plain","file_size":)" + size +
+           R"(,"sha256":"","upload_time":"2026-12-01T10:00:00Z"}],"next_cursor":)" + cursor + "}";
+  };
+  // A cursor that never moves on.
+  testing::FakeHttpServer endless([&](const auto&) {
+    return testing::FakeHttpServer::Reply{200, listing("a.txt", "1", R"("again")")};
+  });
+  auto started = std::chrono::steady_clock::now();
+  auto r = client({"ls", "--server", endless.url()});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("does not move on"), std::string::npos) << r.err;
+  EXPECT_LT(endless.requests().size(), 5u);
+  // A body larger than any listing.
+  testing::FakeHttpServer huge([&](const auto&) {
+    return testing::FakeHttpServer::Reply{200, std::string(20 * MiB, ' ')};
+  });
+  r = client({"ls", "--server", huge.url()});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("larger than any it should send"), std::string::npos) << r.err;
+  // A size no file has: a sentence, not a C++ type.
+  testing::FakeHttpServer negative([&](const auto&) {
+    return testing::FakeHttpServer::Reply{200, listing("a.txt", "-5", "null")};
+  });
+  r = client({"ls", "--server", negative.url()});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.err, "error: ls " + negative.url() + ": the server sent an invalid file_size\n");
+  // Nobody there: fails at once instead of retrying for minutes.
+  const std::string nowhere = "http://127.0.0.1:" + std::to_string(free_port());
+  started = std::chrono::steady_clock::now();
+  r = client({"ls", "--server", nowhere});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 5s);
+  EXPECT_NE(r.err.find("cannot reach " + nowhere), std::string::npos) << r.err;
+
+  // A name and a type with escape sequences, on a terminal: shown, not obeyed.
+  testing::FakeHttpServer escapes([&](const auto&) {
+    return testing::FakeHttpServer::Reply{200, listing("evil\\u001b]2;pwned\\u0007.txt", "1", "null")};
+  });
+  Terminal terminal;
+  const auto shown = terminal.run(client_command({"ls", "--server", escapes.url()}));
+  EXPECT_EQ(shown.exit_code, 0) << shown.screen;
+  EXPECT_NE(shown.screen.find("evil\\x1b]2;pwned\\x07.txt"), std::string::npos) << shown.screen;
+
+  // A tus Location on another host: the token is not sent there.
+  testing::FakeHttpServer elsewhere([&](const auto&) { return testing::FakeHttpServer::Reply{204, ""}; });
+  testing::FakeHttpServer redirecting([&](const auto& request) {
+    if (request.method_string() == "POST") {
+      return testing::FakeHttpServer::Reply{201, "", {{"Location", elsewhere.url() + "/upload/resumable/" + id}}};
+    }
+    return testing::FakeHttpServer::Reply{200, "{}"};
+  });
+  const auto file = make_file("small.bin", 1000, 5);
+  r = client({"push", file.string(), "--server", redirecting.url()});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("on another host"), std::string::npos) << r.err;
+  EXPECT_TRUE(elsewhere.requests().empty()) << "the token went to another host";
+  // Scheme-relative (//host/path) is another host too, not a path.
+  testing::FakeHttpServer scheme_relative([&](const auto& request) {
+    if (request.method_string() == "POST") {
+      const auto authority = elsewhere.url().substr(std::string("http:").size());
+      return testing::FakeHttpServer::Reply{201, "", {{"Location", authority + "/upload/resumable/" + id}}};
+    }
+    return testing::FakeHttpServer::Reply{200, "{}"};
+  });
+  r = client({"push", file.string(), "--server", scheme_relative.url()});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("on another host"), std::string::npos) << r.err;
+  EXPECT_TRUE(elsewhere.requests().empty());
+}
+
+// get never writes through a link left at <file>.part, never to stdout for
+// a file named "-", and fits a long name (the service takes 1,024 bytes, a
+// file system 255, with ".part" while it downloads) keeping its extension.
+TEST_F(Client, GetWritesOnlyWhereItShould) {
+  const auto put = [&](const std::string& name, const std::string& body) {
+    const auto r = request(server_->port(), "PUT", "/upload/" + name, {{"Authorization", "Bearer " + token_}}, body);
+    EXPECT_EQ(r.status, 201) << r.body;
+    return std::string(r.json().at("file_id").as_string());
+  };
+  const auto id = put("report.txt", "the report");
+  const auto victim = home_ / "victim.txt";
+  { std::ofstream(victim) << "keep me"; }
+  fs::create_symlink(victim, home_ / "out.txt.part");
+  auto r = client({"get", id, "-o", (home_ / "out.txt").string()});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("symbolic link"), std::string::npos) << r.err;
+  EXPECT_EQ(read_text(victim), "keep me");
+
+  const auto dash = put("-", "dash");
+  const auto in_home = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), binary_path());
+    auto env = client_env();
+    return run_program({"/bin/sh", "-c", "cd " + shell_quote(home_.string()) + " && exec " + [&] {
+                          std::string command;
+                          for (const auto& a : args) command += shell_quote(a) + " ";
+                          return command;
+                        }()},
+                       env);
+  };
+  r = in_home({"get", dash});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out.find("dash"), std::string::npos) << "written to stdout";
+  EXPECT_EQ(read_text(home_ / dash), "dash");
+
+  const std::string long_name = std::string(300, 'n') + ".txt";
+  const auto long_id = put(long_name, "long");
+  r = in_home({"get", long_id});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  const std::string fitted = std::string(246, 'n') + ".txt";  // and ".part" while it downloads
+  EXPECT_EQ(read_text(home_ / fitted), "long");
 }
 
 // Without a terminal: no progress, one line per file when it is done.

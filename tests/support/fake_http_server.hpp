@@ -27,6 +27,7 @@ class FakeHttpServer {
   struct Reply {
     unsigned status = 200;
     std::string body;
+    std::vector<std::pair<std::string, std::string>> headers;
   };
   using Handler = std::function<Reply(const Request&)>;
 
@@ -73,6 +74,7 @@ class FakeHttpServer {
         }
         http::response<http::string_body> res{static_cast<http::status>(reply.status), 11};
         res.body() = reply.body;
+        for (const auto& [name, value] : reply.headers) res.set(name, value);
         res.keep_alive(req.keep_alive());
         res.prepare_payload();
         co_await http::async_write(socket, res, boost::asio::use_awaitable);
