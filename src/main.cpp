@@ -7,6 +7,7 @@
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -38,6 +39,7 @@ int main(int argc, char** argv) {
   CLI::App app{"s3uploader: authenticated, streaming file uploads into S3 or local disk"};
   app.require_subcommand(1);
   app.fallthrough();
+  app.set_version_flag("--version", std::string(S3UP_VERSION));
   app.set_help_all_flag("--help-all", "Show help for every subcommand");
 
   config::Sources sources;
@@ -56,12 +58,41 @@ int main(int argc, char** argv) {
 
   auto* serve_cmd = app.add_subcommand("serve", "Run the HTTP service");
   auto* migrate_cmd = app.add_subcommand("migrate", "Apply database migrations and exit");
-  auto* config_cmd = app.add_subcommand("config", "Print the effective configuration");
+  auto* config_cmd = app.add_subcommand("config", "Print the effective configuration (as TOML that --config reads)");
+  // The settings are options of the program, given before or after the
+  // command; the service's commands list them in their own help too.
+  std::string settings_help = "\nSettings (each also from its environment variable or --config FILE):\n";
+  for (const auto& s : config::settings()) {
+    std::string flag(s.key);
+    std::replace(flag.begin(), flag.end(), '_', '-');
+    settings_help += fmt::format("  --{:<26} {} [env {}, default '{}']\n", flag, s.description, s.env, s.default_value);
+  }
+  for (auto* cmd : {serve_cmd, migrate_cmd, config_cmd}) cmd->footer(settings_help);
   cli::AdminCommands admin(app);
   cli::ClientCommands client(app);
+  // An unknown command is named as such (CLI11 would only say that one is required).
+  std::vector<std::string> names;
+  for (const auto* cmd : app.get_subcommands([](CLI::App*) { return true; })) names.push_back(cmd->get_name());
+  if (argc > 1 && argv[1][0] != '-' && std::find(names.begin(), names.end(), argv[1]) == names.end()) {
+    fmt::print(stderr, "error: unknown command '{}'; the commands are {}\n", argv[1], fmt::join(names, ", "));
+    return 2;
+  }
 
   CLI11_PARSE(app, argc, argv);
-  if (client.parsed()) return client.run();
+  if (client.parsed()) {
+    // The service's settings mean nothing to a client: say so rather than ignore them.
+    for (const auto& [key, opt] : flag_options) {
+      if (opt->count() > 0) {
+        fmt::print(stderr, "error: {} is a setting of the service, not of this client command\n", opt->get_name());
+        return 2;
+      }
+    }
+    if (!config_file.empty()) {
+      fmt::print(stderr, "error: --config is the service's configuration file, not this client command's\n");
+      return 2;
+    }
+    return client.run();
+  }
 
   try {
     if (!config_file.empty()) sources.toml_file = config_file;
@@ -73,7 +104,7 @@ int main(int argc, char** argv) {
 
     if (serve_cmd->parsed()) return cli::serve(cfg);
     if (config_cmd->parsed()) {
-      for (const auto& [k, v] : config::describe(cfg)) fmt::print("{} = {}\n", k, v);
+      fmt::print("{}", config::as_toml(cfg));
       return 0;
     }
     if (migrate_cmd->parsed()) {
@@ -82,7 +113,18 @@ int main(int argc, char** argv) {
       fmt::print("{} migration(s) applied\n", n);
       return 0;
     }
-    if (admin.parsed()) return admin.run(cfg);
+    if (admin.parsed()) {
+      // An admin command works on the service's database; it does not make
+      // one (a relative default path, run from another directory, would).
+      if (const auto missing = db::missing_sqlite_file(cfg.database.url)) {
+        fmt::print(stderr,
+                   "error: no database at {} (the database setting, S3UP_DATABASE or --database, is {}); run the "
+                   "command where the service runs, or point it at the service's database\n",
+                   missing->string(), config::redact_database_url(cfg.database.url));
+        return 1;
+      }
+      return admin.run(cfg);
+    }
   } catch (const config::ConfigError& e) {
     fmt::print(stderr, "configuration error: {}\n", e.what());
     return 2;

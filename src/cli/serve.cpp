@@ -56,7 +56,17 @@ void write_port_file(const std::string& path, unsigned short port) {
 
 int serve(const config::Config& cfg) {
   asio::thread_pool blocking(cfg.service.blocking_threads);
-  auto metadata = db::open_metadata_store(cfg.database.url, cfg.database.pool_size);
+  // Each failure to start names the setting behind it, not only the system's words.
+  const auto naming = [](std::string_view setting, std::string_view env, auto&& open) {
+    try {
+      return open();
+    } catch (const std::filesystem::filesystem_error& e) {
+      throw std::runtime_error(fmt::format("{}: {} (the {} setting, {})", e.path1().string(),
+                                           e.code().message(), setting, env));
+    }
+  };
+  auto metadata = naming("database", "S3UP_DATABASE",
+                         [&] { return db::open_metadata_store(cfg.database.url, cfg.database.pool_size); });
   if (cfg.service.migrate_on_start) metadata->migrate();
   asio::io_context io(static_cast<int>(cfg.service.threads));
   // One memory budget for bodies in flight: the store's buffers and the
@@ -66,7 +76,8 @@ int serve(const config::Config& cfg) {
   store_settings.buffers = buffers;
   // Downloads have a budget of their own (see StoreSettings::download_buffers).
   store_settings.download_buffers = std::make_shared<util::BufferPool>(cfg.download_budget);
-  auto store = storage::open_object_store(store_settings, io.get_executor(), blocking);
+  auto store = naming("storage", "S3UP_STORAGE",
+                      [&] { return storage::open_object_store(store_settings, io.get_executor(), blocking); });
   auth::Authenticator authenticator(*metadata, blocking);
   const upload::Services uploads{*store, *metadata, *metadata, blocking, cfg.uploads};
   api::Api api(api::Dependencies{uploads, authenticator, cfg.downloads, cfg.rate_limit, cfg.web, cfg.resumable});
@@ -82,7 +93,13 @@ int serve(const config::Config& cfg) {
   http::Server server(io, options,
                       http::chain({http::request_id(), http::error_answers()},
                                   [&api](http::Request& r) { return api.handle(r); }));
-  server.start();
+  try {
+    server.start();
+  } catch (const boost::system::system_error& e) {
+    throw std::runtime_error(fmt::format("cannot listen on {}:{}: {} (the listen setting, S3UP_LISTEN)",
+                                         options.endpoint.address().to_string(), options.endpoint.port(),
+                                         e.code().message()));
+  }
   const auto bound = server.local_endpoint();
   if (!cfg.service.port_file.empty()) write_port_file(cfg.service.port_file, bound.port());
   spdlog::info("s3uploader listening on {}:{} (storage {}, database {}, {} I/O threads, max upload {})",

@@ -70,7 +70,15 @@ struct Duration {
     if (*d < at_least || *d > at_most) bad(why);
     return *d;
   }
-  std::string show(std::chrono::milliseconds v) const { return fmt::format("{}ms", v.count()); }
+  // In the largest unit that holds it whole, as a person writes it (and
+  // read() reads it back).
+  std::string show(std::chrono::milliseconds v) const {
+    const auto ms = v.count();
+    if (ms != 0 && ms % 3'600'000 == 0) return fmt::format("{}h", ms / 3'600'000);
+    if (ms != 0 && ms % 60'000 == 0) return fmt::format("{}m", ms / 60'000);
+    if (ms % 1000 == 0) return fmt::format("{}s", ms / 1000);
+    return fmt::format("{}ms", ms);
+  }
 };
 struct WholeSeconds : Duration {
   std::chrono::seconds read(const std::string& v, const Bad& bad) const {
@@ -295,6 +303,25 @@ std::string toml_value_text(const toml::node& node, std::string_view key, const 
 }
 
 }  // namespace
+
+std::string as_toml(const Config& config) {
+  std::string out = "# s3uploader's effective configuration; secrets are shown as REDACTED\n";
+  for (const auto& [key, value] : describe(config)) {
+    std::string quoted;
+    for (const char c : value) {
+      if (c == '"' || c == '\\') {
+        quoted += '\\';
+        quoted += c;
+      } else if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+        quoted += fmt::format("\\u{:04x}", static_cast<unsigned char>(c));
+      } else {
+        quoted += c;
+      }
+    }
+    out += fmt::format("{} = \"{}\"\n", key, quoted);
+  }
+  return out;
+}
 
 std::string redact_database_url(std::string_view url) {
   constexpr std::string_view kRedacted = "REDACTED";

@@ -90,6 +90,10 @@ Config load(const Sources& sources);
 // REDACTED, for printing.
 std::string redact_database_url(std::string_view url);
 
+// Every setting as a TOML file that --config reads back (but for secrets,
+// shown as REDACTED): what `s3uploader config` prints.
+std::string as_toml(const Config& config);
+
 // The effective value of every setting as text, in settings() order
 // (secrets redacted).
 std::vector<std::pair<std::string, std::string>> describe(const Config& config);

@@ -1,5 +1,7 @@
 #include "db/metadata_store.hpp"
 
+#include <filesystem>
+
 #include <map>
 #include <stdexcept>
 
@@ -24,6 +26,14 @@ UploadStatus upload_status_from(std::string_view s) {
   if (s == "complete") return UploadStatus::complete;
   if (s == "deleting") return UploadStatus::deleting;
   return UploadStatus::failed;
+}
+
+std::optional<std::filesystem::path> missing_sqlite_file(std::string_view url) {
+  constexpr std::string_view sqlite_scheme = "sqlite://";
+  if (!url.starts_with(sqlite_scheme)) return std::nullopt;
+  const auto path = std::filesystem::absolute(std::string(url.substr(sqlite_scheme.size()))).lexically_normal();
+  if (std::filesystem::exists(path)) return std::nullopt;
+  return path;
 }
 
 std::unique_ptr<MetadataStore> open_metadata_store(std::string_view url, unsigned pool_size) {

@@ -11,6 +11,7 @@
 #include <climits>
 #include <cstdint>
 #include <memory>
+#include <filesystem>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -224,6 +225,10 @@ class MetadataStore : public UserStore, public UploadStore, public Coordination 
 // Throws std::invalid_argument for an unknown scheme, std::runtime_error when
 // the database cannot be opened.
 std::unique_ptr<MetadataStore> open_metadata_store(std::string_view url, unsigned pool_size);
+
+// For a sqlite:// URL whose file does not exist (opening it would make a new,
+// empty database): the absolute path; nullopt otherwise.
+std::optional<std::filesystem::path> missing_sqlite_file(std::string_view url);
 
 // The numbered schema steps for a dialect ("sqlite", "postgres"), in order:
 // sql/schema/NNNN_name.<dialect>.sql if present, else sql/schema/NNNN_name.sql.

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <csignal>
+#include <fstream>
+#include <regex>
 #include <thread>
 
 #include "harness.hpp"
@@ -48,6 +50,55 @@ TEST(Lifecycle, CliCommandsAndHelp) {
   EXPECT_EQ(list.out.find(created.out.substr(0, 47)), std::string::npos) << "token list shows the secret";
   EXPECT_NE(s.cli({"token", "revoke", "tok_doesnotexist"}).exit_code, 0);
   EXPECT_NE(s.cli({"user", "list"}).out.find("carol"), std::string::npos);
+}
+
+// Tried as a new user would, from a directory of their own: every mistake
+// gets a sentence that says what to do, and nothing is made by accident.
+TEST(Lifecycle, MistakesAreExplainedAndMakeNothing) {
+  const auto dir = temporary_directory();
+  const auto in_dir = [&](const std::string& args) {
+    return run_program({"/bin/sh", "-c", "cd " + dir.string() + " && exec " + binary_path() + " " + args},
+                       {{"PATH", "/usr/bin:/bin"}});
+  };
+  // An admin command where no service ran: no new empty database.
+  auto r = in_dir("user list");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("no database at " + (dir / "data" / "s3uploader.db").string()), std::string::npos) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(dir / "data")) << "an admin command made a database";
+  r = in_dir("--version");
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_TRUE(std::regex_match(r.out, std::regex(R"(\d+\.\d+\.\d+\n)"))) << r.out;
+  r = in_dir("ls --max-upload-bytes 1KiB");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("--max-upload-bytes is a setting of the service"), std::string::npos) << r.err;
+  r = in_dir("frobnicate");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("unknown command 'frobnicate'"), std::string::npos) << r.err;
+  r = in_dir("serve --help");
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_NE(r.out.find("--max-upload-bytes"), std::string::npos) << r.out;
+  // What config prints, --config reads back.
+  r = in_dir("config --idle-timeout 90s --max-upload-bytes 1GiB");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  { std::ofstream(dir / "printed.toml") << r.out; }
+  const auto again = in_dir("config --config printed.toml");
+  EXPECT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_EQ(again.out, r.out);
+  EXPECT_NE(r.out.find("idle_timeout = \"90s\""), std::string::npos) << r.out;
+  // A port in use and a storage directory that cannot be made: the address,
+  // the setting.
+  ServerProcess s;
+  r = in_dir("serve --listen 127.0.0.1:" + std::to_string(s.port()));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("cannot listen on 127.0.0.1:" + std::to_string(s.port()) + ": Address already in use (the "
+                       "listen setting"),
+            std::string::npos)
+      << r.err;
+  { std::ofstream(dir / "a-file") << "in the way"; }
+  r = in_dir("serve --listen 127.0.0.1:0 --storage file://./a-file/objects");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("(the storage setting, S3UP_STORAGE)"), std::string::npos) << r.err;
+  std::filesystem::remove_all(dir);
 }
 
 TEST(Lifecycle, HeaderTimeoutClosesSilentConnections) {
