@@ -305,7 +305,7 @@ std::string toml_value_text(const toml::node& node, std::string_view key, const 
 }  // namespace
 
 std::string as_toml(const Config& config) {
-  std::string out = "# s3uploader's effective configuration; secrets are shown as REDACTED\n";
+  std::string out = "# s3uploader's effective configuration; passwords are shown as REDACTED\n";
   for (const auto& [key, value] : describe(config)) {
     std::string quoted;
     for (const char c : value) {
