@@ -11,7 +11,6 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
-#include "api/error.hpp"
 #include "cli/cli.hpp"
 #include "config/config.hpp"
 #include "db/metadata_store.hpp"
@@ -128,8 +127,8 @@ int main(int argc, char** argv) {
   } catch (const config::ConfigError& e) {
     fmt::print(stderr, "configuration error: {}\n", e.what());
     return 2;
-  } catch (const s3up::ApiError& e) {
-    if (e.code() == s3up::errc::conflict) {
+  } catch (const s3up::db::Error& e) {
+    if (e.failure() == s3up::db::Failure::conflict) {
       fmt::print(stderr, "error: already exists\n");
     } else {
       fmt::print(stderr, "error: {}\n", e.what());

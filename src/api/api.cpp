@@ -24,6 +24,50 @@ ApiError api_error(const storage::Error& e) {
   return ApiError(errc::internal, e.what());
 }
 
+ApiError api_error(const db::Error& e) {
+  switch (e.failure()) {
+    case db::Failure::conflict: return ApiError(errc::conflict, e.what());
+    case db::Failure::unavailable: break;
+  }
+  return ApiError(errc::database_unavailable, e.what());
+}
+
+ApiError api_error(const auth::Unauthorized& e) { return ApiError(errc::unauthorized, e.what()); }
+
+ApiError api_error(const upload::Error& e) {
+  using upload::Failure;
+  switch (e.failure()) {
+    case Failure::bad_request: return ApiError(errc::bad_request, e.what());
+    case Failure::invalid_file_name: return ApiError(errc::invalid_file_name, e.what());
+    case Failure::not_found: return ApiError(errc::not_found, e.what());
+    case Failure::conflict: return ApiError(errc::conflict, e.what());
+    case Failure::locked: return ApiError(errc::locked, e.what());
+    case Failure::checksum_mismatch: return ApiError(errc::checksum_mismatch, e.what());
+    case Failure::too_large: return ApiError(errc::file_too_large, e.what());
+    case Failure::quota_exceeded: return ApiError(errc::quota_exceeded, e.what());
+    case Failure::type_refused: return ApiError(errc::unsupported_media_type, e.what());
+    case Failure::busy: return ApiError(errc::too_many_requests, e.what(), 1);
+    case Failure::not_supported: return ApiError(errc::not_implemented, e.what());
+  }
+  return ApiError(errc::internal, e.what());
+}
+
+std::optional<ApiError> api_error(const std::exception_ptr& failure) {
+  try {
+    std::rethrow_exception(failure);
+  } catch (const storage::Error& e) {
+    return api_error(e);
+  } catch (const db::Error& e) {
+    return api_error(e);
+  } catch (const auth::Unauthorized& e) {
+    return api_error(e);
+  } catch (const upload::Error& e) {
+    return api_error(e);
+  } catch (...) {
+  }
+  return std::nullopt;
+}
+
 json::object upload_json(const db::Upload& u, bool details) {
   json::object o{
       {"file_id", u.id},
@@ -58,13 +102,16 @@ http::Middleware authenticated(auth::Authenticator& authenticator) {
 http::Middleware api_errors() {
   return [](http::Request& request, const http::Handler& next) -> asio::awaitable<http::Response> {
     std::optional<http::Response> answer;
-    std::optional<ApiError> translated;
+    std::exception_ptr failure;
     try {
       answer = co_await next(request);
-    } catch (const storage::Error& e) {
-      translated = api_error(e);
+    } catch (...) {
+      failure = std::current_exception();
     }
-    if (translated) throw *translated;
+    if (failure) {
+      if (auto translated = api_error(failure)) throw *translated;
+      std::rethrow_exception(failure);
+    }
     co_return std::move(*answer);
   };
 }

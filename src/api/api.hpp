@@ -98,11 +98,18 @@ http::Middleware tus_version();
 // Middleware outside the error answers: Tus-Resumable on every answer
 // under /upload/resumable, errors included, the router's own 404 and 405 too.
 http::Middleware tus_resumable_header();
-// Middleware: what the layers below throw in their own terms (storage
-// failures) as the API's errors.
+// Middleware: what the layers below throw in their own terms (storage,
+// database, identity and upload failures) as the API's errors.
 http::Middleware api_errors();
-// The API's answer for a storage failure: what the client may know of it.
+// The API's answer for a failure of a layer below: what the client may know
+// of it.
 ApiError api_error(const storage::Error& e);
+ApiError api_error(const db::Error& e);
+ApiError api_error(const auth::Unauthorized& e);
+ApiError api_error(const upload::Error& e);
+// The same for any failure: nullopt if it is not one of those (an ApiError
+// already, or a fault that becomes 500).
+std::optional<ApiError> api_error(const std::exception_ptr& failure);
 
 class Api {
  public:

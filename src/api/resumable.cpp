@@ -173,16 +173,17 @@ asio::awaitable<http::Response> Api::tus_create(http::Request& request) {
     std::exception_ptr failure;
     try {
       created = co_await resumable_.append(principal, created.upload.id, at_start, no_new_length, checksum, request.body);
-    } catch (const ApiError& e) {
+    } catch (const upload::Error& e) {
       // A chunk the upload can never take ends it (append() has ended one
       // of a refused type already). One that failed its checksum counts for
       // nothing, but the upload exists: 201 with its Location and offset, so
       // the client sends the chunk again by PATCH. Other failures leave it to
       // resume (or to expire).
-      if (e.code() == errc::unsupported_media_type) throw;
-      if (e.code() == errc::file_too_large || e.code() == errc::quota_exceeded) {
+      using upload::Failure;
+      if (e.failure() == Failure::type_refused) throw;
+      if (e.failure() == Failure::too_large || e.failure() == Failure::quota_exceeded) {
         failure = std::current_exception();
-      } else if (e.code() != errc::checksum_mismatch) {
+      } else if (e.failure() != Failure::checksum_mismatch) {
         throw;
       }
     }

@@ -11,8 +11,16 @@
 #include <boost/asio/thread_pool.hpp>
 
 #include "db/metadata_store.hpp"
+#include "util/byte_source.hpp"
 
 namespace s3up::auth {
+
+// A request whose credentials do not admit it (the API answers 401). The
+// message says why, never with the credential in it.
+class Unauthorized : public util::RequestFailure {
+ public:
+  using util::RequestFailure::RequestFailure;
+};
 
 // "s3u_" + 43 characters of base64url: 256 random bits with a prefix that
 // secret scanners and people recognise.
@@ -72,7 +80,7 @@ class Authenticator {
   Authenticator(db::UserStore& store, boost::asio::thread_pool& blocking) : store_(store), blocking_(blocking) {}
   db::UserStore& users() const { return store_; }  // where the users it knows are kept
 
-  // The principal for an Authorization header value. Throws ApiError(unauthorized)
+  // The principal for an Authorization header value. Throws Unauthorized
   // for a missing, malformed, unknown, revoked or expired token or a disabled user;
   // the message says which, but never echoes the token.
   boost::asio::awaitable<Principal> authenticate(std::string_view authorization);

@@ -19,7 +19,7 @@ class AdminCommands {
  public:
   explicit AdminCommands(CLI::App& app);
   bool parsed() const;
-  // Throws std::runtime_error (or ApiError) with a message for the user.
+  // Throws std::runtime_error (or db::Error) with a message for the user.
   int run(const config::Config& config);
 
  private:

@@ -6,13 +6,14 @@
 // The interface is synchronous on purpose: each backend decides how it talks to
 // its database, callers on I/O threads go through util::run_blocking so no
 // database call ever blocks an I/O thread, and the CLI calls it directly.
-// Backends throw ApiError(database_unavailable) when the database fails and
-// ApiError(conflict) when a unique name is taken.
+// Backends throw db::Error: unavailable when the database fails, conflict
+// when a unique name is taken.
 #include <climits>
 #include <cstdint>
 #include <memory>
 #include <filesystem>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -22,6 +23,20 @@
 namespace s3up::db {
 
 using util::Micros;
+
+enum class Failure {
+  unavailable,  // the database cannot be reached, or failed the statement
+  conflict,     // a unique value (a user's name) is taken
+};
+
+class Error : public std::runtime_error {
+ public:
+  Error(Failure failure, const std::string& message) : std::runtime_error(message), failure_(failure) {}
+  Failure failure() const { return failure_; }
+
+ private:
+  Failure failure_;
+};
 
 struct User {
   std::int64_t id = 0;

@@ -17,6 +17,8 @@
 #include <boost/beast/http/message.hpp>
 #include <boost/json/value.hpp>
 
+#include "util/byte_source.hpp"
+
 namespace s3up::http {
 
 namespace beast_http = boost::beast::http;
@@ -29,10 +31,10 @@ using Headers = std::vector<std::pair<std::string, std::string>>;
 // answer must carry (Retry-After, Allow, WWW-Authenticate, Content-Range).
 // The application's error table (api/error.hpp) derives its errors from it;
 // the server throws it for what goes wrong reading a body.
-class Error : public std::runtime_error {
+class Error : public util::RequestFailure {
  public:
   Error(unsigned status, std::string code, const std::string& message, Headers headers = {})
-      : std::runtime_error(message), status_(status), code_(std::move(code)), headers_(std::move(headers)) {}
+      : util::RequestFailure(message), status_(status), code_(std::move(code)), headers_(std::move(headers)) {}
   unsigned status() const { return status_; }
   const std::string& code_name() const { return code_; }
   const Headers& headers() const { return headers_; }
@@ -46,16 +48,13 @@ class Error : public std::runtime_error {
 // The status nginx logs for a client that went away; nothing is sent.
 inline constexpr unsigned kClientClosedRequest = 499;
 
-// The request body, read on demand in chunks.
-class BodyReader {
+// The request body, read on demand in chunks. read_some() throws Error:
+// 400 bad_request (malformed framing), 499 client_disconnected, 408
+// request_timeout (a pause longer than the idle timeout, or a body slower
+// than the minimum rate), 413 file_too_large (over the server's body limit),
+// 503 shutting_down.
+class BodyReader : public util::ByteSource {
  public:
-  virtual ~BodyReader() = default;
-  // The next chunk of the body (valid until the next call); empty at its end.
-  // Throws Error: 400 bad_request (malformed framing), 499
-  // client_disconnected, 408 request_timeout (a pause longer than the idle
-  // timeout, or a body slower than the minimum rate), 413 file_too_large
-  // (over the server's body limit), 503 shutting_down.
-  virtual boost::asio::awaitable<std::span<const char>> read_some() = 0;
   virtual std::optional<std::uint64_t> content_length() const = 0;
 };
 

@@ -27,15 +27,6 @@ enum class multipart_errc {
 };
 std::error_code make_error_code(multipart_errc e);
 
-// A parsed header value such as `form-data; name="file"; filename="a.txt"`:
-// the value lower-cased, parameter names lower-cased, quoted strings unquoted.
-// An extended parameter (RFC 8187, `filename*=UTF-8''%E2%82%AC.txt`) is decoded
-// and stored under its name with the '*' ("filename*").
-struct HeaderValue {
-  std::string value;
-  std::map<std::string, std::string> params;
-};
-std::optional<HeaderValue> parse_header_value(std::string_view text);
 
 // The boundary of a `multipart/form-data; boundary=...` Content-Type, or
 // nullopt if the type is different or the boundary missing or invalid.

@@ -5,7 +5,7 @@
 
 #include <fmt/format.h>
 
-#include "http/multipart_parser.hpp"
+#include "util/header_value.hpp"
 #include "util/text.hpp"
 
 namespace s3up::upload {
@@ -94,7 +94,7 @@ std::optional<std::string> normalize_media_type(std::string_view declared) {
   if (declared.size() > kMaxMediaTypeBytes) return std::nullopt;
   // The same reading as a part's headers get: value lower-cased, parameters
   // unquoted; nullopt for a parameter without '=' or an unterminated quote.
-  auto parsed = http::parse_header_value(declared);
+  auto parsed = util::parse_header_value(declared);
   if (!parsed) return std::nullopt;
   const std::string_view essence = parsed->value;
   const auto slash = essence.find('/');
@@ -118,25 +118,24 @@ bool is_acceptable_file_name(std::string_view name) {
   return for_each_code_point(name, [](std::uint32_t cp) { return !is_refused_in_file_names(cp); });
 }
 
-ApiError file_too_large(const Limits& limits) {
-  return ApiError(errc::file_too_large,
-                  "file exceeds the maximum upload size of " + std::to_string(limits.max_upload_bytes) + " bytes");
+Error file_too_large(const Limits& limits) {
+  return Error(Failure::too_large,
+               "file exceeds the maximum upload size of " + std::to_string(limits.max_upload_bytes) + " bytes");
 }
 
-ApiError quota_exceeded() { return ApiError(errc::quota_exceeded, "this upload would exceed your storage quota"); }
+Error quota_exceeded() { return Error(Failure::quota_exceeded, "this upload would exceed your storage quota"); }
 
-ApiError invalid_file_name() {
-  return ApiError(errc::invalid_file_name,
-                  "file name must be 1-1024 bytes of UTF-8 without control or bidirectional formatting characters");
+Error invalid_file_name() {
+  return Error(Failure::invalid_file_name,
+               "file name must be 1-1024 bytes of UTF-8 without control or bidirectional formatting characters");
 }
 
-ApiError type_not_accepted(std::string_view sniffed) {
-  return ApiError(errc::unsupported_media_type, "files of type " + std::string(sniffed) + " are not accepted here");
+Error type_not_accepted(std::string_view sniffed) {
+  return Error(Failure::type_refused, "files of type " + std::string(sniffed) + " are not accepted here");
 }
 
-ApiError too_many_uploads(const Limits& limits) {
-  return ApiError(errc::too_many_requests, fmt::format("at most {} uploads at once per user", limits.max_concurrent_uploads),
-                  1);
+Error too_many_uploads(const Limits& limits) {
+  return Error(Failure::busy, fmt::format("at most {} uploads at once per user", limits.max_concurrent_uploads));
 }
 
 }  // namespace s3up::upload

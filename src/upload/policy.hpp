@@ -1,16 +1,40 @@
 #pragma once
 // What an upload may be, decided apart from how it arrives: file names,
-// declared and sniffed types, sizes. The errors a client sees when an upload
-// breaks a rule are written here once.
+// declared and sniffed types, sizes. The errors an upload ends with when it
+// breaks a rule are written here once, in the upload's terms (the API turns
+// them into statuses).
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include "api/error.hpp"
+#include "util/byte_source.hpp"
 
 namespace s3up::upload {
+
+enum class Failure {
+  bad_request,        // a value the upload cannot take (a length below its offset, an unknown checksum)
+  invalid_file_name,  // see is_acceptable_file_name
+  not_found,          // no such upload, or not the caller's
+  conflict,           // not at the upload's offset, or it was cancelled meanwhile
+  locked,             // another request writes the upload now
+  checksum_mismatch,  // the chunk's bytes do not match the digest sent with them
+  too_large,          // over the size limit or the upload's own length
+  quota_exceeded,     // over the owner's storage quota
+  type_refused,       // the bytes are of a type not allowed here
+  busy,               // the owner has as many uploads at once as allowed; retry soon
+  not_supported,      // the store cannot do what the upload needs (resumable writes)
+};
+
+class Error : public util::RequestFailure {
+ public:
+  Error(Failure failure, const std::string& message) : util::RequestFailure(message), failure_(failure) {}
+  Failure failure() const { return failure_; }
+
+ private:
+  Failure failure_;
+};
 
 struct Limits {
   std::uint64_t max_upload_bytes = 5ull << 30;
@@ -35,10 +59,10 @@ bool is_acceptable_file_name(std::string_view name);
 std::optional<std::string> normalize_media_type(std::string_view declared);
 
 // The errors of these rules.
-ApiError file_too_large(const Limits& limits);
-ApiError quota_exceeded();
-ApiError invalid_file_name();
-ApiError type_not_accepted(std::string_view sniffed);
-ApiError too_many_uploads(const Limits& limits);
+Error file_too_large(const Limits& limits);
+Error quota_exceeded();
+Error invalid_file_name();
+Error type_not_accepted(std::string_view sniffed);
+Error too_many_uploads(const Limits& limits);
 
 }  // namespace s3up::upload

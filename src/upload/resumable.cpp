@@ -33,11 +33,11 @@ storage::ResumePoint point_of(const db::ResumableState& state) {
 
 storage::ResumableStore& resumable_store(const Services& services) {
   auto* store = services.store.resumable();
-  if (store == nullptr) throw ApiError(errc::not_implemented, "this object store cannot take resumable uploads");
+  if (store == nullptr) throw Error(Failure::not_supported, "this object store cannot take resumable uploads");
   return *store;
 }
 
-ApiError no_such_upload() { return ApiError(errc::not_found, "no such upload"); }
+Error no_such_upload() { return Error(Failure::not_found, "no such upload"); }
 
 // A tus client may name no file: the upload is named after its id.
 std::string file_name_of(const ResumablePlan& plan, const std::string& id) {
@@ -137,7 +137,7 @@ class ResumableUploads::Append final : public storage::WriteFence {
 
   // A length the client deferred, given now.
   asio::awaitable<void> set_length(std::uint64_t length) {
-    if (length < state_.offset) throw ApiError(errc::bad_request, "Upload-Length is below the upload's offset");
+    if (length < state_.offset) throw Error(Failure::bad_request, "Upload-Length is below the upload's offset");
     if (length > services_.limits.max_upload_bytes) throw file_too_large(services_.limits);
     if (quota_.limited() && length > quota_.reserved()) {
       const bool granted = co_await quota_.try_reserve(length - quota_.reserved());
@@ -147,12 +147,12 @@ class ResumableUploads::Append final : public storage::WriteFence {
     length_changed_ = true;
   }
 
-  asio::awaitable<void> run(const std::optional<ChunkChecksum>& checksum, http::BodyReader& body) {
+  asio::awaitable<void> run(const std::optional<ChunkChecksum>& checksum, util::ByteSource& body) {
     co_await open();
     co_await record_if_moved();
     if (checksum) {
       chunk_hash_ = util::NamedHash::make(checksum->algorithm);
-      if (!chunk_hash_) throw ApiError(errc::bad_request, "unsupported checksum algorithm");
+      if (!chunk_hash_) throw Error(Failure::bad_request, "unsupported checksum algorithm");
     }
 
     std::exception_ptr body_failure;
@@ -184,7 +184,7 @@ class ResumableUploads::Append final : public storage::WriteFence {
       std::rethrow_exception(body_failure);
     }
     if (chunk_hash_ && chunk_hash_->finish() != checksum->digest) {
-      throw ApiError(errc::checksum_mismatch, "the chunk's " + checksum->algorithm +
+      throw Error(Failure::checksum_mismatch, "the chunk's " + checksum->algorithm +
                                                   " does not match Upload-Checksum; the offset stays at " +
                                                   std::to_string(state_.offset));
     }
@@ -223,7 +223,7 @@ class ResumableUploads::Append final : public storage::WriteFence {
     const auto stored = co_await recovery->stat(upload_.upload.storage_key);
     if (!stored || stored->size != state_.offset) throw no_such_upload();
     const auto hash = util::ResumableSha256::restore(state_.hash_state);
-    if (!hash) throw ApiError(errc::internal, "the upload's hash state cannot be read");
+    if (!hash) throw std::runtime_error("the upload's hash state cannot be read");
     offset_ = state_.offset;
     published_ = storage::CommittedObject{stored->size, util::to_hex(hash->digest()), stored->etag};
     co_await complete();
@@ -243,7 +243,7 @@ class ResumableUploads::Append final : public storage::WriteFence {
     } else {
       committed = co_await writer_->commit();
     }
-    if (committed.size != offset_) throw ApiError(errc::internal, "object store stored a different size");
+    if (committed.size != offset_) throw std::runtime_error("the object store stored a different size");
     // The stored type: what the bytes say when types are restricted or the
     // client named none. (The head is read back when an earlier request
     // brought it.)
@@ -296,7 +296,7 @@ class ResumableUploads::Append final : public storage::WriteFence {
   // The fence: the lease renewed through the database (423 if it is lost),
   // so the writer's next change to the store is still ours to make.
   asio::awaitable<void> check() override {
-    if (!leased_) throw ApiError(errc::locked, "another request took this upload over");
+    if (!leased_) throw Error(Failure::locked, "another request took this upload over");
     co_await save(last_saved_);
   }
 
@@ -307,19 +307,19 @@ class ResumableUploads::Append final : public storage::WriteFence {
       const auto now = co_await util::run_blocking(services_.blocking,
                                                    [&] { return services_.records.get_resumable(state_.upload_id); });
       if (now && now->offset != *client_offset_) {
-        throw ApiError(errc::conflict, "Upload-Offset " + std::to_string(*client_offset_) +
+        throw Error(Failure::conflict, "Upload-Offset " + std::to_string(*client_offset_) +
                                            " is not the upload's offset " + std::to_string(now->offset));
       }
     }
-    if (writer_) throw ApiError(errc::locked, "another request took this upload over");
-    throw ApiError(errc::locked, "another request is writing this upload; try again shortly");
+    if (writer_) throw Error(Failure::locked, "another request took this upload over");
+    throw Error(Failure::locked, "another request is writing this upload; try again shortly");
   }
 
   asio::awaitable<void> receive(std::span<const char> chunk) {
     const auto& limits = services_.limits;
     const std::uint64_t end = offset_ + chunk.size();
     if (state_.upload_length && end > *state_.upload_length) {
-      throw ApiError(errc::file_too_large, "the chunk goes past the upload's Upload-Length");
+      throw Error(Failure::too_large, "the chunk goes past the upload's Upload-Length");
     }
     if (end > limits.max_upload_bytes) throw file_too_large(limits);
     if (!state_.upload_length && quota_.limited() && end > quota_.reserved()) co_await quota_.cover(end);
@@ -363,7 +363,7 @@ class ResumableUploads::Append final : public storage::WriteFence {
                                                    [&] { return services_.records.save_progress(next, now); });
     if (!saved) {
       leased_ = false;
-      throw ApiError(errc::locked, "another request took this upload over");
+      throw Error(Failure::locked, "another request took this upload over");
     }
     ++next.lease_token;
     state_ = next;
@@ -458,9 +458,8 @@ asio::awaitable<ResumableUpload> ResumableUploads::create(const auth::Principal&
     co_await append.take_lease();
     std::exception_ptr failure;
     try {
-      struct NoBody final : http::BodyReader {
+      struct NoBody final : util::ByteSource {
         asio::awaitable<std::span<const char>> read_some() override { co_return std::span<const char>(); }
-        std::optional<std::uint64_t> content_length() const override { return 0; }
       } empty;
       co_await append.run(std::nullopt, empty);
     } catch (...) {
@@ -473,7 +472,7 @@ asio::awaitable<ResumableUpload> ResumableUploads::create(const auth::Principal&
 }
 
 asio::awaitable<ResumableUpload> ResumableUploads::create_whole(const auth::Principal& owner,
-                                                                const ResumablePlan& plan, http::BodyReader& body) {
+                                                                const ResumablePlan& plan, util::ByteSource& body) {
   const std::string id = util::uuid_v7();
   db::ResumableState state = initial_state(services_, settings_, id, plan, util::now_micros());
   std::optional<UploadSession> session;
@@ -533,20 +532,20 @@ asio::awaitable<ResumableUpload> ResumableUploads::status(const auth::Principal&
 asio::awaitable<ResumableUpload> ResumableUploads::append(const auth::Principal& caller, const std::string& id,
                                                           std::uint64_t offset, std::optional<std::uint64_t> length,
                                                           const std::optional<ChunkChecksum>& checksum,
-                                                          http::BodyReader& body) {
+                                                          util::ByteSource& body) {
   auto upload = co_await find(caller, id);
   auto& state = upload.state;
   if (offset != state.offset) {
-    throw ApiError(errc::conflict, "Upload-Offset " + std::to_string(offset) + " is not the upload's offset " +
+    throw Error(Failure::conflict, "Upload-Offset " + std::to_string(offset) + " is not the upload's offset " +
                                        std::to_string(state.offset));
   }
   if (length && state.upload_length && *length != *state.upload_length) {
-    throw ApiError(errc::bad_request, "Upload-Length cannot change once it is set");
+    throw Error(Failure::bad_request, "Upload-Length cannot change once it is set");
   }
   if (upload.complete()) {
     // The whole file is here already: only an empty chunk fits.
     const auto chunk = co_await body.read_some();
-    if (!chunk.empty()) throw ApiError(errc::file_too_large, "the upload is complete; the chunk goes past its length");
+    if (!chunk.empty()) throw Error(Failure::too_large, "the upload is complete; the chunk goes past its length");
     co_return upload;
   }
   LiveSlot slot(services_, upload.upload.id, upload.upload.user_id);
@@ -574,8 +573,8 @@ asio::awaitable<void> ResumableUploads::fail(const auth::Principal& caller, cons
   bool refused_for_good = false;
   try {
     std::rethrow_exception(failure);
-  } catch (const ApiError& e) {
-    refused_for_good = e.code() == errc::unsupported_media_type;
+  } catch (const Error& e) {
+    refused_for_good = e.failure() == Failure::type_refused;
   } catch (...) {
   }
   if (refused_for_good) {

@@ -22,7 +22,7 @@
 
 #include "auth/authenticator.hpp"
 #include "db/metadata_store.hpp"
-#include "http/message.hpp"
+#include "util/byte_source.hpp"
 #include "upload/session.hpp"
 
 namespace s3up::upload {
@@ -65,7 +65,7 @@ class ResumableUploads {
   // (creation-with-upload of a whole file, checked by length): it is stored
   // as a single-shot upload is, in one pass, and is complete at once.
   boost::asio::awaitable<ResumableUpload> create_whole(const auth::Principal& owner, const ResumablePlan& plan,
-                                                       http::BodyReader& body);
+                                                       util::ByteSource& body);
   // The caller's upload `id`; 404 for anyone else's, a missing or failed one,
   // and an unfinished one past its expiry.
   boost::asio::awaitable<ResumableUpload> find(const auth::Principal& caller, const std::string& id);
@@ -81,7 +81,7 @@ class ResumableUploads {
   // refuse (415) ends the upload: no later request can change it.
   boost::asio::awaitable<ResumableUpload> append(const auth::Principal& caller, const std::string& id,
                                                  std::uint64_t offset, std::optional<std::uint64_t> length,
-                                                 const std::optional<ChunkChecksum>& checksum, http::BodyReader& body);
+                                                 const std::optional<ChunkChecksum>& checksum, util::ByteSource& body);
   // Removes the upload and everything it stored (tus termination).
   boost::asio::awaitable<void> terminate(const auth::Principal& caller, const std::string& id);
 

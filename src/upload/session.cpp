@@ -87,7 +87,7 @@ void UploadSession::leave_live() {
 }
 
 asio::awaitable<void> UploadSession::create() {
-  if (stage_ != Stage::created) throw ApiError(errc::internal, "upload session created twice");
+  if (stage_ != Stage::created) throw std::logic_error("upload session created twice");
   if (!is_acceptable_file_name(record_.file_name)) throw invalid_file_name();
   record_.id = plan_.id.empty() ? util::uuid_v7() : plan_.id;
   record_.storage_key = storage_key_of(record_.user_id, record_.id);
@@ -127,8 +127,8 @@ asio::awaitable<void> UploadSession::create() {
 }
 
 asio::awaitable<void> UploadSession::append(std::uint64_t offset, std::span<const char> data) {
-  if (stage_ != Stage::receiving) throw ApiError(errc::internal, "upload session is not receiving");
-  if (offset != size_) throw ApiError(errc::conflict, "the upload is at offset " + std::to_string(size_));
+  if (stage_ != Stage::receiving) throw std::logic_error("upload session is not receiving");
+  if (offset != size_) throw Error(Failure::conflict, "the upload is at offset " + std::to_string(size_));
   if (size_ + data.size() > services_.limits.max_upload_bytes) throw file_too_large(services_.limits);
   size_ += data.size();
   // An unknown length is reserved as it grows; without a quota there is
@@ -146,14 +146,14 @@ asio::awaitable<void> UploadSession::append(std::uint64_t offset, std::span<cons
 }
 
 void UploadSession::settle_record(const storage::CommittedObject& committed, bool sniff_type) {
-  if (committed.size != size_) throw ApiError(errc::internal, "object store stored a different size");
+  if (committed.size != size_) throw std::runtime_error("the object store stored a different size");
   if (sniff_type) record_.content_type = sniff_mime_type(sniff_head_, SniffPurpose::label);
   record_.sha256 = committed.sha256;
   record_.completed_at = util::now_micros();
 }
 
 asio::awaitable<db::Upload> UploadSession::complete() {
-  if (stage_ != Stage::receiving) throw ApiError(errc::internal, "upload session is not receiving");
+  if (stage_ != Stage::receiving) throw std::logic_error("upload session is not receiving");
   record_.file_size = size_;
   if (!services_.limits.allowed_types.empty() && !type_checked_) co_await check_type();
   // A type the client did not name is sniffed for the record (the object's
@@ -210,7 +210,7 @@ asio::awaitable<db::Upload> UploadSession::complete() {
     std::rethrow_exception(outcome.database_error);
   }
   if (outcome.marked == Marked::cancelled) {
-    throw ApiError(errc::conflict, "the upload was cancelled while it was being stored");
+    throw Error(Failure::conflict, "the upload was cancelled while it was being stored");
   }
   stage_ = Stage::complete;
   leave_live();
@@ -297,7 +297,7 @@ void log_upload_failure(const std::optional<UploadSession>& session, const std::
 void log_upload_failure(std::string_view id, const std::exception_ptr& error) {
   try {
     std::rethrow_exception(error);
-  } catch (const http::Error& e) {
+  } catch (const util::RequestFailure& e) {
     spdlog::info("upload {} failed: {}", id, e.what());
   } catch (const std::exception& e) {
     spdlog::error("upload {} failed: {}", id, e.what());

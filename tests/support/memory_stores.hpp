@@ -11,7 +11,6 @@
 #include <stdexcept>
 #include <string>
 
-#include "api/error.hpp"
 #include "db/metadata_store.hpp"
 #include "storage/object_store.hpp"
 #include "util/crypto.hpp"
@@ -226,12 +225,12 @@ class MemoryMetadata final : public db::MetadataStore {
     return true;
   }
   void create_pending(const db::Upload& upload) override {
-    if (fail.create_pending) throw ApiError(errc::database_unavailable, "the database is unavailable (test)");
+    if (fail.create_pending) throw db::Error(db::Failure::unavailable, "the database is unavailable (test)");
     std::lock_guard lock(mutex_);
     uploads_[upload.id] = upload;
   }
   bool mark_complete(const db::Upload& upload) override {
-    if (fail.mark_complete) throw ApiError(errc::database_unavailable, "the database is unavailable (test)");
+    if (fail.mark_complete) throw db::Error(db::Failure::unavailable, "the database is unavailable (test)");
     if (fail.mark_complete_cancelled) return false;
     std::lock_guard lock(mutex_);
     auto& row = uploads_.at(upload.id);

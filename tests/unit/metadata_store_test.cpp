@@ -109,8 +109,8 @@ TEST_P(MetadataStoreContract, UsersAreUniqueByName) {
   try {
     store_->create_user("alice", true);
     FAIL() << "duplicate user accepted";
-  } catch (const ApiError& e) {
-    EXPECT_EQ(e.code(), errc::conflict);
+  } catch (const db::Error& e) {
+    EXPECT_EQ(e.failure(), db::Failure::conflict);
   }
   EXPECT_EQ(store_->count_users(), 2);
   const auto found = store_->find_user("root");
@@ -582,8 +582,8 @@ TEST_P(MetadataStoreContract, AConflictInABatchFailsOnlyItself) {
           store_->create_pending(u);
           u.completed_at = util::now_micros();
           if (!store_->mark_complete(u)) ++other_errors;
-        } catch (const ApiError& e) {
-          (e.code() == errc::conflict ? conflicts : other_errors)++;
+        } catch (const db::Error& e) {
+          (e.failure() == db::Failure::conflict ? conflicts : other_errors)++;
         }
       }
     });

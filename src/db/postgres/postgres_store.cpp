@@ -11,7 +11,6 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-#include "api/error.hpp"
 #include "util/text.hpp"
 
 namespace s3up::db {
@@ -90,7 +89,7 @@ class Rows {
   bool boolean(int row, int col) const { return PQgetvalue(r_.get(), row, col)[0] == 't'; }
   Micros timestamp(int row, int col) const {
     const auto t = util::parse_rfc3339(text(row, col));
-    if (!t) throw ApiError(errc::database_unavailable, "unexpected timestamp from the database: " + text(row, col));
+    if (!t) throw Error(Failure::unavailable, "unexpected timestamp from the database: " + text(row, col));
     return *t;
   }
 
@@ -244,7 +243,7 @@ class PostgresStore::Connection {
     }
     if (commit_failed) {
       spdlog::error("postgres commit: {}", util::trim(problem));
-      throw ApiError(errc::database_unavailable, "the metadata database failed");
+      throw Error(Failure::unavailable, "the metadata database failed");
     }
     return true;
   }
@@ -275,7 +274,7 @@ class PostgresStore::Connection {
     broken_ = true;
     const std::string msg(util::trim(PQerrorMessage(conn_)));
     spdlog::error("postgres {}: {}", what, msg);
-    throw ApiError(errc::database_unavailable, "the metadata database failed");
+    throw Error(Failure::unavailable, "the metadata database failed");
   }
 
   void check(const ResultPtr& r, std::string_view what) {
@@ -285,14 +284,14 @@ class PostgresStore::Connection {
     const std::string sqlstate = state ? state : "";
     std::string msg(util::trim(r ? PQresultErrorMessage(r.get()) : ""));
     if (msg.empty()) msg = util::trim(PQerrorMessage(conn_));
-    if (sqlstate == kSqlstateUniqueViolation) throw ApiError(errc::conflict, "already exists");
+    if (sqlstate == kSqlstateUniqueViolation) throw Error(Failure::conflict, "already exists");
     // Class 08 (connection exception) and 57P0x (the server is shutting down
     // or restarting): this connection is finished.
     if (PQstatus(conn_) != CONNECTION_OK || sqlstate.starts_with("08") || sqlstate.starts_with("57P")) {
       broken_ = true;
     }
     spdlog::error("postgres {}: {}{}", what, msg, sqlstate.empty() ? "" : " (SQLSTATE " + sqlstate + ")");
-    throw ApiError(errc::database_unavailable, "the metadata database failed");
+    throw Error(Failure::unavailable, "the metadata database failed");
   }
 
   PGconn* conn_ = nullptr;
@@ -375,7 +374,7 @@ PostgresStore::Lease PostgresStore::acquire() {
     }
     available_.notify_one();
     spdlog::error("postgres: cannot connect: {}", e.what());
-    throw ApiError(errc::database_unavailable, "the metadata database cannot be reached");
+    throw Error(Failure::unavailable, "the metadata database cannot be reached");
   }
 }
 
@@ -504,7 +503,7 @@ bool PostgresStore::revoke_token(std::string_view token_id, Micros now) {
 }
 
 void PostgresStore::create_pending(const Upload& u) {
-  if (!plausible_upload_id(u.id)) throw ApiError(errc::internal, "upload id is not a UUID");
+  if (!plausible_upload_id(u.id)) throw std::invalid_argument("upload id is not a UUID");
   Write w{"uploadFile", {}};
   w.params.text(u.id).integer(u.user_id).text(u.file_name).text(u.content_type).text(u.storage_key)
       .text(u.store_upload_id).timestamp(u.created_at);
@@ -647,7 +646,7 @@ Params& length_or_null(Params& p, const std::optional<std::uint64_t>& length) {
 }  // namespace
 
 void PostgresStore::add_resumable(const ResumableState& r) {
-  if (!plausible_upload_id(r.upload_id)) throw ApiError(errc::internal, "upload id is not a UUID");
+  if (!plausible_upload_id(r.upload_id)) throw std::invalid_argument("upload id is not a UUID");
   Write w{"addResumable", {}};
   w.params.text(r.upload_id);
   length_or_null(w.params, r.upload_length)
@@ -670,7 +669,7 @@ std::string PostgresStore::shared_secret(std::string_view name, std::string_view
   Params p;
   p.text(name);
   const auto r = c->run("getSecret", p);
-  if (r.size() == 0) throw ApiError(errc::database_unavailable, "the shared secret was not stored");
+  if (r.size() == 0) throw Error(Failure::unavailable, "the shared secret was not stored");
   return ResultRow(r, 0).text(0);
 }
 
@@ -736,7 +735,7 @@ std::unique_ptr<ExclusiveLock> PostgresStore::try_lock(std::string_view name) {
     c = std::make_unique<Connection>(conninfo_);
   } catch (const std::exception& e) {
     spdlog::error("postgres: cannot connect: {}", e.what());
-    throw ApiError(errc::database_unavailable, "the metadata database cannot be reached");
+    throw Error(Failure::unavailable, "the metadata database cannot be reached");
   }
   Params p;
   p.text(name);

@@ -12,7 +12,6 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-#include "api/error.hpp"
 
 namespace s3up::db {
 namespace {
@@ -23,9 +22,9 @@ constexpr int kBusyTimeoutMs = 10'000;
 
 [[noreturn]] void fail(sqlite3* db, int rc, std::string_view what) {
   const std::string msg = fmt::format("sqlite {}: {} ({})", what, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc), rc);
-  if ((rc & 0xff) == SQLITE_CONSTRAINT) throw ApiError(errc::conflict, msg);
+  if ((rc & 0xff) == SQLITE_CONSTRAINT) throw Error(Failure::conflict, msg);
   spdlog::error("{}", msg);
-  throw ApiError(errc::database_unavailable, "the metadata database failed");
+  throw Error(Failure::unavailable, "the metadata database failed");
 }
 
 void exec(sqlite3* db, const std::string& sql) {
@@ -35,7 +34,7 @@ void exec(sqlite3* db, const std::string& sql) {
     std::string msg = err ? err : sqlite3_errstr(rc);
     sqlite3_free(err);
     spdlog::error("sqlite exec failed: {}", msg);
-    throw ApiError(errc::database_unavailable, "the metadata database failed: " + msg);
+    throw Error(Failure::unavailable, "the metadata database failed: " + msg);
   }
 }
 
@@ -536,7 +535,7 @@ std::string SqliteStore::shared_secret(std::string_view name, std::string_view c
   auto c = acquire();
   Statement s(*c, "getSecret");
   s.bind(name);
-  if (!s.step()) throw ApiError(errc::database_unavailable, "the shared secret was not stored");
+  if (!s.step()) throw Error(Failure::unavailable, "the shared secret was not stored");
   return StatementRow(s).text(0);
 }
 
@@ -598,7 +597,7 @@ class FileLock final : public ExclusiveLock {
 std::unique_ptr<ExclusiveLock> SqliteStore::try_lock(std::string_view name) {
   const std::string path = path_ + ".lock-" + std::string(name);
   const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0640);
-  if (fd < 0) throw ApiError(errc::database_unavailable, "cannot open lock file " + path);
+  if (fd < 0) throw Error(Failure::unavailable, "cannot open lock file " + path);
   if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
     ::close(fd);
     return nullptr;
