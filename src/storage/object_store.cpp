@@ -10,6 +10,16 @@
 
 namespace s3up::storage {
 
+boost::asio::awaitable<ResumePoint> ObjectWriter::checkpoint() {
+  throw Error(Failure::internal, "a single-shot writer keeps no checkpoints");
+  co_return ResumePoint{};
+}
+
+boost::asio::awaitable<std::string> ObjectWriter::head(std::size_t) {
+  throw Error(Failure::internal, "a single-shot writer keeps no checkpoints");
+  co_return std::string();
+}
+
 boost::asio::awaitable<std::string> read_range(ObjectStore& store, const std::string& key, std::uint64_t offset,
                                                std::uint64_t length) {
   auto reader = co_await store.open_reader(key, offset, length);

@@ -77,21 +77,55 @@ class BlockingCommit {
   virtual CommittedObject commit_here() = 0;
 };
 
+// Where a resumable upload stands: what its last checkpoint made durable.
+struct ResumePoint {
+  std::uint64_t offset = 0;  // bytes durable so far
+  std::string store_state;   // the store's own state at that offset ("" for a new upload)
+  std::string hash_state;    // util::ResumableSha256::save() at that offset ("" for a new upload)
+  // The store's unit of writing, fixed when the upload is created
+  // (ResumableStore::part_size_for) so every part is the same size.
+  std::uint64_t part_size = 0;
+};
+
 // Streams one object into the store. Nothing is visible under the key until
 // commit() returns; after a failed write() or commit(), call abort(). abort()
 // leaves nothing behind, or throws when it cannot reach the store (what is
 // left is then for Recovery::discard_unfinished). Destroying an uncommitted
-// writer aborts it in the background. The writer computes the object's
-// SHA-256 as it goes.
+// single-shot writer aborts it in the background. The writer computes the
+// object's SHA-256 as it goes.
+//
+// Each backend has this one writer. One opened by open_resumable() keeps
+// checkpoints as well: durable points a later request (on any instance)
+// resumes from. Dropping such a writer keeps what its last checkpoint made
+// durable; only ResumableStore::discard_resumable() removes the upload's data.
+// A single-shot writer (open_writer()) keeps none: its checkpoint() and
+// head() throw Error(internal).
 class ObjectWriter {
  public:
   virtual ~ObjectWriter() = default;
   // `data` needs to stay valid only until the returned awaitable completes.
   virtual boost::asio::awaitable<void> write(std::span<const char> data) = 0;
+  // Publishes the object under its key (a resumable writer checkpoints first).
   virtual boost::asio::awaitable<CommittedObject> commit() = 0;
   virtual boost::asio::awaitable<void> abort() = 0;
   // The blocking form of commit(), if this writer has one; nullptr if not.
   virtual BlockingCommit* blocking_commit() { return nullptr; }
+
+  // Checkpoints.
+  // Everything written so far made durable: the point to resume from.
+  virtual boost::asio::awaitable<ResumePoint> checkpoint();
+  // The furthest point the store has made durable by itself since the last
+  // call, without waiting (S3: the parts that completed); nullopt if none.
+  virtual std::optional<ResumePoint> settled() { return std::nullopt; }
+  // The upload's first `n` bytes, when the writer was opened at or past `n`
+  // and within its first part (the bytes a type sniffer looks at).
+  virtual boost::asio::awaitable<std::string> head(std::size_t n);
+  // Waits for the writes still in flight (their failures are the next
+  // writer's to find): call before another writer may open the upload.
+  virtual boost::asio::awaitable<void> quiesce() noexcept { co_return; }
+  // The database now holds `point` (from checkpoint() or settled()): what
+  // the store kept for the point before it (an S3 tail object) may go.
+  virtual boost::asio::awaitable<void> recorded(const ResumePoint& point) { co_return; }
 };
 
 // Reads a range of an object as a stream: the next piece is fetched only
@@ -122,16 +156,6 @@ class Recovery {
                                                           const std::string& store_upload_id) = 0;
   // The object under `key`, if there is one.
   virtual boost::asio::awaitable<std::optional<ObjectInfo>> stat(const std::string& key) = 0;
-};
-
-// Where a resumable upload stands: what its last checkpoint made durable.
-struct ResumePoint {
-  std::uint64_t offset = 0;  // bytes durable so far
-  std::string store_state;   // the store's own state at that offset ("" for a new upload)
-  std::string hash_state;    // util::ResumableSha256::save() at that offset ("" for a new upload)
-  // The store's unit of writing, fixed when the upload is created
-  // (ResumableStore::part_size_for) so every part is the same size.
-  std::uint64_t part_size = 0;
 };
 
 // Asked by a resumable writer before it changes anything in the store that
@@ -167,32 +191,6 @@ struct WriterLease {
   WriteFence* fence = nullptr;  // asked before changes others could see; may be null
 };
 
-// One request's share of a resumable upload: it writes on from a point and
-// makes what it wrote durable at checkpoints. Dropping it keeps what the
-// last checkpoint made durable (bytes after it may be gone); only discard()
-// removes the upload's data.
-class ResumableWriter {
- public:
-  virtual ~ResumableWriter() = default;
-  virtual boost::asio::awaitable<void> write(std::span<const char> data) = 0;
-  // Everything written so far made durable: the point to resume from.
-  virtual boost::asio::awaitable<ResumePoint> checkpoint() = 0;
-  // The furthest point the store has made durable by itself since the last
-  // call, without waiting (S3: the parts that completed); nullopt if none.
-  virtual std::optional<ResumePoint> settled() { return std::nullopt; }
-  // The upload's first `n` bytes, when the writer was opened at or past `n`
-  // and within its first part (the bytes a type sniffer looks at).
-  virtual boost::asio::awaitable<std::string> head(std::size_t n) = 0;
-  // Checkpoints, then publishes the object under its key.
-  virtual boost::asio::awaitable<CommittedObject> commit() = 0;
-  // Waits for the writes still in flight (their failures are the next
-  // writer's to find): call before another writer may open the upload.
-  virtual boost::asio::awaitable<void> quiesce() noexcept = 0;
-  // The database now holds `point` (from checkpoint() or settled()): what
-  // the store kept for the point before it (an S3 tail object) may go.
-  virtual boost::asio::awaitable<void> recorded(const ResumePoint& point) = 0;
-};
-
 // Capability: uploads written across requests (and instances), reopened
 // from their last checkpoint (tus).
 class ResumableStore {
@@ -205,10 +203,10 @@ class ResumableStore {
   // request wrote past that point are dropped. After a takeover the
   // writer's settled() may report a point at once (the same offset, kept
   // elsewhere): record it. writer.fence (may be null) must outlive it.
-  virtual boost::asio::awaitable<std::unique_ptr<ResumableWriter>> open_resumable(const std::string& key,
-                                                                                  const ObjectMetadata& metadata,
-                                                                                  const ResumePoint& from,
-                                                                                  const WriterLease& writer) = 0;
+  virtual boost::asio::awaitable<std::unique_ptr<ObjectWriter>> open_resumable(const std::string& key,
+                                                                               const ObjectMetadata& metadata,
+                                                                               const ResumePoint& from,
+                                                                               const WriterLease& writer) = 0;
   // Removes what an unfinished resumable upload stored: its partial data
   // (every writer's, recorded or not), and the object if a commit landed but
   // was never recorded.

@@ -405,7 +405,7 @@ class ResumableUploads::Append final : public storage::WriteFence {
   db::ResumableState& state_;
   QuotaReservation quota_;
   std::optional<storage::CommittedObject> published_;  // by an earlier request (finish())
-  std::unique_ptr<storage::ResumableWriter> writer_;
+  std::unique_ptr<storage::ObjectWriter> writer_;
   storage::ResumePoint last_saved_;
   std::uint64_t offset_ = 0;  // written by this request so far (not yet all durable)
   std::string head_;          // the upload's first bytes, up to kSniffBytes

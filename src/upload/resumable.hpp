@@ -3,7 +3,7 @@
 // many instances, each appending at the offset the database holds.
 //
 // What an acknowledged offset promises is kept by two things. The store's
-// ResumableWriter makes bytes durable at checkpoints (local: fsync; S3:
+// writer makes bytes durable at checkpoints (local: fsync; S3:
 // completed parts plus a tail object). The database records each durable
 // point, with the store's and the hash's state, under a write lease: one
 // request writes an upload at a time, anywhere. A lease runs kLease from its

@@ -387,7 +387,7 @@ TEST_P(ResumableContract, AWriterTakenOverCannotReachTheNewWritersObject) {
   const std::size_t unit = at.part_size > 0 ? at.part_size : 1024 * 1024;
   const std::string data = random_bytes(2 * unit + 100, 7);
   const std::string garbage = random_bytes(unit + 3, 8);
-  const auto write = [&](ResumableWriter& w, std::string_view bytes) {
+  const auto write = [&](ObjectWriter& w, std::string_view bytes) {
     run(w.write(std::span<const char>(bytes.data(), bytes.size())));
   };
   // The first writer makes a part and a tail durable (S3), then goes on

@@ -146,43 +146,50 @@ void write_all(int fd, const char* data, std::size_t size, off_t offset, const s
 // block write in flight keeps its memory even if the writer goes.
 using AlignedBlock = std::shared_ptr<util::BufferPool::Buffer>;
 
-// What a writer shares with its block write in flight on the blocking pool:
-// the file outlives the writer if the writer is dropped mid-write, and the
-// last owner closes it and removes the temporary file unless it was committed.
-struct OpenFile {
-  util::Sha256 sha256;  // updated by one block write at a time, in file order
-  std::filesystem::path final_path;
-  std::filesystem::path temp_path;
-  int fd = -1;
+// The file a writer writes, shared with its block writes in flight on the
+// blocking pool: it outlives the writer if the writer is dropped mid-write.
+// Its last owner closes it, and removes it unless it is to be kept (it was
+// committed, or it is a resumable upload's data, which the next request
+// resumes).
+struct DataFile {
+  std::filesystem::path path;  // its temporary name
+  int fd = -1;                 // block writes: O_DIRECT where the file system has it
+  int plain = -1;              // buffered: what is not a whole aligned block, reads, fsync
   bool direct = false;
-  std::atomic<bool> committed{false};
+  util::ResumableSha256 hash;  // updated in file order by the block writes; read once none is in flight
+  std::atomic<bool> keep{false};
   std::once_flag opened;
-  ~OpenFile() {
-    if (fd >= 0) ::close(fd);
-    if (!committed) ::unlink(temp_path.c_str());  // never leave a stray temporary file
+
+  ~DataFile() {
+    if (direct) ::close(fd);
+    if (plain >= 0) ::close(plain);
+    if (!keep) ::unlink(path.c_str());  // never leave a stray temporary file
   }
 
-  // Creates the temporary file on the blocking pool, on first need: for a
-  // file smaller than one block that is in the commit's own trip to the pool,
-  // so a small upload costs one trip fewer. (A failure is retried by the
-  // next caller: call_once only counts a call that returned.)
+  // Creates the file on the blocking pool on first need, when the writer
+  // did not open one: for a file smaller than one block that is in the
+  // commit's own trip to the pool, so a small upload costs one trip fewer.
+  // (A failure is retried by the next caller: call_once only counts a call
+  // that returned.)
   void ensure_open() {
     std::call_once(opened, [this] {
+      if (plain >= 0) return;
       std::error_code ec;
-      std::filesystem::create_directories(final_path.parent_path(), ec);
-      if (ec) throw_errno(ec.value(), "create directory", final_path.parent_path());
-      // O_DIRECT: the bytes go from our block to the device without a copy
-      // into the page cache, which on this kind of machine costs more CPU
-      // than hashing them. Not every file system has it (tmpfs): then buffered I/O.
-      constexpr int flags = O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC;
-      fd = ::open(temp_path.c_str(), flags | O_DIRECT, 0640);
-      direct = fd >= 0;
-      if (fd < 0 && errno == EINVAL) {
-        ::unlink(temp_path.c_str());  // some file systems create it before refusing O_DIRECT
-        fd = ::open(temp_path.c_str(), flags, 0640);
-      }
-      if (fd < 0) throw_errno(errno, "create", temp_path);
+      std::filesystem::create_directories(path.parent_path(), ec);
+      if (ec) throw_errno(ec.value(), "create directory", path.parent_path());
+      plain = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+      if (plain < 0) throw_errno(errno, "create", path);
+      open_direct();
     });
+  }
+
+  // O_DIRECT: the bytes go from our block to the device without a copy into
+  // the page cache, which on this kind of machine costs more CPU than
+  // hashing them. Not every file system has it (tmpfs): then buffered I/O.
+  void open_direct() {
+    const int direct_fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC | O_DIRECT);
+    direct = direct_fd >= 0;
+    fd = direct ? direct_fd : plain;
   }
 };
 
@@ -206,32 +213,58 @@ struct Mailbox {
   }
 };
 
+// A resumable upload's writer, beyond what every writer has.
+struct ResumableFileWriter {
+  std::string data_name;     // the file's name in the upload's directory (the store state)
+  std::uint64_t block_start = 0;  // where the first block starts (the offset, rounded down to an aligned block)
+  std::string prefix;        // bytes [block_start, offset): read back to keep blocks aligned, already hashed
+  bool moved = false;        // the durable bytes were copied into a file the database does not name yet
+  WriteFence* fence = nullptr;
+};
+
+// The local store's one writer. Blocks come from the memory budget; sealed
+// ones are hashed in order on a strand and written in parallel (O_DIRECT
+// where the file system has it) while the connection fills the next one.
+// The commit writes the last partial block, fsyncs, renames the file into
+// place and fsyncs the directory (group commit, DirectorySync).
+//
+// A resumable upload's writer starts at any byte (the partial block before
+// it is read back, so blocks stay aligned), and keeps checkpoints: the
+// partial block written (its aligned part directly, the rest buffered), then
+// fsync. Its data file is its state; it stays when the writer goes.
 class LocalWriter final : public ObjectWriter, public BlockingCommit {
  public:
-  LocalWriter(std::shared_ptr<OpenFile> file, asio::thread_pool& blocking, asio::any_io_executor executor,
-              std::shared_ptr<LocalStore::DirectorySync> directory_sync, std::shared_ptr<util::BufferPool> buffers)
+  LocalWriter(std::shared_ptr<DataFile> file, std::filesystem::path final_path, asio::thread_pool& blocking,
+              asio::any_io_executor executor, std::shared_ptr<LocalStore::DirectorySync> directory_sync,
+              std::shared_ptr<util::BufferPool> buffers, std::optional<ResumableFileWriter> resumable = std::nullopt)
       : file_(std::move(file)),
+        final_path_(std::move(final_path)),
         directory_sync_(std::move(directory_sync)),
         buffers_(std::move(buffers)),
         blocking_(blocking),
         hash_order_(asio::make_strand(blocking.get_executor())),
         done_(std::make_unique<Completion>(executor, kMaxBlocksInFlight)),
-        mailbox_(std::make_shared<Mailbox>()) {
+        mailbox_(std::make_shared<Mailbox>()),
+        resumable_(std::move(resumable)) {
     mailbox_->channel = done_.get();
+    if (resumable_) {
+      file_->keep = true;
+      block_start_ = resumable_->block_start;
+    }
   }
 
   ~LocalWriter() override {
     mailbox_->close();
     // Unlink now rather than when the last block write in flight lets go of
     // the file: nothing of an abandoned upload stays visible.
-    if (file_ && !file_->committed) ::unlink(file_->temp_path.c_str());
+    if (file_ && !file_->keep) ::unlink(file_->path.c_str());
   }
 
   asio::awaitable<void> write(std::span<const char> data) override {
     while (!data.empty()) {
-      if (!filling_) co_await take_block();
+      if (!block_) co_await take_block();
       const std::size_t n = std::min(data.size(), kBlockSize - filled_);
-      std::memcpy(filling_->data() + filled_, data.data(), n);
+      std::memcpy(block_->data() + filled_, data.data(), n);
       filled_ += n;
       data = data.subspan(n);
       if (filled_ == kBlockSize) seal_block();
@@ -244,40 +277,31 @@ class LocalWriter final : public ObjectWriter, public BlockingCommit {
   }
 
   BlockingCommit* blocking_commit() override { return this; }
-  asio::awaitable<void> prepare() override { co_await drain(/*rethrow=*/true); }
+
+  asio::awaitable<void> prepare() override {
+    co_await drain(/*rethrow=*/true);
+    // A resumable upload's data file is its writer's own, but the object's
+    // name is everyone's: only the lease's holder may publish.
+    if (resumable_ && resumable_->fence) co_await resumable_->fence->check();
+  }
 
   // The last block, fsync, rename, the directory's fsync: on a pool thread.
   CommittedObject commit_here() override {
-    CommittedObject committed;
-    committed.size = offset_ + filled_;
-    {
-      OpenFile& f = *file_;
-      f.ensure_open();
-      const char* tail = filling_ ? filling_->data() : nullptr;
-      f.sha256.update(std::string_view(tail, filled_));  // every earlier block is hashed: drained
-      // The last block: its aligned part as usual, the tail (O_DIRECT cannot
-      // write a partial block) through a buffered descriptor.
-      const std::size_t aligned = f.direct ? filled_ / kDirectAlignment * kDirectAlignment : filled_;
-      if (aligned > 0) write_all(f.fd, tail, aligned, static_cast<off_t>(offset_), f.temp_path);
-      if (aligned < filled_) {
-        const int tail_fd = ::open(f.temp_path.c_str(), O_WRONLY | O_CLOEXEC);
-        if (tail_fd < 0) throw_errno(errno, "open", f.temp_path);
-        try {
-          write_all(tail_fd, tail + aligned, filled_ - aligned, static_cast<off_t>(offset_ + aligned),
-                    f.temp_path);
-        } catch (...) {
-          ::close(tail_fd);
-          throw;
-        }
-        ::close(tail_fd);
-      }
-      if (::fsync(f.fd) != 0) throw_errno(errno, "fsync", f.temp_path);
-      if (::rename(f.temp_path.c_str(), f.final_path.c_str()) != 0) throw_errno(errno, "rename", f.final_path);
-      f.committed = true;
-      directory_sync_->sync(f.final_path.parent_path());
-      committed.sha256 = util::to_hex(f.sha256.finish());
+    flush_here();
+    // A resumable upload's other data files go first: a late writer could
+    // otherwise commit its own between our rename and their removal. (One
+    // still holding a descriptor writes into a file with no name.)
+    if (resumable_) remove_other_data_files();
+    if (::rename(file_->path.c_str(), final_path_.c_str()) != 0) throw_errno(errno, "rename", final_path_);
+    file_->keep = true;
+    committed_ = true;
+    directory_sync_->sync(final_path_.parent_path());
+    if (resumable_) {
+      std::error_code ec;
+      std::filesystem::remove_all(resumable_dir_of(final_path_), ec);
+      if (ec) spdlog::warn("local store: removing {} failed: {}", resumable_dir_of(final_path_).string(), ec.message());
     }
-    return committed;
+    return CommittedObject{offset(), util::to_hex(file_->hash.digest()), ""};
   }
 
   asio::awaitable<void> abort() override {
@@ -287,12 +311,56 @@ class LocalWriter final : public ObjectWriter, public BlockingCommit {
     co_await util::run_blocking(blocking_, [&] {
       // A commit that failed after its rename (the directory's fsync) left
       // the file under its final name.
-      ::unlink((file_->committed ? file_->final_path : file_->temp_path).c_str());
+      ::unlink((committed_ ? final_path_ : file_->path).c_str());
+      file_->keep = true;  // gone already
       file_.reset();
     });
   }
 
+  // Checkpoints (a resumable upload's writer).
+
+  asio::awaitable<ResumePoint> checkpoint() override {
+    if (!resumable_) co_return co_await ObjectWriter::checkpoint();
+    co_await drain(/*rethrow=*/true);
+    co_await util::run_blocking(blocking_, [&] { flush_here(); });
+    resumable_->moved = false;
+    co_return ResumePoint{offset(), resumable_->data_name, file_->hash.save(), 0};
+  }
+
+  std::optional<ResumePoint> settled() override {
+    if (!resumable_ || !resumable_->moved || in_flight_ > 0 || (block_ && filled_ > hashed_)) return std::nullopt;
+    resumable_->moved = false;
+    return ResumePoint{offset(), resumable_->data_name, file_->hash.save(), 0};
+  }
+
+  asio::awaitable<std::string> head(std::size_t n) override {
+    if (!resumable_) co_return co_await ObjectWriter::head(n);
+    co_await drain(/*rethrow=*/true);
+    std::string bytes(std::min<std::uint64_t>(n, offset()), '\0');
+    co_await util::run_blocking(blocking_, [&] {
+      const auto got = ::pread(file_->plain, bytes.data(), bytes.size(), 0);
+      if (got < 0) throw_errno(errno, "read", file_->path);
+      bytes.resize(static_cast<std::size_t>(got));
+    });
+    co_return bytes;
+  }
+
+  asio::awaitable<void> quiesce() noexcept override { co_await drain(/*rethrow=*/false); }
+
  private:
+  std::uint64_t offset() const {
+    const std::size_t unwritten = block_ ? filled_ : (resumable_ ? resumable_->prefix.size() : 0);
+    return block_start_ + unwritten;
+  }
+
+  void remove_other_data_files() const {
+    std::error_code ec;
+    if (temp_path_of(final_path_) != file_->path) std::filesystem::remove(temp_path_of(final_path_), ec);
+    for (const auto& entry : std::filesystem::directory_iterator(resumable_dir_of(final_path_), ec)) {
+      if (entry.path() != file_->path) std::filesystem::remove(entry.path(), ec);
+    }
+  }
+
   // The block to fill next: one a finished write gave back, a new one from
   // the budget while fewer than kMaxBlocksInFlight are out, else the next one
   // a write gives back. A writer with writes in flight never waits on the
@@ -302,44 +370,50 @@ class LocalWriter final : public ObjectWriter, public BlockingCommit {
     if (failure_) std::rethrow_exception(failure_);
     if (free_blocks_.empty() && in_flight_ < kMaxBlocksInFlight) {
       if (in_flight_ == 0) {
-        filling_ = std::make_shared<util::BufferPool::Buffer>(co_await buffers_->acquire(kBlockSize));
-        co_return;
-      }
-      if (auto block = buffers_->try_acquire(kBlockSize)) {
-        filling_ = std::make_shared<util::BufferPool::Buffer>(std::move(block));
-        co_return;
+        block_ = std::make_shared<util::BufferPool::Buffer>(co_await buffers_->acquire(kBlockSize));
+      } else if (auto fresh = buffers_->try_acquire(kBlockSize)) {
+        block_ = std::make_shared<util::BufferPool::Buffer>(std::move(fresh));
       }
     }
-    if (free_blocks_.empty()) {
-      co_await receive_one();
-      if (failure_) std::rethrow_exception(failure_);
+    if (!block_) {
+      if (free_blocks_.empty()) {
+        co_await receive_one();
+        if (failure_) std::rethrow_exception(failure_);
+      }
+      block_ = std::move(free_blocks_.back());
+      free_blocks_.pop_back();
     }
-    filling_ = std::move(free_blocks_.back());
-    free_blocks_.pop_back();
+    if (resumable_ && !resumable_->prefix.empty()) {
+      // The partial block before the upload's offset, read back at opening:
+      // already hashed, written again with the block.
+      std::memcpy(block_->data(), resumable_->prefix.data(), resumable_->prefix.size());
+      filled_ = hashed_ = resumable_->prefix.size();
+      resumable_->prefix.clear();
+    }
   }
 
-  // Sends the full block off to be hashed and written; the next write takes
-  // another (take_block).
+  // Sends the full block off to be hashed (from where the hash stands in it)
+  // and written; the next write takes another (take_block).
   void seal_block() {
-    AlignedBlock block = std::move(filling_);
-    const std::size_t size = filled_;
-    const auto offset = static_cast<off_t>(offset_);
-    offset_ += size;
-    filled_ = 0;
+    AlignedBlock block = std::move(block_);
+    const auto at = static_cast<off_t>(block_start_);
+    const std::size_t hash_from = hashed_;
+    block_start_ += kBlockSize;
+    filled_ = hashed_ = 0;
     ++in_flight_;
     // The tasks share what they touch (file, block, mailbox), so a writer
     // destroyed mid-write leaves them safe to finish.
-    asio::post(hash_order_, [file = file_, mailbox = mailbox_, block, size, offset, &pool = blocking_]() mutable {
-      file->sha256.update(std::string_view(block->data(), size));
-      asio::post(pool, [file = std::move(file), mailbox = std::move(mailbox), block = std::move(block), size, offset] {
+    asio::post(hash_order_, [file = file_, mailbox = mailbox_, block, at, hash_from, &pool = blocking_]() mutable {
+      file->hash.update(std::span<const char>(block->data() + hash_from, kBlockSize - hash_from));
+      asio::post(pool, [file = std::move(file), mailbox = std::move(mailbox), block = std::move(block), at] {
         std::exception_ptr error;
         try {
           file->ensure_open();
-          write_all(file->fd, block->data(), size, offset, file->temp_path);
-          if (!file->direct &&
-              (offset + size) / kWritebackWindow != static_cast<std::uint64_t>(offset) / kWritebackWindow) {
+          write_all(file->fd, block->data(), kBlockSize, at, file->path);
+          const auto end = static_cast<std::uint64_t>(at) + kBlockSize;
+          if (!file->direct && end / kWritebackWindow != static_cast<std::uint64_t>(at) / kWritebackWindow) {
             // a hint; errors surface at fsync
-            ::sync_file_range(file->fd, offset, static_cast<off_t>(size), SYNC_FILE_RANGE_WRITE);
+            ::sync_file_range(file->fd, at, static_cast<off_t>(kBlockSize), SYNC_FILE_RANGE_WRITE);
           }
         } catch (...) {
           error = std::current_exception();
@@ -347,6 +421,24 @@ class LocalWriter final : public ObjectWriter, public BlockingCommit {
         mailbox->deliver(error, block);
       });
     });
+  }
+
+  // On a pool thread, nothing in flight: the partial block's bytes hashed
+  // and written (its aligned part directly, the rest buffered), then fsync.
+  void flush_here() {
+    auto& f = *file_;
+    f.ensure_open();
+    if (block_ && filled_ > 0) {
+      f.hash.update(std::span<const char>(block_->data() + hashed_, filled_ - hashed_));
+      hashed_ = filled_;
+      const std::size_t aligned = f.direct ? filled_ / kDirectAlignment * kDirectAlignment : filled_;
+      const auto at = static_cast<off_t>(block_start_);
+      if (aligned > 0) write_all(f.fd, block_->data(), aligned, at, f.path);
+      if (aligned < filled_) {
+        write_all(f.plain, block_->data() + aligned, filled_ - aligned, at + static_cast<off_t>(aligned), f.path);
+      }
+    }
+    if (::fsync(f.plain) != 0) throw_errno(errno, "fsync", f.path);
   }
 
   asio::awaitable<void> receive_one() {
@@ -361,19 +453,23 @@ class LocalWriter final : public ObjectWriter, public BlockingCommit {
     if (failure_ && rethrow) std::rethrow_exception(failure_);
   }
 
-  std::shared_ptr<OpenFile> file_;
+  std::shared_ptr<DataFile> file_;
+  std::filesystem::path final_path_;
   std::shared_ptr<LocalStore::DirectorySync> directory_sync_;
   std::shared_ptr<util::BufferPool> buffers_;
   asio::thread_pool& blocking_;
   asio::strand<asio::thread_pool::executor_type> hash_order_;  // hashes blocks one at a time, in file order
   std::unique_ptr<Completion> done_;
   std::shared_ptr<Mailbox> mailbox_;
-  AlignedBlock filling_;  // taken on the first byte that needs it
+  std::optional<ResumableFileWriter> resumable_;
+  AlignedBlock block_;  // taken on the first byte that needs it
   std::vector<AlignedBlock> free_blocks_;
-  std::size_t filled_ = 0;
-  std::uint64_t offset_ = 0;  // where filling_ starts in the file
+  std::size_t filled_ = 0;  // bytes in block_
+  std::size_t hashed_ = 0;  // of them, already in the hash
+  std::uint64_t block_start_ = 0;  // where block_ starts in the file
   int in_flight_ = 0;
   std::exception_ptr failure_;  // the first failed block write
+  bool committed_ = false;      // renamed into place
 };
 
 }  // namespace
@@ -399,11 +495,10 @@ asio::awaitable<std::unique_ptr<ObjectWriter>> LocalStore::open_writer(const std
   // Local files carry no metadata, and an upload in progress is the temporary
   // file named after its key: no id of the store's own.
   (void)metadata;
-  auto file = std::make_shared<OpenFile>();
-  file->final_path = path_of(key);
-  file->temp_path = temp_path_of(file->final_path);
-  // The file itself is created on first need (OpenFile::ensure_open).
-  co_return std::make_unique<LocalWriter>(std::move(file), blocking_, co_await asio::this_coro::executor,
+  auto file = std::make_shared<DataFile>();
+  file->path = temp_path_of(path_of(key));
+  // The file itself is created on first need (DataFile::ensure_open).
+  co_return std::make_unique<LocalWriter>(std::move(file), path_of(key), blocking_, co_await asio::this_coro::executor,
                                           directory_sync_, buffers_);
 }
 
@@ -483,214 +578,6 @@ asio::awaitable<std::unique_ptr<ObjectReader>> LocalStore::open_reader(const std
 
 namespace {
 
-// The temporary file of a resumable upload, opened for one request: for
-// O_DIRECT block writes where the file system has it, and buffered for the
-// rest (a tail shorter than an aligned block, reading back). Shared with
-// the block writes in flight, which may outlive the writer.
-struct ResumableFile {
-  ResumableFile(int direct_fd, int plain_fd, std::filesystem::path path, util::ResumableSha256 h,
-                const asio::any_io_executor& executor, std::size_t in_flight)
-      : fd(direct_fd >= 0 ? direct_fd : plain_fd), plain(plain_fd), direct(direct_fd >= 0), temp_path(std::move(path)),
-        hash(std::move(h)), done(executor, in_flight) {}
-  ~ResumableFile() {
-    if (direct) ::close(fd);
-    ::close(plain);
-  }
-  int fd;     // block writes (O_DIRECT if `direct`)
-  int plain;  // buffered: tails, reads, fsync
-  bool direct;
-  std::filesystem::path temp_path;
-  util::ResumableSha256 hash;  // updated in file order by the block writes; read once none is in flight
-  std::mutex mutex;
-  std::exception_ptr failure;
-  asio::experimental::concurrent_channel<void(boost::system::error_code)> done;
-};
-
-// A resumable upload's share of one request, on the single-shot writer's
-// plan: blocks from the memory budget, hashed in order on a strand and
-// written in parallel with O_DIRECT while the connection fills the next one.
-// What differs: the upload starts at any byte (the partial page before it is
-// read back, so blocks stay aligned), and a checkpoint ends at any byte (the
-// unaligned end goes through the buffered descriptor, then fsync).
-class LocalResumableWriter final : public ResumableWriter {
- public:
-  // `moved`: the durable bytes were copied into a new data file, a point
-  // the database should hear of at once (settled()).
-  // `fence` (may be null) is asked before the commit: a writer's data file
-  // is its own, but the object's name is everyone's.
-  LocalResumableWriter(std::shared_ptr<ResumableFile> file, std::string data_name, std::filesystem::path final_path,
-                       std::uint64_t block_start, std::string prefix, bool moved, WriteFence* fence,
-                       asio::thread_pool& blocking,
-                       std::shared_ptr<LocalStore::DirectorySync> directory_sync,
-                       std::shared_ptr<util::BufferPool> buffers)
-      : file_(std::move(file)),
-        data_name_(std::move(data_name)),
-        final_path_(std::move(final_path)),
-        block_start_(block_start),
-        prefix_(std::move(prefix)),
-        moved_(moved),
-        fence_(fence),
-        blocking_(blocking),
-        hash_order_(asio::make_strand(blocking.get_executor())),
-        directory_sync_(std::move(directory_sync)),
-        buffers_(std::move(buffers)) {}
-
-  asio::awaitable<void> write(std::span<const char> data) override {
-    while (!data.empty()) {
-      if (!block_) co_await take_block();
-      const std::size_t n = std::min(data.size(), kBlockSize - filled_);
-      std::memcpy(block_->data() + filled_, data.data(), n);
-      filled_ += n;
-      data = data.subspan(n);
-      if (filled_ == kBlockSize) co_await seal_block();
-    }
-  }
-
-  asio::awaitable<void> quiesce() noexcept override {
-    while (in_flight_ > 0) {
-      try {
-        co_await wait_one();
-      } catch (const std::exception&) {
-      }
-    }
-  }
-
-  asio::awaitable<std::string> head(std::size_t n) override {
-    co_await drain();
-    std::string bytes(std::min<std::uint64_t>(n, offset()), '\0');
-    co_await util::run_blocking(blocking_, [&] {
-      const auto got = ::pread(file_->plain, bytes.data(), bytes.size(), 0);
-      if (got < 0) throw_errno(errno, "read", file_->temp_path);
-      bytes.resize(static_cast<std::size_t>(got));
-    });
-    co_return bytes;
-  }
-
-  std::optional<ResumePoint> settled() override {
-    if (!moved_ || in_flight_ > 0 || (block_ && filled_ > hashed_)) return std::nullopt;
-    moved_ = false;
-    return ResumePoint{offset(), data_name_, file_->hash.save(), 0};
-  }
-
-  asio::awaitable<ResumePoint> checkpoint() override {
-    co_await drain();
-    co_await util::run_blocking(blocking_, [&] { flush_here(); });
-    moved_ = false;
-    co_return ResumePoint{offset(), data_name_, file_->hash.save(), 0};
-  }
-
-  asio::awaitable<void> recorded(const ResumePoint&) override { co_return; }
-
-  // The data file becomes the object. The other writers' files go first: a
-  // late writer could otherwise commit its own between our rename and their
-  // removal. (One still holding a descriptor writes into a file with no name.)
-  asio::awaitable<CommittedObject> commit() override {
-    co_await drain();
-    if (fence_) co_await fence_->check();
-    co_await util::run_blocking(blocking_, [&] {
-      flush_here();
-      remove_other_data_files();
-      if (::rename(file_->temp_path.c_str(), final_path_.c_str()) != 0) throw_errno(errno, "rename", final_path_);
-      directory_sync_->sync(final_path_.parent_path());
-      std::error_code ec;
-      std::filesystem::remove_all(resumable_dir_of(final_path_), ec);
-      if (ec) spdlog::warn("local store: removing {} failed: {}", resumable_dir_of(final_path_).string(), ec.message());
-    });
-    co_return CommittedObject{offset(), util::to_hex(file_->hash.digest()), ""};
-  }
-
- private:
-  std::uint64_t offset() const { return block_start_ + (block_ ? filled_ : prefix_.size()); }
-
-  void remove_other_data_files() const {
-    std::error_code ec;
-    if (temp_path_of(final_path_) != file_->temp_path) std::filesystem::remove(temp_path_of(final_path_), ec);
-    for (const auto& entry : std::filesystem::directory_iterator(resumable_dir_of(final_path_), ec)) {
-      if (entry.path() != file_->temp_path) std::filesystem::remove(entry.path(), ec);
-    }
-  }
-
-  asio::awaitable<void> take_block() {
-    block_ = std::make_shared<util::BufferPool::Buffer>(co_await buffers_->acquire(kBlockSize));
-    // The partial page before the upload's offset, read back at opening:
-    // already hashed, written again with the block.
-    std::memcpy(block_->data(), prefix_.data(), prefix_.size());
-    filled_ = hashed_ = prefix_.size();
-    prefix_.clear();
-  }
-
-  // Hashes (in order) and writes (in parallel) the full block.
-  asio::awaitable<void> seal_block() {
-    while (in_flight_ >= kMaxBlocksInFlight) co_await wait_one();
-    auto block = std::move(block_);
-    const auto at = static_cast<off_t>(block_start_);
-    const std::size_t hash_from = hashed_;
-    block_start_ += kBlockSize;
-    filled_ = hashed_ = 0;
-    ++in_flight_;
-    asio::post(hash_order_, [file = file_, block, at, hash_from, &pool = blocking_]() mutable {
-      file->hash.update(std::span<const char>(block->data() + hash_from, kBlockSize - hash_from));
-      asio::post(pool, [file = std::move(file), block = std::move(block), at] {
-        try {
-          write_all(file->fd, block->data(), kBlockSize, at, file->temp_path);
-        } catch (...) {
-          std::lock_guard lock(file->mutex);
-          if (!file->failure) file->failure = std::current_exception();
-        }
-        file->done.try_send(boost::system::error_code{});
-      });
-    });
-  }
-
-  // On a pool thread, nothing in flight: the part block's bytes hashed and
-  // written (its aligned part directly, the rest buffered), then fsync.
-  void flush_here() {
-    auto& f = *file_;
-    if (block_ && filled_ > 0) {
-      f.hash.update(std::span<const char>(block_->data() + hashed_, filled_ - hashed_));
-      hashed_ = filled_;
-      const std::size_t aligned = f.direct ? filled_ / kDirectAlignment * kDirectAlignment : filled_;
-      const auto at = static_cast<off_t>(block_start_);
-      if (aligned > 0) write_all(f.fd, block_->data(), aligned, at, f.temp_path);
-      if (aligned < filled_) {
-        write_all(f.plain, block_->data() + aligned, filled_ - aligned, at + static_cast<off_t>(aligned), f.temp_path);
-      }
-    }
-    if (::fsync(f.plain) != 0) throw_errno(errno, "fsync", f.temp_path);
-  }
-
-  asio::awaitable<void> wait_one() {
-    co_await file_->done.async_receive(asio::use_awaitable);
-    --in_flight_;
-    std::lock_guard lock(file_->mutex);
-    if (file_->failure) std::rethrow_exception(file_->failure);
-  }
-
-  asio::awaitable<void> drain() {
-    while (in_flight_ > 0) co_await wait_one();
-  }
-
-  std::shared_ptr<ResumableFile> file_;
-  std::string data_name_;  // the file's name in the upload's directory (the store state)
-  std::filesystem::path final_path_;
-  std::uint64_t block_start_;  // where block_ starts in the file
-  std::string prefix_;         // bytes [block_start_, offset) until a block takes them
-  bool moved_;                 // the data file is not the one the database names
-  WriteFence* fence_;
-  asio::thread_pool& blocking_;
-  asio::strand<asio::thread_pool::executor_type> hash_order_;
-  std::shared_ptr<LocalStore::DirectorySync> directory_sync_;
-  std::shared_ptr<util::BufferPool> buffers_;
-  AlignedBlock block_;
-  std::size_t filled_ = 0;  // bytes in block_
-  std::size_t hashed_ = 0;  // of them, already in the hash
-  int in_flight_ = 0;
-};
-
-}  // namespace
-
-namespace {
-
 // Where an upload's data lives: its own file (store_state) in the upload's
 // directory beside its final name, or, for an upload written before there
 // were per-writer files (store_state ""), the one temporary file beside it.
@@ -734,10 +621,10 @@ void copy_prefix(int from, int to, std::uint64_t length, const std::filesystem::
 
 }  // namespace
 
-asio::awaitable<std::unique_ptr<ResumableWriter>> LocalStore::open_resumable(const std::string& key,
-                                                                             const ObjectMetadata&,
-                                                                             const ResumePoint& from,
-                                                                             const WriterLease& writer) {
+asio::awaitable<std::unique_ptr<ObjectWriter>> LocalStore::open_resumable(const std::string& key,
+                                                                          const ObjectMetadata&,
+                                                                          const ResumePoint& from,
+                                                                          const WriterLease& writer) {
   auto hash = from.hash_state.empty() ? std::optional(util::ResumableSha256())
                                       : util::ResumableSha256::restore(from.hash_state);
   if (!hash || hash->bytes_hashed() != from.offset) {
@@ -827,14 +714,16 @@ asio::awaitable<std::unique_ptr<ResumableWriter>> LocalStore::open_resumable(con
     }
     return o;
   });
-  const asio::any_io_executor executor = co_await asio::this_coro::executor;
-  auto file = std::make_shared<ResumableFile>(opened.direct_fd, opened.plain_fd,
-                                              data_path_of(final_path, opened.data_name), std::move(*hash), executor,
-                                              kMaxBlocksInFlight);
-  const bool moved = opened.data_name != from.store_state && from.offset > 0;
-  co_return std::make_unique<LocalResumableWriter>(std::move(file), opened.data_name, final_path,
-                                                   from.offset - opened.prefix.size(), opened.prefix, moved, writer.fence,
-                                                   blocking_, directory_sync_, buffers_);
+  auto file = std::make_shared<DataFile>();
+  file->path = data_path_of(final_path, opened.data_name);
+  file->plain = opened.plain_fd;
+  file->direct = opened.direct_fd >= 0;
+  file->fd = file->direct ? opened.direct_fd : opened.plain_fd;
+  file->hash = std::move(*hash);
+  ResumableFileWriter resumable{opened.data_name, from.offset - opened.prefix.size(), opened.prefix,
+                                opened.data_name != from.store_state && from.offset > 0, writer.fence};
+  co_return std::make_unique<LocalWriter>(std::move(file), final_path, blocking_, co_await asio::this_coro::executor,
+                                          directory_sync_, buffers_, std::move(resumable));
 }
 
 asio::awaitable<void> LocalStore::discard_resumable(const std::string& key, const ResumePoint&) {

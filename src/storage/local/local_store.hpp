@@ -41,7 +41,7 @@ class LocalStore final : public ObjectStore, public Recovery, public ResumableSt
   // writer carries on in the last one's file after a clean handover, and
   // copies the durable bytes into a file of its own after a takeover.
   std::uint64_t part_size_for(std::optional<std::uint64_t>) const override { return 0; }
-  boost::asio::awaitable<std::unique_ptr<ResumableWriter>> open_resumable(const std::string& key,
+  boost::asio::awaitable<std::unique_ptr<ObjectWriter>> open_resumable(const std::string& key,
                                                                           const ObjectMetadata& metadata,
                                                                           const ResumePoint& from,
                                                                           const WriterLease& writer) override;

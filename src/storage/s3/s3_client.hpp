@@ -3,6 +3,10 @@
 // against the system trust store), a keep-alive connection pool, SigV4 on
 // every request, retries with exponential backoff and full jitter for what is
 // worth retrying (connection failures, 5xx, SlowDown, RequestTimeout).
+//
+// Above the transport (send, open) sit the S3 operations the service uses,
+// one method each, named as in the S3 API (s3_operations.cpp). They throw
+// storage::Error, with a log line that says what the store answered.
 #include <chrono>
 #include <memory>
 #include <mutex>
@@ -14,8 +18,10 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 
+#include "storage/object_store.hpp"
 #include "storage/s3/credentials.hpp"
 #include "storage/s3/sigv4.hpp"
+#include "storage/s3/s3_xml.hpp"
 
 namespace s3up::storage::s3 {
 
@@ -48,6 +54,16 @@ struct Request {
   std::span<const char> body;   // must stay valid until send() returns (it is resent on retry)
   std::string payload_hash;     // hex SHA-256 of body; computed here if empty
   bool expect_continue = false; // send the headers, wait for 100 Continue, then the body
+};
+
+// One part of a multipart upload, as UploadPart sends it.
+struct PartUpload {
+  std::string key;
+  std::string upload_id;
+  int number = 0;
+  std::span<const char> body;
+  std::string payload_hash;  // signed as x-amz-content-sha256: the part's SHA-256, or UNSIGNED-PAYLOAD
+  std::string content_md5;   // base64, when the store checks the part by its MD5
 };
 
 // Thrown when the store could not be reached (after retries).
@@ -97,6 +113,52 @@ class Client : public std::enable_shared_from_this<Client> {
   boost::asio::awaitable<std::string> presign(std::string method, std::string key, std::chrono::seconds expires,
                                               std::vector<Header> query = {});
 
+  // The S3 operations. Keys are as stored in the bucket (with any prefix).
+  // Object headers (Content-Type, Content-Disposition) for PutObject and
+  // CreateMultipartUpload come from object_headers().
+
+  // PutObject of a whole body whose SHA-256 (hex) is `sha256`: its ETag.
+  boost::asio::awaitable<std::string> put_object(const std::string& key, const std::vector<Header>& headers,
+                                                 std::span<const char> body, const std::string& sha256);
+  // HeadObject: the object's size and ETag; nullopt if there is none.
+  boost::asio::awaitable<std::optional<ObjectInfo>> head_object(const std::string& key);
+  // GetObject of bytes [first, last], the body left to read; nullptr when
+  // the range starts past the end (416). Error(not_found) without an object.
+  boost::asio::awaitable<std::unique_ptr<ResponseStream>> get_object(const std::string& key, std::uint64_t first,
+                                                                     std::uint64_t last);
+  // DeleteObject; an absent key is no error.
+  boost::asio::awaitable<void> delete_object(const std::string& key);
+  // ListObjectsV2: the keys that start with `prefix` (the first 1,000).
+  boost::asio::awaitable<std::vector<std::string>> list_objects(const std::string& prefix);
+  // CreateMultipartUpload: the store's upload id.
+  boost::asio::awaitable<std::string> create_multipart_upload(const std::string& key,
+                                                              const std::vector<Header>& headers);
+  // UploadPart: the part's ETag.
+  boost::asio::awaitable<std::string> upload_part(const PartUpload& part);
+  // UploadPartCopy: bytes [first, last] of the object `source` (in this
+  // bucket), copied by the store into part `number`; its ETag.
+  boost::asio::awaitable<std::string> upload_part_copy(const std::string& key, const std::string& upload_id,
+                                                       int number, const std::string& source, std::uint64_t first,
+                                                       std::uint64_t last);
+  // CompleteMultipartUpload with `parts` in order: the object's ETag. An
+  // <Error> inside a 200 answer is a failure too.
+  boost::asio::awaitable<std::string> complete_multipart_upload(const std::string& key, const std::string& upload_id,
+                                                                const std::vector<CompletedPart>& parts);
+  // AbortMultipartUpload, then ListParts until the upload is gone: a part the
+  // store was still receiving can land after an abort and keep the upload
+  // alive, and S3's documentation asks for exactly this check and another
+  // abort. Throws when the upload outlives three aborts.
+  boost::asio::awaitable<void> abort_multipart_upload(const std::string& key, const std::string& upload_id);
+  // ListParts, page by page: every part the upload holds, in order; nullopt
+  // if there is no such upload (aborted or completed).
+  boost::asio::awaitable<std::optional<std::vector<CompletedPart>>> list_parts(const std::string& key,
+                                                                               const std::string& upload_id);
+  // ListMultipartUploads: the uploads in progress whose keys start with
+  // `prefix` (the first 1,000).
+  boost::asio::awaitable<std::vector<MultipartUploadEntry>> list_multipart_uploads(const std::string& prefix);
+  // CreateBucket; a bucket we own already is fine.
+  boost::asio::awaitable<void> create_bucket();
+
   const ClientOptions& options() const { return options_; }
   const boost::asio::any_io_executor& executor() const { return executor_; }
   bool path_style() const { return path_style_; }
@@ -110,6 +172,9 @@ class Client : public std::enable_shared_from_this<Client> {
   void give_back(std::unique_ptr<Connection> c);
   boost::asio::awaitable<Response> attempt(const Request& request, const std::string& payload_hash);
   boost::asio::awaitable<std::unique_ptr<ResponseStream>> attempt_open(const Request& request);
+  // send() whose connection failure is a storage Error (`op` names it in the log).
+  boost::asio::awaitable<Response> call(const Request& request, std::string_view op);
+  boost::asio::awaitable<bool> multipart_upload_holds_parts(const std::string& key, const std::string& upload_id);
   friend class ResponseStream;
 
   boost::asio::any_io_executor executor_;
@@ -126,5 +191,13 @@ class Client : public std::enable_shared_from_this<Client> {
   std::mutex mutex_;
   std::vector<std::unique_ptr<Connection>> idle_;
 };
+
+// The headers an object is stored with (PutObject, CreateMultipartUpload).
+std::vector<Header> object_headers(const ObjectMetadata& metadata);
+
+// Turns a failed S3 answer into a storage Error (refused, unavailable or
+// rejected), with a log line that says what happened (never a secret).
+[[noreturn]] void fail(std::string_view op, const std::string& key, unsigned status, std::string_view body);
+[[noreturn]] void fail(std::string_view op, const std::string& key, const Response& response);
 
 }  // namespace s3up::storage::s3

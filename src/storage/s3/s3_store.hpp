@@ -65,9 +65,9 @@ class S3Store final : public ObjectStore, public Presigner, public Recovery, pub
   // ResumableStore: equal parts of part_size_for(length), the tail that
   // does not fill one kept as <key>.tail.<random> until the next request.
   // After a takeover the writer moves the recorded parts into a multipart
-  // upload of its own (S3ResumableWriter::move_to_own_upload).
+  // upload of its own (S3Writer::move_to_own_upload).
   std::uint64_t part_size_for(std::optional<std::uint64_t> length) const override;
-  boost::asio::awaitable<std::unique_ptr<ResumableWriter>> open_resumable(const std::string& key,
+  boost::asio::awaitable<std::unique_ptr<ObjectWriter>> open_resumable(const std::string& key,
                                                                           const ObjectMetadata& metadata,
                                                                           const ResumePoint& from,
                                                                           const WriterLease& writer) override;
