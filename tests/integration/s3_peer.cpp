@@ -27,14 +27,6 @@ std::string required_env(const char* name) {
 }
 }  // namespace
 
-template <class T>
-T S3Peer::run(asio::awaitable<T> op) {
-  io_.restart();
-  auto fut = asio::co_spawn(io_, std::move(op), asio::use_future);
-  io_.run();
-  return fut.get();
-}
-
 S3Peer::S3Peer()
     : endpoint_(required_env("S3UP_TEST_S3_ENDPOINT")),
       access_key_(required_env("S3UP_TEST_S3_ACCESS_KEY")),

@@ -8,8 +8,10 @@
 #include <string>
 #include <vector>
 
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/thread_pool.hpp>
+#include <boost/asio/use_future.hpp>
 
 #include "storage/s3/s3_store.hpp"
 
@@ -36,9 +38,20 @@ class S3Peer {
   void stop_gateway();
   void start_gateway();
 
- private:
+  // The store's S3 client and where the store keeps `key` in the bucket.
+  storage::s3::Client& client() { return store_->client(); }
+  std::string bucket_key(const std::string& key) const { return store_->bucket_key(key); }
+
+  // Runs an operation of the store or its client to its end.
   template <class T>
-  T run(boost::asio::awaitable<T> op);
+  T run(boost::asio::awaitable<T> op) {
+    io_.restart();
+    auto fut = boost::asio::co_spawn(io_, std::move(op), boost::asio::use_future);
+    io_.run();
+    return fut.get();
+  }
+
+ private:
 
   std::string endpoint_, access_key_, secret_key_, ceph_conf_, bucket_;
   boost::asio::io_context io_;

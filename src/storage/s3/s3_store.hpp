@@ -81,6 +81,7 @@ class S3Store final : public ObjectStore, public Presigner, public Recovery, pub
   boost::asio::awaitable<void> abort_multipart_upload(const std::string& bucket_key, const std::string& upload_id);
 
   std::string bucket_key(const std::string& key) const { return options_.prefix + key; }
+  Client& client() { return *client_; }  // its S3 operations, for tests and tools
 
  private:
   S3StoreOptions options_;
