@@ -127,7 +127,7 @@ http::Middleware rate_limited(auth::TokenBuckets& buckets) {
 
 Api::Api(Dependencies deps)
     : deps_(std::move(deps)),
-      resumable_(deps_.uploads, deps_.resumable),
+      uploads_(deps_.uploads, deps_.resumable),
       links_(deps_.uploads.coordination, deps_.uploads.blocking) {
   // Every route but the health check is for a known caller, within their rate.
   std::vector<http::Middleware> caller_steps{authenticated(deps_.authenticator)};

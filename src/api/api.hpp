@@ -16,8 +16,7 @@
 #include "api/error.hpp"
 #include "auth/authenticator.hpp"
 #include "http/router.hpp"
-#include "upload/resumable.hpp"
-#include "upload/session.hpp"
+#include "upload/engine.hpp"
 
 namespace s3up::api {
 
@@ -118,7 +117,7 @@ class Api {
   // renders them: http::error_answers()).
   boost::asio::awaitable<http::Response> handle(http::Request& request);
   const http::Router& router() const { return router_; }
-  upload::ResumableUploads& resumable() { return resumable_; }
+  upload::Uploads& uploads() { return uploads_; }
 
  private:
   boost::asio::awaitable<http::Response> healthz(http::Request& request);
@@ -154,7 +153,7 @@ class Api {
   boost::asio::awaitable<db::Upload> visible_upload(const auth::Principal& caller, std::string_view id);
 
   Dependencies deps_;
-  upload::ResumableUploads resumable_;
+  upload::Uploads uploads_;
   DownloadLinks links_;
   std::unique_ptr<auth::TokenBuckets> buckets_;
   http::Router router_;

@@ -1,7 +1,7 @@
 // Resumable uploads over tus 1.0.0 (https://tus.io/protocols/resumable-upload):
 // POST /upload/resumable creates an upload, HEAD /upload/resumable/{id}
 // tells its offset, PATCH appends at it, DELETE terminates it. The rules
-// (leases, durability, quota, types) are upload::ResumableUploads'; this file
+// (leases, durability, quota, types) are upload::Uploads'; this file
 // reads and writes the protocol's headers.
 #include "api/api.hpp"
 #include "api/tus.hpp"
@@ -160,19 +160,19 @@ asio::awaitable<http::Response> Api::tus_create(http::Request& request) {
                                    std::string(metadata_value(*metadata, "filetype", "type")), length, metadata_text};
   // The whole file in the creation request: stored in one pass, as PUT is.
   if (with_body && !checksum && length && *length > 0 && body_length == length) {
-    const auto whole = co_await resumable_.create_whole(principal, plan, request.body);
+    const auto whole = co_await uploads_.create_whole(principal, plan, request.body);
     http::Response res(201);
     res.set(field::location, absolute_url(request, std::string(kUploadsPath) + "/" + whole.upload.id));
     describe(res, whole);
     co_return res;
   }
-  auto created = co_await resumable_.create(principal, plan);
+  auto created = co_await uploads_.create(principal, plan);
   if (with_body && !created.complete()) {
     const std::uint64_t at_start = 0;
     const std::optional<std::uint64_t> no_new_length;
     std::exception_ptr failure;
     try {
-      created = co_await resumable_.append(principal, created.upload.id, at_start, no_new_length, checksum, request.body);
+      created = co_await uploads_.append(principal, created.upload.id, at_start, no_new_length, checksum, request.body);
     } catch (const upload::Error& e) {
       // A chunk the upload can never take ends it (append() has ended one
       // of a refused type already). One that failed its checksum counts for
@@ -188,7 +188,7 @@ asio::awaitable<http::Response> Api::tus_create(http::Request& request) {
       }
     }
     if (failure) {
-      co_await resumable_.terminate(principal, created.upload.id);
+      co_await uploads_.terminate(principal, created.upload.id);
       std::rethrow_exception(failure);
     }
   }
@@ -200,7 +200,7 @@ asio::awaitable<http::Response> Api::tus_create(http::Request& request) {
 
 asio::awaitable<http::Response> Api::tus_head(http::Request& request) {
   const std::string id(request.param("id"));
-  const auto upload = co_await resumable_.status(caller(request), id);
+  const auto upload = co_await uploads_.status(caller(request), id);
   http::Response res(200);
   describe(res, upload);
   if (upload.state.upload_length) {
@@ -220,7 +220,7 @@ asio::awaitable<http::Response> Api::tus_patch(http::Request& request) {
   const auto length = number_header(request, "Upload-Length");
   const auto checksum = checksum_header(request);
   const std::string id(request.param("id"));
-  const auto upload = co_await resumable_.append(caller(request), id, *offset, length, checksum, request.body);
+  const auto upload = co_await uploads_.append(caller(request), id, *offset, length, checksum, request.body);
   http::Response res(204);
   describe(res, upload);
   co_return res;
@@ -228,7 +228,7 @@ asio::awaitable<http::Response> Api::tus_patch(http::Request& request) {
 
 asio::awaitable<http::Response> Api::tus_delete(http::Request& request) {
   const std::string id(request.param("id"));
-  co_await resumable_.terminate(caller(request), id);
+  co_await uploads_.terminate(caller(request), id);
   co_return http::Response(204);
 }
 

@@ -1,6 +1,7 @@
 // The upload endpoints: POST /upload (a multipart form with a "file" field)
-// and PUT /upload/<name> (the raw bytes). Each creates an upload session,
-// appends the body's bytes at their offsets, and completes it.
+// and PUT /upload/<name> (the raw bytes). Each hands the engine the file's
+// bytes as a source (the form's file part, or the body itself) to store in
+// one pass.
 #include <boost/url/decode_view.hpp>
 #include <boost/url/pct_string_view.hpp>
 
@@ -22,6 +23,72 @@ http::Response created(const db::Upload& upload) {
   return res;
 }
 
+// The file of a multipart/form-data body as the engine reads it: the body is
+// parsed until the first part named "file" that carries a file name begins
+// (find_file(): its headers name the upload), then that part's bytes are
+// handed out as they arrive. After them the rest of the body is read to its
+// end and checked (other form fields are read past and ignored), so a form
+// that turns out malformed fails the upload before it completes.
+class FormFile final : public util::ByteSource {
+ public:
+  FormFile(http::BodyReader& body, std::string boundary) : body_(body), parser_(std::move(boundary)) {}
+
+  // The file part's headers; nullopt if the body ends without one.
+  asio::awaitable<std::optional<http::MultipartPart>> find_file() {
+    for (;;) {
+      while (next_ < events_.size()) {
+        const auto& ev = events_[next_++];
+        if (ev.kind == Kind::part_begin && ev.part.name == "file" && ev.part.filename && !ev.part.filename->empty()) {
+          in_file_ = true;
+          co_return ev.part;
+        }
+      }
+      if (!co_await parse_more()) co_return std::nullopt;
+    }
+  }
+
+  asio::awaitable<std::span<const char>> read_some() override {
+    while (in_file_) {
+      while (next_ < events_.size()) {
+        const auto& ev = events_[next_++];
+        if (ev.kind == Kind::data && !ev.data.empty()) co_return ev.data;
+        if (ev.kind == Kind::part_end) in_file_ = false;
+        if (!in_file_) break;
+      }
+      if (in_file_ && !co_await parse_more()) in_file_ = false;
+    }
+    while (co_await parse_more()) {
+    }
+    co_return std::span<const char>();
+  }
+
+ private:
+  using Kind = http::MultipartParser::EventKind;
+
+  // The next piece of the body through the parser; false at the body's end
+  // (a form that does not close properly is invalid_multipart).
+  asio::awaitable<bool> parse_more() {
+    if (ended_) co_return false;
+    const auto chunk = co_await body_.read_some();
+    events_.clear();
+    next_ = 0;
+    if (chunk.empty()) {
+      ended_ = true;
+      if (auto ec = parser_.finish()) throw ApiError(errc::invalid_multipart, ec.message());
+      co_return false;
+    }
+    if (auto ec = parser_.feed(chunk, events_)) throw ApiError(errc::invalid_multipart, ec.message());
+    co_return true;
+  }
+
+  http::BodyReader& body_;
+  http::MultipartParser parser_;
+  std::vector<http::MultipartParser::Event> events_;  // from the last piece; their data is valid until the next
+  std::size_t next_ = 0;
+  bool in_file_ = false;
+  bool ended_ = false;
+};
+
 }  // namespace
 
 asio::awaitable<http::Response> Api::upload_form(http::Request& request) {
@@ -39,49 +106,24 @@ asio::awaitable<http::Response> Api::upload_form(http::Request& request) {
     throw ApiError(errc::invalid_multipart, "multipart/form-data without a valid boundary");
   }
   const auto& limits = deps_.uploads.limits;
-  if (auto len = request.body.content_length(); len && *len > limits.max_upload_bytes + kMultipartFramingAllowance) {
+  const auto body_length = request.body.content_length();
+  if (body_length && *body_length > limits.max_upload_bytes + kMultipartFramingAllowance) {
     throw upload::file_too_large(limits);
   }
-
   // The file is no larger than the body less its opening and closing
   // delimiters ("--" boundary CRLF ... CRLF "--" boundary "--").
   std::optional<std::uint64_t> file_size_bound;
-  if (auto len = request.body.content_length(); len && *len > 2 * boundary->size() + 10) {
-    file_size_bound = *len - (2 * boundary->size() + 10);
-  }
-  http::MultipartParser parser(*boundary);
-  std::vector<http::MultipartParser::Event> events;
-  std::optional<upload::UploadSession> upload;
-  bool in_file_part = false;
-  const auto stored = co_await upload::with_session(upload, [&]() -> asio::awaitable<db::Upload> {
-    for (;;) {
-      const auto chunk = co_await request.body.read_some();
-      if (chunk.empty()) break;
-      if (auto ec = parser.feed(chunk, events)) throw ApiError(errc::invalid_multipart, ec.message());
-      for (auto& ev : events) {
-        using Kind = http::MultipartParser::EventKind;
-        if (ev.kind == Kind::part_begin) {
-          // The first part named "file" that carries a file name is the file;
-          // other form fields are read past and ignored.
-          if (!upload && ev.part.name == "file" && ev.part.filename && !ev.part.filename->empty()) {
-            // The body's length bounds the file's (it sizes S3 parts).
-            upload.emplace(deps_.uploads, principal,
-                           upload::UploadPlan{*ev.part.filename, ev.part.content_type, std::nullopt, file_size_bound,
-                                              request.body.content_length()});
-            co_await upload->create();
-            in_file_part = true;
-          }
-        } else if (ev.kind == Kind::data) {
-          if (in_file_part) co_await upload->append(upload->offset(), ev.data);
-        } else {
-          in_file_part = false;
-        }
-      }
-    }
-    if (auto ec = parser.finish()) throw ApiError(errc::invalid_multipart, ec.message());
-    if (!upload) throw ApiError(errc::missing_file, "the form has no \"file\" field with a file name");
-    co_return co_await upload->complete();
-  });
+  if (body_length && *body_length > 2 * boundary->size() + 10) file_size_bound = *body_length - (2 * boundary->size() + 10);
+
+  FormFile file(request.body, *boundary);
+  const auto part = co_await file.find_file();
+  if (!part) throw ApiError(errc::missing_file, "the form has no \"file\" field with a file name");
+  // The body's length bounds the file's (it sizes S3 parts).
+  const upload::UploadPlan plan{.file_name = *part->filename,
+                                .declared_type = part->content_type,
+                                .at_most = file_size_bound,
+                                .size_hint = body_length};
+  const auto stored = co_await uploads_.store(principal, plan, file);
   co_return created(stored);
 }
 
@@ -95,19 +137,11 @@ asio::awaitable<http::Response> Api::upload_raw(http::Request& request) {
   if (file_name.empty()) throw ApiError(errc::invalid_file_name, "PUT /upload/<file name>: the file name is missing");
   const auto length = request.body.content_length();
   if (length && *length > deps_.uploads.limits.max_upload_bytes) throw upload::file_too_large(deps_.uploads.limits);
-  std::optional<upload::UploadSession> upload;
-  const auto stored = co_await upload::with_session(upload, [&]() -> asio::awaitable<db::Upload> {
-    upload.emplace(deps_.uploads, principal,
-                   upload::UploadPlan{std::move(file_name), std::string(request.header[field::content_type]), length,
-                                      std::nullopt, length});
-    co_await upload->create();
-    for (;;) {
-      const auto chunk = co_await request.body.read_some();
-      if (chunk.empty()) break;
-      co_await upload->append(upload->offset(), chunk);
-    }
-    co_return co_await upload->complete();
-  });
+  const upload::UploadPlan plan{.file_name = std::move(file_name),
+                                .declared_type = std::string(request.header[field::content_type]),
+                                .exact_length = length,
+                                .size_hint = length};
+  const auto stored = co_await uploads_.store(principal, plan, request.body);
   co_return created(stored);
 }
 

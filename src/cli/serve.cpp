@@ -82,7 +82,7 @@ int serve(const config::Config& cfg) {
   const upload::Services uploads{*store, *metadata, *metadata, blocking, cfg.uploads};
   api::Api api(api::Dependencies{uploads, authenticator, cfg.downloads, cfg.rate_limit, cfg.web, cfg.resumable});
   // Clean-up after uploads of crashed processes: now, then periodically.
-  upload::Janitor janitor(uploads, cfg.janitor.stale_upload_age, &api.resumable());
+  upload::Janitor janitor(uploads, cfg.janitor.stale_upload_age, &api.uploads());
   asio::co_spawn(io, janitor.run_every(cfg.janitor.interval), asio::detached);
 
   http::ServerOptions options;

@@ -8,14 +8,13 @@
 // a time (MetadataStore::try_lock). It also finishes deletions a crash
 // interrupted (rows left 'deleting'), removes what failed uploads left in a
 // store that was unreachable when they failed (failed_with_leftovers), and
-// ends resumable uploads past their expiry (ResumableUploads::end_expired):
+// ends resumable uploads past their expiry (Uploads::end_expired):
 // those are judged by expiry, not age.
 #include <chrono>
 
 #include <boost/asio/awaitable.hpp>
 
-#include "upload/resumable.hpp"
-#include "upload/session.hpp"
+#include "upload/engine.hpp"
 
 namespace s3up::upload {
 
@@ -30,7 +29,7 @@ struct JanitorReport {
 
 class Janitor {
  public:
-  Janitor(const Services& services, std::chrono::milliseconds stale_after, ResumableUploads* resumable = nullptr)
+  Janitor(const Services& services, std::chrono::milliseconds stale_after, Uploads* resumable = nullptr)
       : services_(services), stale_after_(stale_after), resumable_(resumable) {}
   boost::asio::awaitable<JanitorReport> run_once();
   // run_once now and every `interval` until the coroutine is cancelled or
@@ -44,7 +43,7 @@ class Janitor {
 
   Services services_;
   std::chrono::milliseconds stale_after_;
-  ResumableUploads* resumable_;
+  Uploads* resumable_;
 };
 
 }  // namespace s3up::upload

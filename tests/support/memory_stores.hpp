@@ -353,6 +353,13 @@ class MemoryMetadata final : public db::MetadataStore {
     std::lock_guard lock(mutex_);
     return users_.at(user_id).used_bytes;
   }
+  // Every upload row, whatever its status (tests look one up mid-upload).
+  std::vector<db::Upload> all_uploads() {
+    std::lock_guard lock(mutex_);
+    std::vector<db::Upload> out;
+    for (const auto& [id, u] : uploads_) out.push_back(u);
+    return out;
+  }
 
  private:
   // An upload leaves pending: its reservation becomes its size (or nothing).

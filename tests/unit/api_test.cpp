@@ -13,7 +13,7 @@
 #include "../support/memory_stores.hpp"
 #include "api/api.hpp"
 #include "http/router.hpp"
-#include "upload/session.hpp"
+#include "upload/engine.hpp"
 #include "util/crypto.hpp"
 
 namespace s3up {
@@ -343,46 +343,68 @@ TEST_F(InProcessApi, StorageFailuresBecomeApiErrors) {
   EXPECT_EQ(metadata_.count_uploads(db::UploadStatus::failed), 1);
 }
 
-// --- the upload session --------------------------------------------------
+// --- the upload engine, single-shot -----------------------------------------
 
-class Sessions : public ::testing::Test {
+// A source of the pieces given, then its end. `before` (may be empty) runs
+// before piece i is handed out: to look at the upload mid-way, or to start
+// another one meanwhile. `fail_at` makes the read of piece i fail instead.
+class Pieces final : public util::ByteSource {
+ public:
+  explicit Pieces(std::vector<std::string> pieces) : pieces_(std::move(pieces)) {}
+  std::function<asio::awaitable<void>(std::size_t)> before;
+  std::optional<std::size_t> fail_at;
+
+  asio::awaitable<std::span<const char>> read_some() override {
+    if (next_ == pieces_.size()) co_return std::span<const char>();
+    if (before) co_await before(next_);
+    if (fail_at == next_) throw ApiError(errc::client_disconnected, "the client went away (test)");
+    const auto& piece = pieces_[next_++];
+    co_return std::span<const char>(piece);
+  }
+
+ private:
+  std::vector<std::string> pieces_;
+  std::size_t next_ = 0;
+};
+
+class Engine : public ::testing::Test {
  protected:
   void SetUp() override {
     auto user = metadata_.create_user("alice", false);
     owner_.user_id = user.id;
     owner_.user_name = user.name;
   }
-  upload::UploadPlan plan(std::string name = "f.bin", std::optional<std::uint64_t> length = std::nullopt) {
-    return upload::UploadPlan{std::move(name), "", length, std::nullopt, length};
+  static upload::UploadPlan plan(std::string name = "f.bin", std::optional<std::uint64_t> length = std::nullopt) {
+    return upload::UploadPlan{.file_name = std::move(name), .exact_length = length, .size_hint = length};
   }
-  // Runs `steps` with a session, as handlers do (a failure fails the session);
-  // the error it threw, if any.
-  template <class Steps>
-  std::optional<errc> drive(std::optional<upload::UploadSession>& session, Steps steps) {
+  // Stores `source` as a single-shot upload: the record, or the error a
+  // client would see.
+  std::variant<db::Upload, errc> store(const upload::UploadPlan& plan, util::ByteSource& source,
+                                       const upload::Services* services = nullptr) {
+    upload::Uploads uploads(services ? *services : services_);
     try {
-      run(upload::with_session(session, [&]() -> asio::awaitable<bool> {
-        co_await steps();
-        co_return true;
-      }));
+      return run(uploads.store(owner_, plan, source));
     } catch (const ApiError& e) {
       return e.code();
     } catch (...) {
       const auto translated = api::api_error(std::current_exception());
       return translated ? translated->code() : errc::internal;
     }
+  }
+  static std::optional<errc> error_of(const std::variant<db::Upload, errc>& outcome) {
+    if (const auto* e = std::get_if<errc>(&outcome)) return *e;
     return std::nullopt;
   }
-  // The whole of a small upload ("abc") in one session: the error, if any.
-  std::optional<errc> store_abc(std::optional<upload::UploadSession>& s) {
-    return drive(s, [&]() -> asio::awaitable<void> {
-      s.emplace(services_, owner_, plan());
-      co_await s->create();
-      co_await s->append(0, std::span<const char>("abc", 3));
-      co_await s->complete();
-    });
+  // The row the latest upload made, if it made one (ids grow with time).
+  std::optional<db::Upload> the_row() {
+    const auto rows = metadata_.all_uploads();
+    if (rows.empty()) return std::nullopt;
+    return rows.back();
   }
-  std::optional<db::Upload> row(const upload::UploadSession& s) { return metadata_.get_upload(s.id()); }
-  std::string key(const upload::UploadSession& s) { return "u/" + std::to_string(owner_.user_id) + "/" + s.id(); }
+  std::optional<errc> store_abc() {
+    Pieces abc({"abc"});
+    return error_of(store(plan(), abc));
+  }
 
   asio::thread_pool pool_{2};
   testing::MemoryObjectStore store_;
@@ -392,202 +414,170 @@ class Sessions : public ::testing::Test {
   auth::Principal owner_;
 };
 
-TEST_F(Sessions, CreatedReceivingComplete) {
+TEST_F(Engine, PendingWhileReceivingThenComplete) {
   for (const bool blocking : {false, true}) {
     SCOPED_TRACE(blocking ? "blocking commit" : "commit");
     store_.blocking_commits = blocking;
     const auto used_before = metadata_.used_bytes(owner_.user_id);
-    std::optional<upload::UploadSession> s;
-    s.emplace(services_, owner_, plan("a.txt", 10));
-    EXPECT_EQ(s->stage(), upload::Stage::created);
-    const std::string bytes = "0123456789";
-    db::Upload stored;
-    EXPECT_FALSE(drive(s, [&]() -> asio::awaitable<void> {
-      co_await s->create();
-      EXPECT_EQ(s->stage(), upload::Stage::receiving);
-      EXPECT_EQ(row(*s)->status, db::UploadStatus::pending);
-      co_await s->append(0, std::span<const char>(bytes.data(), 4));
-      co_await s->append(4, std::span<const char>(bytes.data() + 4, 6));
-      EXPECT_EQ(s->offset(), 10u);
-      stored = co_await s->complete();
-    }));
-    EXPECT_EQ(s->stage(), upload::Stage::complete);
-    EXPECT_EQ(stored.sha256, util::sha256_hex(bytes));
-    EXPECT_EQ(row(*s)->status, db::UploadStatus::complete);
-    EXPECT_EQ(row(*s)->content_type, "text/plain");  // sniffed: the client named none
-    EXPECT_EQ(store_.object(key(*s)), bytes);
+    Pieces source({"0123", "456789"});
+    source.before = [&](std::size_t i) -> asio::awaitable<void> {
+      // Before a byte is stored the pending row exists, and the janitor
+      // knows it is being received here.
+      const auto row = the_row();
+      EXPECT_TRUE(row && row->status == db::UploadStatus::pending) << "piece " << i;
+      if (row) EXPECT_TRUE(services_.live->contains(row->id));
+      co_return;
+    };
+    const auto outcome = store(plan("a.txt", 10), source);
+    ASSERT_FALSE(error_of(outcome));
+    const auto& stored = std::get<db::Upload>(outcome);
+    EXPECT_EQ(stored.sha256, util::sha256_hex("0123456789"));
+    EXPECT_EQ(stored.status, db::UploadStatus::complete);
+    const auto row = the_row();
+    ASSERT_TRUE(row);
+    EXPECT_EQ(row->status, db::UploadStatus::complete);
+    EXPECT_EQ(row->content_type, "text/plain");  // sniffed: the client named none
+    EXPECT_EQ(store_.object(row->storage_key), "0123456789");
     EXPECT_EQ(metadata_.used_bytes(owner_.user_id), used_before + 10);  // its size counts as used
-    EXPECT_FALSE(services_.live->contains(s->id()));
+    EXPECT_FALSE(services_.live->contains(row->id));
   }
 }
 
-TEST_F(Sessions, ARefusedNameStoresNothing) {
-  std::optional<upload::UploadSession> s;
-  EXPECT_EQ(drive(s, [&]() -> asio::awaitable<void> {
-              s.emplace(services_, owner_, plan("bad\x01name"));
-              co_await s->create();
-            }),
-            errc::invalid_file_name);
-  EXPECT_EQ(s->stage(), upload::Stage::failed);
-  EXPECT_EQ(metadata_.count_uploads(db::UploadStatus::pending) + metadata_.count_uploads(db::UploadStatus::failed), 0);
-  EXPECT_FALSE(services_.live->contains(s->id()));
+TEST_F(Engine, ARefusedNameStoresNothing) {
+  Pieces source({"abc"});
+  EXPECT_EQ(error_of(store(plan("bad\x01name"), source)), errc::invalid_file_name);
+  EXPECT_FALSE(the_row());
+  EXPECT_EQ(store_.object_count(), 0u);
 }
 
-TEST_F(Sessions, TooManyAtOnceIsRefusedBeforeAnyRow) {
+TEST_F(Engine, TooManyAtOnceIsRefusedBeforeAnyRow) {
   limits_.max_concurrent_uploads = 1;
   upload::Services services{store_, metadata_, metadata_, pool_, limits_};
-  std::optional<upload::UploadSession> first, second;
-  EXPECT_FALSE(drive(first, [&]() -> asio::awaitable<void> {
-    first.emplace(services, owner_, plan());
-    co_await first->create();
-  }));
-  EXPECT_EQ(drive(second, [&]() -> asio::awaitable<void> {
-              second.emplace(services, owner_, plan());
-              co_await second->create();
-            }),
-            errc::too_many_requests);
-  EXPECT_FALSE(row(*second));
-  run(first->fail());
+  upload::Uploads uploads(services);
+  std::optional<errc> second_error;
+  Pieces first({"first"});
+  first.before = [&](std::size_t) -> asio::awaitable<void> {
+    Pieces second({"second"});
+    const auto plan_two = plan("two");
+    try {
+      co_await uploads.store(owner_, plan_two, second);
+    } catch (const upload::Error& e) {
+      second_error = api::api_error(e).code();
+    }
+  };
+  EXPECT_FALSE(error_of(store(plan("one"), first, &services)));
+  EXPECT_EQ(second_error, errc::too_many_requests);
+  EXPECT_EQ(metadata_.all_uploads().size(), 1u) << "the refused upload made a row";
 }
 
-TEST_F(Sessions, ADatabaseFailureAtCreateLeavesNothing) {
+TEST_F(Engine, ADatabaseFailureAtCreateLeavesNothing) {
   metadata_.fail.create_pending = true;
-  std::optional<upload::UploadSession> s;
-  EXPECT_EQ(drive(s, [&]() -> asio::awaitable<void> {
-              s.emplace(services_, owner_, plan());
-              co_await s->create();
-            }),
-            errc::database_unavailable);
-  EXPECT_FALSE(row(*s));
-  EXPECT_FALSE(services_.live->contains(s->id())) << "still registered as live";
-  s.reset();
+  Pieces source({"abc"});
+  EXPECT_EQ(error_of(store(plan(), source)), errc::database_unavailable);
+  EXPECT_FALSE(the_row());
+  EXPECT_EQ(store_.object_count(), 0u);
 }
 
-TEST_F(Sessions, AKnownLengthOverTheQuotaIsRefusedAtCreate) {
+TEST_F(Engine, AKnownLengthOverTheQuotaIsRefusedAtCreate) {
   metadata_.set_user_quota("alice", 100);
   owner_.quota_bytes = 100;
-  std::optional<upload::UploadSession> s;
-  EXPECT_EQ(drive(s, [&]() -> asio::awaitable<void> {
-              s.emplace(services_, owner_, plan("big", 101));
-              co_await s->create();
-            }),
-            errc::quota_exceeded);
-  EXPECT_EQ(row(*s)->status, db::UploadStatus::failed);
+  bool read = false;
+  Pieces source({std::string(101, 'x')});
+  source.before = [&](std::size_t) -> asio::awaitable<void> {
+    read = true;
+    co_return;
+  };
+  EXPECT_EQ(error_of(store(plan("big", 101), source)), errc::quota_exceeded);
+  EXPECT_FALSE(read) << "a byte was read before the quota said no";
+  EXPECT_EQ(the_row()->status, db::UploadStatus::failed);
   EXPECT_EQ(metadata_.used_bytes(owner_.user_id), 0);
   EXPECT_EQ(store_.object_count(), 0u);
 }
 
-TEST_F(Sessions, AWrongOffsetIsAConflictAndChangesNothing) {
-  std::optional<upload::UploadSession> s;
-  s.emplace(services_, owner_, plan());
-  run(s->create());
-  const std::string bytes = "abc";
-  try {
-    run(s->append(5, std::span<const char>(bytes)));
-    FAIL() << "an append at the wrong offset was taken";
-  } catch (const upload::Error& e) {
-    EXPECT_EQ(e.failure(), upload::Failure::conflict);
-  }
-  EXPECT_EQ(s->offset(), 0u);
-  EXPECT_EQ(s->stage(), upload::Stage::receiving);
-  run(s->fail());
-  EXPECT_EQ(s->stage(), upload::Stage::failed);
-  EXPECT_EQ(row(*s)->status, db::UploadStatus::failed);
-  EXPECT_EQ(store_.aborts, 1);
-}
-
-TEST_F(Sessions, FailuresWhileReceivingAbortTheWriterAndFailTheRow) {
+TEST_F(Engine, FailuresWhileReceivingAbortTheWriterAndFailTheRow) {
   const std::string chunk(600 * 1024, 'x');
   struct Case {
     const char* what;
     std::function<void()> arrange;
+    std::optional<std::size_t> source_fails_at;
     errc expected;
   };
   const std::vector<Case> cases = {
-      {"over the size limit", [] {}, errc::file_too_large},
-      {"the store fails a write", [&] { store_.fail.write_after = 1000; }, errc::storage_unavailable},
+      {"over the size limit", [] {}, std::nullopt, errc::file_too_large},
+      {"the store fails a write", [&] { store_.fail.write_after = 1000; }, std::nullopt, errc::storage_unavailable},
+      {"the client goes away", [] {}, 1, errc::client_disconnected},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.what);
     store_.fail = {};
     c.arrange();
     const int aborts = store_.aborts;
-    std::optional<upload::UploadSession> s;
-    EXPECT_EQ(drive(s, [&]() -> asio::awaitable<void> {
-                s.emplace(services_, owner_, plan());
-                co_await s->create();
-                co_await s->append(0, std::span<const char>(chunk));
-                co_await s->append(chunk.size(), std::span<const char>(chunk));  // past 1 MiB
-              }),
-              c.expected);
-    EXPECT_EQ(s->stage(), upload::Stage::failed);
-    EXPECT_EQ(row(*s)->status, db::UploadStatus::failed);
+    const auto used_before = metadata_.used_bytes(owner_.user_id);
+    Pieces source({chunk, chunk});  // past 1 MiB
+    source.fail_at = c.source_fails_at;
+    EXPECT_EQ(error_of(store(plan(), source)), c.expected);
+    EXPECT_EQ(the_row()->status, db::UploadStatus::failed);
     EXPECT_EQ(store_.aborts, aborts + 1);
     EXPECT_EQ(store_.object_count(), 0u);
+    EXPECT_EQ(metadata_.used_bytes(owner_.user_id), used_before);
   }
 }
 
-TEST_F(Sessions, ACommitThatFailsLeavesNoObject) {
+TEST_F(Engine, ACommitThatFailsLeavesNoObject) {
   for (const bool blocking : {false, true}) {
     store_.blocking_commits = blocking;
     store_.fail.commit = true;
-    std::optional<upload::UploadSession> s;
-    EXPECT_EQ(store_abc(s),
-              errc::storage_unavailable);
-    EXPECT_EQ(s->stage(), upload::Stage::failed);
-    EXPECT_EQ(row(*s)->status, db::UploadStatus::failed);
+    EXPECT_EQ(store_abc(), errc::storage_unavailable);
+    EXPECT_EQ(the_row()->status, db::UploadStatus::failed);
     EXPECT_EQ(store_.object_count(), 0u);
   }
 }
 
-TEST_F(Sessions, ADatabaseFailureWhileMarkingCompleteLeavesBothForTheJanitor) {
+TEST_F(Engine, ADatabaseFailureWhileMarkingCompleteLeavesBothForTheJanitor) {
   for (const bool blocking : {false, true}) {
     store_.blocking_commits = blocking;
     metadata_.fail.mark_complete = true;
-    std::optional<upload::UploadSession> s;
-    EXPECT_EQ(store_abc(s),
-              errc::database_unavailable);
+    EXPECT_EQ(store_abc(), errc::database_unavailable);
+    metadata_.fail.mark_complete = false;
     // The row may or may not have become complete: the object stays, and so
     // does the pending row, for the janitor to settle.
-    EXPECT_EQ(s->stage(), upload::Stage::completion_unknown);
-    EXPECT_EQ(row(*s)->status, db::UploadStatus::pending);
-    EXPECT_EQ(store_.object(key(*s)), "abc");
+    const auto row = the_row();
+    EXPECT_EQ(row->status, db::UploadStatus::pending);
+    EXPECT_EQ(store_.object(row->storage_key), "abc");
+    EXPECT_FALSE(services_.live->contains(row->id)) << "the janitor would never settle it";
   }
 }
 
-TEST_F(Sessions, AnUploadCancelledWhileCommittingHasItsObjectRemoved) {
+TEST_F(Engine, AnUploadCancelledWhileCommittingHasItsObjectRemoved) {
   metadata_.fail.mark_complete_cancelled = true;
-  std::optional<upload::UploadSession> s;
-  EXPECT_EQ(store_abc(s),
-            errc::conflict);
-  EXPECT_EQ(s->stage(), upload::Stage::failed);
-  EXPECT_FALSE(store_.object(key(*s)));
+  EXPECT_EQ(store_abc(), errc::conflict);
+  EXPECT_FALSE(store_.object(the_row()->storage_key));
 }
 
-TEST_F(Sessions, TheStoresUploadIdIsOnTheRowBeforeItsFirstBytesAreStored) {
+TEST_F(Engine, TheStoresUploadIdIsOnTheRowBeforeItsFirstBytesAreStored) {
   store_.store_upload_ids = true;
-  std::optional<upload::UploadSession> s;
-  s.emplace(services_, owner_, plan());
-  run(s->create());
-  EXPECT_TRUE(row(*s)->store_upload_id.empty());
-  run(s->append(0, std::span<const char>("abc", 3)));
-  EXPECT_EQ(row(*s)->store_upload_id, "store-upload-" + key(*s));
-  run(s->fail());
+  Pieces source({"abc", "def"});
+  std::vector<std::string> seen;
+  source.before = [&](std::size_t) -> asio::awaitable<void> {
+    seen.push_back(the_row()->store_upload_id);
+    co_return;
+  };
+  EXPECT_FALSE(error_of(store(plan(), source)));
+  const std::string expected = "store-upload-" + the_row()->storage_key;
+  EXPECT_EQ(seen, (std::vector<std::string>{"", expected}));
 }
 
-TEST_F(Sessions, ATypeNotAllowedIsRefusedAsItsFirstBytesArrive) {
+TEST_F(Engine, ATypeNotAllowedIsRefusedAsItsFirstBytesArrive) {
   limits_.allowed_types = {"image/*"};
   upload::Services services{store_, metadata_, metadata_, pool_, limits_};
   const std::string text(8192, 'a');
-  std::optional<upload::UploadSession> s;
-  EXPECT_EQ(drive(s, [&]() -> asio::awaitable<void> {
-              s.emplace(services, owner_, plan("x.png"));
-              co_await s->create();
-              co_await s->append(0, std::span<const char>(text.data(), 5000));
-              ADD_FAILURE() << "the first 4 KiB did not decide";
-            }),
-            errc::unsupported_media_type);
-  EXPECT_EQ(row(*s)->status, db::UploadStatus::failed);
+  Pieces source({text.substr(0, 5000), text.substr(5000)});
+  source.before = [&](std::size_t i) -> asio::awaitable<void> {
+    if (i > 0) ADD_FAILURE() << "the first 4 KiB did not decide";
+    co_return;
+  };
+  EXPECT_EQ(error_of(store(plan("x.png"), source, &services)), errc::unsupported_media_type);
+  EXPECT_EQ(the_row()->status, db::UploadStatus::failed);
   EXPECT_EQ(store_.object_count(), 0u);
 }
 

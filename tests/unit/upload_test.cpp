@@ -1,6 +1,6 @@
 // The upload module's pure pieces: allowed-type patterns and file names.
 #include "upload/policy.hpp"
-#include "upload/session.hpp"
+#include "upload/engine.hpp"
 
 #include <gtest/gtest.h>
 

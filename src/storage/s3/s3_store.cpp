@@ -40,8 +40,10 @@ std::string new_tail_key(const std::string& key) {
 // lost its lease, a request cut off before its first point was recorded).
 asio::awaitable<void> sweep_resumable(Client& client, const std::string& key) {
   const std::string tails = key + std::string(kTailSuffix);
-  for (const auto& tail : co_await client.list_objects(tails)) co_await client.delete_object(tail);
-  for (const auto& upload : co_await client.list_multipart_uploads(key)) {
+  const auto tail_keys = co_await client.list_objects(tails);
+  for (const auto& tail : tail_keys) co_await client.delete_object(tail);
+  const auto uploads = co_await client.list_multipart_uploads(key);
+  for (const auto& upload : uploads) {
     if (upload.key == key) co_await client.abort_multipart_upload(key, upload.upload_id);
   }
 }
