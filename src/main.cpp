@@ -77,7 +77,14 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  CLI11_PARSE(app, argc, argv);
+  // A usage error exits 2, as the documentation says, whatever CLI11's own
+  // code for it (105 to 109); --help and --version exit 0.
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int shown = app.exit(e);
+    return shown == 0 ? 0 : 2;
+  }
   if (client.parsed()) {
     // The service's settings mean nothing to a client: say so rather than ignore them.
     for (const auto& [key, opt] : flag_options) {

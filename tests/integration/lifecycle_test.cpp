@@ -74,6 +74,12 @@ TEST(Lifecycle, MistakesAreExplainedAndMakeNothing) {
   r = in_dir("frobnicate");
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find("unknown command 'frobnicate'"), std::string::npos) << r.err;
+  // A usage error is exit status 2, whichever it is.
+  for (const std::string wrong : {"push --bogus x", "user add", "push", "--nope"}) {
+    r = in_dir(wrong);
+    EXPECT_EQ(r.exit_code, 2) << wrong << ": " << r.err;
+    EXPECT_FALSE(r.err.empty()) << wrong;
+  }
   r = in_dir("serve --help");
   EXPECT_EQ(r.exit_code, 0);
   EXPECT_NE(r.out.find("--max-upload-bytes"), std::string::npos) << r.out;

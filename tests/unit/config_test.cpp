@@ -175,14 +175,14 @@ TEST(Config, EverySettingHasAnEnvironmentVariableAndADescription) {
 namespace s3up::config {
 namespace {
 
-// The README's configuration table is the front door: it must name every setting.
+// The configuration reference (which the README links) must name every setting.
 TEST(Config, ReadmeTableListsEverySetting) {
-  std::ifstream in(std::string(S3UP_SOURCE_DIR) + "/README.md");
-  ASSERT_TRUE(in) << "README.md not found";
+  std::ifstream in(std::string(S3UP_SOURCE_DIR) + "/docs/configuration.md");
+  ASSERT_TRUE(in) << "docs/configuration.md not found";
   const std::string readme((std::istreambuf_iterator<char>(in)), {});
   for (const auto& s : settings()) {
     EXPECT_NE(readme.find("| `" + std::string(s.key) + "` | `" + std::string(s.env) + "` |"), std::string::npos)
-        << "README.md has no table row for " << s.key << " / " << s.env;
+        << "docs/configuration.md has no table row for " << s.key << " / " << s.env;
   }
   // What the S3 backend reads beside our own settings (config.cpp, storage/s3/credentials.cpp).
   for (const char* aws : {"AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION", "AWS_ACCESS_KEY_ID",
@@ -190,7 +190,7 @@ TEST(Config, ReadmeTableListsEverySetting) {
                           "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
                           "AWS_CONTAINER_AUTHORIZATION_TOKEN", "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
                           "AWS_EC2_METADATA_SERVICE_ENDPOINT", "AWS_EC2_METADATA_DISABLED"}) {
-    EXPECT_NE(readme.find(std::string("`") + aws + "`"), std::string::npos) << "README.md does not name " << aws;
+    EXPECT_NE(readme.find(std::string("`") + aws + "`"), std::string::npos) << "docs/configuration.md does not name " << aws;
   }
 }
 
