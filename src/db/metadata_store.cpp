@@ -41,12 +41,12 @@ std::unique_ptr<MetadataStore> open_metadata_store(std::string_view url, unsigne
   if (url.starts_with(sqlite_scheme)) {
     std::string path(url.substr(sqlite_scheme.size()));
     if (path.empty()) throw std::invalid_argument("sqlite URL has no path: " + std::string(url));
-    return std::make_unique<SqliteStore>(path, pool_size);
+    return open_sqlite_store(path, pool_size);
   }
   // libpq reads both URL spellings and its keyword strings ("host=... dbname=...").
   if (url.starts_with("postgres://") || url.starts_with("postgresql://") ||
       (url.find('=') != std::string_view::npos && url.find("://") == std::string_view::npos)) {
-    return std::make_unique<PostgresStore>(std::string(url), pool_size);
+    return open_postgres_store(std::string(url), pool_size);
   }
   throw std::invalid_argument(
       "unsupported database URL (expected sqlite://PATH, postgres://USER@HOST/DB or a libpq keyword string): " +

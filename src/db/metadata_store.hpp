@@ -1,7 +1,8 @@
 #pragma once
-// The metadata store: users and API tokens, upload records, and the
-// coordination of instances sharing the database, as three interfaces that
-// each backend implements together.
+// The metadata store: users and API tokens, upload records (by concern: the
+// engine's lifecycle, resumable progress and its lease, the files API's
+// catalog, the janitor's queues), and the coordination of instances sharing
+// the database, as interfaces that each backend implements in one class.
 //
 // The interface is synchronous on purpose: each backend decides how it talks to
 // its database, callers on I/O threads go through util::run_blocking so no
@@ -142,10 +143,11 @@ class UserStore {
   virtual bool revoke_token(std::string_view token_id, Micros now) = 0;  // false if unknown or already revoked
 };
 
-// Upload records: their lifecycle, the quota they reserve, listing them.
-class UploadStore {
+// The upload engine's: an upload's row from pending to complete or failed,
+// and the quota it reserves on the way.
+class UploadRecords {
  public:
-  virtual ~UploadStore() = default;
+  virtual ~UploadRecords() = default;
   // Reserves `bytes` more for a pending upload against its owner's quota (or
   // `default_quota` if the user has none; kNoQuota for none), atomically:
   // false if they do not fit, and then nothing is reserved. Completing,
@@ -153,47 +155,26 @@ class UploadStore {
   // transaction as the row's change.
   virtual bool reserve_quota(std::string_view upload_id, std::int64_t user_id, std::int64_t bytes,
                              std::int64_t default_quota) = 0;
-
   // An upload's lifecycle: pending -> complete | failed. Both transitions only
   // apply to a pending row and return false otherwise.
   virtual void create_pending(const Upload& upload) = 0;
   virtual bool mark_complete(const Upload& upload) = 0;  // size, type, sha256, completed_at
   // `remain` when the store could not be reached to remove what the upload
-  // left there: failed_with_leftovers lists it, oldest failure first, until
-  // the janitor has removed them (leftovers_removed).
+  // left there: CleanupQueues::failed_with_leftovers lists it until the
+  // janitor has removed them.
   virtual bool mark_failed(std::string_view upload_id, Micros now, StoreLeftovers leftovers) = 0;
   bool mark_failed(std::string_view upload_id, Micros now) { return mark_failed(upload_id, now, StoreLeftovers::none); }
-  virtual std::vector<Upload> failed_with_leftovers(std::int64_t limit) = 0;
-  virtual void leftovers_removed(std::string_view upload_id) = 0;
   virtual void set_store_upload_id(std::string_view upload_id, std::string_view store_upload_id) = 0;
   virtual std::optional<Upload> get_upload(std::string_view upload_id) = 0;
-  // Pending uploads created before `created_before`, oldest first, after the
-  // row at `after` if given: after a crash, the ones whose process died (the
-  // janitor cleans them up, a page at a time).
-  virtual std::vector<Upload> stale_pending(Micros created_before, const std::optional<ListPosition>& after,
-                                            std::int64_t limit) = 0;
-  std::vector<Upload> stale_pending(Micros created_before, std::int64_t limit) {
-    return stale_pending(created_before, std::nullopt, limit);
-  }
-  virtual std::int64_t count_uploads(UploadStatus status) = 0;
-
-  // Complete uploads, newest first: one owner's, or everyone's without a
-  // user_id; after `after` (the last row of the previous page) if given.
-  virtual std::vector<Upload> list_files(std::optional<std::int64_t> user_id, const std::optional<ListPosition>& after,
-                                         std::int64_t limit) = 0;
   virtual bool delete_upload(std::string_view upload_id) = 0;  // false if there was no such row
+};
 
-  // Deleting a complete upload, crash-safely: mark_deleting (complete ->
-  // deleting; false if the row is not complete), remove the object, then
-  // delete_upload. A deleting row is listed nowhere; its size stays in its
-  // owner's usage until delete_upload. deleting_uploads, oldest first, is
-  // what a crash left half done (the janitor finishes them).
-  virtual bool mark_deleting(std::string_view upload_id) = 0;
-  virtual std::vector<Upload> deleting_uploads(std::int64_t limit) = 0;
-
-  // Resumable uploads: a pending row (create_pending) plus its progress
-  // (add_resumable); completed and failed like any other upload. The
-  // progress row goes when the upload's row does.
+// A resumable upload's progress row and its write lease: a pending row
+// (create_pending) plus its progress (add_resumable); completed and failed
+// like any other upload. The progress row goes when the upload's row does.
+class ResumableRecords {
+ public:
+  virtual ~ResumableRecords() = default;
   virtual void add_resumable(const ResumableState& state) = 0;
   virtual std::optional<ResumableState> get_resumable(std::string_view upload_id) = 0;
   // Takes the write lease until `until` if its token is still `seen_token`
@@ -208,10 +189,50 @@ class UploadStore {
   virtual bool save_progress(const ResumableState& state, Micros now) = 0;
   // Gives the lease up (token + 1), if `token` is still the current one.
   virtual void release_lease(std::string_view upload_id, std::int64_t token) = 0;
+};
+
+// What the files API lists and removes (with UploadRecords::get_upload and
+// delete_upload).
+class FileCatalog {
+ public:
+  virtual ~FileCatalog() = default;
+  // Complete uploads, newest first: one owner's, or everyone's without a
+  // user_id; after `after` (the last row of the previous page) if given.
+  virtual std::vector<Upload> list_files(std::optional<std::int64_t> user_id, const std::optional<ListPosition>& after,
+                                         std::int64_t limit) = 0;
+  // Deleting a complete upload, crash-safely: mark_deleting (complete ->
+  // deleting; false if the row is not complete), remove the object, then
+  // delete_upload. A deleting row is listed nowhere; its size stays in its
+  // owner's usage until delete_upload.
+  virtual bool mark_deleting(std::string_view upload_id) = 0;
+  virtual std::int64_t count_uploads(UploadStatus status) = 0;
+};
+
+// What the janitor works through: what crashes, outages and expiry left.
+class CleanupQueues {
+ public:
+  virtual ~CleanupQueues() = default;
+  // Pending uploads created before `created_before`, oldest first, after the
+  // row at `after` if given: after a crash, the ones whose process died (the
+  // janitor cleans them up, a page at a time).
+  virtual std::vector<Upload> stale_pending(Micros created_before, const std::optional<ListPosition>& after,
+                                            std::int64_t limit) = 0;
+  std::vector<Upload> stale_pending(Micros created_before, std::int64_t limit) {
+    return stale_pending(created_before, std::nullopt, limit);
+  }
+  // Failed uploads whose store leftovers remain, oldest failure first, until
+  // leftovers_removed.
+  virtual std::vector<Upload> failed_with_leftovers(std::int64_t limit) = 0;
+  virtual void leftovers_removed(std::string_view upload_id) = 0;
+  // Rows a crash left 'deleting', oldest first (the janitor finishes them).
+  virtual std::vector<Upload> deleting_uploads(std::int64_t limit) = 0;
   // Pending resumable uploads whose expiry has passed at `now`, not being
   // written: the janitor ends them.
   virtual std::vector<Upload> expired_resumable(Micros now, std::int64_t limit) = 0;
 };
+
+// Every upload concern of one database; each client uses its part.
+class UploadStore : public UploadRecords, public ResumableRecords, public FileCatalog, public CleanupQueues {};
 
 // What instances sharing one database coordinate through: its schema and locks.
 class Coordination {
@@ -227,7 +248,7 @@ class Coordination {
   virtual std::string shared_secret(std::string_view name, std::string_view candidate) = 0;
 };
 
-// One database holds all three; consumers take the part they need.
+// One database holds them all; consumers take the part they need.
 class MetadataStore : public UserStore, public UploadStore, public Coordination {
  public:
   // For logs: where the data is, never a password.

@@ -242,7 +242,7 @@ class MemoryMetadata final : public db::MetadataStore {
     settle(upload.id, upload.user_id, static_cast<std::int64_t>(upload.file_size));
     return true;
   }
-  using UploadStore::mark_failed;
+  using UploadRecords::mark_failed;
   bool mark_failed(std::string_view id, db::Micros, db::StoreLeftovers leftovers) override {
     std::lock_guard lock(mutex_);
     auto& row = uploads_.at(std::string(id));
@@ -271,7 +271,7 @@ class MemoryMetadata final : public db::MetadataStore {
     const auto it = uploads_.find(std::string(id));
     return it == uploads_.end() ? std::nullopt : std::optional(it->second);
   }
-  using UploadStore::stale_pending;
+  using CleanupQueues::stale_pending;
   std::vector<db::Upload> stale_pending(db::Micros, const std::optional<db::ListPosition>&, std::int64_t) override {
     return {};
   }
