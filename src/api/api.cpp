@@ -2,7 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
-#include "util/ids_time.hpp"
+#include "util/time.hpp"
 
 namespace s3up::api {
 
@@ -171,7 +171,7 @@ Api::Api(Dependencies deps)
 asio::awaitable<http::Response> Api::handle(http::Request& request) { co_return co_await handler_(request); }
 
 asio::awaitable<http::Response> Api::healthz(http::Request&) {
-  co_return http::Response::json(200, json::object{{"status", "ok"}});
+  co_return http::Response::json(http::Status::ok, json::object{{"status", "ok"}});
 }
 
 }  // namespace s3up::api

@@ -127,7 +127,7 @@ class Api {
   // Uploads (uploads.cpp).
   boost::asio::awaitable<http::Response> upload_form(http::Request& request);
   boost::asio::awaitable<http::Response> upload_raw(http::Request& request);
-  // Resumable uploads, tus 1.0.0 (resumable.cpp).
+  // Resumable uploads, tus 1.0.0 (tus_handlers.cpp).
   boost::asio::awaitable<http::Response> tus_options(http::Request& request);
   boost::asio::awaitable<http::Response> tus_create(http::Request& request);
   boost::asio::awaitable<http::Response> tus_head(http::Request& request);

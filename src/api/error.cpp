@@ -3,44 +3,48 @@
 namespace s3up {
 namespace {
 
+using http::Status;
+// The tus checksum extension's own status.
+constexpr Status kChecksumMismatch = static_cast<Status>(460);
+
 struct Entry {
   std::string_view slug;
-  unsigned status;
+  Status status;
 };
 
 Entry entry(errc e) {
   switch (e) {
-    case errc::bad_request: return {"bad_request", 400};
-    case errc::invalid_multipart: return {"invalid_multipart", 400};
-    case errc::missing_file: return {"missing_file", 400};
-    case errc::invalid_file_name: return {"invalid_file_name", 400};
-    case errc::unauthorized: return {"unauthorized", 401};
-    case errc::forbidden: return {"forbidden", 403};
-    case errc::not_found: return {"not_found", 404};
-    case errc::method_not_allowed: return {"method_not_allowed", 405};
-    case errc::timeout: return {"request_timeout", 408};
-    case errc::conflict: return {"conflict", 409};
-    case errc::length_required: return {"length_required", 411};
-    case errc::precondition_failed: return {"unsupported_tus_version", 412};
-    case errc::locked: return {"upload_locked", 423};
-    case errc::checksum_mismatch: return {"checksum_mismatch", 460};
-    case errc::file_too_large: return {"file_too_large", 413};
-    case errc::unsupported_media_type: return {"unsupported_media_type", 415};
-    case errc::range_not_satisfiable: return {"range_not_satisfiable", 416};
-    case errc::quota_exceeded: return {"quota_exceeded", 413};
-    case errc::too_many_requests: return {"too_many_requests", 429};
-    case errc::uri_too_long: return {"uri_too_long", 414};
-    case errc::headers_too_large: return {"headers_too_large", 431};
-    case errc::not_implemented: return {"not_implemented", 501};
-    case errc::internal: return {"internal", 500};
-    case errc::storage_error: return {"storage_error", 502};
-    case errc::storage_unavailable: return {"storage_unavailable", 503};
-    case errc::database_unavailable: return {"database_unavailable", 503};
-    case errc::shutting_down: return {"shutting_down", 503};
-    case errc::insufficient_storage: return {"insufficient_storage", 507};
-    case errc::client_disconnected: return {"client_disconnected", 499};
+    case errc::bad_request: return {"bad_request", Status::bad_request};
+    case errc::invalid_multipart: return {"invalid_multipart", Status::bad_request};
+    case errc::missing_file: return {"missing_file", Status::bad_request};
+    case errc::invalid_file_name: return {"invalid_file_name", Status::bad_request};
+    case errc::unauthorized: return {"unauthorized", Status::unauthorized};
+    case errc::forbidden: return {"forbidden", Status::forbidden};
+    case errc::not_found: return {"not_found", Status::not_found};
+    case errc::method_not_allowed: return {"method_not_allowed", Status::method_not_allowed};
+    case errc::timeout: return {"request_timeout", Status::request_timeout};
+    case errc::conflict: return {"conflict", Status::conflict};
+    case errc::length_required: return {"length_required", Status::length_required};
+    case errc::precondition_failed: return {"unsupported_tus_version", Status::precondition_failed};
+    case errc::locked: return {"upload_locked", Status::locked};
+    case errc::checksum_mismatch: return {"checksum_mismatch", kChecksumMismatch};
+    case errc::file_too_large: return {"file_too_large", Status::payload_too_large};
+    case errc::unsupported_media_type: return {"unsupported_media_type", Status::unsupported_media_type};
+    case errc::range_not_satisfiable: return {"range_not_satisfiable", Status::range_not_satisfiable};
+    case errc::quota_exceeded: return {"quota_exceeded", Status::payload_too_large};
+    case errc::too_many_requests: return {"too_many_requests", Status::too_many_requests};
+    case errc::uri_too_long: return {"uri_too_long", Status::uri_too_long};
+    case errc::headers_too_large: return {"headers_too_large", Status::request_header_fields_too_large};
+    case errc::not_implemented: return {"not_implemented", Status::not_implemented};
+    case errc::internal: return {"internal", Status::internal_server_error};
+    case errc::storage_error: return {"storage_error", Status::bad_gateway};
+    case errc::storage_unavailable: return {"storage_unavailable", Status::service_unavailable};
+    case errc::database_unavailable: return {"database_unavailable", Status::service_unavailable};
+    case errc::shutting_down: return {"shutting_down", Status::service_unavailable};
+    case errc::insufficient_storage: return {"insufficient_storage", Status::insufficient_storage};
+    case errc::client_disconnected: return {"client_disconnected", http::kClientClosedRequest};
   }
-  return {"internal", 500};
+  return {"internal", Status::internal_server_error};
 }
 
 class Category : public std::error_category {
@@ -69,10 +73,13 @@ http::Headers with_table_headers(errc code, http::Headers headers) {
 ApiError::ApiError(errc code, const std::string& message, http::Headers headers)
     : http::Error(error_status(code), std::string(error_slug(code)), message,
                   with_table_headers(code, std::move(headers))),
-      code_(code) {}
+      code_(code) {
+  // The tus checksum extension's status has no reason phrase in Beast.
+  if (code == errc::checksum_mismatch) with_reason("Checksum Mismatch");
+}
 
 ApiError::ApiError(errc code, const std::string& message, int retry_after_seconds)
     : ApiError(code, message, http::Headers{{"Retry-After", std::to_string(retry_after_seconds)}}) {}
-unsigned error_status(errc e) { return entry(e).status; }
+http::Status error_status(errc e) { return entry(e).status; }
 
 }  // namespace s3up

@@ -50,7 +50,7 @@ std::error_code make_error_code(errc e);
 
 // The JSON "code" and the HTTP status of an error.
 std::string_view error_slug(errc e);
-unsigned error_status(errc e);
+http::Status error_status(errc e);
 
 class ApiError : public http::Error {
  public:

@@ -14,6 +14,7 @@
 #include "util/blocking.hpp"
 #include "util/crypto.hpp"
 #include "util/text.hpp"
+#include "util/ids.hpp"
 
 namespace s3up::api {
 
@@ -212,12 +213,12 @@ asio::awaitable<http::Response> Api::list_files(http::Request& request) {
   for (const auto& row : rows) files.push_back(upload_json(row, /*details=*/true));
   json::object body{{"files", std::move(files)}};
   body["next_cursor"] = more ? json::value(encode_cursor(rows.back())) : json::value(nullptr);
-  co_return http::Response::json(200, body);
+  co_return http::Response::json(http::Status::ok, body);
 }
 
 asio::awaitable<http::Response> Api::get_file(http::Request& request) {
   const auto upload = co_await visible_upload(caller(request), request.param("id"));
-  co_return http::Response::json(200, upload_json(upload, /*details=*/true));
+  co_return http::Response::json(http::Status::ok, upload_json(upload, /*details=*/true));
 }
 
 asio::awaitable<http::Response> Api::get_content(http::Request& request) {
@@ -231,13 +232,13 @@ asio::awaitable<http::Response> Api::get_content(http::Request& request) {
     res.set(field::cache_control, "private, no-cache");
   };
   if (none_match(request.header[field::if_none_match], etag)) {
-    http::Response res(304);
+    http::Response res(http::Status::not_modified);
     common(res);
     co_return res;
   }
   if (auto* presigner = deps_.uploads.store.presigner(); presigner && deps_.downloads.redirect) {
     const auto url = co_await presigner->presigned_get_url(upload.storage_key, deps_.downloads.url_ttl);
-    http::Response res(302);
+    http::Response res(http::Status::found);
     res.set(field::location, url);
     res.set(field::cache_control, "no-store");  // the URL expires; never cache the redirect
     co_return res;
@@ -247,7 +248,7 @@ asio::awaitable<http::Response> Api::get_content(http::Request& request) {
   const auto range = parse_range(request.header[field::range], size, etag);
   const std::uint64_t first = range ? range->first : 0;
   const std::uint64_t end = range ? range->last + 1 : size;
-  auto res = http::Response::stream(range ? 206 : 200, end - first,
+  auto res = http::Response::stream(range ? http::Status::partial_content : http::Status::ok, end - first,
                                     std::make_shared<Download>(deps_.uploads.store, upload.storage_key, upload.id, first, end - first));
   common(res);
   res.set(field::accept_ranges, "bytes");
@@ -277,7 +278,7 @@ asio::awaitable<http::Response> Api::delete_file(http::Request& request) {
   // Not there any more after our mark: the janitor finished it meanwhile.
   if (!deleted && upload.status != db::UploadStatus::complete) throw ApiError(errc::not_found, "no such file");
   spdlog::info("upload {} deleted by user {}", upload.id, caller.user_id);
-  co_return http::Response(204);
+  co_return http::Response(http::Status::no_content);
 }
 
 }  // namespace s3up::api

@@ -7,7 +7,8 @@
 #include "api/api.hpp"
 #include "util/blocking.hpp"
 #include "util/crypto.hpp"
-#include "util/ids_time.hpp"
+#include "util/ids.hpp"
+#include "util/time.hpp"
 #include "util/text.hpp"
 
 namespace s3up::api {
@@ -99,7 +100,7 @@ asio::awaitable<http::Response> Api::create_link(http::Request& request) {
   const std::int64_t expires = unix_now() + deps_.downloads.url_ttl.count();
   const auto query = co_await links_.query_for(upload.id, expires);
   const std::string url = absolute_url(request, "/files/" + upload.id + "/content?" + query);
-  co_return http::Response::json(200, json::object{{"url", url},
+  co_return http::Response::json(http::Status::ok, json::object{{"url", url},
                                                    {"expires_at", util::rfc3339(expires * 1'000'000)},
                                                    {"expires_in", deps_.downloads.url_ttl.count()}});
 }
@@ -125,7 +126,7 @@ asio::awaitable<http::Response> Api::client_config(http::Request& request) {
                                                   [&] { return deps_.authenticator.users().find_user(name); });
     body["quota"] = json::object{{"bytes", quota}, {"used", user ? user->used_bytes : 0}};
   }
-  co_return http::Response::json(200, body);
+  co_return http::Response::json(http::Status::ok, body);
 }
 
 }  // namespace s3up::api

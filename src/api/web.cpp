@@ -44,7 +44,7 @@ http::Response serve(const http::Request& request, std::string_view path, bool i
   if (it == table.end()) throw ApiError(errc::not_found, "no such page");
   const auto& [asset, etag] = it->second;
   const bool fresh = request.header[field::if_none_match] == etag;
-  http::Response res(fresh ? 304 : 200);
+  http::Response res(fresh ? http::Status::not_modified : http::Status::ok);
   if (!fresh) res.body() = std::string(asset->bytes);
   res.set(field::content_type, asset->content_type);
   res.set(field::etag, etag);

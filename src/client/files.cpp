@@ -14,7 +14,8 @@
 #include "client/progress.hpp"
 #include "client/transport.hpp"
 #include "util/crypto.hpp"
-#include "util/ids_time.hpp"
+#include "util/ids.hpp"
+#include "util/time.hpp"
 #include "util/text.hpp"
 #include "util/units.hpp"
 

@@ -19,7 +19,7 @@
 #include <string_view>
 #include <vector>
 
-#include "util/ids_time.hpp"
+#include "util/time.hpp"
 
 namespace s3up::db {
 

@@ -5,7 +5,7 @@
 
 namespace s3up::http {
 
-Response Response::json(unsigned status, const boost::json::value& body) {
+Response Response::json(Status status, const boost::json::value& body) {
   Response res(status);
   res.set(beast_http::field::content_type, "application/json");
   std::string text = boost::json::serialize(body);
@@ -14,7 +14,7 @@ Response Response::json(unsigned status, const boost::json::value& body) {
   return res;
 }
 
-Response Response::stream(unsigned status, std::uint64_t length, std::shared_ptr<BodySource> source) {
+Response Response::stream(Status status, std::uint64_t length, std::shared_ptr<BodySource> source) {
   Response res(status);
   res.body_ = Stream{length, std::move(source)};
   return res;
@@ -30,8 +30,9 @@ Response error_response(const Error& error) {
   boost::json::object err;
   err["code"] = error.code_name();
   err["message"] = error.what();
-  auto res = Response::json(error.status(), boost::json::object{{"error", std::move(err)}});
+  auto res = Response::json(static_cast<Status>(error.status()), boost::json::object{{"error", std::move(err)}});
   for (const auto& [name, value] : error.headers()) res.set(name, value);
+  if (!error.reason().empty()) res.header().reason(error.reason());
   return res;
 }
 

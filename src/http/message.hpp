@@ -25,6 +25,9 @@ namespace beast_http = boost::beast::http;
 using RequestHeader = beast_http::request_header<>;
 using ResponseHeader = beast_http::response_header<>;
 using Headers = std::vector<std::pair<std::string, std::string>>;
+// An answer's status: Beast's names for the standard ones; the few others
+// are named where they are used (kClientClosedRequest, tus's 460).
+using Status = beast_http::status;
 
 // An error that becomes an HTTP answer: a status, a machine-readable code
 // (the "code" of the JSON error body), a message for people, and headers the
@@ -33,8 +36,14 @@ using Headers = std::vector<std::pair<std::string, std::string>>;
 // the server throws it for what goes wrong reading a body.
 class Error : public util::RequestFailure {
  public:
-  Error(unsigned status, std::string code, const std::string& message, Headers headers = {})
-      : util::RequestFailure(message), status_(status), code_(std::move(code)), headers_(std::move(headers)) {}
+  Error(Status status, std::string code, const std::string& message, Headers headers = {})
+      : util::RequestFailure(message), status_(static_cast<unsigned>(status)), code_(std::move(code)), headers_(std::move(headers)) {}
+  // The reason phrase, for a status Beast has none for ("" for the others).
+  Error& with_reason(std::string reason) {
+    reason_ = std::move(reason);
+    return *this;
+  }
+  const std::string& reason() const { return reason_; }
   unsigned status() const { return status_; }
   const std::string& code_name() const { return code_; }
   const Headers& headers() const { return headers_; }
@@ -43,10 +52,11 @@ class Error : public util::RequestFailure {
   unsigned status_;
   std::string code_;
   Headers headers_;
+  std::string reason_;
 };
 
 // The status nginx logs for a client that went away; nothing is sent.
-inline constexpr unsigned kClientClosedRequest = 499;
+inline constexpr Status kClientClosedRequest = static_cast<Status>(499);
 
 // The request body, read on demand in chunks. read_some() throws Error:
 // 400 bad_request (malformed framing), 499 client_disconnected, 408
@@ -79,13 +89,13 @@ class Response {
     std::shared_ptr<BodySource> source;
   };
 
-  explicit Response(unsigned status = 200) {
+  explicit Response(Status status = Status::ok) {
     header_.result(status);
     header_.version(11);
   }
 
-  static Response json(unsigned status, const boost::json::value& body);
-  static Response stream(unsigned status, std::uint64_t length, std::shared_ptr<BodySource> source);
+  static Response json(Status status, const boost::json::value& body);
+  static Response stream(Status status, std::uint64_t length, std::shared_ptr<BodySource> source);
 
   unsigned status() const { return header_.result_int(); }
   void set(beast_http::field name, std::string_view value) { header_.set(name, value); }

@@ -130,13 +130,13 @@ asio::awaitable<Response> Router::operator()(Request& request) const {
     allow += beast_http::to_string(route.method);
     if (route.method == verb::get) allow += ", HEAD";
   }
-  if (allow.empty()) throw Error(404, "not_found", "no such endpoint");
+  if (allow.empty()) throw Error(Status::not_found, "not_found", "no such endpoint");
   if (method == verb::options) {
-    Response res(204);
+    Response res(Status::no_content);
     res.set(beast_http::field::allow, allow);
     co_return res;
   }
-  throw Error(405, "method_not_allowed", "method not allowed", {{"Allow", allow}});
+  throw Error(Status::method_not_allowed, "method_not_allowed", "method not allowed", {{"Allow", allow}});
 }
 
 Middleware request_id() {
@@ -167,7 +167,7 @@ Response error_answer(const std::exception_ptr& error, std::string_view request_
   } catch (...) {
     spdlog::error("request {} failed unexpectedly", request_id);
   }
-  return error_response(Error(500, "internal", "internal error"));
+  return error_response(Error(Status::internal_server_error, "internal", "internal error"));
 }
 
 Middleware error_answers() {

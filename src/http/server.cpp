@@ -283,15 +283,15 @@ class ConnectionBody final : public BodyReader {
   }
 
   static Error disconnected() { return Error(kClientClosedRequest, "client_disconnected", "client disconnected"); }
-  static Error shutting_down() { return Error(503, "shutting_down", "server shutting down"); }
+  static Error shutting_down() { return Error(Status::service_unavailable, "shutting_down", "server shutting down"); }
 
   Error too_slow(bool rate_binds) const {
     if (rate_binds) {
-      return Error(408, "request_timeout", fmt::format("request body too slow: under {} bytes/s over {}s",
+      return Error(Status::request_timeout, "request_timeout", fmt::format("request body too slow: under {} bytes/s over {}s",
                                                  options_.min_body_rate,
                                                  std::chrono::duration<double>(options_.min_body_rate_window).count()));
     }
-    return Error(408, "request_timeout", "request body stalled: idle timeout");
+    return Error(Status::request_timeout, "request_timeout", "request body stalled: idle timeout");
   }
 
   // The rate deadline moves only while we wait for the client: time since
@@ -319,10 +319,10 @@ class ConnectionBody final : public BodyReader {
   }
 
   [[noreturn]] void throw_read_error(const boost::system::error_code& ec) const {
-    if (ec == beast_http::error::body_limit) throw Error(413, "file_too_large", "request body too large");
+    if (ec == beast_http::error::body_limit) throw Error(Status::payload_too_large, "file_too_large", "request body too large");
     if (stopping_ && is_disconnect(ec)) throw shutting_down();
     if (is_disconnect(ec)) throw disconnected();
-    throw Error(400, "bad_request", "malformed request body: " + ec.message());
+    throw Error(Status::bad_request, "bad_request", "malformed request body: " + ec.message());
   }
 
   beast::tcp_stream& stream_;
@@ -349,11 +349,11 @@ class ConnectionBody final : public BodyReader {
 // here is answered and the connection closed: its body cannot be trusted to
 // end where we would think.
 struct Refusal {
-  unsigned status;
+  Status status;
   std::string code;
   std::string message;
 };
-constexpr unsigned kBadRequest = 400;
+constexpr Status kBadRequest = Status::bad_request;
 
 std::optional<Refusal> framing_refusal(const RequestHeader& h) {
   // §6.1, §6.3: chunked must be the final coding and appear once; we
@@ -376,7 +376,7 @@ std::optional<Refusal> framing_refusal(const RequestHeader& h) {
       return Refusal{kBadRequest, "bad_request", "Transfer-Encoding must end with chunked, given once"};
     }
     if (codings.size() > 1) {
-      return Refusal{501, "not_implemented", "transfer coding " + codings.front() + " is not implemented"};
+      return Refusal{Status::not_implemented, "not_implemented", "transfer coding " + codings.front() + " is not implemented"};
     }
   }
   // §3.2: exactly one Host in HTTP/1.1, at most one before.
@@ -469,7 +469,8 @@ asio::awaitable<void> Server::Impl::refuse(beast::tcp_stream& stream, std::strin
   message.prepare_payload();
   stream.expires_after(options.idle_timeout);
   auto [wec, written] = co_await beast_http::async_write(stream, message, use_tuple);
-  options.on_exchange(Exchange{peer, method, target, error.status(), 0, written, 0.0, std::nullopt, {}});
+  options.on_exchange(
+      Exchange{.peer = peer, .method = method, .target = target, .status = error.status(), .bytes_out = written});
   co_await lingering_close(stream);
 }
 
@@ -505,8 +506,8 @@ asio::awaitable<bool> Server::Impl::read_head(beast::tcp_stream& stream, beast::
       const bool line_parsed = !parser.get().target().empty();
       const bool line_too_long =
           !line_parsed && (line_end == std::string_view::npos || line_end >= options.max_header_bytes);
-      const Error error = line_too_long ? Error(414, "uri_too_long", "request line too long")
-                                        : Error(431, "headers_too_large", "request headers too large");
+      const Error error = line_too_long ? Error(Status::uri_too_long, "uri_too_long", "request line too long")
+                                        : Error(Status::request_header_fields_too_large, "headers_too_large", "request headers too large");
       co_await refuse(stream, peer, error, "", "");
     } else if (!is_disconnect(ec) && ec != beast::error::timeout) {
       const Error error(kBadRequest, "bad_request", "malformed HTTP request");
@@ -586,8 +587,15 @@ asio::awaitable<void> Server::Impl::run_session(tcp::socket socket) {
     // The route if one matched, else the path without its query: both can
     // carry something a log should not.
     const std::string_view target = context.route.empty() ? request.path() : std::string_view(context.route);
-    options.on_exchange(Exchange{peer, header.method_string(), target, client_gone ? kClientClosedRequest : status,
-                                 body.bytes_read(), written.bytes, ms, context.user_id, context.request_id});
+    options.on_exchange(Exchange{.peer = peer,
+                                 .method = header.method_string(),
+                                 .target = target,
+                                 .status = client_gone ? static_cast<unsigned>(kClientClosedRequest) : status,
+                                 .bytes_in = body.bytes_read(),
+                                 .bytes_out = written.bytes,
+                                 .milliseconds = ms,
+                                 .user_id = context.user_id,
+                                 .request_id = context.request_id});
     session->busy = false;
     if (client_gone || written.cut_short) break;
     if (!keep_alive) {
@@ -657,11 +665,9 @@ class ReaderPace {
 asio::awaitable<Server::Impl::Written> Server::Impl::write_response(beast::tcp_stream& stream, bool head,
                                                                     Response& res, bool keep_alive,
                                                                     const std::string& request_id) {
-  if (res.status() == kClientClosedRequest) co_return Written{0, true};
+  if (res.status() == static_cast<unsigned>(kClientClosedRequest)) co_return Written{0, true};
   auto& header = res.header();
   header.set(beast_http::field::server, "s3uploader");
-  // Statuses Beast has no reason phrase for (tus's 460).
-  if (res.status() == 460) header.reason("Checksum Mismatch");
   // RFC 9110 §8.6: no Content-Length (and no body) on 1xx, 204 and 304; on
   // 304 it would have to be the representation's, which we do not repeat.
   // Any other answer, HEAD included, carries the length its body has.

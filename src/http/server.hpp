@@ -31,7 +31,8 @@ struct Exchange {
   std::string_view method;
   std::string_view target;  // the route's name, or what of the path may be shown
   unsigned status = 0;      // 499: the client went away
-  std::uint64_t bytes_in = 0, bytes_out = 0;
+  std::uint64_t bytes_in = 0;
+  std::uint64_t bytes_out = 0;
   double milliseconds = 0;
   std::optional<std::int64_t> user_id;
   std::string_view request_id;

@@ -7,7 +7,8 @@
 #include "upload/sniff.hpp"
 #include "util/blocking.hpp"
 #include "util/crypto.hpp"
-#include "util/ids_time.hpp"
+#include "util/ids.hpp"
+#include "util/time.hpp"
 
 namespace s3up::upload {
 

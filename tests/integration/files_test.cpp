@@ -15,6 +15,7 @@
 #include "s3_peer.hpp"
 #include "util/crypto.hpp"
 #include "util/text.hpp"
+#include "util/ids.hpp"
 
 namespace s3up::test {
 namespace {

@@ -19,7 +19,7 @@
 #include "harness.hpp"
 #include "s3_peer.hpp"
 #include "util/crypto.hpp"
-#include "util/ids_time.hpp"
+#include "util/ids.hpp"
 #include "util/text.hpp"
 
 namespace s3up::test {

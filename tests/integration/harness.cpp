@@ -312,6 +312,8 @@ std::optional<Response> Connection::read_response(std::chrono::milliseconds time
     std::getline(head, line);
     if (line.size() < 12) return std::nullopt;
     r.status = std::stoi(line.substr(9, 3));
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    r.reason = line.size() > 13 ? line.substr(13) : "";
     if (r.status == 100) {
       r.saw_100_continue = true;
       continue;

@@ -97,6 +97,7 @@ class ServerProcess {
 
 struct Response {
   int status = 0;
+  std::string reason;  // the status line's reason phrase
   std::map<std::string, std::string> headers;  // names lower-cased
   std::string body;
   bool saw_100_continue = false;

@@ -285,6 +285,7 @@ TEST_P(Tus, ProtocolErrorsLeaveTheOffsetWhereItWas) {
   EXPECT_EQ(patch(path, 5, "abc", {{"Upload-Checksum", "sha512 AAAAAA=="}}).status, 400);
   const auto mismatch = patch(path, 5, "fghij", {{"Upload-Checksum", "sha1 " + sha1_b64("fghiJ")}});
   EXPECT_EQ(mismatch.status, 460) << mismatch.body;
+  EXPECT_EQ(mismatch.reason, "Checksum Mismatch");
   EXPECT_EQ(offset_of(path), 5u) << "a chunk that fails its checksum counts for nothing";
   for (const auto& [algorithm, digest] : std::vector<std::pair<std::string, std::string>>{
            {"sha1", sha1_b64("fghij")}}) {

@@ -8,7 +8,7 @@
 
 #include "harness.hpp"
 #include "util/crypto.hpp"
-#include "util/ids_time.hpp"
+#include "util/ids.hpp"
 
 namespace s3up::test {
 namespace {

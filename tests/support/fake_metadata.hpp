@@ -7,7 +7,7 @@
 #include <fmt/format.h>
 
 #include "fake_http_server.hpp"
-#include "util/ids_time.hpp"
+#include "util/time.hpp"
 
 namespace s3up::testing {
 

@@ -81,7 +81,7 @@ std::string body_of(const http::Response& res) {
 
 http::Handler answer(unsigned status, std::string text) {
   return [status, text](http::Request& r) -> asio::awaitable<http::Response> {
-    http::Response res(status);
+    http::Response res(static_cast<http::Status>(status));
     std::string body = text;
     for (const auto& [k, v] : r.params) body += " " + std::string(k) + "=" + std::string(v);
     res.body(body);
@@ -186,7 +186,7 @@ TEST(ErrorTable, AnswersCarryTheirHeaders) {
   for (const auto code : {errc::timeout, errc::client_disconnected, errc::shutting_down, errc::bad_request,
                           errc::file_too_large, errc::uri_too_long, errc::headers_too_large, errc::not_implemented}) {
     const ApiError e(code, "x");
-    EXPECT_EQ(e.status(), error_status(code));
+    EXPECT_EQ(e.status(), static_cast<unsigned>(error_status(code)));
     EXPECT_EQ(e.code_name(), error_slug(code));
   }
   EXPECT_EQ(error_status(errc::client_disconnected), http::kClientClosedRequest);

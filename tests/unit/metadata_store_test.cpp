@@ -11,6 +11,7 @@
 
 #include "../support/test_database.hpp"
 #include "api/error.hpp"
+#include "util/ids.hpp"
 
 namespace s3up::db {
 namespace {

@@ -13,7 +13,7 @@
 #include "../support/fake_metadata.hpp"
 #include "storage/s3/credentials.hpp"
 #include "api/api.hpp"
-#include "util/ids_time.hpp"
+#include "util/time.hpp"
 
 namespace s3up::storage::s3 {
 namespace {

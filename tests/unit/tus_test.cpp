@@ -1,6 +1,6 @@
 // The tus protocol's headers: what tus-js-client and Uppy send, and what the
 // protocol refuses.
-#include "api/tus.hpp"
+#include "api/tus_headers.hpp"
 
 #include <gtest/gtest.h>
 

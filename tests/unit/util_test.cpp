@@ -7,7 +7,8 @@
 
 #include "api/error.hpp"
 #include "util/crypto.hpp"
-#include "util/ids_time.hpp"
+#include "util/ids.hpp"
+#include "util/time.hpp"
 #include "upload/sniff.hpp"
 #include "util/text.hpp"
 #include "util/units.hpp"
@@ -247,10 +248,10 @@ TEST(Sniff, EveryThreadGetsTheSameAnswer) {
 }
 
 TEST(ApiErrors, CodesAndStatuses) {
-  EXPECT_EQ(error_status(errc::unauthorized), 401u);
-  EXPECT_EQ(error_status(errc::file_too_large), 413u);
-  EXPECT_EQ(error_status(errc::unsupported_media_type), 415u);
-  EXPECT_EQ(error_status(errc::headers_too_large), 431u);
+  EXPECT_EQ(error_status(errc::unauthorized), http::Status::unauthorized);
+  EXPECT_EQ(error_status(errc::file_too_large), http::Status::payload_too_large);
+  EXPECT_EQ(error_status(errc::unsupported_media_type), http::Status::unsupported_media_type);
+  EXPECT_EQ(error_status(errc::headers_too_large), http::Status::request_header_fields_too_large);
   EXPECT_EQ(error_slug(errc::file_too_large), "file_too_large");
   std::error_code ec = errc::not_found;
   EXPECT_EQ(ec.message(), "not_found");

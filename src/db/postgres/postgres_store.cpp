@@ -16,6 +16,7 @@
 #include "db/rows.hpp"
 #include "db/write_batcher.hpp"
 #include "util/text.hpp"
+#include "util/ids.hpp"
 
 namespace s3up::db {
 
@@ -512,7 +513,7 @@ User PostgresStore::create_user(std::string_view name, bool is_admin) {
   Params p;
   p.text(name).boolean(is_admin).timestamp(now);
   const auto r = c->run("createUser", p);
-  return User{r.i64(0, 0), std::string(name), is_admin, false, now, std::nullopt, 0};
+  return User{.id = r.i64(0, 0), .name = std::string(name), .is_admin = is_admin, .created_at = now};
 }
 
 std::optional<User> PostgresStore::find_user(std::string_view name) {

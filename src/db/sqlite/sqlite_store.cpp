@@ -342,7 +342,7 @@ User SqliteStore::create_user(std::string_view name, bool is_admin) {
   Statement s(*c, "createUser");
   s.bind(name, is_admin, now);
   if (!s.step()) fail(c->db, SQLITE_ERROR, "createUser returned no id");
-  return User{s.i64(0), std::string(name), is_admin, false, now, std::nullopt, 0};
+  return User{.id = s.i64(0), .name = std::string(name), .is_admin = is_admin, .created_at = now};
 }
 
 std::optional<User> SqliteStore::find_user(std::string_view name) {

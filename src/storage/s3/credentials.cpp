@@ -21,7 +21,7 @@
 #include <spdlog/spdlog.h>
 
 #include "storage/object_store.hpp"
-#include "util/ids_time.hpp"
+#include "util/time.hpp"
 #include "util/text.hpp"
 
 namespace s3up::storage::s3 {

@@ -1,6 +1,5 @@
 #pragma once
-// Identifiers and timestamps as the API shows them.
-#include <chrono>
+// Timestamps as they are stored and as the API shows them.
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -18,10 +17,5 @@ std::string rfc3339(Micros t);
 // "+hh:mm" or "+hh" offset (what AWS metadata endpoints write, and
 // PostgreSQL's ISO output: "2026-11-28 08:00:00.123456+00").
 std::optional<Micros> parse_rfc3339(std::string_view text);
-
-// UUID version 7 (RFC 9562): 48-bit Unix milliseconds, then random bits, so ids
-// sort by creation time and index well. Lower-case canonical text form.
-std::string uuid_v7();
-bool is_uuid(std::string_view s);
 
 }  // namespace s3up::util

@@ -4,7 +4,7 @@
 // (leases, durability, quota, types) are upload::Uploads'; this file
 // reads and writes the protocol's headers.
 #include "api/api.hpp"
-#include "api/tus.hpp"
+#include "api/tus_headers.hpp"
 #include "util/text.hpp"
 
 namespace s3up::api {
@@ -124,7 +124,7 @@ std::string Api::absolute_url(const http::Request& request, std::string_view pat
 
 asio::awaitable<http::Response> Api::tus_options(http::Request&) {
   // 200, not 204: some browsers refuse a 204 answer to a preflight.
-  http::Response res(200);  // Tus-Resumable: tus_resumable_header()
+  http::Response res(http::Status::ok);  // Tus-Resumable: tus_resumable_header()
   res.set("Tus-Version", tus::kVersion);
   res.set("Tus-Extension", kExtensions);
   res.set("Tus-Max-Size", std::to_string(deps_.uploads.limits.max_upload_bytes));
@@ -161,7 +161,7 @@ asio::awaitable<http::Response> Api::tus_create(http::Request& request) {
   // The whole file in the creation request: stored in one pass, as PUT is.
   if (with_body && !checksum && length && *length > 0 && body_length == length) {
     const auto whole = co_await uploads_.create_whole(principal, plan, request.body);
-    http::Response res(201);
+    http::Response res(http::Status::created);
     res.set(field::location, absolute_url(request, std::string(kUploadsPath) + "/" + whole.upload.id));
     describe(res, whole);
     co_return res;
@@ -192,7 +192,7 @@ asio::awaitable<http::Response> Api::tus_create(http::Request& request) {
       std::rethrow_exception(failure);
     }
   }
-  http::Response res(201);
+  http::Response res(http::Status::created);
   res.set(field::location, absolute_url(request, std::string(kUploadsPath) + "/" + created.upload.id));
   describe(res, created);
   co_return res;
@@ -201,7 +201,7 @@ asio::awaitable<http::Response> Api::tus_create(http::Request& request) {
 asio::awaitable<http::Response> Api::tus_head(http::Request& request) {
   const std::string id(request.param("id"));
   const auto upload = co_await uploads_.status(caller(request), id);
-  http::Response res(200);
+  http::Response res(http::Status::ok);
   describe(res, upload);
   if (upload.state.upload_length) {
     res.set("Upload-Length", std::to_string(*upload.state.upload_length));
@@ -221,7 +221,7 @@ asio::awaitable<http::Response> Api::tus_patch(http::Request& request) {
   const auto checksum = checksum_header(request);
   const std::string id(request.param("id"));
   const auto upload = co_await uploads_.append(caller(request), id, *offset, length, checksum, request.body);
-  http::Response res(204);
+  http::Response res(http::Status::no_content);
   describe(res, upload);
   co_return res;
 }
@@ -229,7 +229,7 @@ asio::awaitable<http::Response> Api::tus_patch(http::Request& request) {
 asio::awaitable<http::Response> Api::tus_delete(http::Request& request) {
   const std::string id(request.param("id"));
   co_await uploads_.terminate(caller(request), id);
-  co_return http::Response(204);
+  co_return http::Response(http::Status::no_content);
 }
 
 asio::awaitable<http::Response> Api::tus_override(http::Request& request) {
@@ -241,35 +241,5 @@ asio::awaitable<http::Response> Api::tus_override(http::Request& request) {
                  http::Headers{{"Allow", "HEAD, PATCH, DELETE, OPTIONS, POST"}});
 }
 
-http::Middleware cors(const Web& web) {
-  return [&web](http::Request& request, const http::Handler& next) -> asio::awaitable<http::Response> {
-    const std::string_view origin = request.header[field::origin];
-    const auto& allowed = web.cors_origins;
-    const bool any = std::find(allowed.begin(), allowed.end(), "*") != allowed.end();
-    if (origin.empty() || (!any && std::find(allowed.begin(), allowed.end(), origin) == allowed.end())) {
-      co_return co_await next(request);
-    }
-    const std::string allow_origin = any ? "*" : std::string(origin);
-    const bool preflight = request.header.method() == verb::options &&
-                           request.header.find(field::access_control_request_method) != request.header.end();
-    http::Response res(200);
-    if (preflight) {
-      // 200, not 204: some browsers refuse a 204 preflight.
-      res.set(field::access_control_allow_methods, "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS");
-      res.set(field::access_control_allow_headers,
-              "Authorization, Content-Type, Upload-Length, Upload-Offset, Tus-Resumable, Upload-Metadata, "
-              "Upload-Defer-Length, Upload-Checksum, X-HTTP-Method-Override, X-Request-Id");
-      res.set(field::access_control_max_age, "86400");
-    } else {
-      res = co_await next(request);
-      res.set(field::access_control_expose_headers,
-              "Location, Upload-Offset, Upload-Length, Upload-Expires, Upload-Metadata, Upload-Defer-Length, "
-              "Tus-Version, Tus-Resumable, Tus-Max-Size, Tus-Extension, Tus-Checksum-Algorithm, X-Request-Id");
-    }
-    res.set(field::access_control_allow_origin, allow_origin);
-    res.set(field::vary, "Origin");
-    co_return res;
-  };
-}
 
 }  // namespace s3up::api

@@ -1,4 +1,4 @@
-#include "api/tus.hpp"
+#include "api/tus_headers.hpp"
 
 #include <ctime>
 

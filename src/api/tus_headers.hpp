@@ -10,7 +10,7 @@
 #include <variant>
 #include <vector>
 
-#include "util/ids_time.hpp"
+#include "util/time.hpp"
 
 namespace s3up::api::tus {
 
