@@ -29,7 +29,8 @@ int main(int argc, char** argv) {
   options.bucket = argv[2];
   auto client = std::make_shared<Client>(io.get_executor(), options,
                                          default_credentials_chain([](const char* n) { return std::getenv(n); }));
-  auto url = boost::asio::co_spawn(io, client->presign(argv[1], argv[3], std::chrono::hours(2), query), boost::asio::use_future);
+  auto url = boost::asio::co_spawn(io, client->presign(argv[1], argv[3], std::chrono::hours(2), query),
+                                   boost::asio::use_future);
   io.run();
   std::cout << url.get() << "\n";
 }

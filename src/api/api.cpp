@@ -136,7 +136,8 @@ Api::Api(Dependencies deps)
     caller_steps.push_back(rate_limited(*buckets_));
   }
   const auto route = [&](verb method, std::string_view pattern, auto member, std::vector<http::Middleware> steps) {
-    router_.add(method, pattern, [this, member](http::Request& r) { return (this->*member)(r); }, std::move(steps));
+    router_.add(
+        method, pattern, [this, member](http::Request& r) { return (this->*member)(r); }, std::move(steps));
   };
   route(verb::get, "/healthz", &Api::healthz, {});
   route(verb::get, "/", &Api::web_page, {});
@@ -156,8 +157,8 @@ Api::Api(Dependencies deps)
   route(verb::get, "/files", &Api::list_files, caller_steps);
   route(verb::get, "/files/{id}", &Api::get_file, caller_steps);
   route(verb::delete_, "/files/{id}", &Api::delete_file, caller_steps);
-  std::vector<http::Middleware> content_steps{signed_download(links_, deps_.uploads.records, deps_.authenticator.users(),
-                                                                  deps_.uploads.blocking)};
+  std::vector<http::Middleware> content_steps{
+      signed_download(links_, deps_.uploads.records, deps_.authenticator.users(), deps_.uploads.blocking)};
   content_steps.insert(content_steps.end(), caller_steps.begin(), caller_steps.end());
   route(verb::get, "/files/{id}/content", &Api::get_content, content_steps);
   route(verb::post, "/files/{id}/link", &Api::create_link, caller_steps);

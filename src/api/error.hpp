@@ -14,35 +14,35 @@
 namespace s3up {
 
 enum class errc {
-  bad_request = 1,      // 400 malformed request
-  invalid_multipart,    // 400 body is not valid multipart/form-data
-  missing_file,         // 400 no "file" field
-  invalid_file_name,    // 400
-  unauthorized,         // 401 missing/unknown/expired/revoked token
-  forbidden,            // 403
-  not_found,            // 404
-  method_not_allowed,   // 405
-  conflict,             // 409
-  length_required,      // 411
-  precondition_failed,  // 412 a Tus-Resumable version we do not speak
-  locked,               // 423 another request is writing this upload (tus)
-  checksum_mismatch,    // 460 (tus checksum extension) the chunk's bytes do not match Upload-Checksum
-  file_too_large,       // 413 over the configured maximum
+  bad_request = 1,         // 400 malformed request
+  invalid_multipart,       // 400 body is not valid multipart/form-data
+  missing_file,            // 400 no "file" field
+  invalid_file_name,       // 400
+  unauthorized,            // 401 missing/unknown/expired/revoked token
+  forbidden,               // 403
+  not_found,               // 404
+  method_not_allowed,      // 405
+  conflict,                // 409
+  length_required,         // 411
+  precondition_failed,     // 412 a Tus-Resumable version we do not speak
+  locked,                  // 423 another request is writing this upload (tus)
+  checksum_mismatch,       // 460 (tus checksum extension) the chunk's bytes do not match Upload-Checksum
+  file_too_large,          // 413 over the configured maximum
   unsupported_media_type,  // 415
   range_not_satisfiable,   // 416
   quota_exceeded,          // 413 the user's storage quota would be exceeded
   too_many_requests,       // 429 rate limit or concurrent uploads (with Retry-After)
-  uri_too_long,         // 414 the request line is longer than the header limit
-  headers_too_large,    // 431
-  not_implemented,      // 501 a transfer coding we do not implement
-  internal,             // 500
-  storage_error,        // 502 the object store answered with an error
-  storage_unavailable,  // 503 the object store cannot be reached
-  database_unavailable, // 503 the metadata store failed
-  shutting_down,        // 503 the server is stopping
-  insufficient_storage, // 507 the disk is full
-  timeout,              // 408 the client was too slow
-  client_disconnected,  // 499 (nginx's convention) the client went away; nothing is sent
+  uri_too_long,            // 414 the request line is longer than the header limit
+  headers_too_large,       // 431
+  not_implemented,         // 501 a transfer coding we do not implement
+  internal,                // 500
+  storage_error,           // 502 the object store answered with an error
+  storage_unavailable,     // 503 the object store cannot be reached
+  database_unavailable,    // 503 the metadata store failed
+  shutting_down,           // 503 the server is stopping
+  insufficient_storage,    // 507 the disk is full
+  timeout,                 // 408 the client was too slow
+  client_disconnected,     // 499 (nginx's convention) the client went away; nothing is sent
 };
 
 const std::error_category& api_category();

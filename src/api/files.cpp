@@ -5,16 +5,16 @@
 #include <optional>
 #include <utility>
 
-#include <boost/json/array.hpp>
-#include <boost/url/parse.hpp>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include <boost/json/array.hpp>
+#include <boost/url/parse.hpp>
 
 #include "api/api.hpp"
 #include "util/blocking.hpp"
 #include "util/crypto.hpp"
-#include "util/text.hpp"
 #include "util/ids.hpp"
+#include "util/text.hpp"
 
 namespace s3up::api {
 
@@ -72,7 +72,8 @@ ListQuery parse_list_query(std::string_view target) {
         if (!q.after) throw ApiError(errc::bad_request, "cursor is not one this service gave out");
       }
     } else if (param.key == "all") {
-      if (param.value != "true" && param.value != "false") throw ApiError(errc::bad_request, "all must be true or false");
+      if (param.value != "true" && param.value != "false")
+        throw ApiError(errc::bad_request, "all must be true or false");
       q.all = param.value == "true";
     }
   }
@@ -112,7 +113,7 @@ std::optional<ByteRange> parse_range(std::string_view header, std::uint64_t size
   const auto a = range_position(a_text), b = range_position(b_text);
   const bool a_given = !a_text.empty(), b_given = !b_text.empty();
   if ((a_given && !a) || (b_given && !b)) return std::nullopt;  // malformed: ignored
-  if (!a_given) {                                              // suffix: the last n bytes
+  if (!a_given) {                                               // suffix: the last n bytes
     if (!b) return std::nullopt;
     if (*b == 0 || size == 0) throw unsatisfiable();
     return ByteRange{size - std::min(*b, size), size - 1};
@@ -248,8 +249,9 @@ asio::awaitable<http::Response> Api::get_content(http::Request& request) {
   const auto range = parse_range(request.header[field::range], size, etag);
   const std::uint64_t first = range ? range->first : 0;
   const std::uint64_t end = range ? range->last + 1 : size;
-  auto res = http::Response::stream(range ? http::Status::partial_content : http::Status::ok, end - first,
-                                    std::make_shared<Download>(deps_.uploads.store, upload.storage_key, upload.id, first, end - first));
+  auto res = http::Response::stream(
+      range ? http::Status::partial_content : http::Status::ok, end - first,
+      std::make_shared<Download>(deps_.uploads.store, upload.storage_key, upload.id, first, end - first));
   common(res);
   res.set(field::accept_ranges, "bytes");
   res.set(field::content_type, upload.content_type.empty() ? "application/octet-stream" : upload.content_type);
@@ -271,7 +273,8 @@ asio::awaitable<http::Response> Api::delete_file(http::Request& request) {
   // the janitor finishes, never a complete row without its bytes or bytes
   // without a row. (A failed upload has no object left: its row just goes.)
   if (upload.status == db::UploadStatus::complete) {
-    const bool marked = co_await util::run_blocking(deps_.uploads.blocking, [&] { return deps_.uploads.records.mark_deleting(upload.id); });
+    const bool marked = co_await util::run_blocking(deps_.uploads.blocking,
+                                                    [&] { return deps_.uploads.records.mark_deleting(upload.id); });
     if (!marked) throw ApiError(errc::not_found, "no such file");  // another delete got there first
   }
   const bool deleted = co_await upload::remove_object_then_row(deps_.uploads, upload);

@@ -1,15 +1,15 @@
 // Download links (POST /files/{id}/link), the links themselves on
 // GET /files/{id}/content, and what a client's uploads are held to
 // (GET /api/config): what a web page needs that curl does not.
-#include <boost/url/parse.hpp>
 #include <fmt/format.h>
+#include <boost/url/parse.hpp>
 
 #include "api/api.hpp"
 #include "util/blocking.hpp"
 #include "util/crypto.hpp"
 #include "util/ids.hpp"
-#include "util/time.hpp"
 #include "util/text.hpp"
+#include "util/time.hpp"
 
 namespace s3up::api {
 
@@ -101,8 +101,8 @@ asio::awaitable<http::Response> Api::create_link(http::Request& request) {
   const auto query = co_await links_.query_for(upload.id, expires);
   const std::string url = absolute_url(request, "/files/" + upload.id + "/content?" + query);
   co_return http::Response::json(http::Status::ok, json::object{{"url", url},
-                                                   {"expires_at", util::rfc3339(expires * 1'000'000)},
-                                                   {"expires_in", deps_.downloads.url_ttl.count()}});
+                                                                {"expires_at", util::rfc3339(expires * 1'000'000)},
+                                                                {"expires_in", deps_.downloads.url_ttl.count()}});
 }
 
 asio::awaitable<http::Response> Api::client_config(http::Request& request) {

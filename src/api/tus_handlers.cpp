@@ -45,8 +45,8 @@ std::optional<upload::ChunkChecksum> checksum_header(const http::Request& reques
   auto parsed = tus::parse_checksum(*text);
   if (auto* problem = std::get_if<tus::ChecksumProblem>(&parsed)) {
     if (*problem == tus::ChecksumProblem::unsupported) {
-      throw ApiError(errc::bad_request, "Upload-Checksum: supported algorithms are " +
-                                            std::string(tus::kChecksumAlgorithms));
+      throw ApiError(errc::bad_request,
+                     "Upload-Checksum: supported algorithms are " + std::string(tus::kChecksumAlgorithms));
     }
     throw ApiError(errc::bad_request, "Upload-Checksum must be \"<algorithm> <base64 digest>\"");
   }
@@ -240,6 +240,5 @@ asio::awaitable<http::Response> Api::tus_override(http::Request& request) {
   throw ApiError(errc::method_not_allowed, "POST to an upload needs X-HTTP-Method-Override: PATCH, DELETE or HEAD",
                  http::Headers{{"Allow", "HEAD, PATCH, DELETE, OPTIONS, POST"}});
 }
-
 
 }  // namespace s3up::api

@@ -100,8 +100,9 @@ asio::awaitable<http::Response> Api::upload_form(http::Request& request) {
     const std::string_view declared = request.header[field::content_type];
     const auto essence = util::media_type_essence(declared);
     if (essence != "multipart/form-data") {
-      throw ApiError(errc::unsupported_media_type,
-                     "POST /upload takes multipart/form-data with a \"file\" field; use PUT /upload/<name> for raw bytes");
+      throw ApiError(
+          errc::unsupported_media_type,
+          "POST /upload takes multipart/form-data with a \"file\" field; use PUT /upload/<name> for raw bytes");
     }
     throw ApiError(errc::invalid_multipart, "multipart/form-data without a valid boundary");
   }
@@ -113,7 +114,8 @@ asio::awaitable<http::Response> Api::upload_form(http::Request& request) {
   // The file is no larger than the body less its opening and closing
   // delimiters ("--" boundary CRLF ... CRLF "--" boundary "--").
   std::optional<std::uint64_t> file_size_bound;
-  if (body_length && *body_length > 2 * boundary->size() + 10) file_size_bound = *body_length - (2 * boundary->size() + 10);
+  if (body_length && *body_length > 2 * boundary->size() + 10)
+    file_size_bound = *body_length - (2 * boundary->size() + 10);
 
   FormFile file(request.body, *boundary);
   const auto part = co_await file.find_file();

@@ -8,7 +8,7 @@
 namespace s3up::api {
 
 struct WebAsset {
-  std::string_view path;          // "index.html", "assets/app-<hash>.js"
+  std::string_view path;  // "index.html", "assets/app-<hash>.js"
   std::string_view content_type;
   std::string_view bytes;
 };

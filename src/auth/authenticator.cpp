@@ -80,21 +80,20 @@ std::optional<int> TokenBuckets::take(const std::string& key, std::chrono::stead
 }
 
 boost::asio::awaitable<Principal> Authenticator::authenticate(std::string_view authorization) {
-  if (authorization.empty()) throw Unauthorized( "missing Authorization: Bearer token");
+  if (authorization.empty()) throw Unauthorized("missing Authorization: Bearer token");
   const auto token = bearer_token(authorization);
-  if (!token) throw Unauthorized( "malformed Authorization header: expected 'Bearer <token>'");
+  if (!token) throw Unauthorized("malformed Authorization header: expected 'Bearer <token>'");
   // Garbage is refused without a database round trip.
-  if (!looks_like_token(*token)) throw Unauthorized( "invalid token");
+  if (!looks_like_token(*token)) throw Unauthorized("invalid token");
   const std::string hash = hash_token(*token);
   auto owner = co_await util::run_blocking(blocking_, [&] { return store_.find_token(hash); });
-  if (!owner) throw Unauthorized( "invalid token");
-  if (owner->token.revoked_at) throw Unauthorized( "token revoked");
+  if (!owner) throw Unauthorized("invalid token");
+  if (owner->token.revoked_at) throw Unauthorized("token revoked");
   if (owner->token.expires_at && *owner->token.expires_at <= util::now_micros()) {
-    throw Unauthorized( "token expired");
+    throw Unauthorized("token expired");
   }
-  if (owner->user.disabled) throw Unauthorized( "user disabled");
-  co_return Principal{owner->user.id, owner->user.name, owner->user.is_admin, owner->token.id,
-                      owner->user.quota_bytes};
+  if (owner->user.disabled) throw Unauthorized("user disabled");
+  co_return Principal{owner->user.id, owner->user.name, owner->user.is_admin, owner->token.id, owner->user.quota_bytes};
 }
 
 }  // namespace s3up::auth

@@ -67,8 +67,8 @@ AdminCommands::AdminCommands(CLI::App& app) {
 }
 
 bool AdminCommands::parsed() const {
-  for (const auto* cmd : {user_add_, user_quota_, user_list_, user_disable_, user_enable_, token_create_, token_list_,
-                          token_revoke_}) {
+  for (const auto* cmd :
+       {user_add_, user_quota_, user_list_, user_disable_, user_enable_, token_create_, token_list_, token_revoke_}) {
     if (cmd->parsed()) return true;
   }
   return false;

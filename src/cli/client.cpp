@@ -22,21 +22,27 @@ std::uint64_t parse_size_flag(const std::string& flag, const std::string& text) 
 
 CLI::App* ClientCommands::add(CLI::App& app, const std::string& name, const std::string& description) {
   auto* cmd = app.add_subcommand(name, description);
-  cmd->add_option("--server", server_, "Service URL [env S3UP_SERVER, client.toml server, default http://127.0.0.1:8080]");
+  cmd->add_option("--server", server_,
+                  "Service URL [env S3UP_SERVER, client.toml server, default http://127.0.0.1:8080]");
   cmd->add_option("--token", token_, "API token [env S3UP_TOKEN, client.toml token]");
-  cmd->add_option("--ca-file", ca_file_, "PEM bundle to verify an https:// server with [env S3UP_CA_FILE, client.toml ca_file]");
-  cmd->add_option("--retries", retries_, "Retries after a failure that may pass (network, 5xx, 423, 429)")->capture_default_str();
+  cmd->add_option("--ca-file", ca_file_,
+                  "PEM bundle to verify an https:// server with [env S3UP_CA_FILE, client.toml ca_file]");
+  cmd->add_option("--retries", retries_, "Retries after a failure that may pass (network, 5xx, 423, 429)")
+      ->capture_default_str();
   return cmd;
 }
 
 ClientCommands::ClientCommands(CLI::App& app) {
   push_ = add(app, "push", "Upload files (tus, resumable: run it again after an interruption)");
   push_->add_option("files", push_options_.files, "Files to upload")->required();
-  push_->add_option("-j,--jobs", push_options_.jobs, "Files uploaded at once")->capture_default_str()->check(CLI::Range(1, 64));
+  push_->add_option("-j,--jobs", push_options_.jobs, "Files uploaded at once")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 64));
   push_->add_option("--chunk-size", chunk_size_, "Bytes per request, each with its own checksum (default 64MiB)");
-  push_->add_option("--checksum", push_options_.checksum,
-                    "Checksum per chunk: auto (the cheapest the server offers), crc32, sha256, sha1, md5, or none "
-                    "(one request per file unless --chunk-size)")
+  push_
+      ->add_option("--checksum", push_options_.checksum,
+                   "Checksum per chunk: auto (the cheapest the server offers), crc32, sha256, sha1, md5, or none "
+                   "(one request per file unless --chunk-size)")
       ->capture_default_str()
       ->check(CLI::IsMember({"auto", "crc32", "sha256", "sha1", "md5", "none"}));
   push_->add_option("--limit-rate", limit_rate_, "Most bytes per second per file, e.g. 10MiB (default: no limit)");
@@ -45,7 +51,8 @@ ClientCommands::ClientCommands(CLI::App& app) {
 
   get_ = add(app, "get", "Download a file (resumed with Range after an interruption, checked by its SHA-256)");
   get_->add_option("id", get_options_.id, "File id")->required();
-  get_->add_option("-o,--output", get_options_.output, "Where to write it: a path, or - for stdout (default: its name, here)");
+  get_->add_option("-o,--output", get_options_.output,
+                   "Where to write it: a path, or - for stdout (default: its name, here)");
   get_->add_flag("--force", get_options_.force, "Replace the output file if it exists");
 
   remove_ = add(app, "rm", "Delete files");
@@ -59,9 +66,9 @@ bool ClientCommands::parsed() const {
 int ClientCommands::run() {
   try {
     client::EndpointFlags flags;
-    for (auto [option, value, target] : {std::tuple{"--server", &server_, &flags.server},
-                                         std::tuple{"--token", &token_, &flags.token},
-                                         std::tuple{"--ca-file", &ca_file_, &flags.ca_file}}) {
+    for (auto [option, value, target] :
+         {std::tuple{"--server", &server_, &flags.server}, std::tuple{"--token", &token_, &flags.token},
+          std::tuple{"--ca-file", &ca_file_, &flags.ca_file}}) {
       for (const auto* cmd : {push_, list_, get_, remove_}) {
         if (cmd->parsed() && cmd->get_option(option)->count() > 0) *target = *value;
       }

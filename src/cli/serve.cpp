@@ -6,13 +6,13 @@
 #include <fstream>
 #include <thread>
 
+#include <spdlog/spdlog.h>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/thread_pool.hpp>
-#include <spdlog/spdlog.h>
 
 #include "api/api.hpp"
 #include "cli/cli.hpp"
@@ -61,8 +61,8 @@ int serve(const config::Config& cfg) {
     try {
       return open();
     } catch (const std::filesystem::filesystem_error& e) {
-      throw std::runtime_error(fmt::format("{}: {} (the {} setting, {})", e.path1().string(),
-                                           e.code().message(), setting, env));
+      throw std::runtime_error(
+          fmt::format("{}: {} (the {} setting, {})", e.path1().string(), e.code().message(), setting, env));
     }
   };
   auto metadata = naming("database", "S3UP_DATABASE",
@@ -90,9 +90,9 @@ int serve(const config::Config& cfg) {
   options.endpoint = parse_listen(cfg.service.listen);
   options.buffers = buffers;
   options.max_body_bytes = cfg.uploads.max_upload_bytes + api::kMultipartFramingAllowance;
-  http::Server server(io, options,
-                      http::chain({http::request_id(), http::error_answers()},
-                                  [&api](http::Request& r) { return api.handle(r); }));
+  http::Server server(io, options, http::chain({http::request_id(), http::error_answers()}, [&api](http::Request& r) {
+                        return api.handle(r);
+                      }));
   try {
     server.start();
   } catch (const boost::system::system_error& e) {
@@ -103,37 +103,38 @@ int serve(const config::Config& cfg) {
   const auto bound = server.local_endpoint();
   if (!cfg.service.port_file.empty()) write_port_file(cfg.service.port_file, bound.port());
   spdlog::info("s3uploader listening on {}:{} (storage {}, database {}, {} I/O threads, max upload {})",
-               bound.address().to_string(), bound.port(), store->describe(),
-               metadata->describe(), cfg.service.threads, util::format_size(cfg.uploads.max_upload_bytes));
+               bound.address().to_string(), bound.port(), store->describe(), metadata->describe(), cfg.service.threads,
+               util::format_size(cfg.uploads.max_upload_bytes));
   if (metadata->count_users() == 0) {
-    spdlog::info("no users yet. Create one and a token for it:\n"
-                 "    s3uploader user add alice\n"
-                 "    s3uploader token create alice\n"
-                 "then open http://{0}:{1}/ and sign in with the token, or upload with:\n"
-                 "    S3UP_TOKEN=$TOKEN s3uploader push --server http://{0}:{1} photo.jpg\n"
-                 "    curl -F file=@photo.jpg -H \"Authorization: Bearer $TOKEN\" http://{0}:{1}/upload",
-                 bound.address().to_string(), bound.port());
+    spdlog::info(
+        "no users yet. Create one and a token for it:\n"
+        "    s3uploader user add alice\n"
+        "    s3uploader token create alice\n"
+        "then open http://{0}:{1}/ and sign in with the token, or upload with:\n"
+        "    S3UP_TOKEN=$TOKEN s3uploader push --server http://{0}:{1} photo.jpg\n"
+        "    curl -F file=@photo.jpg -H \"Authorization: Bearer $TOKEN\" http://{0}:{1}/upload",
+        bound.address().to_string(), bound.port());
   }
 
   asio::signal_set signals(io, SIGINT, SIGTERM);
-  std::function<void(const boost::system::error_code&, int)> on_signal =
-      [&](const boost::system::error_code& ec, int signo) {
-        if (ec) return;
-        static bool first = true;
-        if (!first) {
-          spdlog::warn("second signal: stopping now");
-          io.stop();
-          return;
-        }
-        first = false;
-        spdlog::info("received signal {}: shutting down (grace {} ms)", signo, cfg.http.shutdown_grace.count());
-        server.shutdown([&] {
-          spdlog::info("all connections closed");
-          signals.cancel();
-          io.stop();
-        });
-        signals.async_wait(on_signal);
-      };
+  std::function<void(const boost::system::error_code&, int)> on_signal = [&](const boost::system::error_code& ec,
+                                                                             int signo) {
+    if (ec) return;
+    static bool first = true;
+    if (!first) {
+      spdlog::warn("second signal: stopping now");
+      io.stop();
+      return;
+    }
+    first = false;
+    spdlog::info("received signal {}: shutting down (grace {} ms)", signo, cfg.http.shutdown_grace.count());
+    server.shutdown([&] {
+      spdlog::info("all connections closed");
+      signals.cancel();
+      io.stop();
+    });
+    signals.async_wait(on_signal);
+  };
   signals.async_wait(on_signal);
 
   std::vector<std::thread> threads;

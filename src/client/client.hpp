@@ -54,8 +54,8 @@ struct TransferOptions {
 
 struct PushOptions {
   std::vector<std::string> files;
-  unsigned jobs = 4;                          // files uploaded at once
-  std::uint64_t chunk_size = 64ull << 20;     // bytes per PATCH, each with its own checksum
+  unsigned jobs = 4;                       // files uploaded at once
+  std::uint64_t chunk_size = 64ull << 20;  // bytes per PATCH, each with its own checksum
   // Upload-Checksum on every chunk: "auto" (the cheapest the server offers:
   // crc32, else sha256, sha1, md5), one of those, or "none". Without, the
   // server keeps what arrives of a broken request, so one PATCH can carry

@@ -7,16 +7,16 @@
 #include <cerrno>
 #include <cstring>
 
-#include <boost/json.hpp>
 #include <fmt/format.h>
+#include <boost/json.hpp>
 
 #include "client/client.hpp"
 #include "client/progress.hpp"
 #include "client/transport.hpp"
 #include "util/crypto.hpp"
 #include "util/ids.hpp"
-#include "util/time.hpp"
 #include "util/text.hpp"
+#include "util/time.hpp"
 #include "util/units.hpp"
 
 namespace s3up::client {
@@ -146,7 +146,8 @@ class Sink {
     for (std::size_t done = 0; done < piece.size();) {
       const ssize_t n = ::write(fd_, piece.data() + done, piece.size() - done);
       if (n < 0 && errno == EINTR) continue;
-      if (n < 0) throw Failure(fmt::format("cannot write {}: {}", resumable() ? part_ : "stdout", std::strerror(errno)));
+      if (n < 0)
+        throw Failure(fmt::format("cannot write {}: {}", resumable() ? part_ : "stdout", std::strerror(errno)));
       done += static_cast<std::size_t>(n);
     }
     hash_.update(piece);
@@ -183,8 +184,7 @@ class Sink {
 
 // Downloads into `sink` until it holds `info.size` bytes, resuming with
 // Range after each failure that may pass.
-void download(Http& http, const FileInfo& info, Sink& sink, ProgressBoard& board, std::size_t line,
-              Backoff& backoff) {
+void download(Http& http, const FileInfo& info, Sink& sink, ProgressBoard& board, std::size_t line, Backoff& backoff) {
   if (sink.size() > info.size) sink.restart();
   board.start(line, sink.size());
   while (sink.size() < info.size) {

@@ -50,7 +50,8 @@ std::string format_eta(double seconds) {
 
 std::string ProgressBoard::format_row(const Row& row, std::size_t width) {
   const unsigned percent = row.total == 0 ? 100 : static_cast<unsigned>(row.done * 100 / row.total);
-  std::string right = fmt::format("{:>3}%  {} / {}", percent, util::format_size(row.done), util::format_size(row.total));
+  std::string right =
+      fmt::format("{:>3}%  {} / {}", percent, util::format_size(row.done), util::format_size(row.total));
   if (!row.note.empty()) {
     right += "  " + row.note;
   } else if (row.rate > 0) {

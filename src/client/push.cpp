@@ -21,8 +21,8 @@
 #include <set>
 #include <thread>
 
-#include <boost/json.hpp>
 #include <fmt/format.h>
+#include <boost/json.hpp>
 
 #include "client/client.hpp"
 #include "client/progress.hpp"
@@ -191,8 +191,7 @@ class Pusher {
 
   // The offset the server holds for a saved upload, or nullopt if it is
   // gone (expired, deleted, another user's) or is not this file's.
-  std::optional<std::uint64_t> server_offset(Http& http, const std::string& url, std::uint64_t size,
-                                             Backoff& backoff) {
+  std::optional<std::uint64_t> server_offset(Http& http, const std::string& url, std::uint64_t size, Backoff& backoff) {
     Request head;
     head.method = "HEAD";
     head.url = url;
@@ -286,7 +285,9 @@ class Pusher {
       patch.read = [&, start = offset](char* out, std::size_t max, std::uint64_t at) {
         return input.read(out, static_cast<std::size_t>(std::min<std::uint64_t>(max, length - at)), start + at);
       };
-      patch.progress = [&, start = offset](std::uint64_t sent, std::uint64_t) { board_.set_done(file.line, start + sent); };
+      patch.progress = [&, start = offset](std::uint64_t sent, std::uint64_t) {
+        board_.set_done(file.line, start + sent);
+      };
 
       const auto a = attempt(http, patch);
       const auto& r = a.response;

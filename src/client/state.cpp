@@ -52,7 +52,8 @@ void UploadState::save(const std::string& key, const std::string& url) const {
   const auto temporary = fs::path(target.string() + ".tmp");
   const std::string text = boost::json::serialize(boost::json::object{{"url", url}}) + "\n";
   const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) throw std::runtime_error("cannot save the upload's state in " + dir_.string() + ": " + std::strerror(errno));
+  if (fd < 0)
+    throw std::runtime_error("cannot save the upload's state in " + dir_.string() + ": " + std::strerror(errno));
   const bool written = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) && ::fsync(fd) == 0;
   ::close(fd);
   if (!written || ::rename(temporary.c_str(), target.c_str()) != 0) {

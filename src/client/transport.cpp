@@ -7,8 +7,8 @@
 #include <random>
 #include <thread>
 
-#include <boost/json.hpp>
 #include <fmt/format.h>
+#include <boost/json.hpp>
 
 #include "util/text.hpp"
 
@@ -30,10 +30,8 @@ bool unreachable_code(CURLcode code) {
     case CURLE_COULDNT_RESOLVE_HOST:
     case CURLE_COULDNT_RESOLVE_PROXY:
     case CURLE_COULDNT_CONNECT:
-    case CURLE_SSL_CONNECT_ERROR:
-      return true;
-    default:
-      return false;
+    case CURLE_SSL_CONNECT_ERROR: return true;
+    default: return false;
   }
 }
 
@@ -46,10 +44,8 @@ bool retryable_code(CURLcode code) {
     case CURLE_GOT_NOTHING:
     case CURLE_PARTIAL_FILE:
     case CURLE_HTTP2:
-    case CURLE_HTTP2_STREAM:
-      return true;
-    default:
-      return false;
+    case CURLE_HTTP2_STREAM: return true;
+    default: return false;
   }
 }
 
@@ -59,7 +55,7 @@ struct Transfer {
   CURL* curl = nullptr;
   std::uint64_t body_sent = 0;  // of the request body
   bool aborted_by_writer = false;
-  bool begun = false;  // Request::begin was called
+  bool begun = false;                   // Request::begin was called
   std::exception_ptr callback_failure;  // reading or writing the body failed (the file, not the network)
 };
 

@@ -5,9 +5,9 @@
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <toml++/toml.h>
 #include <boost/url/parse.hpp>
 #include <boost/url/url.hpp>
-#include <toml++/toml.h>
 
 #include "util/text.hpp"
 #include "util/units.hpp"
@@ -134,7 +134,8 @@ struct List {
 struct BaseUrl {
   std::string read(const std::string& v, const Bad& bad) const {
     if (v.empty()) return v;
-    if ((v.rfind("http://", 0) != 0 && v.rfind("https://", 0) != 0) || v.find_first_of(" \t\r\n?#") != std::string::npos) {
+    if ((v.rfind("http://", 0) != 0 && v.rfind("https://", 0) != 0) ||
+        v.find_first_of(" \t\r\n?#") != std::string::npos) {
       bad("expected an absolute http:// or https:// URL");
     }
     std::string url = v;
@@ -179,20 +180,22 @@ struct Quota {
 template <class Field, class Codec>
 SettingInfo setting(std::string_view key, std::string_view env, std::string_view default_value,
                     std::string_view description, Field field, Codec codec) {
-  return SettingInfo{
-      key, env, default_value, description,
-      [field, codec](Config& c, const std::string& value, const Bad& bad) {
-        auto& place = field(c);
-        place = static_cast<std::remove_reference_t<decltype(place)>>(codec.read(value, bad));
-      },
-      [field, codec](const Config& c) { return codec.show(field(c)); }};
+  return SettingInfo{key,
+                     env,
+                     default_value,
+                     description,
+                     [field, codec](Config& c, const std::string& value, const Bad& bad) {
+                       auto& place = field(c);
+                       place = static_cast<std::remove_reference_t<decltype(place)>>(codec.read(value, bad));
+                     },
+                     [field, codec](const Config& c) { return codec.show(field(c)); }};
 }
 
 // A field of one of Config's groups, as `setting` takes it (read through a
 // Config, shown through a const one).
 template <class Group, class T>
 auto in(Group Config::*group, T Group::*member) {
-  return [group, member](auto& c) -> auto& { return (c.*group).*member; };
+  return [ group, member ](auto& c) -> auto& { return (c.*group).*member; };
 }
 template <class T>
 auto top(T Config::*member) {
@@ -200,72 +203,105 @@ auto top(T Config::*member) {
 }
 
 const std::vector<SettingInfo> kSettings = {
-    setting("listen", "S3UP_LISTEN", "127.0.0.1:8080", "Address and port to listen on (host:port; port 0 picks a free one).",
+    setting("listen", "S3UP_LISTEN", "127.0.0.1:8080",
+            "Address and port to listen on (host:port; port 0 picks a free one).",
             in(&Config::service, &ServiceSettings::listen), HostPort{}),
-    setting("storage", "S3UP_STORAGE", "file://./data/objects", "Object store URL: file:///path (local disk) or s3://bucket/prefix.",
+    setting("storage", "S3UP_STORAGE", "file://./data/objects",
+            "Object store URL: file:///path (local disk) or s3://bucket/prefix.",
             in(&Config::storage, &storage::StoreSettings::url), Url{{true}}),
-    setting("database", "S3UP_DATABASE", "sqlite://./data/s3uploader.db", "Metadata database: sqlite:///path, postgres://user@host/db, or a libpq keyword string.",
+    setting("database", "S3UP_DATABASE", "sqlite://./data/s3uploader.db",
+            "Metadata database: sqlite:///path, postgres://user@host/db, or a libpq keyword string.",
             in(&Config::database, &DatabaseSettings::url), DatabaseUrl{{true}}),
-    setting("database_pool_size", "S3UP_DATABASE_POOL_SIZE", "0", "Most database connections open at once; 0 means one per 4 blocking threads, at least 4.",
+    setting("database_pool_size", "S3UP_DATABASE_POOL_SIZE", "0",
+            "Most database connections open at once; 0 means one per 4 blocking threads, at least 4.",
             in(&Config::database, &DatabaseSettings::pool_size), Count{}),
-    setting("max_upload_bytes", "S3UP_MAX_UPLOAD_BYTES", "5GiB", "Largest accepted file (bytes, or with a unit: 100MiB, 5GiB).",
+    setting("max_upload_bytes", "S3UP_MAX_UPLOAD_BYTES", "5GiB",
+            "Largest accepted file (bytes, or with a unit: 100MiB, 5GiB).",
             in(&Config::uploads, &upload::Limits::max_upload_bytes), Size{}),
     setting("threads", "S3UP_THREADS", "0", "I/O threads; 0 means one per CPU core.",
             in(&Config::service, &ServiceSettings::threads), Count{}),
-    setting("blocking_threads", "S3UP_BLOCKING_THREADS", "0", "Threads for database and disk calls; 0 means 8 per core, at least 16.",
+    setting("blocking_threads", "S3UP_BLOCKING_THREADS", "0",
+            "Threads for database and disk calls; 0 means 8 per core, at least 16.",
             in(&Config::service, &ServiceSettings::blocking_threads), Count{}),
     setting("max_header_bytes", "S3UP_MAX_HEADER_BYTES", "16KiB", "Largest request header block; larger ones get 431.",
             in(&Config::http, &http::Limits::max_header_bytes), Size{1024, "at least 1KiB"}),
-    setting("header_timeout", "S3UP_HEADER_TIMEOUT", "30s", "Time allowed to send a request's headers (also the keep-alive idle limit; at least 1s).",
+    setting("header_timeout", "S3UP_HEADER_TIMEOUT", "30s",
+            "Time allowed to send a request's headers (also the keep-alive idle limit; at least 1s).",
             in(&Config::http, &http::Limits::header_timeout), kTimeout),
-    setting("idle_timeout", "S3UP_IDLE_TIMEOUT", "60s", "Longest pause allowed while a request body is being received (at least 1s); then 408.",
+    setting("idle_timeout", "S3UP_IDLE_TIMEOUT", "60s",
+            "Longest pause allowed while a request body is being received (at least 1s); then 408.",
             in(&Config::http, &http::Limits::idle_timeout), kTimeout),
     setting("min_body_rate", "S3UP_MIN_BODY_RATE", "1KiB",
-            "Slowest request body accepted, in bytes per second (0: no minimum); slower uploads are aborted with 408 and cleaned up.",
+            "Slowest request body accepted, in bytes per second (0: no minimum); slower uploads are aborted with 408 "
+            "and cleaned up.",
             in(&Config::http, &http::Limits::min_body_rate), Size{}),
     setting("min_body_rate_window", "S3UP_MIN_BODY_RATE_WINDOW", "30s",
             "The window min_body_rate is averaged over (at least 1s); the first window of a body is grace.",
             in(&Config::http, &http::Limits::min_body_rate_window), kTimeout),
-    setting("shutdown_grace", "S3UP_SHUTDOWN_GRACE", "30s", "On SIGTERM/SIGINT, how long in-flight uploads may run before they are aborted.",
+    setting("shutdown_grace", "S3UP_SHUTDOWN_GRACE", "30s",
+            "On SIGTERM/SIGINT, how long in-flight uploads may run before they are aborted.",
             in(&Config::http, &http::Limits::shutdown_grace), Duration{}),
-    setting("debug", "DEBUG", "false", "Debug logging (true/false).",
-            in(&Config::service, &ServiceSettings::debug), Boolean{}),
+    setting("debug", "DEBUG", "false", "Debug logging (true/false).", in(&Config::service, &ServiceSettings::debug),
+            Boolean{}),
     setting("migrate_on_start", "S3UP_MIGRATE", "true", "Apply database migrations when `serve` starts.",
             in(&Config::service, &ServiceSettings::migrate_on_start), Boolean{}),
-    setting("download", "S3UP_DOWNLOAD", "stream", "GET /files/{id}/content: stream (bytes through the service) or redirect (302 to a presigned URL; S3 only).",
-            in(&Config::downloads, &api::Downloads::redirect), Choice{"stream", "redirect"}),
-    setting("download_url_ttl", "S3UP_DOWNLOAD_URL_TTL", "5m", "How long a download link (POST /files/{id}/link) or a presigned redirect URL stays valid.",
+    setting(
+        "download", "S3UP_DOWNLOAD", "stream",
+        "GET /files/{id}/content: stream (bytes through the service) or redirect (302 to a presigned URL; S3 only).",
+        in(&Config::downloads, &api::Downloads::redirect), Choice{"stream", "redirect"}),
+    setting("download_url_ttl", "S3UP_DOWNLOAD_URL_TTL", "5m",
+            "How long a download link (POST /files/{id}/link) or a presigned redirect URL stays valid.",
             in(&Config::downloads, &api::Downloads::url_ttl),
             WholeSeconds{{std::chrono::seconds(1), std::chrono::hours(24 * 7), "between 1s and 7d (S3's limit)"}}),
-    setting("resumable_expiry", "S3UP_RESUMABLE_EXPIRY", "24h", "How long an unfinished resumable (tus) upload lives after its creation or last PATCH; then the janitor removes it.",
+    setting("resumable_expiry", "S3UP_RESUMABLE_EXPIRY", "24h",
+            "How long an unfinished resumable (tus) upload lives after its creation or last PATCH; then the janitor "
+            "removes it.",
             in(&Config::resumable, &upload::ResumableSettings::expiry), Duration{}),
-    setting("public_url", "S3UP_PUBLIC_URL", "", "The service's URL as clients reach it (https://files.example.com), for the Location of tus uploads; empty: from the request's Host.",
+    setting("public_url", "S3UP_PUBLIC_URL", "",
+            "The service's URL as clients reach it (https://files.example.com), for the Location of tus uploads; "
+            "empty: from the request's Host.",
             in(&Config::web, &api::Web::public_url), BaseUrl{}),
-    setting("trusted_proxies", "S3UP_TRUSTED_PROXIES", "", "IP addresses of reverse proxies whose X-Forwarded-Proto and X-Forwarded-Host are believed (comma-separated).",
-            in(&Config::web, &api::Web::trusted_proxies), List{}),
-    setting("cors_origins", "S3UP_CORS_ORIGINS", "", "Origins a browser may call the API from (https://app.example.com,...), or * for any; empty: none.",
+    setting(
+        "trusted_proxies", "S3UP_TRUSTED_PROXIES", "",
+        "IP addresses of reverse proxies whose X-Forwarded-Proto and X-Forwarded-Host are believed (comma-separated).",
+        in(&Config::web, &api::Web::trusted_proxies), List{}),
+    setting("cors_origins", "S3UP_CORS_ORIGINS", "",
+            "Origins a browser may call the API from (https://app.example.com,...), or * for any; empty: none.",
             in(&Config::web, &api::Web::cors_origins), List{}),
-    setting("stale_upload_age", "S3UP_STALE_UPLOAD_AGE", "24h", "A pending upload older than this (not being received by this instance) died with its process: the janitor cleans it up.",
+    setting("stale_upload_age", "S3UP_STALE_UPLOAD_AGE", "24h",
+            "A pending upload older than this (not being received by this instance) died with its process: the janitor "
+            "cleans it up.",
             in(&Config::janitor, &JanitorSettings::stale_upload_age), Duration{}),
-    setting("janitor_interval", "S3UP_JANITOR_INTERVAL", "5m", "How often the janitor looks for dead uploads (it also runs at start-up).",
+    setting("janitor_interval", "S3UP_JANITOR_INTERVAL", "5m",
+            "How often the janitor looks for dead uploads (it also runs at start-up).",
             in(&Config::janitor, &JanitorSettings::interval), kTimeout),
-    setting("default_quota", "S3UP_DEFAULT_QUOTA", "0", "Storage per user without a quota of their own (user add --quota); 0: unlimited.",
+    setting("default_quota", "S3UP_DEFAULT_QUOTA", "0",
+            "Storage per user without a quota of their own (user add --quota); 0: unlimited.",
             in(&Config::uploads, &upload::Limits::default_quota), Quota{}),
-    setting("rate_limit", "S3UP_RATE_LIMIT", "0", "Requests per second per API token, on average (0: no limit); 429 with Retry-After beyond it. Per instance.",
-            in(&Config::rate_limit, &auth::RateLimit::per_second), Rate{}),
-    setting("rate_limit_burst", "S3UP_RATE_LIMIT_BURST", "0", "Requests a token may make at once before rate_limit applies (0: the rate, at least 1).",
+    setting(
+        "rate_limit", "S3UP_RATE_LIMIT", "0",
+        "Requests per second per API token, on average (0: no limit); 429 with Retry-After beyond it. Per instance.",
+        in(&Config::rate_limit, &auth::RateLimit::per_second), Rate{}),
+    setting("rate_limit_burst", "S3UP_RATE_LIMIT_BURST", "0",
+            "Requests a token may make at once before rate_limit applies (0: the rate, at least 1).",
             in(&Config::rate_limit, &auth::RateLimit::burst), Rate{}),
-    setting("max_concurrent_uploads", "S3UP_MAX_CONCURRENT_UPLOADS", "0", "Uploads one user may have in progress at once (0: no limit); 429 beyond it. Per instance.",
+    setting("max_concurrent_uploads", "S3UP_MAX_CONCURRENT_UPLOADS", "0",
+            "Uploads one user may have in progress at once (0: no limit); 429 beyond it. Per instance.",
             in(&Config::uploads, &upload::Limits::max_concurrent_uploads), Count{}),
-    setting("allowed_types", "S3UP_ALLOWED_TYPES", "", "Content types accepted, as a list of patterns (image/*,application/pdf), decided by sniffing the first bytes; empty: all.",
+    setting("allowed_types", "S3UP_ALLOWED_TYPES", "",
+            "Content types accepted, as a list of patterns (image/*,application/pdf), decided by sniffing the first "
+            "bytes; empty: all.",
             in(&Config::uploads, &upload::Limits::allowed_types), TypePatterns{}),
-    setting("port_file", "S3UP_PORT_FILE", "", "If set, `serve` writes the port it bound to this file (useful with port 0).",
+    setting("port_file", "S3UP_PORT_FILE", "",
+            "If set, `serve` writes the port it bound to this file (useful with port 0).",
             in(&Config::service, &ServiceSettings::port_file), Text{}),
-    setting("s3_endpoint", "S3UP_S3_ENDPOINT", "", "S3 endpoint URL; else AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, else AWS for the region.",
+    setting("s3_endpoint", "S3UP_S3_ENDPOINT", "",
+            "S3 endpoint URL; else AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, else AWS for the region.",
             in(&Config::storage, &storage::StoreSettings::s3_endpoint), Url{}),
     setting("s3_region", "AWS_REGION", "", "S3 region; else AWS_DEFAULT_REGION, else us-east-1.",
             in(&Config::storage, &storage::StoreSettings::s3_region), Text{}),
-    setting("s3_force_path_style", "S3UP_S3_FORCE_PATH_STYLE", "false", "Path-style S3 addressing (automatic for IP and localhost endpoints).",
+    setting("s3_force_path_style", "S3UP_S3_FORCE_PATH_STYLE", "false",
+            "Path-style S3 addressing (automatic for IP and localhost endpoints).",
             in(&Config::storage, &storage::StoreSettings::s3_force_path_style), Boolean{}),
     setting("s3_ca_file", "S3UP_S3_CA_FILE", "", "Extra CA bundle (PEM) to trust for the S3 endpoint.",
             in(&Config::storage, &storage::StoreSettings::s3_ca_file), Text{}),
@@ -273,15 +309,18 @@ const std::vector<SettingInfo> kSettings = {
             "How the store checks each part's bytes: sha256 (signed x-amz-content-sha256) or md5 (Content-MD5).",
             in(&Config::storage, &storage::StoreSettings::s3_part_md5), Choice{"sha256", "md5"}),
     setting("part_size", "S3UP_PART_SIZE", "8MiB", "S3 multipart part size (at least 5MiB; grown to fit 10,000 parts).",
-            in(&Config::storage, &storage::StoreSettings::part_size), Size{5 * 1024 * 1024, "S3 parts are at least 5MiB"}),
+            in(&Config::storage, &storage::StoreSettings::part_size),
+            Size{5 * 1024 * 1024, "S3 parts are at least 5MiB"}),
     setting("parts_in_flight", "S3UP_PARTS_IN_FLIGHT", "4", "S3 parts uploaded in parallel per upload.",
             in(&Config::storage, &storage::StoreSettings::parts_in_flight), Count{1}),
     setting("buffer_budget", "S3UP_BUFFER_BUDGET", "256MiB",
-            "Memory for upload bodies in flight across all uploads (S3 parts, local-disk blocks, receive buffers); uploads wait when it is spent.",
+            "Memory for upload bodies in flight across all uploads (S3 parts, local-disk blocks, receive buffers); "
+            "uploads wait when it is spent.",
             top(&Config::buffer_budget), Size{}),
-    setting("download_budget", "S3UP_DOWNLOAD_BUDGET", "64MiB",
-            "Memory for download bodies in flight across all downloads (at least 1MiB); downloads wait when it is spent.",
-            top(&Config::download_budget), Size{}),
+    setting(
+        "download_budget", "S3UP_DOWNLOAD_BUDGET", "64MiB",
+        "Memory for download bodies in flight across all downloads (at least 1MiB); downloads wait when it is spent.",
+        top(&Config::download_budget), Size{}),
 };
 
 void apply(Config& c, std::string_view key, const std::string& value, std::string_view source) {

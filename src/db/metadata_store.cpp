@@ -6,8 +6,8 @@
 #include <stdexcept>
 
 #include "db/postgres/postgres_store.hpp"
-#include "db/sqlite/sqlite_store.hpp"
 #include "db/sql_files.hpp"
+#include "db/sqlite/sqlite_store.hpp"
 
 namespace s3up::db {
 

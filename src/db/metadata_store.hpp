@@ -11,8 +11,8 @@
 // when a unique name is taken.
 #include <climits>
 #include <cstdint>
-#include <memory>
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>

@@ -17,8 +17,8 @@
 // its own; a failed COMMIT leaves the outcome unknown, so every write in the
 // batch reports that error and none is rerun.
 #include <condition_variable>
-#include <deque>
 #include <cstddef>
+#include <deque>
 #include <exception>
 #include <functional>
 #include <mutex>

@@ -37,7 +37,10 @@ using Status = beast_http::status;
 class Error : public util::RequestFailure {
  public:
   Error(Status status, std::string code, const std::string& message, Headers headers = {})
-      : util::RequestFailure(message), status_(static_cast<unsigned>(status)), code_(std::move(code)), headers_(std::move(headers)) {}
+      : util::RequestFailure(message),
+        status_(static_cast<unsigned>(status)),
+        code_(std::move(code)),
+        headers_(std::move(headers)) {}
   // The reason phrase, for a status Beast has none for ("" for the others).
   Error& with_reason(std::string reason) {
     reason_ = std::move(reason);

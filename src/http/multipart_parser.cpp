@@ -182,9 +182,12 @@ std::error_code MultipartParser::feed(std::span<const char> chunk, std::vector<E
       case State::after_delimiter: {
         const char c = in[0];
         in = in.subspan(1);
-        if (c == '-') state_ = State::expect_dash;
-        else if (c == '\r') state_ = State::expect_lf;
-        else if (c != ' ' && c != '\t') return fail(multipart_errc::bad_delimiter);  // transport padding
+        if (c == '-')
+          state_ = State::expect_dash;
+        else if (c == '\r')
+          state_ = State::expect_lf;
+        else if (c != ' ' && c != '\t')
+          return fail(multipart_errc::bad_delimiter);  // transport padding
         break;
       }
       case State::expect_dash:
@@ -217,8 +220,7 @@ std::error_code MultipartParser::feed(std::span<const char> chunk, std::vector<E
       case State::epilogue:
         in = {};  // RFC 2046: the epilogue is ignored
         break;
-      case State::failed:
-        return make_error_code(multipart_errc::bad_delimiter);
+      case State::failed: return make_error_code(multipart_errc::bad_delimiter);
     }
   }
   return {};

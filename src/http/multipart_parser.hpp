@@ -19,14 +19,13 @@
 namespace s3up::http {
 
 enum class multipart_errc {
-  bad_boundary = 1,   // Content-Type has no usable boundary parameter
-  bad_delimiter,      // a boundary line is followed by neither CRLF nor "--"
-  header_too_large,   // a part's header block exceeds the limit
-  bad_part_header,    // a header line or its Content-Disposition is malformed
-  unexpected_end,     // the body ended before the closing boundary
+  bad_boundary = 1,  // Content-Type has no usable boundary parameter
+  bad_delimiter,     // a boundary line is followed by neither CRLF nor "--"
+  header_too_large,  // a part's header block exceeds the limit
+  bad_part_header,   // a header line or its Content-Disposition is malformed
+  unexpected_end,    // the body ended before the closing boundary
 };
 std::error_code make_error_code(multipart_errc e);
-
 
 // The boundary of a `multipart/form-data; boundary=...` Content-Type, or
 // nullopt if the type is different or the boundary missing or invalid.
@@ -68,13 +67,13 @@ class MultipartParser {
   void emit_data(std::span<const char> data, std::vector<Event>& out);
   std::error_code parse_headers(std::vector<Event>& out);
 
-  std::string delimiter_;    // "\r\n--" + boundary
+  std::string delimiter_;  // "\r\n--" + boundary
   // Boyer-Moore-Horspool skips up to the delimiter's length per step over file
   // bytes, several times faster than memmem on binary data.
   std::boyer_moore_horspool_searcher<std::string::const_iterator> searcher_;
   State state_ = State::preamble;
-  std::string held_;         // a proper prefix of delimiter_ seen at the end of the last chunk
-  std::string scratch_;      // held-back bytes released as data in this feed()
+  std::string held_;     // a proper prefix of delimiter_ seen at the end of the last chunk
+  std::string scratch_;  // held-back bytes released as data in this feed()
   std::string header_block_;
 };
 

@@ -73,7 +73,7 @@ std::vector<Router::RouteInfo> Router::routes() const {
 }
 
 std::optional<std::vector<std::pair<std::string_view, std::string_view>>> Router::match(const Route& route,
-                                                                                         std::string_view path) {
+                                                                                        std::string_view path) {
   if (!path.starts_with('/')) return std::nullopt;
   std::vector<std::pair<std::string_view, std::string_view>> params;
   std::string_view rest = path.substr(1);

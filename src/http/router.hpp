@@ -79,7 +79,7 @@ class Router {
   };
   // The route's parameters if `path` matches its pattern.
   static std::optional<std::vector<std::pair<std::string_view, std::string_view>>> match(const Route& route,
-                                                                                          std::string_view path);
+                                                                                         std::string_view path);
   std::vector<Route> routes_;
 };
 

@@ -5,6 +5,8 @@
 #include <mutex>
 #include <vector>
 
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -24,8 +26,6 @@
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
 #include <boost/json/serialize.hpp>
-#include <fmt/format.h>
-#include <spdlog/spdlog.h>
 
 #include <boost/range/iterator_range.hpp>
 #include <boost/url/parse.hpp>
@@ -64,10 +64,9 @@ constexpr std::uint64_t kLingerBytes = 8 * 1024 * 1024;
 constexpr auto kCutOffWriteTime = 2s;
 
 bool is_disconnect(const boost::system::error_code& ec) {
-  return ec == beast_http::error::end_of_stream || ec == beast_http::error::partial_message ||
-         ec == asio::error::eof || ec == asio::error::connection_reset || ec == asio::error::broken_pipe ||
-         ec == asio::error::operation_aborted || ec == asio::error::bad_descriptor ||
-         ec == asio::error::not_connected;
+  return ec == beast_http::error::end_of_stream || ec == beast_http::error::partial_message || ec == asio::error::eof ||
+         ec == asio::error::connection_reset || ec == asio::error::broken_pipe ||
+         ec == asio::error::operation_aborted || ec == asio::error::bad_descriptor || ec == asio::error::not_connected;
 }
 
 }  // namespace
@@ -121,8 +120,8 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
     bool client_gone = false;
     bool cut_short = false;  // a streamed body failed midway: the connection must close
   };
-  asio::awaitable<Written> write_response(beast::tcp_stream& stream, bool head, Response& res,
-                                                             bool keep_alive, const std::string& request_id);
+  asio::awaitable<Written> write_response(beast::tcp_stream& stream, bool head, Response& res, bool keep_alive,
+                                          const std::string& request_id);
   asio::awaitable<void> shutdown_sequence(std::function<void()> on_done);
 
   // What close_sessions() does to a connection with a request in progress:
@@ -287,9 +286,9 @@ class ConnectionBody final : public BodyReader {
 
   Error too_slow(bool rate_binds) const {
     if (rate_binds) {
-      return Error(Status::request_timeout, "request_timeout", fmt::format("request body too slow: under {} bytes/s over {}s",
-                                                 options_.min_body_rate,
-                                                 std::chrono::duration<double>(options_.min_body_rate_window).count()));
+      return Error(Status::request_timeout, "request_timeout",
+                   fmt::format("request body too slow: under {} bytes/s over {}s", options_.min_body_rate,
+                               std::chrono::duration<double>(options_.min_body_rate_window).count()));
     }
     return Error(Status::request_timeout, "request_timeout", "request body stalled: idle timeout");
   }
@@ -319,7 +318,8 @@ class ConnectionBody final : public BodyReader {
   }
 
   [[noreturn]] void throw_read_error(const boost::system::error_code& ec) const {
-    if (ec == beast_http::error::body_limit) throw Error(Status::payload_too_large, "file_too_large", "request body too large");
+    if (ec == beast_http::error::body_limit)
+      throw Error(Status::payload_too_large, "file_too_large", "request body too large");
     if (stopping_ && is_disconnect(ec)) throw shutting_down();
     if (is_disconnect(ec)) throw disconnected();
     throw Error(Status::bad_request, "bad_request", "malformed request body: " + ec.message());
@@ -376,13 +376,15 @@ std::optional<Refusal> framing_refusal(const RequestHeader& h) {
       return Refusal{kBadRequest, "bad_request", "Transfer-Encoding must end with chunked, given once"};
     }
     if (codings.size() > 1) {
-      return Refusal{Status::not_implemented, "not_implemented", "transfer coding " + codings.front() + " is not implemented"};
+      return Refusal{Status::not_implemented, "not_implemented",
+                     "transfer coding " + codings.front() + " is not implemented"};
     }
   }
   // §3.2: exactly one Host in HTTP/1.1, at most one before.
   const auto hosts = h.count(beast_http::field::host);
   if (hosts > 1) return Refusal{kBadRequest, "bad_request", "more than one Host header"};
-  if (hosts == 0 && h.version() >= 11) return Refusal{kBadRequest, "bad_request", "HTTP/1.1 request without a Host header"};
+  if (hosts == 0 && h.version() >= 11)
+    return Refusal{kBadRequest, "bad_request", "HTTP/1.1 request without a Host header"};
   // Two credentials: which one would be meant is anyone's guess.
   if (h.count(beast_http::field::authorization) > 1) {
     return Refusal{kBadRequest, "bad_request", "more than one Authorization header"};
@@ -460,7 +462,7 @@ asio::awaitable<void> Server::Impl::accept_loop() {
 }
 
 asio::awaitable<void> Server::Impl::refuse(beast::tcp_stream& stream, std::string_view peer, const Error& error,
-                                          std::string_view method, std::string_view target) {
+                                           std::string_view method, std::string_view target) {
   auto res = error_response(error);
   res.set(beast_http::field::server, "s3uploader");
   beast_http::response<beast_http::string_body> message(std::move(res.header()),
@@ -507,7 +509,8 @@ asio::awaitable<bool> Server::Impl::read_head(beast::tcp_stream& stream, beast::
       const bool line_too_long =
           !line_parsed && (line_end == std::string_view::npos || line_end >= options.max_header_bytes);
       const Error error = line_too_long ? Error(Status::uri_too_long, "uri_too_long", "request line too long")
-                                        : Error(Status::request_header_fields_too_large, "headers_too_large", "request headers too large");
+                                        : Error(Status::request_header_fields_too_large, "headers_too_large",
+                                                "request headers too large");
       co_await refuse(stream, peer, error, "", "");
     } else if (!is_disconnect(ec) && ec != beast::error::timeout) {
       const Error error(kBadRequest, "bad_request", "malformed HTTP request");
@@ -520,9 +523,9 @@ asio::awaitable<bool> Server::Impl::read_head(beast::tcp_stream& stream, beast::
     // segment only: the rest may be a client's file name (or a pasted token).
     std::string_view target = parser.get().target();
     target = target.substr(0, target.find('?'));
-    const std::string logged =
-        target.find('/', 1) == std::string_view::npos ? std::string(target)
-                                                      : std::string(target.substr(0, target.find('/', 1) + 1)) + "...";
+    const std::string logged = target.find('/', 1) == std::string_view::npos
+                                   ? std::string(target)
+                                   : std::string(target.substr(0, target.find('/', 1) + 1)) + "...";
     const Error error(refusal->status, refusal->code, refusal->message);
     co_await refuse(stream, peer, error, parser.get().method_string(), logged);
     co_return false;
@@ -538,8 +541,7 @@ asio::awaitable<void> Server::Impl::run_session(tcp::socket socket) {
   if (auto ep = socket.remote_endpoint(ignored); !ignored) peer = fmt::format("{}", ep.address().to_string());
   // Shared with close_sessions(), whose posted closers may run after this
   // coroutine ends; they run on the same strand and see stream == nullptr.
-  auto session = std::make_shared<Session>(
-      Session{socket.get_executor(), nullptr, false});
+  auto session = std::make_shared<Session>(Session{socket.get_executor(), nullptr, false});
   beast::tcp_stream stream(std::move(socket));
   session->stream = &stream;
   std::uint64_t session_id = 0;
@@ -580,8 +582,8 @@ asio::awaitable<void> Server::Impl::run_session(tcp::socket socket) {
     const bool body_done = body.complete();
     const bool keep_alive = parser.get().keep_alive() && body_done && !stopping;
     const unsigned status = res.status();
-    const auto written = co_await write_response(stream, header.method() == beast_http::verb::head, res, keep_alive,
-                                                 context.request_id);
+    const auto written =
+        co_await write_response(stream, header.method() == beast_http::verb::head, res, keep_alive, context.request_id);
     const bool client_gone = written.client_gone;
     const auto ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
     // The route if one matched, else the path without its query: both can
@@ -662,9 +664,8 @@ class ReaderPace {
 
 }  // namespace
 
-asio::awaitable<Server::Impl::Written> Server::Impl::write_response(beast::tcp_stream& stream, bool head,
-                                                                    Response& res, bool keep_alive,
-                                                                    const std::string& request_id) {
+asio::awaitable<Server::Impl::Written> Server::Impl::write_response(beast::tcp_stream& stream, bool head, Response& res,
+                                                                    bool keep_alive, const std::string& request_id) {
   if (res.status() == static_cast<unsigned>(kClientClosedRequest)) co_return Written{0, true};
   auto& header = res.header();
   header.set(beast_http::field::server, "s3uploader");

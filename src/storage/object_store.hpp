@@ -43,7 +43,7 @@ class Error : public std::runtime_error {
 
 struct ObjectMetadata {
   std::string content_type;
-  std::string file_name;  // the client's name, for Content-Disposition where the store keeps it
+  std::string file_name;                   // the client's name, for Content-Disposition where the store keeps it
   std::optional<std::uint64_t> size_hint;  // expected size if known (sizes S3 parts)
 };
 
@@ -252,7 +252,7 @@ boost::asio::awaitable<std::string> read_range(ObjectStore& store, const std::st
 // conventions where they exist (endpoint, region, credentials from the
 // environment or ~/.aws/credentials).
 struct StoreSettings {
-  std::string url;  // file:///abs/dir, file://./rel/dir, s3://bucket[/prefix]
+  std::string url;          // file:///abs/dir, file://./rel/dir, s3://bucket[/prefix]
   std::string s3_endpoint;  // empty: AWS for the region
   std::string s3_region = "us-east-1";
   bool s3_force_path_style = false;

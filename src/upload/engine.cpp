@@ -111,9 +111,8 @@ class QuotaReservation {
   // Exactly `bytes` more; false, and nothing reserved, if they do not fit.
   asio::awaitable<bool> try_reserve(std::uint64_t bytes) {
     const auto ask = static_cast<std::int64_t>(bytes);
-    const bool granted = co_await util::run_blocking(services_.blocking, [&] {
-      return services_.records.reserve_quota(upload_id_, user_id_, ask, quota_);
-    });
+    const bool granted = co_await util::run_blocking(
+        services_.blocking, [&] { return services_.records.reserve_quota(upload_id_, user_id_, ask, quota_); });
     if (granted) reserved_ += bytes;
     co_return granted;
   }
@@ -173,8 +172,7 @@ class Upload final : public storage::WriteFence {
   // `resumable`'s progress row when given, and the quota for `most` bytes:
   // refused at once (quota_exceeded) when they are `exact` and do not fit;
   // otherwise bytes are reserved as they arrive, and only they decide.
-  asio::awaitable<void> create_row(const db::ResumableState* resumable, std::optional<std::uint64_t> most,
-                                   bool exact) {
+  asio::awaitable<void> create_row(const db::ResumableState* resumable, std::optional<std::uint64_t> most, bool exact) {
     const bool ask = most && *most > 0 && quota_.limited();
     const auto bytes = static_cast<std::int64_t>(most.value_or(0));
     const std::int64_t quota = quota_.quota();
@@ -397,16 +395,14 @@ class Upload final : public storage::WriteFence {
     const Stage was = stage_;
     switch (was) {
       case Stage::complete:
-      case Stage::failed:
-        co_return;
+      case Stage::failed: co_return;
       case Stage::completion_unknown:
         spdlog::warn("upload {}: the database failed while marking it complete; its object {} stays for the janitor",
                      record_.id, record_.storage_key);
         co_return;
       case Stage::created:
       case Stage::receiving:
-      case Stage::committed:
-        break;
+      case Stage::committed: break;
     }
     stage_ = Stage::failed;
     auto leftovers = db::StoreLeftovers::none;
@@ -588,8 +584,8 @@ class Upload final : public storage::WriteFence {
     // Released: free at once (no expiry), which tells the next writer this
     // one is done with the store and it may carry on in the same place.
     next.lease_expires_at = after == Lease::keep ? std::optional(now + micros(settings_->lease)) : std::nullopt;
-    const bool saved = co_await util::run_blocking(services_.blocking,
-                                                   [&] { return services_.records.save_progress(next, now); });
+    const bool saved =
+        co_await util::run_blocking(services_.blocking, [&] { return services_.records.save_progress(next, now); });
     if (!saved) {
       leased_ = false;
       throw Error(Failure::locked, "another request took this upload over");
@@ -653,10 +649,10 @@ class Upload final : public storage::WriteFence {
   bool row_written_ = false;
   std::unique_ptr<storage::ObjectWriter> writer_;
   std::optional<storage::CommittedObject> published_;  // by an earlier request (finish())
-  std::uint64_t offset_ = 0;                // written so far (not yet all durable)
-  std::optional<std::uint64_t> length_;     // the upload's declared length (tus)
-  std::string head_;                        // the upload's first bytes, up to kSniffBytes
-  bool type_checked_ = false;               // the sniffed type passed allowed_types
+  std::uint64_t offset_ = 0;                           // written so far (not yet all durable)
+  std::optional<std::uint64_t> length_;                // the upload's declared length (tus)
+  std::string head_;                                   // the upload's first bytes, up to kSniffBytes
+  bool type_checked_ = false;                          // the sniffed type passed allowed_types
   bool length_changed_ = false;
   // The lease.
   storage::ResumePoint last_saved_;
@@ -887,8 +883,7 @@ asio::awaitable<ResumableUpload> Uploads::append(const auth::Principal& caller, 
 // The bytes decide the type, and the first bytes are stored: a type refused
 // now is refused for good, so the upload ends (as a termination would) rather
 // than wait for its expiry, and no HEAD reports it whole.
-asio::awaitable<void> Uploads::fail(const auth::Principal& caller, const std::string& id,
-                                    std::exception_ptr failure) {
+asio::awaitable<void> Uploads::fail(const auth::Principal& caller, const std::string& id, std::exception_ptr failure) {
   log_upload_failure(id, failure);
   bool refused_for_good = false;
   try {
@@ -929,20 +924,18 @@ asio::awaitable<void> Uploads::terminate(const auth::Principal& caller, const st
 
 asio::awaitable<std::size_t> Uploads::end_expired(std::size_t limit) {
   const db::Micros now = util::now_micros();
-  const auto expired = co_await util::run_blocking(services_.blocking, [&] {
-    return services_.records.expired_resumable(now, static_cast<std::int64_t>(limit));
-  });
+  const auto expired = co_await util::run_blocking(
+      services_.blocking, [&] { return services_.records.expired_resumable(now, static_cast<std::int64_t>(limit)); });
   std::size_t ended = 0;
   for (const auto& upload : expired) {
     try {
-      auto state = co_await util::run_blocking(services_.blocking,
-                                               [&] { return services_.records.get_resumable(upload.id); });
+      auto state =
+          co_await util::run_blocking(services_.blocking, [&] { return services_.records.get_resumable(upload.id); });
       if (!state) continue;
       // The lease keeps a request that starts now from writing meanwhile.
       const db::Micros until = now + micros(settings_.lease);
-      const bool taken = co_await util::run_blocking(services_.blocking, [&] {
-        return services_.records.take_lease(upload.id, state->lease_token, now, until);
-      });
+      const bool taken = co_await util::run_blocking(
+          services_.blocking, [&] { return services_.records.take_lease(upload.id, state->lease_token, now, until); });
       if (!taken) continue;
       co_await discard(upload, *state);
       const bool failed = co_await util::run_blocking(services_.blocking,

@@ -113,8 +113,8 @@ struct UploadPlan {
 
 // What a tus client says of an upload it creates.
 struct ResumablePlan {
-  std::string file_name;      // empty: the upload's id
-  std::string declared_type;  // the client's, normalised or dropped
+  std::string file_name;                // empty: the upload's id
+  std::string declared_type;            // the client's, normalised or dropped
   std::optional<std::uint64_t> length;  // none: deferred
   std::string metadata;                 // Upload-Metadata as sent, echoed by HEAD
 };

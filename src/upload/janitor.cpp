@@ -1,9 +1,9 @@
 // The janitor: clean-up after uploads whose process died (see janitor.hpp).
+#include <spdlog/spdlog.h>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <spdlog/spdlog.h>
 
 #include "upload/janitor.hpp"
 #include "util/blocking.hpp"
@@ -19,13 +19,15 @@ constexpr int kMaxRounds = 100;  // 10,000 rows per run at most; the rest next t
 
 asio::awaitable<JanitorReport> Janitor::run_once() {
   JanitorReport report;
-  auto lock = co_await util::run_blocking(services_.blocking, [&] { return services_.coordination.try_lock("janitor"); });
+  auto lock =
+      co_await util::run_blocking(services_.blocking, [&] { return services_.coordination.try_lock("janitor"); });
   if (!lock) {
     spdlog::debug("janitor: another instance is cleaning up");
     report.skipped = true;
     co_return report;
   }
-  const util::Micros cutoff = util::now_micros() - std::chrono::duration_cast<std::chrono::microseconds>(stale_after_).count();
+  const util::Micros cutoff =
+      util::now_micros() - std::chrono::duration_cast<std::chrono::microseconds>(stale_after_).count();
   // A page at a time, each after the last row of the one before: a row
   // whose clean-up fails is counted once and tried again next run.
   std::optional<db::ListPosition> after;
@@ -73,8 +75,8 @@ asio::awaitable<JanitorReport> Janitor::run_once() {
 // does the same steps, so both finishing it is harmless.
 asio::awaitable<void> Janitor::finish_deletions(JanitorReport& report) {
   for (int round = 0; round < kMaxRounds; ++round) {
-    const auto rows =
-        co_await util::run_blocking(services_.blocking, [&] { return services_.records.deleting_uploads(kRowsPerRound); });
+    const auto rows = co_await util::run_blocking(services_.blocking,
+                                                  [&] { return services_.records.deleting_uploads(kRowsPerRound); });
     int failed = 0;
     for (const auto& row : rows) {
       try {

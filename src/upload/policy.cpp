@@ -62,8 +62,8 @@ bool for_each_code_point(std::string_view s, Each each) {
 // make "evil\u202Egpj.exe" display as "evilexe.jpg"; and the bidi marks
 // U+200E, U+200F and U+061C.
 bool is_refused_in_file_names(std::uint32_t cp) {
-  return cp < 0x20 || (cp >= 0x7F && cp <= 0x9F) || (cp >= 0x202A && cp <= 0x202E) ||
-         (cp >= 0x2066 && cp <= 0x2069) || cp == 0x200E || cp == 0x200F || cp == 0x061C;
+  return cp < 0x20 || (cp >= 0x7F && cp <= 0x9F) || (cp >= 0x202A && cp <= 0x202E) || (cp >= 0x2066 && cp <= 0x2069) ||
+         cp == 0x200E || cp == 0x200F || cp == 0x061C;
 }
 
 bool is_token_char(char c) {  // RFC 9110 §5.6.2 tchar
@@ -75,8 +75,8 @@ bool is_token(std::string_view s) { return !s.empty() && std::all_of(s.begin(), 
 
 // Character sets a stored type may name: the ones browsers decode the same
 // way everywhere. (utf-7 and friends have been used to smuggle script.)
-constexpr std::array<std::string_view, 7> kAllowedCharsets = {"utf-8",        "us-ascii", "iso-8859-1", "windows-1252",
-                                                              "utf-16",       "utf-16le", "utf-16be"};
+constexpr std::array<std::string_view, 7> kAllowedCharsets = {"utf-8",  "us-ascii", "iso-8859-1", "windows-1252",
+                                                              "utf-16", "utf-16le", "utf-16be"};
 
 }  // namespace
 

@@ -38,8 +38,8 @@ class Error : public util::RequestFailure {
 
 struct Limits {
   std::uint64_t max_upload_bytes = 5ull << 30;
-  unsigned max_concurrent_uploads = 0;     // per user, in this instance; 0 = no limit
-  std::vector<std::string> allowed_types;  // patterns ("image/*", "application/pdf"); empty = any
+  unsigned max_concurrent_uploads = 0;         // per user, in this instance; 0 = no limit
+  std::vector<std::string> allowed_types;      // patterns ("image/*", "application/pdf"); empty = any
   std::optional<std::uint64_t> default_quota;  // bytes per user without a quota of their own; none = unlimited
 };
 

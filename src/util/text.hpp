@@ -80,8 +80,8 @@ inline std::string redact_url_userinfo(std::string_view url) {
   const auto scheme = url.find("://");
   if (scheme == std::string_view::npos) return std::string(url);
   const auto authority_end = url.find_first_of("/?#", scheme + 3);
-  const auto authority = url.substr(scheme + 3, authority_end == std::string_view::npos ? url.npos
-                                                                                        : authority_end - scheme - 3);
+  const auto authority =
+      url.substr(scheme + 3, authority_end == std::string_view::npos ? url.npos : authority_end - scheme - 3);
   const auto at = authority.rfind('@');
   if (at == std::string_view::npos) return std::string(url);
   return std::string(url.substr(0, scheme + 3)) + "REDACTED@" + std::string(url.substr(scheme + 3 + at + 1));

@@ -48,16 +48,26 @@ std::optional<std::uint64_t> parse_size(std::string_view text) {
   if (!parsed) return std::nullopt;
   const auto& [number, integer, is_integer, unit] = *parsed;
   std::uint64_t mult = 0;
-  if (unit.empty() || unit == "b") mult = 1;
-  else if (unit == "k" || unit == "kib") mult = 1ull << 10;
-  else if (unit == "m" || unit == "mib") mult = 1ull << 20;
-  else if (unit == "g" || unit == "gib") mult = 1ull << 30;
-  else if (unit == "t" || unit == "tib") mult = 1ull << 40;
-  else if (unit == "kb") mult = 1000ull;
-  else if (unit == "mb") mult = 1000ull * 1000;
-  else if (unit == "gb") mult = 1000ull * 1000 * 1000;
-  else if (unit == "tb") mult = 1000ull * 1000 * 1000 * 1000;
-  else return std::nullopt;
+  if (unit.empty() || unit == "b")
+    mult = 1;
+  else if (unit == "k" || unit == "kib")
+    mult = 1ull << 10;
+  else if (unit == "m" || unit == "mib")
+    mult = 1ull << 20;
+  else if (unit == "g" || unit == "gib")
+    mult = 1ull << 30;
+  else if (unit == "t" || unit == "tib")
+    mult = 1ull << 40;
+  else if (unit == "kb")
+    mult = 1000ull;
+  else if (unit == "mb")
+    mult = 1000ull * 1000;
+  else if (unit == "gb")
+    mult = 1000ull * 1000 * 1000;
+  else if (unit == "tb")
+    mult = 1000ull * 1000 * 1000 * 1000;
+  else
+    return std::nullopt;
   if (is_integer) {
     if (integer > std::numeric_limits<std::uint64_t>::max() / mult) return std::nullopt;
     return integer * mult;
@@ -72,12 +82,18 @@ std::optional<std::chrono::milliseconds> parse_duration(std::string_view text) {
   if (!parsed) return std::nullopt;
   const auto& [number, integer, is_integer, unit] = *parsed;
   double ms_per_unit = 0;
-  if (unit == "ms") ms_per_unit = 1;
-  else if (unit.empty() || unit == "s") ms_per_unit = 1000;
-  else if (unit == "m" || unit == "min") ms_per_unit = 60'000;
-  else if (unit == "h") ms_per_unit = 3'600'000;
-  else if (unit == "d") ms_per_unit = 86'400'000;
-  else return std::nullopt;
+  if (unit == "ms")
+    ms_per_unit = 1;
+  else if (unit.empty() || unit == "s")
+    ms_per_unit = 1000;
+  else if (unit == "m" || unit == "min")
+    ms_per_unit = 60'000;
+  else if (unit == "h")
+    ms_per_unit = 3'600'000;
+  else if (unit == "d")
+    ms_per_unit = 86'400'000;
+  else
+    return std::nullopt;
   const double ms = number * ms_per_unit;
   if (ms > 9.0e15) return std::nullopt;
   return std::chrono::milliseconds(static_cast<std::int64_t>(ms));
@@ -92,7 +108,8 @@ std::string format_size(std::uint64_t bytes) {
     ++u;
   }
   if (u == 0) return fmt::format("{} B", bytes);
-  if (v == static_cast<double>(static_cast<std::uint64_t>(v))) return fmt::format("{} {}", static_cast<std::uint64_t>(v), units[u]);
+  if (v == static_cast<double>(static_cast<std::uint64_t>(v)))
+    return fmt::format("{} {}", static_cast<std::uint64_t>(v), units[u]);
   return fmt::format("{:.1f} {}", v, units[u]);
 }
 

@@ -66,10 +66,7 @@ class Client : public ::testing::Test {
   // What the client sees: its own HOME (so its config and cache), the
   // server and token by environment, no proxy.
   std::map<std::string, std::string> client_env() const {
-    return {{"HOME", home_.string()},
-            {"PATH", "/usr/bin:/bin"},
-            {"S3UP_SERVER", server_url()},
-            {"S3UP_TOKEN", token_}};
+    return {{"HOME", home_.string()}, {"PATH", "/usr/bin:/bin"}, {"S3UP_SERVER", server_url()}, {"S3UP_TOKEN", token_}};
   }
 
   CommandResult client(std::vector<std::string> args, std::map<std::string, std::string> extra_env = {}) const {
@@ -82,7 +79,8 @@ class Client : public ::testing::Test {
   // The same, as a sh command for a terminal window, in the client's HOME;
   // `replace_shell`: the client takes the shell's process (and pid).
   std::string client_command(const std::vector<std::string>& args, bool replace_shell = false) const {
-    std::string command = "cd " + shell_quote(home_.string()) + " && " + (replace_shell ? "exec " : "") + "env -i TERM=screen";
+    std::string command =
+        "cd " + shell_quote(home_.string()) + " && " + (replace_shell ? "exec " : "") + "env -i TERM=screen";
     for (const auto& [k, v] : client_env()) command += " " + k + "=" + shell_quote(v);
     command += " " + shell_quote(binary_path());
     for (const auto& a : args) command += " " + shell_quote(a);
@@ -178,7 +176,8 @@ TEST_F(Client, ListGetAndRemoveInATerminal) {
   auto ls = terminal.run(client_command({"ls"}));
   ASSERT_EQ(ls.exit_code, 0) << ls.screen;
   EXPECT_TRUE(std::regex_search(ls.screen, std::regex(R"(ID\s+SIZE\s+UPLOADED\s+TYPE\s+NAME)"))) << ls.screen;
-  EXPECT_TRUE(std::regex_search(ls.screen, std::regex(id_a + R"(\s+5\.0 MiB\s+\d{4}-\d\d-\d\d \d\d:\d\d\s+\S+\s+a\.bin)")))
+  EXPECT_TRUE(
+      std::regex_search(ls.screen, std::regex(id_a + R"(\s+5\.0 MiB\s+\d{4}-\d\d-\d\d \d\d:\d\d\s+\S+\s+a\.bin)")))
       << ls.screen;
   EXPECT_TRUE(std::regex_search(ls.screen, std::regex(id_b + R"(\s+1000 B .*b\.txt)"))) << ls.screen;
   // Newest first.
@@ -208,7 +207,8 @@ TEST_F(Client, ListGetAndRemoveInATerminal) {
   const std::string resume_log = server_->log().substr(mark);
   // One 206 of the missing 2 MiB + 3 (the access log counts the headers too).
   std::smatch partial;
-  ASSERT_TRUE(std::regex_search(resume_log, partial, std::regex(R"(GET /files/\{id\}/content 206 (\d+) )"))) << resume_log;
+  ASSERT_TRUE(std::regex_search(resume_log, partial, std::regex(R"(GET /files/\{id\}/content 206 (\d+) )")))
+      << resume_log;
   EXPECT_GE(std::stoull(partial[1]), 2 * MiB + 3);
   EXPECT_LT(std::stoull(partial[1]), 2 * MiB + 3 + 4096);
 
@@ -243,9 +243,9 @@ TEST_F(Client, FailuresAreOneLineAndANonZeroExit) {
   auto run = terminal.run(client_command({"push", file.string(), "--token", "s3u_not-a-token"}));
   EXPECT_EQ(run.exit_code, 1);
   EXPECT_EQ(count_lines_with(run.screen, "error:"), 1u) << run.screen;
-  EXPECT_EQ(count_lines_with(run.screen, "error: push " + file.string() +
-                                             ": the server did not accept the token (HTTP 401)"),
-            1u)
+  EXPECT_EQ(
+      count_lines_with(run.screen, "error: push " + file.string() + ": the server did not accept the token (HTTP 401)"),
+      1u)
       << run.screen;
 
   run = terminal.run(client_command({"push", "missing.bin", file.string()}));
@@ -373,11 +373,13 @@ TEST_F(Client, GetWritesOnlyWhereItShould) {
   const auto in_home = [&](std::vector<std::string> args) {
     args.insert(args.begin(), binary_path());
     auto env = client_env();
-    return run_program({"/bin/sh", "-c", "cd " + shell_quote(home_.string()) + " && exec " + [&] {
-                          std::string command;
-                          for (const auto& a : args) command += shell_quote(a) + " ";
-                          return command;
-                        }()},
+    return run_program({"/bin/sh", "-c",
+                        "cd " + shell_quote(home_.string()) + " && exec " +
+                            [&] {
+                              std::string command;
+                              for (const auto& a : args) command += shell_quote(a) + " ";
+                              return command;
+                            }()},
                        env);
   };
   r = in_home({"get", dash});
@@ -399,7 +401,8 @@ TEST_F(Client, WithoutATerminalEachFilePrintsOneLineWhenDone) {
   const auto small = make_file("résumé ü.txt", 777, 5);
   const auto empty = make_file("empty", 0, 6);
   // Named twice, pushed once.
-  const auto r = client({"push", big.string(), small.string(), empty.string(), big.string(), "-j", "2", "--chunk-size", "4MiB"});
+  const auto r =
+      client({"push", big.string(), small.string(), empty.string(), big.string(), "-j", "2", "--chunk-size", "4MiB"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.err, "");
   EXPECT_EQ(r.out.find('\x1b'), std::string::npos) << "terminal codes in a pipe";
@@ -431,8 +434,8 @@ TEST_F(Client, AChunkCorruptedOnTheWayIsSentAgain) {
     s3up::testing::CountingProxy relay("127.0.0.1", server_->port());
     relay.corrupt_upstream_byte(5 * MiB);  // in the third 2 MiB chunk
     const std::size_t mark = server_->log().size();
-    const auto r = client({"push", file.string(), "--chunk-size", "2MiB", "--checksum", checksum},
-                          {{"S3UP_SERVER", relay.url()}});
+    const auto r =
+        client({"push", file.string(), "--chunk-size", "2MiB", "--checksum", checksum}, {{"S3UP_SERVER", relay.url()}});
     ASSERT_EQ(r.exit_code, 0) << checksum << ": " << r.err;
     ASSERT_TRUE(relay.corrupted()) << checksum;
     const auto ids = file_ids(r.out);
@@ -542,11 +545,11 @@ TEST_F(ClientOverTls, VerifiesTheServerAndUsesTheProxy) {
   const std::string d = dir.string();
   openssl({"req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout",
            d + "/ca.key", "-out", d + "/ca.pem", "-days", "2", "-subj", "/CN=s3uploader test CA"});
-  openssl({"req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout",
-           d + "/server.key", "-out", d + "/server.csr", "-subj", "/CN=localhost"});
+  openssl({"req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", d + "/server.key",
+           "-out", d + "/server.csr", "-subj", "/CN=localhost"});
   std::ofstream(dir / "ext.cnf") << "subjectAltName=DNS:localhost,IP:127.0.0.1\n";
-  openssl({"x509", "-req", "-in", d + "/server.csr", "-CA", d + "/ca.pem", "-CAkey", d + "/ca.key",
-           "-CAcreateserial", "-out", d + "/server.crt", "-days", "2", "-extfile", d + "/ext.cnf"});
+  openssl({"x509", "-req", "-in", d + "/server.csr", "-CA", d + "/ca.pem", "-CAkey", d + "/ca.key", "-CAcreateserial",
+           "-out", d + "/server.crt", "-days", "2", "-extfile", d + "/ext.cnf"});
 
   BackgroundProgram tls_front({"/usr/bin/socat",
                                "OPENSSL-LISTEN:" + std::to_string(tls_port_) + ",bind=127.0.0.1,reuseaddr,fork,cert=" +

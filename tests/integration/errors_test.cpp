@@ -35,8 +35,8 @@ void expect_nothing_left(const ServerProcess& s) {
 class Errors : public ::testing::Test {
  protected:
   void SetUp() override {
-    server_ = std::make_unique<ServerProcess>(std::map<std::string, std::string>{
-        {"S3UP_MAX_UPLOAD_BYTES", "1MiB"}, {"S3UP_MAX_HEADER_BYTES", "8KiB"}});
+    server_ = std::make_unique<ServerProcess>(
+        std::map<std::string, std::string>{{"S3UP_MAX_UPLOAD_BYTES", "1MiB"}, {"S3UP_MAX_HEADER_BYTES", "8KiB"}});
     token_ = server_->create_user_with_token("bob");
   }
   std::map<std::string, std::string> form_headers() const {
@@ -95,7 +95,8 @@ TEST_F(Errors, TooLargeByContentLengthIsRefusedBeforeTheBody) {
   const std::string big_form = Multipart::body("big.bin", std::string(3 * 1024 * 1024, 'x'));
   expect_error(request(server_->port(), "POST", "/upload", form_headers(), big_form), 413, "file_too_large");
   expect_nothing_left(*server_);
-  EXPECT_EQ(server_->database()->count_uploads(db::UploadStatus::failed), 0) << "a row was written for a refused upload";
+  EXPECT_EQ(server_->database()->count_uploads(db::UploadStatus::failed), 0)
+      << "a row was written for a refused upload";
   expect_still_serving(*server_);
 }
 
@@ -156,7 +157,8 @@ TEST_F(Errors, MalformedRequestsAre400Or415) {
   expect_error(request(server_->port(), "PUT", "/upload/a%00b", auth, "x"), 400, "invalid_file_name");
   expect_error(request(server_->port(), "PUT", "/upload/a%0Ab", auth, "x"), 400, "invalid_file_name");
   expect_error(request(server_->port(), "PUT", "/upload/%FF%FE", auth, "x"), 400, "invalid_file_name");
-  expect_error(request(server_->port(), "PUT", "/upload/" + std::string(1100, 'n'), auth, "x"), 400, "invalid_file_name");
+  expect_error(request(server_->port(), "PUT", "/upload/" + std::string(1100, 'n'), auth, "x"), 400,
+               "invalid_file_name");
   expect_nothing_left(*server_);
   expect_still_serving(*server_);
 }
@@ -182,9 +184,9 @@ TEST_F(Errors, ClientDisconnectMidBodyLeavesNothing) {
       Connection c(server_->port());
       const std::string head = form ? Multipart::head("gone.bin") : "";
       c.send(std::string(form ? "POST /upload" : "PUT /upload/gone.bin") + " HTTP/1.1\r\nHost: x\r\n" +
-             "Authorization: Bearer " + token_ + "\r\nContent-Type: " +
-             (form ? Multipart::content_type() : "application/octet-stream") + "\r\nContent-Length: 900000\r\n\r\n" +
-             head);
+             "Authorization: Bearer " + token_ +
+             "\r\nContent-Type: " + (form ? Multipart::content_type() : "application/octet-stream") +
+             "\r\nContent-Length: 900000\r\n\r\n" + head);
       c.send(std::string(600 * 1024, 'd'));
       // wait until the server has the row, then vanish
       auto db = server_->database();

@@ -10,12 +10,12 @@
 
 #include <boost/url/parse.hpp>
 
-#include "harness.hpp"
 #include "../support/counting_proxy.hpp"
+#include "harness.hpp"
 #include "s3_peer.hpp"
 #include "util/crypto.hpp"
-#include "util/text.hpp"
 #include "util/ids.hpp"
+#include "util/text.hpp"
 
 namespace s3up::test {
 namespace {
@@ -200,7 +200,8 @@ TEST_F(Files, LargeDownloadWithCurlMatchesTheUpload) {
   std::filesystem::create_directories(dir);
   run("cd " + dir.string() + " && curl -sS -OJ -H 'Authorization: Bearer " + alice_ + "' " + base() + "/files/" +
       named + "/content");
-  EXPECT_TRUE(std::filesystem::exists(dir / "r_sum_ _final_.txt") || std::filesystem::exists(dir / "résumé \"final\".txt"))
+  EXPECT_TRUE(std::filesystem::exists(dir / "r_sum_ _final_.txt") ||
+              std::filesystem::exists(dir / "résumé \"final\".txt"))
       << run("ls " + dir.string());
 }
 
@@ -235,7 +236,8 @@ TEST_F(Files, WhoMaySeeWhat) {
       EXPECT_EQ(get(token, target).status, 401) << target;
     }
     EXPECT_EQ(request(server_->port(), "DELETE", "/files/" + mine,
-                      token.empty() ? std::map<std::string, std::string>{} : std::map<std::string, std::string>{{"Authorization", bearer(token)}})
+                      token.empty() ? std::map<std::string, std::string>{}
+                                    : std::map<std::string, std::string>{{"Authorization", bearer(token)}})
                   .status,
               401);
   }
@@ -289,7 +291,8 @@ TEST_F(S3Files, StreamedAndRedirectedDownloads) {
   env["S3UP_DOWNLOAD_URL_TTL"] = "2s";
   env["S3UP_DATABASE"] = "sqlite://" + (streaming.dir() / "s3uploader.db").string();  // the same records
   ServerProcess redirecting(env);
-  const auto redirect = request(redirecting.port(), "GET", "/files/" + id + "/content", {{"Authorization", bearer(token)}});
+  const auto redirect =
+      request(redirecting.port(), "GET", "/files/" + id + "/content", {{"Authorization", bearer(token)}});
   ASSERT_EQ(redirect.status, 302) << redirect.body;
   const std::string location = redirect.header("location");
   EXPECT_EQ(redirect.header("cache-control"), "no-store");
@@ -317,7 +320,8 @@ TEST_F(S3Files, ALargeDownloadIsOneRangedGetObject) {
   env["S3UP_S3_ENDPOINT"] = proxy.url();
   env["S3UP_DATABASE"] = "sqlite://" + (uploading.dir() / "s3uploader.db").string();  // the same records
   ServerProcess downloading(env);
-  const auto whole = request(downloading.port(), "GET", "/files/" + id + "/content", {{"Authorization", bearer(token)}});
+  const auto whole =
+      request(downloading.port(), "GET", "/files/" + id + "/content", {{"Authorization", bearer(token)}});
   ASSERT_EQ(whole.status, 200);
   EXPECT_EQ(whole.body.size(), size);
   EXPECT_EQ(util::sha256_hex(whole.body), ContentStream::sha256_of(size, 64));
@@ -331,7 +335,8 @@ TEST_F(S3Files, ALargeDownloadIsOneRangedGetObject) {
   EXPECT_EQ(proxy.count("GET"), 1);
   // HEAD answers from the record: no request to the store at all.
   proxy.reset();
-  const auto head = request(downloading.port(), "HEAD", "/files/" + id + "/content", {{"Authorization", bearer(token)}});
+  const auto head =
+      request(downloading.port(), "HEAD", "/files/" + id + "/content", {{"Authorization", bearer(token)}});
   EXPECT_EQ(head.status, 200);
   EXPECT_EQ(head.header("content-length"), std::to_string(size));
   EXPECT_EQ(proxy.count("GET") + proxy.count("HEAD"), 0);
@@ -358,7 +363,8 @@ TEST(Authorisation, EveryEndpointForEveryCaller) {
   ASSERT_EQ(server.cli({"user", "disable", "disabled"}).exit_code, 0);
 
   const auto upload = [&](const std::string& token) {
-    return request(server.port(), "PUT", "/upload/secret.txt", {{"Authorization", "Bearer " + token}}, "owner's secret");
+    return request(server.port(), "PUT", "/upload/secret.txt", {{"Authorization", "Bearer " + token}},
+                   "owner's secret");
   };
   const auto first = upload(owner);
   ASSERT_EQ(first.status, 201);

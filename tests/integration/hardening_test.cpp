@@ -63,7 +63,8 @@ std::optional<Response> drip_until_answered(Connection& c, std::chrono::millisec
 TEST(SlowClients, ADripFasterThanTheIdleTimeoutIsCutOffByTheMinimumRate) {
   // 3 s idle timeout; the drip sends a byte every 400 ms, which the idle
   // timer alone would allow forever.
-  ServerProcess s(Env{{"S3UP_IDLE_TIMEOUT", "3s"}, {"S3UP_MIN_BODY_RATE", "1KiB"}, {"S3UP_MIN_BODY_RATE_WINDOW", "2s"}});
+  ServerProcess s(
+      Env{{"S3UP_IDLE_TIMEOUT", "3s"}, {"S3UP_MIN_BODY_RATE", "1KiB"}, {"S3UP_MIN_BODY_RATE_WINDOW", "2s"}});
   const auto token = s.create_user_with_token("drip");
   Connection c(s.port());
   c.send(raw_put_head(token, "drip.bin", 1000));
@@ -79,7 +80,8 @@ TEST(SlowClients, ADripFasterThanTheIdleTimeoutIsCutOffByTheMinimumRate) {
 }
 
 TEST(SlowClients, AFastStartDoesNotBuyALongDrip) {
-  ServerProcess s(Env{{"S3UP_IDLE_TIMEOUT", "10s"}, {"S3UP_MIN_BODY_RATE", "1KiB"}, {"S3UP_MIN_BODY_RATE_WINDOW", "2s"}});
+  ServerProcess s(
+      Env{{"S3UP_IDLE_TIMEOUT", "10s"}, {"S3UP_MIN_BODY_RATE", "1KiB"}, {"S3UP_MIN_BODY_RATE_WINDOW", "2s"}});
   const auto token = s.create_user_with_token("burst");
   Connection c(s.port());
   c.send(raw_put_head(token, "burst.bin", 8 * MiB) + ContentStream::make(2 * MiB, 3));
@@ -351,7 +353,8 @@ TEST(Deletion, KilledWhileDeletingOnDiskAndSqlite) {
   std::filesystem::create_directories(dir);
   const Env env{{"S3UP_STORAGE", "file://" + (dir / "objects").string()},
                 {"S3UP_DATABASE", "sqlite://" + (dir / "s3uploader.db").string()}};
-  kill_while_deleting(env, 1000, [&](const std::string& key) { return std::filesystem::exists(dir / "objects" / key); });
+  kill_while_deleting(env, 1000,
+                      [&](const std::string& key) { return std::filesystem::exists(dir / "objects" / key); });
   std::filesystem::remove_all(dir);
 }
 
@@ -381,8 +384,8 @@ TEST(Deletion, ADownloadWhoseObjectIsMissingIsAnErrorNotAShortBody) {
 TEST(Deletion, ADeletedFileIsGoneAndItsSpaceFreed) {
   ServerProcess s(Env{{"S3UP_DEFAULT_QUOTA", "10KiB"}});
   const auto token = s.create_user_with_token("tidy");
-  const auto up = request(s.port(), "PUT", "/upload/a.bin", {{"Authorization", "Bearer " + token}},
-                          ContentStream::make(4000, 1));
+  const auto up =
+      request(s.port(), "PUT", "/upload/a.bin", {{"Authorization", "Bearer " + token}}, ContentStream::make(4000, 1));
   ASSERT_EQ(up.status, 201);
   const std::string id(up.json().at("file_id").as_string());
   EXPECT_EQ(request(s.port(), "DELETE", "/files/" + id, {{"Authorization", "Bearer " + token}}).status, 204);
@@ -400,13 +403,17 @@ TEST(Hostile, NamesWithC1OrBidiControlsAreRefused) {
   ServerProcess s;
   const auto token = s.create_user_with_token("namer");
   const std::vector<std::string> names = {
-      "evil\xE2\x80\xAEgpj.exe",     // U+202E right-to-left override
-      "a\xE2\x81\xA6" "b.txt",       // U+2066 left-to-right isolate
-      "a\xE2\x80\xAA" "b.txt",       // U+202A
-      "a\xE2\x81\xA9" "b.txt",       // U+2069 pop directional isolate
-      "next\xC2\x85line.txt",        // U+0085 NEL, a C1 control
-      "csi\xC2\x9B" "31m.txt",       // U+009B CSI
-      "mark\xE2\x80\x8F.txt",        // U+200F right-to-left mark
+      "evil\xE2\x80\xAEgpj.exe",  // U+202E right-to-left override
+      "a\xE2\x81\xA6"
+      "b.txt",  // U+2066 left-to-right isolate
+      "a\xE2\x80\xAA"
+      "b.txt",  // U+202A
+      "a\xE2\x81\xA9"
+      "b.txt",                 // U+2069 pop directional isolate
+      "next\xC2\x85line.txt",  // U+0085 NEL, a C1 control
+      "csi\xC2\x9B"
+      "31m.txt",               // U+009B CSI
+      "mark\xE2\x80\x8F.txt",  // U+200F right-to-left mark
   };
   for (const auto& name : names) {
     SCOPED_TRACE(util::to_hex(name));
@@ -423,10 +430,10 @@ TEST(Hostile, NamesWithC1OrBidiControlsAreRefused) {
   }
   // Still fine: non-Latin scripts, emoji, a right-to-left script itself.
   for (const std::string ok : {"résumé.pdf", "\xD7\xA9\xD7\x9C\xD7\x95\xD7\x9D.txt", "\xF0\x9F\x98\x80.png"}) {
-    EXPECT_EQ(request(s.port(), "PUT", "/upload/" + util::percent_encode(ok),
-                      {{"Authorization", "Bearer " + token}}, "data")
-                  .status,
-              201)
+    EXPECT_EQ(
+        request(s.port(), "PUT", "/upload/" + util::percent_encode(ok), {{"Authorization", "Bearer " + token}}, "data")
+            .status,
+        201)
         << ok;
   }
   EXPECT_TRUE(s.stored_files().size() == 3u);
@@ -449,12 +456,12 @@ TEST(Hostile, DeclaredTypesAreStoredNormalisedOrSniffed) {
     std::string declared, stored;
   };
   const std::vector<Case> cases = {
-      {"a/b, text/html", "text/plain"},                            // a list: the bytes decide
-      {"text/html;", "text/html"},                                 // an empty parameter
-      {"text/plain; charset=utf-7", "text/plain"},                 // a charset not on the list
+      {"a/b, text/html", "text/plain"},             // a list: the bytes decide
+      {"text/html;", "text/html"},                  // an empty parameter
+      {"text/plain; charset=utf-7", "text/plain"},  // a charset not on the list
       {"TEXT/Plain; Charset=\"UTF-8\"", "text/plain; charset=utf-8"},
-      {"image/png; x=\"a\\\"b\"", "image/png"},                    // a parameter kept out
-      {"text/plain; charset=\"utf-8", "text/plain"},               // an unterminated quote
+      {"image/png; x=\"a\\\"b\"", "image/png"},       // a parameter kept out
+      {"text/plain; charset=\"utf-8", "text/plain"},  // an unterminated quote
       {"nonsense", "text/plain"},
   };
   for (const auto& c : cases) {
@@ -490,14 +497,15 @@ TEST(Hostile, AFormIsChargedItsFileBytesNotItsFraming) {
 TEST(Hostile, AnUnterminatedBoundaryQuoteIsAMalformedForm) {
   ServerProcess s;
   const auto token = s.create_user_with_token("quoter");
-  const auto r = request(s.port(), "POST", "/upload",
-                         {{"Authorization", "Bearer " + token}, {"Content-Type", "multipart/form-data; boundary=\"abc"}},
-                         "--abc\r\n\r\n--abc--\r\n");
+  const auto r =
+      request(s.port(), "POST", "/upload",
+              {{"Authorization", "Bearer " + token}, {"Content-Type", "multipart/form-data; boundary=\"abc"}},
+              "--abc\r\n\r\n--abc--\r\n");
   EXPECT_EQ(r.status, 400) << r.body;
   EXPECT_EQ(r.json().at("error").at("code").as_string(), "invalid_multipart");
-  const auto other = request(s.port(), "POST", "/upload",
-                             {{"Authorization", "Bearer " + token}, {"Content-Type", "text/plain; boundary=\"abc"}},
-                             "hello");
+  const auto other =
+      request(s.port(), "POST", "/upload",
+              {{"Authorization", "Bearer " + token}, {"Content-Type", "text/plain; boundary=\"abc"}}, "hello");
   EXPECT_EQ(other.status, 415);
 }
 

@@ -46,8 +46,8 @@ std::vector<std::string> as_environment(const std::map<std::string, std::string>
 }
 
 // fork + exec with the given environment; stdout/stderr to files.
-pid_t spawn(const std::vector<std::string>& argv, const std::vector<std::string>& env,
-            const std::filesystem::path& out, const std::filesystem::path& err) {
+pid_t spawn(const std::vector<std::string>& argv, const std::vector<std::string>& env, const std::filesystem::path& out,
+            const std::filesystem::path& err) {
   const pid_t pid = ::fork();
   if (pid < 0) throw std::runtime_error("fork failed");
   if (pid == 0) {
@@ -284,7 +284,8 @@ bool Connection::fill(std::chrono::milliseconds timeout) {
 bool Connection::read_100_continue(std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (buffer_.find("\r\n\r\n") == std::string::npos) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0 || !fill(left)) return false;
   }
   if (buffer_.starts_with("HTTP/1.1 100")) {
@@ -298,8 +299,8 @@ std::optional<Response> Connection::read_response(std::chrono::milliseconds time
   Response r;
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   const auto left = [&] {
-    return std::max(std::chrono::milliseconds(1), std::chrono::duration_cast<std::chrono::milliseconds>(
-                                                      deadline - std::chrono::steady_clock::now()));
+    return std::max(std::chrono::milliseconds(1),
+                    std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()));
   };
   for (;;) {
     std::size_t end;
@@ -418,7 +419,8 @@ Response request(unsigned short port, const std::string& method, const std::stri
   Connection c(port);
   std::string req = method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\n";
   for (const auto& [k, v] : headers) req += k + ": " + v + "\r\n";
-  if (!body.empty() || method == "POST" || method == "PUT") req += "Content-Length: " + std::to_string(body.size()) + "\r\n";
+  if (!body.empty() || method == "POST" || method == "PUT")
+    req += "Content-Length: " + std::to_string(body.size()) + "\r\n";
   req += "\r\n";
   c.send(req);
   c.send(body);

@@ -61,7 +61,7 @@ class ServerProcess {
   unsigned short port() const { return port_; }
   const std::filesystem::path& dir() const { return dir_; }
   std::filesystem::path objects_dir() const { return dir_ / "objects"; }
-  std::string log() const;  // everything the server printed so far
+  std::string log() const;                       // everything the server printed so far
   void print_log_tail(std::size_t lines) const;  // to stderr
 
   // Runs a CLI subcommand against the same database.
@@ -97,7 +97,7 @@ class ServerProcess {
 
 struct Response {
   int status = 0;
-  std::string reason;  // the status line's reason phrase
+  std::string reason;                          // the status line's reason phrase
   std::map<std::string, std::string> headers;  // names lower-cased
   std::string body;
   bool saw_100_continue = false;

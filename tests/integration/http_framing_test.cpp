@@ -59,10 +59,14 @@ TEST_F(HttpFraming, TransferEncodingThatIsNotFinalChunkedIsRefusedAndNothingIsSm
     std::string code;
   };
   const std::vector<Case> cases = {
-      {"xchunked", 400, "bad_request"},         {"chunked, gzip", 400, "bad_request"},
-      {"\"chunked\"", 400, "bad_request"},      {"chunked, chunked", 400, "bad_request"},
-      {"gzip", 400, "bad_request"},             {"chunk", 400, "bad_request"},
-      {"gzip, chunked", 501, "not_implemented"}, {"identity, chunked", 501, "not_implemented"},
+      {"xchunked", 400, "bad_request"},
+      {"chunked, gzip", 400, "bad_request"},
+      {"\"chunked\"", 400, "bad_request"},
+      {"chunked, chunked", 400, "bad_request"},
+      {"gzip", 400, "bad_request"},
+      {"chunk", 400, "bad_request"},
+      {"gzip, chunked", 501, "not_implemented"},
+      {"identity, chunked", 501, "not_implemented"},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.coding);
@@ -167,10 +171,10 @@ TEST_F(HttpFraming, HeadCarriesTheHeadersOfGetAndNeverABody) {
       {"/files", auth()},
       {"/files/" + id, auth()},
       {"/files/" + id + "/content", auth()},
-      {"/files", ""},                                                // 401
-      {"/files/00000000-0000-7000-8000-000000000000", auth()},       // 404
+      {"/files", ""},                                                  // 401
+      {"/files/00000000-0000-7000-8000-000000000000", auth()},         // 404
       {"/files/" + id + "/content", auth() + "Range: bytes=50-\r\n"},  // 416
-      {"/nowhere", auth()},                                          // 404
+      {"/nowhere", auth()},                                            // 404
   };
   // One keep-alive connection for all: a body after any HEAD answer would be
   // read as the next response's status line.
@@ -190,8 +194,8 @@ TEST_F(HttpFraming, HeadCarriesTheHeadersOfGetAndNeverABody) {
     EXPECT_EQ(conn.unread(), "") << "HEAD sent a body";
   }
   // curl agrees (it warns "Excess found" when a HEAD answer has a body).
-  const std::string cmd = fmt::format("curl -sS -I -o /dev/null -w '%{{http_code}}' http://127.0.0.1:{}/healthz 2>&1",
-                                      server_->port());
+  const std::string cmd =
+      fmt::format("curl -sS -I -o /dev/null -w '%{{http_code}}' http://127.0.0.1:{}/healthz 2>&1", server_->port());
   FILE* p = ::popen(cmd.c_str(), "r");
   ASSERT_NE(p, nullptr);
   char out[256] = {};
@@ -228,7 +232,8 @@ TEST_F(HttpFraming, OptionsAndMethodNotAllowedListTheRoutesMethods) {
     EXPECT_NE(patch->body.find("\"method_not_allowed\""), std::string::npos);
   }
   expect_in_step(conn);
-  const std::string cmd = fmt::format("curl -sS -X OPTIONS -D - -o /dev/null http://127.0.0.1:{}/files 2>&1", server_->port());
+  const std::string cmd =
+      fmt::format("curl -sS -X OPTIONS -D - -o /dev/null http://127.0.0.1:{}/files 2>&1", server_->port());
   FILE* p = ::popen(cmd.c_str(), "r");
   ASSERT_NE(p, nullptr);
   char out[1024] = {};
@@ -244,11 +249,12 @@ TEST_F(HttpFraming, NotModifiedHasNoContentLengthZero) {
       request(server_->port(), "PUT", "/upload/etag.txt", {{"Authorization", "Bearer " + token_}}, "cached bytes");
   ASSERT_EQ(uploaded.status, 201);
   const std::string id(uploaded.json().at("file_id").as_string());
-  const auto get = request(server_->port(), "GET", "/files/" + id + "/content", {{"Authorization", "Bearer " + token_}});
+  const auto get =
+      request(server_->port(), "GET", "/files/" + id + "/content", {{"Authorization", "Bearer " + token_}});
   ASSERT_EQ(get.status, 200);
   Connection conn(server_->port());
-  conn.send("GET /files/" + id + "/content HTTP/1.1\r\nHost: x\r\n" + auth() + "If-None-Match: " +
-            get.header("etag") + "\r\n\r\n");
+  conn.send("GET /files/" + id + "/content HTTP/1.1\r\nHost: x\r\n" + auth() + "If-None-Match: " + get.header("etag") +
+            "\r\n\r\n");
   const auto r = conn.read_response(5s);
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 304);

@@ -43,10 +43,12 @@ TEST(Janitor, KilledMidUploadToS3ThenCleanedUpByTheNextServer) {
     const auto token = doomed.create_user_with_token("alice");
     auto c = start_upload(doomed, token, "doomed.bin", 40 * MiB, 15 * MiB);
     auto db = doomed.database();
-    ASSERT_TRUE(eventually([&] {
-      const auto row = only_pending(*db);
-      return row && !row->store_upload_id.empty();
-    }, 30s));
+    ASSERT_TRUE(eventually(
+        [&] {
+          const auto row = only_pending(*db);
+          return row && !row->store_upload_id.empty();
+        },
+        30s));
     upload_id = only_pending(*db)->id;
     doomed.signal(SIGKILL);
     ASSERT_EQ(doomed.wait(10s), 128 + SIGKILL);
@@ -59,7 +61,8 @@ TEST(Janitor, KilledMidUploadToS3ThenCleanedUpByTheNextServer) {
     std::this_thread::sleep_for(1100ms);
     ServerProcess next(env);
     EXPECT_TRUE(eventually([&] { return peer.multipart_uploads().empty(); }, 30s))
-        << peer.multipart_uploads().size() << " multipart upload(s) left\n" << next.log();
+        << peer.multipart_uploads().size() << " multipart upload(s) left\n"
+        << next.log();
     EXPECT_TRUE(eventually([&] { return db->get_upload(upload_id)->status == db::UploadStatus::failed; }, 30s));
     // The summary line follows the row's change (after the round's other
     // work): wait for it before reading the log.
@@ -86,11 +89,10 @@ TEST(Janitor, KilledMidUploadToDiskAndLiveUploadsAreLeftAlone) {
   // The next server uses the same directory and database, and runs its
   // janitor every second with a one-second age: an upload it is receiving
   // itself, slowly, for longer than that must survive.
-  std::map<std::string, std::string> env{
-      {"S3UP_STORAGE", "file://" + doomed.objects_dir().string()},
-      {"S3UP_DATABASE", "sqlite://" + (doomed.dir() / "s3uploader.db").string()},
-      {"S3UP_STALE_UPLOAD_AGE", "1s"},
-      {"S3UP_JANITOR_INTERVAL", "1s"}};
+  std::map<std::string, std::string> env{{"S3UP_STORAGE", "file://" + doomed.objects_dir().string()},
+                                         {"S3UP_DATABASE", "sqlite://" + (doomed.dir() / "s3uploader.db").string()},
+                                         {"S3UP_STALE_UPLOAD_AGE", "1s"},
+                                         {"S3UP_JANITOR_INTERVAL", "1s"}};
   ServerProcess next(env);
   EXPECT_TRUE(eventually([&] { return db->get_upload(dead_id)->status == db::UploadStatus::failed; }, 20s))
       << next.log();

@@ -17,8 +17,9 @@ using namespace std::chrono_literals;
 using Env = std::map<std::string, std::string>;
 
 std::string form_request_head(const std::string& token, std::size_t body_size) {
-  return "POST /upload HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + token + "\r\nContent-Type: " +
-         Multipart::content_type() + "\r\nContent-Length: " + std::to_string(body_size) + "\r\n\r\n";
+  return "POST /upload HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + token +
+         "\r\nContent-Type: " + Multipart::content_type() + "\r\nContent-Length: " + std::to_string(body_size) +
+         "\r\n\r\n";
 }
 
 TEST(Lifecycle, FirstStartExplainsHowToCreateAUser) {
@@ -29,10 +30,14 @@ TEST(Lifecycle, FirstStartExplainsHowToCreateAUser) {
 
 TEST(Lifecycle, CliCommandsAndHelp) {
   ServerProcess s;
-  for (const std::vector<std::string>& args :
-       {std::vector<std::string>{"--help"}, {"serve", "--help"}, {"migrate", "--help"}, {"user", "add", "--help"},
-        {"user", "list", "--help"}, {"token", "create", "--help"}, {"token", "list", "--help"},
-        {"token", "revoke", "--help"}}) {
+  for (const std::vector<std::string>& args : {std::vector<std::string>{"--help"},
+                                               {"serve", "--help"},
+                                               {"migrate", "--help"},
+                                               {"user", "add", "--help"},
+                                               {"user", "list", "--help"},
+                                               {"token", "create", "--help"},
+                                               {"token", "list", "--help"},
+                                               {"token", "revoke", "--help"}}) {
     const auto r = s.cli(args);
     EXPECT_EQ(r.exit_code, 0) << args.front() << " " << r.err;
     EXPECT_FALSE(r.out.empty());
@@ -96,7 +101,8 @@ TEST(Lifecycle, MistakesAreExplainedAndMakeNothing) {
   ServerProcess s;
   r = in_dir("serve --listen 127.0.0.1:" + std::to_string(s.port()));
   EXPECT_NE(r.exit_code, 0);
-  EXPECT_NE(r.err.find("cannot listen on 127.0.0.1:" + std::to_string(s.port()) + ": Address already in use (the "
+  EXPECT_NE(r.err.find("cannot listen on 127.0.0.1:" + std::to_string(s.port()) +
+                       ": Address already in use (the "
                        "listen setting"),
             std::string::npos)
       << r.err;

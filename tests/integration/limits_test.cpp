@@ -82,8 +82,8 @@ TEST(Limits, AllowedTypesAreSniffedNotTrusted) {
   ServerProcess server(std::map<std::string, std::string>{{"S3UP_ALLOWED_TYPES", "image/*, application/pdf"}});
   const auto alice = server.create_user_with_token("alice");
   const auto put = [&](const std::string& name, const std::string& type, const std::string& body) {
-    return request(server.port(), "PUT", "/upload/" + name, {{"Authorization", "Bearer " + alice}, {"Content-Type", type}},
-                   body);
+    return request(server.port(), "PUT", "/upload/" + name,
+                   {{"Authorization", "Bearer " + alice}, {"Content-Type", type}}, body);
   };
   // A PNG named and declared as text: accepted, stored and served as image/png.
   auto r = put("notes.txt", "text/plain", png_bytes(2000));

@@ -132,7 +132,8 @@ TEST(ScaleOut, TwoInstancesOneDatabaseOneBucket) {
   const auto log_a = a->log(), log_b = b->log();
   int applied = 0;
   for (const auto* log : {&log_a, &log_b}) {
-    for (auto pos = log->find("applied migration"); pos != std::string::npos; pos = log->find("applied migration", pos + 1)) {
+    for (auto pos = log->find("applied migration"); pos != std::string::npos;
+         pos = log->find("applied migration", pos + 1)) {
       ++applied;
     }
   }

@@ -88,8 +88,8 @@ struct Tally {
   }
   std::string summary(const std::string& race) {
     std::lock_guard lock(mutex);
-    std::string out = fmt::format("{}: {} trials, {} violations, {} errors;", race, trials.load(), violations.load(),
-                                  errors.load());
+    std::string out =
+        fmt::format("{}: {} trials, {} violations, {} errors;", race, trials.load(), violations.load(), errors.load());
     for (const auto& [outcome, n] : outcomes) out += fmt::format(" {} {}", outcome, n);
     for (const auto& n : notes) out += "\n  " + n;
     return out;
@@ -123,14 +123,14 @@ class Race : public ::testing::TestWithParam<Stack> {
     return extra;
   }
   Response patch(const ServerProcess& to, const std::string& path, std::uint64_t offset, const std::string& body) {
-    return request(to.port(), "PATCH", path,
-                   tus_headers({{"Content-Type", "application/offset+octet-stream"},
-                                {"Upload-Offset", std::to_string(offset)}}),
-                   body);
+    return request(
+        to.port(), "PATCH", path,
+        tus_headers({{"Content-Type", "application/offset+octet-stream"}, {"Upload-Offset", std::to_string(offset)}}),
+        body);
   }
   std::optional<std::string> create(std::uint64_t length) {
-    const auto r = request(a_->port(), "POST", "/upload/resumable",
-                           tus_headers({{"Upload-Length", std::to_string(length)}}));
+    const auto r =
+        request(a_->port(), "POST", "/upload/resumable", tus_headers({{"Upload-Length", std::to_string(length)}}));
     if (r.status != 201) return std::nullopt;
     const auto location = r.header("location");
     return location.substr(location.find("/upload/resumable/"));
@@ -213,7 +213,8 @@ class Race : public ::testing::TestWithParam<Stack> {
       tally.broken(trial + ": the record is not of the acknowledged bytes");
     }
     const auto bytes = request(a_->port(), "GET", "/files/" + id + "/content", auth);
-    if (bytes.status != 200 || bytes.body != content) tally.broken(trial + ": the object is not the acknowledged bytes");
+    if (bytes.status != 200 || bytes.body != content)
+      tally.broken(trial + ": the object is not the acknowledged bytes");
     for (const auto& left : leftovers_of(id)) tally.broken(trial + ": left in the store: " + left);
     request(a_->port(), "DELETE", "/files/" + id, auth);
   }
@@ -348,9 +349,7 @@ class Race : public ::testing::TestWithParam<Stack> {
 
 TEST_P(Race, AWriterTakenOverWritesNothingMore) { run_trials("takeover", &Race::takeover_trial); }
 
-TEST_P(Race, TwoPatchesAtOneOffsetAreNeverBothAcknowledged) {
-  run_trials("same offset", &Race::same_offset_trial);
-}
+TEST_P(Race, TwoPatchesAtOneOffsetAreNeverBothAcknowledged) { run_trials("same offset", &Race::same_offset_trial); }
 
 INSTANTIATE_TEST_SUITE_P(Stacks, Race, ::testing::Values(Stack{"local_sqlite"}, Stack{"s3_postgres"}),
                          [](const auto& info) { return info.param.name; });

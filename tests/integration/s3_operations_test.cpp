@@ -73,7 +73,7 @@ TEST_F(S3Operations, PutHeadGetDeleteAnObject) {
 
   EXPECT_EQ(get(key, 7, 12), "object");
   EXPECT_EQ(get(key, 0, 100), "hello, object store");  // a range past the end is cut to it
-  EXPECT_EQ(get(key, 19, 30), "<past the end>");         // 416
+  EXPECT_EQ(get(key, 19, 30), "<past the end>");       // 416
 
   peer_.run(s3_.delete_object(key));
   EXPECT_FALSE(peer_.run(s3_.head_object(key)));
@@ -143,8 +143,7 @@ TEST_F(S3Operations, AbortLeavesNoUploadAndCompletingWithAWrongETagIsRejected) {
   const std::string id = peer_.run(s3_.create_multipart_upload(key, headers));
   upload_part(key, id, 1, "part");
   const std::vector<CompletedPart> wrong{{1, "\"0123456789abcdef0123456789abcdef\""}};
-  EXPECT_EQ(failure_of([&] { peer_.run(s3_.complete_multipart_upload(key, id, wrong)); }),
-            storage::Failure::rejected);
+  EXPECT_EQ(failure_of([&] { peer_.run(s3_.complete_multipart_upload(key, id, wrong)); }), storage::Failure::rejected);
 
   peer_.run(s3_.abort_multipart_upload(key, id));
   EXPECT_FALSE(peer_.run(s3_.list_parts(key, id)));

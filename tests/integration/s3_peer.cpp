@@ -58,7 +58,9 @@ std::map<std::string, std::string> S3Peer::server_env() const {
           {"S3UP_PART_SIZE", "5MiB"}};
 }
 
-std::vector<storage::s3::MultipartUploadEntry> S3Peer::multipart_uploads() { return run(store_->list_multipart_uploads()); }
+std::vector<storage::s3::MultipartUploadEntry> S3Peer::multipart_uploads() {
+  return run(store_->list_multipart_uploads());
+}
 
 std::vector<std::string> S3Peer::keys() { return run(store_->list_keys()); }
 

@@ -32,7 +32,7 @@ class S3Peer {
   std::vector<storage::s3::MultipartUploadEntry> multipart_uploads();
   std::vector<std::string> keys();  // every object in the bucket, as stored (objects/u/...)
   std::optional<std::uint64_t> object_size(const std::string& key);  // key as the service names it (u/...)
-  std::string object_sha256(const std::string& key);                  // read back in ranges and hashed
+  std::string object_sha256(const std::string& key);                 // read back in ranges and hashed
 
   // Stops and starts the radosgw process (the cluster under it keeps running).
   void stop_gateway();
@@ -52,7 +52,6 @@ class S3Peer {
   }
 
  private:
-
   std::string endpoint_, access_key_, secret_key_, ceph_conf_, bucket_;
   boost::asio::io_context io_;
   boost::asio::thread_pool pool_{2};

@@ -7,10 +7,10 @@
 
 #include <boost/url/parse.hpp>
 
-#include "harness.hpp"
-#include "s3_peer.hpp"
 #include "../support/counting_proxy.hpp"
 #include "../support/fake_metadata.hpp"
+#include "harness.hpp"
+#include "s3_peer.hpp"
 #include "util/crypto.hpp"
 
 namespace s3up::test {
@@ -177,7 +177,8 @@ TEST_F(S3Uploads, TheUploadIdIsOnThePendingRow) {
   ASSERT_TRUE(eventually([&] {
     const auto rows = db->stale_pending(util::now_micros() + 1'000'000, 10);
     return rows.size() == 1 && rows[0].store_upload_id == in_store.upload_id;
-  })) << "pending row does not carry the multipart upload id " << in_store.upload_id;
+  })) << "pending row does not carry the multipart upload id "
+      << in_store.upload_id;
   EXPECT_EQ("objects/" + db->stale_pending(util::now_micros() + 1'000'000, 10)[0].storage_key, in_store.key);
   c.close();
   expect_no_multipart_uploads();

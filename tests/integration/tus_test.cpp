@@ -21,9 +21,7 @@ using namespace std::chrono_literals;
 constexpr std::uint64_t MiB = 1024 * 1024;
 using Headers = std::map<std::string, std::string>;
 
-std::string b64(std::string_view text) {
-  return util::base64(text);
-}
+std::string b64(std::string_view text) { return util::base64(text); }
 std::string sha1_b64(std::string_view data) {
   auto h = util::NamedHash::make("sha1");
   h->update(data);
@@ -129,8 +127,8 @@ class Tus : public ::testing::TestWithParam<Stack> {
   // The raw head of a PATCH of `length` bytes at `offset`.
   std::string patch_head(const std::string& path, std::uint64_t offset, std::uint64_t length,
                          const std::string& extra = "") const {
-    return "PATCH " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nTus-Resumable: 1.0.0\r\nAuthorization: Bearer " +
-           token_ + "\r\nContent-Type: application/offset+octet-stream\r\nUpload-Offset: " + std::to_string(offset) +
+    return "PATCH " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nTus-Resumable: 1.0.0\r\nAuthorization: Bearer " + token_ +
+           "\r\nContent-Type: application/offset+octet-stream\r\nUpload-Offset: " + std::to_string(offset) +
            "\r\nContent-Length: " + std::to_string(length) + "\r\n" + extra + "\r\n";
   }
   // What the store holds besides complete objects' bytes, and those objects.
@@ -185,8 +183,8 @@ TEST_P(Tus, OptionsAdvertisesTheProtocolWithoutAuthentication) {
     EXPECT_EQ(r.header("tus-checksum-algorithm"), "sha1,sha256,md5,crc32");
   }
   // curl sees the same.
-  const auto cmd = fmt::format("curl -sS -X OPTIONS -D - -o /dev/null http://127.0.0.1:{}/upload/resumable 2>&1",
-                               server_->port());
+  const auto cmd =
+      fmt::format("curl -sS -X OPTIONS -D - -o /dev/null http://127.0.0.1:{}/upload/resumable 2>&1", server_->port());
   std::string out;
   FILE* p = ::popen(cmd.c_str(), "r");
   char buf[4096];
@@ -198,9 +196,8 @@ TEST_P(Tus, OptionsAdvertisesTheProtocolWithoutAuthentication) {
 TEST_P(Tus, CreateHeadPatchInUnalignedChunksAndDownload) {
   const std::uint64_t size = 12 * MiB + 3;  // S3: parts of 5 MiB
   const std::string content = ContentStream::make(size, 7);
-  const std::string metadata =
-      "filename " + b64("r\xC3\xA9sum\xC3\xA9 \xE6\x97\xA5\xE6\x9C\xAC.txt") + ",filetype " + b64("text/plain") +
-      ",note " + b64("keep me") + ",flag";
+  const std::string metadata = "filename " + b64("r\xC3\xA9sum\xC3\xA9 \xE6\x97\xA5\xE6\x9C\xAC.txt") + ",filetype " +
+                               b64("text/plain") + ",note " + b64("keep me") + ",flag";
   const auto path = create(size, metadata);
   ASSERT_FALSE(path.empty());
 
@@ -213,8 +210,10 @@ TEST_P(Tus, CreateHeadPatchInUnalignedChunksAndDownload) {
   EXPECT_EQ(head.header("cache-control"), "no-store");
   EXPECT_EQ(head.header("tus-resumable"), "1.0.0");
   EXPECT_TRUE(head.body.empty());
-  EXPECT_TRUE(std::regex_match(head.header("upload-expires"),
-                               std::regex(R"((Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d\d (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} \d\d:\d\d:\d\d GMT)")))
+  EXPECT_TRUE(std::regex_match(
+      head.header("upload-expires"),
+      std::regex(
+          R"((Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d\d (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} \d\d:\d\d:\d\d GMT)")))
       << head.header("upload-expires");
 
   std::uint64_t offset = 0;
@@ -246,7 +245,8 @@ TEST_P(Tus, CreateHeadPatchInUnalignedChunksAndDownload) {
   EXPECT_EQ(json.at("content_type").as_string(), "text/plain");
   EXPECT_EQ(json.at("file_size").as_int64(), static_cast<std::int64_t>(size));
   EXPECT_EQ(json.at("sha256").as_string(), util::sha256_hex(content)) << "the whole-file hash across requests";
-  const auto bytes = request(server_->port(), "GET", "/files/" + id + "/content", {{"Authorization", "Bearer " + token_}});
+  const auto bytes =
+      request(server_->port(), "GET", "/files/" + id + "/content", {{"Authorization", "Bearer " + token_}});
   EXPECT_EQ(bytes.body == content, true);
   EXPECT_TRUE(leftovers().empty()) << fmt::format("{}", fmt::join(leftovers(), "\n"));
 }
@@ -265,12 +265,15 @@ TEST_P(Tus, ProtocolErrorsLeaveTheOffsetWhereItWas) {
   EXPECT_EQ(tus("POST", "/upload/resumable").status, 400) << "neither Upload-Length nor Upload-Defer-Length";
   EXPECT_EQ(tus("POST", "/upload/resumable", {{"Upload-Length", "5"}, {"Upload-Defer-Length", "1"}}).status, 400);
   EXPECT_EQ(tus("POST", "/upload/resumable", {{"Upload-Length", "-5"}}).status, 400);
-  EXPECT_EQ(tus("POST", "/upload/resumable", {{"Upload-Length", "5"}, {"Upload-Metadata", "filename !!!"}}).status, 400);
+  EXPECT_EQ(tus("POST", "/upload/resumable", {{"Upload-Length", "5"}, {"Upload-Metadata", "filename !!!"}}).status,
+            400);
   EXPECT_EQ(tus("POST", "/upload/resumable", {{"Upload-Length", std::to_string((5ull << 30) + 1)}}).status, 413);
-  EXPECT_EQ(request(server_->port(), "POST", "/upload/resumable", {{"Tus-Resumable", "1.0.0"}, {"Upload-Length", "5"}}).status,
+  EXPECT_EQ(request(server_->port(), "POST", "/upload/resumable", {{"Tus-Resumable", "1.0.0"}, {"Upload-Length", "5"}})
+                .status,
             401);
 
-  const auto wrong_type = tus("PATCH", path, {{"Content-Type", "application/octet-stream"}, {"Upload-Offset", "0"}}, "abc");
+  const auto wrong_type =
+      tus("PATCH", path, {{"Content-Type", "application/octet-stream"}, {"Upload-Offset", "0"}}, "abc");
   EXPECT_EQ(wrong_type.status, 415);
   EXPECT_EQ(wrong_type.header("tus-resumable"), "1.0.0") << "on errors too";
   EXPECT_EQ(tus("PATCH", path, {{"Content-Type", "application/offset+octet-stream"}}, "abc").status, 400)
@@ -287,8 +290,8 @@ TEST_P(Tus, ProtocolErrorsLeaveTheOffsetWhereItWas) {
   EXPECT_EQ(mismatch.status, 460) << mismatch.body;
   EXPECT_EQ(mismatch.reason, "Checksum Mismatch");
   EXPECT_EQ(offset_of(path), 5u) << "a chunk that fails its checksum counts for nothing";
-  for (const auto& [algorithm, digest] : std::vector<std::pair<std::string, std::string>>{
-           {"sha1", sha1_b64("fghij")}}) {
+  for (const auto& [algorithm, digest] :
+       std::vector<std::pair<std::string, std::string>>{{"sha1", sha1_b64("fghij")}}) {
     const auto ok = patch(path, 5, "fghij", {{"Upload-Checksum", algorithm + " " + digest}});
     EXPECT_EQ(ok.status, 204) << ok.body;
   }
@@ -341,17 +344,21 @@ TEST_P(Tus, RepeatedTusHeadersAndABodyForAnEmptyUploadAreRefused) {
   EXPECT_TRUE(r->header("location").empty());
 
   const std::string base = "http://127.0.0.1:" + std::to_string(server_->port());
-  const std::string curl = "curl -sS -o /dev/null -w '%{http_code}' -H 'Tus-Resumable: 1.0.0' -H 'Authorization: Bearer " +
-                           token_ + "' ";
+  const std::string curl =
+      "curl -sS -o /dev/null -w '%{http_code}' -H 'Tus-Resumable: 1.0.0' -H 'Authorization: Bearer " + token_ + "' ";
   const auto status_of = [](const std::string& command) {
     const auto out = run_program({"/bin/sh", "-c", command}, {{"PATH", "/usr/bin:/bin"}});
     return out.out;
   };
-  EXPECT_EQ(status_of(curl + "-X PATCH -H 'Content-Type: application/offset+octet-stream' -H 'Upload-Offset: 0' "
-                             "-H 'Upload-Offset: 0' --data-binary hello " + base + path),
+  EXPECT_EQ(status_of(curl +
+                      "-X PATCH -H 'Content-Type: application/offset+octet-stream' -H 'Upload-Offset: 0' "
+                      "-H 'Upload-Offset: 0' --data-binary hello " +
+                      base + path),
             "400");
-  EXPECT_EQ(status_of(curl + "-X POST -H 'Upload-Length: 0' -H 'Content-Type: application/offset+octet-stream' "
-                             "--data-binary abc " + base + "/upload/resumable"),
+  EXPECT_EQ(status_of(curl +
+                      "-X POST -H 'Upload-Length: 0' -H 'Content-Type: application/offset+octet-stream' "
+                      "--data-binary abc " +
+                      base + "/upload/resumable"),
             "413");
   EXPECT_EQ(offset_of(path), 0u);
   EXPECT_EQ(patch(path, 0, "0123456789").status, 204);
@@ -371,15 +378,16 @@ TEST_P(Tus, DeferredLengthIsGivenOnALaterPatch) {
   const auto done = tus("HEAD", path);
   EXPECT_EQ(done.header("upload-length"), std::to_string(content.size()));
   EXPECT_EQ(done.header("upload-defer-length"), "");
-  const auto bytes = request(server_->port(), "GET", "/files/" + id_of(path) + "/content",
-                             {{"Authorization", "Bearer " + token_}});
+  const auto bytes =
+      request(server_->port(), "GET", "/files/" + id_of(path) + "/content", {{"Authorization", "Bearer " + token_}});
   EXPECT_EQ(bytes.status, 200);
   EXPECT_TRUE(bytes.body == content);
 }
 
 TEST_P(Tus, CreationWithUploadAndAnEmptyFile) {
   const auto with_body = tus("POST", "/upload/resumable",
-                             {{"Upload-Length", "11"}, {"Content-Type", "application/offset+octet-stream"},
+                             {{"Upload-Length", "11"},
+                              {"Content-Type", "application/offset+octet-stream"},
                               {"Upload-Metadata", "filename " + b64("hi.txt")}},
                              "hello");
   ASSERT_EQ(with_body.status, 201) << with_body.body;
@@ -408,7 +416,8 @@ TEST_P(Tus, CreationWithUploadAndAnEmptyFile) {
 
   // A first chunk that fails its checksum: the upload exists, at offset 0.
   const auto spoilt = tus("POST", "/upload/resumable",
-                          {{"Upload-Length", "10"}, {"Content-Type", "application/offset+octet-stream"},
+                          {{"Upload-Length", "10"},
+                           {"Content-Type", "application/offset+octet-stream"},
                            {"Upload-Checksum", "sha1 " + sha1_b64("12346")}},
                           "12345");
   ASSERT_EQ(spoilt.status, 201) << spoilt.body;
@@ -420,7 +429,8 @@ TEST_P(Tus, CreationWithUploadAndAnEmptyFile) {
 TEST_P(Tus, MethodOverrideOnPost) {
   const auto path = create(6);
   const auto patched = tus("POST", path,
-                           {{"X-HTTP-Method-Override", "PATCH"}, {"Content-Type", "application/offset+octet-stream"},
+                           {{"X-HTTP-Method-Override", "PATCH"},
+                            {"Content-Type", "application/offset+octet-stream"},
                             {"Upload-Offset", "0"}},
                            "abc");
   EXPECT_EQ(patched.status, 204) << patched.body;
@@ -440,9 +450,10 @@ TEST_P(Tus, AnotherUsersUploadIsNotFound) {
   for (const std::string& target : {path, missing, std::string("/upload/resumable/not-an-id")}) {
     const auto h = tus("HEAD", target, {}, "", bob);
     EXPECT_EQ(h.status, 404) << target;
-    EXPECT_EQ(tus("PATCH", target, {{"Content-Type", "application/offset+octet-stream"}, {"Upload-Offset", "3"}}, "d", bob)
-                  .status,
-              404);
+    EXPECT_EQ(
+        tus("PATCH", target, {{"Content-Type", "application/offset+octet-stream"}, {"Upload-Offset", "3"}}, "d", bob)
+            .status,
+        404);
     EXPECT_EQ(tus("DELETE", target, {}, "", bob).status, 404);
   }
   EXPECT_EQ(offset_of(path), 3u) << "untouched";
@@ -502,8 +513,8 @@ TEST_P(Tus, OneWriterAtATimeAndAReconnectTakesOver) {
   stalled.send(std::string(size - 64 * 1024, 'X'));
   const auto old = stalled.read_response(10s);
   if (old) EXPECT_NE(old->status, 204) << old->body;
-  const auto bytes = request(server_->port(), "GET", "/files/" + id_of(path) + "/content",
-                             {{"Authorization", "Bearer " + token_}});
+  const auto bytes =
+      request(server_->port(), "GET", "/files/" + id_of(path) + "/content", {{"Authorization", "Bearer " + token_}});
   EXPECT_TRUE(bytes.body == content);
   stalled.close();
   const auto next = create(3);
@@ -532,10 +543,10 @@ TEST_P(Tus, AWriterThatLostItsLeaseNeverWritesIntoThePublishedObject) {
   ASSERT_TRUE(stalled.send(patch_head(path, first, size - first) + garbage.substr(0, 1536 * 1024)));
   std::this_thread::sleep_for(500ms);  // it has the lease and is writing
   lapse_lease(id);
-  const auto taken = request(other->port(), "PATCH", path,
-                             tus_headers({{"Content-Type", "application/offset+octet-stream"},
-                                          {"Upload-Offset", std::to_string(first)}}),
-                             content.substr(first));
+  const auto taken = request(
+      other->port(), "PATCH", path,
+      tus_headers({{"Content-Type", "application/offset+octet-stream"}, {"Upload-Offset", std::to_string(first)}}),
+      content.substr(first));
   ASSERT_EQ(taken.status, 204) << taken.body << other->log();
   // The old request's client wakes up, sends a little more, and goes: the
   // old request would keep what it holds (a flush, a tail object).
@@ -550,7 +561,8 @@ TEST_P(Tus, AWriterThatLostItsLeaseNeverWritesIntoThePublishedObject) {
   EXPECT_EQ(row->status, db::UploadStatus::complete);
   EXPECT_EQ(row->file_size, size);
   EXPECT_EQ(row->sha256, util::sha256_hex(content));
-  const auto bytes = request(server_->port(), "GET", "/files/" + id + "/content", {{"Authorization", "Bearer " + token_}});
+  const auto bytes =
+      request(server_->port(), "GET", "/files/" + id + "/content", {{"Authorization", "Bearer " + token_}});
   EXPECT_TRUE(bytes.body == content) << "the published object changed";
   EXPECT_EQ(leftovers(), std::vector<std::string>{});
   const std::string key = (on_s3() ? "objects/" : "") + row->storage_key;
@@ -590,7 +602,8 @@ TEST_P(Tus, ExpiredUploadsLeaveNothing) {
   EXPECT_GT(server_->database()->find_user("alice")->used_bytes, static_cast<std::int64_t>(size));
   EXPECT_TRUE(eventually([&] { return tus("HEAD", path).status == 404; }, 15s));
   EXPECT_TRUE(eventually([&] { return leftovers().empty(); }, 10s)) << fmt::format("{}", fmt::join(leftovers(), "\n"));
-  EXPECT_TRUE(eventually([&] { return server_->database()->get_upload(id_of(path))->status == db::UploadStatus::failed; }));
+  EXPECT_TRUE(
+      eventually([&] { return server_->database()->get_upload(id_of(path))->status == db::UploadStatus::failed; }));
   EXPECT_EQ(server_->database()->find_user("alice")->used_bytes, 3) << "the expired upload's reservation is back";
   EXPECT_EQ(tus("HEAD", finished).status, 200) << "a finished upload does not expire";
   EXPECT_EQ(patch(path, size, "x").status, 404);
@@ -613,8 +626,9 @@ TEST_P(Tus, QuotaAndSizeLimitsAre413) {
 
 TEST_P(Tus, AllowedTypesAreSniffedEvenFromSmallFirstChunks) {
   start({{"S3UP_ALLOWED_TYPES", "image/png"}});
-  const std::string png = std::string("\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89", 33) +
-                          std::string(8000, '\0');
+  const std::string png =
+      std::string("\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89", 33) +
+      std::string(8000, '\0');
   const auto path = create(png.size(), "filetype " + b64("text/plain"));
   ASSERT_EQ(patch(path, 0, png.substr(0, 100)).status, 204) << "too few bytes to tell yet";
   ASSERT_EQ(patch(path, 100, png.substr(100)).status, 204);
@@ -655,7 +669,8 @@ TEST_P(Tus, AHeadRecordsAnUploadWhoseCommitLandedButNotItsRecord) {
   const auto row = server_->database()->get_upload(id);
   EXPECT_EQ(row->status, db::UploadStatus::complete);
   EXPECT_EQ(row->sha256, util::sha256_hex(content));
-  const auto bytes = request(server_->port(), "GET", "/files/" + id + "/content", {{"Authorization", "Bearer " + token_}});
+  const auto bytes =
+      request(server_->port(), "GET", "/files/" + id + "/content", {{"Authorization", "Bearer " + token_}});
   ASSERT_EQ(bytes.status, 200);
   EXPECT_TRUE(bytes.body == content);
 }
@@ -663,21 +678,22 @@ TEST_P(Tus, AHeadRecordsAnUploadWhoseCommitLandedButNotItsRecord) {
 TEST_P(Tus, CorsForBrowserPages) {
   start({{"S3UP_CORS_ORIGINS", "https://app.example"}});
   const auto preflight = request(server_->port(), "OPTIONS", "/upload/resumable",
-                                 {{"Origin", "https://app.example"}, {"Access-Control-Request-Method", "POST"},
+                                 {{"Origin", "https://app.example"},
+                                  {"Access-Control-Request-Method", "POST"},
                                   {"Access-Control-Request-Headers", "authorization,tus-resumable,upload-length"}});
   EXPECT_EQ(preflight.status, 200);
   EXPECT_EQ(preflight.header("access-control-allow-origin"), "https://app.example");
-  for (const std::string h : {"Authorization", "Content-Type", "Upload-Length", "Upload-Offset", "Tus-Resumable",
-                              "Upload-Metadata", "Upload-Defer-Length", "Upload-Checksum", "X-HTTP-Method-Override",
-                              "X-Request-Id"}) {
+  for (const std::string h :
+       {"Authorization", "Content-Type", "Upload-Length", "Upload-Offset", "Tus-Resumable", "Upload-Metadata",
+        "Upload-Defer-Length", "Upload-Checksum", "X-HTTP-Method-Override", "X-Request-Id"}) {
     EXPECT_NE(preflight.header("access-control-allow-headers").find(h), std::string::npos) << h;
   }
   EXPECT_NE(preflight.header("access-control-allow-methods").find("PATCH"), std::string::npos);
   const auto created = tus("POST", "/upload/resumable", {{"Upload-Length", "3"}, {"Origin", "https://app.example"}});
   EXPECT_EQ(created.header("access-control-allow-origin"), "https://app.example");
-  for (const std::string h : {"Location", "Upload-Offset", "Upload-Length", "Upload-Expires", "Upload-Metadata",
-                              "Upload-Defer-Length", "Tus-Version", "Tus-Resumable", "Tus-Max-Size", "Tus-Extension",
-                              "Tus-Checksum-Algorithm", "X-Request-Id"}) {
+  for (const std::string h :
+       {"Location", "Upload-Offset", "Upload-Length", "Upload-Expires", "Upload-Metadata", "Upload-Defer-Length",
+        "Tus-Version", "Tus-Resumable", "Tus-Max-Size", "Tus-Extension", "Tus-Checksum-Algorithm", "X-Request-Id"}) {
     EXPECT_NE(created.header("access-control-expose-headers").find(h), std::string::npos) << h;
   }
   const auto unauthorized = request(server_->port(), "GET", "/files", {{"Origin", "https://app.example"}});
@@ -690,12 +706,15 @@ TEST_P(Tus, CorsForBrowserPages) {
 
 TEST_P(Tus, LocationFromPublicUrlOrATrustedProxy) {
   const auto plain = tus("POST", "/upload/resumable", {{"Upload-Length", "1"}, {"X-Forwarded-Host", "evil.example"}});
-  EXPECT_TRUE(plain.header("location").starts_with("http://127.0.0.1/upload/resumable/")) << "an untrusted peer's "
-                                                                                             "forwarded headers are ignored";
+  EXPECT_TRUE(plain.header("location").starts_with("http://127.0.0.1/upload/resumable/"))
+      << "an untrusted peer's "
+         "forwarded headers are ignored";
   start({{"S3UP_TRUSTED_PROXIES", "127.0.0.1"}});
-  const auto proxied = tus("POST", "/upload/resumable",
-                           {{"Upload-Length", "1"}, {"X-Forwarded-Host", "files.example"}, {"X-Forwarded-Proto", "https"}});
-  EXPECT_TRUE(proxied.header("location").starts_with("https://files.example/upload/resumable/")) << proxied.header("location");
+  const auto proxied =
+      tus("POST", "/upload/resumable",
+          {{"Upload-Length", "1"}, {"X-Forwarded-Host", "files.example"}, {"X-Forwarded-Proto", "https"}});
+  EXPECT_TRUE(proxied.header("location").starts_with("https://files.example/upload/resumable/"))
+      << proxied.header("location");
   start({{"S3UP_PUBLIC_URL", "https://up.example.com/"}});
   const auto configured = tus("POST", "/upload/resumable", {{"Upload-Length", "1"}});
   EXPECT_TRUE(configured.header("location").starts_with("https://up.example.com/upload/resumable/"))

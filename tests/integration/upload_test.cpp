@@ -120,8 +120,8 @@ TEST_F(Uploads, ExpectContinueIsAnsweredBeforeTheBody) {
   const auto content = ContentStream::make(100'000, 7);
   const auto body = Multipart::body("c.bin", content);
   Connection c(server_->port());
-  c.send("POST /upload HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + token_ + "\r\nContent-Type: " +
-         Multipart::content_type() + "\r\nContent-Length: " + std::to_string(body.size()) +
+  c.send("POST /upload HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + token_ +
+         "\r\nContent-Type: " + Multipart::content_type() + "\r\nContent-Length: " + std::to_string(body.size()) +
          "\r\nExpect: 100-continue\r\n\r\n");
   ASSERT_TRUE(c.read_100_continue(5s)) << "no 100 Continue before the body was sent";
   c.send(body);
@@ -213,9 +213,8 @@ TEST_F(Uploads, FiftyConcurrentUploads) {
   std::vector<Response> responses(kClients);
   std::vector<std::thread> threads;
   for (int i = 0; i < kClients; ++i) {
-    threads.emplace_back([&, i] {
-      responses[i] = upload_streamed(server_->port(), token_, "c" + std::to_string(i), kSize, 1000 + i);
-    });
+    threads.emplace_back(
+        [&, i] { responses[i] = upload_streamed(server_->port(), token_, "c" + std::to_string(i), kSize, 1000 + i); });
   }
   for (auto& t : threads) t.join();
   for (int i = 0; i < kClients; ++i) {
@@ -228,15 +227,13 @@ TEST_F(Uploads, FiftyConcurrentUploads) {
 TEST_F(Uploads, CurlFormAndPutAsInTheReadme) {
   const auto file = server_->dir() / "photo.jpg";
   const auto content = ContentStream::make(2 * 1024 * 1024 + 5, 77);
-  {
-    std::ofstream(file, std::ios::binary) << content;
-  }
+  { std::ofstream(file, std::ios::binary) << content; }
   const auto out = server_->dir() / "curl.json";
   const std::string url = "http://127.0.0.1:" + std::to_string(server_->port());
   const std::string auth_header = "-H 'Authorization: Bearer " + token_ + "'";
 
-  std::string cmd = "curl -sS -o " + out.string() + " -F file=@" + file.string() + " " + auth_header + " " + url +
-                    "/upload";
+  std::string cmd =
+      "curl -sS -o " + out.string() + " -F file=@" + file.string() + " " + auth_header + " " + url + "/upload";
   ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
   std::ifstream in(out);
   Response r;

@@ -34,12 +34,13 @@ TEST(WebPage, ThePageAndItsAssetsWithSecurityHeadersAndCaching) {
   ASSERT_TRUE(std::regex_search(page.body, js, std::regex(R"(/assets/app-[A-Z0-9]+\.js)")));
   ASSERT_TRUE(std::regex_search(page.body, css, std::regex(R"(/assets/app-[A-Z0-9]+\.css)")));
 
-  for (const auto& [path, type] : {std::pair{js.str(), "text/javascript; charset=utf-8"},
-                                   std::pair{css.str(), "text/css; charset=utf-8"}}) {
+  for (const auto& [path, type] :
+       {std::pair{js.str(), "text/javascript; charset=utf-8"}, std::pair{css.str(), "text/css; charset=utf-8"}}) {
     const auto asset = request(server.port(), "GET", path);
     ASSERT_EQ(asset.status, 200) << path;
     EXPECT_EQ(asset.header("content-type"), type);
-    EXPECT_EQ(asset.header("cache-control"), "public, max-age=31536000, immutable") << "content-hashed: cached for good";
+    EXPECT_EQ(asset.header("cache-control"), "public, max-age=31536000, immutable")
+        << "content-hashed: cached for good";
     EXPECT_GT(asset.body.size(), 1000u);
     expect_security_headers(asset, path);
     const auto etag = asset.header("etag");

@@ -92,7 +92,7 @@ class CountingProxy {
   struct Link {
     Link(tcp::socket c, boost::asio::io_context& io) : client(std::move(c)), upstream(io) {}
     tcp::socket client, upstream;
-    std::string head;            // the current request's head so far
+    std::string head;             // the current request's head so far
     std::uint64_t body_left = 0;  // of the current request's body
     bool marked = false;          // the current request's answer is to be lost
     bool lose_next_answer = false;

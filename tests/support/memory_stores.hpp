@@ -56,8 +56,8 @@ class MemoryObjectStore final : public storage::ObjectStore, public storage::Rec
   }
 
   boost::asio::awaitable<std::unique_ptr<storage::ObjectReader>> open_reader(const std::string& key,
-                                                                           std::uint64_t offset,
-                                                                           std::uint64_t length) override {
+                                                                             std::uint64_t offset,
+                                                                             std::uint64_t length) override {
     auto bytes = object(key);
     if (!bytes) throw storage::Error(storage::Failure::not_found, "no such object");
     const auto from = std::min<std::uint64_t>(offset, bytes->size());
@@ -146,13 +146,15 @@ class MemoryMetadata final : public db::MetadataStore {
  public:
   struct Failures {
     bool create_pending = false;
-    bool mark_complete = false;          // throws, as a database that went away mid-commit
+    bool mark_complete = false;            // throws, as a database that went away mid-commit
     bool mark_complete_cancelled = false;  // returns false: the row is no longer pending
   };
   Failures fail;
 
   std::string describe() const override { return "memory"; }
-  std::unique_ptr<db::ExclusiveLock> try_lock(std::string_view) override { return std::make_unique<db::ExclusiveLock>(); }
+  std::unique_ptr<db::ExclusiveLock> try_lock(std::string_view) override {
+    return std::make_unique<db::ExclusiveLock>();
+  }
   int migrate() override { return 0; }
   std::string shared_secret(std::string_view name, std::string_view candidate) override {
     std::lock_guard lock(mutex_);
@@ -215,7 +217,8 @@ class MemoryMetadata final : public db::MetadataStore {
   std::vector<db::ApiToken> list_tokens(std::optional<std::int64_t>) override { return {}; }
   bool revoke_token(std::string_view, db::Micros) override { return false; }
 
-  bool reserve_quota(std::string_view id, std::int64_t user_id, std::int64_t bytes, std::int64_t default_quota) override {
+  bool reserve_quota(std::string_view id, std::int64_t user_id, std::int64_t bytes,
+                     std::int64_t default_quota) override {
     std::lock_guard lock(mutex_);
     auto& user = users_.at(user_id);
     const std::int64_t quota = user.quota_bytes.value_or(default_quota);

@@ -160,7 +160,8 @@ TEST(Router, OptionsAnswersAllowAndHeadRunsTheGetHandler) {
 TEST(Middleware, RequestIdsAreTakenWhenSaneAndEchoed) {
   http::Router router;
   router.add(verb::get, "/x", answer(200, "x"));
-  const auto handler = http::chain({http::request_id(), http::error_answers()}, [&](http::Request& r) { return router(r); });
+  const auto handler =
+      http::chain({http::request_id(), http::error_answers()}, [&](http::Request& r) { return router(r); });
   auto given = Call(verb::get, "/x").with("X-Request-Id", "abc-123");
   EXPECT_EQ(given.through(handler)["X-Request-Id"], "abc-123");
   auto made = Call(verb::get, "/x").with("X-Request-Id", "has space");
@@ -178,7 +179,8 @@ TEST(ErrorTable, AnswersCarryTheirHeaders) {
   const auto limited = http::error_response(ApiError(errc::too_many_requests, "slow down", 7));
   EXPECT_EQ(limited.status(), 429u);
   EXPECT_EQ(limited[beast_http::field::retry_after], "7");
-  const auto range = http::error_response(ApiError(errc::range_not_satisfiable, "no", {{"Content-Range", "bytes */10"}}));
+  const auto range =
+      http::error_response(ApiError(errc::range_not_satisfiable, "no", {{"Content-Range", "bytes */10"}}));
   EXPECT_EQ(range.status(), 416u);
   EXPECT_EQ(range[beast_http::field::content_range], "bytes */10");
   EXPECT_EQ(body_of(range), "{\"error\":{\"code\":\"range_not_satisfiable\",\"message\":\"no\"}}\n");

@@ -74,7 +74,7 @@ TEST(BufferPool, TryAcquireNeverWaitsAndNeverJumpsTheQueue) {
   EXPECT_EQ(a.capacity(), MiB);
   auto b = pool->try_acquire(MiB);
   ASSERT_TRUE(b);
-  EXPECT_FALSE(pool->try_acquire(1));  // spent
+  EXPECT_FALSE(pool->try_acquire(1));        // spent
   EXPECT_FALSE(pool->try_acquire(3 * MiB));  // more than the budget: empty, not an exception
   b.reset();
   EXPECT_FALSE(pool->try_acquire(MiB / 2, MiB)) << "took what it was to keep free";
@@ -86,10 +86,13 @@ TEST(BufferPool, TryAcquireNeverWaitsAndNeverJumpsTheQueue) {
   // Someone waits for 2 MiB; a free MiB must not go to a try_acquire ahead of them.
   bool waiter_served = false;
   BufferPool::Buffer waited;
-  asio::co_spawn(io, [&]() -> asio::awaitable<void> {
-    waited = co_await pool->acquire(2 * MiB);
-    waiter_served = true;
-  }, asio::detached);
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        waited = co_await pool->acquire(2 * MiB);
+        waiter_served = true;
+      },
+      asio::detached);
   run_ready(io);
   a.reset();
   EXPECT_FALSE(pool->try_acquire(MiB)) << "jumped ahead of a waiter";

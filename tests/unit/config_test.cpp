@@ -63,11 +63,11 @@ TEST(Config, LayersFileThenEnvironmentThenFlags) {
   sources.toml_file = file.string();
   sources.flags["threads"] = "7";
   const auto c = load(sources);
-  EXPECT_EQ(c.service.listen, "127.0.0.1:7000");       // file
-  EXPECT_EQ(c.storage.url, "file:///srv/objects");  // file
-  EXPECT_TRUE(c.service.debug);                         // file (boolean)
-  EXPECT_EQ(c.uploads.max_upload_bytes, 2ull << 30);    // env beats file
-  EXPECT_EQ(c.service.threads, 7u);                     // flag beats env
+  EXPECT_EQ(c.service.listen, "127.0.0.1:7000");      // file
+  EXPECT_EQ(c.storage.url, "file:///srv/objects");    // file
+  EXPECT_TRUE(c.service.debug);                       // file (boolean)
+  EXPECT_EQ(c.uploads.max_upload_bytes, 2ull << 30);  // env beats file
+  EXPECT_EQ(c.service.threads, 7u);                   // flag beats env
   std::filesystem::remove_all(dir);
 }
 
@@ -185,12 +185,13 @@ TEST(Config, ReadmeTableListsEverySetting) {
         << "docs/configuration.md has no table row for " << s.key << " / " << s.env;
   }
   // What the S3 backend reads beside our own settings (config.cpp, storage/s3/credentials.cpp).
-  for (const char* aws : {"AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION", "AWS_ACCESS_KEY_ID",
-                          "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SHARED_CREDENTIALS_FILE", "AWS_PROFILE",
-                          "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-                          "AWS_CONTAINER_AUTHORIZATION_TOKEN", "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
-                          "AWS_EC2_METADATA_SERVICE_ENDPOINT", "AWS_EC2_METADATA_DISABLED"}) {
-    EXPECT_NE(readme.find(std::string("`") + aws + "`"), std::string::npos) << "docs/configuration.md does not name " << aws;
+  for (const char* aws :
+       {"AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN", "AWS_SHARED_CREDENTIALS_FILE", "AWS_PROFILE", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+        "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", "AWS_EC2_METADATA_SERVICE_ENDPOINT", "AWS_EC2_METADATA_DISABLED"}) {
+    EXPECT_NE(readme.find(std::string("`") + aws + "`"), std::string::npos)
+        << "docs/configuration.md does not name " << aws;
   }
 }
 

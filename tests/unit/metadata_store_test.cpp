@@ -213,7 +213,7 @@ TEST_P(MetadataStoreContract, FailedUploadsWithStoreLeftoversAreListedUntilRemov
   ASSERT_EQ(listed.size(), 1u);
   EXPECT_EQ(listed[0].id, second.id);
   EXPECT_EQ(store_->get_upload(first.id)->status, UploadStatus::failed);  // the record stays
-  store_->leftovers_removed("not-a-uuid");                                 // no match, not a database error
+  store_->leftovers_removed("not-a-uuid");                                // no match, not a database error
 }
 
 TEST_P(MetadataStoreContract, TimestampsKeepTheirMicroseconds) {
@@ -397,8 +397,9 @@ TEST_P(MetadataStoreContract, ResumableUploadsExpireInsteadOfGoingStale) {
 
 TEST_P(MetadataStoreContract, HostileFileNamesRoundTripVerbatim) {
   const auto alice = store_->create_user("alice", false);
-  for (const std::string& name : std::vector<std::string>{"it's \"quoted\"", "back\\slash", "'; DROP TABLE uploads; --", "\xF0\x9F\x98\x80 emoji.png",
-                           "../../etc/passwd", std::string(1000, 'n')}) {
+  for (const std::string& name :
+       std::vector<std::string>{"it's \"quoted\"", "back\\slash", "'; DROP TABLE uploads; --",
+                                "\xF0\x9F\x98\x80 emoji.png", "../../etc/passwd", std::string(1000, 'n')}) {
     auto u = pending_upload(alice.id, name);
     store_->create_pending(u);
     EXPECT_EQ(store_->get_upload(u.id)->file_name, name);
@@ -600,19 +601,18 @@ TEST_P(MetadataStoreContract, AConflictInABatchFailsOnlyItself) {
   EXPECT_EQ(store_->count_uploads(UploadStatus::pending), 1);
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Backends, MetadataStoreContract,
-    ::testing::Values(Backend{"sqlite",
-                              [](const std::filesystem::path& dir, std::shared_ptr<void>&) {
-                                return "sqlite://" + (dir / "meta.db").string();
-                              }},
-                      Backend{"postgres",
-                              [](const std::filesystem::path&, std::shared_ptr<void>& keep) {
-                                auto db = std::make_shared<testing::TestDatabase>();
-                                keep = db;
-                                return db->url();
-                              }}),
-    [](const auto& info) { return info.param.name; });
+INSTANTIATE_TEST_SUITE_P(Backends, MetadataStoreContract,
+                         ::testing::Values(Backend{"sqlite",
+                                                   [](const std::filesystem::path& dir, std::shared_ptr<void>&) {
+                                                     return "sqlite://" + (dir / "meta.db").string();
+                                                   }},
+                                           Backend{"postgres",
+                                                   [](const std::filesystem::path&, std::shared_ptr<void>& keep) {
+                                                     auto db = std::make_shared<testing::TestDatabase>();
+                                                     keep = db;
+                                                     return db->url();
+                                                   }}),
+                         [](const auto& info) { return info.param.name; });
 
 // TCP connections to the test server must use TLS (its pg_hba.conf rejects
 // the rest): a store connects with verification when asked, and refuses a
@@ -637,9 +637,10 @@ TEST(PostgresUrl, LibpqKeywordStringsAndEnvironmentWork) {
   const std::string url = testing::required_env("S3UP_TEST_PG_URL");  // postgresql://postgres@127.0.0.1:PORT/postgres
   const auto at = url.find('@'), colon = url.rfind(':'), slash = url.rfind('/');
   const std::string host = url.substr(at + 1, colon - at - 1), port = url.substr(colon + 1, slash - colon - 1);
-  auto store = open_metadata_store("host=" + host + " port=" + port + " user=postgres dbname=" + db.name() +
-                                       " sslmode=verify-full sslrootcert=" + testing::required_env("S3UP_TEST_PG_CA_FILE"),
-                                   1);
+  auto store =
+      open_metadata_store("host=" + host + " port=" + port + " user=postgres dbname=" + db.name() +
+                              " sslmode=verify-full sslrootcert=" + testing::required_env("S3UP_TEST_PG_CA_FILE"),
+                          1);
   EXPECT_NE(store->describe().find("/" + db.name()), std::string::npos) << store->describe();
   EXPECT_THROW(open_metadata_store("mysql://nope", 1), std::invalid_argument);
 }

@@ -29,16 +29,12 @@ Result parse_split(const std::string& boundary, const std::string& body, const s
     r.error = parser.feed(std::span<const char>(body.data() + from, to - from), events);
     for (auto& ev : events) {
       switch (ev.kind) {
-        case MultipartParser::EventKind::part_begin:
-          r.parts.push_back(ParsedPart{ev.part, "", false});
-          break;
+        case MultipartParser::EventKind::part_begin: r.parts.push_back(ParsedPart{ev.part, "", false}); break;
         case MultipartParser::EventKind::data:
           EXPECT_FALSE(r.parts.empty());
           r.parts.back().data.append(ev.data.data(), ev.data.size());
           break;
-        case MultipartParser::EventKind::part_end:
-          r.parts.back().ended = true;
-          break;
+        case MultipartParser::EventKind::part_end: r.parts.back().ended = true; break;
       }
     }
   };
@@ -154,8 +150,8 @@ TEST(MultipartParser, PreambleAndEpilogueAreIgnored) {
 }
 
 TEST(MultipartParser, TransportPaddingAfterBoundaryIsAllowed) {
-  const std::string body = "--" + kBoundary + "  \t\r\nContent-Disposition: form-data; name=\"f\"\r\n\r\nv\r\n--" +
-                           kBoundary + "--";
+  const std::string body =
+      "--" + kBoundary + "  \t\r\nContent-Disposition: form-data; name=\"f\"\r\n\r\nv\r\n--" + kBoundary + "--";
   auto r = parse_whole(kBoundary, body);
   ASSERT_FALSE(r.error) << r.error.message();
   EXPECT_EQ(r.parts.at(0).data, "v");
@@ -173,8 +169,9 @@ TEST(MultipartParser, EmptyFileContent) {
 }
 
 TEST(MultipartParser, ExtendedFilenameTakesPrecedence) {
-  const std::string body = "--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"fallback.txt\"; "
-                           "filename*=UTF-8''%E2%82%AC%20rates.txt\r\n\r\nx\r\n--b--";
+  const std::string body =
+      "--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"fallback.txt\"; "
+      "filename*=UTF-8''%E2%82%AC%20rates.txt\r\n\r\nx\r\n--b--";
   auto r = parse_whole("b", body);
   ASSERT_FALSE(r.error) << r.error.message();
   EXPECT_EQ(r.parts.at(0).part.filename.value(), "\xE2\x82\xAC rates.txt");
@@ -182,15 +179,17 @@ TEST(MultipartParser, ExtendedFilenameTakesPrecedence) {
 
 TEST(MultipartParser, QuotedStringEscapesAndBackslashPaths) {
   const std::string body =
-      "--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"say \\\"hi\\\" C:\\dir\\a.txt\"\r\n\r\nx\r\n--b--";
+      "--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"say \\\"hi\\\" "
+      "C:\\dir\\a.txt\"\r\n\r\nx\r\n--b--";
   auto r = parse_whole("b", body);
   ASSERT_FALSE(r.error) << r.error.message();
   EXPECT_EQ(r.parts.at(0).part.filename.value(), "say \"hi\" C:\\dir\\a.txt");
 }
 
 TEST(MultipartParser, UnquotedParametersAndCaseInsensitiveNames) {
-  const std::string body = "--b\r\ncontent-disposition: Form-Data; NAME=file; filename=a.txt\r\nCONTENT-TYPE: text/plain\r\n\r\n"
-                           "x\r\n--b--";
+  const std::string body =
+      "--b\r\ncontent-disposition: Form-Data; NAME=file; filename=a.txt\r\nCONTENT-TYPE: text/plain\r\n\r\n"
+      "x\r\n--b--";
   auto r = parse_whole("b", body);
   ASSERT_FALSE(r.error) << r.error.message();
   EXPECT_EQ(r.parts.at(0).part.name, "file");

@@ -8,16 +8,16 @@
 #include <boost/asio/co_spawn.hpp>
 #include <thread>
 
+#include <algorithm>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_future.hpp>
-#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <random>
 
-#include "storage/s3/s3_store.hpp"
 #include "api/api.hpp"
+#include "storage/s3/s3_store.hpp"
 #include "util/crypto.hpp"
 
 namespace s3up::storage {
@@ -331,7 +331,7 @@ INSTANTIATE_TEST_SUITE_P(Backends, S3StoreOnly, ::testing::Values(Backend{"s3"},
 
 // Resumable uploads (tus): written across requests from checkpoints, each
 // request's writer dropped at its end; what a lost request wrote after its
-// last checkpoint is gone on reopening. 
+// last checkpoint is gone on reopening.
 class ResumableContract : public ObjectStoreContract {};
 
 TEST_P(ResumableContract, WrittenAcrossRequestsFromCheckpoints) {
@@ -500,7 +500,8 @@ TEST_P(ResumableContract, AStateThatDoesNotMatchItsOffsetIsRefusedAndDiscardRemo
   if (auto* s3 = s3_store()) EXPECT_TRUE(run(s3->list_keys()).empty()) << "the tail object is gone";
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, ResumableContract, ::testing::Values(Backend{"local"}, Backend{"s3"}, Backend{"s3_md5"}),
+INSTANTIATE_TEST_SUITE_P(Backends, ResumableContract,
+                         ::testing::Values(Backend{"local"}, Backend{"s3"}, Backend{"s3_md5"}),
                          [](const auto& info) { return info.param.name; });
 
 INSTANTIATE_TEST_SUITE_P(Backends, ObjectStoreContract,

@@ -11,8 +11,8 @@
 #include <boost/asio/use_future.hpp>
 
 #include "../support/fake_metadata.hpp"
-#include "storage/s3/credentials.hpp"
 #include "api/api.hpp"
+#include "storage/s3/credentials.hpp"
 #include "util/time.hpp"
 
 namespace s3up::storage::s3 {
@@ -43,7 +43,8 @@ TEST(MetadataCredentials, ParsesTheEndpointsJson) {
   auto forever = parse_metadata_credentials(R"({"AccessKeyId":"A","SecretAccessKey":"s"})");
   ASSERT_TRUE(forever);
   EXPECT_FALSE(forever->expires_micros);
-  EXPECT_FALSE(parse_metadata_credentials(R"({"Code":"AssumeRoleUnauthorizedAccess","AccessKeyId":"A","SecretAccessKey":"s"})"));
+  EXPECT_FALSE(
+      parse_metadata_credentials(R"({"Code":"AssumeRoleUnauthorizedAccess","AccessKeyId":"A","SecretAccessKey":"s"})"));
   EXPECT_FALSE(parse_metadata_credentials(R"({"AccessKeyId":"A"})"));
   EXPECT_FALSE(parse_metadata_credentials(R"({"AccessKeyId":"A","SecretAccessKey":"s","Expiration":"tomorrow"})"));
   EXPECT_FALSE(parse_metadata_credentials("not json"));
@@ -135,7 +136,8 @@ TEST(MetadataCredentials, ChainOrderAndWhereTheTokenMayGo) {
     });
   };
   // The environment beats the container endpoint; the container beats IMDS.
-  EXPECT_NE(chain_with({{"AWS_ACCESS_KEY_ID", "A"}, {"AWS_SECRET_ACCESS_KEY", "s"},
+  EXPECT_NE(chain_with({{"AWS_ACCESS_KEY_ID", "A"},
+                        {"AWS_SECRET_ACCESS_KEY", "s"},
                         {"AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "/v2/x"}})
                 ->describe()
                 .find("environment"),

@@ -13,7 +13,8 @@ constexpr std::uint64_t MiB = 1024 * 1024;
 TEST(S3Xml, ErrorDocument) {
   const auto e = parse_error(
       "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>NoSuchKey</Code><Message>The resource you requested "
-      "does not exist</Message><Resource>/mybucket/myfoto.jpg</Resource><RequestId>4442587FB7D0A2F9</RequestId></Error>");
+      "does not "
+      "exist</Message><Resource>/mybucket/myfoto.jpg</Resource><RequestId>4442587FB7D0A2F9</RequestId></Error>");
   ASSERT_TRUE(e);
   EXPECT_EQ(e->code, "NoSuchKey");
   EXPECT_EQ(e->message, "The resource you requested does not exist");
@@ -61,10 +62,11 @@ TEST(S3Xml, UploadIdAndListings) {
   EXPECT_EQ(count_listed_parts("<ListPartsResult><Bucket>b</Bucket><IsTruncated>false</IsTruncated></ListPartsResult>"),
             0u);
   EXPECT_EQ(count_listed_parts("not xml <"), 0u);
-  EXPECT_EQ(complete_multipart_body({{1, "\"a\""}, {2, "\"b&c\""}}),
-            "<CompleteMultipartUpload xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Part><PartNumber>1</PartNumber>"
-            "<ETag>&quot;a&quot;</ETag></Part><Part><PartNumber>2</PartNumber><ETag>&quot;b&amp;c&quot;</ETag></Part>"
-            "</CompleteMultipartUpload>");
+  EXPECT_EQ(
+      complete_multipart_body({{1, "\"a\""}, {2, "\"b&c\""}}),
+      "<CompleteMultipartUpload xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Part><PartNumber>1</PartNumber>"
+      "<ETag>&quot;a&quot;</ETag></Part><Part><PartNumber>2</PartNumber><ETag>&quot;b&amp;c&quot;</ETag></Part>"
+      "</CompleteMultipartUpload>");
 }
 
 TEST(Credentials, FileProfilesCommentsAndMissingKeys) {
@@ -125,7 +127,6 @@ TEST(PartSize, MinimumGrowthAndCap) {
   EXPECT_EQ(choose_part_size(8 * MiB, 80'000 * MiB + 1), 9 * MiB);
   EXPECT_EQ(choose_part_size(8 * MiB, 5ull * 1024 * 1024 * MiB * 10), kMaxPartSize);  // beyond S3's 5 TiB limit
 }
-
 
 }  // namespace
 }  // namespace s3up::storage::s3

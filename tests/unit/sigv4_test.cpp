@@ -43,11 +43,12 @@ TEST(SigV4, GetObjectWithRange) {
 TEST(SigV4, PutObjectWithPayloadAndStorageClass) {
   const std::string payload_hash = util::sha256_hex("Welcome to Amazon S3.");
   ASSERT_EQ(payload_hash, "44ce7dd67c959e0d3524ffac1771dfbba87d2b6b4b4e99e42034a8b803f8b072");
-  SignableRequest r{"PUT",
-                    "/test$file.text",
-                    {},
-                    {{"Host", kHost}, {"Date", "Fri, 24 May 2013 00:00:00 GMT"}, {"x-amz-storage-class", "REDUCED_REDUNDANCY"}},
-                    payload_hash};
+  SignableRequest r{
+      "PUT",
+      "/test$file.text",
+      {},
+      {{"Host", kHost}, {"Date", "Fri, 24 May 2013 00:00:00 GMT"}, {"x-amz-storage-class", "REDUCED_REDUNDANCY"}},
+      payload_hash};
   const auto s = sign(r, kExample, may_24_2013());
   EXPECT_EQ(s.signed_headers, "date;host;x-amz-content-sha256;x-amz-date;x-amz-storage-class");
   EXPECT_EQ(s.signature, "98ad721746da40c64f1a55b78f14c238d841ea1380cd77a1b5971af0ece108bd");
@@ -62,7 +63,8 @@ TEST(SigV4, GetBucketLifecycleValuelessQuery) {
 }
 
 TEST(SigV4, ListObjectsSortsTheQuery) {
-  SignableRequest r{"GET", "/", {{"prefix", "J"}, {"max-keys", "2"}}, {{"Host", kHost}}, std::string(kEmptyPayloadHash)};
+  SignableRequest r{
+      "GET", "/", {{"prefix", "J"}, {"max-keys", "2"}}, {{"Host", kHost}}, std::string(kEmptyPayloadHash)};
   const auto s = sign(r, kExample, may_24_2013());
   EXPECT_EQ(s.signature, "34b48302e7b5fa45bde8084f4b7868a86f0a534bc59db6670ed5711ef69dc6f7");
   EXPECT_NE(s.canonical_request.find("\nmax-keys=2&prefix=J\n"), std::string::npos);

@@ -9,17 +9,16 @@
 namespace s3up::api::tus {
 namespace {
 
-std::string b64(std::string_view s) {
-  return util::base64(s);
-}
+std::string b64(std::string_view s) { return util::base64(s); }
 
 TEST(TusMetadata, PairsAsClientsSendThem) {
   // tus-js-client: "key base64,key base64"; a value may be empty or absent.
-  const auto m = parse_metadata("filename " + b64("r\xC3\xA9sum\xC3\xA9 \xE6\x97\xA5\xE6\x9C\xAC.pdf") +
-                                ",filetype " + b64("application/pdf") + ",is_confidential,empty ");
+  const auto m = parse_metadata("filename " + b64("r\xC3\xA9sum\xC3\xA9 \xE6\x97\xA5\xE6\x9C\xAC.pdf") + ",filetype " +
+                                b64("application/pdf") + ",is_confidential,empty ");
   ASSERT_TRUE(m);
   ASSERT_EQ(m->size(), 4u);
-  EXPECT_EQ((*m)[0], (std::pair<std::string, std::string>{"filename", "r\xC3\xA9sum\xC3\xA9 \xE6\x97\xA5\xE6\x9C\xAC.pdf"}));
+  EXPECT_EQ((*m)[0],
+            (std::pair<std::string, std::string>{"filename", "r\xC3\xA9sum\xC3\xA9 \xE6\x97\xA5\xE6\x9C\xAC.pdf"}));
   EXPECT_EQ((*m)[1].second, "application/pdf");
   EXPECT_EQ((*m)[2], (std::pair<std::string, std::string>{"is_confidential", ""}));
   EXPECT_EQ((*m)[3], (std::pair<std::string, std::string>{"empty", ""}));

@@ -1,6 +1,6 @@
 // The upload module's pure pieces: allowed-type patterns and file names.
-#include "upload/policy.hpp"
 #include "upload/engine.hpp"
+#include "upload/policy.hpp"
 
 #include <gtest/gtest.h>
 
@@ -34,12 +34,12 @@ TEST(FileNames, AcceptedAndRefused) {
   EXPECT_FALSE(is_acceptable_file_name("a\x7Fz"));
   EXPECT_TRUE(is_acceptable_file_name("a\xC2\xA0z"));  // U+00A0, just past C1
   // bidi embeddings, overrides, isolates and marks
-  for (const char* bidi : {"\xE2\x80\xAA", "\xE2\x80\xAB", "\xE2\x80\xAC", "\xE2\x80\xAD", "\xE2\x80\xAE",
-                           "\xE2\x81\xA6", "\xE2\x81\xA7", "\xE2\x81\xA8", "\xE2\x81\xA9", "\xE2\x80\x8E",
-                           "\xE2\x80\x8F", "\xD8\x9C"}) {
+  for (const char* bidi :
+       {"\xE2\x80\xAA", "\xE2\x80\xAB", "\xE2\x80\xAC", "\xE2\x80\xAD", "\xE2\x80\xAE", "\xE2\x81\xA6", "\xE2\x81\xA7",
+        "\xE2\x81\xA8", "\xE2\x81\xA9", "\xE2\x80\x8E", "\xE2\x80\x8F", "\xD8\x9C"}) {
     EXPECT_FALSE(is_acceptable_file_name(std::string("evil") + bidi + "gpj.exe")) << bidi;
   }
-  EXPECT_TRUE(is_acceptable_file_name("\xE2\x80\xAF.txt"));  // U+202F, a space, not a control
+  EXPECT_TRUE(is_acceptable_file_name("\xE2\x80\xAF.txt"));                      // U+202F, a space, not a control
   EXPECT_TRUE(is_acceptable_file_name("\xD7\xA9\xD7\x9C\xD7\x95\xD7\x9D.txt"));  // Hebrew letters themselves
 }
 
@@ -52,8 +52,9 @@ TEST(MediaTypes, NormalisedToOneTypeWithAnAllowedCharset) {
   EXPECT_EQ(normalize_media_type("text/html;"), "text/html");
   EXPECT_EQ(normalize_media_type("application/vnd.openxmlformats-officedocument.wordprocessingml.document"),
             "application/vnd.openxmlformats-officedocument.wordprocessingml.document");
-  for (const char* bad : {"", "text", "text/", "/html", "a/b, text/html", "text/html x", "text/h\x01tml",
-                          "text/plain; charset", "text/plain; charset=\"utf-8", "text/plain; =x", "t\xC3\xA9xt/plain"}) {
+  for (const char* bad :
+       {"", "text", "text/", "/html", "a/b, text/html", "text/html x", "text/h\x01tml", "text/plain; charset",
+        "text/plain; charset=\"utf-8", "text/plain; =x", "t\xC3\xA9xt/plain"}) {
     EXPECT_EQ(normalize_media_type(bad), std::nullopt) << bad;
   }
   EXPECT_EQ(normalize_media_type(std::string(300, 'a') + "/b"), std::nullopt);

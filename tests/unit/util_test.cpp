@@ -6,18 +6,18 @@
 #include <set>
 
 #include "api/error.hpp"
+#include "upload/sniff.hpp"
 #include "util/crypto.hpp"
 #include "util/ids.hpp"
-#include "util/time.hpp"
-#include "upload/sniff.hpp"
 #include "util/text.hpp"
+#include "util/time.hpp"
 #include "util/units.hpp"
 
 namespace s3up::util {
 namespace {
 
-using upload::SniffPurpose;  // the sniffer lives with the uploads that use it
 using upload::sniff_mime_type;
+using upload::SniffPurpose;  // the sniffer lives with the uploads that use it
 
 // A resumable upload's hash is saved with its offset and restored by the
 // next request, maybe on another instance: whatever the splits, the digest
@@ -104,9 +104,7 @@ TEST(Md5, KnownVectorsAndContentMd5Form) {
 }
 
 TEST(Base64, Rfc4648Vectors) {
-  auto enc = [](std::string_view s) {
-    return base64(s);
-  };
+  auto enc = [](std::string_view s) { return base64(s); };
   EXPECT_EQ(enc(""), "");
   EXPECT_EQ(enc("f"), "Zg==");
   EXPECT_EQ(enc("fo"), "Zm8=");
@@ -117,9 +115,7 @@ TEST(Base64, Rfc4648Vectors) {
 }
 
 TEST(Base64Url, Rfc4648Vectors) {
-  auto enc = [](std::string_view s) {
-    return base64url(s);
-  };
+  auto enc = [](std::string_view s) { return base64url(s); };
   EXPECT_EQ(enc(""), "");
   EXPECT_EQ(enc("f"), "Zg");
   EXPECT_EQ(enc("fo"), "Zm8");
@@ -168,7 +164,8 @@ TEST(Rfc3339, ParsesWhatMetadataEndpointsWrite) {
 }
 
 TEST(ContentDisposition, AsciiFallbackAndRfc8187Name) {
-  EXPECT_EQ(content_disposition_attachment("report.pdf"), "attachment; filename=\"report.pdf\"; filename*=UTF-8''report.pdf");
+  EXPECT_EQ(content_disposition_attachment("report.pdf"),
+            "attachment; filename=\"report.pdf\"; filename*=UTF-8''report.pdf");
   EXPECT_EQ(content_disposition_attachment("\xE2\x82\xAC rates \"q\".txt"),
             "attachment; filename=\"_ rates _q_.txt\"; filename*=UTF-8''%E2%82%AC%20rates%20%22q%22.txt");
 }

@@ -15,8 +15,8 @@
 
 #include "db/rows.hpp"
 #include "db/write_batcher.hpp"
-#include "util/text.hpp"
 #include "util/ids.hpp"
+#include "util/text.hpp"
 
 namespace s3up::db {
 
@@ -258,9 +258,9 @@ class PostgresStore::Connection {
   }
   Rows exec_params(const std::string& sql, const Params& params, std::string_view what) {
     const auto values = params.pointers();
-    ResultPtr r(PQexecParams(conn_, sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(), nullptr,
-                             nullptr, 0),
-                PQclear);
+    ResultPtr r(
+        PQexecParams(conn_, sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(), nullptr, nullptr, 0),
+        PQclear);
     check(r, what);
     return Rows(std::move(r));
   }
@@ -583,15 +583,23 @@ bool PostgresStore::revoke_token(std::string_view token_id, Micros now) {
 void PostgresStore::create_pending(const Upload& u) {
   if (!plausible_upload_id(u.id)) throw std::invalid_argument("upload id is not a UUID");
   Write w{"uploadFile", {}};
-  w.params.text(u.id).integer(u.user_id).text(u.file_name).text(u.content_type).text(u.storage_key)
-      .text(u.store_upload_id).timestamp(u.created_at);
+  w.params.text(u.id)
+      .integer(u.user_id)
+      .text(u.file_name)
+      .text(u.content_type)
+      .text(u.storage_key)
+      .text(u.store_upload_id)
+      .timestamp(u.created_at);
   writes_->run(w);
 }
 
 bool PostgresStore::mark_complete(const Upload& u) {
   if (!plausible_upload_id(u.id)) return false;
   Write w{"completeUpload", {}};
-  w.params.text(u.id).integer(static_cast<std::int64_t>(u.file_size)).text(u.content_type).text(u.sha256)
+  w.params.text(u.id)
+      .integer(static_cast<std::int64_t>(u.file_size))
+      .text(u.content_type)
+      .text(u.sha256)
       .timestamp(u.completed_at.value_or(util::now_micros()));
   return writes_->run(w) > 0;
 }
@@ -692,8 +700,8 @@ std::vector<Upload> PostgresStore::list_files(std::optional<std::int64_t> user_i
   if (user_id) p.integer(*user_id);
   if (after) p.timestamp(after->created_at).text(after->upload_id);
   p.integer(limit);
-  const char* query = user_id ? (after ? "listFilesByUserAfter" : "listFilesByUser")
-                              : (after ? "listAllFilesAfter" : "listAllFiles");
+  const char* query =
+      user_id ? (after ? "listFilesByUserAfter" : "listFilesByUser") : (after ? "listAllFilesAfter" : "listAllFiles");
   auto c = acquire();
   const auto r = c->run(query, p);
   return uploads_in(r);

@@ -185,8 +185,10 @@ class Statement {
   }
   void bind_one(int i, const std::string& v) { bind_one(i, std::string_view(v)); }
   void bind_one(int i, const std::optional<std::int64_t>& v) {
-    if (v) bind_one(i, *v);
-    else check(sqlite3_bind_null(stmt_, i));
+    if (v)
+      bind_one(i, *v);
+    else
+      check(sqlite3_bind_null(stmt_, i));
   }
 
   sqlite3* db_;
@@ -241,8 +243,8 @@ SqliteStore::SqliteStore(const std::string& path, unsigned pool_size) : path_(pa
   if (!parent.empty()) std::filesystem::create_directories(parent);
   connections_.resize(std::max(1u, pool_size));
   for (auto& c : connections_) {
-    const int rc = sqlite3_open_v2(path.c_str(), &c.db,
-                                   SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+    const int rc =
+        sqlite3_open_v2(path.c_str(), &c.db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
     if (rc != SQLITE_OK) {
       const std::string msg = fmt::format("cannot open sqlite database {}: {}", path, sqlite3_errstr(rc));
       for (auto& o : connections_) sqlite3_close(o.db);
@@ -446,7 +448,8 @@ bool SqliteStore::mark_complete(const Upload& u) {
   return writes_->run(Write([&](Connection& c) {
     Statement s(c, "completeUpload");  // returns the row's reservation: usage moves from it to the size
     s.bind(u.id, u.file_size, u.content_type, u.sha256, u.completed_at.value_or(util::now_micros()));
-    return change_row_and_usage(c, s, [&](std::int64_t reserved) { return static_cast<std::int64_t>(u.file_size) - reserved; });
+    return change_row_and_usage(
+        c, s, [&](std::int64_t reserved) { return static_cast<std::int64_t>(u.file_size) - reserved; });
   })) > 0;
 }
 
@@ -511,7 +514,6 @@ void SqliteStore::set_store_upload_id(std::string_view upload_id, std::string_vi
   }));
 }
 
-
 std::optional<Upload> SqliteStore::get_upload(std::string_view upload_id) {
   auto c = acquire();
   Statement s(*c, "getUpload");
@@ -546,8 +548,8 @@ bool SqliteStore::set_user_disabled(std::string_view name, bool disabled) {
   return s.changes() > 0;
 }
 
-std::vector<Upload> SqliteStore::list_files(std::optional<std::int64_t> user_id, const std::optional<ListPosition>& after,
-                                            std::int64_t limit) {
+std::vector<Upload> SqliteStore::list_files(std::optional<std::int64_t> user_id,
+                                            const std::optional<ListPosition>& after, std::int64_t limit) {
   auto c = acquire();
   std::vector<Upload> out;
   const auto collect = [&](Statement& s) { out = read_uploads(s); };

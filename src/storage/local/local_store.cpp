@@ -7,8 +7,8 @@
 #include <array>
 #include <atomic>
 #include <cerrno>
-#include <cstdlib>
 #include <condition_variable>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <unordered_map>
@@ -215,10 +215,10 @@ struct Mailbox {
 
 // A resumable upload's writer, beyond what every writer has.
 struct ResumableFileWriter {
-  std::string data_name;     // the file's name in the upload's directory (the store state)
+  std::string data_name;          // the file's name in the upload's directory (the store state)
   std::uint64_t block_start = 0;  // where the first block starts (the offset, rounded down to an aligned block)
-  std::string prefix;        // bytes [block_start, offset): read back to keep blocks aligned, already hashed
-  bool moved = false;        // the durable bytes were copied into a file the database does not name yet
+  std::string prefix;             // bytes [block_start, offset): read back to keep blocks aligned, already hashed
+  bool moved = false;             // the durable bytes were copied into a file the database does not name yet
   WriteFence* fence = nullptr;
 };
 
@@ -464,8 +464,8 @@ class LocalWriter final : public ObjectWriter, public BlockingCommit {
   std::optional<ResumableFileWriter> resumable_;
   AlignedBlock block_;  // taken on the first byte that needs it
   std::vector<AlignedBlock> free_blocks_;
-  std::size_t filled_ = 0;  // bytes in block_
-  std::size_t hashed_ = 0;  // of them, already in the hash
+  std::size_t filled_ = 0;         // bytes in block_
+  std::size_t hashed_ = 0;         // of them, already in the hash
   std::uint64_t block_start_ = 0;  // where block_ starts in the file
   int in_flight_ = 0;
   std::exception_ptr failure_;  // the first failed block write
@@ -621,8 +621,7 @@ void copy_prefix(int from, int to, std::uint64_t length, const std::filesystem::
 
 }  // namespace
 
-asio::awaitable<std::unique_ptr<ObjectWriter>> LocalStore::open_resumable(const std::string& key,
-                                                                          const ObjectMetadata&,
+asio::awaitable<std::unique_ptr<ObjectWriter>> LocalStore::open_resumable(const std::string& key, const ObjectMetadata&,
                                                                           const ResumePoint& from,
                                                                           const WriterLease& writer) {
   auto hash = from.hash_state.empty() ? std::optional(util::ResumableSha256())

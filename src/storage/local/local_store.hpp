@@ -42,9 +42,9 @@ class LocalStore final : public ObjectStore, public Recovery, public ResumableSt
   // copies the durable bytes into a file of its own after a takeover.
   std::uint64_t part_size_for(std::optional<std::uint64_t>) const override { return 0; }
   boost::asio::awaitable<std::unique_ptr<ObjectWriter>> open_resumable(const std::string& key,
-                                                                          const ObjectMetadata& metadata,
-                                                                          const ResumePoint& from,
-                                                                          const WriterLease& writer) override;
+                                                                       const ObjectMetadata& metadata,
+                                                                       const ResumePoint& from,
+                                                                       const WriterLease& writer) override;
   boost::asio::awaitable<void> discard_resumable(const std::string& key, const ResumePoint& last) override;
 
   std::filesystem::path path_of(std::string_view key) const;

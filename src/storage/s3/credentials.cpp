@@ -6,6 +6,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include <spdlog/spdlog.h>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -18,11 +19,10 @@
 #include <boost/beast/http/write.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/url/parse.hpp>
-#include <spdlog/spdlog.h>
 
 #include "storage/object_store.hpp"
-#include "util/time.hpp"
 #include "util/text.hpp"
+#include "util/time.hpp"
 
 namespace s3up::storage::s3 {
 namespace {
@@ -62,7 +62,7 @@ HttpEndpoint parse_http_url(const std::string& url) {
   }
   HttpEndpoint e;
   e.host = parsed->host_type() == boost::urls::host_type::ipv6 ? std::string(parsed->encoded_host_address())
-                                                                 : std::string(parsed->host());
+                                                               : std::string(parsed->host());
   e.port = parsed->has_port() ? std::string(parsed->port()) : "80";
   e.target = std::string(parsed->encoded_path());
   if (e.target.empty()) e.target = "/";
@@ -296,9 +296,12 @@ std::optional<Credentials> parse_credentials_file(std::string_view text, std::st
     if (eq == std::string_view::npos) continue;
     const std::string_view key = util::trim(line.substr(0, eq));
     const std::string value(util::trim(line.substr(eq + 1)));
-    if (key == "aws_access_key_id") c.access_key_id = value;
-    else if (key == "aws_secret_access_key") c.secret_access_key = value;
-    else if (key == "aws_session_token") c.session_token = value;
+    if (key == "aws_access_key_id")
+      c.access_key_id = value;
+    else if (key == "aws_secret_access_key")
+      c.secret_access_key = value;
+    else if (key == "aws_session_token")
+      c.session_token = value;
   }
   if (!found || c.access_key_id.empty() || c.secret_access_key.empty()) return std::nullopt;
   return c;
@@ -334,8 +337,11 @@ std::shared_ptr<CredentialsProvider> default_credentials_chain(const GetEnv& get
     const auto address = asio::ip::make_address(host, ec);
     const bool allowed = host == "localhost" || (!ec && address.is_loopback()) || host == "169.254.170.2" ||
                          host == "169.254.170.23" || host == "fd00:ec2::23";
-    if (!allowed) throw std::runtime_error("AWS_CONTAINER_CREDENTIALS_FULL_URI must point at loopback or the container "
-                                           "credential address, not " + host);
+    if (!allowed)
+      throw std::runtime_error(
+          "AWS_CONTAINER_CREDENTIALS_FULL_URI must point at loopback or the container "
+          "credential address, not " +
+          host);
     return container_credentials(url, env("AWS_CONTAINER_AUTHORIZATION_TOKEN"),
                                  env("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"));
   }

@@ -1,8 +1,8 @@
 #include "storage/s3/part_pipeline.hpp"
 
+#include <spdlog/spdlog.h>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <spdlog/spdlog.h>
 
 namespace s3up::storage::s3 {
 
@@ -51,8 +51,7 @@ struct PartPipeline::Shared {
   Done done;                          // one message per part that finished
 };
 
-PartPipeline::PartPipeline(std::shared_ptr<Client> client, std::string key, std::string upload_id,
-                           int max_in_flight)
+PartPipeline::PartPipeline(std::shared_ptr<Client> client, std::string key, std::string upload_id, int max_in_flight)
     : shared_(std::make_shared<Shared>(std::move(client), std::move(key), std::move(upload_id),
                                        static_cast<std::size_t>(max_in_flight) + 1)),
       max_in_flight_(max_in_flight) {}
@@ -74,9 +73,9 @@ struct PartJob {
 static asio::awaitable<void> send_part(std::shared_ptr<PartPipeline::Shared> shared, std::shared_ptr<PartJob> job) {
   const auto started = std::chrono::steady_clock::now();
   auto etag = co_await shared->client->upload_part(job->part);
-  spdlog::debug("s3 {} part {}: {} bytes sent in {} ms", shared->key, job->part.number, job->part.body.size(),
-                std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started)
-                    .count());
+  spdlog::debug(
+      "s3 {} part {}: {} bytes sent in {} ms", shared->key, job->part.number, job->part.body.size(),
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count());
   std::lock_guard lock(shared->mutex);
   shared->stored.push_back({job->part.number, std::move(etag)});
 }
@@ -95,15 +94,13 @@ asio::awaitable<void> PartPipeline::send(int number, util::BufferPool::Buffer bu
   digest.finish_into(job->part);
   auto shared = shared_;
   ++in_flight_;
-  asio::co_spawn(
-      shared->client->executor(), send_part(shared, std::move(job)),
-      [shared](std::exception_ptr e) {
-        if (e) {
-          std::lock_guard lock(shared->mutex);
-          if (!shared->failure) shared->failure = e;
-        }
-        shared->done.try_send(boost::system::error_code{});
-      });
+  asio::co_spawn(shared->client->executor(), send_part(shared, std::move(job)), [shared](std::exception_ptr e) {
+    if (e) {
+      std::lock_guard lock(shared->mutex);
+      if (!shared->failure) shared->failure = e;
+    }
+    shared->done.try_send(boost::system::error_code{});
+  });
 }
 
 void PartPipeline::rethrow_failure() {
@@ -157,8 +154,7 @@ void PartPipeline::abandon() {
       [shared](std::exception_ptr e) {
         // The row is still pending: the janitor aborts it once it is stale.
         if (e) {
-          spdlog::warn("s3: aborting the abandoned multipart upload of {} failed; the janitor will retry",
-                       shared->key);
+          spdlog::warn("s3: aborting the abandoned multipart upload of {} failed; the janitor will retry", shared->key);
         }
       });
 }

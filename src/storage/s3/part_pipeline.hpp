@@ -51,8 +51,7 @@ class PartPipeline {
   // Sends part `number` (`size` bytes of `buffer`, its digest taken from
   // `digest`) in the background, once fewer than K parts are in flight.
   // Rethrows an earlier part's failure first.
-  boost::asio::awaitable<void> send(int number, util::BufferPool::Buffer buffer, std::size_t size,
-                                    PartDigest& digest);
+  boost::asio::awaitable<void> send(int number, util::BufferPool::Buffer buffer, std::size_t size, PartDigest& digest);
   // Appends to `etags` the ETags of the parts that are stored and follow on
   // from it without a gap (part etags.size() + 1, + 2, ...). Rethrows the
   // first failure of a part.
@@ -65,7 +64,7 @@ class PartPipeline {
   // have landed (a writer dropped unfinished).
   void abandon();
 
- struct Shared;  // with the part uploads in flight
+  struct Shared;  // with the part uploads in flight
 
  private:
   boost::asio::awaitable<void> wait_one();

@@ -20,8 +20,8 @@
 
 #include "storage/object_store.hpp"
 #include "storage/s3/credentials.hpp"
-#include "storage/s3/sigv4.hpp"
 #include "storage/s3/s3_xml.hpp"
+#include "storage/s3/sigv4.hpp"
 
 namespace s3up::storage::s3 {
 
@@ -47,13 +47,13 @@ struct Response {
 };
 
 struct Request {
-  std::string method;           // GET PUT POST DELETE HEAD
-  std::string key;              // object key; empty for the bucket
-  std::vector<Header> query;    // decoded
-  std::vector<Header> headers;  // besides host and the signing headers
-  std::span<const char> body;   // must stay valid until send() returns (it is resent on retry)
-  std::string payload_hash;     // hex SHA-256 of body; computed here if empty
-  bool expect_continue = false; // send the headers, wait for 100 Continue, then the body
+  std::string method;            // GET PUT POST DELETE HEAD
+  std::string key;               // object key; empty for the bucket
+  std::vector<Header> query;     // decoded
+  std::vector<Header> headers;   // besides host and the signing headers
+  std::span<const char> body;    // must stay valid until send() returns (it is resent on retry)
+  std::string payload_hash;      // hex SHA-256 of body; computed here if empty
+  bool expect_continue = false;  // send the headers, wait for 100 Continue, then the body
 };
 
 // One part of a multipart upload, as UploadPart sends it.
@@ -97,7 +97,8 @@ class ResponseStream {
 
 class Client : public std::enable_shared_from_this<Client> {
  public:
-  Client(boost::asio::any_io_executor executor, ClientOptions options, std::shared_ptr<CredentialsProvider> credentials);
+  Client(boost::asio::any_io_executor executor, ClientOptions options,
+         std::shared_ptr<CredentialsProvider> credentials);
   ~Client();
 
   // Sends with retries; returns the final response whatever its status (the
@@ -137,8 +138,8 @@ class Client : public std::enable_shared_from_this<Client> {
   boost::asio::awaitable<std::string> upload_part(const PartUpload& part);
   // UploadPartCopy: bytes [first, last] of the object `source` (in this
   // bucket), copied by the store into part `number`; its ETag.
-  boost::asio::awaitable<std::string> upload_part_copy(const std::string& key, const std::string& upload_id,
-                                                       int number, const std::string& source, std::uint64_t first,
+  boost::asio::awaitable<std::string> upload_part_copy(const std::string& key, const std::string& upload_id, int number,
+                                                       const std::string& source, std::uint64_t first,
                                                        std::uint64_t last);
   // CompleteMultipartUpload with `parts` in order: the object's ETag. An
   // <Error> inside a 200 answer is a failure too.

@@ -1,11 +1,11 @@
 // The S3 operations the service uses, each a method of the client: the
 // request as the S3 API reference describes it, and its answer judged into a
 // result or a storage::Error.
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <fmt/format.h>
-#include <spdlog/spdlog.h>
 
 #include "storage/s3/s3_client.hpp"
 #include "util/text.hpp"
@@ -154,8 +154,8 @@ asio::awaitable<std::string> Client::upload_part(const PartUpload& part) {
   co_return etag;
 }
 
-asio::awaitable<std::string> Client::upload_part_copy(const std::string& key, const std::string& upload_id,
-                                                      int number, const std::string& source, std::uint64_t first,
+asio::awaitable<std::string> Client::upload_part_copy(const std::string& key, const std::string& upload_id, int number,
+                                                      const std::string& source, std::uint64_t first,
                                                       std::uint64_t last) {
   Request r;
   r.method = "PUT";

@@ -4,14 +4,14 @@
 #include <array>
 #include <map>
 
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/experimental/concurrent_channel.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json.hpp>
-#include <fmt/format.h>
-#include <spdlog/spdlog.h>
 
 #include "storage/s3/part_pipeline.hpp"
 #include "util/crypto.hpp"
@@ -371,10 +371,10 @@ class S3Writer final : public ObjectWriter {
     const auto parts_done = std::chrono::steady_clock::now();
     commit_sent_ = true;
     const auto etag = co_await setup_.client->complete_multipart_upload(setup_.key, upload_id_, completed_parts());
-    spdlog::debug("s3 {}: {} parts; last parts took {} ms, CompleteMultipartUpload {} ms", setup_.key, etags_.size(),
-                  std::chrono::duration_cast<std::chrono::milliseconds>(parts_done - started).count(),
-                  std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - parts_done)
-                      .count());
+    spdlog::debug(
+        "s3 {}: {} parts; last parts took {} ms, CompleteMultipartUpload {} ms", setup_.key, etags_.size(),
+        std::chrono::duration_cast<std::chrono::milliseconds>(parts_done - started).count(),
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - parts_done).count());
     co_return CommittedObject{offset_, util::to_hex(hash_.digest()), etag};
   }
 
@@ -427,9 +427,9 @@ class S3Writer final : public ObjectWriter {
   StoreUploadStarted started_;
   WriteFence* fence_ = nullptr;
   PartDigest part_digest_;
-  std::string upload_id_;           // the multipart upload, once there is one
-  std::vector<std::string> etags_;  // parts 1..n stored, in order
-  std::optional<PartPipeline> pipeline_;  // once this writer sent a part
+  std::string upload_id_;                                            // the multipart upload, once there is one
+  std::vector<std::string> etags_;                                   // parts 1..n stored, in order
+  std::optional<PartPipeline> pipeline_;                             // once this writer sent a part
   std::map<int, std::pair<std::uint64_t, std::string>> boundaries_;  // part -> (its end offset, hash state there)
   util::ResumableSha256 hash_;
   util::BufferPool::Buffer buffer_;
@@ -454,8 +454,9 @@ std::size_t choose_part_size(std::size_t configured, std::optional<std::uint64_t
   return std::min(part, kMaxPartSize);
 }
 
-S3Store::S3Store(asio::any_io_executor executor, S3StoreOptions options, std::shared_ptr<CredentialsProvider> credentials,
-                 std::shared_ptr<util::BufferPool> buffers, std::shared_ptr<util::BufferPool> download_buffers)
+S3Store::S3Store(asio::any_io_executor executor, S3StoreOptions options,
+                 std::shared_ptr<CredentialsProvider> credentials, std::shared_ptr<util::BufferPool> buffers,
+                 std::shared_ptr<util::BufferPool> download_buffers)
     : options_(std::move(options)),
       client_(std::make_shared<Client>(std::move(executor), options_.client, std::move(credentials))),
       buffers_(std::move(buffers)),
@@ -469,7 +470,8 @@ asio::awaitable<std::string> S3Store::presigned_get_url(const std::string& key, 
 
 std::string S3Store::describe() const {
   return fmt::format("s3://{}/{} ({}, {} style, parts checked by {}, credentials from {})", options_.client.bucket,
-                     options_.prefix, util::redact_url_userinfo(client_->options().endpoint), client_->path_style() ? "path" : "virtual-hosted",
+                     options_.prefix, util::redact_url_userinfo(client_->options().endpoint),
+                     client_->path_style() ? "path" : "virtual-hosted",
                      options_.part_md5 ? "Content-MD5" : "signed SHA-256", client_->credentials_source());
 }
 
@@ -509,8 +511,8 @@ asio::awaitable<std::unique_ptr<ObjectWriter>> S3Store::open_resumable(const std
     throw Error(Failure::internal, "resumable upload state does not match its offset");
   }
   const auto tail = saved->tail;
-  WriterSetup setup{client_, bucket_key(key), metadata, from.part_size, options_.parts_in_flight, options_.part_md5,
-                    buffers_};
+  WriterSetup setup{client_,           bucket_key(key), metadata, from.part_size, options_.parts_in_flight,
+                    options_.part_md5, buffers_};
   auto writer = std::make_unique<S3Writer>(std::move(setup), std::move(*saved), std::move(*hash), from.offset,
                                            writer_lease.fence);
   co_await writer->restore_tail(tail);
@@ -538,8 +540,8 @@ class S3Reader final : public ObjectReader {
  public:
   S3Reader(std::unique_ptr<ResponseStream> response, std::string key, std::uint64_t skip, std::uint64_t length,
            asio::any_io_executor executor, util::BufferPool::Buffer memory)
-      : shared_(std::make_shared<Shared>(std::move(response), std::move(key), skip, length, executor,
-                                         std::move(memory))) {}
+      : shared_(
+            std::make_shared<Shared>(std::move(response), std::move(key), skip, length, executor, std::move(memory))) {}
 
   // The memory of a download's two pieces: large ones while the budget has
   // room to spare, else small ones, waited for like an upload's buffers.
@@ -572,7 +574,8 @@ class S3Reader final : public ObjectReader {
   // (1 MiB pieces measured 0.83 of a direct GET, 256 KiB ones 0.79).
   static constexpr std::size_t kReadPiece = 1024 * 1024;
   static constexpr std::size_t kSmallPiece = 256 * 1024;
-  using Filled = asio::experimental::concurrent_channel<void(boost::system::error_code, std::exception_ptr, std::size_t)>;
+  using Filled =
+      asio::experimental::concurrent_channel<void(boost::system::error_code, std::exception_ptr, std::size_t)>;
 
   struct Shared {
     Shared(std::unique_ptr<ResponseStream> r, std::string k, std::uint64_t s, std::uint64_t l,
@@ -583,7 +586,7 @@ class S3Reader final : public ObjectReader {
     }
     std::unique_ptr<ResponseStream> response;
     std::string key;
-    std::uint64_t skip, left;  // bytes still to skip (a store that ignored Range), still to hand out
+    std::uint64_t skip, left;         // bytes still to skip (a store that ignored Range), still to hand out
     util::BufferPool::Buffer memory;  // both pieces
     std::array<std::span<char>, 2> pieces;
     std::array<std::size_t, 2> offsets{};  // where a piece's bytes start (after skipped ones)
@@ -594,19 +597,23 @@ class S3Reader final : public ObjectReader {
   void start_reading(int index) {
     reading_ = true;
     auto sh = shared_;
-    asio::co_spawn(sh->filled.get_executor(), [sh, index]() -> asio::awaitable<void> {
-      std::exception_ptr failure;
-      std::size_t size = 0;
-      try {
-        size = co_await fill(*sh, index);
-      } catch (const ConnectionFailure& e) {
-        spdlog::error("s3 GetObject {}: the body broke off: {}", sh->key, e.what());
-        failure = std::make_exception_ptr(Error(Failure::unavailable, "the object store stopped sending the object"));
-      } catch (...) {
-        failure = std::current_exception();
-      }
-      sh->filled.try_send(boost::system::error_code{}, failure, size);
-    }, asio::detached);
+    asio::co_spawn(
+        sh->filled.get_executor(),
+        [sh, index]() -> asio::awaitable<void> {
+          std::exception_ptr failure;
+          std::size_t size = 0;
+          try {
+            size = co_await fill(*sh, index);
+          } catch (const ConnectionFailure& e) {
+            spdlog::error("s3 GetObject {}: the body broke off: {}", sh->key, e.what());
+            failure =
+                std::make_exception_ptr(Error(Failure::unavailable, "the object store stopped sending the object"));
+          } catch (...) {
+            failure = std::current_exception();
+          }
+          sh->filled.try_send(boost::system::error_code{}, failure, size);
+        },
+        asio::detached);
   }
 
   static asio::awaitable<std::size_t> fill(Shared& sh, int index) {

@@ -7,10 +7,10 @@
 
 #include <boost/asio/any_io_executor.hpp>
 
-#include "util/buffer_pool.hpp"
 #include "storage/object_store.hpp"
 #include "storage/s3/s3_client.hpp"
 #include "storage/s3/s3_xml.hpp"
+#include "util/buffer_pool.hpp"
 
 namespace s3up::storage::s3 {
 
@@ -23,7 +23,7 @@ inline constexpr std::size_t kMaxPartSize = 5ull * 1024 * 1024 * 1024;
 
 struct S3StoreOptions {
   ClientOptions client;
-  std::string prefix;                     // key prefix inside the bucket, "" or ending in '/'
+  std::string prefix;  // key prefix inside the bucket, "" or ending in '/'
   std::size_t part_size = 8 * 1024 * 1024;
   int parts_in_flight = 4;
   // How the store checks every byte of a part. false: the part's SHA-256,
@@ -68,9 +68,9 @@ class S3Store final : public ObjectStore, public Presigner, public Recovery, pub
   // upload of its own (S3Writer::move_to_own_upload).
   std::uint64_t part_size_for(std::optional<std::uint64_t> length) const override;
   boost::asio::awaitable<std::unique_ptr<ObjectWriter>> open_resumable(const std::string& key,
-                                                                          const ObjectMetadata& metadata,
-                                                                          const ResumePoint& from,
-                                                                          const WriterLease& writer) override;
+                                                                       const ObjectMetadata& metadata,
+                                                                       const ResumePoint& from,
+                                                                       const WriterLease& writer) override;
   boost::asio::awaitable<void> discard_resumable(const std::string& key, const ResumePoint& last) override;
 
   // For clean-up and tests: multipart uploads in progress under the prefix,

@@ -1,5 +1,5 @@
-#include <cstdlib>
 #include "storage/s3/s3_xml.hpp"
+#include <cstdlib>
 
 #include <iterator>
 

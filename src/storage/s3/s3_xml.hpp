@@ -8,7 +8,7 @@
 namespace s3up::storage::s3 {
 
 struct S3Error {
-  std::string code;        // "NoSuchKey", "SlowDown", "AccessDenied", ...
+  std::string code;  // "NoSuchKey", "SlowDown", "AccessDenied", ...
   std::string message;
   std::string request_id;
 };

@@ -60,7 +60,7 @@ std::string canonical_query(const std::vector<Header>& query) {
 }
 
 struct CanonicalHeaders {
-  std::string block;   // "name:value\n" lines
+  std::string block;         // "name:value\n" lines
   std::string signed_names;  // "host;x-amz-date"
 };
 
@@ -97,8 +97,7 @@ std::string build_canonical_request(const SignableRequest& r, const std::string&
 }
 
 std::string build_string_to_sign(const SigningContext& ctx, const std::string& canonical_request) {
-  return fmt::format("{}\n{}\n{}\n{}", kAlgorithm, amz_date(ctx.now), scope(ctx),
-                     util::sha256_hex(canonical_request));
+  return fmt::format("{}\n{}\n{}\n{}", kAlgorithm, amz_date(ctx.now), scope(ctx), util::sha256_hex(canonical_request));
 }
 
 }  // namespace
@@ -122,7 +121,8 @@ SignedRequest sign(const SignableRequest& request, const Credentials& credential
   std::vector<Header> all = request.headers;
   all.insert(all.end(), out.headers.begin(), out.headers.end());
   const auto headers = canonical_headers(all);
-  out.canonical_request = build_canonical_request(request, canonical_query(request.query), headers, request.payload_hash);
+  out.canonical_request =
+      build_canonical_request(request, canonical_query(request.query), headers, request.payload_hash);
   out.string_to_sign = build_string_to_sign(context, out.canonical_request);
   out.signed_headers = headers.signed_names;
   out.signature = signature_of(out.string_to_sign, credentials, context);
@@ -132,8 +132,8 @@ SignedRequest sign(const SignableRequest& request, const Credentials& credential
   return out;
 }
 
-std::string presign_query(const SignableRequest& request, const Credentials& credentials,
-                          const SigningContext& context, std::chrono::seconds expires) {
+std::string presign_query(const SignableRequest& request, const Credentials& credentials, const SigningContext& context,
+                          std::chrono::seconds expires) {
   std::vector<Header> query = request.query;
   query.emplace_back("X-Amz-Algorithm", std::string(kAlgorithm));
   query.emplace_back("X-Amz-Credential", credentials.access_key_id + "/" + scope(context));

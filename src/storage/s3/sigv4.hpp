@@ -22,11 +22,11 @@ using Header = std::pair<std::string, std::string>;
 // A request as the signer sees it. The path and the query are given decoded:
 // the signer encodes them the way S3 expects (each path byte once, '/' kept).
 struct SignableRequest {
-  std::string method;              // "GET", "PUT", ...
-  std::string path;                // "/bucket/key" or "/key"; raw bytes, starts with '/'
-  std::vector<Header> query;       // name, value; a value-less parameter has ""
-  std::vector<Header> headers;     // must include "host"; names in any case
-  std::string payload_hash;        // hex SHA-256 of the body, or "UNSIGNED-PAYLOAD"
+  std::string method;           // "GET", "PUT", ...
+  std::string path;             // "/bucket/key" or "/key"; raw bytes, starts with '/'
+  std::vector<Header> query;    // name, value; a value-less parameter has ""
+  std::vector<Header> headers;  // must include "host"; names in any case
+  std::string payload_hash;     // hex SHA-256 of the body, or "UNSIGNED-PAYLOAD"
 };
 
 struct SigningContext {
@@ -65,7 +65,7 @@ SignedRequest sign(const SignableRequest& request, const Credentials& credential
 // A presigned URL's query string (query-string authentication): the request's
 // own query plus X-Amz-Algorithm, -Credential, -Date, -Expires, -SignedHeaders
 // (host only), -Security-Token if any, and -Signature, all encoded.
-std::string presign_query(const SignableRequest& request, const Credentials& credentials,
-                          const SigningContext& context, std::chrono::seconds expires);
+std::string presign_query(const SignableRequest& request, const Credentials& credentials, const SigningContext& context,
+                          std::chrono::seconds expires);
 
 }  // namespace s3up::storage::s3
