@@ -13,6 +13,7 @@ rounds="${1:-3}"
 source bench/s3_peer.sh dl
 
 export S3UP_STORAGE="s3://$bucket/objects" S3UP_DATABASE="sqlite://$work/data/s3uploader.db"
+"$bin" migrate > /dev/null 2>&1  # admin commands want an existing database
 "$bin" user add bench > /dev/null 2>&1
 token=$("$bin" token create bench 2>/dev/null)
 bench_binaries

@@ -33,6 +33,7 @@ for budget in 256MiB 32MiB; do
     dir="$work/$label-$budget"
     export S3UP_STORAGE="file://$dir/objects" S3UP_DATABASE="sqlite://$dir/s3uploader.db" S3UP_BUFFER_BUDGET=$budget
     mkdir -p "$dir"
+    "$bin" migrate > /dev/null 2>&1  # admin commands want an existing database
     "$bin" user add drip > /dev/null 2>&1
     token=$("$bin" token create drip 2>/dev/null)
     start_server "$work/server-$label-$budget.log"

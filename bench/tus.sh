@@ -107,6 +107,7 @@ stack_env() {
 }
 for stack in local s3; do
   stack_env $stack
+  "$bin" migrate > /dev/null 2>&1  # admin commands want an existing database
   "$bin" user add bench > /dev/null 2>&1
   token[$stack]=$("$bin" token create bench 2>/dev/null)
 done
@@ -190,6 +191,11 @@ disk_bound() {
 }
 
 runs=(local:put local:tus-one local:tus-50MiB local:@tus/file-store s3:put s3:tus-one s3-md5:tus-one s3:@tus/s3-store)
+# With S3UP_BENCH_BASELINE=/path/to/another/s3uploader (an older build), its
+# PUT and tus runs too, interleaved, for before/after in the same run.
+if [ -n "${S3UP_BENCH_BASELINE:-}" ]; then
+  runs+=(local:put@baseline local:tus-one@baseline local:tus-50MiB@baseline s3:put@baseline s3:tus-one@baseline)
+fi
 # S3UP_BENCH_RUNS="s3:tus-one s3:@tus/s3-store" measures only those (quicker, for one question).
 if [ -n "${S3UP_BENCH_RUNS:-}" ]; then read -r -a runs <<< "$S3UP_BENCH_RUNS"; fi
 results=()
@@ -201,11 +207,16 @@ for round in $(seq "$rounds"); do
   for run in "${runs[@]}"; do
     stack=${run%%:*}
     how=${run#*:}
-    echo "round $round: $stack $how..."
+    run_bin=$bin
+    if [ "${how%@baseline}" != "$how" ]; then
+      how=${how%@baseline}
+      run_bin=$S3UP_BENCH_BASELINE
+    fi
+    echo "round $round: $stack $how ($run_bin)..."
     case "$how" in
-      put) line=$(service_run "$stack" put) ;;
-      tus-one) line=$(service_run "$stack" one) ;;
-      tus-50MiB) line=$(service_run "$stack" pieces) ;;
+      put) line=$(bin=$run_bin service_run "$stack" put) ;;
+      tus-one) line=$(bin=$run_bin service_run "$stack" one) ;;
+      tus-50MiB) line=$(bin=$run_bin service_run "$stack" pieces) ;;
       @tus/file-store) line=$(peer_run file) ;;
       @tus/s3-store) line=$(peer_run s3) ;;
     esac
@@ -282,6 +293,11 @@ echo "s3:    tus / @tus/server + @tus/s3-store      = $(ratio s3:tus-one s3:@tus
 echo "s3:    the same with md5-checked parts          = $(ratio s3-md5:tus-one s3:@tus/s3-store)"
 echo "local: tus one PATCH / the disk's fsync'd write rate = $(ratio local:tus-one disk:dd-fsync)   (dd's buffered writes + fsync; the service writes O_DIRECT)"
 echo "s3:    tus one PATCH / a PUT straight to radosgw = $(ratio s3:tus-one s3:direct-PUT); the best any peer could reach against @tus/s3-store: $(ratio s3:direct-PUT s3:@tus/s3-store)"
+if [ -n "${S3UP_BENCH_BASELINE:-}" ]; then
+  for run in local:put local:tus-one local:tus-50MiB s3:put s3:tus-one; do
+    echo "$run: this build / baseline = $(ratio "$run" "$run@baseline")"
+  done
+fi
 echo "s3:    $big_mib MiB tus upload: $big_rate MiB/s, peak RSS $big_rss MiB (target <= 96), CPU $big_cpu s, local writes $big_wrote MiB (target 0)"
 small_ok=$((small_requests - small_bad))
 peer_small_ok=$((peer_small_requests - peer_small_bad))

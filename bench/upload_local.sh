@@ -30,6 +30,7 @@ bench_binaries
 declare -A tokens
 for entry in "${binaries[@]}"; do
   label=${entry%%:*}
+  S3UP_DATABASE="sqlite://$work/data-$label/s3uploader.db" "${entry#*:}" migrate > /dev/null 2>&1  # then admin commands find it
   S3UP_DATABASE="sqlite://$work/data-$label/s3uploader.db" "${entry#*:}" user add bench > /dev/null 2>&1
   tokens[$label]=$(S3UP_DATABASE="sqlite://$work/data-$label/s3uploader.db" "${entry#*:}" token create bench 2>/dev/null)
 done

@@ -20,6 +20,7 @@ source bench/s3_peer.sh s3
 echo "preparing input files..."
 head -c $((1024 * 1024 * 1024)) /dev/urandom > "$work/1g.bin"
 export S3UP_STORAGE="s3://$bucket/objects" S3UP_DATABASE="sqlite://$work/data/s3uploader.db"
+"$bin" migrate > /dev/null 2>&1  # admin commands want an existing database
 "$bin" user add bench > /dev/null 2>&1
 token=$("$bin" token create bench 2>/dev/null)
 

@@ -29,6 +29,7 @@ head -c "$size" /dev/urandom > "$work/page.bin"
 cp "$work/page.bin" "$work/curl.bin"
 cat "$work/page.bin" "$work/curl.bin" > /dev/null
 export S3UP_STORAGE="file://$work/objects" S3UP_DATABASE="sqlite://$work/s3uploader.db"
+"$bin" migrate > /dev/null 2>&1  # admin commands want an existing database
 "$bin" user add bench > /dev/null 2>&1
 token=$("$bin" token create bench 2>/dev/null)
 start_server

@@ -684,6 +684,23 @@ asio::awaitable<void> undo_on_failure(Upload& upload, const std::string& id, Ste
   }
 }
 
+// Runs `steps` on a resumable `upload` under its write lease (locked while
+// another request holds it); a failure is undone (Upload::fail) before the
+// lease is given up, and returned. `steps` must capture by reference only.
+template <class Steps>
+asio::awaitable<std::exception_ptr> under_lease(Upload& upload, Steps steps) {
+  co_await upload.take_lease();
+  std::exception_ptr failure;
+  try {
+    co_await steps();
+  } catch (...) {
+    failure = std::current_exception();
+  }
+  if (failure) co_await upload.fail();
+  co_await upload.release_lease();
+  co_return failure;
+}
+
 }  // namespace
 
 bool LiveUploads::add(const std::string& id, std::int64_t user_id, unsigned max_per_user) {
@@ -776,16 +793,10 @@ asio::awaitable<ResumableUpload> Uploads::create(const auth::Principal& owner, c
   if (plan.length == std::optional<std::uint64_t>(0)) {
     // Nothing to wait for: an empty file is complete at once.
     Upload upload(services_, settings_, created.upload, created.state, owner);
-    co_await upload.take_lease();
-    std::exception_ptr failure;
-    try {
+    const auto failure = co_await under_lease(upload, [&]() -> asio::awaitable<void> {
       co_await upload.open_resumable();
       co_await upload.end_request();
-    } catch (...) {
-      failure = std::current_exception();
-    }
-    if (failure) co_await upload.fail();
-    co_await upload.release_lease();
+    });
     if (failure) std::rethrow_exception(failure);
   }
   co_return created;
@@ -829,15 +840,8 @@ asio::awaitable<ResumableUpload> Uploads::status(const auth::Principal& caller, 
   if (found.complete() || !state.upload_length || state.offset != *state.upload_length) co_return found;
   LiveSlot slot(services_, found.upload.id, found.upload.user_id);
   Upload upload(services_, settings_, found.upload, found.state, caller);
-  co_await upload.take_lease();  // locked while a request writes (or completes) it
-  std::exception_ptr failure;
-  try {
-    co_await upload.finish();
-  } catch (...) {
-    failure = std::current_exception();
-  }
-  if (failure) co_await upload.fail();
-  co_await upload.release_lease();
+  // locked while a request writes (or completes) it
+  const auto failure = co_await under_lease(upload, [&]() -> asio::awaitable<void> { co_await upload.finish(); });
   if (failure) co_await fail(caller, found.upload.id, failure);
   co_return found;
 }
@@ -864,18 +868,12 @@ asio::awaitable<ResumableUpload> Uploads::append(const auth::Principal& caller, 
   LiveSlot slot(services_, found.upload.id, found.upload.user_id);
   Upload upload(services_, settings_, found.upload, found.state, caller);
   upload.expect_offset(offset);
-  co_await upload.take_lease();
-  std::exception_ptr failure;
-  try {
+  const auto failure = co_await under_lease(upload, [&]() -> asio::awaitable<void> {
     if (length && !state.upload_length) co_await upload.set_length(*length);
     co_await upload.open_resumable();
     co_await upload.receive_all(source, checksum);
     co_await upload.end_request();
-  } catch (...) {
-    failure = std::current_exception();
-  }
-  if (failure) co_await upload.fail();
-  co_await upload.release_lease();
+  });
   if (failure) co_await fail(caller, found.upload.id, failure);
   co_return found;
 }
