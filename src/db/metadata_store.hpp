@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "util/time.hpp"
+#include "util/failure.hpp"
 
 namespace s3up::db {
 
@@ -30,14 +31,7 @@ enum class Failure {
   conflict,     // a unique value (a user's name) is taken
 };
 
-class Error : public std::runtime_error {
- public:
-  Error(Failure failure, const std::string& message) : std::runtime_error(message), failure_(failure) {}
-  Failure failure() const { return failure_; }
-
- private:
-  Failure failure_;
-};
+using Error = util::KindedError<Failure>;
 
 struct User {
   std::int64_t id = 0;

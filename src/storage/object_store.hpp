@@ -18,6 +18,7 @@
 #include <boost/asio/thread_pool.hpp>
 
 #include "util/buffer_pool.hpp"
+#include "util/failure.hpp"
 
 namespace s3up::storage {
 
@@ -32,14 +33,7 @@ enum class Failure {
   internal,     // our own mistake (an invalid key, a budget smaller than a part)
 };
 
-class Error : public std::runtime_error {
- public:
-  Error(Failure failure, const std::string& message) : std::runtime_error(message), failure_(failure) {}
-  Failure failure() const { return failure_; }
-
- private:
-  Failure failure_;
-};
+using Error = util::KindedError<Failure>;
 
 struct ObjectMetadata {
   std::string content_type;

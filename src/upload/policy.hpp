@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "util/byte_source.hpp"
+#include "util/failure.hpp"
 
 namespace s3up::upload {
 
@@ -27,14 +28,7 @@ enum class Failure {
   not_supported,      // the store cannot do what the upload needs (resumable writes)
 };
 
-class Error : public util::RequestFailure {
- public:
-  Error(Failure failure, const std::string& message) : util::RequestFailure(message), failure_(failure) {}
-  Failure failure() const { return failure_; }
-
- private:
-  Failure failure_;
-};
+using Error = util::KindedError<Failure, util::RequestFailure>;
 
 struct Limits {
   std::uint64_t max_upload_bytes = 5ull << 30;
