@@ -10,6 +10,7 @@ constexpr Status kChecksumMismatch = static_cast<Status>(460);
 struct Entry {
   std::string_view slug;
   Status status;
+  std::string_view reason = {};  // for a status Beast has no reason phrase for
 };
 
 Entry entry(errc e) {
@@ -27,7 +28,7 @@ Entry entry(errc e) {
     case errc::length_required: return {"length_required", Status::length_required};
     case errc::precondition_failed: return {"unsupported_tus_version", Status::precondition_failed};
     case errc::locked: return {"upload_locked", Status::locked};
-    case errc::checksum_mismatch: return {"checksum_mismatch", kChecksumMismatch};
+    case errc::checksum_mismatch: return {"checksum_mismatch", kChecksumMismatch, "Checksum Mismatch"};
     case errc::file_too_large: return {"file_too_large", Status::payload_too_large};
     case errc::unsupported_media_type: return {"unsupported_media_type", Status::unsupported_media_type};
     case errc::range_not_satisfiable: return {"range_not_satisfiable", Status::range_not_satisfiable};
@@ -74,8 +75,7 @@ ApiError::ApiError(errc code, const std::string& message, http::Headers headers)
     : http::Error(error_status(code), std::string(error_slug(code)), message,
                   with_table_headers(code, std::move(headers))),
       code_(code) {
-  // The tus checksum extension's status has no reason phrase in Beast.
-  if (code == errc::checksum_mismatch) with_reason("Checksum Mismatch");
+  if (const auto reason = entry(code).reason; !reason.empty()) with_reason(std::string(reason));
 }
 
 ApiError::ApiError(errc code, const std::string& message, int retry_after_seconds)

@@ -190,7 +190,7 @@ class Upload final : public storage::WriteFence {
       if (resumable) services_.records.add_resumable(*resumable);
       return Row::fits;
     });
-    row_written_ = true;
+    stage_ = Stage::receiving;  // the row exists; the writer opens next
     if (row == Row::too_big) {
       stage_ = Stage::failed;
       throw quota_exceeded();
@@ -210,7 +210,6 @@ class Upload final : public storage::WriteFence {
       });
     };
     writer_ = co_await services_.store.open_writer(record_.storage_key, metadata, record_store_upload_id);
-    stage_ = Stage::receiving;
   }
 
   // The store's writer of a resumable upload, at its last durable point;
@@ -420,7 +419,7 @@ class Upload final : public storage::WriteFence {
     }
     if (resumable()) co_return;
     writer_.reset();
-    if (row_written_) {
+    if (was != Stage::created) {  // the row exists
       try {
         co_await util::run_blocking(services_.blocking,
                                     [&] { services_.records.mark_failed(record_.id, util::now_micros(), leftovers); });
@@ -646,7 +645,6 @@ class Upload final : public storage::WriteFence {
   db::ResumableState* state_ = nullptr;  // a resumable upload's progress row, as this request holds it
   QuotaReservation quota_;
   Stage stage_ = Stage::created;
-  bool row_written_ = false;
   std::unique_ptr<storage::ObjectWriter> writer_;
   std::optional<storage::CommittedObject> published_;  // by an earlier request (finish())
   std::uint64_t offset_ = 0;                           // written so far (not yet all durable)

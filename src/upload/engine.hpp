@@ -135,7 +135,6 @@ struct ChunkChecksum {
 class Uploads {
  public:
   explicit Uploads(const Services& services, ResumableSettings settings = {});
-  const Services& services() const { return services_; }
 
   // A single-shot upload: `source` read to its end and stored in one pass,
   // then recorded complete. Refused (upload::Error) when a rule says no:

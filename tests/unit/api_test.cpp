@@ -5,6 +5,8 @@
 // called directly, over in-memory stores (tests/support/memory_stores.hpp).
 #include <gtest/gtest.h>
 
+#include <set>
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/thread_pool.hpp>
@@ -397,12 +399,20 @@ class Engine : public ::testing::Test {
     if (const auto* e = std::get_if<errc>(&outcome)) return *e;
     return std::nullopt;
   }
-  // The row the latest upload made, if it made one (ids grow with time).
+  // The row the latest upload made, if it made one: the one that was not
+  // there at the last next_upload(). (Ids made in one millisecond do not
+  // sort by time, so the newest cannot be told by its id.)
   std::optional<db::Upload> the_row() {
-    const auto rows = metadata_.all_uploads();
-    if (rows.empty()) return std::nullopt;
-    return rows.back();
+    for (const auto& row : metadata_.all_uploads()) {
+      if (!earlier_rows_.contains(row.id)) return row;
+    }
+    return std::nullopt;
   }
+  // A loop's next upload: the rows so far are the earlier ones'.
+  void next_upload() {
+    for (const auto& row : metadata_.all_uploads()) earlier_rows_.insert(row.id);
+  }
+  std::set<std::string> earlier_rows_;
   std::optional<errc> store_abc() {
     Pieces abc({"abc"});
     return error_of(store(plan(), abc));
@@ -418,6 +428,7 @@ class Engine : public ::testing::Test {
 
 TEST_F(Engine, PendingWhileReceivingThenComplete) {
   for (const bool blocking : {false, true}) {
+    next_upload();
     SCOPED_TRACE(blocking ? "blocking commit" : "commit");
     store_.blocking_commits = blocking;
     const auto used_before = metadata_.used_bytes(owner_.user_id);
@@ -510,6 +521,7 @@ TEST_F(Engine, FailuresWhileReceivingAbortTheWriterAndFailTheRow) {
       {"the client goes away", [] {}, 1, errc::client_disconnected},
   };
   for (const auto& c : cases) {
+    next_upload();
     SCOPED_TRACE(c.what);
     store_.fail = {};
     c.arrange();
@@ -527,6 +539,7 @@ TEST_F(Engine, FailuresWhileReceivingAbortTheWriterAndFailTheRow) {
 
 TEST_F(Engine, ACommitThatFailsLeavesNoObject) {
   for (const bool blocking : {false, true}) {
+    next_upload();
     store_.blocking_commits = blocking;
     store_.fail.commit = true;
     EXPECT_EQ(store_abc(), errc::storage_unavailable);
@@ -537,6 +550,7 @@ TEST_F(Engine, ACommitThatFailsLeavesNoObject) {
 
 TEST_F(Engine, ADatabaseFailureWhileMarkingCompleteLeavesBothForTheJanitor) {
   for (const bool blocking : {false, true}) {
+    next_upload();
     store_.blocking_commits = blocking;
     metadata_.fail.mark_complete = true;
     EXPECT_EQ(store_abc(), errc::database_unavailable);

@@ -58,8 +58,6 @@ PartPipeline::PartPipeline(std::shared_ptr<Client> client, std::string key, std:
 
 PartPipeline::~PartPipeline() = default;
 
-const std::string& PartPipeline::upload_id() const { return shared_->upload_id; }
-
 namespace {
 
 struct PartJob {

@@ -47,7 +47,6 @@ class PartPipeline {
   PartPipeline(const PartPipeline&) = delete;
   PartPipeline& operator=(const PartPipeline&) = delete;
 
-  const std::string& upload_id() const;
   // Sends part `number` (`size` bytes of `buffer`, its digest taken from
   // `digest`) in the background, once fewer than K parts are in flight.
   // Rethrows an earlier part's failure first.
