@@ -200,11 +200,18 @@ fi
 if [ -n "${S3UP_BENCH_RUNS:-}" ]; then read -r -a runs <<< "$S3UP_BENCH_RUNS"; fi
 results=()
 for round in $(seq "$rounds"); do
+  # Every other round runs them in reverse, so no run always goes first
+  # (a warm page cache or a cool CPU favours whoever does).
+  order=("${runs[@]}")
+  if [ $((round % 2)) = 0 ]; then
+    order=()
+    for ((i = ${#runs[@]} - 1; i >= 0; i--)); do order+=("${runs[$i]}"); done
+  fi
   echo "round $round: disk bound (dd conv=fsync)..."
   results+=("$round disk:dd-fsync $(disk_bound) - - -")
   echo "round $round: store bound (a presigned PUT straight to radosgw)..."
   results+=("$round s3:direct-PUT $(store_bound) - - -")
-  for run in "${runs[@]}"; do
+  for run in "${order[@]}"; do
     stack=${run%%:*}
     how=${run#*:}
     run_bin=$bin
