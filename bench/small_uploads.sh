@@ -64,7 +64,9 @@ for entry in "${binaries[@]}"; do
     psql -q "$S3UP_TEST_PG_URL?$pg_tls" -c "CREATE DATABASE ${name}_$label"
   done
 done
-for db in sqlite postgres postgres-tls; do
+# S3UP_BENCH_DATABASES="sqlite" measures only those (quicker, for one question).
+read -r -a databases <<< "${S3UP_BENCH_DATABASES:-sqlite postgres postgres-tls}"
+for db in "${databases[@]}"; do
   for entry in "${binaries[@]}"; do
     label=${entry%%:*}
     bin=${entry#*:}
