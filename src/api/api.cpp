@@ -1,8 +1,12 @@
 #include "api/api.hpp"
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include <boost/json/parse.hpp>
 
+#include "util/text.hpp"
 #include "util/time.hpp"
+#include "util/units.hpp"
 
 namespace s3up::api {
 
@@ -32,7 +36,18 @@ ApiError api_error(const db::Error& e) {
   return ApiError(errc::database_unavailable, e.what());
 }
 
-ApiError api_error(const auth::Unauthorized& e) { return ApiError(errc::unauthorized, e.what()); }
+ApiError api_error(const auth::Unauthorized& e) {
+  // RFC 6750 §3: a refused credential is invalid_token, with the reason;
+  // a request with none gets the challenge alone.
+  if (!e.presented()) return ApiError(errc::unauthorized, e.what());
+  std::string description;
+  for (const char c : std::string_view(e.what())) {
+    if (c >= 0x20 && c < 0x7F && c != '"' && c != '\\') description += c;  // the quoted-string's safe subset
+  }
+  return ApiError(errc::unauthorized, e.what(),
+                  http::Headers{{"WWW-Authenticate", "Bearer realm=\"s3uploader\", error=\"invalid_token\", "
+                                                     "error_description=\"" + description + "\""}});
+}
 
 ApiError api_error(const upload::Error& e) {
   using upload::Failure;
@@ -66,6 +81,37 @@ std::optional<ApiError> api_error(const std::exception_ptr& failure) {
   } catch (...) {
   }
   return std::nullopt;
+}
+
+asio::awaitable<json::object> json_body(http::Request& request) {
+  if (const auto length = request.body.content_length(); length && *length > kMaxJsonBody) {
+    throw ApiError(errc::file_too_large, "a JSON body is at most 64 KiB");
+  }
+  std::string text;
+  for (;;) {
+    const auto piece = co_await request.body.read_some();
+    if (piece.empty()) break;
+    if (text.size() + piece.size() > kMaxJsonBody) throw ApiError(errc::file_too_large, "a JSON body is at most 64 KiB");
+    text.append(piece.data(), piece.size());
+  }
+  if (util::trim(text).empty()) co_return json::object{};
+  boost::system::error_code ec;
+  json::value value = json::parse(text, ec);
+  if (ec || !value.is_object()) throw ApiError(errc::bad_request, "the body must be a JSON object");
+  co_return std::move(value.as_object());
+}
+
+std::chrono::milliseconds duration_from(const json::value& value, std::string_view field) {
+  std::optional<std::chrono::milliseconds> d;
+  if (value.is_int64() && value.get_int64() > 0 && value.get_int64() < 100LL * 365 * 24 * 3600) {
+    d = std::chrono::seconds(value.get_int64());
+  } else if (value.is_string()) {
+    d = util::parse_duration(value.get_string());
+  }
+  if (!d || d->count() <= 0) {
+    throw ApiError(errc::bad_request, fmt::format("{} must be a duration such as \"1h\" or \"7d\", or seconds", field));
+  }
+  return *d;
 }
 
 json::object upload_json(const db::Upload& u, bool details) {
@@ -163,6 +209,16 @@ Api::Api(Dependencies deps)
   route(verb::get, "/files/{id}/content", &Api::get_content, content_steps);
   route(verb::post, "/files/{id}/link", &Api::create_link, caller_steps);
   route(verb::get, "/api/config", &Api::client_config, caller_steps);
+  auto admin_steps = caller_steps;
+  admin_steps.push_back(admins_only());
+  route(verb::post, "/admin/users", &Api::admin_create_user, admin_steps);
+  route(verb::get, "/admin/users", &Api::admin_list_users, admin_steps);
+  route(verb::get, "/admin/users/{name}", &Api::admin_get_user, admin_steps);
+  route(verb::patch, "/admin/users/{name}", &Api::admin_update_user, admin_steps);
+  route(verb::delete_, "/admin/users/{name}", &Api::admin_delete_user, admin_steps);
+  route(verb::post, "/admin/users/{name}/tokens", &Api::admin_create_token, admin_steps);
+  route(verb::get, "/admin/users/{name}/tokens", &Api::admin_list_tokens, admin_steps);
+  route(verb::delete_, "/admin/tokens/{id}", &Api::admin_revoke_token, admin_steps);
   // CORS (and tus's header) outside the error answers, so errors are
   // readable by the page too (and marked as tus answers).
   handler_ = http::chain({cors(deps_.web), tus_resumable_header(), http::error_answers(), api_errors()},

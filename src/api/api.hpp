@@ -97,6 +97,8 @@ http::Middleware tus_version();
 // Middleware outside the error answers: Tus-Resumable on every answer
 // under /upload/resumable, errors included, the router's own 404 and 405 too.
 http::Middleware tus_resumable_header();
+// Middleware: 403 for a caller who is not an admin (the admin API).
+http::Middleware admins_only();
 // Middleware: what the layers below throw in their own terms (storage,
 // database, identity and upload failures) as the API's errors.
 http::Middleware api_errors();
@@ -109,6 +111,14 @@ ApiError api_error(const upload::Error& e);
 // The same for any failure: nullopt if it is not one of those (an ApiError
 // already, or a fault that becomes 500).
 std::optional<ApiError> api_error(const std::exception_ptr& failure);
+
+// A request's JSON object body (at most kMaxJsonBody bytes; an empty body is
+// an empty object): 400 for anything else, 413 past the limit.
+inline constexpr std::size_t kMaxJsonBody = 64 * 1024;
+boost::asio::awaitable<boost::json::object> json_body(http::Request& request);
+// A duration as JSON gives it: seconds, or text such as "1h" or "7d"; 400
+// (naming `field`) for anything else or one not above zero.
+std::chrono::milliseconds duration_from(const boost::json::value& value, std::string_view field);
 
 class Api {
  public:
@@ -143,6 +153,17 @@ class Api {
   boost::asio::awaitable<http::Response> get_file(http::Request& request);
   boost::asio::awaitable<http::Response> get_content(http::Request& request);
   boost::asio::awaitable<http::Response> delete_file(http::Request& request);
+  // The admin API (admin.cpp): users and their tokens.
+  boost::asio::awaitable<http::Response> admin_create_user(http::Request& request);
+  boost::asio::awaitable<http::Response> admin_list_users(http::Request& request);
+  boost::asio::awaitable<http::Response> admin_get_user(http::Request& request);
+  boost::asio::awaitable<http::Response> admin_update_user(http::Request& request);
+  boost::asio::awaitable<http::Response> admin_delete_user(http::Request& request);
+  boost::asio::awaitable<http::Response> admin_create_token(http::Request& request);
+  boost::asio::awaitable<http::Response> admin_list_tokens(http::Request& request);
+  boost::asio::awaitable<http::Response> admin_revoke_token(http::Request& request);
+  boost::asio::awaitable<db::User> existing_user(const std::string& name);  // 404 if there is none
+  db::UserStore& accounts() const { return deps_.authenticator.users(); }
   // A download link for one of the caller's files: {url, expires_at}.
   boost::asio::awaitable<http::Response> create_link(http::Request& request);
   // What the caller's uploads are held to (the web page refuses early): sizes,
@@ -164,5 +185,7 @@ class Api {
 // content_type, sha256}, and with `details` also its owner, status and
 // completion time.
 boost::json::object upload_json(const db::Upload& upload, bool details);
+// A user as the admin API shows it.
+boost::json::object user_json(const db::User& user);
 
 }  // namespace s3up::api

@@ -1,5 +1,9 @@
 #include "api/error.hpp"
 
+#include <algorithm>
+
+#include <boost/beast/core/string.hpp>
+
 namespace s3up {
 namespace {
 
@@ -66,7 +70,10 @@ std::string_view error_slug(errc e) { return entry(e).slug; }
 
 namespace {
 http::Headers with_table_headers(errc code, http::Headers headers) {
-  if (code == errc::unauthorized) headers.emplace_back("WWW-Authenticate", "Bearer realm=\"s3uploader\"");
+  const bool challenged = std::any_of(headers.begin(), headers.end(), [](const auto& h) {
+    return boost::beast::iequals(h.first, "WWW-Authenticate");
+  });
+  if (code == errc::unauthorized && !challenged) headers.emplace_back("WWW-Authenticate", "Bearer realm=\"s3uploader\"");
   return headers;
 }
 }  // namespace

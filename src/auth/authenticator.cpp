@@ -4,10 +4,39 @@
 #include <cctype>
 #include <cmath>
 
+#include <spdlog/spdlog.h>
+
+#include "auth/jwks.hpp"
+#include "auth/jwt.hpp"
 #include "util/blocking.hpp"
 #include "util/crypto.hpp"
+#include "util/text.hpp"
+#include "util/time.hpp"
 
 namespace s3up::auth {
+
+bool is_valid_user_name(std::string_view name) {
+  return !name.empty() && name.size() <= kMaxUserNameBytes && util::is_displayable_text(name);
+}
+
+std::string JwtSettings::problem() const {
+  if (!enabled()) return {};
+  const int sources = !jwks_url.empty() + !jwks_file.empty() + !secret.empty();
+  if (sources > 1) return "set only one of jwt_jwks_url, jwt_jwks_file and jwt_secret";
+  if (audience.empty()) return "jwt_audience is required with JWTs: a token made for another app must not work here";
+  // RFC 7518 §3.2: an HMAC key at least as long as the hash.
+  if (!secret.empty() && secret.size() < 32) return "jwt_secret must be at least 32 bytes";
+  if (!jwks_url.empty() && !acceptable_key_url(jwks_url)) {
+    return "jwt_jwks_url must be an https:// URL (or http:// on loopback)";
+  }
+  if (sources == 0 && !acceptable_key_url(issuer)) {
+    return "jwt_issuer must be an https:// URL (or http:// on loopback) to discover its keys, or set jwt_jwks_url";
+  }
+  if (user_claim.empty()) return "jwt_user_claim must name a claim";
+  if (admin_claim.empty() != admin_value.empty()) return "set jwt_admin_claim and jwt_admin_value together";
+  if (leeway.count() < 0 || leeway > std::chrono::hours(1)) return "jwt_leeway must be between 0 s and 1 h";
+  return {};
+}
 
 std::string generate_token_secret() {
   std::array<std::uint8_t, kTokenRandomBytes> bytes{};
@@ -26,7 +55,7 @@ bool looks_like_token(std::string_view secret) {
   return true;
 }
 
-IssuedToken issue_token(db::UserStore& store, const db::User& user, std::string_view name,
+IssuedToken issue_token(db::Accounts& store, const db::User& user, std::string_view name,
                         std::optional<std::chrono::milliseconds> expires_in) {
   std::array<std::uint8_t, 8> id_bytes{};
   util::random_bytes(id_bytes);
@@ -79,13 +108,30 @@ std::optional<int> TokenBuckets::take(const std::string& key, std::chrono::stead
   return static_cast<int>(std::ceil((1 - b.tokens) / rate));
 }
 
+Authenticator::Authenticator(db::UserStore& store, boost::asio::thread_pool& blocking, JwtSettings jwt)
+    : store_(store), blocking_(blocking), jwt_(std::move(jwt)) {
+  if (const auto problem = jwt_.problem(); !problem.empty()) throw std::invalid_argument(problem);
+  if (jwt_.enabled()) keys_ = KeySource::make(jwt_, blocking_);
+}
+
+Authenticator::~Authenticator() = default;
+
+boost::asio::awaitable<void> Authenticator::start() {
+  if (keys_) co_await keys_->start();
+}
+
 boost::asio::awaitable<Principal> Authenticator::authenticate(std::string_view authorization) {
-  if (authorization.empty()) throw Unauthorized("missing Authorization: Bearer token");
+  if (authorization.empty()) throw Unauthorized("missing Authorization: Bearer token", /*presented=*/false);
   const auto token = bearer_token(authorization);
   if (!token) throw Unauthorized("malformed Authorization header: expected 'Bearer <token>'");
+  if (keys_ && jwt::looks_like_jwt(*token)) co_return co_await jwt_principal(*token);
   // Garbage is refused without a database round trip.
   if (!looks_like_token(*token)) throw Unauthorized("invalid token");
-  const std::string hash = hash_token(*token);
+  co_return co_await api_token_principal(*token);
+}
+
+boost::asio::awaitable<Principal> Authenticator::api_token_principal(std::string_view token) {
+  const std::string hash = hash_token(token);
   auto owner = co_await util::run_blocking(blocking_, [&] { return store_.find_token(hash); });
   if (!owner) throw Unauthorized("invalid token");
   if (owner->token.revoked_at) throw Unauthorized("token revoked");
@@ -94,6 +140,44 @@ boost::asio::awaitable<Principal> Authenticator::authenticate(std::string_view a
   }
   if (owner->user.disabled) throw Unauthorized("user disabled");
   co_return Principal{owner->user.id, owner->user.name, owner->user.is_admin, owner->token.id, owner->user.quota_bytes};
+}
+
+boost::asio::awaitable<Principal> Authenticator::jwt_principal(std::string_view token) {
+  const jwt::Expectations expect{
+      .audience = jwt_.audience,
+      .issuer = jwt_.issuer.empty() ? std::nullopt : std::optional(jwt_.issuer),
+      .leeway = jwt_.leeway,
+      .user_claim = jwt_.user_claim,
+      .admin_claim = jwt_.admin_claim,
+      .admin_value = jwt_.admin_value,
+  };
+  std::optional<jwt::Claims> claims;
+  try {
+    auto keys = co_await keys_->current();
+    try {
+      claims = jwt::verify(token, *keys, expect, util::now_micros() / 1'000'000);
+    } catch (const jwt::Error& e) {
+      if (e.failure() != jwt::Failure::unknown_key) throw;
+    }
+    if (!claims) {
+      // Signed by a key the set lacks: the provider may have rotated one in.
+      keys = co_await keys_->refetch();
+      claims = jwt::verify(token, *keys, expect, util::now_micros() / 1'000'000);
+    }
+  } catch (const jwt::Error& e) {
+    throw Unauthorized(e.what());
+  }
+  if (!is_valid_user_name(claims->user)) {
+    throw Unauthorized("the token's " + jwt_.user_claim + " claim is not a usable user name (1-255 bytes of text)");
+  }
+  const auto now = util::now_micros();
+  const auto user =
+      co_await util::run_blocking(blocking_, [&] { return store_.external_user(claims->issuer, claims->user, now); });
+  if (!user) throw Unauthorized("the token's user name belongs to another account here");
+  if (user->disabled) throw Unauthorized("user disabled");
+  // Each JWT user is one rate-limit bucket, whichever token they bring.
+  co_return Principal{user->id, user->name, user->is_admin || claims->admin, "jwt:" + std::to_string(user->id),
+                      user->quota_bytes};
 }
 
 }  // namespace s3up::auth

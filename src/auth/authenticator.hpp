@@ -1,6 +1,8 @@
 #pragma once
-// API tokens: how they are made, stored (only their SHA-256) and checked.
+// Who a request is: API tokens (how they are made, stored (only their
+// SHA-256) and checked) and the JWTs of an app's own identity provider.
 #include <chrono>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -19,8 +21,20 @@ namespace s3up::auth {
 // message says why, never with the credential in it.
 class Unauthorized : public util::RequestFailure {
  public:
-  using util::RequestFailure::RequestFailure;
+  // `presented`: the request carried a credential, which was refused (RFC
+  // 6750's invalid_token); false when it carried none.
+  explicit Unauthorized(const std::string& message, bool presented = true)
+      : util::RequestFailure(message), presented_(presented) {}
+  bool presented() const { return presented_; }
+
+ private:
+  bool presented_;
 };
+
+// User names: 1-255 bytes of text fit to show (util::is_displayable_text).
+// A JWT user's name is their user claim (an OIDC "sub" is at most 255).
+inline constexpr std::size_t kMaxUserNameBytes = 255;
+bool is_valid_user_name(std::string_view name);
 
 // "s3u_" + 43 characters of base64url: 256 random bits with a prefix that
 // secret scanners and people recognise.
@@ -35,7 +49,7 @@ struct IssuedToken {
   std::string secret;  // shown once, never stored
   db::ApiToken record;
 };
-IssuedToken issue_token(db::UserStore& store, const db::User& user, std::string_view name,
+IssuedToken issue_token(db::Accounts& store, const db::User& user, std::string_view name,
                         std::optional<std::chrono::milliseconds> expires_in);
 
 // Who is making a request.
@@ -75,19 +89,52 @@ class TokenBuckets {
   std::unordered_map<std::string, Bucket> buckets_;
 };
 
+// JWTs from the app's identity provider as bearer tokens, beside API
+// tokens. Keys from jwks_url, jwks_file or secret; with only the issuer
+// set, from the issuer's OpenID discovery document.
+struct JwtSettings {
+  std::string jwks_url;   // https:// (or http:// on loopback)
+  std::string jwks_file;  // a JWKS on disk
+  std::string secret;     // HS256/384/512
+  std::string issuer;     // checked against iss when set
+  std::string audience;   // required when JWTs are on
+  std::chrono::seconds leeway{60};
+  std::string user_claim = "sub";
+  std::string admin_claim;  // with admin_value: a claim (or an array claim) that makes its bearer an admin
+  std::string admin_value;
+  std::string ca_file;  // extra CA bundle (PEM) for the key fetches, beside the system's
+  bool enabled() const { return !jwks_url.empty() || !jwks_file.empty() || !secret.empty() || !issuer.empty(); }
+  // Why these settings cannot work (empty when they can): no audience, two
+  // key sources, a short secret, a claim name missing.
+  std::string problem() const;
+};
+
+class KeySource;
+
 class Authenticator {
  public:
-  Authenticator(db::UserStore& store, boost::asio::thread_pool& blocking) : store_(store), blocking_(blocking) {}
+  // Throws std::invalid_argument for JWT settings that cannot work.
+  Authenticator(db::UserStore& store, boost::asio::thread_pool& blocking, JwtSettings jwt = {});
+  ~Authenticator();
   db::UserStore& users() const { return store_; }  // where the users it knows are kept
 
+  // Loads the JWT keys (a failure is logged; tokens wait for the next try).
+  boost::asio::awaitable<void> start();
+
   // The principal for an Authorization header value. Throws Unauthorized
-  // for a missing, malformed, unknown, revoked or expired token or a disabled user;
-  // the message says which, but never echoes the token.
+  // for a missing, malformed, unknown, revoked or expired token, a JWT that
+  // does not verify, or a disabled user; the message says which, but never
+  // echoes the token.
   boost::asio::awaitable<Principal> authenticate(std::string_view authorization);
 
  private:
+  boost::asio::awaitable<Principal> api_token_principal(std::string_view token);
+  boost::asio::awaitable<Principal> jwt_principal(std::string_view token);
+
   db::UserStore& store_;
   boost::asio::thread_pool& blocking_;
+  JwtSettings jwt_;
+  std::shared_ptr<KeySource> keys_;  // null: JWTs are off
 };
 
 }  // namespace s3up::auth

@@ -1,4 +1,4 @@
-// The administrative commands: users (add, quota, list, disable, enable) and
+// The administrative commands: users (add, quota, list, disable, enable, delete) and
 // API tokens (create, list, revoke), run against the configured database.
 #include <cstdio>
 
@@ -54,6 +54,10 @@ AdminCommands::AdminCommands(CLI::App& app) {
   user_disable_->add_option("name", user_name_, "User name")->required();
   user_enable_ = user_cmd->add_subcommand("enable", "Enable a disabled user again");
   user_enable_->add_option("name", user_name_, "User name")->required();
+  user_delete_ = user_cmd->add_subcommand(
+      "delete", "Delete a user, their tokens and their files (the service's janitor removes the files)");
+  user_delete_->add_option("name", user_name_, "User name")->required();
+  user_delete_->add_flag("--keep-files", keep_files_, "Only if they have no files: refuse otherwise");
 
   auto* token_cmd = app.add_subcommand("token", "Manage API tokens")->require_subcommand(1);
   token_create_ = token_cmd->add_subcommand("create", "Create an API token for a user and print it once");
@@ -68,7 +72,8 @@ AdminCommands::AdminCommands(CLI::App& app) {
 
 bool AdminCommands::parsed() const {
   for (const auto* cmd :
-       {user_add_, user_quota_, user_list_, user_disable_, user_enable_, token_create_, token_list_, token_revoke_}) {
+       {user_add_, user_quota_, user_list_, user_disable_, user_enable_, user_delete_, token_create_, token_list_,
+        token_revoke_}) {
     if (cmd->parsed()) return true;
   }
   return false;
@@ -77,8 +82,8 @@ bool AdminCommands::parsed() const {
 int AdminCommands::run(const config::Config& cfg) {
   auto metadata = open_for_cli(cfg);
   if (user_add_->parsed()) {
-    if (!upload::is_acceptable_file_name(user_name_) || user_name_.size() > 64) {
-      throw std::runtime_error("user names are 1-64 printable characters");
+    if (!auth::is_valid_user_name(user_name_)) {
+      throw std::runtime_error("user names are 1-255 bytes of text without control characters");
     }
     const auto quota_bytes = parse_quota(quota_);
     const auto user = metadata->create_user(user_name_, admin_);
@@ -103,12 +108,39 @@ int AdminCommands::run(const config::Config& cfg) {
   if (user_list_->parsed()) {
     fmt::print("{:<8} {:<24} {:<6} {:<9} {:<12} {:<12} {}\n", "ID", "NAME", "ADMIN", "DISABLED", "QUOTA", "USED",
                "CREATED");
-    for (const auto& u : metadata->list_users()) {
-      fmt::print("{:<8} {:<24} {:<6} {:<9} {:<12} {:<12} {}\n", u.id, u.name, u.is_admin ? "yes" : "no",
-                 u.disabled ? "yes" : "no",
-                 u.quota_bytes ? util::format_size(static_cast<std::uint64_t>(*u.quota_bytes)) : "default",
-                 util::format_size(static_cast<std::uint64_t>(u.used_bytes)), util::rfc3339(u.created_at));
+    std::string after;
+    for (;;) {
+      const auto page = metadata->list_users(after, 1000);
+      for (const auto& u : page) {
+        fmt::print("{:<8} {:<24} {:<6} {:<9} {:<12} {:<12} {}\n", u.id, u.name, u.is_admin ? "yes" : "no",
+                   u.deleting ? "deleting" : u.disabled ? "yes" : "no",
+                   u.quota_bytes ? util::format_size(static_cast<std::uint64_t>(*u.quota_bytes)) : "default",
+                   util::format_size(static_cast<std::uint64_t>(u.used_bytes)), util::rfc3339(u.created_at));
+      }
+      if (page.size() < 1000) break;
+      after = page.back().name;
     }
+    return 0;
+  }
+  if (user_delete_->parsed()) {
+    const auto user = require_user(*metadata, user_name_);
+    if (keep_files_) {
+      if (!metadata->remove_user_if_empty(user.id)) {
+        throw std::runtime_error("user " + user_name_ + " still has files; without --keep-files they are deleted too");
+      }
+      fmt::print("deleted user {}\n", user_name_);
+      return 0;
+    }
+    const auto started = metadata->begin_user_deletion(user_name_, util::now_micros());
+    if (!started) throw std::runtime_error("no such user: " + user_name_);
+    if (metadata->remove_user_if_empty(started->user_id)) {
+      fmt::print("deleted user {}\n", user_name_);
+      return 0;
+    }
+    fmt::print(
+        "user {} is disabled and being deleted: the service's janitor deletes their {} file(s), then the user "
+        "(within janitor_interval)\n",
+        user_name_, started->files);
     return 0;
   }
   if (token_create_->parsed()) {

@@ -28,11 +28,13 @@ class AdminCommands {
   CLI::App* user_list_ = nullptr;
   CLI::App* user_disable_ = nullptr;
   CLI::App* user_enable_ = nullptr;
+  CLI::App* user_delete_ = nullptr;
   CLI::App* token_create_ = nullptr;
   CLI::App* token_list_ = nullptr;
   CLI::App* token_revoke_ = nullptr;
   std::string user_name_, quota_, token_user_, token_name_, expires_in_, token_id_;
   bool admin_ = false;
+  bool keep_files_ = false;
 };
 
 // `push`, `ls`, `get`, `rm`, registered on `app`. They need no service

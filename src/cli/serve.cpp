@@ -78,11 +78,14 @@ int serve(const config::Config& cfg) {
   store_settings.download_buffers = std::make_shared<util::BufferPool>(cfg.download_budget);
   auto store = naming("storage", "S3UP_STORAGE",
                       [&] { return storage::open_object_store(store_settings, io.get_executor(), blocking); });
-  auth::Authenticator authenticator(*metadata, blocking);
+  auth::Authenticator authenticator(*metadata, blocking, cfg.jwt);
+  // The JWT keys load in the background: a provider that is down does not
+  // keep the service from starting (tokens wait for the next try).
+  asio::co_spawn(io, authenticator.start(), asio::detached);
   const upload::Services uploads{*store, *metadata, *metadata, blocking, cfg.uploads};
   api::Api api(api::Dependencies{uploads, authenticator, cfg.downloads, cfg.rate_limit, cfg.web, cfg.resumable});
   // Clean-up after uploads of crashed processes: now, then periodically.
-  upload::Janitor janitor(uploads, cfg.janitor.stale_upload_age, &api.uploads());
+  upload::Janitor janitor(uploads, cfg.janitor.stale_upload_age, &api.uploads(), metadata.get());
   asio::co_spawn(io, janitor.run_every(cfg.janitor.interval), asio::detached);
 
   http::ServerOptions options;

@@ -166,6 +166,11 @@ struct DatabaseUrl : Text {
 struct Url : Text {
   std::string show(const std::string& v) const { return util::redact_url_userinfo(v); }
 };
+// A secret: never shown, and never echoed in an error.
+struct Secret {
+  std::string read(const std::string& v, const Bad&) const { return v; }
+  std::string show(const std::string& v) const { return v.empty() ? "" : "REDACTED"; }
+};
 // A quota: a size, stored as "none" when 0.
 struct Quota {
   std::optional<std::uint64_t> read(const std::string& v, const Bad& bad) const {
@@ -268,6 +273,34 @@ const std::vector<SettingInfo> kSettings = {
     setting("cors_origins", "S3UP_CORS_ORIGINS", "",
             "Origins a browser may call the API from (https://app.example.com,...), or * for any; empty: none.",
             in(&Config::web, &api::Web::cors_origins), List{}),
+    setting("jwt_jwks_url", "S3UP_JWT_JWKS_URL", "",
+            "JWTs from your identity provider as bearer tokens: its JWKS URL "
+            "(https://tenant.auth0.com/.well-known/jwks.json). Or set jwt_issuer alone (OIDC discovery), jwt_jwks_file "
+            "or jwt_secret.",
+            in(&Config::jwt, &auth::JwtSettings::jwks_url), Url{}),
+    setting("jwt_jwks_file", "S3UP_JWT_JWKS_FILE", "", "A JWKS file to check JWTs with (read again every 5 minutes).",
+            in(&Config::jwt, &auth::JwtSettings::jwks_file), Text{}),
+    setting("jwt_secret", "S3UP_JWT_SECRET", "",
+            "A shared secret (at least 32 bytes) to check HS256/384/512 JWTs with, e.g. Supabase's legacy JWT secret.",
+            in(&Config::jwt, &auth::JwtSettings::secret), Secret{}),
+    setting("jwt_issuer", "S3UP_JWT_ISSUER", "",
+            "The issuer JWTs must name (iss); alone, its /.well-known/openid-configuration names the keys.",
+            in(&Config::jwt, &auth::JwtSettings::issuer), Text{}),
+    setting("jwt_audience", "S3UP_JWT_AUDIENCE", "",
+            "The audience JWTs must name (aud); required with JWTs, so tokens made for another app do not work here.",
+            in(&Config::jwt, &auth::JwtSettings::audience), Text{}),
+    setting("jwt_leeway", "S3UP_JWT_LEEWAY", "60s", "Clock skew allowed when checking exp, nbf and iat (at most 1h).",
+            in(&Config::jwt, &auth::JwtSettings::leeway),
+            WholeSeconds{{std::chrono::seconds(0), std::chrono::hours(1), "between 0s and 1h"}}),
+    setting("jwt_user_claim", "S3UP_JWT_USER_CLAIM", "sub",
+            "The claim naming the user; with the issuer it is one user, created on first use.",
+            in(&Config::jwt, &auth::JwtSettings::user_claim), Text{true}),
+    setting("jwt_admin_claim", "S3UP_JWT_ADMIN_CLAIM", "",
+            "A claim that makes its bearer an admin when it is (or, as an array, contains) jwt_admin_value; e.g. "
+            "role.",
+            in(&Config::jwt, &auth::JwtSettings::admin_claim), Text{}),
+    setting("jwt_admin_value", "S3UP_JWT_ADMIN_VALUE", "", "The value of jwt_admin_claim that makes an admin.",
+            in(&Config::jwt, &auth::JwtSettings::admin_value), Text{}),
     setting("stale_upload_age", "S3UP_STALE_UPLOAD_AGE", "24h",
             "A pending upload older than this (not being received by this instance) died with its process: the janitor "
             "cleans it up.",
@@ -452,6 +485,9 @@ Config load(const Sources& sources) {
   if (store.url.starts_with("s3://") && c.buffer_budget < store.part_size * 2) {
     throw ConfigError("buffer_budget must hold at least two parts (part_size)");
   }
+  // Keys are fetched with the S3 client's trust: the system's CAs and s3_ca_file.
+  c.jwt.ca_file = store.s3_ca_file;
+  if (const auto problem = c.jwt.problem(); !problem.empty()) throw ConfigError(problem);
   auto& service = c.service;
   const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
   if (service.threads == 0) service.threads = cores;

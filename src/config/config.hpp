@@ -55,6 +55,7 @@ struct Config {
   api::Web web;
   upload::ResumableSettings resumable;
   auth::RateLimit rate_limit;
+  auth::JwtSettings jwt;
   JanitorSettings janitor;
 };
 

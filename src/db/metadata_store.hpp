@@ -41,6 +41,8 @@ struct User {
   Micros created_at = 0;
   std::optional<std::int64_t> quota_bytes;  // none: the service's default
   std::int64_t used_bytes = 0;              // complete uploads plus reservations of uploads in progress
+  std::optional<std::string> issuer;        // a JWT user's identity provider (iss); none: a user of API tokens
+  bool deleting = false;                    // being deleted (Accounts::begin_user_deletion)
 };
 
 // No quota at all (a quota_bytes or default the arithmetic can use).
@@ -119,23 +121,74 @@ class ExclusiveLock {
   virtual ~ExclusiveLock() = default;
 };
 
-// Users and their API tokens (the CLI, authentication).
-class UserStore {
+// Who a request is: what authentication reads on every request, and a JWT
+// user's first request writes.
+class Identities {
  public:
-  virtual ~UserStore() = default;
-  virtual User create_user(std::string_view name, bool is_admin) = 0;
+  virtual ~Identities() = default;
+  virtual std::optional<TokenOwner> find_token(std::string_view token_hash) = 0;
+  // The user a JWT from `issuer` names `name`, created on first use (no
+  // admin, the default quota); nullopt when the name belongs to a user of
+  // API tokens or of another issuer.
+  virtual std::optional<User> external_user(std::string_view issuer, std::string_view name, Micros now) = 0;
   virtual std::optional<User> find_user(std::string_view name) = 0;
   virtual std::optional<User> get_user(std::int64_t id) = 0;
-  virtual std::vector<User> list_users() = 0;
+};
+
+// A change to a user: each field given is set.
+struct UserChange {
+  std::optional<std::optional<std::int64_t>> quota_bytes;  // the new quota; an empty one: the service's default
+  std::optional<bool> disabled;
+  std::optional<bool> is_admin;
+};
+
+// Managing users and their tokens: the CLI's user and token commands, the
+// admin API, and the janitor finishing a user's deletion.
+class Accounts {
+ public:
+  virtual ~Accounts() = default;
+  virtual User create_user(std::string_view name, bool is_admin) = 0;  // db::Error(conflict) if the name is taken
+  // Users by name, after `after` (empty: from the first), at most `limit`.
+  virtual std::vector<User> list_users(std::string_view after, std::int64_t limit) = 0;
   virtual std::int64_t count_users() = 0;
-  virtual bool set_user_disabled(std::string_view name, bool disabled) = 0;  // false if no such user
-  virtual bool set_user_quota(std::string_view name, std::optional<std::int64_t> quota_bytes) = 0;  // false if none
+  // The user after the change; nullopt if there is no such user (or it is being deleted).
+  virtual std::optional<User> update_user(std::string_view name, const UserChange& change) = 0;
+  bool set_user_disabled(std::string_view name, bool disabled) {
+    UserChange change;
+    change.disabled = disabled;
+    return update_user(name, change).has_value();
+  }
+  bool set_user_quota(std::string_view name, std::optional<std::int64_t> quota_bytes) {
+    UserChange change;
+    change.quota_bytes.emplace(quota_bytes);
+    return update_user(name, change).has_value();
+  }
+
+  // Deleting a user, in steps a crash cannot corrupt. First: the user is
+  // marked and disabled, their files marked 'deleting' (as DELETE
+  // /files/{id} does), their unfinished single-shot uploads failed and their
+  // resumable ones expired, leaving what they stored to the janitor. Returns the user's id and how many files are now
+  // being deleted; nullopt if there is no such user. Again on a user being
+  // deleted: the same user, nothing more marked.
+  struct DeletionStarted {
+    std::int64_t user_id = 0;
+    std::int64_t files = 0;
+  };
+  virtual std::optional<DeletionStarted> begin_user_deletion(std::string_view name, Micros now) = 0;
+  // The last step, for a deletion or on its own: the user (and their tokens,
+  // and their failed uploads that left nothing in the store) goes, only if
+  // nothing else of theirs is left. True if the user is gone.
+  virtual bool remove_user_if_empty(std::int64_t user_id) = 0;
+  // The janitor's list: users being deleted.
+  virtual std::vector<std::int64_t> users_being_deleted(std::int64_t limit) = 0;
 
   virtual void create_token(const ApiToken& token, std::string_view token_hash) = 0;
-  virtual std::optional<TokenOwner> find_token(std::string_view token_hash) = 0;
   virtual std::vector<ApiToken> list_tokens(std::optional<std::int64_t> user_id) = 0;
   virtual bool revoke_token(std::string_view token_id, Micros now) = 0;  // false if unknown or already revoked
 };
+
+// Users and their API tokens, both ways.
+class UserStore : public Identities, public Accounts {};
 
 // The upload engine's: an upload's row from pending to complete or failed,
 // and the quota it reserves on the way.

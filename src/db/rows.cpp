@@ -11,6 +11,8 @@ User decode_user(const Row& row, int first) {
   u.created_at = row.timestamp(first + 4);
   u.quota_bytes = row.optional_integer(first + 5);
   u.used_bytes = row.integer(first + 6);
+  u.issuer = row.optional_text(first + 7);
+  u.deleting = row.boolean(first + 8);
   return u;
 }
 

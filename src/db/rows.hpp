@@ -26,10 +26,14 @@ class Row {
   std::optional<Micros> optional_timestamp(int column) const {
     return is_null(column) ? std::nullopt : std::optional(timestamp(column));
   }
+  std::optional<std::string> optional_text(int column) const {
+    return is_null(column) ? std::nullopt : std::optional(text(column));
+  }
 };
 
-// users: id, name, is_admin, disabled, created_at, quota_bytes, used_bytes
-inline constexpr int kUserColumns = 7;
+// users: id, name, is_admin, disabled, created_at, quota_bytes, used_bytes,
+// issuer, whether deleting_at is set
+inline constexpr int kUserColumns = 9;
 User decode_user(const Row& row, int first = 0);
 
 // api_tokens: id, user_id, the user's name, name, created_at, expires_at, revoked_at

@@ -31,6 +31,7 @@
 // scribble.
 //
 // Bytes come from a util::ByteSource: the engine knows nothing of HTTP.
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -76,6 +77,17 @@ class LiveUploads {
 };
 
 // What the engine and the janitor work with.
+// Work for the janitor that should not wait for its next round (a user's
+// deletion): whoever made it calls, and the janitor runs within a second.
+class JanitorCall {
+ public:
+  void call() { called_ = true; }
+  bool take() { return called_.exchange(false); }
+
+ private:
+  std::atomic<bool> called_{false};
+};
+
 struct Services {
   storage::ObjectStore& store;
   db::UploadStore& records;
@@ -83,6 +95,7 @@ struct Services {
   boost::asio::thread_pool& blocking;
   Limits limits;
   std::shared_ptr<LiveUploads> live = std::make_shared<LiveUploads>();
+  std::shared_ptr<JanitorCall> janitor_call = std::make_shared<JanitorCall>();
 };
 
 // Where an upload's bytes are stored: u/<user id>/<upload id> (ids are never

@@ -54,6 +54,7 @@ asio::awaitable<JanitorReport> Janitor::run_once() {
   }
   co_await finish_deletions(report);
   co_await finish_failures(report);
+  co_await finish_user_deletions(report);
   for (int round = 0; resumable_ && round < kMaxRounds; ++round) {
     const auto ended = co_await resumable_->end_expired(kRowsPerRound);
     report.expired += static_cast<int>(ended);
@@ -61,11 +62,12 @@ asio::awaitable<JanitorReport> Janitor::run_once() {
   }
   co_await util::run_blocking(services_.blocking, [&] { lock.reset(); });
   if (report.cleaned > 0 || report.failed > 0 || report.deletions_finished > 0 || report.expired > 0 ||
-      report.leftovers_removed > 0) {
+      report.leftovers_removed > 0 || report.users_deleted > 0) {
     spdlog::info(
         "janitor: {} stale upload(s) cleaned up, {} deletion(s) finished, {} failed upload(s)' leftovers removed, "
-        "{} expired upload(s) ended, {} failed",
-        report.cleaned, report.deletions_finished, report.leftovers_removed, report.expired, report.failed);
+        "{} expired upload(s) ended, {} user(s) deleted, {} failed",
+        report.cleaned, report.deletions_finished, report.leftovers_removed, report.expired, report.users_deleted,
+        report.failed);
   }
   co_return report;
 }
@@ -119,6 +121,21 @@ asio::awaitable<void> Janitor::finish_failures(JanitorReport& report) {
   }
 }
 
+// Users being deleted whose files and leftovers the steps before removed:
+// the user goes (a user with something still left waits for a later run).
+asio::awaitable<void> Janitor::finish_user_deletions(JanitorReport& report) {
+  if (!accounts_) co_return;
+  const auto users =
+      co_await util::run_blocking(services_.blocking, [&] { return accounts_->users_being_deleted(kRowsPerRound); });
+  for (const auto id : users) {
+    const bool gone = co_await util::run_blocking(services_.blocking, [&] { return accounts_->remove_user_if_empty(id); });
+    if (gone) {
+      ++report.users_deleted;
+      spdlog::info("janitor: user {} deleted, the last of their files gone", id);
+    }
+  }
+}
+
 asio::awaitable<void> Janitor::remove_leftovers(const db::Upload& row) {
   if (auto* recovery = services_.store.recovery()) {
     co_await recovery->discard_unfinished(row.storage_key, row.store_upload_id);
@@ -128,6 +145,10 @@ asio::awaitable<void> Janitor::remove_leftovers(const db::Upload& row) {
 }
 
 asio::awaitable<void> Janitor::run_every(std::chrono::milliseconds interval) {
+  using Clock = std::chrono::steady_clock;
+  // Awake every second at most, to answer a JanitorCall; a round only when
+  // called or when the interval is up.
+  const auto tick = std::min<std::chrono::milliseconds>(interval, std::chrono::seconds(1));
   asio::steady_timer timer(co_await asio::this_coro::executor);
   for (;;) {
     try {
@@ -136,9 +157,12 @@ asio::awaitable<void> Janitor::run_every(std::chrono::milliseconds interval) {
       spdlog::warn("janitor: {}; trying again in {}s", e.what(),
                    std::chrono::duration_cast<std::chrono::seconds>(interval).count());
     }
-    timer.expires_after(interval);
-    auto [ec] = co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
-    if (ec) co_return;  // cancelled: shutting down
+    const auto next_round = Clock::now() + interval;
+    do {
+      timer.expires_after(tick);
+      auto [ec] = co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+      if (ec) co_return;  // cancelled: shutting down
+    } while (Clock::now() < next_round && !services_.janitor_call->take());
   }
 }
 

@@ -9,7 +9,8 @@
 // interrupted (rows left 'deleting'), removes what failed uploads left in a
 // store that was unreachable when they failed (failed_with_leftovers), and
 // ends resumable uploads past their expiry (Uploads::end_expired):
-// those are judged by expiry, not age.
+// those are judged by expiry, not age. Last, users being deleted go once
+// nothing of theirs is left (Accounts::remove_user_if_empty).
 #include <chrono>
 
 #include <boost/asio/awaitable.hpp>
@@ -23,27 +24,31 @@ struct JanitorReport {
   int deletions_finished = 0;  // rows a crash left 'deleting': object and row removed
   int leftovers_removed = 0;   // failed uploads' leftovers the store was down to take when they failed
   int expired = 0;             // unfinished resumable uploads past their expiry, ended
+  int users_deleted = 0;       // users being deleted, gone with the last of their uploads
   int failed = 0;              // rows whose clean-up failed this time (tried again next time)
   bool skipped = false;        // another instance held the lock
 };
 
 class Janitor {
  public:
-  Janitor(const Services& services, std::chrono::milliseconds stale_after, Uploads* resumable = nullptr)
-      : services_(services), stale_after_(stale_after), resumable_(resumable) {}
+  Janitor(const Services& services, std::chrono::milliseconds stale_after, Uploads* resumable = nullptr,
+          db::Accounts* accounts = nullptr)
+      : services_(services), stale_after_(stale_after), resumable_(resumable), accounts_(accounts) {}
   boost::asio::awaitable<JanitorReport> run_once();
-  // run_once now and every `interval` until the coroutine is cancelled or
-  // the io_context stops.
+  // run_once now and every `interval`, and within a second of a
+  // JanitorCall, until the coroutine is cancelled or the io_context stops.
   boost::asio::awaitable<void> run_every(std::chrono::milliseconds interval);
 
  private:
   boost::asio::awaitable<void> finish_deletions(JanitorReport& report);
   boost::asio::awaitable<void> finish_failures(JanitorReport& report);
   boost::asio::awaitable<void> remove_leftovers(const db::Upload& row);
+  boost::asio::awaitable<void> finish_user_deletions(JanitorReport& report);
 
   Services services_;
   std::chrono::milliseconds stale_after_;
   Uploads* resumable_;
+  db::Accounts* accounts_;
 };
 
 }  // namespace s3up::upload

@@ -9,6 +9,11 @@
 
 namespace s3up::util {
 
+// Valid UTF-8 without control characters or the bidirectional formatting
+// characters that make text display as something else: fit to show a
+// person (file names, user names).
+bool is_displayable_text(std::string_view s);
+
 // Without leading and trailing spaces, tabs, CR and LF.
 inline std::string_view trim(std::string_view s) {
   constexpr std::string_view ws = " \t\r\n";

@@ -3,6 +3,7 @@
 // in-process tests of handlers and upload sessions (no socket, no disk, no
 // database). Each can be told to fail at one step, so every failure path of
 // a session can be driven. The integration tests use the real ones.
+#include <algorithm>
 #include <atomic>
 #include <map>
 #include <mutex>
@@ -177,33 +178,51 @@ class MemoryMetadata final : public db::MetadataStore {
     }
     return std::nullopt;
   }
+  std::optional<db::User> external_user(std::string_view issuer, std::string_view name, db::Micros now) override {
+    std::lock_guard lock(mutex_);
+    for (const auto& [id, u] : users_) {
+      if (u.name == name) return u.issuer == issuer ? std::optional(u) : std::nullopt;
+    }
+    db::User u{.id = static_cast<std::int64_t>(users_.size()) + 1, .name = std::string(name), .created_at = now,
+               .issuer = std::string(issuer)};
+    users_[u.id] = u;
+    return u;
+  }
   std::optional<db::User> get_user(std::int64_t id) override {
     std::lock_guard lock(mutex_);
     const auto it = users_.find(id);
     if (it == users_.end()) return std::nullopt;
     return it->second;
   }
-  std::vector<db::User> list_users() override {
+  std::vector<db::User> list_users(std::string_view after, std::int64_t limit) override {
     std::lock_guard lock(mutex_);
     std::vector<db::User> out;
-    for (const auto& [id, u] : users_) out.push_back(u);
+    for (const auto& [id, u] : users_) {
+      if (u.name > after) out.push_back(u);
+    }
+    std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
+    if (static_cast<std::int64_t>(out.size()) > limit) out.resize(static_cast<std::size_t>(limit));
     return out;
   }
-  std::int64_t count_users() override { return static_cast<std::int64_t>(list_users().size()); }
-  bool set_user_disabled(std::string_view name, bool disabled) override {
+  std::int64_t count_users() override {
+    std::lock_guard lock(mutex_);
+    return static_cast<std::int64_t>(users_.size());
+  }
+  std::optional<db::User> update_user(std::string_view name, const db::UserChange& change) override {
     std::lock_guard lock(mutex_);
     for (auto& [id, u] : users_) {
-      if (u.name == name) return u.disabled = disabled, true;
+      if (u.name != name || u.deleting) continue;
+      if (change.quota_bytes) u.quota_bytes = *change.quota_bytes;
+      if (change.disabled) u.disabled = *change.disabled;
+      if (change.is_admin) u.is_admin = *change.is_admin;
+      return u;
     }
-    return false;
+    return std::nullopt;
   }
-  bool set_user_quota(std::string_view name, std::optional<std::int64_t> quota) override {
-    std::lock_guard lock(mutex_);
-    for (auto& [id, u] : users_) {
-      if (u.name == name) return u.quota_bytes = quota, true;
-    }
-    return false;
-  }
+  // Deleting users is the real stores' business (metadata_store_test.cpp).
+  std::optional<DeletionStarted> begin_user_deletion(std::string_view, db::Micros) override { return std::nullopt; }
+  bool remove_user_if_empty(std::int64_t) override { return false; }
+  std::vector<std::int64_t> users_being_deleted(std::int64_t) override { return {}; }
   void create_token(const db::ApiToken& token, std::string_view hash) override {
     std::lock_guard lock(mutex_);
     tokens_[std::string(hash)] = token;

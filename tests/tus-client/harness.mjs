@@ -84,6 +84,11 @@ export class Stack {
     execFileSync('psql', [url, '-v', 'ON_ERROR_STOP=1', '-qc', sql], { stdio: 'pipe' });
   }
 
+  // One value from the stack's own PostgreSQL database.
+  psqlValue(sql) {
+    return execFileSync('psql', [this.env.S3UP_DATABASE, '-v', 'ON_ERROR_STOP=1', '-Atqc', sql], { encoding: 'utf8' }).trim();
+  }
+
   cli(args, extraEnv = {}) {
     return execFileSync(binary(), args, { env: { ...process.env, ...this.env, ...extraEnv }, encoding: 'utf8' });
   }
@@ -163,7 +168,9 @@ export class Server {
     this.process.stdout.on('data', (d) => { this.log += d; });
     this.process.stderr.on('data', (d) => { this.log += d; });
     this.exited = new Promise((resolve) => this.process.on('exit', resolve));
-    for (let i = 0; i < 200 && !existsSync(portFile); i++) await sleep(50);
+    let exited = false;
+    this.exited.then(() => { exited = true; });
+    for (let i = 0; i < 200 && !existsSync(portFile) && !exited; i++) await sleep(50);
     if (!existsSync(portFile)) throw new Error(`the server did not start:\n${this.log}`);
     this.port = Number(readFileSync(portFile, 'utf8').trim());
     this.url = `http://127.0.0.1:${this.port}`;

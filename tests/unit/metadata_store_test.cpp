@@ -96,6 +96,32 @@ TEST_P(MetadataStoreContract, RacingMigrationsApplyEachStepOnce) {
   EXPECT_EQ(instances[kInstances - 1]->find_user("after-race")->id, u.id);
 }
 
+TEST_P(MetadataStoreContract, AJwtUserIsMadeOnFirstUseAndOnlyByItsIssuer) {
+  const std::string idp = "https://idp.example";
+  const auto first = store_->external_user(idp, "auth0|123", 1000);
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->issuer, idp);
+  EXPECT_FALSE(first->is_admin);
+  EXPECT_FALSE(first->quota_bytes);
+  EXPECT_EQ(store_->external_user(idp, "auth0|123", 2000)->id, first->id);
+  EXPECT_EQ(store_->find_user("auth0|123")->issuer, idp);
+  // A name a token user has, or another issuer's user, is not this issuer's.
+  store_->create_user("alice", false);
+  EXPECT_FALSE(store_->external_user(idp, "alice", 3000));
+  EXPECT_FALSE(store_->find_user("alice")->issuer);
+  EXPECT_FALSE(store_->external_user("https://other.example", "auth0|123", 3000));
+  EXPECT_FALSE(store_->external_user("", "auth0|123", 3000)) << "no iss is an issuer of its own";
+  // Instances making the same user at once make one.
+  constexpr int kRacers = 4;
+  std::vector<std::thread> racers;
+  std::vector<std::int64_t> ids(kRacers);
+  for (int i = 0; i < kRacers; ++i) {
+    racers.emplace_back([&, i] { ids[i] = store_->external_user(idp, "racer", 4000)->id; });
+  }
+  for (auto& t : racers) t.join();
+  for (const auto id : ids) EXPECT_EQ(id, ids[0]);
+}
+
 TEST_P(MetadataStoreContract, ASharedSecretIsTheFirstOneOffered) {
   EXPECT_EQ(store_->shared_secret("links", "first"), "first");
   EXPECT_EQ(store_->shared_secret("links", "second"), "first") << "every instance gets the same one";
@@ -119,7 +145,9 @@ TEST_P(MetadataStoreContract, UsersAreUniqueByName) {
   EXPECT_TRUE(found->is_admin);
   EXPECT_FALSE(found->disabled);
   EXPECT_FALSE(store_->find_user("nobody"));
-  EXPECT_EQ(store_->list_users().size(), 2u);
+  EXPECT_EQ(store_->list_users("", 100).size(), 2u);
+  EXPECT_EQ(store_->list_users("alice", 100).front().name, "root");
+  EXPECT_EQ(store_->list_users("", 1).size(), 1u);
   const auto by_id = store_->get_user(found->id);
   ASSERT_TRUE(by_id);
   EXPECT_EQ(by_id->name, "root");
@@ -148,6 +176,75 @@ TEST_P(MetadataStoreContract, TokensAreFoundByHashAndRevoked) {
   EXPECT_FALSE(store_->revoke_token(t.id, util::now_micros()));  // already revoked
   EXPECT_FALSE(store_->revoke_token("tok_unknown", util::now_micros()));
   EXPECT_TRUE(store_->find_token("hash-1")->token.revoked_at);
+}
+
+TEST_P(MetadataStoreContract, AUserIsDeletedInStepsThatLeaveNothing) {
+  const auto frank = store_->create_user("frank", false);
+  const auto other = store_->create_user("other", false);
+  const auto now = util::now_micros();
+  ApiToken token{.id = "tok_frank", .user_id = frank.id, .created_at = now};
+  store_->create_token(token, "hash-frank");
+  const auto complete = [&](std::int64_t user_id, const std::string& name) {
+    auto u = pending_upload(user_id, name);
+    store_->create_pending(u);
+    u.file_size = 10;
+    u.completed_at = now;
+    EXPECT_TRUE(store_->mark_complete(u));
+    return u;
+  };
+  const auto kept = complete(frank.id, "kept.txt");
+  complete(frank.id, "second.txt");
+  const auto unfinished = pending_upload(frank.id, "unfinished.txt");
+  store_->create_pending(unfinished);
+  const auto failed = pending_upload(frank.id, "failed.txt");
+  store_->create_pending(failed);
+  const auto resumable = pending_upload(frank.id, "resumable.bin");
+  store_->create_pending(resumable);
+  ResumableState progress;
+  progress.upload_id = resumable.id;
+  progress.part_size = 8 << 20;
+  progress.hash_state = "sha256.1:x";
+  progress.expires_at = now + 3'600'000'000;
+  store_->add_resumable(progress);
+  EXPECT_TRUE(store_->mark_failed(failed.id, now));
+  const auto others = complete(other.id, "others.txt");
+
+  // Nothing goes while something of theirs is left.
+  EXPECT_FALSE(store_->remove_user_if_empty(frank.id));
+  EXPECT_FALSE(store_->begin_user_deletion("nobody", now));
+  const auto started = store_->begin_user_deletion("frank", now);
+  ASSERT_TRUE(started);
+  EXPECT_EQ(started->user_id, frank.id);
+  EXPECT_EQ(started->files, 2);
+  const auto user = store_->find_user("frank");
+  EXPECT_TRUE(user->deleting);
+  EXPECT_TRUE(user->disabled);
+  EXPECT_TRUE(store_->find_token("hash-frank")->user.disabled);
+  EXPECT_FALSE(store_->update_user("frank", UserChange{.disabled = false}))
+      << "a user being deleted is not changed back";
+  EXPECT_EQ(store_->get_upload(kept.id)->status, UploadStatus::deleting);
+  EXPECT_EQ(store_->get_upload(unfinished.id)->status, UploadStatus::failed);
+  EXPECT_EQ(store_->get_upload(others.id)->status, UploadStatus::complete);
+  EXPECT_EQ(store_->failed_with_leftovers(10).size(), 1u) << "the unfinished upload's leftovers are the janitor's";
+  EXPECT_EQ(store_->get_upload(resumable.id)->status, UploadStatus::pending);
+  ASSERT_EQ(store_->expired_resumable(now, 10).size(), 1u) << "a resumable one expires: the janitor ends it";
+  EXPECT_TRUE(store_->mark_failed(resumable.id, now));
+  EXPECT_EQ(store_->users_being_deleted(10), std::vector<std::int64_t>{frank.id});
+  EXPECT_EQ(store_->begin_user_deletion("frank", now + 1)->files, 0) << "again: nothing more marked";
+
+  // The janitor's steps: the deleting rows, then the leftovers, then the user.
+  for (const auto& row : store_->deleting_uploads(10)) EXPECT_TRUE(store_->delete_upload(row.id));
+  EXPECT_FALSE(store_->remove_user_if_empty(frank.id)) << "the unfinished upload's leftovers are still there";
+  store_->leftovers_removed(unfinished.id);
+  EXPECT_TRUE(store_->remove_user_if_empty(frank.id));
+  EXPECT_FALSE(store_->find_user("frank"));
+  EXPECT_FALSE(store_->find_token("hash-frank"));
+  EXPECT_FALSE(store_->get_upload(failed.id));
+  EXPECT_TRUE(store_->users_being_deleted(10).empty());
+  EXPECT_TRUE(store_->get_upload(others.id)) << "another user's files stay";
+  // A user with no files goes at once, without being marked.
+  const auto empty = store_->create_user("empty", false);
+  EXPECT_TRUE(store_->remove_user_if_empty(empty.id));
 }
 
 TEST_P(MetadataStoreContract, UploadLifecyclePendingToComplete) {

@@ -35,8 +35,9 @@ class PostgresStore final : public MetadataStore {
   std::string shared_secret(std::string_view name, std::string_view candidate) override;
   User create_user(std::string_view name, bool is_admin) override;
   std::optional<User> find_user(std::string_view name) override;
+  std::optional<User> external_user(std::string_view issuer, std::string_view name, Micros now) override;
   std::optional<User> get_user(std::int64_t id) override;
-  std::vector<User> list_users() override;
+  std::vector<User> list_users(std::string_view after, std::int64_t limit) override;
   std::int64_t count_users() override;
   void create_token(const ApiToken& token, std::string_view token_hash) override;
   std::optional<TokenOwner> find_token(std::string_view token_hash) override;
@@ -54,8 +55,10 @@ class PostgresStore final : public MetadataStore {
   std::vector<Upload> stale_pending(Micros created_before, const std::optional<ListPosition>& after,
                                     std::int64_t limit) override;
   std::int64_t count_uploads(UploadStatus status) override;
-  bool set_user_disabled(std::string_view name, bool disabled) override;
-  bool set_user_quota(std::string_view name, std::optional<std::int64_t> quota_bytes) override;
+  std::optional<User> update_user(std::string_view name, const UserChange& change) override;
+  std::optional<DeletionStarted> begin_user_deletion(std::string_view name, Micros now) override;
+  bool remove_user_if_empty(std::int64_t user_id) override;
+  std::vector<std::int64_t> users_being_deleted(std::int64_t limit) override;
   bool reserve_quota(std::string_view upload_id, std::int64_t user_id, std::int64_t bytes,
                      std::int64_t default_quota) override;
   std::vector<Upload> list_files(std::optional<std::int64_t> user_id, const std::optional<ListPosition>& after,
@@ -525,6 +528,20 @@ std::optional<User> PostgresStore::find_user(std::string_view name) {
   return decode_user(ResultRow(r, 0));
 }
 
+std::optional<User> PostgresStore::external_user(std::string_view issuer, std::string_view name, Micros now) {
+  auto c = acquire();
+  Params insert;
+  insert.text(name).text(issuer).timestamp(now);
+  c->run("createExternalUser", insert);
+  Params find;
+  find.text(name);
+  const auto r = c->run("findUserByName", find);
+  if (r.size() == 0) return std::nullopt;
+  User user = decode_user(ResultRow(r, 0));
+  if (user.issuer != issuer) return std::nullopt;
+  return user;
+}
+
 std::optional<User> PostgresStore::get_user(std::int64_t id) {
   auto c = acquire();
   Params p;
@@ -534,9 +551,11 @@ std::optional<User> PostgresStore::get_user(std::int64_t id) {
   return decode_user(ResultRow(r, 0));
 }
 
-std::vector<User> PostgresStore::list_users() {
+std::vector<User> PostgresStore::list_users(std::string_view after, std::int64_t limit) {
   auto c = acquire();
-  const auto r = c->run("listUsers");
+  Params p;
+  p.text(after).integer(limit);
+  const auto r = c->run("listUsers", p);
   std::vector<User> out;
   for (int i = 0; i < r.size(); ++i) out.push_back(decode_user(ResultRow(r, i)));
   return out;
@@ -612,16 +631,51 @@ bool PostgresStore::reserve_quota(std::string_view upload_id, std::int64_t user_
   return writes_->run(w) > 0;
 }
 
-bool PostgresStore::set_user_quota(std::string_view name, std::optional<std::int64_t> quota_bytes) {
+std::optional<User> PostgresStore::update_user(std::string_view name, const UserChange& change) {
   auto c = acquire();
   Params p;
-  p.text(name);
-  if (quota_bytes) {
-    p.integer(*quota_bytes);
+  p.text(name).boolean(change.quota_bytes.has_value());
+  if (change.quota_bytes && *change.quota_bytes) {
+    p.integer(**change.quota_bytes);
   } else {
     p.null();
   }
-  return c->run("setUserQuota", p).affected() > 0;
+  for (const auto& flag : {change.disabled, change.is_admin}) {
+    if (flag) {
+      p.boolean(*flag);
+    } else {
+      p.null();
+    }
+  }
+  const auto r = c->run("updateUser", p);
+  if (r.size() == 0) return std::nullopt;
+  return decode_user(ResultRow(r, 0));
+}
+
+std::optional<Accounts::DeletionStarted> PostgresStore::begin_user_deletion(std::string_view name, Micros now) {
+  auto c = acquire();
+  Params p;
+  p.text(name).timestamp(now);
+  const auto r = c->run("beginUserDeletion", p);
+  if (r.size() == 0) return std::nullopt;
+  return DeletionStarted{.user_id = r.i64(0, 0), .files = r.i64(0, 1)};
+}
+
+bool PostgresStore::remove_user_if_empty(std::int64_t user_id) {
+  auto c = acquire();
+  Params p;
+  p.integer(user_id);
+  return c->run("removeUserIfEmpty", p).affected() > 0;
+}
+
+std::vector<std::int64_t> PostgresStore::users_being_deleted(std::int64_t limit) {
+  auto c = acquire();
+  Params p;
+  p.integer(limit);
+  const auto r = c->run("usersBeingDeleted", p);
+  std::vector<std::int64_t> out;
+  for (int i = 0; i < r.size(); ++i) out.push_back(r.i64(i, 0));
+  return out;
 }
 
 bool PostgresStore::mark_failed(std::string_view upload_id, Micros now, StoreLeftovers leftovers) {
@@ -684,13 +738,6 @@ std::int64_t PostgresStore::count_uploads(UploadStatus status) {
   Params p;
   p.text(to_string(status));
   return c->run("countUploadsByStatus", p).i64(0, 0);
-}
-
-bool PostgresStore::set_user_disabled(std::string_view name, bool disabled) {
-  auto c = acquire();
-  Params p;
-  p.text(name).boolean(disabled);
-  return c->run("setUserDisabled", p).affected() > 0;
 }
 
 std::vector<Upload> PostgresStore::list_files(std::optional<std::int64_t> user_id,

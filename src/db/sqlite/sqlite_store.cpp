@@ -34,8 +34,9 @@ class SqliteStore final : public MetadataStore {
   std::string shared_secret(std::string_view name, std::string_view candidate) override;
   User create_user(std::string_view name, bool is_admin) override;
   std::optional<User> find_user(std::string_view name) override;
+  std::optional<User> external_user(std::string_view issuer, std::string_view name, Micros now) override;
   std::optional<User> get_user(std::int64_t id) override;
-  std::vector<User> list_users() override;
+  std::vector<User> list_users(std::string_view after, std::int64_t limit) override;
   std::int64_t count_users() override;
   void create_token(const ApiToken& token, std::string_view token_hash) override;
   std::optional<TokenOwner> find_token(std::string_view token_hash) override;
@@ -53,8 +54,10 @@ class SqliteStore final : public MetadataStore {
   std::vector<Upload> stale_pending(Micros created_before, const std::optional<ListPosition>& after,
                                     std::int64_t limit) override;
   std::int64_t count_uploads(UploadStatus status) override;
-  bool set_user_disabled(std::string_view name, bool disabled) override;
-  bool set_user_quota(std::string_view name, std::optional<std::int64_t> quota_bytes) override;
+  std::optional<User> update_user(std::string_view name, const UserChange& change) override;
+  std::optional<DeletionStarted> begin_user_deletion(std::string_view name, Micros now) override;
+  bool remove_user_if_empty(std::int64_t user_id) override;
+  std::vector<std::int64_t> users_being_deleted(std::int64_t limit) override;
   bool reserve_quota(std::string_view upload_id, std::int64_t user_id, std::int64_t bytes,
                      std::int64_t default_quota) override;
   std::vector<Upload> list_files(std::optional<std::int64_t> user_id, const std::optional<ListPosition>& after,
@@ -185,6 +188,12 @@ class Statement {
   }
   void bind_one(int i, const std::string& v) { bind_one(i, std::string_view(v)); }
   void bind_one(int i, const std::optional<std::int64_t>& v) {
+    if (v)
+      bind_one(i, *v);
+    else
+      check(sqlite3_bind_null(stmt_, i));
+  }
+  void bind_one(int i, const std::optional<bool>& v) {
     if (v)
       bind_one(i, *v);
     else
@@ -355,6 +364,19 @@ std::optional<User> SqliteStore::find_user(std::string_view name) {
   return decode_user(StatementRow(s));
 }
 
+std::optional<User> SqliteStore::external_user(std::string_view issuer, std::string_view name, Micros now) {
+  auto c = acquire();
+  Statement insert(*c, "createExternalUser");
+  insert.bind(name, issuer, now);
+  insert.step();
+  Statement s(*c, "findUserByName");
+  s.bind(name);
+  if (!s.step()) return std::nullopt;
+  User user = decode_user(StatementRow(s));
+  if (user.issuer != issuer) return std::nullopt;
+  return user;
+}
+
 std::optional<User> SqliteStore::get_user(std::int64_t id) {
   auto c = acquire();
   Statement s(*c, "getUser");
@@ -363,9 +385,10 @@ std::optional<User> SqliteStore::get_user(std::int64_t id) {
   return decode_user(StatementRow(s));
 }
 
-std::vector<User> SqliteStore::list_users() {
+std::vector<User> SqliteStore::list_users(std::string_view after, std::int64_t limit) {
   auto c = acquire();
   Statement s(*c, "listUsers");
+  s.bind(after, limit);
   std::vector<User> out;
   while (s.step()) out.push_back(decode_user(StatementRow(s)));
   return out;
@@ -499,11 +522,56 @@ bool SqliteStore::reserve_quota(std::string_view upload_id, std::int64_t user_id
   })) > 0;
 }
 
-bool SqliteStore::set_user_quota(std::string_view name, std::optional<std::int64_t> quota_bytes) {
+std::optional<User> SqliteStore::update_user(std::string_view name, const UserChange& change) {
+  std::optional<User> updated;
+  writes_->run(Write([&](Connection& c) {
+    Statement s(c, "updateUser");
+    s.bind(name, change.quota_bytes.has_value(), change.quota_bytes.value_or(std::nullopt), change.disabled,
+           change.is_admin);
+    if (s.step()) updated = decode_user(StatementRow(s));
+    return updated ? 1 : 0;
+  }));
+  return updated;
+}
+
+std::optional<Accounts::DeletionStarted> SqliteStore::begin_user_deletion(std::string_view name, Micros now) {
+  std::optional<DeletionStarted> started;
+  writes_->run(Write([&](Connection& c) {
+    Statement user(c, "beginUserDeletion");
+    user.bind(name, now);
+    if (!user.step()) return 0;
+    DeletionStarted d{.user_id = user.i64(0)};
+    user.run();  // to its end, before the next statement
+    Statement files(c, "markUserUploadsDeleting");
+    files.bind(d.user_id).run();
+    d.files = files.changes();
+    Statement unfinished(c, "failUserUploads");
+    unfinished.bind(d.user_id, now).run();
+    Statement resumable(c, "expireUserUploads");
+    resumable.bind(d.user_id, now).run();
+    started = d;
+    return 1;
+  }));
+  return started;
+}
+
+bool SqliteStore::remove_user_if_empty(std::int64_t user_id) {
+  return writes_->run(Write([&](Connection& c) {
+    Statement failed(c, "removeUserFailedUploads");
+    failed.bind(user_id).run();
+    Statement user(c, "removeUserIfEmpty");
+    user.bind(user_id).run();
+    return user.changes();
+  })) > 0;
+}
+
+std::vector<std::int64_t> SqliteStore::users_being_deleted(std::int64_t limit) {
   auto c = acquire();
-  Statement s(*c, "setUserQuota");
-  s.bind(name, quota_bytes).run();
-  return s.changes() > 0;
+  Statement s(*c, "usersBeingDeleted");
+  s.bind(limit);
+  std::vector<std::int64_t> out;
+  while (s.step()) out.push_back(s.i64(0));
+  return out;
 }
 
 void SqliteStore::set_store_upload_id(std::string_view upload_id, std::string_view store_upload_id) {
@@ -539,13 +607,6 @@ std::int64_t SqliteStore::count_uploads(UploadStatus status) {
   Statement s(*c, "countUploadsByStatus");
   s.bind(to_string(status));
   return s.step() ? s.i64(0) : 0;
-}
-
-bool SqliteStore::set_user_disabled(std::string_view name, bool disabled) {
-  auto c = acquire();
-  Statement s(*c, "setUserDisabled");
-  s.bind(name, disabled).run();
-  return s.changes() > 0;
 }
 
 std::vector<Upload> SqliteStore::list_files(std::optional<std::int64_t> user_id,

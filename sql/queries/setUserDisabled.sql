@@ -1,1 +1,0 @@
-UPDATE users SET disabled = $2 WHERE name = $1

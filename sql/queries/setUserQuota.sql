@@ -1,1 +1,0 @@
-UPDATE users SET quota_bytes = $2 WHERE name = $1
