@@ -1,3 +1,3 @@
 SELECT id, user_id, file_name, file_size, content_type, sha256, storage_key, store_upload_id,
-       status, created_at, completed_at
+       status, created_at, completed_at, upload_link_id
 FROM uploads WHERE id = $1

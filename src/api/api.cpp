@@ -63,6 +63,9 @@ ApiError api_error(const upload::Error& e) {
     case Failure::type_refused: return ApiError(errc::unsupported_media_type, e.what());
     case Failure::busy: return ApiError(errc::too_many_requests, e.what(), 1);
     case Failure::not_supported: return ApiError(errc::not_implemented, e.what());
+    case Failure::length_required: return ApiError(errc::length_required, e.what());
+    case Failure::link_full: return ApiError(errc::forbidden, e.what());
+    case Failure::link_gone: return ApiError(errc::gone, e.what());
   }
   return ApiError(errc::internal, e.what());
 }
@@ -74,6 +77,8 @@ std::optional<ApiError> api_error(const std::exception_ptr& failure) {
     return api_error(e);
   } catch (const db::Error& e) {
     return api_error(e);
+  } catch (const auth::LinkGone& e) {
+    return ApiError(errc::gone, e.what());
   } catch (const auth::Unauthorized& e) {
     return api_error(e);
   } catch (const upload::Error& e) {
@@ -123,6 +128,7 @@ json::object upload_json(const db::Upload& u, bool details) {
       {"content_type", u.content_type},
       {"sha256", u.sha256},
   };
+  if (u.upload_link_id) o["upload_link"] = *u.upload_link_id;
   if (details) {
     o["user_id"] = u.user_id;
     o["status"] = db::to_string(u.status);
@@ -135,10 +141,14 @@ const auth::Principal& caller(const http::Request& request) {
   return std::any_cast<const auth::Principal&>(request.context.caller);
 }
 
-http::Middleware authenticated(auth::Authenticator& authenticator) {
-  return [&authenticator](http::Request& request, const http::Handler& next) -> asio::awaitable<http::Response> {
+http::Middleware authenticated(auth::Authenticator& authenticator, UploadLinkUse links) {
+  return [&authenticator, links](http::Request& request,
+                                 const http::Handler& next) -> asio::awaitable<http::Response> {
     if (request.context.caller.has_value()) co_return co_await next(request);  // a download link's owner
     auto principal = co_await authenticator.authenticate(request.header[field::authorization]);
+    if (principal.link && links == UploadLinkUse::refused) {
+      throw ApiError(errc::forbidden, "an upload link can only upload files");
+    }
     request.context.user_id = principal.user_id;
     request.context.caller = std::move(principal);
     co_return co_await next(request);
@@ -175,11 +185,14 @@ Api::Api(Dependencies deps)
     : deps_(std::move(deps)),
       uploads_(deps_.uploads, deps_.resumable),
       links_(deps_.uploads.coordination, deps_.uploads.blocking) {
-  // Every route but the health check is for a known caller, within their rate.
+  // Every route but the health check is for a known caller, within their
+  // rate; an upload link's bearer may only upload (tus, and its own URL).
   std::vector<http::Middleware> caller_steps{authenticated(deps_.authenticator)};
+  std::vector<http::Middleware> uploader_steps{authenticated(deps_.authenticator, UploadLinkUse::allowed)};
+  std::vector<http::Middleware> link_steps{upload_link_in_path(deps_.authenticator)};
   if (deps_.rate_limit.per_second > 0) {
     buckets_ = std::make_unique<auth::TokenBuckets>(deps_.rate_limit);
-    caller_steps.push_back(rate_limited(*buckets_));
+    for (auto* steps : {&caller_steps, &uploader_steps, &link_steps}) steps->push_back(rate_limited(*buckets_));
   }
   const auto route = [&](verb method, std::string_view pattern, auto member, std::vector<http::Middleware> steps) {
     router_.add(
@@ -192,7 +205,7 @@ Api::Api(Dependencies deps)
   route(verb::put, "/upload/{name*}", &Api::upload_raw, caller_steps);
   // tus: the protocol's checks and headers around the caller's.
   std::vector<http::Middleware> tus_steps{tus_version()};
-  tus_steps.insert(tus_steps.end(), caller_steps.begin(), caller_steps.end());
+  tus_steps.insert(tus_steps.end(), uploader_steps.begin(), uploader_steps.end());
   route(verb::options, "/upload/resumable", &Api::tus_options, {});
   route(verb::post, "/upload/resumable", &Api::tus_create, tus_steps);
   route(verb::options, "/upload/resumable/{id}", &Api::tus_options, {});
@@ -209,6 +222,12 @@ Api::Api(Dependencies deps)
   route(verb::get, "/files/{id}/content", &Api::get_content, content_steps);
   route(verb::post, "/files/{id}/link", &Api::create_link, caller_steps);
   route(verb::get, "/api/config", &Api::client_config, caller_steps);
+  route(verb::post, "/upload-links", &Api::create_upload_link, caller_steps);
+  route(verb::get, "/upload-links", &Api::list_upload_links, caller_steps);
+  route(verb::delete_, "/upload-links/{id}", &Api::revoke_upload_link, caller_steps);
+  route(verb::get, "/u/{token}", &Api::upload_link_page, {});
+  route(verb::get, "/u/{token}/info", &Api::upload_link_info, link_steps);
+  route(verb::put, "/u/{token}/{name*}", &Api::upload_raw, link_steps);
   auto admin_steps = caller_steps;
   admin_steps.push_back(admins_only());
   route(verb::post, "/admin/users", &Api::admin_create_user, admin_steps);

@@ -22,7 +22,14 @@ namespace s3up::api {
 
 struct Downloads {
   bool redirect = false;  // 302 to a presigned URL (S3) instead of streaming the bytes
-  std::chrono::seconds url_ttl{300};
+  std::chrono::seconds url_ttl{300};        // a download link's lifetime unless its maker asks for another
+  std::chrono::seconds max_link_ttl{7 * 24 * 3600};  // the longest a maker may ask for
+};
+
+// Upload links' lifetimes (POST /upload-links).
+struct UploadLinkLimits {
+  std::chrono::milliseconds default_lifetime{7LL * 24 * 3600 * 1000};
+  std::chrono::milliseconds max_lifetime{30LL * 24 * 3600 * 1000};
 };
 
 // How the service is reached from outside, and from which web pages.
@@ -40,6 +47,7 @@ struct Dependencies {
   auth::RateLimit rate_limit{};  // requests per token
   Web web{};
   upload::ResumableSettings resumable{};
+  UploadLinkLimits upload_links{};
 };
 
 // Multipart framing around the file (boundary lines, part headers) is not
@@ -55,12 +63,14 @@ class DownloadLinks {
  public:
   DownloadLinks(db::Coordination& coordination, boost::asio::thread_pool& blocking)
       : coordination_(coordination), blocking_(blocking) {}
-  // "expires=<unix seconds>&signature=<base64url>" for `file_id`.
-  boost::asio::awaitable<std::string> query_for(const std::string& file_id, std::int64_t expires);
+  // "expires=<unix seconds>&signature=<base64url>" for `file_id`, with
+  // "&disposition=inline" (signed too) for a link that shows the file in
+  // the browser rather than saving it.
+  boost::asio::awaitable<std::string> query_for(const std::string& file_id, std::int64_t expires, bool show_inline);
   // What a request target's query says of a link: nothing (no signature),
-  // or its expiry (as given) and signature.
+  // or its expiry (as given), its disposition and signature.
   struct Claim {
-    std::string expires, signature;
+    std::string expires, signature, disposition;
   };
   static std::optional<Claim> claim_of(std::string_view target);
   // Whether `claim` signs `file_id` and has not expired at `now` (unix seconds).
@@ -68,7 +78,8 @@ class DownloadLinks {
 
  private:
   boost::asio::awaitable<std::string> key();
-  std::string signature(const std::string& key, std::string_view file_id, std::int64_t expires) const;
+  std::string signature(const std::string& key, std::string_view file_id, std::int64_t expires,
+                        std::string_view disposition) const;
 
   db::Coordination& coordination_;
   boost::asio::thread_pool& blocking_;
@@ -79,8 +90,13 @@ class DownloadLinks {
 // The authenticated caller of a request that passed authenticated().
 const auth::Principal& caller(const http::Request& request);
 // Middleware: the caller from the request's Bearer token (401 without one),
-// unless an earlier step (signed_download) already established it.
-http::Middleware authenticated(auth::Authenticator& authenticator);
+// unless an earlier step (signed_download) already established it. An
+// upload link's token is refused (403) unless `links` says it may be used:
+// a link only uploads.
+enum class UploadLinkUse { refused, allowed };
+http::Middleware authenticated(auth::Authenticator& authenticator, UploadLinkUse links = UploadLinkUse::refused);
+// Middleware: the caller from the upload link token in the path (/u/{token}/...).
+http::Middleware upload_link_in_path(auth::Authenticator& authenticator);
 // Middleware for a file's bytes: a valid download link stands for its
 // owner's token; a link that is not valid (forged, for another file,
 // expired) is 403.
@@ -164,6 +180,13 @@ class Api {
   boost::asio::awaitable<http::Response> admin_revoke_token(http::Request& request);
   boost::asio::awaitable<db::User> existing_user(const std::string& name);  // 404 if there is none
   db::UserStore& accounts() const { return deps_.authenticator.users(); }
+  // Upload links (upload_links.cpp): made, listed and revoked by their
+  // owner; the page, its facts and PUT through a link's URL.
+  boost::asio::awaitable<http::Response> create_upload_link(http::Request& request);
+  boost::asio::awaitable<http::Response> list_upload_links(http::Request& request);
+  boost::asio::awaitable<http::Response> revoke_upload_link(http::Request& request);
+  boost::asio::awaitable<http::Response> upload_link_page(http::Request& request);
+  boost::asio::awaitable<http::Response> upload_link_info(http::Request& request);
   // A download link for one of the caller's files: {url, expires_at}.
   boost::asio::awaitable<http::Response> create_link(http::Request& request);
   // What the caller's uploads are held to (the web page refuses early): sizes,
@@ -187,5 +210,7 @@ class Api {
 boost::json::object upload_json(const db::Upload& upload, bool details);
 // A user as the admin API shows it.
 boost::json::object user_json(const db::User& user);
+// An upload link as its owner sees it (never its URL, which only creation shows).
+boost::json::object upload_link_json(const db::UploadLink& link);
 
 }  // namespace s3up::api

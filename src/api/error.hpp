@@ -30,6 +30,7 @@ enum class errc {
   file_too_large,          // 413 over the configured maximum
   unsupported_media_type,  // 415
   range_not_satisfiable,   // 416
+  gone,                    // 410 an upload link that expired or was revoked
   quota_exceeded,          // 413 the user's storage quota would be exceeded
   too_many_requests,       // 429 rate limit or concurrent uploads (with Retry-After)
   uri_too_long,            // 414 the request line is longer than the header limit

@@ -49,6 +49,17 @@ std::optional<db::ListPosition> decode_cursor(std::string_view cursor) {
   return p;
 }
 
+// Types a browser displays itself, with nothing of the file able to run
+// script: images (not SVG), PDF, plain text, audio and video.
+bool shows_safely_inline(std::string_view content_type) {
+  const std::string type = util::media_type_essence(content_type);
+  for (std::string_view safe : {"image/png", "image/jpeg", "image/gif", "image/webp", "image/avif", "application/pdf",
+                                "text/plain", "video/mp4", "video/webm", "audio/mpeg", "audio/ogg", "audio/wav"}) {
+    if (type == safe) return true;
+  }
+  return false;
+}
+
 struct ListQuery {
   std::int64_t limit = kDefaultPageSize;
   std::optional<db::ListPosition> after;
@@ -255,7 +266,12 @@ asio::awaitable<http::Response> Api::get_content(http::Request& request) {
   common(res);
   res.set(field::accept_ranges, "bytes");
   res.set(field::content_type, upload.content_type.empty() ? "application/octet-stream" : upload.content_type);
-  res.set(field::content_disposition, util::content_disposition_attachment(upload.file_name));
+  // Inline only through a link signed for it (the middleware checked the
+  // signature, which covers the disposition), and only for types a browser
+  // shows without running anything of the file's; else it is saved.
+  const auto claim = DownloadLinks::claim_of(request.header.target());
+  const bool show_inline = claim && claim->disposition == "inline" && shows_safely_inline(upload.content_type);
+  res.set(field::content_disposition, util::content_disposition(show_inline ? "inline" : "attachment", upload.file_name));
   // Never let a browser second-guess the type of user content.
   res.set("X-Content-Type-Options", "nosniff");
   if (range) res.set(field::content_range, fmt::format("bytes {}-{}/{}", range->first, range->last, size));

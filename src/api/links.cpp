@@ -41,13 +41,20 @@ asio::awaitable<std::string> DownloadLinks::key() {
   co_return key_;
 }
 
-std::string DownloadLinks::signature(const std::string& key, std::string_view file_id, std::int64_t expires) const {
-  return util::base64url(util::hmac_sha256(key, fmt::format("download\n{}\n{}", file_id, expires)));
+std::string DownloadLinks::signature(const std::string& key, std::string_view file_id, std::int64_t expires,
+                                     std::string_view disposition) const {
+  // An attachment link signs what links signed before dispositions existed.
+  const std::string message = disposition.empty() ? fmt::format("download\n{}\n{}", file_id, expires)
+                                                  : fmt::format("download\n{}\n{}\n{}", file_id, expires, disposition);
+  return util::base64url(util::hmac_sha256(key, message));
 }
 
-asio::awaitable<std::string> DownloadLinks::query_for(const std::string& file_id, std::int64_t expires) {
+asio::awaitable<std::string> DownloadLinks::query_for(const std::string& file_id, std::int64_t expires,
+                                                      bool show_inline) {
   const auto k = co_await key();
-  co_return fmt::format("expires={}&signature={}", expires, signature(k, file_id, expires));
+  const std::string_view disposition = show_inline ? "inline" : "";
+  co_return fmt::format("expires={}&signature={}{}", expires, signature(k, file_id, expires, disposition),
+                        show_inline ? "&disposition=inline" : "");
 }
 
 std::optional<DownloadLinks::Claim> DownloadLinks::claim_of(std::string_view target) {
@@ -57,6 +64,7 @@ std::optional<DownloadLinks::Claim> DownloadLinks::claim_of(std::string_view tar
   for (const auto& param : url->params()) {
     if (param.key == "expires") claim.expires = param.value;
     if (param.key == "signature") claim.signature = param.value;
+    if (param.key == "disposition") claim.disposition = param.value;
   }
   if (claim.signature.empty()) return std::nullopt;
   return claim;
@@ -66,7 +74,8 @@ asio::awaitable<bool> DownloadLinks::valid(const std::string& file_id, const Cla
   const auto expires = util::parse_integer<std::int64_t>(claim.expires);
   if (!expires || *expires < now) co_return false;
   const auto k = co_await key();
-  co_return util::constant_time_equal(signature(k, file_id, *expires), claim.signature);
+  if (!claim.disposition.empty() && claim.disposition != "inline") co_return false;
+  co_return util::constant_time_equal(signature(k, file_id, *expires, claim.disposition), claim.signature);
 }
 
 http::Middleware signed_download(DownloadLinks& links, db::UploadStore& records, db::UserStore& users,
@@ -97,12 +106,36 @@ http::Middleware signed_download(DownloadLinks& links, db::UploadStore& records,
 asio::awaitable<http::Response> Api::create_link(http::Request& request) {
   const auto upload = co_await visible_upload(caller(request), request.param("id"));
   if (upload.status != db::UploadStatus::complete) throw ApiError(errc::not_found, "no such file");
-  const std::int64_t expires = unix_now() + deps_.downloads.url_ttl.count();
-  const auto query = co_await links_.query_for(upload.id, expires);
+  // Optionally {"expires_in": "1d", "disposition": "inline"}.
+  const auto body = co_await json_body(request);
+  std::chrono::seconds ttl = deps_.downloads.url_ttl;
+  bool show_inline = false;
+  for (const auto& member : body) {
+    if (member.key() == "expires_in") {
+      if (member.value().is_null()) continue;
+      ttl = std::chrono::duration_cast<std::chrono::seconds>(duration_from(member.value(), "expires_in"));
+      if (ttl.count() < 1 || ttl > deps_.downloads.max_link_ttl) {
+        throw ApiError(errc::bad_request, fmt::format("expires_in must be between 1 s and {} s (download_link_max_ttl)",
+                                                      deps_.downloads.max_link_ttl.count()));
+      }
+    } else if (member.key() == "disposition") {
+      const auto* d = member.value().if_string();
+      if (!d || (*d != "attachment" && *d != "inline")) {
+        throw ApiError(errc::bad_request, "disposition must be \"attachment\" or \"inline\"");
+      }
+      show_inline = *d == "inline";
+    } else {
+      throw ApiError(errc::bad_request, "unknown field; expected expires_in, disposition");
+    }
+  }
+  const std::int64_t expires = unix_now() + ttl.count();
+  const auto query = co_await links_.query_for(upload.id, expires, show_inline);
   const std::string url = absolute_url(request, "/files/" + upload.id + "/content?" + query);
-  co_return http::Response::json(http::Status::ok, json::object{{"url", url},
-                                                                {"expires_at", util::rfc3339(expires * 1'000'000)},
-                                                                {"expires_in", deps_.downloads.url_ttl.count()}});
+  co_return http::Response::json(http::Status::ok,
+                                 json::object{{"url", url},
+                                              {"expires_at", util::rfc3339(expires * 1'000'000)},
+                                              {"expires_in", ttl.count()},
+                                              {"disposition", show_inline ? "inline" : "attachment"}});
 }
 
 asio::awaitable<http::Response> Api::client_config(http::Request& request) {

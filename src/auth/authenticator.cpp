@@ -38,22 +38,42 @@ std::string JwtSettings::problem() const {
   return {};
 }
 
-std::string generate_token_secret() {
-  std::array<std::uint8_t, kTokenRandomBytes> bytes{};
-  util::random_bytes(bytes);
-  return std::string(kTokenPrefix) + util::base64url(bytes);
-}
 
 std::string hash_token(std::string_view secret) { return util::sha256_hex(secret); }
 
-bool looks_like_token(std::string_view secret) {
+namespace {
+std::string random_secret(std::string_view prefix) {
+  std::array<std::uint8_t, kTokenRandomBytes> bytes{};
+  util::random_bytes(bytes);
+  return std::string(prefix) + util::base64url(bytes);
+}
+
+bool looks_like_secret(std::string_view secret, std::string_view prefix) {
   constexpr std::size_t encoded = (kTokenRandomBytes * 4 + 2) / 3;
-  if (secret.size() != kTokenPrefix.size() + encoded || !secret.starts_with(kTokenPrefix)) return false;
-  for (char c : secret.substr(kTokenPrefix.size())) {
+  if (secret.size() != prefix.size() + encoded || !secret.starts_with(prefix)) return false;
+  for (char c : secret.substr(prefix.size())) {
     if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_') return false;
   }
   return true;
 }
+
+std::vector<std::string> split_types(std::string_view list) {
+  std::vector<std::string> out;
+  while (!list.empty()) {
+    const auto comma = list.find(',');
+    const auto item = util::trim(list.substr(0, comma));
+    if (!item.empty()) out.emplace_back(item);
+    if (comma == std::string_view::npos) break;
+    list.remove_prefix(comma + 1);
+  }
+  return out;
+}
+}  // namespace
+
+bool looks_like_token(std::string_view secret) { return looks_like_secret(secret, kTokenPrefix); }
+std::string generate_token_secret() { return random_secret(kTokenPrefix); }
+std::string generate_link_secret() { return random_secret(kLinkTokenPrefix); }
+bool looks_like_link_token(std::string_view secret) { return looks_like_secret(secret, kLinkTokenPrefix); }
 
 IssuedToken issue_token(db::Accounts& store, const db::User& user, std::string_view name,
                         std::optional<std::chrono::milliseconds> expires_in) {
@@ -125,6 +145,7 @@ boost::asio::awaitable<Principal> Authenticator::authenticate(std::string_view a
   const auto token = bearer_token(authorization);
   if (!token) throw Unauthorized("malformed Authorization header: expected 'Bearer <token>'");
   if (keys_ && jwt::looks_like_jwt(*token)) co_return co_await jwt_principal(*token);
+  if (looks_like_link_token(*token)) co_return co_await authenticate_link(*token);
   // Garbage is refused without a database round trip.
   if (!looks_like_token(*token)) throw Unauthorized("invalid token");
   co_return co_await api_token_principal(*token);
@@ -140,6 +161,34 @@ boost::asio::awaitable<Principal> Authenticator::api_token_principal(std::string
   }
   if (owner->user.disabled) throw Unauthorized("user disabled");
   co_return Principal{owner->user.id, owner->user.name, owner->user.is_admin, owner->token.id, owner->user.quota_bytes};
+}
+
+boost::asio::awaitable<Principal> Authenticator::authenticate_link(std::string_view token) {
+  if (!looks_like_link_token(token)) throw Unauthorized("invalid upload link");
+  const std::string hash = hash_token(token);
+  struct Found {
+    std::optional<db::UploadLink> link;
+    std::optional<db::User> owner;
+  };
+  const auto found = co_await util::run_blocking(blocking_, [&] {
+    Found f;
+    f.link = store_.find_upload_link(hash);
+    if (f.link) f.owner = store_.get_user(f.link->user_id);
+    return f;
+  });
+  if (!found.link) throw Unauthorized("invalid upload link");
+  if (found.link->revoked_at) throw LinkGone("this upload link was revoked");
+  if (found.link->expires_at <= util::now_micros()) throw LinkGone("this upload link has expired");
+  if (!found.owner || found.owner->disabled) throw LinkGone("this upload link no longer works");
+  const auto& owner = *found.owner;
+  co_return Principal{
+      .user_id = owner.id,
+      .user_name = owner.name,
+      .is_admin = false,  // a link never carries its owner's other rights
+      .token_id = "link:" + found.link->id,  // its own rate-limit bucket
+      .quota_bytes = owner.quota_bytes,
+      .link = LinkGrant{found.link->id, found.link->max_bytes, split_types(found.link->allowed_types)},
+  };
 }
 
 boost::asio::awaitable<Principal> Authenticator::jwt_principal(std::string_view token) {

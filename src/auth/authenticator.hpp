@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/thread_pool.hpp>
@@ -31,6 +32,13 @@ class Unauthorized : public util::RequestFailure {
   bool presented_;
 };
 
+// A link that was real but is expired, revoked, or its owner's account is
+// gone or disabled: its URL answers 410.
+class LinkGone : public Unauthorized {
+ public:
+  using Unauthorized::Unauthorized;
+};
+
 // User names: 1-255 bytes of text fit to show (util::is_displayable_text).
 // A JWT user's name is their user claim (an OIDC "sub" is at most 255).
 inline constexpr std::size_t kMaxUserNameBytes = 255;
@@ -45,12 +53,26 @@ std::string generate_token_secret();
 std::string hash_token(std::string_view secret);  // hex SHA-256
 bool looks_like_token(std::string_view secret);   // prefix, length and alphabet
 
+// Upload links carry their own kind of token, in their URL: "s3l_" + the
+// same 43 characters; only its SHA-256 is stored.
+inline constexpr std::string_view kLinkTokenPrefix = "s3l_";
+std::string generate_link_secret();
+bool looks_like_link_token(std::string_view secret);
+
 struct IssuedToken {
   std::string secret;  // shown once, never stored
   db::ApiToken record;
 };
 IssuedToken issue_token(db::Accounts& store, const db::User& user, std::string_view name,
                         std::optional<std::chrono::milliseconds> expires_in);
+
+// What an upload link lets its bearer do: upload into its owner's account,
+// within its limits, and nothing else.
+struct LinkGrant {
+  std::string id;
+  std::optional<std::int64_t> max_bytes;   // the link's byte limit, if it has one
+  std::vector<std::string> allowed_types;  // empty: whatever the service takes
+};
 
 // Who is making a request.
 struct Principal {
@@ -59,6 +81,7 @@ struct Principal {
   bool is_admin = false;
   std::string token_id;
   std::optional<std::int64_t> quota_bytes;  // the user's own; none: the service's default
+  std::optional<LinkGrant> link;            // set when the credential is an upload link (user_id is its owner)
 };
 
 // The token of an "Authorization: Bearer <token>" header value, if well-formed.
@@ -126,6 +149,10 @@ class Authenticator {
   // does not verify, or a disabled user; the message says which, but never
   // echoes the token.
   boost::asio::awaitable<Principal> authenticate(std::string_view authorization);
+  // The principal for an upload link's token (from its URL): its owner,
+  // limited to uploading through it. Throws Unauthorized for an unknown one,
+  // LinkGone for one expired or revoked.
+  boost::asio::awaitable<Principal> authenticate_link(std::string_view token);
 
  private:
   boost::asio::awaitable<Principal> api_token_principal(std::string_view token);

@@ -83,7 +83,8 @@ int serve(const config::Config& cfg) {
   // keep the service from starting (tokens wait for the next try).
   asio::co_spawn(io, authenticator.start(), asio::detached);
   const upload::Services uploads{*store, *metadata, *metadata, blocking, cfg.uploads};
-  api::Api api(api::Dependencies{uploads, authenticator, cfg.downloads, cfg.rate_limit, cfg.web, cfg.resumable});
+  api::Api api(api::Dependencies{uploads, authenticator, cfg.downloads, cfg.rate_limit, cfg.web, cfg.resumable,
+                                 cfg.upload_links});
   // Clean-up after uploads of crashed processes: now, then periodically.
   upload::Janitor janitor(uploads, cfg.janitor.stale_upload_age, &api.uploads(), metadata.get());
   asio::co_spawn(io, janitor.run_every(cfg.janitor.interval), asio::detached);

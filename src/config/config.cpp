@@ -146,15 +146,9 @@ struct BaseUrl {
 };
 struct TypePatterns {
   std::vector<std::string> read(const std::string& v, const Bad& bad) const {
-    auto patterns = List{}.read(v, bad);
-    for (auto& pattern : patterns) {
-      pattern = util::ascii_lower(pattern);
-      const auto slash = pattern.find('/');
-      if (pattern != "*" && (slash == std::string::npos || slash == 0 || slash + 1 == pattern.size())) {
-        bad("expected media types or patterns such as image/*, application/pdf");
-      }
-    }
-    return patterns;
+    auto patterns = upload::parse_type_patterns(v);
+    if (!patterns) bad("expected media types or patterns such as image/*, application/pdf");
+    return std::move(*patterns);
   }
   std::string show(const std::vector<std::string>& v) const { return List{}.show(v); }
 };
@@ -301,6 +295,15 @@ const std::vector<SettingInfo> kSettings = {
             in(&Config::jwt, &auth::JwtSettings::admin_claim), Text{}),
     setting("jwt_admin_value", "S3UP_JWT_ADMIN_VALUE", "", "The value of jwt_admin_claim that makes an admin.",
             in(&Config::jwt, &auth::JwtSettings::admin_value), Text{}),
+    setting("upload_link_max_lifetime", "S3UP_UPLOAD_LINK_MAX_LIFETIME", "30d",
+            "The longest an upload link (POST /upload-links) may be made to last; by default one lasts 7d or this, "
+            "if shorter.",
+            in(&Config::upload_links, &api::UploadLinkLimits::max_lifetime),
+            Duration{std::chrono::minutes(1), std::chrono::hours(24 * 366), "between 1m and 366d"}),
+    setting("download_link_max_ttl", "S3UP_DOWNLOAD_LINK_MAX_TTL", "7d",
+            "The longest a download link may be asked to last (POST /files/{id}/link with expires_in).",
+            in(&Config::downloads, &api::Downloads::max_link_ttl),
+            WholeSeconds{{std::chrono::seconds(1), std::chrono::hours(24 * 7), "between 1s and 7d (S3's limit)"}}),
     setting("stale_upload_age", "S3UP_STALE_UPLOAD_AGE", "24h",
             "A pending upload older than this (not being received by this instance) died with its process: the janitor "
             "cleans it up.",
@@ -484,6 +487,10 @@ Config load(const Sources& sources) {
   if (c.download_budget < 1024 * 1024) throw ConfigError("download_budget must be at least 1MiB");
   if (store.url.starts_with("s3://") && c.buffer_budget < store.part_size * 2) {
     throw ConfigError("buffer_budget must hold at least two parts (part_size)");
+  }
+  c.upload_links.default_lifetime = std::min(c.upload_links.default_lifetime, c.upload_links.max_lifetime);
+  if (c.downloads.url_ttl > c.downloads.max_link_ttl) {
+    throw ConfigError("download_url_ttl must not be longer than download_link_max_ttl");
   }
   // Keys are fetched with the S3 client's trust: the system's CAs and s3_ca_file.
   c.jwt.ca_file = store.s3_ca_file;

@@ -56,6 +56,7 @@ struct Config {
   upload::ResumableSettings resumable;
   auth::RateLimit rate_limit;
   auth::JwtSettings jwt;
+  api::UploadLinkLimits upload_links;
   JanitorSettings janitor;
 };
 

@@ -89,6 +89,20 @@ struct Upload {
   UploadStatus status = UploadStatus::pending;
   Micros created_at = 0;
   std::optional<Micros> completed_at;
+  std::optional<std::string> upload_link_id;  // the upload link it came through
+};
+
+// A URL through which people without an account upload into its owner's
+// account, within its limits, until it expires or is revoked.
+struct UploadLink {
+  std::string id;  // "lnk_" + 16 hex digits
+  std::int64_t user_id = 0;
+  std::string note;
+  std::string allowed_types;  // comma-separated patterns; empty: whatever the service takes
+  std::optional<std::int64_t> max_files, max_bytes;
+  std::int64_t files_used = 0, bytes_used = 0;  // uploads through it started and not failed
+  Micros created_at = 0, expires_at = 0;
+  std::optional<Micros> revoked_at;
 };
 
 // The progress of a resumable (tus) upload, beside its pending row.
@@ -133,6 +147,16 @@ class Identities {
   virtual std::optional<User> external_user(std::string_view issuer, std::string_view name, Micros now) = 0;
   virtual std::optional<User> find_user(std::string_view name) = 0;
   virtual std::optional<User> get_user(std::int64_t id) = 0;
+  virtual std::optional<UploadLink> find_upload_link(std::string_view token_hash) = 0;
+};
+
+// A user's upload links (POST, GET and DELETE /upload-links).
+class UploadLinks {
+ public:
+  virtual ~UploadLinks() = default;
+  virtual void create_upload_link(const UploadLink& link, std::string_view token_hash) = 0;
+  virtual std::vector<UploadLink> list_upload_links(std::int64_t user_id, std::int64_t limit) = 0;  // newest first
+  virtual bool revoke_upload_link(std::string_view id, std::int64_t user_id, Micros now) = 0;  // false: not theirs, or revoked
 };
 
 // A change to a user: each field given is set.
@@ -187,8 +211,8 @@ class Accounts {
   virtual bool revoke_token(std::string_view token_id, Micros now) = 0;  // false if unknown or already revoked
 };
 
-// Users and their API tokens, both ways.
-class UserStore : public Identities, public Accounts {};
+// Users, their API tokens and their upload links, both ways.
+class UserStore : public Identities, public Accounts, public UploadLinks {};
 
 // The upload engine's: an upload's row from pending to complete or failed,
 // and the quota it reserves on the way.
@@ -205,6 +229,12 @@ class UploadRecords {
   // An upload's lifecycle: pending -> complete | failed. Both transitions only
   // apply to a pending row and return false otherwise.
   virtual void create_pending(const Upload& upload) = 0;
+  // The same for an upload through `upload.upload_link_id`, which first
+  // takes one file and `link_bytes` of the link, atomically: false (and no
+  // row) when the link is expired, revoked or has no room for them. A
+  // failing upload gives them back (mark_failed), a deleted file does not.
+  virtual bool create_pending_through_link(const Upload& upload, std::int64_t link_bytes, Micros now) = 0;
+  virtual std::optional<UploadLink> get_upload_link(std::string_view id) = 0;  // why a link refused, say
   virtual bool mark_complete(const Upload& upload) = 0;  // size, type, sha256, completed_at
   // `remain` when the store could not be reached to remove what the upload
   // left there: CleanupQueues::failed_with_leftovers lists it until the

@@ -43,7 +43,24 @@ Upload decode_upload(const Row& row, int first) {
   u.status = upload_status_from(row.text(first + 8));
   u.created_at = row.timestamp(first + 9);
   u.completed_at = row.optional_timestamp(first + 10);
+  u.upload_link_id = row.optional_text(first + 11);
   return u;
+}
+
+UploadLink decode_upload_link(const Row& row) {
+  UploadLink l;
+  l.id = row.text(0);
+  l.user_id = row.integer(1);
+  l.note = row.text(2);
+  l.allowed_types = row.text(3);
+  l.max_files = row.optional_integer(4);
+  l.max_bytes = row.optional_integer(5);
+  l.files_used = row.integer(6);
+  l.bytes_used = row.integer(7);
+  l.created_at = row.timestamp(8);
+  l.expires_at = row.timestamp(9);
+  l.revoked_at = row.optional_timestamp(10);
+  return l;
 }
 
 ResumableState decode_resumable(const Row& row, int first) {

@@ -44,9 +44,13 @@ ApiToken decode_token(const Row& row, int first = 0);
 TokenOwner decode_token_owner(const Row& row);
 
 // uploads: id, user_id, file_name, file_size, content_type, sha256,
-// storage_key, store_upload_id, status, created_at, completed_at
-inline constexpr int kUploadColumns = 11;
+// storage_key, store_upload_id, status, created_at, completed_at, upload_link_id
+inline constexpr int kUploadColumns = 12;
 Upload decode_upload(const Row& row, int first = 0);
+
+// upload_links: id, user_id, note, allowed_types, max_files, max_bytes,
+// files_used, bytes_used, created_at, expires_at, revoked_at
+UploadLink decode_upload_link(const Row& row);
 
 // resumable_uploads: upload_id, upload_length, upload_offset, metadata,
 // part_size, store_state, hash_state, expires_at, lease_token, lease_expires_at,

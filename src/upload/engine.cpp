@@ -57,6 +57,7 @@ db::Upload new_record(const auth::Principal& owner, const std::string& file_name
   record.created_at = util::now_micros();
   record.status = db::UploadStatus::pending;
   record.content_type = normalize_media_type(declared_type).value_or("");
+  if (owner.link) record.upload_link_id = owner.link->id;
   return record;
 }
 
@@ -148,6 +149,7 @@ class Upload final : public storage::WriteFence {
   Upload(const Services& services, db::Upload& record, const auth::Principal& owner)
       : services_(services),
         record_(record),
+        link_(owner.link),
         quota_(services, record.id, record.user_id, effective_quota(owner, services.limits), 0) {}
 
   // A resumable upload at the point `state` records.
@@ -156,6 +158,7 @@ class Upload final : public storage::WriteFence {
       : services_(services),
         settings_(&settings),
         record_(record),
+        link_(caller.link),
         state_(&state),
         quota_(services, record.id, record.user_id, effective_quota(caller, services.limits), state.reserved_bytes),
         stage_(Stage::receiving),
@@ -176,10 +179,21 @@ class Upload final : public storage::WriteFence {
     const bool ask = most && *most > 0 && quota_.limited();
     const auto bytes = static_cast<std::int64_t>(most.value_or(0));
     const std::int64_t quota = quota_.quota();
-    enum class Row { fits, too_big };
+    // Through a link with a byte limit the length must be known, and it is
+    // what the upload holds of the link.
+    if (link_ && link_->max_bytes && (!most || !exact)) {
+      throw Error(Failure::length_required, "an upload through this link must say its length first");
+    }
+    enum class Row { fits, too_big, link_refused };
     std::optional<bool> granted;
     const Row row = co_await util::run_blocking(services_.blocking, [&] {
-      services_.records.create_pending(record_);
+      if (link_) {
+        if (!services_.records.create_pending_through_link(record_, bytes, util::now_micros())) {
+          return Row::link_refused;
+        }
+      } else {
+        services_.records.create_pending(record_);
+      }
       if (ask) {
         granted = services_.records.reserve_quota(record_.id, record_.user_id, bytes, quota);
         if (!*granted && exact) {
@@ -190,6 +204,10 @@ class Upload final : public storage::WriteFence {
       if (resumable) services_.records.add_resumable(*resumable);
       return Row::fits;
     });
+    if (row == Row::link_refused) {
+      stage_ = Stage::failed;  // no row was made
+      co_await refuse_through_link(bytes);
+    }
     stage_ = Stage::receiving;  // the row exists; the writer opens next
     if (row == Row::too_big) {
       stage_ = Stage::failed;
@@ -197,6 +215,21 @@ class Upload final : public storage::WriteFence {
     }
     if (granted.value_or(false)) quota_.add(*most);
     spdlog::debug("upload {} started by user {}: key {}", record_.id, record_.user_id, record_.storage_key);
+  }
+
+  // Why the link had no room for this upload, as the client should hear it.
+  asio::awaitable<void> refuse_through_link(std::int64_t bytes) {
+    const auto link = co_await util::run_blocking(services_.blocking,
+                                                  [&] { return services_.records.get_upload_link(link_->id); });
+    if (!link || link->revoked_at) throw Error(Failure::link_gone, "this upload link was revoked");
+    if (link->expires_at <= util::now_micros()) throw Error(Failure::link_gone, "this upload link has expired");
+    if (link->max_files && link->files_used >= *link->max_files) {
+      throw Error(Failure::link_full, "this upload link takes no more files");
+    }
+    throw Error(Failure::too_large, fmt::format("the file ({} bytes) would pass this upload link's limit of {} bytes "
+                                                "({} left)",
+                                                bytes, link->max_bytes.value_or(0),
+                                                link->max_bytes.value_or(0) - link->bytes_used));
   }
 
   // The store's writer of a single-shot upload. The store's own id of the
@@ -308,10 +341,8 @@ class Upload final : public storage::WriteFence {
   // receiving → committed → complete: publishes the object (unless an
   // earlier request did: published()) and marks the row complete.
   asio::awaitable<void> complete() {
-    const auto& limits = services_.limits;
-    const bool restricted = !limits.allowed_types.empty();
     const bool have_head = head_.size() == std::min<std::uint64_t>(offset_, kSniffBytes);
-    if (restricted && !type_checked_ && have_head) co_await check_type();
+    if (types_restricted() && !type_checked_ && have_head) co_await check_type();
     if (resumable()) co_await keep_lease();
     record_.file_size = offset_;
 
@@ -335,7 +366,7 @@ class Upload final : public storage::WriteFence {
     // Whether the bytes decide the record's type (see settle()); when an
     // earlier request brought the head, it is read back once the object is
     // published.
-    const bool sniff_needed = restricted ? !type_checked_ : is_unnamed(record_.content_type);
+    const bool sniff_needed = types_restricted() ? !type_checked_ : is_unnamed(record_.content_type);
     Outcome outcome;
     std::exception_ptr failure;
     try {
@@ -507,6 +538,15 @@ class Upload final : public storage::WriteFence {
  private:
   static bool is_unnamed(const std::string& type) { return type.empty() || type == "application/octet-stream"; }
 
+  // The types this upload may be: the service's allowed_types, and its
+  // link's, if it comes through one with types of its own.
+  bool types_restricted() const {
+    return !services_.limits.allowed_types.empty() || (link_ && !link_->allowed_types.empty());
+  }
+  bool type_accepted(std::string_view type) const {
+    return type_allowed(type, services_.limits.allowed_types) && (!link_ || type_allowed(type, link_->allowed_types));
+  }
+
   // The rules every chunk passes before it is stored: the upload's own
   // length, the size limit, the owner's quota, and (once the first bytes
   // are in) the allowed types. A resumable upload's lease is renewed, or
@@ -522,7 +562,7 @@ class Upload final : public storage::WriteFence {
       head_.append(chunk.data(), std::min<std::size_t>(chunk.size(), kSniffBytes - head_.size()));
       // With allowed types, refuse as soon as the first bytes tell, before
       // they are stored, not after the whole file arrived.
-      if (!limits.allowed_types.empty() && head_.size() == kSniffBytes) co_await check_type();
+      if (types_restricted() && head_.size() == kSniffBytes) co_await check_type();
     }
     if (resumable()) co_await keep_lease();
     co_await writer_->write(chunk);
@@ -533,7 +573,7 @@ class Upload final : public storage::WriteFence {
   // the client declared or the name suggests; that type is stored and served.
   asio::awaitable<void> check_type() {
     const auto sniffed = co_await util::run_blocking(services_.blocking, [&] { return sniff_mime_type(head_); });
-    if (!type_allowed(sniffed, services_.limits.allowed_types)) throw type_not_accepted(sniffed);
+    if (!type_accepted(sniffed)) throw type_not_accepted(sniffed);
     record_.content_type = sniffed;
     type_checked_ = true;
   }
@@ -544,12 +584,10 @@ class Upload final : public storage::WriteFence {
   // Content-Type was fixed when the writer opened). On a pool thread.
   void settle(const storage::CommittedObject& committed, const std::string& head) {
     if (committed.size != offset_) throw std::runtime_error("the object store stored a different size");
-    const bool restricted = !services_.limits.allowed_types.empty();
+    const bool restricted = types_restricted();
     if (restricted && !type_checked_) {
       record_.content_type = sniff_mime_type(head, SniffPurpose::decide);
-      if (!type_allowed(record_.content_type, services_.limits.allowed_types)) {
-        throw type_not_accepted(record_.content_type);
-      }
+      if (!type_accepted(record_.content_type)) throw type_not_accepted(record_.content_type);
     } else if (!restricted && is_unnamed(record_.content_type)) {
       record_.content_type = sniff_mime_type(head, SniffPurpose::label);
     }
@@ -642,6 +680,7 @@ class Upload final : public storage::WriteFence {
   const Services& services_;
   const ResumableSettings* settings_ = nullptr;  // resumable uploads
   db::Upload& record_;
+  std::optional<auth::LinkGrant> link_;  // the upload link it comes through
   db::ResumableState* state_ = nullptr;  // a resumable upload's progress row, as this request holds it
   QuotaReservation quota_;
   Stage stage_ = Stage::created;
@@ -819,6 +858,8 @@ asio::awaitable<ResumableUpload> Uploads::find(const auth::Principal& caller, co
     std::optional<ResumableUpload> out;
     auto upload = services_.records.get_upload(id);
     if (!upload || upload->user_id != caller.user_id) return out;
+    // Through an upload link, only what came through that link.
+    if (caller.link && upload->upload_link_id != caller.link->id) return out;
     auto state = services_.records.get_resumable(id);
     if (!state) return out;
     out = ResumableUpload{std::move(*upload), std::move(*state)};

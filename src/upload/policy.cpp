@@ -62,6 +62,27 @@ std::optional<std::string> normalize_media_type(std::string_view declared) {
   return normalized;
 }
 
+std::optional<std::vector<std::string>> parse_type_patterns(std::string_view list) {
+  std::vector<std::string> patterns;
+  while (!list.empty()) {
+    const auto comma = list.find(',');
+    const auto item = util::trim(list.substr(0, comma));
+    if (!item.empty()) {
+      std::string pattern = util::ascii_lower(item);
+      const auto slash = pattern.find('/');
+      if (pattern != "*" && (slash == std::string::npos || slash == 0 || slash + 1 == pattern.size() ||
+                             !is_token(pattern.substr(0, slash)) ||
+                             (pattern.substr(slash + 1) != "*" && !is_token(pattern.substr(slash + 1))))) {
+        return std::nullopt;
+      }
+      patterns.push_back(std::move(pattern));
+    }
+    if (comma == std::string_view::npos) break;
+    list.remove_prefix(comma + 1);
+  }
+  return patterns;
+}
+
 bool is_acceptable_file_name(std::string_view name) {
   if (name.empty() || name.size() > kMaxFileNameBytes) return false;
   return util::is_displayable_text(name);

@@ -26,6 +26,9 @@ enum class Failure {
   type_refused,       // the bytes are of a type not allowed here
   busy,               // the owner has as many uploads at once as allowed; retry soon
   not_supported,      // the store cannot do what the upload needs (resumable writes)
+  length_required,    // through a link with a byte limit, an upload that does not say its length
+  link_full,          // the upload link takes no more files
+  link_gone,          // the upload link expired or was revoked meanwhile
 };
 
 using Error = util::KindedError<Failure, util::RequestFailure>;
@@ -40,6 +43,9 @@ struct Limits {
 // Whether a media type (parameters ignored, any case) matches one of the
 // patterns: "type/subtype", "type/*", "*/*" or "*".
 bool type_allowed(std::string_view media_type, const std::vector<std::string>& patterns);
+// A comma-separated list of such patterns, each trimmed and in lower case
+// (empty items dropped); nullopt if one is not a pattern.
+std::optional<std::vector<std::string>> parse_type_patterns(std::string_view list);
 
 // Checks applied to a client's file name, which is kept as metadata only:
 // 1..1024 bytes of valid UTF-8 without C0/C1 control characters, DEL, or

@@ -70,13 +70,16 @@ inline std::string percent_encode(std::string_view s, bool keep_slash = false) {
 // Content-Disposition for a download under the client's original name
 // (RFC 6266): an ASCII fallback with anything unsafe replaced by '_', and the
 // exact UTF-8 name in RFC 8187's filename*.
-inline std::string content_disposition_attachment(std::string_view file_name) {
+inline std::string content_disposition(std::string_view disposition, std::string_view file_name) {
   std::string ascii;
   for (unsigned char c : file_name) {
     if (c >= 0x80 && c < 0xc0) continue;  // a UTF-8 continuation byte: its character is already a '_'
     ascii.push_back(c < 0x20 || c >= 0x7f || c == '"' || c == '\\' ? '_' : static_cast<char>(c));
   }
-  return "attachment; filename=\"" + ascii + "\"; filename*=UTF-8''" + percent_encode(file_name);
+  return std::string(disposition) + "; filename=\"" + ascii + "\"; filename*=UTF-8''" + percent_encode(file_name);
+}
+inline std::string content_disposition_attachment(std::string_view file_name) {
+  return content_disposition("attachment", file_name);
 }
 
 // A URL with its userinfo (user and password) replaced by REDACTED: what a

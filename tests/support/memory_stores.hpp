@@ -251,6 +251,13 @@ class MemoryMetadata final : public db::MetadataStore {
     std::lock_guard lock(mutex_);
     uploads_[upload.id] = upload;
   }
+  // Upload links are the real stores' business (metadata_store_test.cpp).
+  bool create_pending_through_link(const db::Upload&, std::int64_t, db::Micros) override { return false; }
+  std::optional<db::UploadLink> find_upload_link(std::string_view) override { return std::nullopt; }
+  void create_upload_link(const db::UploadLink&, std::string_view) override {}
+  std::optional<db::UploadLink> get_upload_link(std::string_view) override { return std::nullopt; }
+  std::vector<db::UploadLink> list_upload_links(std::int64_t, std::int64_t) override { return {}; }
+  bool revoke_upload_link(std::string_view, std::int64_t, db::Micros) override { return false; }
   bool mark_complete(const db::Upload& upload) override {
     if (fail.mark_complete) throw db::Error(db::Failure::unavailable, "the database is unavailable (test)");
     if (fail.mark_complete_cancelled) return false;

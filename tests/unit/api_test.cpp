@@ -297,9 +297,10 @@ TEST_F(InProcessApi, HeadOnEveryGetRouteIsTheGetWithoutItsBody) {
     }
     ++checked;
   }
-  // /healthz, /, /assets/{name}, /files, /files/{id}, /files/{id}/content, /api/config, and the admin API's
-  // /admin/users, /admin/users/{name}, /admin/users/{name}/tokens (403 for alice, with or without a body)
-  EXPECT_EQ(checked, 10);
+  // /healthz, /, /assets/{name}, /files, /files/{id}, /files/{id}/content, /api/config, /upload-links, the
+  // admin API's /admin/users, /admin/users/{name}, /admin/users/{name}/tokens (403 for alice), and an upload
+  // link's /u/{token} and /u/{token}/info (no such link: 404, the page's and the API's)
+  EXPECT_EQ(checked, 13);
 }
 
 TEST_F(InProcessApi, ErrorsFromTheTableWithTheirHeaders) {

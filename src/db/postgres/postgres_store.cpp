@@ -44,6 +44,12 @@ class PostgresStore final : public MetadataStore {
   std::vector<ApiToken> list_tokens(std::optional<std::int64_t> user_id) override;
   bool revoke_token(std::string_view token_id, Micros now) override;
   void create_pending(const Upload& upload) override;
+  bool create_pending_through_link(const Upload& upload, std::int64_t link_bytes, Micros now) override;
+  std::optional<UploadLink> find_upload_link(std::string_view token_hash) override;
+  void create_upload_link(const UploadLink& link, std::string_view token_hash) override;
+  std::optional<UploadLink> get_upload_link(std::string_view id) override;
+  std::vector<UploadLink> list_upload_links(std::int64_t user_id, std::int64_t limit) override;
+  bool revoke_upload_link(std::string_view id, std::int64_t user_id, Micros now) override;
   bool mark_complete(const Upload& upload) override;
   using UploadRecords::mark_failed;
   bool mark_failed(std::string_view upload_id, Micros now, StoreLeftovers leftovers) override;
@@ -597,6 +603,77 @@ bool PostgresStore::revoke_token(std::string_view token_id, Micros now) {
   Params p;
   p.text(token_id).timestamp(now);
   return c->run("revokeToken", p).affected() > 0;
+}
+
+bool PostgresStore::create_pending_through_link(const Upload& u, std::int64_t link_bytes, Micros now) {
+  if (!plausible_upload_id(u.id)) throw std::invalid_argument("upload id is not a UUID");
+  Write w{"uploadFileThroughLink", {}};
+  w.params.text(u.id)
+      .integer(u.user_id)
+      .text(u.file_name)
+      .text(u.content_type)
+      .text(u.storage_key)
+      .text(u.store_upload_id)
+      .timestamp(u.created_at)
+      .text(*u.upload_link_id)
+      .integer(link_bytes)
+      .timestamp(now);
+  return writes_->run(w) > 0;
+}
+
+namespace {
+void optional_integer(Params& p, const std::optional<std::int64_t>& v) {
+  if (v) {
+    p.integer(*v);
+  } else {
+    p.null();
+  }
+}
+}  // namespace
+
+std::optional<UploadLink> PostgresStore::find_upload_link(std::string_view token_hash) {
+  auto c = acquire();
+  Params p;
+  p.text(token_hash);
+  const auto r = c->run("findUploadLinkByHash", p);
+  if (r.size() == 0) return std::nullopt;
+  return decode_upload_link(ResultRow(r, 0));
+}
+
+void PostgresStore::create_upload_link(const UploadLink& l, std::string_view token_hash) {
+  auto c = acquire();
+  Params p;
+  p.text(l.id).integer(l.user_id).text(token_hash).text(l.note).text(l.allowed_types);
+  optional_integer(p, l.max_files);
+  optional_integer(p, l.max_bytes);
+  p.timestamp(l.created_at).timestamp(l.expires_at);
+  c->run("createUploadLink", p);
+}
+
+std::optional<UploadLink> PostgresStore::get_upload_link(std::string_view id) {
+  auto c = acquire();
+  Params p;
+  p.text(id);
+  const auto r = c->run("getUploadLink", p);
+  if (r.size() == 0) return std::nullopt;
+  return decode_upload_link(ResultRow(r, 0));
+}
+
+std::vector<UploadLink> PostgresStore::list_upload_links(std::int64_t user_id, std::int64_t limit) {
+  auto c = acquire();
+  Params p;
+  p.integer(user_id).integer(limit);
+  const auto r = c->run("listUploadLinks", p);
+  std::vector<UploadLink> out;
+  for (int i = 0; i < r.size(); ++i) out.push_back(decode_upload_link(ResultRow(r, i)));
+  return out;
+}
+
+bool PostgresStore::revoke_upload_link(std::string_view id, std::int64_t user_id, Micros now) {
+  auto c = acquire();
+  Params p;
+  p.text(id).integer(user_id).timestamp(now);
+  return c->run("revokeUploadLink", p).affected() > 0;
 }
 
 void PostgresStore::create_pending(const Upload& u) {

@@ -43,6 +43,12 @@ class SqliteStore final : public MetadataStore {
   std::vector<ApiToken> list_tokens(std::optional<std::int64_t> user_id) override;
   bool revoke_token(std::string_view token_id, Micros now) override;
   void create_pending(const Upload& upload) override;
+  bool create_pending_through_link(const Upload& upload, std::int64_t link_bytes, Micros now) override;
+  std::optional<UploadLink> find_upload_link(std::string_view token_hash) override;
+  void create_upload_link(const UploadLink& link, std::string_view token_hash) override;
+  std::optional<UploadLink> get_upload_link(std::string_view id) override;
+  std::vector<UploadLink> list_upload_links(std::int64_t user_id, std::int64_t limit) override;
+  bool revoke_upload_link(std::string_view id, std::int64_t user_id, Micros now) override;
   bool mark_complete(const Upload& upload) override;
   using UploadRecords::mark_failed;
   bool mark_failed(std::string_view upload_id, Micros now, StoreLeftovers leftovers) override;
@@ -443,6 +449,61 @@ void SqliteStore::create_pending(const Upload& u) {
   }));
 }
 
+bool SqliteStore::create_pending_through_link(const Upload& u, std::int64_t link_bytes, Micros now) {
+  return writes_->run(Write([&](Connection& c) {
+    Statement reserve(c, "reserveLink");
+    reserve.bind(*u.upload_link_id, link_bytes, now).run();
+    if (reserve.changes() == 0) return 0;
+    Statement s(c, "uploadFileThroughLink");
+    s.bind(u.id, u.user_id, u.file_name, u.content_type, u.storage_key, u.store_upload_id, u.created_at,
+           *u.upload_link_id, link_bytes)
+        .run();
+    return s.changes();
+  })) > 0;
+}
+
+std::optional<UploadLink> SqliteStore::find_upload_link(std::string_view token_hash) {
+  auto c = acquire();
+  Statement s(*c, "findUploadLinkByHash");
+  s.bind(token_hash);
+  if (!s.step()) return std::nullopt;
+  return decode_upload_link(StatementRow(s));
+}
+
+void SqliteStore::create_upload_link(const UploadLink& l, std::string_view token_hash) {
+  writes_->run(Write([&](Connection& c) {
+    Statement s(c, "createUploadLink");
+    s.bind(l.id, l.user_id, token_hash, l.note, l.allowed_types, l.max_files, l.max_bytes, l.created_at, l.expires_at)
+        .run();
+    return s.changes();
+  }));
+}
+
+std::optional<UploadLink> SqliteStore::get_upload_link(std::string_view id) {
+  auto c = acquire();
+  Statement s(*c, "getUploadLink");
+  s.bind(id);
+  if (!s.step()) return std::nullopt;
+  return decode_upload_link(StatementRow(s));
+}
+
+std::vector<UploadLink> SqliteStore::list_upload_links(std::int64_t user_id, std::int64_t limit) {
+  auto c = acquire();
+  Statement s(*c, "listUploadLinks");
+  s.bind(user_id, limit);
+  std::vector<UploadLink> out;
+  while (s.step()) out.push_back(decode_upload_link(StatementRow(s)));
+  return out;
+}
+
+bool SqliteStore::revoke_upload_link(std::string_view id, std::int64_t user_id, Micros now) {
+  return writes_->run(Write([&](Connection& c) {
+    Statement s(c, "revokeUploadLink");
+    s.bind(id, user_id, now).run();
+    return s.changes();
+  })) > 0;
+}
+
 namespace {
 // The second step of completing, failing or deleting an upload: its owner's
 // usage moves by `delta` (in the caller's transaction).
@@ -478,9 +539,18 @@ bool SqliteStore::mark_complete(const Upload& u) {
 
 bool SqliteStore::mark_failed(std::string_view upload_id, Micros now, StoreLeftovers leftovers) {
   return writes_->run(Write([&](Connection& c) {
-    Statement s(c, "failUpload");  // returns the row's reservation, given back
+    Statement s(c, "failUpload");  // returns the row's reservations, given back
     s.bind(upload_id, now, leftovers == StoreLeftovers::remain);
-    return change_row_and_usage(c, s, [](std::int64_t reserved) { return -reserved; });
+    if (!s.step()) return 0;
+    const std::int64_t user_id = s.i64(0), reserved = s.i64(1), link_bytes = s.i64(3);
+    const std::optional<std::string> link = s.null(2) ? std::nullopt : std::optional(s.text(2));
+    s.run();
+    adjust_usage(c, user_id, -reserved);
+    if (link) {
+      Statement release(c, "releaseLink");
+      release.bind(*link, link_bytes).run();
+    }
+    return 1;
   })) > 0;
 }
 

@@ -1,0 +1,2 @@
+-- An upload link by its token (every request through it).
+SELECT id, user_id, note, allowed_types, max_files, max_bytes, files_used, bytes_used, created_at, expires_at, revoked_at FROM upload_links WHERE token_hash = $1
