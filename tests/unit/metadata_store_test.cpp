@@ -247,6 +247,55 @@ TEST_P(MetadataStoreContract, AUserIsDeletedInStepsThatLeaveNothing) {
   EXPECT_TRUE(store_->remove_user_if_empty(empty.id));
 }
 
+TEST_P(MetadataStoreContract, AnUploadLinkHoldsItsLimitsAndGetsFailuresBack) {
+  const auto owner = store_->create_user("owner", false);
+  const auto now = util::now_micros();
+  UploadLink link{.id = "lnk_0123456789abcdef", .user_id = owner.id, .note = "n", .allowed_types = "image/*",
+                  .max_files = 2, .max_bytes = 100, .created_at = now, .expires_at = now + 60'000'000};
+  store_->create_upload_link(link, "link-hash");
+  EXPECT_EQ(store_->find_upload_link("link-hash")->id, link.id);
+  EXPECT_FALSE(store_->find_upload_link("other-hash"));
+  const auto through = [&](const std::string& name, std::int64_t bytes, Micros at) {
+    auto u = pending_upload(owner.id, name);
+    u.upload_link_id = link.id;
+    return std::pair(u, store_->create_pending_through_link(u, bytes, at));
+  };
+  const auto [first, first_ok] = through("a", 60, now);
+  EXPECT_TRUE(first_ok);
+  EXPECT_EQ(store_->get_upload(first.id)->upload_link_id, link.id);
+  EXPECT_FALSE(through("too-big", 41, now).second) << "60 + 41 bytes is past 100";
+  EXPECT_FALSE(store_->get_upload(through("too-big-2", 41, now).first.id)) << "no row for a refused upload";
+  const auto [second, second_ok] = through("b", 40, now);
+  EXPECT_TRUE(second_ok);
+  EXPECT_FALSE(through("third", 0, now).second) << "two files at most";
+  auto got = store_->get_upload_link(link.id);
+  EXPECT_EQ(got->files_used, 2);
+  EXPECT_EQ(got->bytes_used, 100);
+  // A failed upload gives its file and bytes back; only once.
+  EXPECT_TRUE(store_->mark_failed(second.id, now));
+  EXPECT_FALSE(store_->mark_failed(second.id, now));
+  got = store_->get_upload_link(link.id);
+  EXPECT_EQ(got->files_used, 1);
+  EXPECT_EQ(got->bytes_used, 60);
+  EXPECT_TRUE(through("c", 40, now).second);
+  // Expired, revoked: nothing more through it.
+  UploadLink open = link;
+  open.id = "lnk_fedcba9876543210";
+  open.max_files = open.max_bytes = std::nullopt;
+  store_->create_upload_link(open, "open-hash");
+  link = open;
+  EXPECT_TRUE(through("d", 1'000'000, now).second) << "no limits";
+  EXPECT_FALSE(through("late", 1, open.expires_at).second);
+  EXPECT_FALSE(store_->revoke_upload_link(open.id, owner.id + 1, now)) << "not another user's to revoke";
+  EXPECT_TRUE(store_->revoke_upload_link(open.id, owner.id, now));
+  EXPECT_FALSE(store_->revoke_upload_link(open.id, owner.id, now));
+  EXPECT_FALSE(through("revoked", 1, now).second);
+  const auto listed = store_->list_upload_links(owner.id, 10);
+  ASSERT_EQ(listed.size(), 2u);
+  EXPECT_EQ(listed[0].allowed_types, "image/*");
+  EXPECT_TRUE(listed[0].revoked_at || listed[1].revoked_at);
+}
+
 TEST_P(MetadataStoreContract, UploadLifecyclePendingToComplete) {
   const auto alice = store_->create_user("alice", false);
   auto u = pending_upload(alice.id);
