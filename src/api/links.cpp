@@ -143,7 +143,8 @@ asio::awaitable<http::Response> Api::client_config(http::Request& request) {
   const auto& limits = deps_.uploads.limits;
   json::array types;
   for (const auto& t : limits.allowed_types) types.emplace_back(t);
-  json::object body{{"max_upload_bytes", limits.max_upload_bytes},
+  json::object body{{"user", json::object{{"name", principal.user_name}, {"admin", principal.is_admin}}},
+                    {"max_upload_bytes", limits.max_upload_bytes},
                     {"allowed_types", std::move(types)},
                     {"tus_endpoint", "/upload/resumable"},
                     {"download_link_ttl", deps_.downloads.url_ttl.count()}};

@@ -4,8 +4,22 @@ import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { createRequire } from 'node:module';
 import puppeteer from 'puppeteer-core';
 import { MiB, Stack, Server, content, sha256, fetchWithToken } from '../tus-client/harness.mjs';
+
+const axeSource = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
+// axe-core's WCAG 2.1 A/AA rules on the page as it stands: the violations,
+// each as "rule: the elements". (Injected past the page's CSP, which allows
+// no inline script.)
+async function accessibilityProblems(page) {
+  await page.setBypassCSP(true);
+  await page.evaluate(axeSource);
+  const result = await page.evaluate(() => window.axe.run(document, {
+    runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] },
+  }));
+  return result.violations.map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
+}
 
 const chromium = process.env.S3UP_CHROMIUM || '/usr/bin/chromium';
 // S3UP_SCREENSHOTS=DIR keeps a screenshot of each main state there (docs/screenshots).
@@ -23,6 +37,7 @@ describe('the web page', () => {
   const uploads = [];  // tus requests the page made
   const patches = [];  // the same, with their Upload-Offset
   const created = [];  // the upload URLs the service gave out
+  const dialogs = [];  // alert(), confirm() and prompt() the page opened
 
   // Uploads at `bytesPerSecond` (Chrome's own throttling), or at full speed.
   const throttle = async (bytesPerSecond) => {
@@ -61,7 +76,8 @@ describe('the web page', () => {
     page.on('response', (r) => {
       if (r.request().method() === 'POST' && r.url().endsWith('/upload/resumable')) created.push(r.headers().location);
     });
-    page.on('dialog', (d) => d.accept());
+    // The page says what it has to say in the page: no alert() or confirm().
+    page.on('dialog', (d) => { dialogs.push(d.message()); d.dismiss(); });
   });
   after(async () => {
     await browser?.close();
@@ -78,6 +94,7 @@ describe('the web page', () => {
 
   test('a wrong token shows the sign-in error', async () => {
     await page.goto(server.url, { waitUntil: 'networkidle0' });
+    assert.deepEqual(await accessibilityProblems(page), []);
     await page.type('#token', 's3u_not-a-token');
     await page.click('#sign-in button[type=submit]');
     await page.waitForSelector('#sign-in-error:not([hidden])');
@@ -89,6 +106,7 @@ describe('the web page', () => {
     await page.type('#token', token);
     await page.click('#sign-in button[type=submit]');
     await page.waitForSelector('#workspace:not([hidden]) .uppy-Dashboard');
+    assert.match(await page.$eval('#who', (e) => e.textContent), /Signed in as alice/);
     const visible = (selector) => page.$eval(selector, (e) => getComputedStyle(e).display !== 'none');
     assert.equal(await visible('#sign-in'), false, 'the sign-in form is gone once signed in');
     assert.equal(await visible('#account'), true);
@@ -111,16 +129,27 @@ describe('the web page', () => {
     const buttons = await row.$$('button');
     await buttons[1].click();
     await page.waitForSelector('#share:not([hidden])');
-    const shared = await page.$eval('#share', (e) => e.textContent);
+    // A link for a day.
+    await page.click('#share button[data-expires="1d"]');
+    await page.waitForFunction(() => document.querySelector('#share-link').textContent.includes('http'));
+    const shared = await page.$eval('#share-link', (e) => e.textContent);
     const url = shared.slice(shared.indexOf('http'));
+    const expires = Number(new URL(url).searchParams.get('expires')) * 1000;
+    assert.ok(Math.abs(expires - Date.now() - 86400e3) < 60e3, `expires ${new Date(expires).toISOString()}`);
     const got = Buffer.from(await (await fetch(url)).arrayBuffer());
     assert.equal(sha256(got), sha256(picked.find((f) => f.name === name).data));
+    assert.deepEqual(await accessibilityProblems(page), []);
 
-    // Delete, confirmed.
-    await (await row.$$('button'))[2].click();
+    // Delete: the first click asks (on the button, not in a dialog), the second deletes.
+    const remove = (await row.$$('button'))[2];
+    await remove.click();
+    assert.equal(await remove.evaluate((b) => b.textContent), 'Really delete?');
+    assert.equal(await page.$$eval('#files tbody tr', (rows) => rows.length), 2, 'nothing deleted yet');
+    await remove.click();
     await page.waitForFunction(() => document.querySelectorAll('#files tbody tr').length === 1);
     const left = await (await fetchWithToken(`${server.url}/files`, token)).json();
     assert.deepEqual(left.files.map((f) => f.file_id).includes(id), false);
+    assert.deepEqual(dialogs, []);
   });
 
   // One file through the Dashboard at 6 MiB/s, until `percent` of it is up:
@@ -210,6 +239,58 @@ describe('the web page', () => {
     await input.uploadFile(big.path);
     await page.waitForFunction(() => document.body.textContent.includes('exceeds maximum allowed size'), { timeout: 10000 });
     assert.equal(uploads.length, before, 'no tus request for it');
+  });
+
+  test('upload links: made on the page, used without an account in drop-box mode, revoked', async () => {
+    await page.type('#link-note', 'Photos from the trip, please');
+    await page.type('#link-files', '2');
+    await page.type('#link-types', 'text/plain, image/*');
+    await page.click('#new-link button[type=submit]');
+    await page.waitForSelector('#new-link-url:not([hidden])');
+    const made = await page.$eval('#new-link-url', (e) => e.textContent);
+    const url = made.slice(made.indexOf('http'));
+    assert.match(url, /\/u\/s3l_/);
+    await page.waitForFunction(() => document.querySelector('#links tbody tr td')?.textContent === 'Photos from the trip, please');
+    assert.deepEqual(await accessibilityProblems(page), []);
+    await screenshot(page, 'upload-links');
+
+    // Someone without an account opens it: no sign-in, the note, the limits.
+    const guest = await (await browser.createBrowserContext()).newPage();
+    try {
+      await guest.setViewport({ width: 900, height: 800 });
+      await guest.goto(url, { waitUntil: 'networkidle0' });
+      await guest.waitForSelector('#drop-box:not([hidden]) .uppy-Dashboard');
+      assert.equal(await guest.$eval('#sign-in', (e) => e.hidden), true);
+      assert.equal(await guest.$eval('#drop-box-note', (e) => e.textContent), 'Photos from the trip, please');
+      assert.match(await guest.$eval('#drop-box-limits', (e) => e.textContent), /2 more file\(s\); types: text\/plain, image\/\*/);
+      assert.deepEqual(await accessibilityProblems(guest), []);
+      // Text, as the link's types ask (the service decides by the bytes).
+      const sent = { path: join(stack.dir, 'from-a-guest.txt'), data: Buffer.from('Sent without an account.\n'.repeat(60)) };
+      writeFileSync(sent.path, sent.data);
+      await (await guest.waitForSelector('.uppy-Dashboard-input')).uploadFile(sent.path);
+      await guest.click('.uppy-StatusBar-actionBtn--upload');
+      await guest.waitForSelector('#drop-box-sent:not([hidden])', { timeout: 30000 });
+      assert.match(await guest.$eval('#drop-box-sent', (e) => e.textContent), /from-a-guest\.txt/);
+      await guest.waitForFunction(() => document.querySelector('#drop-box-limits').textContent.includes('1 more file(s)'));
+      await screenshot(guest, 'drop-box');
+      const owned = await (await fetchWithToken(`${server.url}/files`, token)).json();
+      const received = owned.files.find((f) => f.file_name === 'from-a-guest.txt');
+      assert.ok(received?.upload_link, 'the file is the owner\'s, marked with the link');
+      assert.equal(received.sha256, sha256(sent.data));
+    } finally {
+      await guest.browserContext().close();
+    }
+
+    // The owner sees what came in, and revokes it (two clicks); its URL then says so.
+    await page.reload({ waitUntil: 'networkidle0' });
+    await page.waitForFunction(() => document.querySelector('#links tbody tr td:nth-child(2)')?.textContent.startsWith('1 of 2'));
+    const revoke = await page.waitForSelector('#links tbody tr button');
+    await revoke.click();
+    await revoke.click();
+    await page.waitForFunction(() => document.querySelector('#links tbody tr td:nth-child(3)')?.textContent === 'revoked');
+    const gone = await fetch(url);
+    assert.equal(gone.status, 410);
+    assert.match(await gone.text(), /no longer works/);
   });
 
   test('on a phone-sized screen, by keyboard alone: sign in, nothing scrolls sideways, every action is reachable', async () => {

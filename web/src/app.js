@@ -1,8 +1,14 @@
-// The page at /: sign in with an API token (kept in sessionStorage only),
+// The page at / and at an upload link's URL (/u/<secret>).
+//
+// At /: sign in with an API token or a JWT (kept in sessionStorage only),
 // upload through Uppy's Dashboard to the service's own tus endpoint
-// (resumable; Uppy keeps the upload URLs), and list, download, share and
-// delete the files. Downloads go through download links, so a large file is
-// fetched by the browser itself, never through this script's memory.
+// (resumable; Uppy keeps the upload URLs), list, download, share and delete
+// the files, and make upload links. Downloads go through download links, so
+// a large file is fetched by the browser itself, never through this script's
+// memory.
+//
+// At /u/<secret>: the drop-box mode, for people without an account: the
+// link's note and limits, and the Dashboard uploading through the link.
 import Uppy from '@uppy/core';
 import Dashboard from '@uppy/dashboard';
 import Tus from '@uppy/tus';
@@ -12,14 +18,18 @@ import './app.css';
 
 const TOKEN_KEY = 's3uploader.token';
 const $ = (id) => document.getElementById(id);
+// Phones get a smaller upload area, so the list is on the first screen too.
+const dashboardHeight = () => (window.matchMedia('(max-width: 40rem)').matches ? 220 : 340);
 
 // What the API's errors mean for a person.
 function sentence(status, fallback) {
   switch (status) {
-    case 401: return 'Your token was not accepted: it may be mistyped, revoked or expired. Sign in again.';
-    case 403: return 'You are not allowed to do that.';
-    case 404: return 'That file is gone.';
-    case 413: return 'The file is too large, or it would take you over your storage quota.';
+    case 401: return 'Your sign-in was not accepted: the token may be mistyped, revoked or expired. Sign in again.';
+    case 403: return fallback || 'You are not allowed to do that.';
+    case 404: return 'That is gone.';
+    case 410: return fallback || 'This link no longer works.';
+    case 411: return 'The size of the file must be known before it is sent.';
+    case 413: return fallback || 'The file is too large, or it would take you over your storage quota.';
     case 415: return 'Files of this type are not accepted here.';
     case 429: return 'Too many requests or uploads at once; wait a moment and try again.';
     case 503: return 'The service is unavailable right now; try again shortly.';
@@ -27,20 +37,39 @@ function sentence(status, fallback) {
   }
 }
 
+// Sizes as Uppy's Dashboard writes them (1024-based, "MB"), so one file,
+// and one limit, has one size everywhere on the page.
 function formatBytes(n) {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  const units = ['B', 'KB', 'MB', 'GB', 'TB'];
   let i = 0;
   while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
-  return `${i === 0 ? n : n.toFixed(1)} ${units[i]}`;
+  return `${i === 0 ? n : Number(n.toFixed(1))} ${units[i]}`;
+}
+
+function parseSize(text) {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$/i.exec(text);
+  if (!m) return null;
+  const scale = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 }[m[2].toLowerCase()];
+  return Math.round(Number(m[1]) * scale);
 }
 
 function show(el, visible) { el.hidden = !visible; }
+
+// A line at the top of the page instead of alert(): errors and what happened.
+function say(text, isError = false) {
+  const el = $('message');
+  el.textContent = text;
+  el.classList.toggle('error', isError);
+  show(el, Boolean(text));
+}
 
 class Session {
   constructor(token) { this.token = token; }
 
   async api(path, init = {}) {
-    const res = await fetch(path, { ...init, headers: { ...(init.headers || {}), Authorization: `Bearer ${this.token}` } });
+    const headers = { ...(init.headers || {}), Authorization: `Bearer ${this.token}` };
+    if (init.body) headers['Content-Type'] = 'application/json';
+    const res = await fetch(path, { ...init, headers });
     if (!res.ok) {
       let message = '';
       try { message = (await res.json()).error.message; } catch { /* not JSON */ }
@@ -51,6 +80,49 @@ class Session {
     return res.status === 204 ? null : res.json();
   }
 }
+
+// The Dashboard on `target`, uploading over tus with `token`, held to `limits`.
+function makeUploader(target, token, limits, onComplete, errorLine) {
+  const uploader = new Uppy({
+    autoProceed: false,
+    restrictions: {
+      maxFileSize: limits.maxFileSize ?? null,
+      maxNumberOfFiles: limits.maxNumberOfFiles ?? null,
+      allowedFileTypes: limits.allowedTypes?.length > 0 ? limits.allowedTypes : null,
+    },
+  });
+  uploader.use(Dashboard, {
+    inline: true, target, height: dashboardHeight(), proudlyDisplayPoweredByUppy: false, theme: 'auto',
+  });
+  uploader.use(Tus, {
+    endpoint: '/upload/resumable',
+    headers: () => ({ Authorization: `Bearer ${token()}` }),
+    retryDelays: [0, 1000, 3000, 5000, 10000],
+    removeFingerprintOnSuccess: true,
+  });
+  uploader.on('upload-error', (file, error, response) => {
+    const status = response?.status ?? error?.originalResponse?.getStatus?.();
+    let message = '';
+    try { message = JSON.parse(error?.originalResponse?.getBody?.() ?? '').error.message; } catch { /* not JSON */ }
+    errorLine.textContent = `${file?.name ?? 'A file'}: ${sentence(status, message || error?.message)}`;
+    show(errorLine, true);
+  });
+  uploader.on('upload-success', () => show(errorLine, false));
+  // The last file's progress, on the page for whoever reads it (assistive tools, tests).
+  uploader.on('upload', () => { document.querySelector(target).dataset.progress = '0'; });
+  uploader.on('upload-progress', (file, progress) => {
+    if (progress.bytesTotal > 0) {
+      document.querySelector(target).dataset.progress = String(Math.floor((100 * progress.bytesUploaded) / progress.bytesTotal));
+    }
+  });
+  uploader.on('complete', (result) => {
+    onComplete(result);
+    if (result.failed.length === 0) uploader.clear();
+  });
+  return uploader;
+}
+
+// ---- signed in ------------------------------------------------------------
 
 let session = null;
 let uppy = null;
@@ -80,9 +152,18 @@ async function signIn(token) {
   show($('sign-in'), false);
   show($('account'), true);
   show($('workspace'), true);
-  showQuota(config);
-  startUploader(config);
-  await listFiles(true);
+  showAccount(config);
+  if (uppy) uppy.destroy();
+  uppy = makeUploader('#uploader', () => session.token, {
+    maxFileSize: config.max_upload_bytes, allowedTypes: config.allowed_types,
+  }, (result) => {
+    // The list and the quota are fetched once per batch, not once per file.
+    if (result.successful.length > 0) {
+      listFiles(true);
+      session.api('/api/config').then(showAccount, () => {});
+    }
+  }, $('upload-error'));
+  await Promise.all([listFiles(true), listLinks()]);
 }
 
 function signOut() {
@@ -90,53 +171,23 @@ function signOut() {
   session = null;
   if (uppy) { uppy.destroy(); uppy = null; }
   $('files').querySelector('tbody').replaceChildren();
+  $('links').querySelector('tbody').replaceChildren();
+  show($('share'), false);
+  show($('new-link-url'), false);
+  say('');
   signInForm('');
 }
 
-function showQuota(config) {
+// Who is signed in, what they have used of their quota, and what an upload
+// may be, before a file breaks it.
+function showAccount(config) {
+  $('who').textContent = config.user ? `Signed in as ${config.user.name}${config.user.admin ? ' (admin)' : ''}` : '';
   $('quota').textContent = config.quota
-    ? `${formatBytes(config.quota.used)} of ${formatBytes(config.quota.bytes)} used`
+    ? `${formatBytes(config.quota.used)} of ${formatBytes(config.quota.bytes)} used, ` +
+      `${formatBytes(Math.max(0, config.quota.bytes - config.quota.used))} left`
     : '';
-}
-
-function startUploader(config) {
-  if (uppy) uppy.destroy();
-  uppy = new Uppy({
-    autoProceed: false,
-    restrictions: {
-      maxFileSize: config.max_upload_bytes,
-      allowedFileTypes: config.allowed_types.length > 0 ? config.allowed_types : null,
-    },
-  });
-  uppy.use(Dashboard, { inline: true, target: '#uploader', height: 360, proudlyDisplayPoweredByUppy: false });
-  uppy.use(Tus, {
-    endpoint: config.tus_endpoint,
-    headers: () => ({ Authorization: `Bearer ${session.token}` }),
-    retryDelays: [0, 1000, 3000, 5000, 10000],
-    removeFingerprintOnSuccess: true,
-  });
-  uppy.on('upload-error', (file, error, response) => {
-    const status = response?.status ?? error?.originalResponse?.getStatus?.();
-    $('upload-error').textContent = `${file?.name ?? 'A file'}: ${sentence(status, error?.message)}`;
-    show($('upload-error'), true);
-  });
-  uppy.on('upload-success', () => show($('upload-error'), false));
-  // The last file's progress, on the page for whoever reads it (assistive tools, tests).
-  uppy.on('upload', () => { $('uploader').dataset.progress = '0'; });
-  uppy.on('upload-progress', (file, progress) => {
-    if (progress.bytesTotal > 0) {
-      $('uploader').dataset.progress = String(Math.floor((100 * progress.bytesUploaded) / progress.bytesTotal));
-    }
-  });
-  // Finished files are in the list below: the Dashboard is ready for the next ones.
-  // The list and the quota are fetched once per batch, not once per file.
-  uppy.on('complete', (result) => {
-    if (result.successful.length > 0) {
-      listFiles(true);
-      session.api('/api/config').then(showQuota, () => {});
-    }
-    if (result.failed.length === 0) uppy.clear();
-  });
+  const types = config.allowed_types.length > 0 ? `; types: ${config.allowed_types.join(', ')}` : '';
+  $('limits').textContent = `Files up to ${formatBytes(config.max_upload_bytes)}${types}.`;
 }
 
 async function listFiles(first) {
@@ -148,7 +199,7 @@ async function listFiles(first) {
     page = await session.api(`/files?${query}`);
   } catch (e) {
     if (e.status === 401) return signInForm(e.message);
-    throw e;
+    return say(e.message, true);
   }
   const body = $('files').querySelector('tbody');
   if (first) body.replaceChildren();
@@ -157,6 +208,28 @@ async function listFiles(first) {
   show($('more'), Boolean(cursor));
   show($('no-files'), body.children.length === 0);
 }
+
+function actionButton(cell, label, subject, action) {
+  const b = document.createElement('button');
+  b.type = 'button';
+  b.textContent = label;
+  b.setAttribute('aria-label', `${label} ${subject}`);  // which one, for screen readers
+  b.addEventListener('click', () => action(b).catch((e) => say(e.message, true)));
+  cell.append(b);
+  return b;
+}
+
+// A second click within a few seconds confirms, instead of confirm().
+function armed(button, question) {
+  if (button.dataset.armed) return true;
+  const label = button.textContent;
+  button.dataset.armed = '1';
+  button.textContent = question;
+  setTimeout(() => { delete button.dataset.armed; button.textContent = label; }, 4000);
+  return false;
+}
+
+let sharing = null;  // the file the share panel is for
 
 function fileRow(file) {
   const row = document.createElement('tr');
@@ -169,43 +242,173 @@ function fileRow(file) {
   }
   const actions = document.createElement('td');
   actions.className = 'actions';
-  const button = (label, action) => {
-    const b = document.createElement('button');
-    b.type = 'button';
-    b.textContent = label;
-    b.setAttribute('aria-label', `${label} ${file.file_name}`);  // which file, for screen readers
-    b.addEventListener('click', () => action().catch((e) => alert(e.message)));
-    actions.append(b);
-  };
-  button('Download', async () => {
+  actionButton(actions, 'Download', file.file_name, async () => {
     const link = await session.api(`/files/${file.file_id}/link`, { method: 'POST' });
     window.location.assign(link.url);
   });
-  button('Share', async () => {
-    const link = await session.api(`/files/${file.file_id}/link`, { method: 'POST' });
-    try { await navigator.clipboard.writeText(link.url); } catch { /* not allowed here: shown below */ }
-    $('share').textContent = `Link to ${file.file_name} (copied), valid until ${new Date(link.expires_at).toLocaleString()}: ${link.url}`;
+  actionButton(actions, 'Share', file.file_name, async () => {
+    sharing = file;
+    $('share-what').textContent = `Share ${file.file_name}: a link that works without signing in, until it expires.`;
+    $('share-link').textContent = '';
     show($('share'), true);
+    $('share').querySelector('button').focus();
   });
-  button('Delete', async () => {
-    if (!confirm(`Delete ${file.file_name}?`)) return;
+  actionButton(actions, 'Delete', file.file_name, async (button) => {
+    if (!armed(button, 'Really delete?')) return;
     await session.api(`/files/${file.file_id}`, { method: 'DELETE' });
     row.remove();
     show($('no-files'), $('files').querySelector('tbody').children.length === 0);
-    session.api('/api/config').then(showQuota, () => {});
+    say(`Deleted ${file.file_name}.`);
+    session.api('/api/config').then(showAccount, () => {});
   });
   row.append(actions);
   return row;
 }
 
-$('sign-in').addEventListener('submit', (event) => {
-  event.preventDefault();
-  const token = $('token').value.trim();
-  $('token').value = '';
-  if (token) signIn(token);
-});
-$('sign-out').addEventListener('click', signOut);
-$('more').addEventListener('click', () => listFiles(false));
+async function share(expires) {
+  const file = sharing;
+  const link = await session.api(`/files/${file.file_id}/link`, {
+    method: 'POST', body: JSON.stringify({ expires_in: expires }),
+  });
+  let copied = '';
+  try { await navigator.clipboard.writeText(link.url); copied = ' (copied)'; } catch { /* not allowed here: shown */ }
+  $('share-link').textContent =
+    `Link to ${file.file_name}${copied}, valid until ${new Date(link.expires_at).toLocaleString()}: ${link.url}`;
+}
 
-const saved = sessionStorage.getItem(TOKEN_KEY);
-if (saved) signIn(saved); else signInForm('');
+// ---- upload links ----------------------------------------------------------
+
+async function listLinks() {
+  let page;
+  try {
+    page = await session.api('/upload-links');
+  } catch (e) {
+    return say(e.message, true);
+  }
+  const body = $('links').querySelector('tbody');
+  body.replaceChildren();
+  for (const link of page.links) body.append(linkRow(link));
+  show($('no-links'), page.links.length === 0);
+}
+
+function linkRow(link) {
+  const row = document.createElement('tr');
+  row.dataset.id = link.id;
+  const gone = link.revoked_at ? 'revoked' : (Date.parse(link.expires_at) <= Date.now() ? 'expired' : '');
+  const received = `${link.files}${link.max_files ? ` of ${link.max_files}` : ''} file(s), ${formatBytes(link.bytes)}` +
+    `${link.max_bytes ? ` of ${formatBytes(link.max_bytes)}` : ''}`;
+  for (const text of [link.note || '(no note)', received, gone || new Date(link.expires_at).toLocaleString()]) {
+    const cell = document.createElement('td');
+    cell.textContent = text;
+    row.append(cell);
+  }
+  const actions = document.createElement('td');
+  actions.className = 'actions';
+  if (!gone) {
+    actionButton(actions, 'Revoke', `the link ${link.note || link.id}`, async (button) => {
+      if (!armed(button, 'Really revoke?')) return;
+      await session.api(`/upload-links/${link.id}`, { method: 'DELETE' });
+      say('The link is revoked: it no longer takes files.');
+      await listLinks();
+    });
+  }
+  row.append(actions);
+  return row;
+}
+
+async function makeLink() {
+  const spec = { expires_in: $('link-expires').value };
+  if ($('link-note').value.trim()) spec.note = $('link-note').value.trim();
+  if ($('link-files').value) spec.max_files = Number($('link-files').value);
+  if ($('link-bytes').value.trim()) {
+    const bytes = parseSize($('link-bytes').value);
+    if (!bytes) throw new Error('"At most in all" takes a size such as 500MB or 2GB.');
+    spec.max_bytes = bytes;
+  }
+  if ($('link-types').value.trim()) spec.allowed_types = $('link-types').value;
+  const link = await session.api('/upload-links', { method: 'POST', body: JSON.stringify(spec) });
+  let copied = '';
+  try { await navigator.clipboard.writeText(link.url); copied = ' (copied)'; } catch { /* not allowed here: shown */ }
+  $('new-link-url').textContent = `Send this link${copied}; it is shown only now: ${link.url}`;
+  show($('new-link-url'), true);
+  $('new-link').reset();
+  await listLinks();
+}
+
+// ---- drop-box mode ---------------------------------------------------------
+
+async function dropBox(secret) {
+  show($('drop-box'), true);
+  const infoUrl = `/u/${encodeURIComponent(secret)}/info`;
+  const describe = async () => {
+    const res = await fetch(infoUrl);
+    if (!res.ok) {
+      let message = '';
+      try { message = (await res.json()).error.message; } catch { /* not JSON */ }
+      throw Object.assign(new Error(sentence(res.status, message)), { status: res.status });
+    }
+    const info = await res.json();
+    $('drop-box-note').textContent = info.note || 'Drop the files for the person who sent you this link.';
+    const limits = [`Files up to ${formatBytes(info.bytes_left === null ? info.max_upload_bytes
+      : Math.min(info.max_upload_bytes, info.bytes_left))}`];
+    if (info.files_left !== null) limits.push(`${info.files_left} more file(s)`);
+    if (info.allowed_types.length > 0) limits.push(`types: ${info.allowed_types.join(', ')}`);
+    limits.push(`until ${new Date(info.expires_at).toLocaleString()}`);
+    $('drop-box-limits').textContent = `${limits.join('; ')}.`;
+    return info;
+  };
+  let info;
+  try {
+    info = await describe();
+  } catch (e) {
+    show($('drop-box-uploader'), false);
+    $('drop-box-error').textContent = e.message;
+    show($('drop-box-error'), true);
+    return;
+  }
+  const sent = [];
+  const uploader = makeUploader('#drop-box-uploader', () => secret, {
+    maxFileSize: info.bytes_left === null ? info.max_upload_bytes : Math.min(info.max_upload_bytes, info.bytes_left),
+    maxNumberOfFiles: info.files_left ?? null,
+    allowedTypes: info.allowed_types,
+  }, (result) => {
+    for (const file of result.successful) sent.push(file.name);
+    if (sent.length > 0) {
+      $('drop-box-sent').textContent = `Sent: ${sent.join(', ')}. Thank you.`;
+      show($('drop-box-sent'), true);
+    }
+    describe().then((now) => {
+      uploader.setOptions({
+        restrictions: {
+          maxNumberOfFiles: now.files_left ?? null,
+          maxFileSize: now.bytes_left === null ? now.max_upload_bytes : Math.min(now.max_upload_bytes, now.bytes_left),
+        },
+      });
+    }, () => {});
+  }, $('drop-box-error'));
+}
+
+// ---- start -----------------------------------------------------------------
+
+const linkPath = /^\/u\/([^/]+)\/?$/.exec(window.location.pathname);
+if (linkPath) {
+  dropBox(decodeURIComponent(linkPath[1]));
+} else {
+  $('sign-in').addEventListener('submit', (event) => {
+    event.preventDefault();
+    const token = $('token').value.trim();
+    $('token').value = '';
+    if (token) signIn(token);
+  });
+  $('sign-out').addEventListener('click', signOut);
+  $('more').addEventListener('click', () => listFiles(false));
+  for (const b of $('share').querySelectorAll('button[data-expires]')) {
+    b.addEventListener('click', () => share(b.dataset.expires).catch((e) => say(e.message, true)));
+  }
+  $('new-link').addEventListener('submit', (event) => {
+    event.preventDefault();
+    makeLink().catch((e) => say(e.message, true));
+  });
+  const saved = sessionStorage.getItem(TOKEN_KEY);
+  if (saved) signIn(saved); else signInForm('');
+}
