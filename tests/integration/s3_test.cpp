@@ -232,6 +232,16 @@ TEST_F(S3UploadsWithLostAnswers, EveryOneToCompleteMultipartUpload) {
   EXPECT_GT(proxy_->answers_lost(), 1);
 }
 
+// Every answer to CreateMultipartUpload lost: the store made an upload for
+// each attempt, and the service never learned one id. Its abort finds them
+// by the key (the key is the upload's alone) and aborts every one: none is
+// orphaned.
+TEST_F(S3UploadsWithLostAnswers, EveryOneToCreateMultipartUpload) {
+  proxy_->lose_answers_to("POST", "?uploads", kEveryAttempt);
+  expect_failed_and_nothing_stored(upload_streamed(server_->port(), token_, "lost.bin", 12 * MiB + 3, 24));
+  EXPECT_GT(proxy_->answers_lost(), 1);
+}
+
 TEST_F(S3UploadsWithLostAnswers, EveryOneToPutObject) {
   proxy_->lose_answers_to("PUT", "/u/", kEveryAttempt);  // a small file is one PutObject
   expect_failed_and_nothing_stored(upload_streamed(server_->port(), token_, "lost.bin", 1 * MiB, 22));

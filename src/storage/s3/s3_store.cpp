@@ -186,7 +186,20 @@ class S3Writer final : public ObjectWriter {
     finished_ = true;
     buffer_.reset();
     if (pipeline_) co_await pipeline_->quiesce();
-    if (!upload_id_.empty()) co_await setup_.client->abort_multipart_upload(setup_.key, upload_id_);
+    if (!upload_id_.empty()) {
+      co_await setup_.client->abort_multipart_upload(setup_.key, upload_id_);
+    } else if (create_sent_) {
+      // CreateMultipartUpload failed with its outcome unknown (its answer
+      // lost, or a retry after one): the store may hold uploads of this key
+      // that nobody knows the id of. The key is this upload's alone, so
+      // every upload under it is ours to abort. (If the store cannot be
+      // reached, the row is failed with leftovers and the janitor does the
+      // same once it can.)
+      const auto uploads = co_await setup_.client->list_multipart_uploads(setup_.key);
+      for (const auto& upload : uploads) {
+        if (upload.key == setup_.key) co_await setup_.client->abort_multipart_upload(setup_.key, upload.upload_id);
+      }
+    }
     // A commit whose answers were all lost may have stored the object anyway.
     // The key is this upload's alone, so removing it is safe.
     if (commit_sent_) co_await setup_.client->delete_object(setup_.key);
@@ -340,6 +353,7 @@ class S3Writer final : public ObjectWriter {
   }
 
   asio::awaitable<void> start_multipart() {
+    create_sent_ = true;
     upload_id_ = co_await setup_.client->create_multipart_upload(setup_.key, object_headers(setup_.metadata));
     // Recorded before any part is sent: a crash from here on leaves an id
     // the janitor can abort. (If recording fails, the writer's abort runs.)
@@ -428,6 +442,7 @@ class S3Writer final : public ObjectWriter {
   WriteFence* fence_ = nullptr;
   PartDigest part_digest_;
   std::string upload_id_;                                            // the multipart upload, once there is one
+  bool create_sent_ = false;  // CreateMultipartUpload was sent (whether or not its answer came)
   std::vector<std::string> etags_;                                   // parts 1..n stored, in order
   std::optional<PartPipeline> pipeline_;                             // once this writer sent a part
   std::map<int, std::pair<std::uint64_t, std::string>> boundaries_;  // part -> (its end offset, hash state there)
