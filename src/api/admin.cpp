@@ -26,8 +26,6 @@ namespace json = boost::json;
 
 namespace {
 
-constexpr std::int64_t kDefaultPageSize = 100;
-constexpr std::int64_t kMaxPageSize = 1000;
 constexpr std::size_t kMaxTokenNameBytes = 100;
 
 json::value quota_json(const std::optional<std::int64_t>& quota) {
@@ -103,11 +101,7 @@ Page parse_page(std::string_view target) {
   if (!url) throw ApiError(errc::bad_request, "malformed query string");
   for (const auto& param : url->params()) {
     if (param.key == "limit") {
-      const auto n = util::parse_integer<std::int64_t>(param.value);
-      if (!n || *n < 1 || *n > kMaxPageSize) {
-        throw ApiError(errc::bad_request, fmt::format("limit must be a whole number from 1 to {}", kMaxPageSize));
-      }
-      page.limit = *n;
+      page.limit = page_limit(param.value);
     } else if (param.key == "cursor" && !param.value.empty()) {
       const auto name = util::base64url_decode(param.value);
       if (!name || !name->starts_with("u:")) throw ApiError(errc::bad_request, "cursor is not one this service gave out");

@@ -88,6 +88,14 @@ std::optional<ApiError> api_error(const std::exception_ptr& failure) {
   return std::nullopt;
 }
 
+std::int64_t page_limit(std::string_view value) {
+  const auto n = util::parse_integer<std::int64_t>(value);
+  if (!n || *n < 1 || *n > kMaxPageSize) {
+    throw ApiError(errc::bad_request, fmt::format("limit must be a whole number from 1 to {}", kMaxPageSize));
+  }
+  return *n;
+}
+
 asio::awaitable<json::object> json_body(http::Request& request) {
   if (const auto length = request.body.content_length(); length && *length > kMaxJsonBody) {
     throw ApiError(errc::file_too_large, "a JSON body is at most 64 KiB");

@@ -128,6 +128,11 @@ ApiError api_error(const upload::Error& e);
 // already, or a fault that becomes 500).
 std::optional<ApiError> api_error(const std::exception_ptr& failure);
 
+// A listing's `limit` parameter: a whole number from 1 to kMaxPageSize (400 otherwise).
+inline constexpr std::int64_t kDefaultPageSize = 100;
+inline constexpr std::int64_t kMaxPageSize = 1000;
+std::int64_t page_limit(std::string_view value);
+
 // A request's JSON object body (at most kMaxJsonBody bytes; an empty body is
 // an empty object): 400 for anything else, 413 past the limit.
 inline constexpr std::size_t kMaxJsonBody = 64 * 1024;

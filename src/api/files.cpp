@@ -26,8 +26,6 @@ using beast_http::verb;
 
 namespace {
 
-constexpr std::int64_t kDefaultPageSize = 100;
-constexpr std::int64_t kMaxPageSize = 1000;
 
 // The page cursor is opaque to clients: the last row's sort key, base64url.
 std::string encode_cursor(const db::Upload& last) {
@@ -72,11 +70,7 @@ ListQuery parse_list_query(std::string_view target) {
   if (!url) throw ApiError(errc::bad_request, "malformed query string");
   for (const auto& param : url->params()) {
     if (param.key == "limit") {
-      const auto n = util::parse_integer<std::int64_t>(param.value);
-      if (!n || *n < 1 || *n > kMaxPageSize) {
-        throw ApiError(errc::bad_request, fmt::format("limit must be a whole number from 1 to {}", kMaxPageSize));
-      }
-      q.limit = *n;
+      q.limit = page_limit(param.value);
     } else if (param.key == "cursor") {
       if (!param.value.empty()) {
         q.after = decode_cursor(param.value);

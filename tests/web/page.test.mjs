@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { createRequire } from 'node:module';
 import puppeteer from 'puppeteer-core';
 import { MiB, Stack, Server, content, sha256, fetchWithToken } from '../tus-client/harness.mjs';
+import { Provider } from '../tus-client/provider.mjs';
 
 const axeSource = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 // axe-core's WCAG 2.1 A/AA rules on the page as it stands: the violations,
@@ -291,6 +292,34 @@ describe('the web page', () => {
     const gone = await fetch(url);
     assert.equal(gone.status, 410);
     assert.match(await gone.text(), /no longer works/);
+  });
+
+  test('sign in with a JWT from the app\'s identity provider, and upload with it', async () => {
+    const provider = await new Provider().start();
+    const kid = await provider.addKey('ES256');
+    const jwtServer = await new Server(stack, {
+      env: { S3UP_JWT_ISSUER: provider.issuer, S3UP_JWT_AUDIENCE: 'uploads' },
+    }).start();
+    const tab = await browser.newPage();
+    try {
+      const jwt = await provider.token(kid, { sub: 'jwt-person' });
+      await tab.goto(jwtServer.url, { waitUntil: 'networkidle0' });
+      await tab.type('#token', jwt);
+      await tab.click('#sign-in button[type=submit]');
+      await tab.waitForSelector('#workspace:not([hidden]) .uppy-Dashboard');
+      assert.match(await tab.$eval('#who', (e) => e.textContent), /Signed in as jwt-person/);
+      const [picked] = files(['by-jwt.txt', 3000, 9]);
+      await (await tab.waitForSelector('.uppy-Dashboard-input')).uploadFile(picked.path);
+      await tab.click('.uppy-StatusBar-actionBtn--upload');
+      await tab.waitForFunction(() => [...document.querySelectorAll('#files tbody tr td:first-child')]
+        .some((c) => c.textContent === 'by-jwt.txt'), { timeout: 30000 });
+      const mine = await (await fetchWithToken(`${jwtServer.url}/files`, jwt)).json();
+      assert.equal(mine.files.find((f) => f.file_name === 'by-jwt.txt')?.sha256, sha256(picked.data));
+    } finally {
+      await tab.close();
+      await jwtServer.stop();
+      await provider.stop();
+    }
   });
 
   test('on a phone-sized screen, by keyboard alone: sign in, nothing scrolls sideways, every action is reachable', async () => {
