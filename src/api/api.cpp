@@ -135,12 +135,12 @@ json::object upload_json(const db::Upload& u, bool details) {
       {"upload_time", util::rfc3339(u.created_at)},
       {"content_type", u.content_type},
       {"sha256", u.sha256},
+      {"completed_at", u.completed_at ? json::value(util::rfc3339(*u.completed_at)) : json::value(nullptr)},
   };
   if (u.upload_link_id) o["upload_link"] = *u.upload_link_id;
   if (details) {
     o["user_id"] = u.user_id;
     o["status"] = db::to_string(u.status);
-    o["completed_at"] = u.completed_at ? json::value(util::rfc3339(*u.completed_at)) : json::value(nullptr);
   }
   return o;
 }

@@ -209,9 +209,9 @@ class Api {
   http::Handler handler_;  // router_ behind api_errors()
 };
 
-// An upload as the API shows it: {file_id, file_name, file_size, upload_time,
-// content_type, sha256}, and with `details` also its owner, status and
-// completion time.
+// An upload as the API shows it: {file_id, file_name, file_size, upload_time
+// (when it started), content_type, sha256, completed_at (when its last byte
+// was stored; null until then)}, and with `details` also its owner and status.
 boost::json::object upload_json(const db::Upload& upload, bool details);
 // A user as the admin API shows it.
 boost::json::object user_json(const db::User& user);

@@ -120,6 +120,15 @@ describe('the web page', () => {
     await page.waitForFunction(() => document.querySelectorAll('#files tbody tr').length === 2, { timeout: 60000 });
     const names = await page.$$eval('#files tbody tr td:first-child', (cells) => cells.map((c) => c.textContent).sort());
     assert.deepEqual(names, ['large.bin', 'small.txt']);
+    // "Uploaded" is when a file finished arriving, not when it started.
+    const meta = await (await fetchWithToken(`${server.url}/files`, token)).json();
+    assert.equal(meta.files.length, 2);
+    for (const f of meta.files) {
+      assert.ok(Date.parse(f.completed_at) >= Date.parse(f.upload_time), `${f.file_name}: ${f.completed_at}`);
+      const shown = await page.$eval(`#files tr[data-id="${f.file_id}"] td:nth-child(4)`, (c) => c.textContent);
+      const expected = await page.evaluate((t) => new Date(t).toLocaleString(), f.completed_at);
+      assert.equal(shown, expected, f.file_name);
+    }
     await screenshot(page, 'uploaded');
     assert.ok(uploads.some((u) => u.startsWith('POST')) && uploads.some((u) => u.startsWith('PATCH')), String(uploads));
 

@@ -234,8 +234,9 @@ let sharing = null;  // the file the share panel is for
 function fileRow(file) {
   const row = document.createElement('tr');
   row.dataset.id = file.file_id;
+  // Uploaded: when its last byte was stored (a large file's start is not when it arrived).
   for (const text of [file.file_name, formatBytes(file.file_size), file.content_type,
-    new Date(file.upload_time).toLocaleString()]) {
+    new Date(file.completed_at ?? file.upload_time).toLocaleString()]) {
     const cell = document.createElement('td');
     cell.textContent = text;  // never markup: names are the users'
     row.append(cell);
