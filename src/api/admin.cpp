@@ -140,7 +140,7 @@ asio::awaitable<db::User> Api::existing_user(const std::string& name) {
 
 asio::awaitable<http::Response> Api::admin_create_user(http::Request& request) {
   const auto body = co_await json_body(request);
-  only_members(body, {"name", "admin", "quota"});
+  only_members(body, {"name", "admin", "quota", "issuer"});
   const auto* name_value = body.if_contains("name");
   if (!name_value || !name_value->is_string() || !auth::is_valid_user_name(name_value->get_string())) {
     throw ApiError(errc::bad_request, "name must be 1-255 bytes of text without control characters");
@@ -148,10 +148,27 @@ asio::awaitable<http::Response> Api::admin_create_user(http::Request& request) {
   const std::string name(name_value->get_string());
   const bool admin = body.contains("admin") && boolean_from(body.at("admin"), "admin");
   const auto quota = body.contains("quota") ? quota_from(body.at("quota")) : std::nullopt;
+  // With an issuer: the user a JWT from that issuer names (its user claim
+  // is the name), made before their first sign-in, e.g. to set a quota.
+  std::optional<std::string> issuer;
+  if (const auto* v = body.if_contains("issuer"); v && !v->is_null()) {
+    if (!v->is_string() || v->get_string().size() > 1000 || !util::is_displayable_text(v->get_string())) {
+      throw ApiError(errc::bad_request, "issuer must be the JWT issuer (iss) as text");
+    }
+    issuer = std::string(v->get_string());
+  }
   const auto user = co_await util::run_blocking(deps_.uploads.blocking, [&] {
-    accounts().create_user(name, admin);  // conflict (409) if the name is taken
+    if (issuer) {
+      if (accounts().find_user(name)) throw ApiError(errc::conflict, "a user with this name exists");
+      if (!accounts().external_user(*issuer, name, util::now_micros())) {
+        throw ApiError(errc::conflict, "a user with this name exists");
+      }
+    } else {
+      accounts().create_user(name, admin);  // conflict (409) if the name is taken
+    }
     db::UserChange change;
     change.quota_bytes.emplace(quota);
+    if (issuer && admin) change.is_admin = true;
     return accounts().update_user(name, change);
   });
   if (!user) throw ApiError(errc::conflict, "the user is being deleted");

@@ -151,6 +151,24 @@ describe('JWT bearer tokens, keys by OIDC discovery (local disk, SQLite)', () =>
     await refused(server, await provider.token(kids.RS512, { sub: 'to-be-disabled' }), /user disabled/);
   });
 
+  test('an admin makes a JWT user before their first sign-in, with a quota', async () => {
+    stack.cli(['user', 'add', 'root', '--admin']);
+    const root = stack.cli(['token', 'create', 'root']).trim();
+    const made = await fetch(`${server.url}/admin/users`, {
+      method: 'POST', headers: bearer(root), body: JSON.stringify({ name: 'early-bird', issuer: provider.issuer, quota: 10 }),
+    });
+    assert.equal(made.status, 201, await made.text());
+    const token = await provider.token(kids.RS256, { sub: 'early-bird' });
+    const over = await put(server, token, 'eleven.txt', '01234567890');
+    assert.equal(over.status, 413, 'the quota set ahead holds');
+    assert.equal((await put(server, token, 'ten.txt', '0123456789')).status, 201);
+    // The same name for another issuer, or again, is refused.
+    const again = await fetch(`${server.url}/admin/users`, {
+      method: 'POST', headers: bearer(root), body: JSON.stringify({ name: 'early-bird', issuer: 'https://other.example' }),
+    });
+    assert.equal(again.status, 409);
+  });
+
   test('a name that belongs to a token user is not theirs to take', async () => {
     stack.token('local-alice');
     await refused(server, await provider.token(kids.RS256, { sub: 'local-alice' }), /another account/);
