@@ -136,8 +136,7 @@ describe('the web page', () => {
     const row = await page.$('#files tbody tr[data-id] ~ tr, #files tbody tr');
     const id = await row.evaluate((r) => r.dataset.id);
     const name = await row.$eval('td', (c) => c.textContent);
-    const buttons = await row.$$('button');
-    await buttons[1].click();
+    await (await row.$('button[aria-label^="Share "]')).click();
     await page.waitForSelector('#share:not([hidden])');
     // A link for a day.
     await page.click('#share button[data-expires="1d"]');
@@ -151,7 +150,7 @@ describe('the web page', () => {
     assert.deepEqual(await accessibilityProblems(page), []);
 
     // Delete: the first click asks (on the button, not in a dialog), the second deletes.
-    const remove = (await row.$$('button'))[2];
+    const remove = await row.$('button[aria-label^="Delete "]');
     await remove.click();
     assert.equal(await remove.evaluate((b) => b.textContent), 'Really delete?');
     assert.equal(await page.$$eval('#files tbody tr', (rows) => rows.length), 2, 'nothing deleted yet');
@@ -217,7 +216,7 @@ describe('the web page', () => {
     await cdp.send('Browser.setDownloadBehavior', { behavior: 'allow', downloadPath: dir, eventsEnabled: true });
     const row = await page.waitForSelector('#files tbody tr');
     const name = await row.$eval('td', (c) => c.textContent);
-    await (await row.$$('button'))[0].click();
+    await (await row.$('button[aria-label^="Download "]')).click();
     const path = join(dir, name);
     const deadline = Date.now() + 30000;
     while (!existsSync(path) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
@@ -239,6 +238,27 @@ describe('the web page', () => {
     await page.click('.uppy-StatusBar-actionBtn--upload');
     await listed('dropped.txt');
     assert.equal(await storedSha('dropped.txt'), sha256(Buffer.from('dropped on the page')));
+  });
+
+  test('an image gets a thumbnail, and Preview shows a file in a new tab', async () => {
+    const png = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==', 'base64');
+    const put = await fetchWithToken(`${server.url}/upload/dot.png`, token, { method: 'PUT', body: png });
+    assert.equal(put.status, 201);
+    const id = (await put.json()).file_id;
+    await page.reload({ waitUntil: 'networkidle0' });
+    await page.waitForFunction((i) => {
+      const img = document.querySelector(`#files tr[data-id="${i}"] img.thumb`);
+      return img && img.complete && img.naturalWidth === 1;
+    }, { timeout: 15000 }, id);
+    const opened = browser.waitForTarget((t) => t.url().includes(`/files/${id}/content?`), { timeout: 15000 });
+    await page.click(`#files tr[data-id="${id}"] button[aria-label="Preview dot.png"]`);
+    const url = (await opened).url();
+    assert.match(url, /disposition=inline/);
+    const shown = await fetch(url);
+    assert.match(shown.headers.get('content-disposition'), /^inline/);
+    assert.deepEqual(Buffer.from(await shown.arrayBuffer()), png);
+    await (await (await opened).page())?.close();
+    assert.deepEqual(await accessibilityProblems(page), []);
   });
 
   test('a file over max_upload_bytes is refused before a byte is sent', async () => {

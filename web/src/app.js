@@ -231,6 +231,27 @@ function armed(button, question) {
 
 let sharing = null;  // the file the share panel is for
 
+// Types the browser shows by itself (the service serves these inline, and
+// no others): images get a thumbnail in the list, all get a Preview.
+const THUMBNAIL_TYPES = new Set(['image/png', 'image/jpeg', 'image/gif', 'image/webp', 'image/avif']);
+const previewable = (type) => THUMBNAIL_TYPES.has(type) || ['application/pdf', 'text/plain'].includes(type) ||
+  /^(video\/(mp4|webm)|audio\/(mpeg|ogg|wav))$/.test(type);
+
+// A small image from a short-lived inline link (the image is the file
+// itself: the service makes no thumbnails; the browser scales it).
+function addThumbnail(cell, file) {
+  session.api(`/files/${file.file_id}/link`, {
+    method: 'POST', body: JSON.stringify({ expires_in: '1h', disposition: 'inline' }),
+  }).then((link) => {
+    const img = document.createElement('img');
+    img.className = 'thumb';
+    img.alt = '';  // the name beside it says what it is
+    img.loading = 'lazy';
+    img.src = link.url;
+    cell.prepend(img);
+  }, () => { /* no thumbnail: the row works without one */ });
+}
+
 function fileRow(file) {
   const row = document.createElement('tr');
   row.dataset.id = file.file_id;
@@ -241,8 +262,19 @@ function fileRow(file) {
     cell.textContent = text;  // never markup: names are the users'
     row.append(cell);
   }
+  if (THUMBNAIL_TYPES.has(file.content_type)) addThumbnail(row.firstChild, file);
   const actions = document.createElement('td');
   actions.className = 'actions';
+  if (previewable(file.content_type)) {
+    actionButton(actions, 'Preview', file.file_name, async () => {
+      // Opened first, in the click, so no pop-up blocker takes it; then pointed at the link.
+      const tab = window.open('', '_blank');
+      const link = await session.api(`/files/${file.file_id}/link`, {
+        method: 'POST', body: JSON.stringify({ expires_in: '1h', disposition: 'inline' }),
+      });
+      if (tab) { tab.opener = null; tab.location.href = link.url; } else { window.location.assign(link.url); }
+    });
+  }
   actionButton(actions, 'Download', file.file_name, async () => {
     const link = await session.api(`/files/${file.file_id}/link`, { method: 'POST' });
     window.location.assign(link.url);
