@@ -536,15 +536,22 @@ std::optional<User> PostgresStore::find_user(std::string_view name) {
 
 std::optional<User> PostgresStore::external_user(std::string_view issuer, std::string_view name, Micros now) {
   auto c = acquire();
-  Params insert;
-  insert.text(name).text(issuer).timestamp(now);
-  c->run("createExternalUser", insert);
-  Params find;
-  find.text(name);
-  const auto r = c->run("findUserByName", find);
-  if (r.size() == 0) return std::nullopt;
-  User user = decode_user(ResultRow(r, 0));
-  if (user.issuer != issuer) return std::nullopt;
+  Params by_name;
+  by_name.text(name);
+  const auto find = [&]() -> std::optional<User> {
+    const auto r = c->run("findUserByName", by_name);
+    if (r.size() == 0) return std::nullopt;
+    return decode_user(ResultRow(r, 0));
+  };
+  // Every request of a JWT user asks; only the first one writes.
+  auto user = find();
+  if (!user) {
+    Params insert;
+    insert.text(name).text(issuer).timestamp(now);
+    c->run("createExternalUser", insert);
+    user = find();
+  }
+  if (!user || user->issuer != issuer) return std::nullopt;
   return user;
 }
 

@@ -372,14 +372,20 @@ std::optional<User> SqliteStore::find_user(std::string_view name) {
 
 std::optional<User> SqliteStore::external_user(std::string_view issuer, std::string_view name, Micros now) {
   auto c = acquire();
-  Statement insert(*c, "createExternalUser");
-  insert.bind(name, issuer, now);
-  insert.step();
-  Statement s(*c, "findUserByName");
-  s.bind(name);
-  if (!s.step()) return std::nullopt;
-  User user = decode_user(StatementRow(s));
-  if (user.issuer != issuer) return std::nullopt;
+  const auto find = [&]() -> std::optional<User> {
+    Statement s(*c, "findUserByName");
+    s.bind(name);
+    if (!s.step()) return std::nullopt;
+    return decode_user(StatementRow(s));
+  };
+  // Every request of a JWT user asks; only the first one writes.
+  auto user = find();
+  if (!user) {
+    Statement insert(*c, "createExternalUser");
+    insert.bind(name, issuer, now).run();
+    user = find();
+  }
+  if (!user || user->issuer != issuer) return std::nullopt;
   return user;
 }
 
