@@ -33,15 +33,12 @@ json::value quota_json(const std::optional<std::int64_t>& quota) {
 }
 
 json::object token_json(const db::ApiToken& t) {
-  const auto time = [](const std::optional<util::Micros>& at) {
-    return at ? json::value(util::rfc3339(*at)) : json::value(nullptr);
-  };
   return {{"id", t.id},
           {"user", t.user_name},
           {"name", t.name},
           {"created_at", util::rfc3339(t.created_at)},
-          {"expires_at", time(t.expires_at)},
-          {"revoked_at", time(t.revoked_at)}};
+          {"expires_at", time_json(t.expires_at)},
+          {"revoked_at", time_json(t.revoked_at)}};
 }
 
 // A user name from the path, percent-decoded.
@@ -69,19 +66,6 @@ std::optional<std::int64_t> quota_from(const json::value& v) {
 bool boolean_from(const json::value& v, std::string_view field) {
   if (!v.is_bool()) throw ApiError(errc::bad_request, fmt::format("{} must be true or false", field));
   return v.get_bool();
-}
-
-// Refuses members other than `known`: a typo must not pass as a no-op.
-void only_members(const json::object& body, std::initializer_list<std::string_view> known) {
-  for (const auto& member : body) {
-    if (std::find(known.begin(), known.end(), member.key()) == known.end()) {
-      const std::string_view key = member.key();
-      throw ApiError(errc::bad_request,
-                     util::is_displayable_text(key) && key.size() <= 64
-                         ? fmt::format("unknown field \"{}\"; expected {}", key, fmt::join(known, ", "))
-                         : fmt::format("an unknown field; expected {}", fmt::join(known, ", ")));
-    }
-  }
 }
 
 // "tok_" and 16 hex digits (auth::issue_token).

@@ -1,6 +1,9 @@
 #include "api/api.hpp"
 
+#include <algorithm>
+
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 #include <boost/json/parse.hpp>
 
@@ -88,6 +91,23 @@ std::optional<ApiError> api_error(const std::exception_ptr& failure) {
   return std::nullopt;
 }
 
+// Refuses members other than `known`: a typo must not pass as a no-op.
+void only_members(const json::object& body, std::initializer_list<std::string_view> known) {
+  for (const auto& member : body) {
+    if (std::find(known.begin(), known.end(), member.key()) == known.end()) {
+      const std::string_view key = member.key();
+      throw ApiError(errc::bad_request,
+                     util::is_displayable_text(key) && key.size() <= 64
+                         ? fmt::format("unknown field \"{}\"; expected {}", key, fmt::join(known, ", "))
+                         : fmt::format("an unknown field; expected {}", fmt::join(known, ", ")));
+    }
+  }
+}
+
+json::value time_json(const std::optional<util::Micros>& at) {
+  return at ? json::value(util::rfc3339(*at)) : json::value(nullptr);
+}
+
 std::int64_t page_limit(std::string_view value) {
   const auto n = util::parse_integer<std::int64_t>(value);
   if (!n || *n < 1 || *n > kMaxPageSize) {
@@ -135,7 +155,7 @@ json::object upload_json(const db::Upload& u, bool details) {
       {"upload_time", util::rfc3339(u.created_at)},
       {"content_type", u.content_type},
       {"sha256", u.sha256},
-      {"completed_at", u.completed_at ? json::value(util::rfc3339(*u.completed_at)) : json::value(nullptr)},
+      {"completed_at", time_json(u.completed_at)},
   };
   if (u.upload_link_id) o["upload_link"] = *u.upload_link_id;
   if (details) {

@@ -4,6 +4,8 @@
 // (sessions, policy) and the bytes to storage/. They are plain coroutines
 // over an http::Request, callable without a socket (tests/unit/api_test.cpp).
 #include <chrono>
+#include <initializer_list>
+#include <optional>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -17,6 +19,7 @@
 #include "auth/authenticator.hpp"
 #include "http/router.hpp"
 #include "upload/engine.hpp"
+#include "util/time.hpp"
 
 namespace s3up::api {
 
@@ -132,6 +135,12 @@ std::optional<ApiError> api_error(const std::exception_ptr& failure);
 inline constexpr std::int64_t kDefaultPageSize = 100;
 inline constexpr std::int64_t kMaxPageSize = 1000;
 std::int64_t page_limit(std::string_view value);
+
+// 400 for a member of a JSON body other than `known`: a typo must not pass
+// as a no-op.
+void only_members(const boost::json::object& body, std::initializer_list<std::string_view> known);
+// A moment as the API writes it (RFC 3339), or null.
+boost::json::value time_json(const std::optional<util::Micros>& at);
 
 // A request's JSON object body (at most kMaxJsonBody bytes; an empty body is
 // an empty object): 400 for anything else, 413 past the limit.

@@ -110,6 +110,7 @@ asio::awaitable<http::Response> Api::create_link(http::Request& request) {
   const auto body = co_await json_body(request);
   std::chrono::seconds ttl = deps_.downloads.url_ttl;
   bool show_inline = false;
+  only_members(body, {"expires_in", "disposition"});
   for (const auto& member : body) {
     if (member.key() == "expires_in") {
       if (member.value().is_null()) continue;
@@ -124,8 +125,6 @@ asio::awaitable<http::Response> Api::create_link(http::Request& request) {
         throw ApiError(errc::bad_request, "disposition must be \"attachment\" or \"inline\"");
       }
       show_inline = *d == "inline";
-    } else {
-      throw ApiError(errc::bad_request, "unknown field; expected expires_in, disposition");
     }
   }
   const std::int64_t expires = unix_now() + ttl.count();

@@ -73,9 +73,6 @@ http::Response link_page(http::Status status, std::string_view title, std::strin
 }  // namespace
 
 json::object upload_link_json(const db::UploadLink& l) {
-  const auto time = [](const std::optional<util::Micros>& at) {
-    return at ? json::value(util::rfc3339(*at)) : json::value(nullptr);
-  };
   return {{"id", l.id},
           {"note", l.note},
           {"max_files", optional_number(l.max_files)},
@@ -85,7 +82,7 @@ json::object upload_link_json(const db::UploadLink& l) {
           {"bytes", l.bytes_used},
           {"created_at", util::rfc3339(l.created_at)},
           {"expires_at", util::rfc3339(l.expires_at)},
-          {"revoked_at", time(l.revoked_at)}};
+          {"revoked_at", time_json(l.revoked_at)}};
 }
 
 http::Middleware upload_link_in_path(auth::Authenticator& authenticator) {
@@ -109,12 +106,7 @@ http::Middleware upload_link_in_path(auth::Authenticator& authenticator) {
 asio::awaitable<http::Response> Api::create_upload_link(http::Request& request) {
   const auto& owner = caller(request);
   const auto body = co_await json_body(request);
-  for (const auto& member : body) {
-    const std::string_view key = member.key();
-    if (key != "expires_in" && key != "max_files" && key != "max_bytes" && key != "allowed_types" && key != "note") {
-      throw ApiError(errc::bad_request, "unknown field; expected expires_in, max_files, max_bytes, allowed_types, note");
-    }
-  }
+  only_members(body, {"expires_in", "max_files", "max_bytes", "allowed_types", "note"});
   const auto& limits = deps_.upload_links;
   std::chrono::milliseconds lifetime = limits.default_lifetime;
   if (const auto* v = body.if_contains("expires_in"); v && !v->is_null()) lifetime = duration_from(*v, "expires_in");
