@@ -210,7 +210,7 @@ boost::asio::awaitable<Principal> Authenticator::jwt_principal(std::string_view 
     }
     if (!claims) {
       // Signed by a key the set lacks: the provider may have rotated one in.
-      keys = co_await keys_->refetch();
+      keys = co_await keys_->refetch(keys.get());
       claims = jwt::verify(token, *keys, expect, util::now_micros() / 1'000'000);
     }
   } catch (const jwt::Error& e) {

@@ -8,6 +8,9 @@
 #include <stdexcept>
 
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/url/parse.hpp>
 #include <spdlog/spdlog.h>
@@ -172,18 +175,32 @@ asio::awaitable<std::shared_ptr<const jwt::KeySet>> KeySource::current() {
   co_return keys_;
 }
 
-asio::awaitable<std::shared_ptr<const jwt::KeySet>> KeySource::refetch() {
-  co_await util::run_blocking(blocking_, [&] {
+asio::awaitable<std::shared_ptr<const jwt::KeySet>> KeySource::refetch(const jwt::KeySet* seen) {
+  // A fetch under way (the first one, racing the first requests, or a
+  // background refresh) may bring the key: wait for it rather than start a
+  // second one. The wait polls, so no pool thread is held while it lasts.
+  asio::steady_timer pause(co_await asio::this_coro::executor);
+  const auto give_up_at = Clock::now() + 2 * kFetchTimeout;
+  for (;;) {
     {
       std::lock_guard lock(mutex_);
-      const auto now = Clock::now();
-      if (refetched_ && now - refetched_at_ < kRefetchInterval) return;
-      refetched_ = true;
-      refetched_at_ = now;
+      if (keys_.get() != seen) co_return keys_;  // a newer set arrived since the caller looked
+      if (!refreshing_) {
+        const auto now = Clock::now();
+        if (refetched_ && now - refetched_at_ < kRefetchInterval) co_return keys_;
+        refetched_ = true;
+        refetched_at_ = now;
+        refreshing_ = true;
+        break;
+      }
+      if (Clock::now() >= give_up_at) co_return keys_;
     }
-    refresh_blocking("a token names a key they lack");
-  });
+    pause.expires_after(std::chrono::milliseconds(20));
+    co_await pause.async_wait(asio::use_awaitable);
+  }
+  co_await util::run_blocking(blocking_, [&] { refresh_blocking("a token names a key they lack"); });
   std::lock_guard lock(mutex_);
+  refreshing_ = false;
   co_return keys_;
 }
 

@@ -46,9 +46,10 @@ class KeySource : public std::enable_shared_from_this<KeySource> {
   boost::asio::awaitable<void> start();
   // The keys now (possibly empty); a stale set is refreshed in the background.
   boost::asio::awaitable<std::shared_ptr<const jwt::KeySet>> current();
-  // The keys after fetching them again, unless that was tried within
-  // kRefetchInterval: then the keys now.
-  boost::asio::awaitable<std::shared_ptr<const jwt::KeySet>> refetch();
+  // For a token naming a key `seen` (the set the caller checked) lacks: the
+  // set that came since, or the one a fetch under way brings, or else a
+  // fresh fetch unless one was made within kRefetchInterval.
+  boost::asio::awaitable<std::shared_ptr<const jwt::KeySet>> refetch(const jwt::KeySet* seen);
 
  private:
   KeySource(const JwtSettings& settings, boost::asio::thread_pool& blocking);

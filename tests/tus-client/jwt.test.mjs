@@ -219,6 +219,23 @@ describe('JWT keys through an outage', () => {
     }
   });
 
+  test('tokens that come during a slow first fetch wait for it: one fetch, no 401', async () => {
+    const kid = await provider.addKey('ES256');
+    const before = { ...provider.fetches };
+    provider.delayMs = 1500;
+    const server = await new Server(stack, { env: jwtEnv(provider) }).start();
+    try {
+      const token = await provider.token(kid, { sub: 'early' });
+      const answers = await Promise.all([1, 2, 3, 4, 5].map((i) => put(server, token, `early-${i}.txt`, 'x')));
+      for (const res of answers) assert.equal(res.status, 201, await res.text());
+      assert.equal(provider.fetches.discovery, before.discovery + 1);
+      assert.equal(provider.fetches.jwks, before.jwks + 1);
+    } finally {
+      provider.delayMs = 0;
+      await server.stop();
+    }
+  });
+
   test('known keys keep working while the provider is down', async () => {
     const kid = await provider.addKey('ES256');
     const server = await new Server(stack, { env: jwtEnv(provider) }).start();

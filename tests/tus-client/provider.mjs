@@ -1,7 +1,7 @@
 // An identity provider on loopback for the JWT tests: an OpenID discovery
 // document, a JWKS of the keys it publishes, and tokens signed by `jose` (an
-// implementation that is not ours). It can go down, publish other keys, and
-// count how often the service asks for them.
+// implementation that is not ours). It can go down or be slow, publish other keys,
+// and count how often the service asks for them.
 import { createServer } from 'node:http';
 import { createHmac, sign as cryptoSign, KeyObject, constants } from 'node:crypto';
 import * as jose from 'jose';
@@ -12,6 +12,7 @@ export class Provider {
     this.keys = new Map(); // kid -> { alg, privateKey, jwk }
     this.published = new Set(); // the kids in the JWKS
     this.down = false;
+    this.delayMs = 0; // how long each answer takes
     this.fetches = { jwks: 0, discovery: 0 };
   }
 
@@ -28,6 +29,14 @@ export class Provider {
   }
 
   answer(req, res) {
+    if (this.delayMs > 0) {
+      setTimeout(() => this.respond(req, res), this.delayMs);
+    } else {
+      this.respond(req, res);
+    }
+  }
+
+  respond(req, res) {
     if (this.down) {
       res.writeHead(503).end();
       return;
