@@ -27,24 +27,75 @@ using beast_http::verb;
 namespace {
 
 
-// The page cursor is opaque to clients: the last row's sort key, base64url.
-std::string encode_cursor(const db::Upload& last) {
-  const std::string raw = fmt::format("1:{}:{}", last.created_at, last.id);
-  return util::base64url(raw);
+// The page cursor is opaque to clients: the listing's order and the last
+// row's key in it, base64url. "1:" cursors (newest first, before there were
+// other orders) still work.
+char order_letter(db::FileListing::Order order) {
+  switch (order) {
+    case db::FileListing::Order::created: return 'c';
+    case db::FileListing::Order::name: return 'n';
+    case db::FileListing::Order::size: return 's';
+  }
+  return 'c';
 }
 
-std::optional<db::ListPosition> decode_cursor(std::string_view cursor) {
+std::string encode_cursor(const db::FileListing& listing, const db::Upload& last) {
+  std::string key;
+  switch (listing.order) {
+    case db::FileListing::Order::created: key = std::to_string(last.created_at); break;
+    case db::FileListing::Order::name: key = last.file_name; break;
+    case db::FileListing::Order::size: key = std::to_string(last.file_size); break;
+  }
+  // The key goes last: a name may hold any character.
+  return util::base64url(
+      fmt::format("2:{}{}:{}:{}", order_letter(listing.order), listing.descending ? 'd' : 'a', last.id, key));
+}
+
+struct Cursor {
+  db::FileListing::Order order = db::FileListing::Order::created;
+  bool descending = true;
+  db::FileListing::After after;
+};
+
+std::optional<Cursor> decode_cursor(std::string_view cursor) {
   const auto raw = util::base64url_decode(cursor);
-  if (!raw || !raw->starts_with("1:")) return std::nullopt;
-  const auto colon = raw->find(':', 2);
-  if (colon == std::string::npos) return std::nullopt;
-  const auto created_at = util::parse_integer<std::int64_t>(std::string_view(*raw).substr(2, colon - 2));
-  if (!created_at) return std::nullopt;
-  db::ListPosition p;
-  p.created_at = *created_at;
-  p.upload_id = raw->substr(colon + 1);
-  if (!util::is_uuid(p.upload_id)) return std::nullopt;
-  return p;
+  if (!raw) return std::nullopt;
+  const std::string_view text(*raw);
+  Cursor c;
+  std::string_view key;
+  if (text.starts_with("1:")) {  // 1:<created_at>:<id>
+    const auto colon = text.find(':', 2);
+    if (colon == std::string_view::npos) return std::nullopt;
+    key = text.substr(2, colon - 2);
+    c.after.upload_id = text.substr(colon + 1);
+  } else if (text.starts_with("2:") && text.size() > 5 && text[4] == ':') {  // 2:<order><a|d>:<id>:<key>
+    const char order = text[2];
+    const char direction = text[3];
+    if (order == 'n') {
+      c.order = db::FileListing::Order::name;
+    } else if (order == 's') {
+      c.order = db::FileListing::Order::size;
+    } else if (order != 'c') {
+      return std::nullopt;
+    }
+    if (direction != 'a' && direction != 'd') return std::nullopt;
+    c.descending = direction == 'd';
+    const auto colon = text.find(':', 5);
+    if (colon == std::string_view::npos) return std::nullopt;
+    c.after.upload_id = text.substr(5, colon - 5);
+    key = text.substr(colon + 1);
+  } else {
+    return std::nullopt;
+  }
+  if (!util::is_uuid(c.after.upload_id)) return std::nullopt;
+  if (c.order == db::FileListing::Order::name) {
+    c.after.file_name = key;
+    return c;
+  }
+  const auto number = util::parse_integer<std::int64_t>(key);
+  if (!number) return std::nullopt;
+  (c.order == db::FileListing::Order::created ? c.after.created_at : c.after.file_size) = *number;
+  return c;
 }
 
 // Types a browser displays itself, with nothing of the file able to run
@@ -59,28 +110,58 @@ bool shows_safely_inline(std::string_view content_type) {
 }
 
 struct ListQuery {
-  std::int64_t limit = kDefaultPageSize;
-  std::optional<db::ListPosition> after;
+  db::FileListing listing;  // without its owner
   bool all = false;
 };
 
+// GET /files?q=&sort=created|name|size&order=asc|desc&limit=&cursor=&all=
 ListQuery parse_list_query(std::string_view target) {
   ListQuery q;
+  auto& listing = q.listing;
+  listing.limit = kDefaultPageSize;
   const auto url = boost::urls::parse_origin_form(target);
   if (!url) throw ApiError(errc::bad_request, "malformed query string");
+  std::optional<Cursor> cursor;
+  std::optional<bool> descending;
   for (const auto& param : url->params()) {
     if (param.key == "limit") {
-      q.limit = page_limit(param.value);
+      listing.limit = page_limit(param.value);
     } else if (param.key == "cursor") {
       if (!param.value.empty()) {
-        q.after = decode_cursor(param.value);
-        if (!q.after) throw ApiError(errc::bad_request, "cursor is not one this service gave out");
+        cursor = decode_cursor(param.value);
+        if (!cursor) throw ApiError(errc::bad_request, "cursor is not one this service gave out");
       }
     } else if (param.key == "all") {
       if (param.value != "true" && param.value != "false")
         throw ApiError(errc::bad_request, "all must be true or false");
       q.all = param.value == "true";
+    } else if (param.key == "q") {
+      if (param.value.size() > upload::kMaxFileNameBytes) {
+        throw ApiError(errc::bad_request, fmt::format("q is longer than a file name can be ({} bytes)", upload::kMaxFileNameBytes));
+      }
+      listing.name_contains = param.value;
+    } else if (param.key == "sort") {
+      if (param.value == "created") {
+        listing.order = db::FileListing::Order::created;
+      } else if (param.value == "name") {
+        listing.order = db::FileListing::Order::name;
+      } else if (param.value == "size") {
+        listing.order = db::FileListing::Order::size;
+      } else {
+        throw ApiError(errc::bad_request, "sort must be created, name or size");
+      }
+    } else if (param.key == "order") {
+      if (param.value != "asc" && param.value != "desc") throw ApiError(errc::bad_request, "order must be asc or desc");
+      descending = param.value == "desc";
     }
+  }
+  // Newest and largest first, names from A.
+  listing.descending = descending.value_or(listing.order != db::FileListing::Order::name);
+  if (cursor) {
+    if (cursor->order != listing.order || cursor->descending != listing.descending) {
+      throw ApiError(errc::bad_request, "cursor belongs to a listing in another order: give the same sort and order");
+    }
+    listing.after = std::move(cursor->after);
   }
   return q;
 }
@@ -208,17 +289,18 @@ asio::awaitable<http::Response> Api::list_files(http::Request& request) {
   const auto& caller = api::caller(request);
   const auto query = parse_list_query(request.header.target());
   if (query.all && !caller.is_admin) throw ApiError(errc::forbidden, "only admins may list every user's files");
-  const std::optional<std::int64_t> owner = query.all ? std::nullopt : std::optional(caller.user_id);
+  db::FileListing listing = query.listing;
+  if (!query.all) listing.user_id = caller.user_id;
   // One more than asked: whether there is a next page.
-  const std::int64_t fetch = query.limit + 1;
+  listing.limit = query.listing.limit + 1;
   auto rows = co_await util::run_blocking(deps_.uploads.blocking,
-                                          [&] { return deps_.uploads.records.list_files(owner, query.after, fetch); });
-  const bool more = static_cast<std::int64_t>(rows.size()) > query.limit;
-  if (more) rows.resize(static_cast<std::size_t>(query.limit));
+                                          [&] { return deps_.uploads.records.list_files(listing); });
+  const bool more = static_cast<std::int64_t>(rows.size()) > query.listing.limit;
+  if (more) rows.resize(static_cast<std::size_t>(query.listing.limit));
   json::array files;
   for (const auto& row : rows) files.push_back(upload_json(row, /*details=*/true));
   json::object body{{"files", std::move(files)}};
-  body["next_cursor"] = more ? json::value(encode_cursor(rows.back())) : json::value(nullptr);
+  body["next_cursor"] = more ? json::value(encode_cursor(listing, rows.back())) : json::value(nullptr);
   co_return http::Response::json(http::Status::ok, body);
 }
 

@@ -64,6 +64,26 @@ struct ListPosition {
   std::string upload_id;
 };
 
+// What GET /files asks for: complete uploads, one owner's or everyone's,
+// those whose name contains a text, in one order, a page after another.
+struct FileListing {
+  enum class Order { created, name, size };  // name: ignoring case; the id breaks ties
+  std::optional<std::int64_t> user_id;  // none: every owner's
+  std::string name_contains;            // empty: any name
+  Order order = Order::created;
+  bool descending = true;
+  // The last row of the previous page; only its fields for `order` (and the
+  // id) are read.
+  struct After {
+    Micros created_at = 0;
+    std::string file_name;
+    std::int64_t file_size = 0;
+    std::string upload_id;
+  };
+  std::optional<After> after;
+  std::int64_t limit = 100;
+};
+
 struct TokenOwner {
   ApiToken token;
   User user;
@@ -273,10 +293,8 @@ class ResumableRecords {
 class FileCatalog {
  public:
   virtual ~FileCatalog() = default;
-  // Complete uploads, newest first: one owner's, or everyone's without a
-  // user_id; after `after` (the last row of the previous page) if given.
-  virtual std::vector<Upload> list_files(std::optional<std::int64_t> user_id, const std::optional<ListPosition>& after,
-                                         std::int64_t limit) = 0;
+  // Complete uploads as `listing` asks (see db/file_listing.hpp for the query).
+  virtual std::vector<Upload> list_files(const FileListing& listing) = 0;
   // Deleting a complete upload, crash-safely: mark_deleting (complete ->
   // deleting; false if the row is not complete), remove the object, then
   // delete_upload. A deleting row is listed nowhere; its size stays in its

@@ -12,7 +12,6 @@ namespace s3up::upload {
 
 namespace {
 
-constexpr std::size_t kMaxFileNameBytes = 1024;
 constexpr std::size_t kMaxMediaTypeBytes = 255;
 
 bool is_token_char(char c) {  // RFC 9110 §5.6.2 tchar

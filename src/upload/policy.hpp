@@ -47,8 +47,10 @@ bool type_allowed(std::string_view media_type, const std::vector<std::string>& p
 // (empty items dropped); nullopt if one is not a pattern.
 std::optional<std::vector<std::string>> parse_type_patterns(std::string_view list);
 
+inline constexpr std::size_t kMaxFileNameBytes = 1024;
+
 // Checks applied to a client's file name, which is kept as metadata only:
-// 1..1024 bytes of valid UTF-8 without C0/C1 control characters, DEL, or
+// 1..kMaxFileNameBytes bytes of valid UTF-8 without C0/C1 control characters, DEL, or
 // bidirectional formatting characters (embeddings, overrides, isolates, marks).
 bool is_acceptable_file_name(std::string_view name);
 

@@ -132,6 +132,60 @@ TEST_F(Files, PagesAreStableAndCursorsOpaque) {
   EXPECT_EQ(get(alice_, "/files?limit=1000").json().at("files").as_array().size(), 28u);
 }
 
+TEST_F(Files, SearchedByNameAndSortedByNameOrSize) {
+  put(alice_, "Holiday.JPG", std::string(3000, 'h'));
+  put(alice_, "holiday-2.jpg", std::string(10, 'h'));
+  put(alice_, "notes.txt", std::string(500, 'n'));
+  put(alice_, "100%25.txt", "1");
+  put(bob_, "holiday-bob.jpg", "not alice's");
+  // Every page of `query`, `limit` rows at a time: the names in order.
+  const auto names = [&](const std::string& query, int limit = 100) {
+    std::vector<std::string> out;
+    std::string cursor;
+    for (int page = 0; page < 20; ++page) {
+      const auto r = get(alice_, "/files?limit=" + std::to_string(limit) + query + (cursor.empty() ? "" : "&cursor=" + cursor));
+      EXPECT_EQ(r.status, 200) << query << " " << r.body;
+      if (r.status != 200) break;
+      const auto body = r.json();
+      for (const auto& f : body.at("files").as_array()) out.emplace_back(f.at("file_name").as_string());
+      if (body.at("next_cursor").is_null()) break;
+      cursor = std::string(body.at("next_cursor").as_string());
+    }
+    return out;
+  };
+  using Names = std::vector<std::string>;
+  // Search ignores case and finds only the caller's; % is a character.
+  EXPECT_EQ(names("&q=HOLIDAY"), (Names{"holiday-2.jpg", "Holiday.JPG"}));
+  EXPECT_EQ(names("&q=%25"), Names{"100%.txt"});
+  EXPECT_TRUE(names("&q=zzz").empty());
+  // Names from A by default (ignoring case), sizes largest first, each
+  // reversible, the same across pages of one.
+  const Names by_name{"100%.txt", "holiday-2.jpg", "Holiday.JPG", "notes.txt"};
+  const Names by_size{"Holiday.JPG", "notes.txt", "holiday-2.jpg", "100%.txt"};
+  for (const int limit : {1, 3, 100}) {
+    EXPECT_EQ(names("&sort=name", limit), by_name) << limit;
+    EXPECT_EQ(names("&sort=name&order=desc", limit), Names(by_name.rbegin(), by_name.rend())) << limit;
+    EXPECT_EQ(names("&sort=size", limit), by_size) << limit;
+    EXPECT_EQ(names("&sort=size&order=asc", limit), Names(by_size.rbegin(), by_size.rend())) << limit;
+    EXPECT_EQ(names("&sort=created&order=asc", limit), (Names{"Holiday.JPG", "holiday-2.jpg", "notes.txt", "100%.txt"}))
+        << limit;
+    EXPECT_EQ(names("&sort=name&q=.jpg", limit), (Names{"holiday-2.jpg", "Holiday.JPG"})) << limit;
+  }
+  // A cursor continues only the order it came from.
+  const auto first = get(alice_, "/files?limit=1&sort=size").json();
+  const std::string cursor(first.at("next_cursor").as_string());
+  EXPECT_EQ(get(alice_, "/files?limit=1&sort=size&cursor=" + cursor).status, 200);
+  const auto crossed = get(alice_, "/files?limit=1&sort=name&cursor=" + cursor);
+  EXPECT_EQ(crossed.status, 400);
+  EXPECT_NE(crossed.body.find("another order"), std::string::npos) << crossed.body;
+  EXPECT_EQ(get(alice_, "/files?limit=1&sort=size&order=asc&cursor=" + cursor).status, 400);
+  for (const std::string& bad : std::vector<std::string>{"/files?sort=colour", "/files?order=up", "/files?q=" + std::string(1025, 'q')}) {
+    const auto r = get(alice_, bad);
+    EXPECT_EQ(r.status, 400) << bad.substr(0, 40) << " " << r.body;
+    EXPECT_NE(r.body.find("\"error\""), std::string::npos);
+  }
+}
+
 TEST_F(Files, RangesConditionalRequestsAndHead) {
   const std::string bytes = ContentStream::make(1000, 5);
   const std::string id = put(alice_, "r.bin", bytes);

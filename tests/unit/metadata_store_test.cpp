@@ -589,16 +589,16 @@ TEST_P(MetadataStoreContract, FilesAreListedNewestFirstInStablePages) {
   });
 
   std::vector<std::string> seen;
-  std::optional<ListPosition> after;
+  std::optional<FileListing::After> after;
   for (int page = 0; page < 10; ++page) {
-    const auto rows = store_->list_files(alice.id, after, 2);
+    const auto rows = store_->list_files({.user_id = alice.id, .after = after, .limit = 2});
     for (const auto& r : rows) {
       seen.push_back(r.id);
       EXPECT_EQ(r.status, UploadStatus::complete);
       EXPECT_EQ(r.user_id, alice.id);
     }
     if (rows.size() < 2) break;
-    after = ListPosition{rows.back().created_at, rows.back().id};
+    after = FileListing::After{.created_at = rows.back().created_at, .upload_id = rows.back().id};
     // A new upload while paging is newer than any page: it shifts nothing.
     auto fresh = pending_upload(alice.id);
     store_->create_pending(fresh);
@@ -609,15 +609,97 @@ TEST_P(MetadataStoreContract, FilesAreListedNewestFirstInStablePages) {
   for (const auto& u : alices) expected.push_back(u.id);
   EXPECT_EQ(seen, expected);
 
-  const auto everyone = store_->list_files(std::nullopt, std::nullopt, 1000);
+  const auto everyone = store_->list_files({.limit = 1000});
   EXPECT_EQ(everyone.size(), 7u + 2u);  // bob's two, alice's five, and the two fresh ones made while paging
   EXPECT_TRUE(std::is_sorted(everyone.begin(), everyone.end(), [](const Upload& a, const Upload& b) {
     return std::tie(a.created_at, a.id) > std::tie(b.created_at, b.id);
   }));
-  const auto rest = store_->list_files(std::nullopt, ListPosition{everyone[3].created_at, everyone[3].id}, 1000);
+  const auto rest = store_->list_files(
+      {.after = FileListing::After{.created_at = everyone[3].created_at, .upload_id = everyone[3].id}, .limit = 1000});
   ASSERT_EQ(rest.size(), everyone.size() - 4);
   EXPECT_EQ(rest.front().id, everyone[4].id);
-  EXPECT_TRUE(store_->list_files(alice.id, ListPosition{0, "not-a-uuid"}, 10).empty());
+  EXPECT_TRUE(
+      store_->list_files({.user_id = alice.id, .after = FileListing::After{.upload_id = "not-a-uuid"}, .limit = 10})
+          .empty());
+}
+
+TEST_P(MetadataStoreContract, FilesAreSearchedAndOrderedByNameOrSizeInStablePages) {
+  const auto alice = store_->create_user("alice", false);
+  const auto bob = store_->create_user("bob", false);
+  // Names that differ only in case tie (the id decides), sizes that tie, and
+  // names holding LIKE's own wildcards.
+  const std::vector<std::pair<std::string, std::uint64_t>> files = {
+      {"Report.pdf", 300}, {"report.PDF", 100}, {"apple.png", 300}, {"Zebra.txt", 5},  {"100%_sure.txt", 100},
+      {"1000_sure.txt", 7}, {"notes.md", 300}, {"b.bin", 0},         {"REPORT-2.pdf", 9}, {"a\\b.txt", 1},
+  };
+  std::vector<Upload> alices;
+  for (const auto& [name, size] : files) {
+    auto u = pending_upload(alice.id);
+    u.file_name = name;
+    u.file_size = size;
+    store_->create_pending(u);
+    store_->mark_complete(u);
+    alices.push_back(u);
+  }
+  auto theirs = pending_upload(bob.id);
+  theirs.file_name = "report-of-bob.pdf";
+  store_->create_pending(theirs);
+  store_->mark_complete(theirs);
+
+  const auto lower = [](std::string s) {
+    for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return s;
+  };
+  // Every page of `listing`, `page` rows at a time, as ids.
+  const auto walk = [&](FileListing listing, std::int64_t page) {
+    std::vector<std::string> ids;
+    listing.limit = page;
+    for (int i = 0; i < 50; ++i) {
+      const auto rows = store_->list_files(listing);
+      for (const auto& r : rows) ids.push_back(r.id);
+      if (static_cast<std::int64_t>(rows.size()) < page) break;
+      const auto& last = rows.back();
+      listing.after = FileListing::After{last.created_at, last.file_name, static_cast<std::int64_t>(last.file_size), last.id};
+    }
+    return ids;
+  };
+  const auto expect_order = [&](FileListing::Order order, bool descending, auto key) {
+    auto sorted = alices;
+    std::sort(sorted.begin(), sorted.end(), [&](const Upload& a, const Upload& b) {
+      const auto ka = std::make_pair(key(a), a.id);
+      const auto kb = std::make_pair(key(b), b.id);
+      return descending ? ka > kb : ka < kb;
+    });
+    std::vector<std::string> expected;
+    for (const auto& u : sorted) expected.push_back(u.id);
+    for (const std::int64_t page : {1, 3, 100}) {
+      EXPECT_EQ(walk({.user_id = alice.id, .order = order, .descending = descending}, page), expected)
+          << "order " << static_cast<int>(order) << (descending ? " desc" : " asc") << ", pages of " << page;
+    }
+  };
+  for (const bool descending : {false, true}) {
+    expect_order(FileListing::Order::name, descending, [&](const Upload& u) { return lower(u.file_name); });
+    expect_order(FileListing::Order::size, descending, [](const Upload& u) { return u.file_size; });
+  }
+
+  const auto names = [&](std::string_view contains, FileListing::Order order = FileListing::Order::name) {
+    std::vector<std::string> out;
+    for (const auto& id : walk({.user_id = alice.id, .name_contains = std::string(contains), .order = order,
+                                .descending = false},
+                               2)) {
+      out.push_back(store_->get_upload(id)->file_name);
+    }
+    return out;
+  };
+  EXPECT_EQ(names("report").size(), 3u) << "case is ignored, and bob's file is not alice's";
+  EXPECT_EQ(names("rEpOrT"), names("report"));
+  EXPECT_EQ(names("%"), std::vector<std::string>{"100%_sure.txt"}) << "% is a character, not a wildcard";
+  EXPECT_EQ(names("0_"), std::vector<std::string>{"1000_sure.txt"}) << "_ is a character, not a wildcard";
+  EXPECT_EQ(names("a\\b"), std::vector<std::string>{"a\\b.txt"});
+  EXPECT_EQ(names(".pdf", FileListing::Order::size).size(), 3u);
+  EXPECT_TRUE(names("nothing-like-this").empty());
+  // Everyone's (admins), searched.
+  EXPECT_EQ(store_->list_files({.name_contains = "report", .limit = 100}).size(), 4u);
 }
 
 TEST_P(MetadataStoreContract, DeletingUploadsAndDisablingUsers) {
@@ -629,7 +711,7 @@ TEST_P(MetadataStoreContract, DeletingUploadsAndDisablingUsers) {
   EXPECT_FALSE(store_->delete_upload(u.id));
   EXPECT_FALSE(store_->get_upload(u.id));
   EXPECT_FALSE(store_->delete_upload("not-a-uuid"));
-  EXPECT_TRUE(store_->list_files(alice.id, std::nullopt, 10).empty());
+  EXPECT_TRUE(store_->list_files({.user_id = alice.id, .limit = 10}).empty());
 
   EXPECT_FALSE(store_->find_user("alice")->disabled);
   EXPECT_TRUE(store_->set_user_disabled("alice", true));

@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "db/file_listing.hpp"
 #include "db/rows.hpp"
 #include "db/write_batcher.hpp"
 #include "util/ids.hpp"
@@ -67,8 +68,7 @@ class PostgresStore final : public MetadataStore {
   std::vector<std::int64_t> users_being_deleted(std::int64_t limit) override;
   bool reserve_quota(std::string_view upload_id, std::int64_t user_id, std::int64_t bytes,
                      std::int64_t default_quota) override;
-  std::vector<Upload> list_files(std::optional<std::int64_t> user_id, const std::optional<ListPosition>& after,
-                                 std::int64_t limit) override;
+  std::vector<Upload> list_files(const FileListing& listing) override;
   bool delete_upload(std::string_view upload_id) override;
   bool mark_deleting(std::string_view upload_id) override;
   std::vector<Upload> deleting_uploads(std::int64_t limit) override;
@@ -249,8 +249,11 @@ class PostgresStore::Connection {
   }
 
   // Runs a named query from sql/queries/, prepared on first use.
-  Rows run(std::string_view name, const Params& params = {}) {
-    prepare(name);
+  // The query sql/queries/<name>.sql.
+  Rows run(std::string_view name, const Params& params = {}) { return run(name, query_for(name, kDialect), params); }
+  // A query made at run time, prepared once per connection under `name`.
+  Rows run(std::string_view name, std::string_view sql, const Params& params) {
+    prepare(name, sql);
     const std::string key(name);
     const auto values = params.pointers();
     ResultPtr r(PQexecPrepared(conn_, key.c_str(), static_cast<int>(values.size()), values.data(), nullptr, nullptr, 0),
@@ -282,7 +285,7 @@ class PostgresStore::Connection {
   // outcome is unknown).
   bool run_in_one_round_trip(const std::vector<std::pair<std::string_view, const Params*>>& statements,
                              std::vector<int>& rows) {
-    for (const auto& [name, params] : statements) prepare(name);
+    for (const auto& [name, params] : statements) prepare(name, query_for(name, kDialect));
     if (PQenterPipelineMode(conn_) != 1) lost("entering pipeline mode");
     const auto send_simple = [&](const char* sql) {
       if (PQsendQueryParams(conn_, sql, 0, nullptr, nullptr, nullptr, nullptr, 0) != 1) lost("sending");
@@ -349,10 +352,10 @@ class PostgresStore::Connection {
   }
 
  private:
-  void prepare(std::string_view name) {
+  void prepare(std::string_view name, std::string_view text) {
     const std::string key(name);
     if (prepared_.contains(key)) return;
-    const std::string sql(query_for(name, kDialect));
+    const std::string sql(text);
     check(ResultPtr(PQprepare(conn_, key.c_str(), sql.c_str(), 0, nullptr), PQclear), name);
     prepared_.insert(key);
   }
@@ -824,17 +827,23 @@ std::int64_t PostgresStore::count_uploads(UploadStatus status) {
   return c->run("countUploadsByStatus", p).i64(0, 0);
 }
 
-std::vector<Upload> PostgresStore::list_files(std::optional<std::int64_t> user_id,
-                                              const std::optional<ListPosition>& after, std::int64_t limit) {
-  if (after && !plausible_upload_id(after->upload_id)) return {};
+std::vector<Upload> PostgresStore::list_files(const FileListing& listing) {
+  if (listing.after && !plausible_upload_id(listing.after->upload_id)) return {};
+  const auto query = file_listing_query(listing, kDialect);
   Params p;
-  if (user_id) p.integer(*user_id);
-  if (after) p.timestamp(after->created_at).text(after->upload_id);
-  p.integer(limit);
-  const char* query =
-      user_id ? (after ? "listFilesByUserAfter" : "listFilesByUser") : (after ? "listAllFilesAfter" : "listAllFiles");
+  if (listing.user_id) p.integer(*listing.user_id);
+  if (!listing.name_contains.empty()) p.text(file_listing_pattern(listing.name_contains));
+  if (const auto& after = listing.after) {
+    switch (listing.order) {
+      case FileListing::Order::created: p.timestamp(after->created_at); break;
+      case FileListing::Order::name: p.text(after->file_name); break;
+      case FileListing::Order::size: p.integer(after->file_size); break;
+    }
+    p.text(after->upload_id);
+  }
+  p.integer(listing.limit);
   auto c = acquire();
-  const auto r = c->run(query, p);
+  const auto r = c->run(query.name, query.sql, p);
   return uploads_in(r);
 }
 

@@ -16,6 +16,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "db/file_listing.hpp"
 #include "db/rows.hpp"
 #include "db/write_batcher.hpp"
 
@@ -66,8 +67,7 @@ class SqliteStore final : public MetadataStore {
   std::vector<std::int64_t> users_being_deleted(std::int64_t limit) override;
   bool reserve_quota(std::string_view upload_id, std::int64_t user_id, std::int64_t bytes,
                      std::int64_t default_quota) override;
-  std::vector<Upload> list_files(std::optional<std::int64_t> user_id, const std::optional<ListPosition>& after,
-                                 std::int64_t limit) override;
+  std::vector<Upload> list_files(const FileListing& listing) override;
   bool delete_upload(std::string_view upload_id) override;
   bool mark_deleting(std::string_view upload_id) override;
   std::vector<Upload> deleting_uploads(std::int64_t limit) override;
@@ -136,10 +136,13 @@ std::string to_sqlite_placeholders(std::string_view sql) {
 // One prepared statement in use: binds, steps, resets on destruction.
 class Statement {
  public:
-  Statement(SqliteStore::Connection& c, std::string_view name) : db_(c.db) {
+  // The query sql/queries/<name>.sql.
+  Statement(SqliteStore::Connection& c, std::string_view name) : Statement(c, name, query_for(name, kDialect)) {}
+  // A query made at run time, prepared once per connection under `name`.
+  Statement(SqliteStore::Connection& c, std::string_view name, std::string_view text) : db_(c.db) {
     auto it = c.statements.find(std::string(name));
     if (it == c.statements.end()) {
-      const std::string sql = to_sqlite_placeholders(query_for(name, kDialect));
+      const std::string sql = to_sqlite_placeholders(text);
       sqlite3_stmt* stmt = nullptr;
       const int rc = sqlite3_prepare_v3(db_, sql.c_str(), -1, SQLITE_PREPARE_PERSISTENT, &stmt, nullptr);
       if (rc != SQLITE_OK) fail(db_, rc, fmt::format("prepare {}", name));
@@ -158,6 +161,11 @@ class Statement {
   Statement& bind(const Args&... args) {
     int i = 1;
     (bind_one(i++, args), ...);
+    return *this;
+  }
+  template <class Arg>
+  Statement& bind_at(int position, const Arg& arg) {
+    bind_one(position, arg);
     return *this;
   }
 
@@ -685,29 +693,23 @@ std::int64_t SqliteStore::count_uploads(UploadStatus status) {
   return s.step() ? s.i64(0) : 0;
 }
 
-std::vector<Upload> SqliteStore::list_files(std::optional<std::int64_t> user_id,
-                                            const std::optional<ListPosition>& after, std::int64_t limit) {
+std::vector<Upload> SqliteStore::list_files(const FileListing& listing) {
+  const auto query = file_listing_query(listing, kDialect);
   auto c = acquire();
-  std::vector<Upload> out;
-  const auto collect = [&](Statement& s) { out = read_uploads(s); };
-  if (user_id && after) {
-    Statement s(*c, "listFilesByUserAfter");
-    s.bind(*user_id, after->created_at, after->upload_id, limit);
-    collect(s);
-  } else if (user_id) {
-    Statement s(*c, "listFilesByUser");
-    s.bind(*user_id, limit);
-    collect(s);
-  } else if (after) {
-    Statement s(*c, "listAllFilesAfter");
-    s.bind(after->created_at, after->upload_id, limit);
-    collect(s);
-  } else {
-    Statement s(*c, "listAllFiles");
-    s.bind(limit);
-    collect(s);
+  Statement s(*c, query.name, query.sql);
+  int n = 0;
+  if (listing.user_id) s.bind_at(++n, *listing.user_id);
+  if (!listing.name_contains.empty()) s.bind_at(++n, file_listing_pattern(listing.name_contains));
+  if (const auto& after = listing.after) {
+    switch (listing.order) {
+      case FileListing::Order::created: s.bind_at(++n, after->created_at); break;
+      case FileListing::Order::name: s.bind_at(++n, after->file_name); break;
+      case FileListing::Order::size: s.bind_at(++n, after->file_size); break;
+    }
+    s.bind_at(++n, after->upload_id);
   }
-  return out;
+  s.bind_at(++n, listing.limit);
+  return read_uploads(s);
 }
 
 bool SqliteStore::delete_upload(std::string_view upload_id) {
