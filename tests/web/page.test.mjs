@@ -19,7 +19,20 @@ async function accessibilityProblems(page) {
   const result = await page.evaluate(() => window.axe.run(document, {
     runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] },
   }));
-  return result.violations.map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
+  return result.violations.map((v) => `${v.id}: ${v.nodes.map((n) => `${n.target.join(' ')} (${n.any[0]?.message ?? n.failureSummary})`).join(', ')}`);
+}
+
+// The system's colour scheme, as the page sees it, once the page's own
+// transitions into it have ended (a colour caught mid-way fails contrast).
+async function colorScheme(page, value) {
+  await page.emulateMediaFeatures([{ name: 'prefers-color-scheme', value }]);
+  await page.evaluate(async () => {
+    for (let i = 0; i < 20; i += 1) {
+      const running = document.getAnimations().filter((a) => a instanceof CSSTransition);
+      if (running.length === 0) return;
+      await Promise.all(running.map((a) => a.finished.catch(() => {})));  // one replaced by another: rejected
+    }
+  });
 }
 
 const chromium = process.env.S3UP_CHROMIUM || '/usr/bin/chromium';
@@ -51,7 +64,7 @@ describe('the web page', () => {
   const waitForProgress = (atLeast) => page.waitForFunction(
     (p) => Number(document.querySelector('#uploader').dataset.progress ?? 0) >= p, { timeout: 60000 }, atLeast);
   const listed = (name) => page.waitForFunction(
-    (n) => [...document.querySelectorAll('#files tbody tr td:first-child')].some((c) => c.textContent === n),
+    (n) => [...document.querySelectorAll('#files tbody tr td.name')].some((c) => c.textContent === n),
     { timeout: 60000 }, name);
   const storedSha = async (name) => {
     const list = await (await fetchWithToken(`${server.url}/files`, token)).json();
@@ -118,14 +131,14 @@ describe('the web page', () => {
     await screenshot(page, 'files-added');
     await page.click('.uppy-StatusBar-actionBtn--upload');
     await page.waitForFunction(() => document.querySelectorAll('#files tbody tr').length === 2, { timeout: 60000 });
-    const names = await page.$$eval('#files tbody tr td:first-child', (cells) => cells.map((c) => c.textContent).sort());
+    const names = await page.$$eval('#files tbody tr td.name', (cells) => cells.map((c) => c.textContent).sort());
     assert.deepEqual(names, ['large.bin', 'small.txt']);
     // "Uploaded" is when a file finished arriving, not when it started.
     const meta = await (await fetchWithToken(`${server.url}/files`, token)).json();
     assert.equal(meta.files.length, 2);
     for (const f of meta.files) {
       assert.ok(Date.parse(f.completed_at) >= Date.parse(f.upload_time), `${f.file_name}: ${f.completed_at}`);
-      const shown = await page.$eval(`#files tr[data-id="${f.file_id}"] td:nth-child(4)`, (c) => c.textContent);
+      const shown = await page.$eval(`#files tr[data-id="${f.file_id}"] td.uploaded`, (c) => c.textContent);
       const expected = await page.evaluate((t) => new Date(t).toLocaleString(), f.completed_at);
       assert.equal(shown, expected, f.file_name);
     }
@@ -135,7 +148,7 @@ describe('the web page', () => {
     // Share: a download link, shown with its expiry, that works without a token.
     const row = await page.$('#files tbody tr[data-id] ~ tr, #files tbody tr');
     const id = await row.evaluate((r) => r.dataset.id);
-    const name = await row.$eval('td', (c) => c.textContent);
+    const name = await row.$eval('td.name', (c) => c.textContent);
     await (await row.$('button[aria-label^="Share "]')).click();
     await page.waitForSelector('#share:not([hidden])');
     // A link for a day.
@@ -215,7 +228,7 @@ describe('the web page', () => {
     const cdp = await page.createCDPSession();
     await cdp.send('Browser.setDownloadBehavior', { behavior: 'allow', downloadPath: dir, eventsEnabled: true });
     const row = await page.waitForSelector('#files tbody tr');
-    const name = await row.$eval('td', (c) => c.textContent);
+    const name = await row.$eval('td.name', (c) => c.textContent);
     await (await row.$('button[aria-label^="Download "]')).click();
     const path = join(dir, name);
     const deadline = Date.now() + 30000;
@@ -271,6 +284,92 @@ describe('the web page', () => {
     assert.equal(uploads.length, before, 'no tus request for it');
   });
 
+  test('search and sort; a selection shared and deleted at once; dark mode', async () => {
+    const sizes = { 'report-b.pdf': 3000, 'Report-a.txt': 10, 'zebra.txt': 500 };
+    const data = {};
+    for (const [name, size] of Object.entries(sizes)) {
+      data[name] = content(size, size);
+      const res = await fetchWithToken(`${server.url}/upload/${name}`, token, { method: 'PUT', body: data[name] });
+      assert.equal(res.status, 201);
+    }
+    await page.reload({ waitUntil: 'networkidle0' });
+    await listed('zebra.txt');
+    const names = () => page.$$eval('#files tbody tr td.name', (cells) => cells.map((c) => c.textContent));
+    const namesAre = (expected) => page.waitForFunction(
+      (e) => JSON.stringify([...document.querySelectorAll('#files tbody tr td.name')].map((c) => c.textContent)) === e,
+      { timeout: 10000 }, JSON.stringify(expected)).catch(async () => assert.deepEqual(await names(), expected));
+    const clearSearch = async () => {
+      await page.focus('#search');
+      await page.keyboard.down('Control');
+      await page.keyboard.press('KeyA');
+      await page.keyboard.up('Control');
+      await page.keyboard.press('Backspace');
+    };
+
+    // The service searches (ignoring case) and sorts; the page asks once typing pauses.
+    await page.type('#search', 'REPORT', { delay: 30 });
+    await namesAre(['Report-a.txt', 'report-b.pdf']);  // newest first
+    await page.select('#sort', 'name:asc');
+    await namesAre(['Report-a.txt', 'report-b.pdf']);
+    await page.select('#sort', 'size:desc');
+    await namesAre(['report-b.pdf', 'Report-a.txt']);
+    await page.type('#search', '-nothing');
+    await page.waitForFunction(() => !document.querySelector('#no-files').hidden);
+    assert.equal(await page.$eval('#no-files', (e) => e.textContent), 'No file names contain "REPORT-nothing".');
+    await clearSearch();
+    await page.type('#search', 'report');
+    await namesAre(['report-b.pdf', 'Report-a.txt']);
+
+    // Tick every file shown: a bar says how many, and offers links and delete.
+    await page.click('#select-all');
+    await page.waitForSelector('#selection:not([hidden])');
+    assert.equal(await page.$eval('#selection-count', (e) => e.textContent), '2 files selected');
+    await screenshot(page, 'selection');
+    assert.deepEqual(await accessibilityProblems(page), []);
+    await page.click('#selection-share');
+    await page.waitForSelector('#share:not([hidden])');
+    await page.click('#share button[data-expires="1h"]');
+    await page.waitForFunction(() => document.querySelectorAll('#share-link li').length === 2);
+    const shared = await page.$$eval('#share-link li', (items) => items.map((i) => i.textContent));
+    for (const line of shared) {
+      const name = line.slice(0, line.indexOf(': '));
+      const got = Buffer.from(await (await fetch(line.slice(line.indexOf('http')))).arrayBuffer());
+      assert.equal(sha256(got), sha256(data[name]), name);
+    }
+
+    // One box unticked: the select-all box shows a part; delete asks on its own button.
+    await page.click('#files input[aria-label="Select Report-a.txt"]');
+    assert.equal(await page.$eval('#selection-count', (e) => e.textContent), '1 file selected');
+    assert.equal(await page.$eval('#select-all', (e) => e.indeterminate), true);
+    await page.click('#files input[aria-label="Select Report-a.txt"]');
+    await page.click('#selection-delete');
+    assert.equal(await page.$eval('#selection-delete', (e) => e.textContent), 'Really delete 2 files?');
+    assert.equal((await names()).length, 2, 'nothing deleted yet');
+    await page.click('#selection-delete');
+    await page.waitForFunction(() => document.querySelector('#message').textContent === 'Deleted 2 files.');
+    assert.equal(await page.$eval('#selection', (e) => e.hidden), true);
+    const left = (await (await fetchWithToken(`${server.url}/files?q=report`, token)).json()).files;
+    assert.deepEqual(left, []);
+    assert.deepEqual(dialogs, []);
+
+    // Dark mode, as the system asks: the same page, still every contrast rule met.
+    await clearSearch();
+    await listed('zebra.txt');
+    await page.click('#files input[aria-label="Select zebra.txt"]');
+    await colorScheme(page, 'dark');
+    try {
+      const background = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+      assert.equal(background, 'rgb(18, 19, 22)');
+      assert.deepEqual(await accessibilityProblems(page), []);
+      await screenshot(page, 'dark');
+    } finally {
+      await colorScheme(page, 'light');
+      await page.click('#selection-clear');
+    }
+    assert.equal(await page.$eval('#selection', (e) => e.hidden), true);
+    await page.select('#sort', 'created:desc');
+  });
+
   test('upload links: made on the page, used without an account in drop-box mode, revoked', async () => {
     await page.type('#link-note', 'Photos from the trip, please');
     await page.type('#link-files', '2');
@@ -303,6 +402,9 @@ describe('the web page', () => {
       assert.match(await guest.$eval('#drop-box-sent', (e) => e.textContent), /from-a-guest\.txt/);
       await guest.waitForFunction(() => document.querySelector('#drop-box-limits').textContent.includes('1 more file(s)'));
       await screenshot(guest, 'drop-box');
+      await colorScheme(guest, 'dark');
+      assert.deepEqual(await accessibilityProblems(guest), []);
+      await screenshot(guest, 'drop-box-dark');
       const owned = await (await fetchWithToken(`${server.url}/files`, token)).json();
       const received = owned.files.find((f) => f.file_name === 'from-a-guest.txt');
       assert.ok(received?.upload_link, 'the file is the owner\'s, marked with the link');
@@ -340,7 +442,7 @@ describe('the web page', () => {
       const [picked] = files(['by-jwt.txt', 3000, 9]);
       await (await tab.waitForSelector('.uppy-Dashboard-input')).uploadFile(picked.path);
       await tab.click('.uppy-StatusBar-actionBtn--upload');
-      await tab.waitForFunction(() => [...document.querySelectorAll('#files tbody tr td:first-child')]
+      await tab.waitForFunction(() => [...document.querySelectorAll('#files tbody tr td.name')]
         .some((c) => c.textContent === 'by-jwt.txt'), { timeout: 30000 });
       const mine = await (await fetchWithToken(`${jwtServer.url}/files`, jwt)).json();
       assert.equal(mine.files.find((f) => f.file_name === 'by-jwt.txt')?.sha256, sha256(picked.data));
@@ -369,7 +471,7 @@ describe('the web page', () => {
       const overflow = await narrow.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
       assert.ok(overflow <= 0, `the page is ${overflow}px wider than the screen`);
       await screenshot(narrow, 'narrow');
-      const name = await narrow.$eval('#files tbody tr td', (c) => c.textContent);
+      const name = await narrow.$eval('#files tbody tr td.name', (c) => c.textContent);
       const reached = new Set();
       for (let i = 0; i < 80; i += 1) {
         await narrow.keyboard.press('Tab');

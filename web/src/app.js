@@ -2,8 +2,9 @@
 //
 // At /: sign in with an API token or a JWT (kept in sessionStorage only),
 // upload through Uppy's Dashboard to the service's own tus endpoint
-// (resumable; Uppy keeps the upload URLs), list, download, share and delete
-// the files, and make upload links. Downloads go through download links, so
+// (resumable; Uppy keeps the upload URLs), list the files (searched and
+// sorted by the service, a page at a time), download, share and delete them,
+// one or a selection at once, and make upload links. Downloads go through download links, so
 // a large file is fetched by the browser itself, never through this script's
 // memory.
 //
@@ -127,6 +128,9 @@ function makeUploader(target, token, limits, onComplete, errorLine) {
 let session = null;
 let uppy = null;
 let cursor = null;
+let listing = 0;  // numbers each listing, so a slow answer to an old search is dropped
+const shown = new Map();  // file_id -> file, the rows listed
+const selected = new Map();  // file_id -> file, the rows ticked
 
 function signInForm(message) {
   show($('workspace'), false);
@@ -172,6 +176,10 @@ function signOut() {
   if (uppy) { uppy.destroy(); uppy = null; }
   $('files').querySelector('tbody').replaceChildren();
   $('links').querySelector('tbody').replaceChildren();
+  shown.clear();
+  selected.clear();
+  showSelection();
+  $('search').value = '';
   show($('share'), false);
   show($('new-link-url'), false);
   say('');
@@ -190,10 +198,15 @@ function showAccount(config) {
   $('limits').textContent = `Files up to ${formatBytes(config.max_upload_bytes)}${types}.`;
 }
 
+// The first page (again) of the files as the search box and the sort ask,
+// or the next page.
 async function listFiles(first) {
-  if (first) cursor = null;
-  const query = new URLSearchParams({ limit: '50' });
-  if (cursor) query.set('cursor', cursor);
+  const [sort, order] = $('sort').value.split(':');
+  const query = new URLSearchParams({ limit: '50', sort, order });
+  const search = $('search').value.trim();
+  if (search) query.set('q', search);
+  if (!first && cursor) query.set('cursor', cursor);
+  const number = ++listing;
   let page;
   try {
     page = await session.api(`/files?${query}`);
@@ -201,12 +214,68 @@ async function listFiles(first) {
     if (e.status === 401) return signInForm(e.message);
     return say(e.message, true);
   }
+  if (number !== listing) return;  // a newer search or sort has been asked for
   const body = $('files').querySelector('tbody');
-  if (first) body.replaceChildren();
-  for (const file of page.files) body.append(fileRow(file));
+  if (first) {
+    body.replaceChildren();
+    shown.clear();
+  }
+  for (const file of page.files) {
+    shown.set(file.file_id, file);
+    body.append(fileRow(file));
+  }
+  // Ticked files no longer shown (after another search) are not acted on unseen.
+  for (const id of [...selected.keys()]) if (!shown.has(id)) selected.delete(id);
   cursor = page.next_cursor;
   show($('more'), Boolean(cursor));
+  $('no-files').textContent = search ? `No file names contain "${search}".` : 'No files yet.';
   show($('no-files'), body.children.length === 0);
+  showSelection();
+}
+
+// The selection bar and the select-all box, from `selected`.
+function showSelection() {
+  const n = selected.size;
+  show($('selection'), n > 0);
+  $('selection-count').textContent = n === 1 ? '1 file selected' : `${n} files selected`;
+  const boxes = [...$('files').querySelectorAll('tbody input[type=checkbox]')];
+  const ticked = boxes.filter((b) => b.checked).length;
+  $('select-all').checked = boxes.length > 0 && ticked === boxes.length;
+  $('select-all').indeterminate = ticked > 0 && ticked < boxes.length;
+  const remove = $('selection-delete');
+  delete remove.dataset.armed;
+  remove.textContent = 'Delete';
+}
+
+function select(file, on) {
+  if (on) selected.set(file.file_id, file); else selected.delete(file.file_id);
+  const box = $('files').querySelector(`tr[data-id="${file.file_id}"] input[type=checkbox]`);
+  if (box) box.checked = on;
+}
+
+// Deletes the selected files one after another; says what happened to each.
+async function deleteSelected(button) {
+  const files = [...selected.values()];
+  if (!armed(button, files.length === 1 ? 'Really delete 1 file?' : `Really delete ${files.length} files?`)) return;
+  const failed = [];
+  let deleted = 0;
+  for (const file of files) {
+    try {
+      await session.api(`/files/${file.file_id}`, { method: 'DELETE' });
+      deleted += 1;
+      selected.delete(file.file_id);
+      shown.delete(file.file_id);
+      $('files').querySelector(`tr[data-id="${file.file_id}"]`)?.remove();
+    } catch (e) {
+      if (e.status === 401) return signInForm(e.message);
+      failed.push(`${file.file_name}: ${e.message}`);
+    }
+  }
+  showSelection();
+  show($('no-files'), $('files').querySelector('tbody').children.length === 0);
+  const done = `Deleted ${deleted} file${deleted === 1 ? '' : 's'}.`;
+  say(failed.length > 0 ? `${done} Not deleted: ${failed.join('; ')}` : done, failed.length > 0);
+  session.api('/api/config').then(showAccount, () => {});
 }
 
 function actionButton(cell, label, subject, action) {
@@ -229,7 +298,7 @@ function armed(button, question) {
   return false;
 }
 
-let sharing = null;  // the file the share panel is for
+let sharing = [];  // the files the share panel is for
 
 // Types the browser shows by itself (the service serves these inline, and
 // no others): images get a thumbnail in the list, all get a Preview.
@@ -255,14 +324,24 @@ function addThumbnail(cell, file) {
 function fileRow(file) {
   const row = document.createElement('tr');
   row.dataset.id = file.file_id;
+  const pick = document.createElement('td');
+  pick.className = 'select';
+  const box = document.createElement('input');
+  box.type = 'checkbox';
+  box.checked = selected.has(file.file_id);
+  box.setAttribute('aria-label', `Select ${file.file_name}`);
+  box.addEventListener('change', () => { select(file, box.checked); showSelection(); });
+  pick.append(box);
+  row.append(pick);
   // Uploaded: when its last byte was stored (a large file's start is not when it arrived).
-  for (const text of [file.file_name, formatBytes(file.file_size), file.content_type,
-    new Date(file.completed_at ?? file.upload_time).toLocaleString()]) {
+  for (const [kind, text] of [['name', file.file_name], ['size', formatBytes(file.file_size)],
+    ['type', file.content_type], ['uploaded', new Date(file.completed_at ?? file.upload_time).toLocaleString()]]) {
     const cell = document.createElement('td');
+    cell.className = kind;
     cell.textContent = text;  // never markup: names are the users'
     row.append(cell);
   }
-  if (THUMBNAIL_TYPES.has(file.content_type)) addThumbnail(row.firstChild, file);
+  if (THUMBNAIL_TYPES.has(file.content_type)) addThumbnail(row.querySelector('td.name'), file);
   const actions = document.createElement('td');
   actions.className = 'actions';
   if (previewable(file.content_type)) {
@@ -279,17 +358,14 @@ function fileRow(file) {
     const link = await session.api(`/files/${file.file_id}/link`, { method: 'POST' });
     window.location.assign(link.url);
   });
-  actionButton(actions, 'Share', file.file_name, async () => {
-    sharing = file;
-    $('share-what').textContent = `Share ${file.file_name}: a link that works without signing in, until it expires.`;
-    $('share-link').textContent = '';
-    show($('share'), true);
-    $('share').querySelector('button').focus();
-  });
+  actionButton(actions, 'Share', file.file_name, async () => openShare([file]));
   actionButton(actions, 'Delete', file.file_name, async (button) => {
     if (!armed(button, 'Really delete?')) return;
     await session.api(`/files/${file.file_id}`, { method: 'DELETE' });
     row.remove();
+    shown.delete(file.file_id);
+    selected.delete(file.file_id);
+    showSelection();
     show($('no-files'), $('files').querySelector('tbody').children.length === 0);
     say(`Deleted ${file.file_name}.`);
     session.api('/api/config').then(showAccount, () => {});
@@ -298,15 +374,41 @@ function fileRow(file) {
   return row;
 }
 
+function openShare(files) {
+  sharing = files;
+  $('share-what').textContent = files.length === 1
+    ? `Share ${files[0].file_name}: a link that works without signing in, until it expires.`
+    : `Share ${files.length} files: a link for each that works without signing in, until it expires.`;
+  $('share-link').replaceChildren();
+  show($('share'), true);
+  $('share').querySelector('button').focus();
+}
+
 async function share(expires) {
-  const file = sharing;
-  const link = await session.api(`/files/${file.file_id}/link`, {
+  const files = sharing;
+  const links = await Promise.all(files.map((file) => session.api(`/files/${file.file_id}/link`, {
     method: 'POST', body: JSON.stringify({ expires_in: expires }),
-  });
+  })));
   let copied = '';
-  try { await navigator.clipboard.writeText(link.url); copied = ' (copied)'; } catch { /* not allowed here: shown */ }
-  $('share-link').textContent =
-    `Link to ${file.file_name}${copied}, valid until ${new Date(link.expires_at).toLocaleString()}: ${link.url}`;
+  try {
+    await navigator.clipboard.writeText(links.map((l) => l.url).join('\n'));
+    copied = ' (copied)';
+  } catch { /* not allowed here: shown */ }
+  const until = new Date(links[0].expires_at).toLocaleString();
+  const out = $('share-link');
+  if (files.length === 1) {
+    out.textContent = `Link to ${files[0].file_name}${copied}, valid until ${until}: ${links[0].url}`;
+    return;
+  }
+  const intro = document.createElement('p');
+  intro.textContent = `${files.length} links${copied}, valid until ${until}:`;
+  const list = document.createElement('ul');
+  files.forEach((file, i) => {
+    const item = document.createElement('li');
+    item.textContent = `${file.file_name}: ${links[i].url}`;
+    list.append(item);
+  });
+  out.replaceChildren(intro, list);
 }
 
 // ---- upload links ----------------------------------------------------------
@@ -435,6 +537,25 @@ if (linkPath) {
   });
   $('sign-out').addEventListener('click', signOut);
   $('more').addEventListener('click', () => listFiles(false));
+  // Searching asks the service once typing pauses, not per key.
+  let typing = null;
+  $('search').addEventListener('input', () => {
+    clearTimeout(typing);
+    typing = setTimeout(() => listFiles(true), 250);
+  });
+  $('sort').addEventListener('change', () => listFiles(true));
+  $('select-all').addEventListener('change', () => {
+    for (const file of shown.values()) select(file, $('select-all').checked);
+    showSelection();
+  });
+  $('selection-share').addEventListener('click', () => openShare([...selected.values()]));
+  $('selection-delete').addEventListener('click', (event) => {
+    deleteSelected(event.currentTarget).catch((e) => say(e.message, true));
+  });
+  $('selection-clear').addEventListener('click', () => {
+    for (const file of [...selected.values()]) select(file, false);
+    showSelection();
+  });
   for (const b of $('share').querySelectorAll('button[data-expires]')) {
     b.addEventListener('click', () => share(b.dataset.expires).catch((e) => say(e.message, true)));
   }
