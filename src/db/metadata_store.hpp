@@ -329,6 +329,48 @@ class CleanupQueues {
 // Every upload concern of one database; each client uses its part.
 class UploadStore : public UploadRecords, public ResumableRecords, public FileCatalog, public CleanupQueues {};
 
+// A webhook delivery, as claimed: the event and the upload as the event saw
+// it (see sql/schema/0012_webhooks).
+struct WebhookDelivery {
+  std::int64_t seq = 0;
+  std::string event_id;  // webhook-id
+  std::string endpoint;
+  std::string event_type;  // "upload.completed", ...
+  Micros created_at = 0;   // when it happened
+  int attempts = 0;        // counting this one
+  Upload upload;           // without its storage key
+  std::string user_name;
+  std::string metadata;  // tus Upload-Metadata as created; "" for none
+};
+
+enum class DeliveryStatus { pending, delivered, dead };
+
+// The webhook outbox. The upload lifecycle's writes (create_pending,
+// create_pending_through_link, mark_complete, mark_failed, delete_upload)
+// record their events in their own transaction; deliverers on any instance
+// claim them from here.
+class WebhookOutbox {
+ public:
+  virtual ~WebhookOutbox() = default;
+  // What is recorded from now on: each of `event_types` ("upload.created",
+  // "upload.completed", "upload.failed", "upload.deleted", "upload_link.used")
+  // once per endpoint. Set before the first upload; none records nothing.
+  virtual void record_events(const std::vector<std::string>& endpoints, const std::vector<std::string>& event_types) = 0;
+  // Up to `limit` deliveries due at `now`, claimed until `claimed_until`
+  // (past it another deliverer may claim them again), attempts counted.
+  // Skips endpoints disabled, and deliveries about an upload while an
+  // earlier one about it to the same endpoint is pending.
+  virtual std::vector<WebhookDelivery> claim_deliveries(Micros now, Micros claimed_until, std::int64_t limit) = 0;
+  virtual void delivery_succeeded(std::int64_t seq, Micros now) = 0;
+  // Tried again at `next_attempt_at`; none: dead.
+  virtual void delivery_failed(std::int64_t seq, std::optional<Micros> next_attempt_at, std::string_view error) = 0;
+  // After a 410 Gone: nothing more is sent to `url` until it is enabled.
+  virtual void disable_endpoint(std::string_view url, Micros now, std::string_view reason) = 0;
+  // Delivered deliveries older than `before` go; returns how many.
+  virtual std::int64_t prune_deliveries(Micros delivered_before, std::int64_t limit) = 0;
+  virtual std::int64_t count_deliveries(DeliveryStatus status) = 0;
+};
+
 // What instances sharing one database coordinate through: its schema and locks.
 class Coordination {
  public:
@@ -344,7 +386,7 @@ class Coordination {
 };
 
 // One database holds them all; consumers take the part they need.
-class MetadataStore : public UserStore, public UploadStore, public Coordination {
+class MetadataStore : public UserStore, public UploadStore, public WebhookOutbox, public Coordination {
  public:
   // For logs: where the data is, never a password.
   virtual std::string describe() const = 0;

@@ -47,6 +47,20 @@ Upload decode_upload(const Row& row, int first) {
   return u;
 }
 
+WebhookDelivery decode_delivery(const Row& row) {
+  WebhookDelivery d;
+  d.seq = row.integer(0);
+  d.event_id = row.text(1);
+  d.endpoint = row.text(2);
+  d.event_type = row.text(3);
+  d.created_at = row.timestamp(4);
+  d.attempts = static_cast<int>(row.integer(5));
+  d.upload = decode_upload(row, 6);
+  d.user_name = row.text(6 + kUploadColumns);
+  d.metadata = row.text(7 + kUploadColumns);
+  return d;
+}
+
 UploadLink decode_upload_link(const Row& row) {
   UploadLink l;
   l.id = row.text(0);

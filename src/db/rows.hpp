@@ -58,4 +58,9 @@ UploadLink decode_upload_link(const Row& row);
 inline constexpr int kResumableColumns = 11;
 ResumableState decode_resumable(const Row& row, int first = 0);
 
+// webhook_deliveries as claimDeliveries returns them: seq, event_id,
+// endpoint, event_type, created_at, attempts, the upload's columns as above
+// (storage_key and store_upload_id empty), user_name, metadata
+WebhookDelivery decode_delivery(const Row& row);
+
 }  // namespace s3up::db

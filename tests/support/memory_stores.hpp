@@ -304,6 +304,15 @@ class MemoryMetadata final : public db::MetadataStore {
   std::vector<db::Upload> stale_pending(db::Micros, const std::optional<db::ListPosition>&, std::int64_t) override {
     return {};
   }
+  // The webhook outbox is the databases' (tests/unit/metadata_store_test.cpp,
+  // tests/tus-client/webhooks.test.mjs); this store records no events.
+  void record_events(const std::vector<std::string>&, const std::vector<std::string>&) override {}
+  std::vector<db::WebhookDelivery> claim_deliveries(db::Micros, db::Micros, std::int64_t) override { return {}; }
+  void delivery_succeeded(std::int64_t, db::Micros) override {}
+  void delivery_failed(std::int64_t, std::optional<db::Micros>, std::string_view) override {}
+  void disable_endpoint(std::string_view, db::Micros, std::string_view) override {}
+  std::int64_t prune_deliveries(db::Micros, std::int64_t) override { return 0; }
+  std::int64_t count_deliveries(db::DeliveryStatus) override { return 0; }
   std::int64_t count_uploads(db::UploadStatus status) override {
     std::lock_guard lock(mutex_);
     std::int64_t n = 0;

@@ -702,6 +702,96 @@ TEST_P(MetadataStoreContract, FilesAreSearchedAndOrderedByNameOrSizeInStablePage
   EXPECT_EQ(store_->list_files({.name_contains = "report", .limit = 100}).size(), 4u);
 }
 
+TEST_P(MetadataStoreContract, WebhookEventsAreRecordedWithTheirChangeAndClaimedInOrder) {
+  const auto alice = store_->create_user("alice", false);
+  const std::vector<std::string> endpoints{"http://127.0.0.1:1/a", "http://127.0.0.1:1/b"};
+  store_->record_events(endpoints, {"upload.created", "upload.completed", "upload.failed", "upload.deleted"});
+  const auto now = util::now_micros();
+  const auto claim = [&](db::Micros at = 0) {
+    return store_->claim_deliveries(at ? at : util::now_micros(), util::now_micros() + 60'000'000, 100);
+  };
+  const auto types = [](const std::vector<WebhookDelivery>& ds) {
+    std::vector<std::string> out;
+    for (const auto& d : ds) out.push_back(d.event_type + "@" + d.endpoint.substr(d.endpoint.size() - 1));
+    std::sort(out.begin(), out.end());
+    return out;
+  };
+
+  auto u = pending_upload(alice.id, "report.pdf");
+  store_->create_pending(u);
+  u.file_size = 42;
+  u.content_type = "application/pdf";
+  u.sha256 = std::string(64, 'a');
+  u.completed_at = now;
+  ASSERT_TRUE(store_->mark_complete(u));
+  EXPECT_FALSE(store_->mark_complete(u)) << "not pending any more";
+  EXPECT_FALSE(store_->mark_failed(u.id, now)) << "a complete upload does not fail";
+  EXPECT_EQ(store_->count_deliveries(DeliveryStatus::pending), 4) << "created and completed, for two endpoints, once";
+
+  // The completion waits for the creation, per endpoint.
+  const auto first = claim();
+  EXPECT_EQ(types(first), (std::vector<std::string>{"upload.created@a", "upload.created@b"}));
+  EXPECT_TRUE(claim().empty()) << "claimed: nobody else takes them, and the completions wait";
+  for (const auto& d : first) {
+    EXPECT_EQ(d.attempts, 1);
+    EXPECT_EQ(d.upload.id, u.id);
+    EXPECT_EQ(d.upload.status, UploadStatus::pending);
+    EXPECT_EQ(d.user_name, "alice");
+    EXPECT_EQ(d.event_id, first.front().event_id) << "one webhook-id for every endpoint";
+    store_->delivery_succeeded(d.seq, util::now_micros());
+  }
+  const auto second = claim();
+  ASSERT_EQ(types(second), (std::vector<std::string>{"upload.completed@a", "upload.completed@b"}));
+  EXPECT_EQ(second[0].upload.file_size, 42u);
+  EXPECT_EQ(second[0].upload.sha256, std::string(64, 'a'));
+  EXPECT_EQ(second[0].upload.completed_at, now);
+  EXPECT_NE(second[0].event_id, first[0].event_id);
+
+  // A failure comes back when asked, counted; with no next time it is dead.
+  const auto& to_a = second[0].endpoint.ends_with("a") ? second[0] : second[1];
+  const auto& to_b = second[0].endpoint.ends_with("a") ? second[1] : second[0];
+  store_->delivery_failed(to_a.seq, util::now_micros() + 1'000'000, "HTTP 500");
+  store_->delivery_failed(to_b.seq, std::nullopt, "HTTP 500 for too long");
+  EXPECT_TRUE(claim().empty()) << "not due yet";
+  const auto again = claim(util::now_micros() + 2'000'000);
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_EQ(again[0].seq, to_a.seq);
+  EXPECT_EQ(again[0].attempts, 2);
+  EXPECT_EQ(store_->count_deliveries(DeliveryStatus::dead), 1);
+  store_->delivery_succeeded(again[0].seq, util::now_micros());
+
+  // Deleted: recorded from the row as it was; an endpoint that said 410 gets nothing.
+  store_->disable_endpoint(endpoints[1], now, "410 Gone");
+  ASSERT_TRUE(store_->mark_deleting(u.id));
+  ASSERT_TRUE(store_->delete_upload(u.id));
+  const auto deleted = claim();
+  ASSERT_EQ(types(deleted), (std::vector<std::string>{"upload.deleted@a"}));
+  EXPECT_EQ(deleted[0].upload.file_name, "report.pdf");
+  EXPECT_EQ(deleted[0].upload.status, UploadStatus::deleting);
+  store_->delivery_succeeded(deleted[0].seq, util::now_micros());
+
+  // A failed upload: failed, and its removal is no file deleted.
+  auto f = pending_upload(alice.id, "broken.bin");
+  store_->create_pending(f);
+  ASSERT_TRUE(store_->mark_failed(f.id, now));
+  ASSERT_TRUE(store_->delete_upload(f.id));
+  const auto failed = claim();
+  EXPECT_EQ(types(failed), (std::vector<std::string>{"upload.created@a"}));
+  for (const auto& d : failed) store_->delivery_succeeded(d.seq, util::now_micros());
+  EXPECT_EQ(types(claim()), (std::vector<std::string>{"upload.failed@a"}));
+
+  // Delivered ones are pruned after their retention; only the types asked for are recorded.
+  EXPECT_EQ(store_->prune_deliveries(util::now_micros() + 1, 1000), 5);
+  // Pending: the claimed upload.failed, and three for the disabled endpoint, kept for when it is enabled.
+  EXPECT_EQ(store_->count_deliveries(DeliveryStatus::pending), 4);
+  store_->record_events(endpoints, {"upload.completed"});
+  store_->create_pending(pending_upload(alice.id));
+  EXPECT_EQ(store_->count_deliveries(DeliveryStatus::pending), 4);
+  store_->record_events({}, {"upload.created"});
+  store_->create_pending(pending_upload(alice.id));
+  EXPECT_EQ(store_->count_deliveries(DeliveryStatus::pending), 4);
+}
+
 TEST_P(MetadataStoreContract, DeletingUploadsAndDisablingUsers) {
   const auto alice = store_->create_user("alice", false);
   auto u = pending_upload(alice.id);

@@ -14,6 +14,7 @@
 #include <spdlog/spdlog.h>
 
 #include "db/file_listing.hpp"
+#include "db/outbox.hpp"
 #include "db/rows.hpp"
 #include "db/write_batcher.hpp"
 #include "util/ids.hpp"
@@ -78,6 +79,15 @@ class PostgresStore final : public MetadataStore {
   bool save_progress(const ResumableState& state, Micros now) override;
   void release_lease(std::string_view upload_id, std::int64_t token) override;
   std::vector<Upload> expired_resumable(Micros now, std::int64_t limit) override;
+  void record_events(const std::vector<std::string>& endpoints, const std::vector<std::string>& event_types) override {
+    events_.set(endpoints, event_types);
+  }
+  std::vector<WebhookDelivery> claim_deliveries(Micros now, Micros claimed_until, std::int64_t limit) override;
+  void delivery_succeeded(std::int64_t seq, Micros now) override;
+  void delivery_failed(std::int64_t seq, std::optional<Micros> next_attempt_at, std::string_view error) override;
+  void disable_endpoint(std::string_view url, Micros now, std::string_view reason) override;
+  std::int64_t prune_deliveries(Micros delivered_before, std::int64_t limit) override;
+  std::int64_t count_deliveries(DeliveryStatus status) override;
 
   class Connection;
 
@@ -99,6 +109,10 @@ class PostgresStore final : public MetadataStore {
   // server as one pipelined round trip (BEGIN, the statements, COMMIT).
   struct Write;
   std::unique_ptr<WriteBatcher<Write>> writes_;
+  EventRecording events_;
+  // A lifecycle write's event, for the endpoints that take it.
+  enum class When { before, after };
+  void add_event(Write& w, When when, const EventToRecord& event, std::string_view upload_id);
 };
 
 namespace {
@@ -407,6 +421,9 @@ class PostgresStore::Lease {
 struct PostgresStore::Write {
   std::string_view query;  // a name in sql/queries/
   Params params;
+  // recordEvent statements, in the same transaction, before and after it.
+  std::vector<Params> events_before, events_after;
+  bool has_events() const { return !events_before.empty() || !events_after.empty(); }
 };
 
 PostgresStore::PostgresStore(std::string conninfo, unsigned pool_size)
@@ -422,19 +439,37 @@ PostgresStore::PostgresStore(std::string conninfo, unsigned pool_size)
     auto c = acquire();
     const auto each_alone = [&] {
       for (std::size_t i = 0; i < writes.size(); ++i) {
+        const Write& w = *writes[i];
         try {
-          outcomes[i] = {c->run(writes[i]->query, writes[i]->params).affected(), nullptr};
+          if (!w.has_events()) {
+            outcomes[i] = {c->run(w.query, w.params).affected(), nullptr};
+            continue;
+          }
+          int rows = 0;
+          c->transaction([&] {
+            for (const auto& e : w.events_before) c->run("recordEvent", e);
+            rows = c->run(w.query, w.params).affected();
+            for (const auto& e : w.events_after) c->run("recordEvent", e);
+          });
+          outcomes[i] = {rows, nullptr};
         } catch (...) {
           outcomes[i] = {0, std::current_exception()};
         }
       }
     };
-    if (writes.size() == 1) return each_alone();
+    if (writes.size() == 1 && !writes[0]->has_events()) return each_alone();
+    // One transaction for the batch: each write's statement between its events.
     std::vector<std::pair<std::string_view, const Params*>> statements;
-    for (const Write* w : writes) statements.emplace_back(w->query, &w->params);
-    std::vector<int> rows(writes.size());
+    std::vector<std::size_t> main_statement;
+    for (const Write* w : writes) {
+      for (const auto& e : w->events_before) statements.emplace_back("recordEvent", &e);
+      main_statement.push_back(statements.size());
+      statements.emplace_back(w->query, &w->params);
+      for (const auto& e : w->events_after) statements.emplace_back("recordEvent", &e);
+    }
+    std::vector<int> rows(statements.size());
     if (!c->run_in_one_round_trip(statements, rows)) return each_alone();
-    for (std::size_t i = 0; i < writes.size(); ++i) outcomes[i].rows = rows[i];
+    for (std::size_t i = 0; i < writes.size(); ++i) outcomes[i].rows = rows[main_statement[i]];
   });
 }
 
@@ -628,6 +663,7 @@ bool PostgresStore::create_pending_through_link(const Upload& u, std::int64_t li
       .text(*u.upload_link_id)
       .integer(link_bytes)
       .timestamp(now);
+  add_event(w, When::after, kUploadCreated, u.id);
   return writes_->run(w) > 0;
 }
 
@@ -686,6 +722,20 @@ bool PostgresStore::revoke_upload_link(std::string_view id, std::int64_t user_id
   return c->run("revokeUploadLink", p).affected() > 0;
 }
 
+void PostgresStore::add_event(Write& w, When when, const EventToRecord& event, std::string_view upload_id) {
+  const auto endpoints = events_.endpoints_for(event.type);
+  if (!endpoints) return;
+  Params p;
+  p.text(event.type)
+      .text(*endpoints)
+      .timestamp(util::now_micros())
+      .text(upload_id)
+      .text(event.status)
+      .text(event.or_status)
+      .boolean(event.through_link_only);
+  (when == When::before ? w.events_before : w.events_after).push_back(std::move(p));
+}
+
 void PostgresStore::create_pending(const Upload& u) {
   if (!plausible_upload_id(u.id)) throw std::invalid_argument("upload id is not a UUID");
   Write w{"uploadFile", {}};
@@ -696,6 +746,7 @@ void PostgresStore::create_pending(const Upload& u) {
       .text(u.storage_key)
       .text(u.store_upload_id)
       .timestamp(u.created_at);
+  add_event(w, When::after, kUploadCreated, u.id);
   writes_->run(w);
 }
 
@@ -707,6 +758,8 @@ bool PostgresStore::mark_complete(const Upload& u) {
       .text(u.content_type)
       .text(u.sha256)
       .timestamp(u.completed_at.value_or(util::now_micros()));
+  add_event(w, When::after, kUploadCompleted, u.id);
+  add_event(w, When::after, kUploadLinkUsed, u.id);
   return writes_->run(w) > 0;
 }
 
@@ -769,6 +822,7 @@ bool PostgresStore::mark_failed(std::string_view upload_id, Micros now, StoreLef
   if (!plausible_upload_id(upload_id)) return false;
   Write w{"failUpload", {}};
   w.params.text(upload_id).timestamp(now).boolean(leftovers == StoreLeftovers::remain);
+  add_event(w, When::after, kUploadFailed, upload_id);
   return writes_->run(w) > 0;
 }
 
@@ -820,6 +874,52 @@ std::vector<Upload> PostgresStore::stale_pending(Micros created_before, const st
   return uploads_in(r);
 }
 
+std::vector<WebhookDelivery> PostgresStore::claim_deliveries(Micros now, Micros claimed_until, std::int64_t limit) {
+  auto c = acquire();
+  Params due;
+  due.timestamp(now);
+  if (c->run("anyDeliveryDue", due).size() == 0) return {};
+  Params p;
+  p.timestamp(now).timestamp(claimed_until).integer(limit);
+  const auto r = c->run("claimDeliveries", p);
+  std::vector<WebhookDelivery> out;
+  for (int i = 0; i < r.size(); ++i) out.push_back(decode_delivery(ResultRow(r, i)));
+  return out;
+}
+
+void PostgresStore::delivery_succeeded(std::int64_t seq, Micros now) {
+  Write w{"deliverySucceeded", {}};
+  w.params.integer(seq).timestamp(now);
+  writes_->run(w);
+}
+
+void PostgresStore::delivery_failed(std::int64_t seq, std::optional<Micros> next_attempt_at, std::string_view error) {
+  Write w{"deliveryFailed", {}};
+  w.params.integer(seq).timestamp(next_attempt_at).text(error);
+  writes_->run(w);
+}
+
+void PostgresStore::disable_endpoint(std::string_view url, Micros now, std::string_view reason) {
+  auto c = acquire();
+  Params p;
+  p.text(url).timestamp(now).text(reason);
+  c->run("disableEndpoint", p);
+}
+
+std::int64_t PostgresStore::prune_deliveries(Micros delivered_before, std::int64_t limit) {
+  auto c = acquire();
+  Params p;
+  p.timestamp(delivered_before).integer(limit);
+  return c->run("pruneDeliveries", p).affected();
+}
+
+std::int64_t PostgresStore::count_deliveries(DeliveryStatus status) {
+  auto c = acquire();
+  Params p;
+  p.text(status == DeliveryStatus::pending ? "pending" : status == DeliveryStatus::delivered ? "delivered" : "dead");
+  return c->run("countDeliveries", p).i64(0, 0);
+}
+
 std::int64_t PostgresStore::count_uploads(UploadStatus status) {
   auto c = acquire();
   Params p;
@@ -851,6 +951,7 @@ bool PostgresStore::delete_upload(std::string_view upload_id) {
   if (!plausible_upload_id(upload_id)) return false;
   Write w{"deleteUpload", {}};
   w.params.text(upload_id);
+  add_event(w, When::before, kUploadDeleted, upload_id);  // from the row as it is; the delete always happens
   return writes_->run(w) > 0;
 }
 

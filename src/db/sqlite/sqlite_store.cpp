@@ -17,6 +17,7 @@
 #include <spdlog/spdlog.h>
 
 #include "db/file_listing.hpp"
+#include "db/outbox.hpp"
 #include "db/rows.hpp"
 #include "db/write_batcher.hpp"
 
@@ -77,6 +78,15 @@ class SqliteStore final : public MetadataStore {
   bool save_progress(const ResumableState& state, Micros now) override;
   void release_lease(std::string_view upload_id, std::int64_t token) override;
   std::vector<Upload> expired_resumable(Micros now, std::int64_t limit) override;
+  void record_events(const std::vector<std::string>& endpoints, const std::vector<std::string>& event_types) override {
+    events_.set(endpoints, event_types);
+  }
+  std::vector<WebhookDelivery> claim_deliveries(Micros now, Micros claimed_until, std::int64_t limit) override;
+  void delivery_succeeded(std::int64_t seq, Micros now) override;
+  void delivery_failed(std::int64_t seq, std::optional<Micros> next_attempt_at, std::string_view error) override;
+  void disable_endpoint(std::string_view url, Micros now, std::string_view reason) override;
+  std::int64_t prune_deliveries(Micros delivered_before, std::int64_t limit) override;
+  std::int64_t count_deliveries(DeliveryStatus status) override;
 
   struct Connection {
     sqlite3* db = nullptr;
@@ -98,6 +108,9 @@ class SqliteStore final : public MetadataStore {
   // on the batch's connection, returning the rows it changed.
   using Write = std::function<int(Connection&)>;
   std::unique_ptr<WriteBatcher<Write>> writes_;
+  EventRecording events_;
+  // Inside a lifecycle write: its event, for the endpoints that take it.
+  void record(Connection& c, const EventToRecord& event, std::string_view upload_id);
 };
 
 namespace {
@@ -455,11 +468,22 @@ bool SqliteStore::revoke_token(std::string_view token_id, Micros now) {
   return s.changes() > 0;
 }
 
+void SqliteStore::record(Connection& c, const EventToRecord& event, std::string_view upload_id) {
+  const auto endpoints = events_.endpoints_for(event.type);
+  if (!endpoints) return;
+  Statement s(c, "recordEvent");
+  s.bind(event.type, *endpoints, util::now_micros(), upload_id, event.status, event.or_status,
+         static_cast<std::int64_t>(event.through_link_only))
+      .run();
+}
+
 void SqliteStore::create_pending(const Upload& u) {
   writes_->run(Write([&](Connection& c) {
     Statement s(c, "uploadFile");
     s.bind(u.id, u.user_id, u.file_name, u.content_type, u.storage_key, u.store_upload_id, u.created_at).run();
-    return s.changes();
+    const int changed = s.changes();
+    record(c, kUploadCreated, u.id);
+    return changed;
   }));
 }
 
@@ -472,7 +496,9 @@ bool SqliteStore::create_pending_through_link(const Upload& u, std::int64_t link
     s.bind(u.id, u.user_id, u.file_name, u.content_type, u.storage_key, u.store_upload_id, u.created_at,
            *u.upload_link_id, link_bytes)
         .run();
-    return s.changes();
+    const int changed = s.changes();
+    record(c, kUploadCreated, u.id);
+    return changed;
   })) > 0;
 }
 
@@ -546,8 +572,13 @@ bool SqliteStore::mark_complete(const Upload& u) {
   return writes_->run(Write([&](Connection& c) {
     Statement s(c, "completeUpload");  // returns the row's reservation: usage moves from it to the size
     s.bind(u.id, u.file_size, u.content_type, u.sha256, u.completed_at.value_or(util::now_micros()));
-    return change_row_and_usage(
+    const int changed = change_row_and_usage(
         c, s, [&](std::int64_t reserved) { return static_cast<std::int64_t>(u.file_size) - reserved; });
+    if (changed > 0) {
+      record(c, kUploadCompleted, u.id);
+      record(c, kUploadLinkUsed, u.id);
+    }
+    return changed;
   })) > 0;
 }
 
@@ -564,6 +595,7 @@ bool SqliteStore::mark_failed(std::string_view upload_id, Micros now, StoreLefto
       Statement release(c, "releaseLink");
       release.bind(*link, link_bytes).run();
     }
+    record(c, kUploadFailed, upload_id);
     return 1;
   })) > 0;
 }
@@ -693,6 +725,64 @@ std::int64_t SqliteStore::count_uploads(UploadStatus status) {
   return s.step() ? s.i64(0) : 0;
 }
 
+std::vector<WebhookDelivery> SqliteStore::claim_deliveries(Micros now, Micros claimed_until, std::int64_t limit) {
+  {
+    auto c = acquire();
+    Statement due(*c, "anyDeliveryDue");
+    due.bind(now);
+    if (!due.step()) return {};
+  }
+  std::vector<WebhookDelivery> out;
+  writes_->run(Write([&](Connection& c) {
+    out.clear();
+    Statement s(c, "claimDeliveries");
+    s.bind(now, claimed_until, limit);
+    while (s.step()) out.push_back(decode_delivery(StatementRow(s)));
+    return static_cast<int>(out.size());
+  }));
+  return out;
+}
+
+void SqliteStore::delivery_succeeded(std::int64_t seq, Micros now) {
+  writes_->run(Write([&](Connection& c) {
+    Statement s(c, "deliverySucceeded");
+    s.bind(seq, now).run();
+    return s.changes();
+  }));
+}
+
+void SqliteStore::delivery_failed(std::int64_t seq, std::optional<Micros> next_attempt_at, std::string_view error) {
+  writes_->run(Write([&](Connection& c) {
+    Statement s(c, "deliveryFailed");
+    s.bind(seq, next_attempt_at, error).run();
+    return s.changes();
+  }));
+}
+
+void SqliteStore::disable_endpoint(std::string_view url, Micros now, std::string_view reason) {
+  writes_->run(Write([&](Connection& c) {
+    Statement s(c, "disableEndpoint");
+    s.bind(url, now, reason).run();
+    return s.changes();
+  }));
+}
+
+std::int64_t SqliteStore::prune_deliveries(Micros delivered_before, std::int64_t limit) {
+  return writes_->run(Write([&](Connection& c) {
+    Statement s(c, "pruneDeliveries");
+    s.bind(delivered_before, limit).run();
+    return s.changes();
+  }));
+}
+
+std::int64_t SqliteStore::count_deliveries(DeliveryStatus status) {
+  auto c = acquire();
+  Statement s(*c, "countDeliveries");
+  s.bind(std::string_view(status == DeliveryStatus::pending ? "pending"
+                          : status == DeliveryStatus::delivered ? "delivered" : "dead"));
+  return s.step() ? s.i64(0) : 0;
+}
+
 std::vector<Upload> SqliteStore::list_files(const FileListing& listing) {
   const auto query = file_listing_query(listing, kDialect);
   auto c = acquire();
@@ -714,6 +804,7 @@ std::vector<Upload> SqliteStore::list_files(const FileListing& listing) {
 
 bool SqliteStore::delete_upload(std::string_view upload_id) {
   return writes_->run(Write([&](Connection& c) {
+    record(c, kUploadDeleted, upload_id);  // from the row as it is; the delete below always happens
     Statement s(c, "deleteUpload");  // returns a complete upload's size (else 0), taken off its owner's usage
     s.bind(upload_id);
     return change_row_and_usage(c, s, [](std::int64_t held) { return -held; });
