@@ -104,10 +104,6 @@ void only_members(const json::object& body, std::initializer_list<std::string_vi
   }
 }
 
-json::value time_json(const std::optional<util::Micros>& at) {
-  return at ? json::value(util::rfc3339(*at)) : json::value(nullptr);
-}
-
 std::int64_t page_limit(std::string_view value) {
   const auto n = util::parse_integer<std::int64_t>(value);
   if (!n || *n < 1 || *n > kMaxPageSize) {
@@ -145,24 +141,6 @@ std::chrono::milliseconds duration_from(const json::value& value, std::string_vi
     throw ApiError(errc::bad_request, fmt::format("{} must be a duration such as \"1h\" or \"7d\", or seconds", field));
   }
   return *d;
-}
-
-json::object upload_json(const db::Upload& u, bool details) {
-  json::object o{
-      {"file_id", u.id},
-      {"file_name", u.file_name},
-      {"file_size", u.file_size},
-      {"upload_time", util::rfc3339(u.created_at)},
-      {"content_type", u.content_type},
-      {"sha256", u.sha256},
-      {"completed_at", time_json(u.completed_at)},
-  };
-  if (u.upload_link_id) o["upload_link"] = *u.upload_link_id;
-  if (details) {
-    o["user_id"] = u.user_id;
-    o["status"] = db::to_string(u.status);
-  }
-  return o;
 }
 
 const auth::Principal& caller(const http::Request& request) {

@@ -19,6 +19,7 @@
 #include "auth/authenticator.hpp"
 #include "http/router.hpp"
 #include "upload/engine.hpp"
+#include "upload/file_json.hpp"
 #include "util/time.hpp"
 
 namespace s3up::api {
@@ -139,8 +140,7 @@ std::int64_t page_limit(std::string_view value);
 // 400 for a member of a JSON body other than `known`: a typo must not pass
 // as a no-op.
 void only_members(const boost::json::object& body, std::initializer_list<std::string_view> known);
-// A moment as the API writes it (RFC 3339), or null.
-boost::json::value time_json(const std::optional<util::Micros>& at);
+using upload::time_json;
 
 // A request's JSON object body (at most kMaxJsonBody bytes; an empty body is
 // an empty object): 400 for anything else, 413 past the limit.
@@ -218,10 +218,7 @@ class Api {
   http::Handler handler_;  // router_ behind api_errors()
 };
 
-// An upload as the API shows it: {file_id, file_name, file_size, upload_time
-// (when it started), content_type, sha256, completed_at (when its last byte
-// was stored; null until then)}, and with `details` also its owner and status.
-boost::json::object upload_json(const db::Upload& upload, bool details);
+using upload::file_json;
 // A user as the admin API shows it.
 boost::json::object user_json(const db::User& user);
 // An upload link as its owner sees it (never its URL, which only creation shows).

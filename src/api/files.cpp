@@ -298,7 +298,7 @@ asio::awaitable<http::Response> Api::list_files(http::Request& request) {
   const bool more = static_cast<std::int64_t>(rows.size()) > query.listing.limit;
   if (more) rows.resize(static_cast<std::size_t>(query.listing.limit));
   json::array files;
-  for (const auto& row : rows) files.push_back(upload_json(row, /*details=*/true));
+  for (const auto& row : rows) files.push_back(file_json(row, /*details=*/true));
   json::object body{{"files", std::move(files)}};
   body["next_cursor"] = more ? json::value(encode_cursor(listing, rows.back())) : json::value(nullptr);
   co_return http::Response::json(http::Status::ok, body);
@@ -306,7 +306,7 @@ asio::awaitable<http::Response> Api::list_files(http::Request& request) {
 
 asio::awaitable<http::Response> Api::get_file(http::Request& request) {
   const auto upload = co_await visible_upload(caller(request), request.param("id"));
-  co_return http::Response::json(http::Status::ok, upload_json(upload, /*details=*/true));
+  co_return http::Response::json(http::Status::ok, file_json(upload, /*details=*/true));
 }
 
 asio::awaitable<http::Response> Api::get_content(http::Request& request) {

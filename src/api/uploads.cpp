@@ -18,7 +18,7 @@ using boost::beast::http::field;
 namespace {
 
 http::Response created(const db::Upload& upload) {
-  auto res = http::Response::json(http::Status::created, upload_json(upload, /*details=*/false));
+  auto res = http::Response::json(http::Status::created, file_json(upload, /*details=*/false));
   res.set(field::location, "/files/" + upload.id);
   return res;
 }

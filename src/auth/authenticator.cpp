@@ -26,10 +26,10 @@ std::string JwtSettings::problem() const {
   if (audience.empty()) return "jwt_audience is required with JWTs: a token made for another app must not work here";
   // RFC 7518 §3.2: an HMAC key at least as long as the hash.
   if (!secret.empty() && secret.size() < 32) return "jwt_secret must be at least 32 bytes";
-  if (!jwks_url.empty() && !acceptable_key_url(jwks_url)) {
+  if (!jwks_url.empty() && !util::is_https_or_loopback(jwks_url)) {
     return "jwt_jwks_url must be an https:// URL (or http:// on loopback)";
   }
-  if (sources == 0 && !acceptable_key_url(issuer)) {
+  if (sources == 0 && !util::is_https_or_loopback(issuer)) {
     return "jwt_issuer must be an https:// URL (or http:// on loopback) to discover its keys, or set jwt_jwks_url";
   }
   if (user_claim.empty()) return "jwt_user_claim must name a claim";

@@ -27,16 +27,6 @@ using Clock = std::chrono::steady_clock;
 
 }  // namespace
 
-bool acceptable_key_url(std::string_view url) {
-  const auto parsed = boost::urls::parse_absolute_uri(url);
-  if (!parsed) return false;
-  const std::string scheme = util::ascii_lower(parsed->scheme());
-  if (scheme == "https") return true;
-  if (scheme != "http") return false;
-  const std::string host = util::ascii_lower(parsed->host_address());
-  return host == "localhost" || host == "::1" || host.starts_with("127.");
-}
-
 namespace {
 
 struct Answer {
@@ -277,7 +267,7 @@ std::string KeySource::jwks_url_blocking() {
     throw std::runtime_error(url + " names another issuer than jwt_issuer");
   }
   std::string found(jwks_uri->get_string());
-  if (!acceptable_key_url(found)) throw std::runtime_error(url + " names a jwks_uri that is not https");
+  if (!util::is_https_or_loopback(found)) throw std::runtime_error(url + " names a jwks_uri that is not https");
   std::lock_guard lock(mutex_);
   discovered_url_ = found;
   return found;

@@ -15,11 +15,6 @@ namespace s3up::auth {
 
 struct JwtSettings;
 
-// Where keys may be fetched from: https, or http to this machine only (a
-// provider in a test, or a sidecar); keys fetched in the clear from
-// elsewhere could be anyone's.
-bool acceptable_key_url(std::string_view url);
-
 // The keys, fetched at start-up and kept for the provider's Cache-Control
 // max-age (within kMinKeyLifetime..kMaxKeyLifetime), then refetched in the
 // background while the old set keeps working (after a failed fetch, again

@@ -2,6 +2,8 @@
 
 #include <cstdint>
 
+#include <boost/url/parse.hpp>
+
 namespace s3up::util {
 namespace {
 
@@ -60,6 +62,16 @@ bool is_refused_for_display(std::uint32_t cp) {
 
 bool is_displayable_text(std::string_view s) {
   return for_each_code_point(s, [](std::uint32_t cp) { return !is_refused_for_display(cp); });
+}
+
+bool is_https_or_loopback(std::string_view url) {
+  const auto parsed = boost::urls::parse_absolute_uri(url);
+  if (!parsed) return false;
+  const std::string scheme = ascii_lower(parsed->scheme());
+  if (scheme == "https") return true;
+  if (scheme != "http") return false;
+  const std::string host = ascii_lower(parsed->host_address());
+  return host == "localhost" || host == "::1" || host.starts_with("127.");
 }
 
 }  // namespace s3up::util

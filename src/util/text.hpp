@@ -95,4 +95,9 @@ inline std::string redact_url_userinfo(std::string_view url) {
   return std::string(url.substr(0, scheme + 3)) + "REDACTED@" + std::string(url.substr(scheme + 3 + at + 1));
 }
 
+// Whether the service may send credentials or events to `url`: https, or
+// http only to a loopback host (what a test or a sidecar listens on); any
+// cleartext URL elsewhere could be anyone's.
+bool is_https_or_loopback(std::string_view url);
+
 }  // namespace s3up::util
