@@ -10,8 +10,6 @@ namespace s3up::api::tus {
 
 namespace {
 
-bool is_key_char(char c) { return c > 0x20 && c < 0x7f && c != ','; }
-
 std::optional<std::size_t> digest_size(std::string_view algorithm) {
   if (algorithm == "sha1") return 20;
   if (algorithm == "sha256") return 32;
@@ -21,36 +19,6 @@ std::optional<std::size_t> digest_size(std::string_view algorithm) {
 }
 
 }  // namespace
-
-std::optional<Metadata> parse_metadata(std::string_view header) {
-  Metadata out;
-  if (header.empty()) return out;
-  while (true) {
-    const auto comma = header.find(',');
-    std::string_view pair = header.substr(0, comma);
-    while (!pair.empty() && pair.front() == ' ') pair.remove_prefix(1);
-    while (!pair.empty() && pair.back() == ' ') pair.remove_suffix(1);
-    const auto space = pair.find(' ');
-    const std::string_view key = pair.substr(0, space);
-    if (key.empty()) return std::nullopt;
-    for (const char c : key) {
-      if (!is_key_char(c)) return std::nullopt;
-    }
-    for (const auto& [k, v] : out) {
-      if (k == key) return std::nullopt;
-    }
-    std::string value;
-    if (space != std::string_view::npos) {
-      const auto decoded = util::base64_decode(pair.substr(space + 1));
-      if (!decoded) return std::nullopt;
-      value = *decoded;
-    }
-    out.emplace_back(std::string(key), std::move(value));
-    if (comma == std::string_view::npos) break;
-    header.remove_prefix(comma + 1);
-  }
-  return out;
-}
 
 std::variant<Checksum, ChecksumProblem> parse_checksum(std::string_view header) {
   const auto space = header.find(' ');

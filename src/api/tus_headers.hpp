@@ -12,6 +12,8 @@
 
 #include "util/time.hpp"
 
+#include "upload/file_json.hpp"
+
 namespace s3up::api::tus {
 
 inline constexpr std::string_view kVersion = "1.0.0";
@@ -20,11 +22,8 @@ inline constexpr std::string_view kVersion = "1.0.0";
 // Tus-Checksum-Algorithm lists them.
 inline constexpr std::string_view kChecksumAlgorithms = "sha1,sha256,md5,crc32";
 
-// Upload-Metadata: comma-separated pairs "key base64-value", or a key alone.
-// Keys are non-empty, unique, without spaces or commas; values are padded
-// base64, decoded here. nullopt for a header that breaks those rules.
-using Metadata = std::vector<std::pair<std::string, std::string>>;
-std::optional<Metadata> parse_metadata(std::string_view header);
+using upload::Metadata;
+using upload::parse_metadata;
 
 // Upload-Checksum: "<algorithm> <base64 digest>".
 struct Checksum {

@@ -21,6 +21,7 @@
 #include "storage/object_store.hpp"
 #include "upload/janitor.hpp"
 #include "util/units.hpp"
+#include "webhooks/webhooks.hpp"
 
 namespace s3up::cli {
 
@@ -88,6 +89,16 @@ int serve(const config::Config& cfg) {
   // Clean-up after uploads of crashed processes: now, then periodically.
   upload::Janitor janitor(uploads, cfg.janitor.stale_upload_age, &api.uploads(), metadata.get());
   asio::co_spawn(io, janitor.run_every(cfg.janitor.interval), asio::detached);
+  // Events are recorded whenever webhooks are set, and delivered by every
+  // instance: one that is down leaves its events to the others.
+  std::optional<webhooks::Deliverer> deliverer;
+  if (cfg.webhooks.enabled()) {
+    metadata->record_events(cfg.webhooks.urls, cfg.webhooks.event_types());
+    deliverer.emplace(*metadata, cfg.webhooks, "s3uploader/" + std::string(S3UP_VERSION));
+    deliverer->start();
+    spdlog::info("webhooks: {} event type(s) to {} endpoint(s)", cfg.webhooks.event_types().size(),
+                 cfg.webhooks.urls.size());
+  }
 
   http::ServerOptions options;
   static_cast<http::Limits&>(options) = cfg.http;

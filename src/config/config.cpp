@@ -130,6 +130,20 @@ struct List {
   }
   std::string show(const std::vector<std::string>& v) const { return fmt::format("{}", fmt::join(v, ",")); }
 };
+// Several secrets (comma-separated): never shown.
+struct SecretList {
+  std::vector<std::string> read(const std::string& v, const Bad& bad) const { return List{}.read(v, bad); }
+  std::string show(const std::vector<std::string>& v) const { return v.empty() ? "" : "REDACTED"; }
+};
+// Several URLs (comma-separated), shown without their userinfo.
+struct UrlList {
+  std::vector<std::string> read(const std::string& v, const Bad& bad) const { return List{}.read(v, bad); }
+  std::string show(const std::vector<std::string>& v) const {
+    std::vector<std::string> shown;
+    for (const auto& url : v) shown.push_back(util::redact_url_userinfo(url));
+    return fmt::format("{}", fmt::join(shown, ","));
+  }
+};
 // An absolute http(s) URL without a trailing slash (public_url).
 struct BaseUrl {
   std::string read(const std::string& v, const Bad& bad) const {
@@ -304,6 +318,28 @@ const std::vector<SettingInfo> kSettings = {
             "The longest a download link may be asked to last (POST /files/{id}/link with expires_in).",
             in(&Config::downloads, &api::Downloads::max_link_ttl),
             WholeSeconds{{std::chrono::seconds(1), std::chrono::hours(24 * 7), "between 1s and 7d (S3's limit)"}}),
+    setting("webhook_urls", "S3UP_WEBHOOK_URLS", "",
+            "Endpoints that get every upload event as a signed POST (Standard Webhooks; comma-separated https:// URLs, "
+            "http:// only on loopback).",
+            in(&Config::webhooks, &webhooks::WebhookSettings::urls), UrlList{}),
+    setting("webhook_secret", "S3UP_WEBHOOK_SECRET", "",
+            "The signing secret, whsec_ + base64 (required with webhook_urls); two, comma-separated, while rotating: "
+            "each signs.",
+            in(&Config::webhooks, &webhooks::WebhookSettings::secrets), SecretList{}),
+    setting("webhook_events", "S3UP_WEBHOOK_EVENTS", "",
+            "The events sent (comma-separated): upload.created, upload.completed, upload.failed, upload.deleted, "
+            "upload_link.used; empty: all.",
+            in(&Config::webhooks, &webhooks::WebhookSettings::events), List{}),
+    setting("webhook_timeout", "S3UP_WEBHOOK_TIMEOUT", "10s",
+            "How long an endpoint has to answer a delivery (at least 1s); then it is tried again later.",
+            in(&Config::webhooks, &webhooks::WebhookSettings::timeout), kTimeout),
+    setting("webhook_max_age", "S3UP_WEBHOOK_MAX_AGE", "3d",
+            "How long an event is tried again (5s doubling to 1h between tries); then it is dead.",
+            in(&Config::webhooks, &webhooks::WebhookSettings::max_age),
+            Duration{std::chrono::seconds(1), std::chrono::hours(24 * 90), "between 1s and 90d"}),
+    setting("webhook_retention", "S3UP_WEBHOOK_RETENTION", "7d",
+            "How long delivered events are kept (for webhook list) before they are removed.",
+            in(&Config::webhooks, &webhooks::WebhookSettings::retention), Duration{}),
     setting("stale_upload_age", "S3UP_STALE_UPLOAD_AGE", "24h",
             "A pending upload older than this (not being received by this instance) died with its process: the janitor "
             "cleans it up.",
@@ -495,6 +531,8 @@ Config load(const Sources& sources) {
   // Keys are fetched with the S3 client's trust: the system's CAs and s3_ca_file.
   c.jwt.ca_file = store.s3_ca_file;
   if (const auto problem = c.jwt.problem(); !problem.empty()) throw ConfigError(problem);
+  c.webhooks.ca_file = store.s3_ca_file;
+  if (const auto problem = c.webhooks.problem(); !problem.empty()) throw ConfigError(problem);
   auto& service = c.service;
   const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
   if (service.threads == 0) service.threads = cores;

@@ -19,6 +19,7 @@
 #include "http/server.hpp"
 #include "storage/object_store.hpp"
 #include "upload/policy.hpp"
+#include "webhooks/webhooks.hpp"
 
 namespace s3up::config {
 
@@ -57,6 +58,7 @@ struct Config {
   auth::RateLimit rate_limit;
   auth::JwtSettings jwt;
   api::UploadLinkLimits upload_links;
+  webhooks::WebhookSettings webhooks;
   JanitorSettings janitor;
 };
 

@@ -3,6 +3,10 @@
 // alike: one writer, so a receiver can treat an event's data and GET
 // /files/{id} as the same thing.
 #include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 #include <boost/json/object.hpp>
 #include <boost/json/value.hpp>
@@ -17,6 +21,15 @@ namespace s3up::upload {
 // upload_link (if it came through one)}, and with `details` also its owner
 // (user_id) and status.
 boost::json::object file_json(const db::Upload& upload, bool details);
+
+// tus Upload-Metadata, as a creation sends it and a resumable upload keeps
+// it: comma-separated pairs "key base64-value", or a key alone. Keys are
+// non-empty, unique, without spaces or commas; values are padded base64,
+// decoded here. nullopt for a header that breaks those rules.
+using Metadata = std::vector<std::pair<std::string, std::string>>;
+std::optional<Metadata> parse_metadata(std::string_view header);
+// The pairs as a JSON object (a value that is not UTF-8 as base64 instead).
+boost::json::object metadata_json(std::string_view header);
 
 // A moment as the API writes it (RFC 3339), or null.
 boost::json::value time_json(const std::optional<util::Micros>& at);

@@ -64,6 +64,10 @@ bool is_displayable_text(std::string_view s) {
   return for_each_code_point(s, [](std::uint32_t cp) { return !is_refused_for_display(cp); });
 }
 
+bool is_valid_utf8(std::string_view s) {
+  return for_each_code_point(s, [](std::uint32_t) { return true; });
+}
+
 bool is_https_or_loopback(std::string_view url) {
   const auto parsed = boost::urls::parse_absolute_uri(url);
   if (!parsed) return false;

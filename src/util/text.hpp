@@ -13,6 +13,8 @@ namespace s3up::util {
 // characters that make text display as something else: fit to show a
 // person (file names, user names).
 bool is_displayable_text(std::string_view s);
+// Valid UTF-8, whatever its characters.
+bool is_valid_utf8(std::string_view s);
 
 // Without leading and trailing spaces, tabs, CR and LF.
 inline std::string_view trim(std::string_view s) {

@@ -1,0 +1,205 @@
+// Webhooks against the real binary: every event, signed as Standard Webhooks
+// says and checked with the `standardwebhooks` package; retried with the same
+// webhook-id through failures, timeouts and a receiver that is away; dead
+// after webhook_max_age; an endpoint disabled by 410; never lost to a kill -9;
+// and on radosgw + PostgreSQL, two instances delivering each event once.
+import { test, before, after, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import * as tus from 'tus-js-client';
+import { Stack, Server, content, eventually, fetchWithToken } from './harness.mjs';
+import { Receiver, newSecret } from './receiver.mjs';
+
+const bearer = (token) => ({ Authorization: `Bearer ${token}` });
+
+async function put(server, token, name, data) {
+  const res = await fetchWithToken(`${server.url}/upload/${encodeURIComponent(name)}`, token, { method: 'PUT', body: data });
+  const body = await res.json();
+  assert.equal(res.status, 201, JSON.stringify(body));
+  return body.file_id;
+}
+
+function tusUpload(server, token, data, metadata) {
+  return new Promise((resolve, reject) => {
+    const u = new tus.Upload(data, {
+      endpoint: `${server.url}/upload/resumable`,
+      headers: bearer(token),
+      metadata,
+      storeFingerprintForResuming: false,
+      onSuccess: () => resolve(u.url.slice(u.url.lastIndexOf('/') + 1)),
+      onError: reject,
+    });
+    u.start();
+  });
+}
+
+function hookEnv(receiver, secret, extra = {}) {
+  return { S3UP_WEBHOOK_URLS: receiver.url, S3UP_WEBHOOK_SECRET: secret, ...extra };
+}
+
+describe('webhooks (local disk, SQLite)', () => {
+  let stack;
+  let receiver;
+  let server;
+  let token;
+  const secret = newSecret();
+  before(async () => {
+    stack = await new Stack('local').init();
+    receiver = await new Receiver(secret).start();
+    server = await new Server(stack, { env: hookEnv(receiver, secret) }).start();
+    token = stack.token('alice');
+  });
+  after(async () => {
+    await server?.stop();
+    await receiver?.stop();
+    await stack?.close();
+  });
+
+  test('every event arrives, verified, with the file as GET /files/{id} shows it', async () => {
+    const id = await put(server, token, 'report.pdf', 'a report');
+    assert.ok(await eventually(() => receiver.of('upload.completed', id).length === 1), server.log);
+    const [created] = receiver.of('upload.created', id);
+    const [completed] = receiver.of('upload.completed', id);
+    assert.ok(created && created.at <= completed.at, 'created before completed');
+    const file = await (await fetchWithToken(`${server.url}/files/${id}`, token)).json();
+    const { user_name: userName, metadata, ...data } = completed.data;
+    assert.deepEqual(data, file);
+    assert.equal(userName, 'alice');
+    assert.deepEqual(metadata, {});
+    assert.equal(created.data.status, 'pending');
+    assert.match(completed.headers['user-agent'], /^s3uploader\/\d/);
+    assert.equal(completed.headers['content-type'], 'application/json');
+    assert.match(completed.id, /^msg_/);
+    assert.notEqual(created.id, completed.id);
+
+    // tus, with its metadata; then deleted.
+    const tusId = await tusUpload(server, token, content(300 * 1024, 'webhook tus'), { filename: 'tus.bin', album: 'Été' });
+    assert.ok(await eventually(() => receiver.of('upload.completed', tusId).length === 1), server.log);
+    assert.deepEqual(receiver.of('upload.completed', tusId)[0].data.metadata, { filename: 'tus.bin', album: 'Été' });
+    assert.equal((await fetchWithToken(`${server.url}/files/${tusId}`, token, { method: 'DELETE' })).status, 204);
+    assert.ok(await eventually(() => receiver.of('upload.deleted', tusId).length === 1), server.log);
+    assert.equal(receiver.of('upload.deleted', tusId)[0].data.file_name, 'tus.bin');
+
+    // An unfinished tus upload ended by its client: failed, no deleted (it was never a file).
+    const created2 = await fetch(`${server.url}/upload/resumable`, {
+      method: 'POST', headers: { ...bearer(token), 'Tus-Resumable': '1.0.0', 'Upload-Length': '100' },
+    });
+    assert.equal(created2.status, 201);
+    const url = new URL(created2.headers.get('location'), server.url).href;
+    const unfinished = url.slice(url.lastIndexOf('/') + 1);
+    assert.equal((await fetch(url, { method: 'DELETE', headers: { ...bearer(token), 'Tus-Resumable': '1.0.0' } })).status, 204);
+    assert.ok(await eventually(() => receiver.of('upload.failed', unfinished).length === 1), server.log);
+    assert.equal(receiver.of('upload.deleted', unfinished).length, 0);
+
+    // Through an upload link: upload_link.used beside upload.completed.
+    const link = await (await fetch(`${server.url}/upload-links`, {
+      method: 'POST', headers: { ...bearer(token), 'Content-Type': 'application/json' }, body: JSON.stringify({ note: 'x' }),
+    })).json();
+    const sent = await (await fetch(`${link.url}/from-a-guest.txt`, { method: 'PUT', body: 'hello' })).json();
+    assert.ok(await eventually(() => receiver.of('upload_link.used', sent.file_id).length === 1), server.log);
+    assert.equal(receiver.of('upload_link.used', sent.file_id)[0].data.upload_link, link.id);
+    assert.deepEqual(receiver.invalid, []);
+    assert.equal(receiver.duplicates(), 0);
+  });
+
+  // A stack and a server of its own, so no other instance delivers its events.
+  async function alone(extraEnv, body) {
+    const own = await new Stack('local').init();
+    const ownServer = await new Server(own, { env: hookEnv(receiver, secret, extraEnv) }).start();
+    try {
+      await body(ownServer, own.token('carol'));
+    } finally {
+      receiver.answer = () => 204;
+      await ownServer.stop();
+      await own.close();
+    }
+  }
+
+  test('a 500 and a timeout are tried again with the same webhook-id, and the event arrives once', async () => {
+    await alone({ S3UP_WEBHOOK_TIMEOUT: '1s', S3UP_WEBHOOK_EVENTS: 'upload.completed' }, async (timed, carol) => {
+      receiver.answer = (attempt) => (attempt.n === 1 ? 500 : attempt.n === 2 ? 'stall' : 204);
+      const id = await put(timed, carol, 'flaky.txt', 'x');
+      // 5 s after the 500, 10 s after the timeout (each ±20 %).
+      assert.ok(await eventually(() => receiver.of('upload.completed', id).length === 1, 40000), timed.log);
+      const eventId = receiver.of('upload.completed', id)[0].id;
+      assert.equal(receiver.attempts.filter((a) => a.id === eventId).length, 3);
+      assert.match(timed.log, /failed \(attempt 1\): HTTP 500/);
+      assert.match(timed.log, /failed \(attempt 2\): Timeout/i);
+      assert.equal(receiver.of('upload.created', id).length, 0, 'only the events asked for');
+    });
+  });
+
+  test('never lost: killed after the 201 with the receiver away, the event arrives after a restart', async () => {
+    await receiver.stop();
+    const id = await put(server, token, 'kill-9.txt', 'x');
+    await new Promise((r) => setTimeout(r, 300));  // a delivery was tried and refused
+    await server.kill();
+    await receiver.start();
+    await server.restart();
+    assert.ok(await eventually(() => receiver.of('upload.completed', id).length === 1, 30000), server.log);
+    assert.equal(receiver.duplicates(), 0);
+  });
+
+  test('dead after webhook_max_age', async () => {
+    await alone({ S3UP_WEBHOOK_MAX_AGE: '3s' }, async (short, carol) => {
+      receiver.answer = () => 503;
+      await put(short, carol, 'never.txt', 'x');
+      assert.ok(await eventually(() => /is dead after \d+ attempt/.test(short.log), 20000), short.log);
+    });
+  });
+
+  test('a 410 disables the endpoint: nothing more is sent to it', async () => {
+    await alone({}, async (gone, carol) => {
+      receiver.answer = () => 410;
+      const before = receiver.attempts.length;
+      await put(gone, carol, 'gone.txt', 'x');
+      assert.ok(await eventually(() => /answered 410 Gone/.test(gone.log), 20000), gone.log);
+      await put(gone, carol, 'after-gone.txt', 'x');
+      await new Promise((r) => setTimeout(r, 1500));
+      assert.equal(receiver.attempts.length, before + 1, 'one request, the one answered 410');
+    });
+  });
+});
+
+describe('webhooks on radosgw and PostgreSQL, two instances', () => {
+  let stack;
+  let receiver;
+  let servers = [];
+  let token;
+  const secret = newSecret();
+  before(async () => {
+    stack = await new Stack('s3').init();
+    receiver = await new Receiver(secret).start();
+    servers = [await new Server(stack, { env: hookEnv(receiver, secret) }).start(),
+      await new Server(stack, { env: hookEnv(receiver, secret) }).start()];
+    token = stack.token('bob');
+  });
+  after(async () => {
+    for (const s of servers) await s.stop();
+    await receiver?.stop();
+    await stack?.close();
+  });
+
+  test('1,000 uploads through two instances: 1,000 completed events, none twice', async () => {
+    const ids = [];
+    const acknowledged = new Map();
+    const queue = Array.from({ length: 1000 }, (_, i) => i);
+    await Promise.all(Array.from({ length: 8 }, async () => {
+      while (queue.length > 0) {
+        const i = queue.shift();
+        const id = await put(servers[i % 2], token, `small-${i}.txt`, `file ${i}`);
+        acknowledged.set(id, Date.now());
+        ids.push(id);
+      }
+    }));
+    assert.ok(await eventually(() => receiver.of('upload.completed').length >= 1000, 60000),
+      `${receiver.of('upload.completed').length} of 1000\n${servers.map((s) => s.log).join('\n')}`);
+    await new Promise((r) => setTimeout(r, 1000));  // anything sent twice would be here by now
+    assert.equal(receiver.of('upload.completed').length, 1000);
+    assert.equal(receiver.of('upload.created').length, 1000);
+    assert.equal(receiver.duplicates(), 0);
+    assert.deepEqual(receiver.invalid, []);
+    const delays = receiver.of('upload.completed').map((e) => e.at - acknowledged.get(e.data.file_id)).sort((a, b) => a - b);
+    console.log(`delay from 201 to delivery: median ${delays[500]} ms, 95th percentile ${delays[950]} ms, max ${delays[999]} ms`);
+    assert.equal(stack.psqlValue("SELECT count(*) FROM webhook_deliveries WHERE status <> 'delivered'"), '0');
+  });
+});
