@@ -20,6 +20,7 @@ using namespace std::chrono_literals;
 constexpr auto kIdlePoll = 250ms;       // how often an idle deliverer looks for due events
 constexpr auto kPruneInterval = 10min;  // how often delivered ones past retention go
 constexpr std::size_t kMaxAnswerBytes = 64 * 1024;
+constexpr int kQueued = 4 * Deliverer::kConcurrency;  // claimed and not yet done, at most
 
 db::Micros micros(std::chrono::milliseconds d) { return d.count() * 1000; }
 
@@ -92,7 +93,9 @@ class Deliverer::Impl {
     auto next_prune = std::chrono::steady_clock::now();
     std::unique_lock lock(mutex_);
     while (!stopping_) {
-      const int free = kConcurrency - static_cast<int>(queue_.size()) - busy_;
+      // Claimed a few ahead of the workers, so a claim's round trip is paid
+      // once for several deliveries.
+      const int free = kQueued - static_cast<int>(queue_.size()) - busy_;
       if (free <= 0) {
         changed_.wait(lock);
         continue;
