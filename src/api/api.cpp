@@ -69,6 +69,9 @@ ApiError api_error(const upload::Error& e) {
     case Failure::length_required: return ApiError(errc::length_required, e.what());
     case Failure::link_full: return ApiError(errc::forbidden, e.what());
     case Failure::link_gone: return ApiError(errc::gone, e.what());
+    case Failure::refused: return ApiError(errc::forbidden, e.what());
+    case Failure::unprocessable: return ApiError(errc::unprocessable, e.what());
+    case Failure::check_unavailable: return ApiError(errc::hook_unavailable, e.what(), 5);
   }
   return ApiError(errc::internal, e.what());
 }
@@ -141,6 +144,10 @@ std::chrono::milliseconds duration_from(const json::value& value, std::string_vi
     throw ApiError(errc::bad_request, fmt::format("{} must be a duration such as \"1h\" or \"7d\", or seconds", field));
   }
   return *d;
+}
+
+upload::Requester requester(const http::Request& request, std::string_view source) {
+  return {source, request.context.peer_address, request.context.request_id};
 }
 
 const auth::Principal& caller(const http::Request& request) {

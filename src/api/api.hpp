@@ -219,6 +219,8 @@ class Api {
 };
 
 using upload::file_json;
+// Who asks, for the pre-upload hook: `source` and the request's address and id.
+upload::Requester requester(const http::Request& request, std::string_view source);
 // A user as the admin API shows it.
 boost::json::object user_json(const db::User& user);
 // An upload link as its owner sees it (never its URL, which only creation shows).

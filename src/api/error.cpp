@@ -37,6 +37,8 @@ Entry entry(errc e) {
     case errc::unsupported_media_type: return {"unsupported_media_type", Status::unsupported_media_type};
     case errc::range_not_satisfiable: return {"range_not_satisfiable", Status::range_not_satisfiable};
     case errc::gone: return {"gone", Status::gone};
+    case errc::unprocessable: return {"unprocessable", Status::unprocessable_entity};
+    case errc::hook_unavailable: return {"pre_upload_hook_unavailable", Status::service_unavailable};
     case errc::quota_exceeded: return {"quota_exceeded", Status::payload_too_large};
     case errc::too_many_requests: return {"too_many_requests", Status::too_many_requests};
     case errc::uri_too_long: return {"uri_too_long", Status::uri_too_long};

@@ -31,6 +31,8 @@ enum class errc {
   unsupported_media_type,  // 415
   range_not_satisfiable,   // 416
   gone,                    // 410 an upload link that expired or was revoked
+  unprocessable,           // 422 the pre-upload hook refused it so
+  hook_unavailable,        // 503 the pre-upload hook cannot be asked
   quota_exceeded,          // 413 the user's storage quota would be exceeded
   too_many_requests,       // 429 rate limit or concurrent uploads (with Retry-After)
   uri_too_long,            // 414 the request line is longer than the header limit

@@ -157,7 +157,8 @@ asio::awaitable<http::Response> Api::tus_create(http::Request& request) {
   }
   const auto checksum = checksum_header(request);
   const upload::ResumablePlan plan{std::string(metadata_value(*metadata, "filename", "name")),
-                                   std::string(metadata_value(*metadata, "filetype", "type")), length, metadata_text};
+                                   std::string(metadata_value(*metadata, "filetype", "type")), length, metadata_text,
+                                   requester(request, "tus")};
   // The whole file in the creation request: stored in one pass, as PUT is.
   if (with_body && !checksum && length && *length > 0 && body_length == length) {
     const auto whole = co_await uploads_.create_whole(principal, plan, request.body);

@@ -124,7 +124,8 @@ asio::awaitable<http::Response> Api::upload_form(http::Request& request) {
   const upload::UploadPlan plan{.file_name = *part->filename,
                                 .declared_type = part->content_type,
                                 .at_most = file_size_bound,
-                                .size_hint = body_length};
+                                .size_hint = body_length,
+                                .requester = requester(request, "form")};
   const auto stored = co_await uploads_.store(principal, plan, file);
   co_return created(stored);
 }
@@ -142,7 +143,8 @@ asio::awaitable<http::Response> Api::upload_raw(http::Request& request) {
   const upload::UploadPlan plan{.file_name = std::move(file_name),
                                 .declared_type = std::string(request.header[field::content_type]),
                                 .exact_length = length,
-                                .size_hint = length};
+                                .size_hint = length,
+                                .requester = requester(request, "put")};
   const auto stored = co_await uploads_.store(principal, plan, request.body);
   co_return created(stored);
 }

@@ -20,6 +20,7 @@
 #include "http/server.hpp"
 #include "storage/object_store.hpp"
 #include "upload/janitor.hpp"
+#include "util/text.hpp"
 #include "util/units.hpp"
 #include "webhooks/webhooks.hpp"
 
@@ -83,7 +84,13 @@ int serve(const config::Config& cfg) {
   // The JWT keys load in the background: a provider that is down does not
   // keep the service from starting (tokens wait for the next try).
   asio::co_spawn(io, authenticator.start(), asio::detached);
-  const upload::Services uploads{*store, *metadata, *metadata, blocking, cfg.uploads};
+  upload::Services uploads{*store, *metadata, *metadata, blocking, cfg.uploads};
+  const std::string user_agent = "s3uploader/" + std::string(S3UP_VERSION);
+  std::optional<webhooks::PreUploadHook> pre_upload_hook;
+  if (!cfg.webhooks.pre_upload_hook_url.empty()) {
+    uploads.gate = &pre_upload_hook.emplace(cfg.webhooks, user_agent);
+    spdlog::info("pre-upload hook: every upload asks {} first", util::redact_url_userinfo(cfg.webhooks.pre_upload_hook_url));
+  }
   api::Api api(api::Dependencies{uploads, authenticator, cfg.downloads, cfg.rate_limit, cfg.web, cfg.resumable,
                                  cfg.upload_links});
   // Clean-up after uploads of crashed processes: now, then periodically.
@@ -94,7 +101,7 @@ int serve(const config::Config& cfg) {
   std::optional<webhooks::Deliverer> deliverer;
   if (cfg.webhooks.enabled()) {
     metadata->record_events(cfg.webhooks.urls, cfg.webhooks.event_types());
-    deliverer.emplace(*metadata, cfg.webhooks, "s3uploader/" + std::string(S3UP_VERSION));
+    deliverer.emplace(*metadata, cfg.webhooks, user_agent);
     deliverer->start();
     spdlog::info("webhooks: {} event type(s) to {} endpoint(s)", cfg.webhooks.event_types().size(),
                  cfg.webhooks.urls.size());

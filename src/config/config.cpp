@@ -340,6 +340,18 @@ const std::vector<SettingInfo> kSettings = {
     setting("webhook_retention", "S3UP_WEBHOOK_RETENTION", "7d",
             "How long delivered events are kept (for webhook list) before they are removed.",
             in(&Config::webhooks, &webhooks::WebhookSettings::retention), Duration{}),
+    setting("pre_upload_hook_url", "S3UP_PRE_UPLOAD_HOOK_URL", "",
+            "Asked before every upload starts (a signed POST; needs webhook_secret): it may allow, rename or refuse it.",
+            in(&Config::webhooks, &webhooks::WebhookSettings::pre_upload_hook_url), Url{}),
+    setting("pre_upload_hook_timeout", "S3UP_PRE_UPLOAD_HOOK_TIMEOUT", "5s",
+            "How long the pre-upload hook has to answer; then the upload is refused with 503 (or let through: "
+            "pre_upload_hook_fail_open).",
+            in(&Config::webhooks, &webhooks::WebhookSettings::pre_upload_hook_timeout),
+            Duration{std::chrono::milliseconds(100), std::chrono::minutes(1), "between 100ms and 1m"}),
+    setting("pre_upload_hook_fail_open", "S3UP_PRE_UPLOAD_HOOK_FAIL_OPEN", "false",
+            "When the pre-upload hook cannot be asked (down, slow, a 5xx, an unreadable answer): let the upload through "
+            "(logged) instead of refusing it with 503.",
+            in(&Config::webhooks, &webhooks::WebhookSettings::pre_upload_hook_fail_open), Boolean{}),
     setting("stale_upload_age", "S3UP_STALE_UPLOAD_AGE", "24h",
             "A pending upload older than this (not being received by this instance) died with its process: the janitor "
             "cleans it up.",

@@ -4,6 +4,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "upload/file_json.hpp"
 #include "upload/sniff.hpp"
 #include "util/blocking.hpp"
 #include "util/crypto.hpp"
@@ -781,9 +782,24 @@ std::int64_t effective_quota(const auth::Principal& owner, const Limits& limits)
 
 Uploads::Uploads(const Services& services, ResumableSettings settings) : services_(services), settings_(settings) {}
 
+asio::awaitable<void> Uploads::ask_gate(const auth::Principal& owner, std::string& file_name,
+                                        std::string_view declared_type, std::optional<std::uint64_t> length,
+                                        std::string* metadata, const Requester& requester) {
+  if (!services_.gate) co_return;
+  Requester as = requester;
+  if (owner.link) as.source = "link";
+  const std::string_view sent_metadata = metadata ? std::string_view(*metadata) : std::string_view();
+  const UploadProposal proposal{owner, file_name, declared_type, length, sent_metadata, as};
+  UploadVerdict verdict = co_await services_.gate->decide(proposal);
+  if (verdict.file_name) file_name = std::move(*verdict.file_name);
+  if (metadata && !verdict.metadata.empty()) *metadata = with_metadata(*metadata, verdict.metadata);
+}
+
 asio::awaitable<db::Upload> Uploads::store(const auth::Principal& owner, const UploadPlan& plan,
                                            util::ByteSource& source) {
-  co_return co_await store_whole(owner, plan, source, nullptr);
+  UploadPlan asked = plan;
+  co_await ask_gate(owner, asked.file_name, asked.declared_type, asked.exact_length, nullptr, asked.requester);
+  co_return co_await store_whole(owner, asked, source, nullptr);
 }
 
 asio::awaitable<db::Upload> Uploads::store_whole(const auth::Principal& owner, const UploadPlan& plan,
@@ -819,8 +835,11 @@ asio::awaitable<ResumableUpload> Uploads::create(const auth::Principal& owner, c
   ResumableUpload created;
   const std::string id = util::uuid_v7();
   // A tus client may name no file: the upload is named after its id.
-  created.upload = new_record(owner, plan.file_name.empty() ? id : plan.file_name, plan.declared_type, id);
-  created.state = initial_state(services_, settings_, id, plan.length, plan.metadata, created.upload.created_at);
+  std::string file_name = plan.file_name.empty() ? id : plan.file_name;
+  std::string metadata = plan.metadata;
+  co_await ask_gate(owner, file_name, plan.declared_type, plan.length, &metadata, plan.requester);
+  created.upload = new_record(owner, file_name, plan.declared_type, id);
+  created.state = initial_state(services_, settings_, id, plan.length, metadata, created.upload.created_at);
   {
     // The row, its progress row and its known length's quota in one trip.
     Upload upload(services_, settings_, created.upload, created.state, owner);
@@ -842,11 +861,15 @@ asio::awaitable<ResumableUpload> Uploads::create(const auth::Principal& owner, c
 asio::awaitable<ResumableUpload> Uploads::create_whole(const auth::Principal& owner, const ResumablePlan& plan,
                                                        util::ByteSource& source) {
   const std::string id = util::uuid_v7();
-  db::ResumableState state = initial_state(services_, settings_, id, plan.length, plan.metadata, util::now_micros());
-  const UploadPlan whole{.file_name = plan.file_name.empty() ? id : plan.file_name,
+  std::string file_name = plan.file_name.empty() ? id : plan.file_name;
+  std::string metadata = plan.metadata;
+  co_await ask_gate(owner, file_name, plan.declared_type, plan.length, &metadata, plan.requester);
+  db::ResumableState state = initial_state(services_, settings_, id, plan.length, metadata, util::now_micros());
+  const UploadPlan whole{.file_name = std::move(file_name),
                          .declared_type = plan.declared_type,
                          .exact_length = plan.length,
-                         .size_hint = plan.length};
+                         .size_hint = plan.length,
+                         .requester = plan.requester};
   auto stored = co_await store_whole(owner, whole, source, &state);
   state.offset = stored.file_size;
   co_return ResumableUpload{std::move(stored), std::move(state)};

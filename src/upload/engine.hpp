@@ -88,6 +88,8 @@ class JanitorCall {
   std::atomic<bool> called_{false};
 };
 
+class UploadGate;
+
 struct Services {
   storage::ObjectStore& store;
   db::UploadStore& records;
@@ -96,6 +98,7 @@ struct Services {
   Limits limits;
   std::shared_ptr<LiveUploads> live = std::make_shared<LiveUploads>();
   std::shared_ptr<JanitorCall> janitor_call = std::make_shared<JanitorCall>();
+  UploadGate* gate = nullptr;  // the pre-upload hook, if one is set
 };
 
 // Where an upload's bytes are stored: u/<user id>/<upload id> (ids are never
@@ -113,6 +116,38 @@ struct ResumableSettings {
   std::chrono::milliseconds lease{6000};
 };
 
+// Who asks for an upload, as the pre-upload hook is told.
+struct Requester {
+  std::string_view source;  // "form", "put" or "tus" ("link" whatever the route, through an upload link)
+  std::string client_ip;
+  std::string request_id;
+};
+
+// What the pre-upload hook is asked about, before an upload's pending row.
+struct UploadProposal {
+  const auth::Principal& owner;
+  std::string_view file_name;
+  std::string_view declared_type;
+  std::optional<std::uint64_t> length;  // none: not known yet
+  std::string_view metadata;            // tus Upload-Metadata as sent; "" otherwise
+  const Requester& requester;
+};
+
+// Its answer. Refusals are upload::Error (refused, too_large, type_refused,
+// unprocessable, with the hook's message; check_unavailable when it could
+// not be asked and fails closed).
+struct UploadVerdict {
+  std::optional<std::string> file_name;                     // the name to store it under instead
+  std::vector<std::pair<std::string, std::string>> metadata;  // added to a tus upload's
+};
+
+// Decides whether an upload may start (the pre-upload hook, webhooks/).
+class UploadGate {
+ public:
+  virtual ~UploadGate() = default;
+  virtual boost::asio::awaitable<UploadVerdict> decide(const UploadProposal& proposal) = 0;
+};
+
 // What is known of a single-shot upload before its first byte.
 struct UploadPlan {
   std::string file_name;
@@ -122,6 +157,7 @@ struct UploadPlan {
   std::optional<std::uint64_t> exact_length;
   std::optional<std::uint64_t> at_most;
   std::optional<std::uint64_t> size_hint;  // sizes S3 parts
+  Requester requester;
 };
 
 // What a tus client says of an upload it creates.
@@ -130,6 +166,7 @@ struct ResumablePlan {
   std::string declared_type;            // the client's, normalised or dropped
   std::optional<std::uint64_t> length;  // none: deferred
   std::string metadata;                 // Upload-Metadata as sent, echoed by HEAD
+  Requester requester;
 };
 
 // A resumable upload as a tus client sees it.
@@ -193,6 +230,11 @@ class Uploads {
   boost::asio::awaitable<std::size_t> end_expired(std::size_t limit);
 
  private:
+  // The gate's decision on an upload about to start, applied to its name and
+  // metadata; throws its refusal.
+  boost::asio::awaitable<void> ask_gate(const auth::Principal& owner, std::string& file_name,
+                                        std::string_view declared_type, std::optional<std::uint64_t> length,
+                                        std::string* metadata, const Requester& requester);
   boost::asio::awaitable<db::Upload> store_whole(const auth::Principal& owner, const UploadPlan& plan,
                                                  util::ByteSource& source, db::ResumableState* resumable);
   boost::asio::awaitable<void> fail(const auth::Principal& caller, const std::string& id, std::exception_ptr failure);

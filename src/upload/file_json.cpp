@@ -43,6 +43,21 @@ std::optional<Metadata> parse_metadata(std::string_view header) {
   return out;
 }
 
+std::string with_metadata(std::string_view header, const Metadata& added) {
+  Metadata pairs = parse_metadata(header).value_or(Metadata{});
+  for (const auto& [key, value] : added) {
+    std::erase_if(pairs, [&](const auto& p) { return p.first == key; });
+    pairs.emplace_back(key, value);
+  }
+  std::string out;
+  for (const auto& [key, value] : pairs) {
+    if (!out.empty()) out += ',';
+    out += key;
+    if (!value.empty()) out += ' ' + util::base64(value);
+  }
+  return out;
+}
+
 json::object metadata_json(std::string_view header) {
   json::object o;
   if (const auto pairs = parse_metadata(header)) {

@@ -28,6 +28,9 @@ boost::json::object file_json(const db::Upload& upload, bool details);
 // decoded here. nullopt for a header that breaks those rules.
 using Metadata = std::vector<std::pair<std::string, std::string>>;
 std::optional<Metadata> parse_metadata(std::string_view header);
+// `header` with `added` pairs (each replacing a pair of its key), written
+// back as Upload-Metadata.
+std::string with_metadata(std::string_view header, const Metadata& added);
 // The pairs as a JSON object (a value that is not UTF-8 as base64 instead).
 boost::json::object metadata_json(std::string_view header);
 

@@ -29,6 +29,9 @@ enum class Failure {
   length_required,    // through a link with a byte limit, an upload that does not say its length
   link_full,          // the upload link takes no more files
   link_gone,          // the upload link expired or was revoked meanwhile
+  refused,            // the pre-upload hook said no (403)
+  unprocessable,      // the pre-upload hook said no, as 422
+  check_unavailable,  // the pre-upload hook could not be asked (it failed closed)
 };
 
 using Error = util::KindedError<Failure, util::RequestFailure>;

@@ -10,6 +10,7 @@
 
 #include "util/text.hpp"
 #include "util/time.hpp"
+#include "webhooks/signed_post.hpp"
 #include "webhooks/webhooks.hpp"
 
 namespace s3up::webhooks {
@@ -19,57 +20,24 @@ namespace {
 using namespace std::chrono_literals;
 constexpr auto kIdlePoll = 250ms;       // how often an idle deliverer looks for due events
 constexpr auto kPruneInterval = 10min;  // how often delivered ones past retention go
-constexpr std::size_t kMaxAnswerBytes = 64 * 1024;
 constexpr int kQueued = 4 * Deliverer::kConcurrency;  // claimed and not yet done, at most
 
 db::Micros micros(std::chrono::milliseconds d) { return d.count() * 1000; }
-
-// What an endpoint answered.
-struct Answer {
-  long status = 0;                    // 0: no HTTP answer
-  std::string error;                  // why there was none
-  std::chrono::seconds retry_after{};  // from a 429 or 503
-};
-
-struct Transfer {
-  std::size_t kept = 0;
-  std::chrono::seconds retry_after{};
-  const std::atomic<bool>* stopping = nullptr;
-};
-
-std::size_t on_body(char*, std::size_t size, std::size_t n, void* user) {
-  auto& t = *static_cast<Transfer*>(user);
-  t.kept += size * n;
-  return t.kept > kMaxAnswerBytes ? 0 : size * n;  // a receiver's body is not ours to keep
-}
-
-std::size_t on_header(char* data, std::size_t size, std::size_t n, void* user) {
-  auto& t = *static_cast<Transfer*>(user);
-  const std::string_view line(data, size * n);
-  const auto colon = line.find(':');
-  if (colon != std::string_view::npos && util::ascii_lower(line.substr(0, colon)) == "retry-after") {
-    // Seconds only; an HTTP date is rare here and the backoff covers it.
-    if (const auto s = util::parse_integer<long>(util::trim(line.substr(colon + 1)))) {
-      t.retry_after = std::chrono::seconds(std::clamp<long>(*s, 0, 3600));
-    }
-  }
-  return size * n;
-}
-
-int on_progress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
-  return static_cast<Transfer*>(user)->stopping->load() ? 1 : 0;  // shutting down: give the request up
-}
 
 }  // namespace
 
 class Deliverer::Impl {
  public:
   Impl(db::WebhookOutbox& outbox, WebhookSettings settings, std::string user_agent)
-      : outbox_(outbox), settings_(std::move(settings)), user_agent_(std::move(user_agent)) {}
+      : outbox_(outbox), settings_(std::move(settings)) {
+    options_.timeout = settings_.timeout;
+    options_.user_agent = std::move(user_agent);
+    options_.ca_file = settings_.ca_file;
+    options_.stopping = &stopping_flag_;
+  }
 
   void start() {
-    static std::once_flag curl_ready;
-    std::call_once(curl_ready, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+    start_curl();
     claimer_ = std::thread([this] { claim_loop(); });
     for (int i = 0; i < kConcurrency; ++i) workers_.emplace_back([this] { work_loop(); });
   }
@@ -147,55 +115,10 @@ class Deliverer::Impl {
     if (curl) curl_easy_cleanup(curl);
   }
 
-  Answer post(CURL* curl, const db::WebhookDelivery& d, const std::string& body) {
-    Answer answer;
-    if (!curl) {
-      answer.error = "libcurl could not start a transfer";
-      return answer;
-    }
-    const std::int64_t timestamp = util::now_micros() / 1'000'000;
-    const std::string id_header = "webhook-id: " + d.event_id;
-    const std::string time_header = "webhook-timestamp: " + std::to_string(timestamp);
-    const std::string signature_header =
-        "webhook-signature: " + signature(settings_.secrets, d.event_id, timestamp, body);
-    curl_slist* headers = nullptr;
-    for (const std::string* h : {&id_header, &time_header, &signature_header}) headers = curl_slist_append(headers, h->c_str());
-    headers = curl_slist_append(headers, "Content-Type: application/json");
-    headers = curl_slist_append(headers, "Expect:");  // no 100-continue round trip for a small body
-    Transfer transfer;
-    transfer.stopping = &stopping_flag_;
-    curl_easy_reset(curl);
-    curl_easy_setopt(curl, CURLOPT_URL, d.endpoint.c_str());
-    curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);  // a redirect is a failure, not a new destination
-    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(settings_.timeout.count()));
-    curl_easy_setopt(curl, CURLOPT_USERAGENT, user_agent_.c_str());
-    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.data());
-    curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &transfer);
-    curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(curl, CURLOPT_HEADERDATA, &transfer);
-    curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
-    curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, on_progress);
-    curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &transfer);
-    if (!settings_.ca_file.empty()) curl_easy_setopt(curl, CURLOPT_CAINFO, settings_.ca_file.c_str());
-    const CURLcode rc = curl_easy_perform(curl);
-    curl_slist_free_all(headers);
-    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &answer.status);
-    if (rc != CURLE_OK && !(rc == CURLE_WRITE_ERROR && answer.status != 0)) {
-      answer.status = 0;
-      answer.error = curl_easy_strerror(rc);
-    }
-    answer.retry_after = transfer.retry_after;
-    return answer;
-  }
-
   void deliver(CURL* curl, const db::WebhookDelivery& d) {
     const std::string body = payload(d);
-    const Answer answer = post(curl, d, body);
+    const Answer answer =
+        post_signed(curl, {.url = d.endpoint, .id = d.event_id, .body = body}, settings_.secrets, options_, nullptr);
     const auto now = util::now_micros();
     const std::string where = util::redact_url_userinfo(d.endpoint);
     if (answer.status >= 200 && answer.status < 300) {
@@ -225,7 +148,7 @@ class Deliverer::Impl {
 
   db::WebhookOutbox& outbox_;
   const WebhookSettings settings_;
-  const std::string user_agent_;
+  PostOptions options_;
   std::mutex mutex_;
   std::condition_variable changed_;
   bool stopping_ = false;

@@ -30,6 +30,18 @@ std::optional<std::string> secret_key(std::string_view secret) {
 }  // namespace
 
 std::string WebhookSettings::problem() const {
+  if (!pre_upload_hook_url.empty()) {
+    if (!util::is_https_or_loopback(pre_upload_hook_url)) {
+      return fmt::format("pre_upload_hook_url: {} is not https:// (http:// only to a loopback address)",
+                         util::redact_url_userinfo(pre_upload_hook_url));
+    }
+    if (secrets.empty()) return "webhook_secret is required with pre_upload_hook_url: the hook's requests are signed";
+    if (pre_upload_hook_timeout < std::chrono::milliseconds(100)) return "pre_upload_hook_timeout must be at least 100ms";
+  }
+  for (const auto& secret : secrets) {
+    // Never echoed: a near-miss of a secret is still most of it.
+    if (!secret_key(secret)) return "webhook_secret must be whsec_ + base64 of at least 24 bytes (e.g. 32 random ones)";
+  }
   if (urls.empty()) return "";
   for (const auto& url : urls) {
     if (!util::is_https_or_loopback(url)) {
@@ -38,10 +50,6 @@ std::string WebhookSettings::problem() const {
     }
   }
   if (secrets.empty()) return "webhook_secret is required with webhook_urls (whsec_ + base64 of 24 to 64 bytes)";
-  for (const auto& secret : secrets) {
-    // Never echoed: a near-miss of a secret is still most of it.
-    if (!secret_key(secret)) return "webhook_secret must be whsec_ + base64 of at least 24 bytes (e.g. 32 random ones)";
-  }
   for (const auto& event : events) {
     if (std::find(kEventTypes.begin(), kEventTypes.end(), event) == kEventTypes.end()) {
       return fmt::format("webhook_events: unknown event '{}'; known: {}", event, fmt::join(kEventTypes, ", "));

@@ -18,7 +18,10 @@
 #include <string_view>
 #include <vector>
 
+#include <boost/asio/thread_pool.hpp>
+
 #include "db/metadata_store.hpp"
+#include "upload/engine.hpp"
 
 namespace s3up::webhooks {
 
@@ -34,11 +37,16 @@ struct WebhookSettings {
   std::chrono::milliseconds max_age{3LL * 24 * 3600 * 1000};    // then a delivery is dead
   std::chrono::milliseconds retention{7LL * 24 * 3600 * 1000};  // delivered ones are kept this long
   std::string ca_file;  // extra CA bundle (PEM), beside the system's
+  // The pre-upload hook: asked before every upload's pending row.
+  std::string pre_upload_hook_url;  // https:// (or http:// on loopback); empty: none
+  std::chrono::milliseconds pre_upload_hook_timeout{5'000};
+  bool pre_upload_hook_fail_open = false;  // when it cannot be asked: let uploads through (logged), not 503
   bool enabled() const { return !urls.empty(); }
   // The event types recorded.
   std::vector<std::string> event_types() const { return events.empty() ? kEventTypes : events; }
   // Why these settings cannot work (empty when they can): a URL that is not
-  // https, no secret, a secret that is not whsec_ + base64, an unknown event.
+  // https, no secret (for webhooks or the hook), a secret that is not
+  // whsec_ + base64, an unknown event.
   std::string problem() const;
 };
 
@@ -72,6 +80,30 @@ class Deliverer {
  private:
   class Impl;
   std::unique_ptr<Impl> impl_;
+};
+
+// The pre-upload hook: before an upload's pending row, the service POSTs
+// {user, file_name, declared_type, length, metadata, source, client_ip,
+// request_id}, signed as the webhooks are, and waits for 200 {"allow": true}
+// (optionally with "file_name" to store it under and "metadata" to add) or
+// {"allow": false, "status": 403|413|415|422, "message": "..."}. A timeout,
+// another status or an answer it cannot read refuses the upload with 503
+// (fails closed), or lets it through when pre_upload_hook_fail_open says so.
+class PreUploadHook final : public upload::UploadGate {
+ public:
+  static constexpr int kConcurrency = 8;  // hook requests at once; more wait for one of these
+  PreUploadHook(const WebhookSettings& settings, std::string user_agent);
+  ~PreUploadHook() override;
+  boost::asio::awaitable<upload::UploadVerdict> decide(const upload::UploadProposal& proposal) override;
+
+ private:
+  upload::UploadVerdict unavailable(const std::string& why, const upload::UploadProposal& proposal) const;
+  const std::string url_;
+  const std::vector<std::string> secrets_;
+  const bool fail_open_;
+  struct Options;
+  std::unique_ptr<Options> options_;
+  boost::asio::thread_pool pool_{kConcurrency};
 };
 
 }  // namespace s3up::webhooks

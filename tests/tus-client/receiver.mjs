@@ -1,7 +1,8 @@
 // A webhook receiver on loopback for the webhook tests: it checks every
 // delivery with the `standardwebhooks` package's own verifier (not ours),
 // records what arrived, and can be told to fail, stall, answer 410 or go
-// away and come back on the same port.
+// away and come back on the same port. At /pre-upload it is the pre-upload
+// hook: it answers each question as `decide` says.
 import { createServer } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { Webhook } from 'standardwebhooks';
@@ -18,6 +19,10 @@ export class Receiver {
     this.invalid = [];    // deliveries whose signature did not verify
     // What to answer: (attempt) => a status, or 'stall'; 204 by default.
     this.answer = () => 204;
+    this.questions = [];  // the pre-upload hook's, verified
+    // The hook's answer to a question: an object sent as JSON with 200,
+    // { httpStatus, body } to send that instead, or 'stall'.
+    this.decide = () => ({ allow: true });
     this.port = 0;
   }
 
@@ -26,6 +31,7 @@ export class Receiver {
     await new Promise((resolve) => this.server.listen(this.port, '127.0.0.1', resolve));
     this.port = this.server.address().port;
     this.url = `http://127.0.0.1:${this.port}/hooks`;
+    this.hookUrl = `http://127.0.0.1:${this.port}/pre-upload`;
     return this;
   }
 
@@ -42,13 +48,21 @@ export class Receiver {
       const body = Buffer.concat(chunks).toString('utf8');
       const id = req.headers['webhook-id'];
       const attempt = { id, at: Date.now(), headers: req.headers, n: this.attempts.filter((a) => a.id === id).length + 1 };
-      this.attempts.push(attempt);
+      if (req.url !== '/pre-upload') this.attempts.push(attempt);  // a hook's question is no event
       let payload;
       try {
         payload = this.verifier.verify(body, req.headers);
       } catch (e) {
         this.invalid.push({ id, error: e.message, headers: req.headers });
         res.writeHead(400).end();
+        return;
+      }
+      if (req.url === '/pre-upload') {
+        this.questions.push({ ...payload, headers: req.headers });
+        const decision = this.decide(payload);
+        if (decision === 'stall') return;
+        if (decision.httpStatus) res.writeHead(decision.httpStatus, { 'Content-Type': 'application/json' }).end(decision.body ?? '');
+        else res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify(decision));
         return;
       }
       const answer = this.answer(attempt);

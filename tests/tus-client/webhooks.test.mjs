@@ -5,6 +5,8 @@
 // and on radosgw + PostgreSQL, two instances delivering each event once.
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import * as tus from 'tus-js-client';
 import { Stack, Server, content, eventually, fetchWithToken } from './harness.mjs';
 import { Receiver, newSecret } from './receiver.mjs';
@@ -157,6 +159,111 @@ describe('webhooks (local disk, SQLite)', () => {
       await new Promise((r) => setTimeout(r, 1500));
       assert.equal(receiver.attempts.length, before + 1, 'one request, the one answered 410');
     });
+  });
+});
+
+describe('the pre-upload hook (local disk, SQLite)', () => {
+  let stack;
+  let receiver;
+  let server;
+  let token;
+  const secret = newSecret();
+  before(async () => {
+    stack = await new Stack('local').init();
+    receiver = await new Receiver(secret).start();
+    server = await new Server(stack, {
+      env: { S3UP_PRE_UPLOAD_HOOK_URL: receiver.hookUrl, S3UP_WEBHOOK_SECRET: secret, S3UP_PRE_UPLOAD_HOOK_TIMEOUT: '1s' },
+    }).start();
+    token = stack.token('dave', { quota: '1MiB' });
+  });
+  after(async () => {
+    await server?.stop();
+    await receiver?.stop();
+    await stack?.close();
+  });
+  const used = async () => (await (await fetchWithToken(`${server.url}/api/config`, token)).json()).quota.used;
+  const files = async () => (await (await fetchWithToken(`${server.url}/files`, token)).json()).files;
+
+  test('asked before every upload, signed, with what is known; it may rename and add metadata', async () => {
+    receiver.decide = (q) => (q.file_name === 'rename-me.txt' ? { allow: true, file_name: 'renamed.txt' } : { allow: true });
+    const putId = await put(server, token, 'rename-me.txt', 'abc');
+    const renamed = await (await fetchWithToken(`${server.url}/files/${putId}`, token)).json();
+    assert.equal(renamed.file_name, 'renamed.txt');
+    const q = receiver.questions.at(-1);
+    assert.deepEqual({ ...q, headers: undefined, request_id: undefined }, {
+      user: { id: q.user.id, name: 'dave' }, file_name: 'rename-me.txt', declared_type: 'text/plain;charset=UTF-8', length: 3, metadata: {},
+      source: 'put', client_ip: '127.0.0.1', headers: undefined, request_id: undefined,
+    });
+    assert.match(q.request_id, /^[0-9a-f]{16}$/);
+
+    const form = new FormData();
+    form.append('file', new Blob(['posted'], { type: 'text/plain' }), 'posted.txt');
+    const posted = await fetchWithToken(`${server.url}/upload`, token, { method: 'POST', body: form });
+    assert.equal(posted.status, 201);
+    assert.equal(receiver.questions.at(-1).source, 'form');
+    assert.equal(receiver.questions.at(-1).declared_type, 'text/plain');
+    assert.equal(receiver.questions.at(-1).length, null, 'a form file\'s length is not known before its bytes');
+
+    receiver.decide = () => ({ allow: true, metadata: { project: 'apollo' } });
+    const tusId = await tusUpload(server, token, content(1000, 'hooked tus'), { filename: 'tus.bin' });
+    assert.equal(receiver.questions.at(-1).source, 'tus');
+    assert.deepEqual(receiver.questions.at(-1).metadata, { filename: 'tus.bin' });
+    const head = await fetch(`${server.url}/upload/resumable/${tusId}`, { method: 'HEAD', headers: { ...bearer(token), 'Tus-Resumable': '1.0.0' } });
+    assert.match(head.headers.get('upload-metadata'), /project YXBvbGxv/);
+
+    const link = await (await fetch(`${server.url}/upload-links`, {
+      method: 'POST', headers: { ...bearer(token), 'Content-Type': 'application/json' }, body: '{}',
+    })).json();
+    assert.equal((await fetch(`${link.url}/guest.txt`, { method: 'PUT', body: 'g' })).status, 201);
+    assert.equal(receiver.questions.at(-1).source, 'link');
+    assert.deepEqual(receiver.invalid, []);
+  });
+
+  test('a refusal reaches curl, a raw request and tus-js-client with its status and message; nothing is kept', async () => {
+    const before = { used: await used(), files: (await files()).length };
+    for (const status of [403, 413, 415, 422]) {
+      receiver.decide = () => ({ allow: false, status, message: `not this one (${status})` });
+      const res = await fetchWithToken(`${server.url}/upload/refused.txt`, token, { method: 'PUT', body: 'x' });
+      assert.equal(res.status, status);
+      const body = await res.json();
+      assert.equal(body.error.message, `not this one (${status})`);
+      // curl -T, as a person would (asynchronously: the hook answers from this process).
+      const curl = await promisify(execFile)('curl', ['-s', '-w', '\\n%{http_code}', '-T', `${stack.dir}/s3uploader.db`,
+        '-H', `Authorization: Bearer ${token}`, `${server.url}/upload/by-curl.txt`]);
+      const cut = curl.stdout.lastIndexOf('\n');
+      const [answer, code] = [curl.stdout.slice(0, cut), curl.stdout.slice(cut + 1)];
+      assert.equal(code, String(status));
+      assert.equal(JSON.parse(answer).error.message, `not this one (${status})`);
+    }
+    receiver.decide = () => ({ allow: false, status: 403, message: 'uploads are closed on Sundays' });
+    await assert.rejects(tusUpload(server, token, content(100, 'refused tus'), { filename: 'no.bin' }),
+      (e) => /uploads are closed on Sundays/.test(e.message) && /403/.test(e.message));
+    assert.equal(await used(), before.used, 'no quota taken');
+    assert.equal((await files()).length, before.files, 'no file');
+    assert.equal(stack.cli(['config']).includes(secret), false);
+  });
+
+  test('a hook that is slow, down or unreadable fails closed with 503, or lets it through when told to', async () => {
+    const before = { used: await used(), files: (await files()).length };
+    for (const decide of [() => 'stall', () => ({ httpStatus: 500 }), () => ({ httpStatus: 200, body: 'not json' })]) {
+      receiver.decide = decide;
+      const res = await fetchWithToken(`${server.url}/upload/hook-down.txt`, token, { method: 'PUT', body: 'x' });
+      assert.equal(res.status, 503);
+      assert.equal((await res.json()).error.code, 'pre_upload_hook_unavailable');
+    }
+    assert.equal(await used(), before.used);
+    assert.equal((await files()).length, before.files);
+    const open = await new Server(stack, {
+      env: { S3UP_PRE_UPLOAD_HOOK_URL: receiver.hookUrl, S3UP_WEBHOOK_SECRET: secret, S3UP_PRE_UPLOAD_HOOK_TIMEOUT: '1s', S3UP_PRE_UPLOAD_HOOK_FAIL_OPEN: 'true' },
+    }).start();
+    try {
+      receiver.decide = () => ({ httpStatus: 500 });
+      await put(open, token, 'let-through.txt', 'x');
+      assert.match(open.log, /letting the upload through/);
+    } finally {
+      receiver.decide = () => ({ allow: true });
+      await open.stop();
+    }
   });
 });
 
