@@ -344,6 +344,29 @@ struct WebhookDelivery {
 };
 
 enum class DeliveryStatus { pending, delivered, dead };
+std::string_view to_string(DeliveryStatus status);
+std::optional<DeliveryStatus> delivery_status_from(std::string_view text);
+
+// A delivery as operators see it (webhook list, GET /admin/webhooks).
+struct DeliveryRecord {
+  std::int64_t seq = 0;
+  std::string event_id;
+  std::string endpoint;
+  std::string event_type;
+  std::string upload_id;
+  DeliveryStatus status = DeliveryStatus::pending;
+  int attempts = 0;
+  Micros created_at = 0;
+  Micros next_attempt_at = 0;
+  std::string last_error;
+  std::optional<Micros> delivered_at;
+};
+
+struct DisabledEndpoint {
+  std::string url;
+  Micros disabled_at = 0;
+  std::string reason;
+};
 
 // The webhook outbox. The upload lifecycle's writes (create_pending,
 // create_pending_through_link, mark_complete, mark_failed, delete_upload)
@@ -369,6 +392,16 @@ class WebhookOutbox {
   // Delivered deliveries older than `before` go; returns how many.
   virtual std::int64_t prune_deliveries(Micros delivered_before, std::int64_t limit) = 0;
   virtual std::int64_t count_deliveries(DeliveryStatus status) = 0;
+
+  // For operators. Newest first, in `status` (none: any), before the
+  // delivery `before_seq` (none: from the newest).
+  virtual std::vector<DeliveryRecord> list_deliveries(std::optional<DeliveryStatus> status,
+                                                      std::optional<std::int64_t> before_seq, std::int64_t limit) = 0;
+  // The event's undelivered deliveries (or, with no id, every dead one) due
+  // again at `now`; returns how many.
+  virtual std::int64_t retry_deliveries(const std::optional<std::string>& event_id, Micros now) = 0;
+  virtual bool enable_endpoint(std::string_view url) = 0;  // false if it was not disabled
+  virtual std::vector<DisabledEndpoint> disabled_endpoints() = 0;
 };
 
 // What instances sharing one database coordinate through: its schema and locks.

@@ -61,6 +61,26 @@ WebhookDelivery decode_delivery(const Row& row) {
   return d;
 }
 
+DeliveryRecord decode_delivery_record(const Row& row) {
+  DeliveryRecord d;
+  d.seq = row.integer(0);
+  d.event_id = row.text(1);
+  d.endpoint = row.text(2);
+  d.event_type = row.text(3);
+  d.upload_id = row.optional_text(4).value_or("");
+  d.status = delivery_status_from(row.text(5)).value_or(DeliveryStatus::pending);
+  d.attempts = static_cast<int>(row.integer(6));
+  d.created_at = row.timestamp(7);
+  d.next_attempt_at = row.timestamp(8);
+  d.last_error = row.text(9);
+  d.delivered_at = row.optional_timestamp(10);
+  return d;
+}
+
+DisabledEndpoint decode_disabled_endpoint(const Row& row) {
+  return {row.text(0), row.timestamp(1), row.text(2)};
+}
+
 UploadLink decode_upload_link(const Row& row) {
   UploadLink l;
   l.id = row.text(0);

@@ -62,5 +62,10 @@ ResumableState decode_resumable(const Row& row, int first = 0);
 // endpoint, event_type, created_at, attempts, the upload's columns as above
 // (storage_key and store_upload_id empty), user_name, metadata
 WebhookDelivery decode_delivery(const Row& row);
+// listDeliveries' columns: seq, event_id, endpoint, event_type, upload_id,
+// status, attempts, created_at, next_attempt_at, last_error, delivered_at
+DeliveryRecord decode_delivery_record(const Row& row);
+// webhook_endpoints: url, disabled_at, reason
+DisabledEndpoint decode_disabled_endpoint(const Row& row);
 
 }  // namespace s3up::db

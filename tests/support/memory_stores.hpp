@@ -313,6 +313,13 @@ class MemoryMetadata final : public db::MetadataStore {
   void disable_endpoint(std::string_view, db::Micros, std::string_view) override {}
   std::int64_t prune_deliveries(db::Micros, std::int64_t) override { return 0; }
   std::int64_t count_deliveries(db::DeliveryStatus) override { return 0; }
+  std::vector<db::DeliveryRecord> list_deliveries(std::optional<db::DeliveryStatus>, std::optional<std::int64_t>,
+                                                  std::int64_t) override {
+    return {};
+  }
+  std::int64_t retry_deliveries(const std::optional<std::string>&, db::Micros) override { return 0; }
+  bool enable_endpoint(std::string_view) override { return false; }
+  std::vector<db::DisabledEndpoint> disabled_endpoints() override { return {}; }
   std::int64_t count_uploads(db::UploadStatus status) override {
     std::lock_guard lock(mutex_);
     std::int64_t n = 0;

@@ -780,16 +780,37 @@ TEST_P(MetadataStoreContract, WebhookEventsAreRecordedWithTheirChangeAndClaimedI
   for (const auto& d : failed) store_->delivery_succeeded(d.seq, util::now_micros());
   EXPECT_EQ(types(claim()), (std::vector<std::string>{"upload.failed@a"}));
 
+  // For operators: the dead one listed, tried again; the disabled endpoint enabled.
+  const auto dead = store_->list_deliveries(DeliveryStatus::dead, std::nullopt, 10);
+  ASSERT_EQ(dead.size(), 1u);
+  EXPECT_EQ(dead[0].seq, to_b.seq);
+  EXPECT_EQ(dead[0].last_error, "HTTP 500 for too long");
+  EXPECT_EQ(dead[0].event_type, "upload.completed");
+  EXPECT_EQ(store_->list_deliveries(std::nullopt, std::nullopt, 100).size(), 10u);
+  const auto newest = store_->list_deliveries(std::nullopt, std::nullopt, 2);
+  ASSERT_EQ(newest.size(), 2u);
+  EXPECT_GT(newest[0].seq, newest[1].seq);
+  EXPECT_EQ(store_->list_deliveries(std::nullopt, newest[1].seq, 100).size(), 8u) << "the next page";
+  EXPECT_EQ(store_->retry_deliveries(std::nullopt, util::now_micros()), 1);
+  EXPECT_EQ(store_->count_deliveries(DeliveryStatus::dead), 0);
+  EXPECT_EQ(store_->retry_deliveries(dead[0].event_id, util::now_micros()), 1) << "b's: a's was delivered";
+  ASSERT_EQ(store_->disabled_endpoints().size(), 1u);
+  EXPECT_EQ(store_->disabled_endpoints()[0].url, endpoints[1]);
+  EXPECT_TRUE(store_->enable_endpoint(endpoints[1]));
+  EXPECT_FALSE(store_->enable_endpoint(endpoints[1]));
+  store_->disable_endpoint(endpoints[1], now, "410 Gone");  // as the rest of this test expects
+
   // Delivered ones are pruned after their retention; only the types asked for are recorded.
   EXPECT_EQ(store_->prune_deliveries(util::now_micros() + 1, 1000), 5);
-  // Pending: the claimed upload.failed, and three for the disabled endpoint, kept for when it is enabled.
-  EXPECT_EQ(store_->count_deliveries(DeliveryStatus::pending), 4);
+  // Pending: the claimed upload.failed, the completion to b tried again,
+  // and three more for b (disabled), kept for when it is enabled.
+  EXPECT_EQ(store_->count_deliveries(DeliveryStatus::pending), 5);
   store_->record_events(endpoints, {"upload.completed"});
   store_->create_pending(pending_upload(alice.id));
-  EXPECT_EQ(store_->count_deliveries(DeliveryStatus::pending), 4);
+  EXPECT_EQ(store_->count_deliveries(DeliveryStatus::pending), 5);
   store_->record_events({}, {"upload.created"});
   store_->create_pending(pending_upload(alice.id));
-  EXPECT_EQ(store_->count_deliveries(DeliveryStatus::pending), 4);
+  EXPECT_EQ(store_->count_deliveries(DeliveryStatus::pending), 5);
 }
 
 TEST_P(MetadataStoreContract, DeletingUploadsAndDisablingUsers) {

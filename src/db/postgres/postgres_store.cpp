@@ -88,6 +88,11 @@ class PostgresStore final : public MetadataStore {
   void disable_endpoint(std::string_view url, Micros now, std::string_view reason) override;
   std::int64_t prune_deliveries(Micros delivered_before, std::int64_t limit) override;
   std::int64_t count_deliveries(DeliveryStatus status) override;
+  std::vector<DeliveryRecord> list_deliveries(std::optional<DeliveryStatus> status,
+                                              std::optional<std::int64_t> before_seq, std::int64_t limit) override;
+  std::int64_t retry_deliveries(const std::optional<std::string>& event_id, Micros now) override;
+  bool enable_endpoint(std::string_view url) override;
+  std::vector<DisabledEndpoint> disabled_endpoints() override;
 
   class Connection;
 
@@ -916,8 +921,41 @@ std::int64_t PostgresStore::prune_deliveries(Micros delivered_before, std::int64
 std::int64_t PostgresStore::count_deliveries(DeliveryStatus status) {
   auto c = acquire();
   Params p;
-  p.text(status == DeliveryStatus::pending ? "pending" : status == DeliveryStatus::delivered ? "delivered" : "dead");
+  p.text(to_string(status));
   return c->run("countDeliveries", p).i64(0, 0);
+}
+
+std::vector<DeliveryRecord> PostgresStore::list_deliveries(std::optional<DeliveryStatus> status,
+                                                           std::optional<std::int64_t> before_seq, std::int64_t limit) {
+  auto c = acquire();
+  Params p;
+  p.text(status ? to_string(*status) : std::string_view()).integer(before_seq.value_or(0)).integer(limit);
+  const auto r = c->run("listDeliveries", p);
+  std::vector<DeliveryRecord> out;
+  for (int i = 0; i < r.size(); ++i) out.push_back(decode_delivery_record(ResultRow(r, i)));
+  return out;
+}
+
+std::int64_t PostgresStore::retry_deliveries(const std::optional<std::string>& event_id, Micros now) {
+  Write w{event_id ? "retryDelivery" : "retryDead", {}};
+  if (event_id) w.params.text(*event_id);
+  w.params.timestamp(now);
+  return writes_->run(w);
+}
+
+bool PostgresStore::enable_endpoint(std::string_view url) {
+  auto c = acquire();
+  Params p;
+  p.text(url);
+  return c->run("enableEndpoint", p).affected() > 0;
+}
+
+std::vector<DisabledEndpoint> PostgresStore::disabled_endpoints() {
+  auto c = acquire();
+  const auto r = c->run("listDisabledEndpoints");
+  std::vector<DisabledEndpoint> out;
+  for (int i = 0; i < r.size(); ++i) out.push_back(decode_disabled_endpoint(ResultRow(r, i)));
+  return out;
 }
 
 std::int64_t PostgresStore::count_uploads(UploadStatus status) {

@@ -87,6 +87,11 @@ class SqliteStore final : public MetadataStore {
   void disable_endpoint(std::string_view url, Micros now, std::string_view reason) override;
   std::int64_t prune_deliveries(Micros delivered_before, std::int64_t limit) override;
   std::int64_t count_deliveries(DeliveryStatus status) override;
+  std::vector<DeliveryRecord> list_deliveries(std::optional<DeliveryStatus> status,
+                                              std::optional<std::int64_t> before_seq, std::int64_t limit) override;
+  std::int64_t retry_deliveries(const std::optional<std::string>& event_id, Micros now) override;
+  bool enable_endpoint(std::string_view url) override;
+  std::vector<DisabledEndpoint> disabled_endpoints() override;
 
   struct Connection {
     sqlite3* db = nullptr;
@@ -778,9 +783,47 @@ std::int64_t SqliteStore::prune_deliveries(Micros delivered_before, std::int64_t
 std::int64_t SqliteStore::count_deliveries(DeliveryStatus status) {
   auto c = acquire();
   Statement s(*c, "countDeliveries");
-  s.bind(std::string_view(status == DeliveryStatus::pending ? "pending"
-                          : status == DeliveryStatus::delivered ? "delivered" : "dead"));
+  s.bind(to_string(status));
   return s.step() ? s.i64(0) : 0;
+}
+
+std::vector<DeliveryRecord> SqliteStore::list_deliveries(std::optional<DeliveryStatus> status,
+                                                         std::optional<std::int64_t> before_seq, std::int64_t limit) {
+  auto c = acquire();
+  Statement s(*c, "listDeliveries");
+  s.bind(status ? to_string(*status) : std::string_view(""), before_seq.value_or(0), limit);
+  std::vector<DeliveryRecord> out;
+  while (s.step()) out.push_back(decode_delivery_record(StatementRow(s)));
+  return out;
+}
+
+std::int64_t SqliteStore::retry_deliveries(const std::optional<std::string>& event_id, Micros now) {
+  return writes_->run(Write([&](Connection& c) {
+    if (event_id) {
+      Statement s(c, "retryDelivery");
+      s.bind(*event_id, now).run();
+      return s.changes();
+    }
+    Statement s(c, "retryDead");
+    s.bind(now).run();
+    return s.changes();
+  }));
+}
+
+bool SqliteStore::enable_endpoint(std::string_view url) {
+  return writes_->run(Write([&](Connection& c) {
+    Statement s(c, "enableEndpoint");
+    s.bind(url).run();
+    return s.changes();
+  })) > 0;
+}
+
+std::vector<DisabledEndpoint> SqliteStore::disabled_endpoints() {
+  auto c = acquire();
+  Statement s(*c, "listDisabledEndpoints");
+  std::vector<DisabledEndpoint> out;
+  while (s.step()) out.push_back(decode_disabled_endpoint(StatementRow(s)));
+  return out;
 }
 
 std::vector<Upload> SqliteStore::list_files(const FileListing& listing) {
