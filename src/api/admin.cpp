@@ -282,4 +282,101 @@ asio::awaitable<http::Response> Api::admin_revoke_token(http::Request& request) 
   co_return http::Response(http::Status::no_content);
 }
 
+// ---- webhooks --------------------------------------------------------------
+
+namespace {
+
+json::object delivery_json(const db::DeliveryRecord& d) {
+  json::object o{{"seq", d.seq},
+                 {"event_id", d.event_id},
+                 {"type", d.event_type},
+                 {"endpoint", util::redact_url_userinfo(d.endpoint)},
+                 {"file_id", d.upload_id},
+                 {"status", db::to_string(d.status)},
+                 {"attempts", d.attempts},
+                 {"created_at", util::rfc3339(d.created_at)},
+                 {"delivered_at", time_json(d.delivered_at)}};
+  o["next_attempt_at"] = d.status == db::DeliveryStatus::pending ? time_json(d.next_attempt_at) : json::value(nullptr);
+  o["last_error"] = d.last_error;
+  return o;
+}
+
+}  // namespace
+
+db::WebhookOutbox& Api::webhook_outbox() const {
+  if (!deps_.webhooks) throw ApiError(errc::not_found, "webhooks are not kept by this service");
+  return *deps_.webhooks;
+}
+
+asio::awaitable<http::Response> Api::admin_list_webhooks(http::Request& request) {
+  auto& outbox = webhook_outbox();
+  std::int64_t limit = kDefaultPageSize;
+  std::optional<db::DeliveryStatus> status;
+  std::optional<std::int64_t> before;
+  const auto url = boost::urls::parse_origin_form(request.header.target());
+  if (!url) throw ApiError(errc::bad_request, "malformed query string");
+  for (const auto& param : url->params()) {
+    if (param.key == "limit") {
+      limit = page_limit(param.value);
+    } else if (param.key == "status" && !param.value.empty()) {
+      status = db::delivery_status_from(param.value);
+      if (!status) throw ApiError(errc::bad_request, "status must be pending, delivered or dead");
+    } else if (param.key == "cursor" && !param.value.empty()) {
+      const auto raw = util::base64url_decode(param.value);  // "w:<seq>"
+      if (raw && raw->starts_with("w:")) before = util::parse_integer<std::int64_t>(std::string_view(*raw).substr(2));
+      if (!before) throw ApiError(errc::bad_request, "cursor is not one this service gave out");
+    }
+  }
+  auto rows = co_await util::run_blocking(deps_.uploads.blocking,
+                                          [&] { return outbox.list_deliveries(status, before, limit + 1); });
+  const bool more = static_cast<std::int64_t>(rows.size()) > limit;
+  if (more) rows.pop_back();
+  json::array list;
+  for (const auto& d : rows) list.push_back(delivery_json(d));
+  const auto disabled = co_await util::run_blocking(deps_.uploads.blocking, [&] { return outbox.disabled_endpoints(); });
+  json::array endpoints;
+  for (const auto& e : disabled) {
+    endpoints.push_back(json::object{{"url", util::redact_url_userinfo(e.url)},
+                                     {"disabled_at", util::rfc3339(e.disabled_at)},
+                                     {"reason", e.reason}});
+  }
+  json::object body{{"deliveries", std::move(list)}, {"disabled_endpoints", std::move(endpoints)}};
+  body["next_cursor"] = more ? json::value(util::base64url("w:" + std::to_string(rows.back().seq))) : json::value(nullptr);
+  co_return http::Response::json(http::Status::ok, body);
+}
+
+asio::awaitable<http::Response> Api::admin_retry_webhooks(http::Request& request) {
+  auto& outbox = webhook_outbox();
+  const auto body = co_await json_body(request);
+  only_members(body, {"event_id", "dead"});
+  const auto* id = body.if_contains("event_id");
+  const auto* dead = body.if_contains("dead");
+  const bool all_dead = dead && dead->is_bool() && dead->get_bool();
+  if ((id != nullptr) == all_dead || (id && !id->is_string())) {
+    throw ApiError(errc::bad_request, "give either {\"event_id\": \"msg_...\"} or {\"dead\": true}");
+  }
+  std::optional<std::string> event;
+  if (id) event = std::string(id->get_string());
+  const auto now = util::now_micros();
+  const auto n = co_await util::run_blocking(deps_.uploads.blocking, [&] { return outbox.retry_deliveries(event, now); });
+  if (event && n == 0) throw ApiError(errc::not_found, "no undelivered event with that id");
+  spdlog::info("admin {}: {} webhook deliver{} due again ({})", caller(request).user_name, n, n == 1 ? "y" : "ies",
+               event ? *event : "every dead one");
+  co_return http::Response::json(http::Status::ok, json::object{{"retried", n}});
+}
+
+asio::awaitable<http::Response> Api::admin_enable_webhook_endpoint(http::Request& request) {
+  auto& outbox = webhook_outbox();
+  const auto body = co_await json_body(request);
+  only_members(body, {"url"});
+  const auto* url = body.if_contains("url");
+  if (!url || !url->is_string()) throw ApiError(errc::bad_request, "give {\"url\": \"...\"}, as in webhook_urls");
+  const std::string endpoint(url->get_string());
+  const bool enabled =
+      co_await util::run_blocking(deps_.uploads.blocking, [&] { return outbox.enable_endpoint(endpoint); });
+  if (!enabled) throw ApiError(errc::not_found, "that endpoint is not disabled");
+  spdlog::info("admin {}: enabled webhook endpoint {}", caller(request).user_name, util::redact_url_userinfo(endpoint));
+  co_return http::Response(http::Status::no_content);
+}
+
 }  // namespace s3up::api

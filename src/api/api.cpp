@@ -251,6 +251,9 @@ Api::Api(Dependencies deps)
   route(verb::post, "/admin/users/{name}/tokens", &Api::admin_create_token, admin_steps);
   route(verb::get, "/admin/users/{name}/tokens", &Api::admin_list_tokens, admin_steps);
   route(verb::delete_, "/admin/tokens/{id}", &Api::admin_revoke_token, admin_steps);
+  route(verb::get, "/admin/webhooks", &Api::admin_list_webhooks, admin_steps);
+  route(verb::post, "/admin/webhooks/retry", &Api::admin_retry_webhooks, admin_steps);
+  route(verb::post, "/admin/webhooks/enable", &Api::admin_enable_webhook_endpoint, admin_steps);
   // CORS (and tus's header) outside the error answers, so errors are
   // readable by the page too (and marked as tus answers).
   handler_ = http::chain({cors(deps_.web), tus_resumable_header(), http::error_answers(), api_errors()},

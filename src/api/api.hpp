@@ -52,6 +52,7 @@ struct Dependencies {
   Web web{};
   upload::ResumableSettings resumable{};
   UploadLinkLimits upload_links{};
+  db::WebhookOutbox* webhooks = nullptr;  // for /admin/webhooks
 };
 
 // Multipart framing around the file (boundary lines, part headers) is not
@@ -192,6 +193,10 @@ class Api {
   boost::asio::awaitable<http::Response> admin_create_token(http::Request& request);
   boost::asio::awaitable<http::Response> admin_list_tokens(http::Request& request);
   boost::asio::awaitable<http::Response> admin_revoke_token(http::Request& request);
+  db::WebhookOutbox& webhook_outbox() const;  // not_found when the service keeps none
+  boost::asio::awaitable<http::Response> admin_list_webhooks(http::Request& request);
+  boost::asio::awaitable<http::Response> admin_retry_webhooks(http::Request& request);
+  boost::asio::awaitable<http::Response> admin_enable_webhook_endpoint(http::Request& request);
   boost::asio::awaitable<db::User> existing_user(const std::string& name);  // 404 if there is none
   db::UserStore& accounts() const { return deps_.authenticator.users(); }
   // Upload links (upload_links.cpp): made, listed and revoked by their

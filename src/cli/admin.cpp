@@ -1,5 +1,6 @@
-// The administrative commands: users (add, quota, list, disable, enable, delete) and
-// API tokens (create, list, revoke), run against the configured database.
+// The administrative commands: users (add, quota, list, disable, enable, delete),
+// API tokens (create, list, revoke) and webhook deliveries (list, retry,
+// enable an endpoint), run against the configured database.
 #include <cstdio>
 
 #include <fmt/format.h>
@@ -8,6 +9,7 @@
 #include "cli/cli.hpp"
 #include "db/metadata_store.hpp"
 #include "upload/policy.hpp"
+#include "util/text.hpp"
 #include "util/units.hpp"
 
 namespace s3up::cli {
@@ -68,19 +70,77 @@ AdminCommands::AdminCommands(CLI::App& app) {
   token_list_->add_option("user", token_user_, "User name");
   token_revoke_ = token_cmd->add_subcommand("revoke", "Revoke a token by its id");
   token_revoke_->add_option("token-id", token_id_, "Token id (tok_...)")->required();
+
+  auto* webhook_cmd = app.add_subcommand("webhook", "Webhook deliveries: list, retry, enable an endpoint")
+                          ->require_subcommand(1);
+  webhook_list_ = webhook_cmd->add_subcommand("list", "List webhook deliveries, newest first");
+  webhook_list_->add_option("--status", webhook_status_, "Only these: pending, delivered or dead")
+      ->check(CLI::IsMember({"pending", "delivered", "dead"}));
+  webhook_list_->add_option("--limit", webhook_limit_, "How many (default 50)")->check(CLI::Range(1, 100000));
+  webhook_retry_ = webhook_cmd->add_subcommand("retry", "Send an event again now (ID), or every dead one (--dead)");
+  auto* id = webhook_retry_->add_option("event-id", event_id_, "The event's webhook-id (msg_...)");
+  auto* dead = webhook_retry_->add_flag("--dead", retry_dead_, "Every dead delivery");
+  id->excludes(dead);
+  webhook_retry_->require_option(1);
+  webhook_enable_ = webhook_cmd->add_subcommand("enable", "Send to an endpoint a 410 Gone disabled again");
+  webhook_enable_->add_option("url", endpoint_url_, "The endpoint's URL, as in webhook_urls")->required();
 }
 
 bool AdminCommands::parsed() const {
   for (const auto* cmd :
        {user_add_, user_quota_, user_list_, user_disable_, user_enable_, user_delete_, token_create_, token_list_,
-        token_revoke_}) {
+        token_revoke_, webhook_list_, webhook_retry_, webhook_enable_}) {
     if (cmd->parsed()) return true;
   }
   return false;
 }
 
+int AdminCommands::run_webhook(db::MetadataStore& metadata) {
+  if (webhook_list_->parsed()) {
+    const auto status = db::delivery_status_from(webhook_status_);
+    fmt::print("{:<8} {:<18} {:<10} {:<8} {:<24} {:<24} {}\n", "SEQ", "EVENT", "STATUS", "ATTEMPTS", "CREATED",
+               "NEXT ATTEMPT", "ENDPOINT / EVENT ID / LAST ERROR");
+    std::optional<std::int64_t> before;
+    int left = webhook_limit_;
+    while (left > 0) {
+      const auto page = metadata.list_deliveries(status, before, std::min(left, 1000));
+      for (const auto& d : page) {
+        const bool done = d.status == db::DeliveryStatus::delivered;
+        fmt::print("{:<8} {:<18} {:<10} {:<8} {:<24} {:<24} {}\n         {}{}\n", d.seq, d.event_type,
+                   db::to_string(d.status), d.attempts, util::rfc3339(d.created_at),
+                   done ? "-" : util::rfc3339(d.next_attempt_at), util::redact_url_userinfo(d.endpoint), d.event_id,
+                   d.last_error.empty() ? "" : "  (" + d.last_error + ")");
+      }
+      left -= static_cast<int>(page.size());
+      if (page.size() < 1000) break;
+      before = page.back().seq;
+    }
+    for (const auto& e : metadata.disabled_endpoints()) {
+      fmt::print("disabled since {} ({}): {}; `webhook enable URL` sends to it again\n", util::rfc3339(e.disabled_at),
+                 e.reason, util::redact_url_userinfo(e.url));
+    }
+    return 0;
+  }
+  if (webhook_retry_->parsed()) {
+    const auto n = metadata.retry_deliveries(retry_dead_ ? std::nullopt : std::optional(event_id_), util::now_micros());
+    if (!retry_dead_ && n == 0) throw std::runtime_error("no undelivered event with id " + event_id_);
+    fmt::print("{} deliver{} due again now: a running service sends {} within a second\n", n, n == 1 ? "y is" : "ies are",
+               n == 1 ? "it" : "them");
+    return 0;
+  }
+  if (webhook_enable_->parsed()) {
+    if (!metadata.enable_endpoint(endpoint_url_)) {
+      throw std::runtime_error("that endpoint is not disabled (webhook list names the disabled ones)");
+    }
+    fmt::print("enabled {}: its waiting events go out again\n", util::redact_url_userinfo(endpoint_url_));
+    return 0;
+  }
+  return 0;
+}
+
 int AdminCommands::run(const config::Config& cfg) {
   auto metadata = open_for_cli(cfg);
+  if (webhook_list_->parsed() || webhook_retry_->parsed() || webhook_enable_->parsed()) return run_webhook(*metadata);
   if (user_add_->parsed()) {
     if (!auth::is_valid_user_name(user_name_)) {
       throw std::runtime_error("user names are 1-255 bytes of text without control characters");

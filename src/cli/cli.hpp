@@ -32,7 +32,14 @@ class AdminCommands {
   CLI::App* token_create_ = nullptr;
   CLI::App* token_list_ = nullptr;
   CLI::App* token_revoke_ = nullptr;
+  CLI::App* webhook_list_ = nullptr;
+  CLI::App* webhook_retry_ = nullptr;
+  CLI::App* webhook_enable_ = nullptr;
   std::string user_name_, quota_, token_user_, token_name_, expires_in_, token_id_;
+  std::string webhook_status_, event_id_, endpoint_url_;
+  bool retry_dead_ = false;
+  int webhook_limit_ = 50;
+  int run_webhook(db::MetadataStore& metadata);
   bool admin_ = false;
   bool keep_files_ = false;
 };

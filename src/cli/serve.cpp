@@ -92,7 +92,7 @@ int serve(const config::Config& cfg) {
     spdlog::info("pre-upload hook: every upload asks {} first", util::redact_url_userinfo(cfg.webhooks.pre_upload_hook_url));
   }
   api::Api api(api::Dependencies{uploads, authenticator, cfg.downloads, cfg.rate_limit, cfg.web, cfg.resumable,
-                                 cfg.upload_links});
+                                 cfg.upload_links, metadata.get()});
   // Clean-up after uploads of crashed processes: now, then periodically.
   upload::Janitor janitor(uploads, cfg.janitor.stale_upload_age, &api.uploads(), metadata.get());
   asio::co_spawn(io, janitor.run_every(cfg.janitor.interval), asio::detached);

@@ -108,7 +108,7 @@ describe('webhooks (local disk, SQLite)', () => {
     const own = await new Stack('local').init();
     const ownServer = await new Server(own, { env: hookEnv(receiver, secret, extraEnv) }).start();
     try {
-      await body(ownServer, own.token('carol'));
+      await body(ownServer, own.token('carol'), own);
     } finally {
       receiver.answer = () => 204;
       await ownServer.stop();
@@ -141,23 +141,44 @@ describe('webhooks (local disk, SQLite)', () => {
     assert.equal(receiver.duplicates(), 0);
   });
 
-  test('dead after webhook_max_age', async () => {
-    await alone({ S3UP_WEBHOOK_MAX_AGE: '3s' }, async (short, carol) => {
+  test('dead after webhook_max_age; listed, and sent again when an operator says so', async () => {
+    await alone({ S3UP_WEBHOOK_MAX_AGE: '3s', S3UP_WEBHOOK_EVENTS: 'upload.completed' }, async (short, carol, own) => {
       receiver.answer = () => 503;
-      await put(short, carol, 'never.txt', 'x');
+      const id = await put(short, carol, 'never.txt', 'x');
       assert.ok(await eventually(() => /is dead after \d+ attempt/.test(short.log), 20000), short.log);
+      // The CLI and the admin API both see it.
+      const listed = own.cli(['webhook', 'list', '--status', 'dead']);
+      assert.match(listed, /upload\.completed\s+dead\s+1/);
+      assert.match(listed, /HTTP 503/);
+      own.cli(['user', 'add', 'root', '--admin']);
+      const root = own.cli(['token', 'create', 'root']).trim();
+      const api = await (await fetchWithToken(`${short.url}/admin/webhooks?status=dead`, root)).json();
+      assert.equal(api.deliveries.length, 1);
+      assert.equal(api.deliveries[0].file_id, id);
+      assert.equal(api.deliveries[0].last_error, 'HTTP 503');
+      assert.equal((await fetchWithToken(`${short.url}/admin/webhooks`, carol)).status, 403, 'admins only');
+      receiver.answer = () => 204;
+      const retried = await fetchWithToken(`${short.url}/admin/webhooks/retry`, root, { method: 'POST', body: '{"dead": true}' });
+      assert.deepEqual(await retried.json(), { retried: 1 });
+      assert.ok(await eventually(() => receiver.of('upload.completed', id).length === 1, 10000), short.log);
+      assert.match(own.cli(['webhook', 'retry', '--dead']), /^0 deliveries are due again/);
     });
   });
 
   test('a 410 disables the endpoint: nothing more is sent to it', async () => {
-    await alone({}, async (gone, carol) => {
+    await alone({}, async (gone, carol, own) => {
       receiver.answer = () => 410;
       const before = receiver.attempts.length;
       await put(gone, carol, 'gone.txt', 'x');
       assert.ok(await eventually(() => /answered 410 Gone/.test(gone.log), 20000), gone.log);
-      await put(gone, carol, 'after-gone.txt', 'x');
+      const after = await put(gone, carol, 'after-gone.txt', 'x');
       await new Promise((r) => setTimeout(r, 1500));
       assert.equal(receiver.attempts.length, before + 1, 'one request, the one answered 410');
+      // An operator enables it: what waited goes out.
+      receiver.answer = () => 204;
+      assert.match(own.cli(['webhook', 'list']), /disabled since .*410 Gone/);
+      own.cli(['webhook', 'enable', receiver.url]);
+      assert.ok(await eventually(() => receiver.of('upload.completed', after).length === 1, 30000), gone.log);
     });
   });
 });
