@@ -18,6 +18,11 @@
 #
 # With S3UP_BENCH_BASELINE=/path/to/another/s3uploader (an older build), every
 # run is repeated with that binary, in the same invocation, for before/after.
+# With S3UP_BENCH_WEBHOOKS=1 (issue 22), every run is repeated with webhooks
+# on, all five events to a receiver on loopback (bench/webhook_receiver.mjs,
+# which verifies each signature), in the same invocation: the "webhooks"
+# rows against the "current" ones, and each upload's created and completed
+# events counted by the receiver (they must match the records).
 #
 # Usage: bench/small_uploads.sh [seconds=20] [connections=64]
 set -euo pipefail
@@ -29,7 +34,10 @@ bin=build/src/s3uploader
 [ -x "$bin" ] || scripts/build
 source bench/server.sh
 bench_workdir small
-bench_cleanup_more() { scripts/peers/postgres stop "$work/pg" > /dev/null 2>&1 || true; }
+bench_cleanup_more() {
+  scripts/peers/postgres stop "$work/pg" > /dev/null 2>&1 || true
+  [ -n "${receiver_pid:-}" ] && kill "$receiver_pid" 2>/dev/null || true
+}
 
 echo "starting PostgreSQL..."
 eval "$(scripts/peers/postgres start "$work/pg")"
@@ -57,7 +65,17 @@ parse_wrk() {
 }
 
 results=()
+declare -A off
 bench_binaries
+hook_counts=()
+events_so_far=0
+if [ "${S3UP_BENCH_WEBHOOKS:-0}" = 1 ]; then
+  binaries+=("webhooks:$PWD/$bin")
+  hook_secret="whsec_$(head -c 32 /dev/urandom | base64)"
+  S3UP_WEBHOOK_SECRET=$hook_secret node bench/webhook_receiver.mjs "$work/receiver-port" > "$work/receiver.log" 2>&1 &
+  receiver_pid=$!
+  receiver_port=$(port_from "$work/receiver-port" "the webhook receiver" "$work/receiver.log")
+fi
 for entry in "${binaries[@]}"; do
   label=${entry%%:*}
   for name in bench_small bench_small_tls; do
@@ -79,6 +97,11 @@ for db in "${databases[@]}"; do
     esac
     mkdir -p "$dir"
     "$bin" migrate > /dev/null 2>&1
+    if [ "$label" = webhooks ]; then
+      export S3UP_WEBHOOK_URLS="http://127.0.0.1:$receiver_port/hooks" S3UP_WEBHOOK_SECRET=$hook_secret
+    else
+      unset S3UP_WEBHOOK_URLS S3UP_WEBHOOK_SECRET
+    fi
     start_server "$work/server-$db-$label.log"
     echo "== $db ($label): GET /healthz (baseline), ${seconds}s, $connections connections"
     wrk -t2 -c"$connections" -d"${seconds}s" --latency "http://127.0.0.1:$port/healthz" > "$work/healthz-$db-$label.txt"
@@ -114,6 +137,19 @@ for db in "${databases[@]}"; do
       ratio=$(awk -v a="$rate" -v b="$base_rate" 'BEGIN {printf "%.3f", a / b}')
       results+=("$db $label $part_type $rate $p50 $p99 $bad $total $rows $files $base_rate $ratio $svc_us $pg_us $idle_us")
     done
+    if [ "$label" = webhooks ]; then
+      # Every event delivered before the next run: the receiver's counts against the records.
+      expected=$(if [ "$db" = sqlite ]; then
+        python3 -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('select count(*) from uploads').fetchone()[0])" "$dir/s3uploader.db"
+      else psql -tA "$S3UP_DATABASE" -c "select count(*) from uploads"; fi)
+      events_so_far=$((events_so_far + expected))
+      for _ in $(seq 600); do
+        got=$(curl -s "http://127.0.0.1:$receiver_port/counts" | python3 -c 'import json,sys; print(json.load(sys.stdin).get("upload.created", 0))')
+        [ "$got" -ge "$events_so_far" ] && break
+        sleep 0.1
+      done
+      hook_counts+=("after $db: $(curl -s "http://127.0.0.1:$receiver_port/counts"), for $events_so_far uploads so far")
+    fi
     stop_server
   done
 done
@@ -133,6 +169,20 @@ for r in "${results[@]}"; do
   awk -v d="$db" -v l="$label" -v o="$rate" -v t="$text_rate" \
     'BEGIN {printf "%-12s %-9s octet-stream / text/plain = %.3f\n", d, l, o / t}'
 done
+if [ ${#hook_counts[@]} -gt 0 ]; then
+  echo
+  # Webhooks on against off: same database, same part type, this run.
+  for r in "${results[@]}"; do
+    read -r db label type rate _ <<< "$r"
+    [ "$label" = current ] && off["$db $type"]=$rate
+    if [ "$label" = webhooks ]; then
+      awk -v d="$db" -v t="$type" -v on="$rate" -v o="${off["$db $type"]}" \
+        'BEGIN {printf "%-12s %-24s webhooks on / off = %.3f\n", d, t, on / o}'
+    fi
+  done
+  echo "events the receiver verified and counted (cumulative over the runs):"
+  printf '  %s\n' "${hook_counts[@]}"
+fi
 echo "(ratio: uploads/s over healthz/s on the same server; service/postgres/idle us: CPU microseconds per upload during the upload run; postgres is 0 for sqlite)"
 echo "(wrk counts requests still in flight at the end as not done: records and files may exceed requests - non-2xx by up to $connections)"
 
