@@ -8,6 +8,7 @@ import { createRequire } from 'node:module';
 import puppeteer from 'puppeteer-core';
 import { MiB, Stack, Server, content, sha256, fetchWithToken } from '../tus-client/harness.mjs';
 import { Provider } from '../tus-client/provider.mjs';
+import { Receiver, newSecret } from '../tus-client/receiver.mjs';
 
 const axeSource = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 // axe-core's WCAG 2.1 A/AA rules on the page as it stands: the violations,
@@ -450,6 +451,36 @@ describe('the web page', () => {
       await tab.close();
       await jwtServer.stop();
       await provider.stop();
+    }
+  });
+
+  test('an upload the app\'s pre-upload hook refuses: its message on the page, nothing stored', async () => {
+    const secret = newSecret();
+    const receiver = await new Receiver(secret).start();
+    receiver.decide = () => ({ allow: false, status: 403, message: 'Uploads are closed on Sundays.' });
+    const hooked = await new Server(stack, {
+      env: { S3UP_PRE_UPLOAD_HOOK_URL: receiver.hookUrl, S3UP_WEBHOOK_SECRET: secret },
+    }).start();
+    const tab = await browser.newPage();
+    try {
+      await tab.goto(hooked.url, { waitUntil: 'networkidle0' });
+      await tab.type('#token', token);
+      await tab.click('#sign-in button[type=submit]');
+      await tab.waitForSelector('#workspace:not([hidden]) .uppy-Dashboard');
+      const before = (await (await fetchWithToken(`${hooked.url}/files`, token)).json()).files.length;
+      const [picked] = files(['on-a-sunday.txt', 2000, 11]);
+      await (await tab.waitForSelector('.uppy-Dashboard-input')).uploadFile(picked.path);
+      await tab.click('.uppy-StatusBar-actionBtn--upload');
+      await tab.waitForSelector('#upload-error:not([hidden])', { timeout: 30000 });
+      assert.match(await tab.$eval('#upload-error', (e) => e.textContent), /on-a-sunday\.txt: Uploads are closed on Sundays\./);
+      assert.equal(receiver.questions.at(-1).file_name, 'on-a-sunday.txt');
+      assert.equal(receiver.questions.at(-1).source, 'tus');
+      await screenshot(tab, 'refused-by-hook');
+      assert.equal((await (await fetchWithToken(`${hooked.url}/files`, token)).json()).files.length, before);
+    } finally {
+      await tab.close();
+      await hooked.stop();
+      await receiver.stop();
     }
   });
 
