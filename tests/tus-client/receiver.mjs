@@ -17,7 +17,8 @@ export class Receiver {
     this.attempts = [];   // every request: { id, status, at, headers }
     this.events = [];     // the verified deliveries answered 2xx: { id, type, data, at, headers }
     this.invalid = [];    // deliveries whose signature did not verify
-    // What to answer: (attempt) => a status, or 'stall'; 204 by default.
+    // What to answer: (attempt) => a status, 'stall' (never), or 'lost' (taken,
+    // then the connection dropped before the answer); 204 by default.
     this.answer = () => 204;
     this.questions = [];  // the pre-upload hook's, verified
     // The hook's answer to a question: an object sent as JSON with 200,
@@ -67,6 +68,12 @@ export class Receiver {
       }
       const answer = this.answer(attempt);
       if (answer === 'stall') return;  // never answers: the service's timeout ends it
+      if (answer === 'lost') {
+        // Taken, and the answer lost on the way back: the service cannot know.
+        this.events.push({ id, type: payload.type, timestamp: payload.timestamp, data: payload.data, at: Date.now(), headers: req.headers, lost: true });
+        req.socket.destroy();
+        return;
+      }
       const status = typeof answer === 'number' ? answer : answer.status;
       if (status >= 200 && status < 300) {
         this.events.push({ id, type: payload.type, timestamp: payload.timestamp, data: payload.data, at: Date.now(), headers: req.headers });

@@ -141,6 +141,27 @@ describe('webhooks (local disk, SQLite)', () => {
     assert.equal(receiver.duplicates(), 0);
   });
 
+  test('a receiver away for 30 s gets the event when it is back; one whose answer was lost gets it twice, same id', async () => {
+    await alone({ S3UP_WEBHOOK_EVENTS: 'upload.completed' }, async (hooked, carol) => {
+      await receiver.stop();
+      const id = await put(hooked, carol, 'while-away.txt', 'x');
+      await new Promise((r) => setTimeout(r, 30000));
+      assert.equal(receiver.of('upload.completed', id).length, 0);
+      await receiver.start();
+      // Tried at 0, 5, 15 and 35 s (±20 %): the fourth finds it.
+      assert.ok(await eventually(() => receiver.of('upload.completed', id).length === 1, 30000), hooked.log);
+      assert.match(hooked.log, /Couldn't connect|Connection refused/i);
+
+      const before = receiver.duplicates();
+      receiver.answer = (attempt) => (attempt.n === 1 ? 'lost' : 204);
+      const lost = await put(hooked, carol, 'answer-lost.txt', 'x');
+      assert.ok(await eventually(() => receiver.of('upload.completed', lost).length === 2, 20000), hooked.log);
+      const [first, second] = receiver.of('upload.completed', lost);
+      assert.equal(first.id, second.id, 'the same webhook-id: the receiver can tell');
+      assert.equal(receiver.duplicates(), before + 1, 'a duplicate only where an answer was lost');
+    });
+  });
+
   test('dead after webhook_max_age; listed, and sent again when an operator says so', async () => {
     await alone({ S3UP_WEBHOOK_MAX_AGE: '3s', S3UP_WEBHOOK_EVENTS: 'upload.completed' }, async (short, carol, own) => {
       receiver.answer = () => 503;
