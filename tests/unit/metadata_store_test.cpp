@@ -813,6 +813,25 @@ TEST_P(MetadataStoreContract, WebhookEventsAreRecordedWithTheirChangeAndClaimedI
   EXPECT_EQ(store_->count_deliveries(DeliveryStatus::pending), 5);
 }
 
+TEST_P(MetadataStoreContract, AUsersDeletionRecordsTheFailuresItMakes) {
+  store_->record_events({"http://127.0.0.1:1/a", "http://127.0.0.1:1/b"}, {"upload.failed"});
+  const auto bob = store_->create_user("bob", false);
+  auto unfinished = pending_upload(bob.id, "in-flight.bin");
+  store_->create_pending(unfinished);
+  auto done = pending_upload(bob.id, "done.bin");
+  store_->create_pending(done);
+  ASSERT_TRUE(store_->mark_complete(done));
+  ASSERT_TRUE(store_->begin_user_deletion("bob", util::now_micros()));
+  std::vector<std::string> seen;
+  for (const auto& e : store_->list_deliveries(std::nullopt, std::nullopt, 100)) {
+    seen.push_back(e.event_type + "@" + e.endpoint.substr(e.endpoint.size() - 1) + (e.upload_id == unfinished.id ? "" : "?"));
+  }
+  std::sort(seen.begin(), seen.end());
+  EXPECT_EQ(seen, (std::vector<std::string>{"upload.failed@a", "upload.failed@b"}));
+  ASSERT_TRUE(store_->begin_user_deletion("bob", util::now_micros()));  // again: nothing more
+  EXPECT_EQ(store_->count_deliveries(DeliveryStatus::pending), 2);
+}
+
 TEST_P(MetadataStoreContract, DeletingUploadsAndDisablingUsers) {
   const auto alice = store_->create_user("alice", false);
   auto u = pending_upload(alice.id);

@@ -801,9 +801,18 @@ std::optional<Accounts::DeletionStarted> PostgresStore::begin_user_deletion(std:
   auto c = acquire();
   Params p;
   p.text(name).timestamp(now);
-  const auto r = c->run("beginUserDeletion", p);
-  if (r.size() == 0) return std::nullopt;
-  return DeletionStarted{.user_id = r.i64(0, 0), .files = r.i64(0, 1)};
+  std::optional<DeletionStarted> started;
+  c->transaction([&] {
+    const auto r = c->run("beginUserDeletion", p);
+    if (r.size() == 0) return;
+    started = DeletionStarted{.user_id = r.i64(0, 0), .files = r.i64(0, 1)};
+    if (const auto endpoints = events_.endpoints_for(kUploadFailed.type)) {
+      Params failed;
+      failed.text(*endpoints).integer(started->user_id).timestamp(now);
+      c->run("recordUserFailures", failed);
+    }
+  });
+  return started;
 }
 
 bool PostgresStore::remove_user_if_empty(std::int64_t user_id) {

@@ -668,6 +668,10 @@ std::optional<Accounts::DeletionStarted> SqliteStore::begin_user_deletion(std::s
     d.files = files.changes();
     Statement unfinished(c, "failUserUploads");
     unfinished.bind(d.user_id, now).run();
+    if (const auto endpoints = events_.endpoints_for(kUploadFailed.type)) {
+      Statement failed(c, "recordUserFailures");
+      failed.bind(*endpoints, d.user_id, now).run();
+    }
     Statement resumable(c, "expireUserUploads");
     resumable.bind(d.user_id, now).run();
     started = d;
