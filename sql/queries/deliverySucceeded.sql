@@ -1,3 +1,3 @@
--- A 2xx from the endpoint.
+-- A 2xx from the endpoint, for each delivery in the JSON array of seqs $1.
 UPDATE webhook_deliveries SET status = 'delivered', delivered_at = $2, claimed_until = NULL, last_error = ''
-WHERE seq = $1
+WHERE seq IN (SELECT value FROM json_each($1))

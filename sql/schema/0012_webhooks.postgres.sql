@@ -32,9 +32,8 @@ CREATE TABLE webhook_deliveries (
   delivered_at     timestamptz,
   UNIQUE (event_id, endpoint)
 );
-CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at) WHERE status = 'pending';
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at, seq) WHERE status = 'pending';
 CREATE INDEX webhook_deliveries_pending_by_upload ON webhook_deliveries (upload_id, endpoint, seq) WHERE status = 'pending';
-CREATE INDEX webhook_deliveries_done ON webhook_deliveries (delivered_at) WHERE status = 'delivered';
 -- Endpoints that answered 410 Gone: nothing is sent to them until an
 -- operator enables them again.
 CREATE TABLE webhook_endpoints (

@@ -384,7 +384,9 @@ class WebhookOutbox {
   // Skips endpoints disabled, and deliveries about an upload while an
   // earlier one about it to the same endpoint is pending.
   virtual std::vector<WebhookDelivery> claim_deliveries(Micros now, Micros claimed_until, std::int64_t limit) = 0;
-  virtual void delivery_succeeded(std::int64_t seq, Micros now) = 0;
+  // Delivered (a 2xx), several at once: one statement for a batch.
+  virtual void deliveries_succeeded(const std::vector<std::int64_t>& seqs, Micros now) = 0;
+  void delivery_succeeded(std::int64_t seq, Micros now) { deliveries_succeeded({seq}, now); }
   // Tried again at `next_attempt_at`; none: dead.
   virtual void delivery_failed(std::int64_t seq, std::optional<Micros> next_attempt_at, std::string_view error) = 0;
   // After a 410 Gone: nothing more is sent to `url` until it is enabled.

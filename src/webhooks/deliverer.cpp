@@ -19,8 +19,9 @@ namespace {
 
 using namespace std::chrono_literals;
 constexpr auto kIdlePoll = 250ms;       // how often an idle deliverer looks for due events
+constexpr auto kShortPause = 50ms;      // between claims that found less than there was room for
 constexpr auto kPruneInterval = 10min;  // how often delivered ones past retention go
-constexpr int kQueued = 4 * Deliverer::kConcurrency;  // claimed and not yet done, at most
+constexpr int kQueued = 8 * Deliverer::kConcurrency;  // claimed and not yet done, at most
 
 db::Micros micros(std::chrono::milliseconds d) { return d.count() * 1000; }
 
@@ -52,6 +53,14 @@ class Deliverer::Impl {
     if (claimer_.joinable()) claimer_.join();
     for (auto& w : workers_) w.join();
     workers_.clear();
+    if (!delivered_.empty()) {
+      try {
+        outbox_.deliveries_succeeded(delivered_, util::now_micros());
+      } catch (const std::exception& e) {
+        spdlog::warn("webhooks: marking {} delivered event(s) at shutdown failed: {}", delivered_.size(), e.what());
+      }
+      delivered_.clear();
+    }
     // Claimed but not sent: their lease runs out and another deliverer (or
     // this one after a restart) sends them.
   }
@@ -61,16 +70,23 @@ class Deliverer::Impl {
     auto next_prune = std::chrono::steady_clock::now();
     std::unique_lock lock(mutex_);
     while (!stopping_) {
-      // Claimed a few ahead of the workers, so a claim's round trip is paid
-      // once for several deliveries.
+      // Claimed ahead of the workers, and only once half the queue is free,
+      // so a claim (the costly statement here) is made once for several
+      // deliveries, however fast the receiver answers.
       const int free = kQueued - static_cast<int>(queue_.size()) - busy_;
-      if (free <= 0) {
+      if (free < kQueued / 2) {
         changed_.wait(lock);
         continue;
       }
+      // What the workers delivered since the last round, marked in one
+      // statement (before the claim: a delivery waiting for one of them to
+      // its upload's endpoint may go in this same round).
+      std::vector<std::int64_t> delivered;
+      delivered.swap(delivered_);
       lock.unlock();
       std::vector<db::WebhookDelivery> claimed;
       try {
+        if (!delivered.empty()) outbox_.deliveries_succeeded(delivered, util::now_micros());
         const auto now = util::now_micros();
         // Long enough for one attempt and its bookkeeping.
         claimed = outbox_.claim_deliveries(now, now + micros(settings_.timeout) + 30'000'000, free);
@@ -80,14 +96,22 @@ class Deliverer::Impl {
           if (pruned > 0) spdlog::info("webhooks: {} delivered event(s) past their retention removed", pruned);
         }
       } catch (const std::exception& e) {
+        // Delivered but not marked: their claims run out and they go again
+        // (a receiver dedupes by webhook-id).
         spdlog::warn("webhooks: looking for events to deliver failed: {}", e.what());
       }
       lock.lock();
+      const bool full = static_cast<int>(claimed.size()) == free;
       for (auto& d : claimed) queue_.push_back(std::move(d));
-      if (!claimed.empty()) {
-        changed_.notify_all();
-      } else {
-        changed_.wait_for(lock, kIdlePoll, [&] { return stopping_; });
+      if (!claimed.empty()) changed_.notify_all();
+      if (claimed.empty()) {
+        changed_.wait_for(lock, kIdlePoll, [&] { return stopping_ || !delivered_.empty(); });
+      } else if (!full) {
+        // Less was due than there was room for (or it waits for deliveries
+        // under way, as a completion waits for its creation): the next claim
+        // waits for a few of those, or a moment, not for the next answer.
+        changed_.wait_for(lock, kShortPause,
+                          [&] { return stopping_ || static_cast<int>(delivered_.size()) >= kConcurrency; });
       }
     }
   }
@@ -122,7 +146,10 @@ class Deliverer::Impl {
     const auto now = util::now_micros();
     const std::string where = util::redact_url_userinfo(d.endpoint);
     if (answer.status >= 200 && answer.status < 300) {
-      outbox_.delivery_succeeded(d.seq, now);
+      {
+        std::lock_guard lock(mutex_);
+        delivered_.push_back(d.seq);
+      }
       spdlog::debug("webhooks: {} {} delivered to {} (attempt {})", d.event_type, d.event_id, where, d.attempts);
       return;
     }
@@ -154,6 +181,7 @@ class Deliverer::Impl {
   bool stopping_ = false;
   std::atomic<bool> stopping_flag_{false};  // read by transfers under way
   std::deque<db::WebhookDelivery> queue_;
+  std::vector<std::int64_t> delivered_;  // by the workers, to be marked by the claimer
   int busy_ = 0;
   std::thread claimer_;
   std::vector<std::thread> workers_;

@@ -308,7 +308,7 @@ class MemoryMetadata final : public db::MetadataStore {
   // tests/tus-client/webhooks.test.mjs); this store records no events.
   void record_events(const std::vector<std::string>&, const std::vector<std::string>&) override {}
   std::vector<db::WebhookDelivery> claim_deliveries(db::Micros, db::Micros, std::int64_t) override { return {}; }
-  void delivery_succeeded(std::int64_t, db::Micros) override {}
+  void deliveries_succeeded(const std::vector<std::int64_t>&, db::Micros) override {}
   void delivery_failed(std::int64_t, std::optional<db::Micros>, std::string_view) override {}
   void disable_endpoint(std::string_view, db::Micros, std::string_view) override {}
   std::int64_t prune_deliveries(db::Micros, std::int64_t) override { return 0; }

@@ -83,7 +83,7 @@ class PostgresStore final : public MetadataStore {
     events_.set(endpoints, event_types);
   }
   std::vector<WebhookDelivery> claim_deliveries(Micros now, Micros claimed_until, std::int64_t limit) override;
-  void delivery_succeeded(std::int64_t seq, Micros now) override;
+  void deliveries_succeeded(const std::vector<std::int64_t>& seqs, Micros now) override;
   void delivery_failed(std::int64_t seq, std::optional<Micros> next_attempt_at, std::string_view error) override;
   void disable_endpoint(std::string_view url, Micros now, std::string_view reason) override;
   std::int64_t prune_deliveries(Micros delivered_before, std::int64_t limit) override;
@@ -895,15 +895,20 @@ std::vector<WebhookDelivery> PostgresStore::claim_deliveries(Micros now, Micros 
   if (c->run("anyDeliveryDue", due).size() == 0) return {};
   Params p;
   p.timestamp(now).timestamp(claimed_until).integer(limit);
-  const auto r = c->run("claimDeliveries", p);
+  // Planned for these values every time, not prepared: a generic plan may
+  // check the per-upload order by walking every pending delivery for each
+  // candidate, which grows with the backlog.
+  static const std::string claim(query_for("claimDeliveries", kDialect));
+  const auto r = c->exec_params(claim, p, "claimDeliveries");
   std::vector<WebhookDelivery> out;
   for (int i = 0; i < r.size(); ++i) out.push_back(decode_delivery(ResultRow(r, i)));
   return out;
 }
 
-void PostgresStore::delivery_succeeded(std::int64_t seq, Micros now) {
+void PostgresStore::deliveries_succeeded(const std::vector<std::int64_t>& seqs, Micros now) {
+  if (seqs.empty()) return;
   Write w{"deliverySucceeded", {}};
-  w.params.integer(seq).timestamp(now);
+  w.params.text(fmt::format("{{{}}}", fmt::join(seqs, ","))).timestamp(now);
   writes_->run(w);
 }
 

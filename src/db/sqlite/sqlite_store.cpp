@@ -82,7 +82,7 @@ class SqliteStore final : public MetadataStore {
     events_.set(endpoints, event_types);
   }
   std::vector<WebhookDelivery> claim_deliveries(Micros now, Micros claimed_until, std::int64_t limit) override;
-  void delivery_succeeded(std::int64_t seq, Micros now) override;
+  void deliveries_succeeded(const std::vector<std::int64_t>& seqs, Micros now) override;
   void delivery_failed(std::int64_t seq, std::optional<Micros> next_attempt_at, std::string_view error) override;
   void disable_endpoint(std::string_view url, Micros now, std::string_view reason) override;
   std::int64_t prune_deliveries(Micros delivered_before, std::int64_t limit) override;
@@ -752,10 +752,12 @@ std::vector<WebhookDelivery> SqliteStore::claim_deliveries(Micros now, Micros cl
   return out;
 }
 
-void SqliteStore::delivery_succeeded(std::int64_t seq, Micros now) {
+void SqliteStore::deliveries_succeeded(const std::vector<std::int64_t>& seqs, Micros now) {
+  if (seqs.empty()) return;
+  const std::string list = fmt::format("[{}]", fmt::join(seqs, ","));
   writes_->run(Write([&](Connection& c) {
     Statement s(c, "deliverySucceeded");
-    s.bind(seq, now).run();
+    s.bind(list, now).run();
     return s.changes();
   }));
 }
