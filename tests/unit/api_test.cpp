@@ -298,9 +298,9 @@ TEST_F(InProcessApi, HeadOnEveryGetRouteIsTheGetWithoutItsBody) {
     ++checked;
   }
   // /healthz, /, /assets/{name}, /files, /files/{id}, /files/{id}/content, /api/config, /upload-links, the
-  // admin API's /admin/users, /admin/users/{name}, /admin/users/{name}/tokens (403 for alice), and an upload
-  // link's /u/{token} and /u/{token}/info (no such link: 404, the page's and the API's)
-  EXPECT_EQ(checked, 13);
+  // admin API's /admin/users, /admin/users/{name}, /admin/users/{name}/tokens and /admin/webhooks (403 for
+  // alice), and an upload link's /u/{token} and /u/{token}/info (no such link: 404, the page's and the API's)
+  EXPECT_EQ(checked, 14);
 }
 
 TEST_F(InProcessApi, ErrorsFromTheTableWithTheirHeaders) {
