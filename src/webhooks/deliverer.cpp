@@ -34,7 +34,7 @@ class Deliverer::Impl {
     options_.timeout = settings_.timeout;
     options_.user_agent = std::move(user_agent);
     options_.ca_file = settings_.ca_file;
-    options_.stopping = &stopping_flag_;
+    options_.stopping = &stopping_;
   }
 
   void start() {
@@ -158,7 +158,7 @@ class Deliverer::Impl {
       outbox_.disable_endpoint(d.endpoint, now, "410 Gone");
       spdlog::warn("webhooks: {} answered 410 Gone: nothing more is sent to it until it is enabled again", where);
     }
-    if (stopping_flag_.load() && answer.status == 0) return;  // cut off by shutdown: the claim runs out
+    if (stopping_ && answer.status == 0) return;  // cut off by shutdown: the claim runs out
     const std::chrono::seconds retry_after =
         answer.status == 429 || answer.status == 503 ? answer.retry_after : std::chrono::seconds{};
     const db::Micros next = now + micros(backoff(d.attempts, retry_after));
@@ -178,15 +178,14 @@ class Deliverer::Impl {
   PostOptions options_;
   std::mutex mutex_;
   std::condition_variable changed_;
-  bool stopping_ = false;
-  std::atomic<bool> stopping_flag_{false};  // read by transfers under way
+  // Set under mutex_ (so waits see it), read without it by transfers under way.
+  std::atomic<bool> stopping_{false};
   std::deque<db::WebhookDelivery> queue_;
   std::vector<std::int64_t> delivered_;  // by the workers, to be marked by the claimer
   int busy_ = 0;
   std::thread claimer_;
   std::vector<std::thread> workers_;
 
-  friend class Deliverer;
 };
 
 Deliverer::Deliverer(db::WebhookOutbox& outbox, WebhookSettings settings, std::string user_agent)
@@ -196,9 +195,6 @@ Deliverer::~Deliverer() { stop(); }
 
 void Deliverer::start() { impl_->start(); }
 
-void Deliverer::stop() {
-  impl_->stopping_flag_ = true;
-  impl_->stop();
-}
+void Deliverer::stop() { impl_->stop(); }
 
 }  // namespace s3up::webhooks
