@@ -797,6 +797,8 @@ asio::awaitable<void> Uploads::ask_gate(const auth::Principal& owner, std::strin
 
 asio::awaitable<db::Upload> Uploads::store(const auth::Principal& owner, const UploadPlan& plan,
                                            util::ByteSource& source) {
+  // Without a pre-upload hook, nothing to ask and no copy of the plan to make.
+  if (!services_.gate) co_return co_await store_whole(owner, plan, source, nullptr);
   UploadPlan asked = plan;
   co_await ask_gate(owner, asked.file_name, asked.declared_type, asked.exact_length, nullptr, asked.requester);
   co_return co_await store_whole(owner, asked, source, nullptr);
