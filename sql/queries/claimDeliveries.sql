@@ -1,24 +1,13 @@
--- Webhook deliveries due at $1, claimed until $2 (another deliverer takes
--- them again only after that, as when this instance dies mid-way), at most
--- $3, oldest due first. Not to a disabled endpoint, and not while an
--- earlier delivery about the same upload to the same endpoint is pending:
--- a receiver never hears of a deletion before the completion. Only the
--- oldest 256 due ones are looked at, in the index's order, so a backlog of
--- any size costs the same.
-UPDATE webhook_deliveries SET claimed_until = $2, attempts = attempts + 1
-WHERE seq IN (
-  SELECT c.seq FROM webhook_deliveries c
-  WHERE c.seq IN (SELECT seq FROM webhook_deliveries
-                  WHERE status = 'pending' AND next_attempt_at <= $1
-                  ORDER BY next_attempt_at, seq
-                  LIMIT 256)
-    AND (c.claimed_until IS NULL OR c.claimed_until <= $1)
-    AND NOT EXISTS (SELECT 1 FROM webhook_endpoints x WHERE x.url = c.endpoint)
-    AND NOT EXISTS (SELECT 1 FROM webhook_deliveries p
-                    WHERE p.status = 'pending' AND p.upload_id = c.upload_id AND p.endpoint = c.endpoint AND p.seq < c.seq)
-  ORDER BY c.next_attempt_at, c.seq
-  LIMIT $3
-)
+-- Webhook deliveries due at $1, claimed until $2: their next attempt moves
+-- to the lease's end, so no other deliverer takes them before it (one does
+-- after it, as when this instance dies mid-way). At most $3, oldest due
+-- first. Held ones wait (0013_webhook_holds), so the due index, walked in
+-- order, has nothing else to check: a backlog of any size costs the same.
+UPDATE webhook_deliveries SET next_attempt_at = $2, attempts = attempts + 1
+WHERE seq IN (SELECT seq FROM webhook_deliveries
+              WHERE status = 'pending' AND held = false AND next_attempt_at <= $1
+              ORDER BY next_attempt_at, seq
+              LIMIT $3)
 RETURNING seq, event_id, endpoint, event_type, created_at, attempts,
           upload_id, user_id, file_name, file_size, content_type, sha256, '', '', upload_status, upload_created_at,
           completed_at, upload_link_id, user_name, metadata

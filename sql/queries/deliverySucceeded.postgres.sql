@@ -1,3 +1,3 @@
 -- A 2xx from the endpoint, for each delivery in the array of seqs $1.
-UPDATE webhook_deliveries SET status = 'delivered', delivered_at = $2, claimed_until = NULL, last_error = ''
+UPDATE webhook_deliveries SET status = 'delivered', delivered_at = $2, last_error = ''
 WHERE seq = ANY ($1::bigint[])

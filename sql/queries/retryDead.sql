@@ -1,3 +1,4 @@
 -- webhook retry --dead: every dead delivery goes again now, once.
-UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = $1, claimed_until = NULL
+UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = $1,
+    held = EXISTS (SELECT 1 FROM webhook_endpoints x WHERE x.url = webhook_deliveries.endpoint)
 WHERE status = 'dead'

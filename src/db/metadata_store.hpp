@@ -12,6 +12,7 @@
 #include <climits>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -368,6 +369,11 @@ struct DisabledEndpoint {
   std::string reason;
 };
 
+// Takes deliveries this process claimed as it recorded or released them
+// (WebhookOutbox::hand_claimed_to). Called on the writing thread: it must
+// not block.
+using DeliveryTaker = std::function<void(std::vector<WebhookDelivery>)>;
+
 // The webhook outbox. The upload lifecycle's writes (create_pending,
 // create_pending_through_link, mark_complete, mark_failed, delete_upload)
 // record their events in their own transaction; deliverers on any instance
@@ -379,18 +385,30 @@ class WebhookOutbox {
   // "upload.completed", "upload.failed", "upload.deleted", "upload_link.used")
   // once per endpoint. Set before the first upload; none records nothing.
   virtual void record_events(const std::vector<std::string>& endpoints, const std::vector<std::string>& event_types) = 0;
+  // A deliverer in this process: from now on, a delivery recorded here (or
+  // released here by the end of the one it waited for) is claimed for
+  // `lease` in the same transaction and handed to `take` once that commits,
+  // so it goes out at once, with no claim to wait for. One `take` drops (or
+  // this process dies with) comes round again when its lease runs out.
+  virtual void hand_claimed_to(DeliveryTaker take, Micros lease) = 0;
   // Up to `limit` deliveries due at `now`, claimed until `claimed_until`
   // (past it another deliverer may claim them again), attempts counted.
-  // Skips endpoints disabled, and deliveries about an upload while an
-  // earlier one about it to the same endpoint is pending.
+  // Not those held: to a disabled endpoint, or about an upload while an
+  // earlier delivery about it to the same endpoint is pending.
   virtual std::vector<WebhookDelivery> claim_deliveries(Micros now, Micros claimed_until, std::int64_t limit) = 0;
-  // Delivered (a 2xx), several at once: one statement for a batch.
+  // Delivered (a 2xx), several at once: one statement for a batch. What
+  // each held about its upload is released.
   virtual void deliveries_succeeded(const std::vector<std::int64_t>& seqs, Micros now) = 0;
   void delivery_succeeded(std::int64_t seq, Micros now) { deliveries_succeeded({seq}, now); }
-  // Tried again at `next_attempt_at`; none: dead.
+  // Tried again at `next_attempt_at`; none: dead (and what it held goes).
   virtual void delivery_failed(std::int64_t seq, std::optional<Micros> next_attempt_at, std::string_view error) = 0;
   // After a 410 Gone: nothing more is sent to `url` until it is enabled.
   virtual void disable_endpoint(std::string_view url, Micros now, std::string_view reason) = 0;
+  // Releases every held delivery whose wait is over; returns how many. The
+  // calls above release what they end; this catches a delivery recorded
+  // while the one it waited for was being marked delivered. Deliverers call
+  // it now and then.
+  virtual std::int64_t release_held_deliveries() = 0;
   // Delivered deliveries older than `before` go; returns how many.
   virtual std::int64_t prune_deliveries(Micros delivered_before, std::int64_t limit) = 0;
   virtual std::int64_t count_deliveries(DeliveryStatus status) = 0;

@@ -24,4 +24,24 @@ std::optional<std::string> EventRecording::endpoints_for(std::string_view type) 
   return it->second;
 }
 
+void EventRecording::hand_to(DeliveryTaker take, Micros lease) {
+  std::lock_guard lock(mutex_);
+  take_ = std::move(take);
+  lease_ = lease;
+}
+
+std::optional<Micros> EventRecording::claim_until(Micros now) const {
+  std::lock_guard lock(mutex_);
+  if (!take_) return std::nullopt;
+  return now + lease_;
+}
+
+void EventRecording::hand_over(std::vector<WebhookDelivery> claimed) const {
+  if (claimed.empty()) return;
+  // Under the lock, so once hand_to(nullptr) returns no hand-over to the
+  // deliverer before is under way (taking does not block).
+  std::lock_guard lock(mutex_);
+  if (take_) take_(std::move(claimed));
+}
+
 }  // namespace s3up::db

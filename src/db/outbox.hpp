@@ -23,6 +23,7 @@ struct EventToRecord {
 
 inline constexpr EventToRecord kUploadCreated{"upload.created", "pending", "pending"};
 inline constexpr EventToRecord kUploadCompleted{"upload.completed", "complete", "complete"};
+// Recorded only for an Upload with its upload_link_id (as the row has it).
 inline constexpr EventToRecord kUploadLinkUsed{"upload_link.used", "complete", "complete", true};
 inline constexpr EventToRecord kUploadFailed{"upload.failed", "failed", "failed"};
 // Recorded just before the row goes, of a file (not of a failed upload).
@@ -34,9 +35,19 @@ class EventRecording {
   // The endpoints to record `type` for, as a JSON array; nullopt when none.
   std::optional<std::string> endpoints_for(std::string_view type) const;
 
+  // WebhookOutbox::hand_claimed_to.
+  void hand_to(DeliveryTaker take, Micros lease);
+  // Until when a delivery this process records or releases is claimed for
+  // its own deliverer; nullopt when there is none (it waits for a claim).
+  std::optional<Micros> claim_until(Micros now) const;
+  // To the deliverer, once the transaction that claimed them committed.
+  void hand_over(std::vector<WebhookDelivery> claimed) const;
+
  private:
   mutable std::mutex mutex_;
   std::map<std::string, std::string, std::less<>> endpoints_by_type_;
+  DeliveryTaker take_;
+  Micros lease_ = 0;
 };
 
 }  // namespace s3up::db

@@ -4,6 +4,7 @@
 #include <condition_variable>
 #include <deque>
 #include <mutex>
+#include <pthread.h>
 #include <thread>
 
 #include <spdlog/spdlog.h>
@@ -18,15 +19,28 @@ namespace s3up::webhooks {
 namespace {
 
 using namespace std::chrono_literals;
-constexpr auto kIdlePoll = 250ms;       // how often an idle deliverer looks for due events
-constexpr auto kShortPause = 50ms;      // between claims that found less than there was room for
-constexpr auto kPruneInterval = 10min;  // how often delivered ones past retention go
-constexpr int kQueued = 8 * Deliverer::kConcurrency;  // claimed and not yet done, at most
+using Clock = std::chrono::steady_clock;
+constexpr auto kIdlePoll = 250ms;        // how often an idle deliverer looks for due events
+constexpr auto kShortPause = 50ms;       // between claims that found less than there was room for
+constexpr auto kMarkDelay = 100ms;       // delivered ones wait at most this long to be marked, several at once
+constexpr std::size_t kMarkBatch = 256;  // or until this many are
+constexpr auto kPruneInterval = 10min;   // how often delivered ones past retention go
+constexpr auto kReleaseInterval = 1s;    // how often held deliveries whose wait is over are looked for
+constexpr int kClaimed = 8 * Deliverer::kConcurrency;  // the most a claim fills the queue to
+constexpr int kQueued = 4 * kClaimed;    // the most handed-over deliveries wait here
 
 db::Micros micros(std::chrono::milliseconds d) { return d.count() * 1000; }
 
 }  // namespace
 
+// Deliveries come two ways. Most are handed over by this process's own
+// writes: the transaction that records an event (or ends the wait of one
+// held behind another) claims it for this deliverer, and it is queued here
+// once that commits, so it goes out at once. The claimer thread asks the
+// database for the rest: retries that came due, deliveries released by a
+// periodic sweep or an operator, those of an instance that died, and any
+// this queue had no room for (their claims run out). It also marks what the
+// workers delivered, several at a time, which releases what they held.
 class Deliverer::Impl {
  public:
   Impl(db::WebhookOutbox& outbox, WebhookSettings settings, std::string user_agent)
@@ -39,17 +53,21 @@ class Deliverer::Impl {
 
   void start() {
     start_curl();
+    outbox_.hand_claimed_to([this](std::vector<db::WebhookDelivery> claimed) { take(std::move(claimed)); },
+                            micros(lease()));
     claimer_ = std::thread([this] { claim_loop(); });
     for (int i = 0; i < kConcurrency; ++i) workers_.emplace_back([this] { work_loop(); });
   }
 
   void stop() {
+    outbox_.hand_claimed_to(nullptr, 0);  // returns once no hand-over to this one is under way
     {
       std::lock_guard lock(mutex_);
       if (stopping_) return;
       stopping_ = true;
     }
-    changed_.notify_all();
+    work_ready_.notify_all();
+    claimer_wake_.notify_all();
     if (claimer_.joinable()) claimer_.join();
     for (auto& w : workers_) w.join();
     workers_.clear();
@@ -66,32 +84,54 @@ class Deliverer::Impl {
   }
 
  private:
+  // Long enough for one attempt and its bookkeeping.
+  std::chrono::milliseconds lease() const { return settings_.timeout + 30s; }
+
+  void take(std::vector<db::WebhookDelivery> claimed) {
+    std::lock_guard lock(mutex_);
+    if (stopping_) return;
+    const auto until = Clock::now() + lease() - settings_.timeout;
+    for (auto& d : claimed) {
+      // No room: left to its claim running out (a claim picks it up then).
+      if (static_cast<int>(queue_.size()) >= kQueued) break;
+      queue_.push_back({std::move(d), until});
+      work_ready_.notify_one();
+    }
+  }
+
   void claim_loop() {
-    auto next_prune = std::chrono::steady_clock::now();
+    pthread_setname_np(pthread_self(), "s3up-hook-claim");  // as top and perf show it
+    auto next_prune = Clock::now();
+    auto next_release = next_prune + kReleaseInterval;
+    auto next_claim = next_prune;
     std::unique_lock lock(mutex_);
     while (!stopping_) {
-      // Claimed ahead of the workers, and only once half the queue is free,
-      // so a claim (the costly statement here) is made once for several
-      // deliveries, however fast the receiver answers.
-      const int free = kQueued - static_cast<int>(queue_.size()) - busy_;
-      if (free < kQueued / 2) {
-        changed_.wait(lock);
-        continue;
-      }
-      // What the workers delivered since the last round, marked in one
-      // statement (before the claim: a delivery waiting for one of them to
-      // its upload's endpoint may go in this same round).
+      // Wakes for delivered ones to mark (a few, or any after kMarkDelay),
+      // or for a claim: when it is time for one and half the queue is free.
+      const auto room = [&] { return kClaimed - static_cast<int>(queue_.size()) - busy_; };
+      const auto claim_due = [&] { return room() >= kClaimed / 2 && Clock::now() >= next_claim; };
+      const auto wake = [&] { return stopping_ || delivered_.size() >= kMarkBatch || claim_due(); };
+      auto wake_by = Clock::now() + (delivered_.empty() ? std::chrono::milliseconds(kIdlePoll) : kMarkDelay);
+      if (room() >= kClaimed / 2) wake_by = std::min(wake_by, next_claim);
+      claimer_wake_.wait_until(lock, wake_by, wake);
+      if (stopping_) break;
       std::vector<std::int64_t> delivered;
       delivered.swap(delivered_);
+      const int free = claim_due() ? room() : 0;
       lock.unlock();
       std::vector<db::WebhookDelivery> claimed;
       try {
+        // Marked before the claim: what they held is handed over (take()),
+        // or, when released by another instance's sweep, may be claimed now.
         if (!delivered.empty()) outbox_.deliveries_succeeded(delivered, util::now_micros());
         const auto now = util::now_micros();
-        // Long enough for one attempt and its bookkeeping.
-        claimed = outbox_.claim_deliveries(now, now + micros(settings_.timeout) + 30'000'000, free);
-        if (std::chrono::steady_clock::now() >= next_prune) {
-          next_prune = std::chrono::steady_clock::now() + kPruneInterval;
+        if (Clock::now() >= next_release) {
+          next_release = Clock::now() + kReleaseInterval;
+          outbox_.release_held_deliveries();
+        }
+        if (free > 0) claimed = outbox_.claim_deliveries(now, now + micros(lease()), free);
+        if (Clock::now() >= next_prune) {
+          next_prune = Clock::now() + kPruneInterval;
           const auto pruned = outbox_.prune_deliveries(now - micros(settings_.retention), 10'000);
           if (pruned > 0) spdlog::info("webhooks: {} delivered event(s) past their retention removed", pruned);
         }
@@ -101,40 +141,43 @@ class Deliverer::Impl {
         spdlog::warn("webhooks: looking for events to deliver failed: {}", e.what());
       }
       lock.lock();
-      const bool full = static_cast<int>(claimed.size()) == free;
-      for (auto& d : claimed) queue_.push_back(std::move(d));
-      if (!claimed.empty()) changed_.notify_all();
-      if (claimed.empty()) {
-        changed_.wait_for(lock, kIdlePoll, [&] { return stopping_ || !delivered_.empty(); });
-      } else if (!full) {
-        // Less was due than there was room for (or it waits for deliveries
-        // under way, as a completion waits for its creation): the next claim
-        // waits for a few of those, or a moment, not for the next answer.
-        changed_.wait_for(lock, kShortPause,
-                          [&] { return stopping_ || static_cast<int>(delivered_.size()) >= kConcurrency; });
+      if (free > 0) {
+        // All it had room for: at once again. Less (or it waits for
+        // deliveries under way, as a completion waits for its creation):
+        // after a moment. None: after the idle poll.
+        const int n = static_cast<int>(claimed.size());
+        next_claim = Clock::now() + (n == free ? 0ms : n > 0 ? std::chrono::milliseconds(kShortPause) : kIdlePoll);
       }
+      const auto until = Clock::now() + lease() - settings_.timeout;
+      for (auto& d : claimed) queue_.push_back({std::move(d), until});
+      if (!claimed.empty()) work_ready_.notify_all();
     }
   }
 
   void work_loop() {
+    pthread_setname_np(pthread_self(), "s3up-hook-send");
     CURL* curl = curl_easy_init();  // one per worker: its connections are kept between deliveries
     std::unique_lock lock(mutex_);
     while (true) {
-      changed_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      work_ready_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
       if (stopping_) break;
-      auto d = std::move(queue_.front());
+      auto next = std::move(queue_.front());
       queue_.pop_front();
+      // Its claim ends before an attempt could: another deliverer may send
+      // it by then, so this one leaves it.
+      if (Clock::now() > next.send_by) continue;
       ++busy_;
       lock.unlock();
       try {
-        deliver(curl, d);
+        deliver(curl, next.delivery);
       } catch (const std::exception& e) {
         // The database: the claim runs out, and the delivery comes round again.
-        spdlog::warn("webhooks: recording the delivery of {} failed: {}", d.event_id, e.what());
+        spdlog::warn("webhooks: recording the delivery of {} failed: {}", next.delivery.event_id, e.what());
       }
       lock.lock();
       --busy_;
-      changed_.notify_all();
+      // The claimer: enough to mark, or room for a claim (else its timer).
+      if (delivered_.size() == kMarkBatch || (queue_.empty() && busy_ == 0)) claimer_wake_.notify_one();
     }
     if (curl) curl_easy_cleanup(curl);
   }
@@ -177,10 +220,15 @@ class Deliverer::Impl {
   const WebhookSettings settings_;
   PostOptions options_;
   std::mutex mutex_;
-  std::condition_variable changed_;
+  std::condition_variable work_ready_;     // workers wait for the queue
+  std::condition_variable claimer_wake_;  // the claimer waits for deliveries to mark, or room
   // Set under mutex_ (so waits see it), read without it by transfers under way.
   std::atomic<bool> stopping_{false};
-  std::deque<db::WebhookDelivery> queue_;
+  struct Queued {
+    db::WebhookDelivery delivery;
+    Clock::time_point send_by;  // its claim's end, less one attempt
+  };
+  std::deque<Queued> queue_;
   std::vector<std::int64_t> delivered_;  // by the workers, to be marked by the claimer
   int busy_ = 0;
   std::thread claimer_;

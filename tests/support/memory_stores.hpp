@@ -307,6 +307,7 @@ class MemoryMetadata final : public db::MetadataStore {
   // The webhook outbox is the databases' (tests/unit/metadata_store_test.cpp,
   // tests/tus-client/webhooks.test.mjs); this store records no events.
   void record_events(const std::vector<std::string>&, const std::vector<std::string>&) override {}
+  void hand_claimed_to(db::DeliveryTaker, db::Micros) override {}
   std::vector<db::WebhookDelivery> claim_deliveries(db::Micros, db::Micros, std::int64_t) override { return {}; }
   void deliveries_succeeded(const std::vector<std::int64_t>&, db::Micros) override {}
   void delivery_failed(std::int64_t, std::optional<db::Micros>, std::string_view) override {}
@@ -319,6 +320,7 @@ class MemoryMetadata final : public db::MetadataStore {
   }
   std::int64_t retry_deliveries(const std::optional<std::string>&, db::Micros) override { return 0; }
   bool enable_endpoint(std::string_view) override { return false; }
+  std::int64_t release_held_deliveries() override { return 0; }
   std::vector<db::DisabledEndpoint> disabled_endpoints() override { return {}; }
   std::int64_t count_uploads(db::UploadStatus status) override {
     std::lock_guard lock(mutex_);

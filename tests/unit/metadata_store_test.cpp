@@ -813,6 +813,89 @@ TEST_P(MetadataStoreContract, WebhookEventsAreRecordedWithTheirChangeAndClaimedI
   EXPECT_EQ(store_->count_deliveries(DeliveryStatus::pending), 5);
 }
 
+TEST_P(MetadataStoreContract, DeliveriesRecordedHereAreHandedToThisDeliverer) {
+  const auto alice = store_->create_user("alice", false);
+  const std::string endpoint = "http://127.0.0.1:1/a";
+  store_->record_events({endpoint}, {"upload.created", "upload.completed"});
+  std::vector<WebhookDelivery> handed;
+  store_->hand_claimed_to([&](std::vector<WebhookDelivery> claimed) {
+    for (auto& d : claimed) handed.push_back(std::move(d));
+  }, 60'000'000);
+  const auto claim = [&] {
+    return store_->claim_deliveries(util::now_micros(), util::now_micros() + 60'000'000, 100);
+  };
+  const auto completed = [&](Upload u) {
+    u.file_size = 1;
+    u.content_type = "text/plain";
+    u.sha256 = std::string(64, 'b');
+    u.completed_at = util::now_micros();
+    return u;
+  };
+
+  // Recorded: claimed in the same transaction and handed over, not left for a claim.
+  auto u = pending_upload(alice.id, "first.txt");
+  store_->create_pending(u);
+  ASSERT_EQ(handed.size(), 1u);
+  EXPECT_EQ(handed[0].event_type, "upload.created");
+  EXPECT_EQ(handed[0].attempts, 1);
+  EXPECT_EQ(handed[0].upload.id, u.id);
+  EXPECT_TRUE(claim().empty()) << "claimed by the deliverer it was handed to";
+
+  // The completion waits (held) for the creation still under way...
+  ASSERT_TRUE(store_->mark_complete(completed(u)));
+  EXPECT_EQ(handed.size(), 1u);
+  EXPECT_TRUE(claim().empty());
+  EXPECT_EQ(store_->release_held_deliveries(), 0) << "its wait is not over";
+  // ...and is handed over by the delivery that ends its wait.
+  store_->delivery_succeeded(handed[0].seq, util::now_micros());
+  ASSERT_EQ(handed.size(), 2u);
+  EXPECT_EQ(handed[1].event_type, "upload.completed");
+  EXPECT_EQ(handed[1].attempts, 1);
+  EXPECT_TRUE(claim().empty());
+  store_->delivery_succeeded(handed[1].seq, util::now_micros());
+
+  // Nothing before it pending: handed over at once.
+  auto v = pending_upload(alice.id, "second.txt");
+  store_->create_pending(v);
+  ASSERT_EQ(handed.size(), 3u);
+  store_->delivery_succeeded(handed[2].seq, util::now_micros());
+  ASSERT_TRUE(store_->mark_complete(completed(v)));
+  ASSERT_EQ(handed.size(), 4u);
+  EXPECT_EQ(handed[3].event_type, "upload.completed");
+  store_->delivery_succeeded(handed[3].seq, util::now_micros());
+
+  // A dead delivery releases what waited behind it, too.
+  auto w = pending_upload(alice.id, "third.txt");
+  store_->create_pending(w);
+  ASSERT_EQ(handed.size(), 5u);
+  ASSERT_TRUE(store_->mark_complete(completed(w)));
+  store_->delivery_failed(handed[4].seq, std::nullopt, "HTTP 500 for too long");
+  ASSERT_EQ(handed.size(), 6u);
+  EXPECT_EQ(handed[5].upload.id, w.id);
+  EXPECT_EQ(handed[5].event_type, "upload.completed");
+
+  // A disabled endpoint's deliveries are held until it is enabled; then a
+  // claim finds them.
+  store_->disable_endpoint(endpoint, util::now_micros(), "410 Gone");
+  store_->create_pending(pending_upload(alice.id, "fourth.txt"));
+  EXPECT_EQ(handed.size(), 6u);
+  EXPECT_TRUE(claim().empty());
+  EXPECT_TRUE(store_->enable_endpoint(endpoint));
+  const auto after_enable = claim();
+  ASSERT_EQ(after_enable.size(), 1u) << "the fourth's creation (the third's completion is still claimed)";
+  EXPECT_EQ(after_enable[0].upload.file_name, "fourth.txt");
+
+  // No deliverer here any more: what is recorded waits for a claim.
+  store_->hand_claimed_to(nullptr, 0);
+  auto x = pending_upload(alice.id, "fifth.txt");
+  store_->create_pending(x);
+  EXPECT_EQ(handed.size(), 6u);
+  const auto claimed = claim();
+  ASSERT_EQ(claimed.size(), 1u);
+  EXPECT_EQ(claimed[0].upload.id, x.id);
+  EXPECT_EQ(claimed[0].attempts, 1);
+}
+
 TEST_P(MetadataStoreContract, AUsersDeletionRecordsTheFailuresItMakes) {
   store_->record_events({"http://127.0.0.1:1/a", "http://127.0.0.1:1/b"}, {"upload.failed"});
   const auto bob = store_->create_user("bob", false);

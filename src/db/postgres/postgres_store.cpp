@@ -82,6 +82,7 @@ class PostgresStore final : public MetadataStore {
   void record_events(const std::vector<std::string>& endpoints, const std::vector<std::string>& event_types) override {
     events_.set(endpoints, event_types);
   }
+  void hand_claimed_to(DeliveryTaker take, Micros lease) override { events_.hand_to(std::move(take), lease); }
   std::vector<WebhookDelivery> claim_deliveries(Micros now, Micros claimed_until, std::int64_t limit) override;
   void deliveries_succeeded(const std::vector<std::int64_t>& seqs, Micros now) override;
   void delivery_failed(std::int64_t seq, std::optional<Micros> next_attempt_at, std::string_view error) override;
@@ -92,6 +93,7 @@ class PostgresStore final : public MetadataStore {
                                               std::optional<std::int64_t> before_seq, std::int64_t limit) override;
   std::int64_t retry_deliveries(const std::optional<std::string>& event_id, Micros now) override;
   bool enable_endpoint(std::string_view url) override;
+  std::int64_t release_held_deliveries() override;
   std::vector<DisabledEndpoint> disabled_endpoints() override;
 
   class Connection;
@@ -118,6 +120,15 @@ class PostgresStore final : public MetadataStore {
   // A lifecycle write's event, for the endpoints that take it.
   enum class When { before, after };
   void add_event(Write& w, When when, const EventToRecord& event, std::string_view upload_id);
+  // writes_->run, then what the write claimed to this process's deliverer.
+  int run_recording(Write& w);
+  // The same on a connection of its own, outside the batches: for the
+  // deliverer's writes, which the uploads' writes need not wait for.
+  int run_apart(Write& w);
+  // `w` and its companions, in a transaction of their own on `c`.
+  int run_alone(Connection& c, const Write& w);
+  // A companion releasing (and claiming) what the deliveries `seqs` held.
+  void release_after(Write& w, const std::vector<std::int64_t>& seqs);
 };
 
 namespace {
@@ -303,7 +314,7 @@ class PostgresStore::Connection {
   // database_unavailable if the connection broke or COMMIT failed (then the
   // outcome is unknown).
   bool run_in_one_round_trip(const std::vector<std::pair<std::string_view, const Params*>>& statements,
-                             std::vector<int>& rows) {
+                             std::vector<int>& rows, std::vector<ResultPtr>& results) {
     for (const auto& [name, params] : statements) prepare(name, query_for(name, kDialect));
     if (PQenterPipelineMode(conn_) != 1) lost("entering pipeline mode");
     const auto send_simple = [&](const char* sql) {
@@ -333,6 +344,7 @@ class PostgresStore::Connection {
         if (is_statement) {
           const char* n = PQcmdTuples(r.get());
           rows[q - 1] = n && *n ? std::atoi(n) : 0;
+          results[q - 1] = std::move(r);
         }
       } else if (status != PGRES_PIPELINE_ABORTED) {
         if (problem.empty()) problem = PQresultErrorMessage(r.get());
@@ -426,9 +438,28 @@ class PostgresStore::Lease {
 struct PostgresStore::Write {
   std::string_view query;  // a name in sql/queries/
   Params params;
-  // recordEvent statements, in the same transaction, before and after it.
-  std::vector<Params> events_before, events_after;
-  bool has_events() const { return !events_before.empty() || !events_after.empty(); }
+  // Statements in the same transaction, before and after it: the events it
+  // records (recordEvent), or what its change releases.
+  struct Companion {
+    std::string_view query;
+    Params params;
+    // Which of the deliveries it returns this process claimed.
+    enum class Claims { none, first_attempts, all } claims = Claims::none;
+  };
+  std::vector<Companion> before, after;
+  bool has_companions() const { return !before.empty() || !after.empty(); }
+  // What the companions claimed, filled in once the transaction committed:
+  // for EventRecording::hand_over.
+  mutable std::vector<WebhookDelivery> claimed;
+  void take_claimed(const Companion& companion, const Rows& rows) const {
+    for (int i = 0; i < rows.size(); ++i) {
+      auto d = decode_delivery(ResultRow(rows, i));
+      if (companion.claims == Companion::Claims::all ||
+          (companion.claims == Companion::Claims::first_attempts && d.attempts == 1)) {
+        claimed.push_back(std::move(d));
+      }
+    }
+  }
 };
 
 PostgresStore::PostgresStore(std::string conninfo, unsigned pool_size)
@@ -444,37 +475,41 @@ PostgresStore::PostgresStore(std::string conninfo, unsigned pool_size)
     auto c = acquire();
     const auto each_alone = [&] {
       for (std::size_t i = 0; i < writes.size(); ++i) {
-        const Write& w = *writes[i];
         try {
-          if (!w.has_events()) {
-            outcomes[i] = {c->run(w.query, w.params).affected(), nullptr};
-            continue;
-          }
-          int rows = 0;
-          c->transaction([&] {
-            for (const auto& e : w.events_before) c->run("recordEvent", e);
-            rows = c->run(w.query, w.params).affected();
-            for (const auto& e : w.events_after) c->run("recordEvent", e);
-          });
-          outcomes[i] = {rows, nullptr};
+          outcomes[i] = {run_alone(*c, *writes[i]), nullptr};
         } catch (...) {
           outcomes[i] = {0, std::current_exception()};
         }
       }
     };
-    if (writes.size() == 1 && !writes[0]->has_events()) return each_alone();
-    // One transaction for the batch: each write's statement between its events.
+    if (writes.size() == 1 && !writes[0]->has_companions()) return each_alone();
+    // One transaction for the batch: each write's statement between its companions.
     std::vector<std::pair<std::string_view, const Params*>> statements;
     std::vector<std::size_t> main_statement;
     for (const Write* w : writes) {
-      for (const auto& e : w->events_before) statements.emplace_back("recordEvent", &e);
+      for (const auto& b : w->before) statements.emplace_back(b.query, &b.params);
       main_statement.push_back(statements.size());
       statements.emplace_back(w->query, &w->params);
-      for (const auto& e : w->events_after) statements.emplace_back("recordEvent", &e);
+      for (const auto& a : w->after) statements.emplace_back(a.query, &a.params);
     }
     std::vector<int> rows(statements.size());
-    if (!c->run_in_one_round_trip(statements, rows)) return each_alone();
-    for (std::size_t i = 0; i < writes.size(); ++i) outcomes[i].rows = rows[main_statement[i]];
+    std::vector<ResultPtr> results;
+    for (std::size_t i = 0; i < statements.size(); ++i) results.emplace_back(nullptr, PQclear);
+    if (!c->run_in_one_round_trip(statements, rows, results)) return each_alone();
+    for (std::size_t i = 0; i < writes.size(); ++i) {
+      const Write& w = *writes[i];
+      outcomes[i].rows = rows[main_statement[i]];
+      w.claimed.clear();
+      std::size_t at = main_statement[i] - w.before.size();
+      const auto take = [&](const Write::Companion& companion, std::size_t statement) {
+        if (companion.claims != Write::Companion::Claims::none && results[statement]) {
+          w.take_claimed(companion, Rows(std::move(results[statement])));
+        }
+      };
+      for (const auto& b : w.before) take(b, at++);
+      ++at;
+      for (const auto& a : w.after) take(a, at++);
+    }
   });
 }
 
@@ -669,7 +704,7 @@ bool PostgresStore::create_pending_through_link(const Upload& u, std::int64_t li
       .integer(link_bytes)
       .timestamp(now);
   add_event(w, When::after, kUploadCreated, u.id);
-  return writes_->run(w) > 0;
+  return run_recording(w) > 0;
 }
 
 namespace {
@@ -738,7 +773,41 @@ void PostgresStore::add_event(Write& w, When when, const EventToRecord& event, s
       .text(event.status)
       .text(event.or_status)
       .boolean(event.through_link_only);
-  (when == When::before ? w.events_before : w.events_after).push_back(std::move(p));
+  p.timestamp(events_.claim_until(util::now_micros()));
+  (when == When::before ? w.before : w.after)
+      .push_back({"recordEvent", std::move(p), Write::Companion::Claims::first_attempts});
+}
+
+int PostgresStore::run_alone(Connection& c, const Write& w) {
+  if (!w.has_companions()) return c.run(w.query, w.params).affected();
+  int rows = 0;
+  c.transaction([&] {
+    w.claimed.clear();
+    const auto run_companion = [&](const Write::Companion& companion) {
+      const auto r = c.run(companion.query, companion.params);
+      if (companion.claims != Write::Companion::Claims::none) w.take_claimed(companion, r);
+    };
+    for (const auto& b : w.before) run_companion(b);
+    rows = c.run(w.query, w.params).affected();
+    for (const auto& a : w.after) run_companion(a);
+  });
+  return rows;
+}
+
+int PostgresStore::run_apart(Write& w) {
+  int rows = 0;
+  {
+    auto c = acquire();
+    rows = run_alone(*c, w);
+  }
+  events_.hand_over(std::move(w.claimed));
+  return rows;
+}
+
+int PostgresStore::run_recording(Write& w) {
+  const int rows = writes_->run(w);
+  events_.hand_over(std::move(w.claimed));
+  return rows;
 }
 
 void PostgresStore::create_pending(const Upload& u) {
@@ -752,7 +821,7 @@ void PostgresStore::create_pending(const Upload& u) {
       .text(u.store_upload_id)
       .timestamp(u.created_at);
   add_event(w, When::after, kUploadCreated, u.id);
-  writes_->run(w);
+  run_recording(w);
 }
 
 bool PostgresStore::mark_complete(const Upload& u) {
@@ -764,8 +833,8 @@ bool PostgresStore::mark_complete(const Upload& u) {
       .text(u.sha256)
       .timestamp(u.completed_at.value_or(util::now_micros()));
   add_event(w, When::after, kUploadCompleted, u.id);
-  add_event(w, When::after, kUploadLinkUsed, u.id);
-  return writes_->run(w) > 0;
+  if (u.upload_link_id) add_event(w, When::after, kUploadLinkUsed, u.id);
+  return run_recording(w) > 0;
 }
 
 bool PostgresStore::reserve_quota(std::string_view upload_id, std::int64_t user_id, std::int64_t bytes,
@@ -837,7 +906,7 @@ bool PostgresStore::mark_failed(std::string_view upload_id, Micros now, StoreLef
   Write w{"failUpload", {}};
   w.params.text(upload_id).timestamp(now).boolean(leftovers == StoreLeftovers::remain);
   add_event(w, When::after, kUploadFailed, upload_id);
-  return writes_->run(w) > 0;
+  return run_recording(w) > 0;
 }
 
 std::vector<Upload> PostgresStore::failed_with_leftovers(std::int64_t limit) {
@@ -895,34 +964,54 @@ std::vector<WebhookDelivery> PostgresStore::claim_deliveries(Micros now, Micros 
   if (c->run("anyDeliveryDue", due).size() == 0) return {};
   Params p;
   p.timestamp(now).timestamp(claimed_until).integer(limit);
-  // Planned for these values every time, not prepared: a generic plan may
-  // check the per-upload order by walking every pending delivery for each
-  // candidate, which grows with the backlog.
-  static const std::string claim(query_for("claimDeliveries", kDialect));
-  const auto r = c->exec_params(claim, p, "claimDeliveries");
+  const auto r = c->run("claimDeliveries", p);
   std::vector<WebhookDelivery> out;
   for (int i = 0; i < r.size(); ++i) out.push_back(decode_delivery(ResultRow(r, i)));
   return out;
 }
 
+namespace {
+// What releaseHeldAfter releases after: the deliveries `seqs`.
+Params seq_array(const std::vector<std::int64_t>& seqs) {
+  Params p;
+  p.text(fmt::format("{{{}}}", fmt::join(seqs, ",")));
+  return p;
+}
+}  // namespace
+
 void PostgresStore::deliveries_succeeded(const std::vector<std::int64_t>& seqs, Micros now) {
   if (seqs.empty()) return;
-  Write w{"deliverySucceeded", {}};
-  w.params.text(fmt::format("{{{}}}", fmt::join(seqs, ","))).timestamp(now);
-  writes_->run(w);
+  Write w{"deliverySucceeded", seq_array(seqs)};
+  w.params.timestamp(now);
+  release_after(w, seqs);
+  run_apart(w);
 }
 
 void PostgresStore::delivery_failed(std::int64_t seq, std::optional<Micros> next_attempt_at, std::string_view error) {
   Write w{"deliveryFailed", {}};
   w.params.integer(seq).timestamp(next_attempt_at).text(error);
-  writes_->run(w);
+  if (!next_attempt_at) release_after(w, {seq});  // dead: the next one goes
+  run_apart(w);
+}
+
+void PostgresStore::release_after(Write& w, const std::vector<std::int64_t>& seqs) {
+  Params p = seq_array(seqs);
+  p.timestamp(events_.claim_until(util::now_micros()));
+  w.after.push_back({"releaseHeldAfter", std::move(p), Write::Companion::Claims::all});
 }
 
 void PostgresStore::disable_endpoint(std::string_view url, Micros now, std::string_view reason) {
-  auto c = acquire();
-  Params p;
-  p.text(url).timestamp(now).text(reason);
-  c->run("disableEndpoint", p);
+  Write w{"disableEndpoint", {}};
+  w.params.text(url).timestamp(now).text(reason);
+  Params hold;
+  hold.text(url);
+  w.after.push_back({"holdEndpoint", std::move(hold)});
+  writes_->run(w);
+}
+
+std::int64_t PostgresStore::release_held_deliveries() {
+  Write w{"releaseHeld", {}};
+  return writes_->run(w);
 }
 
 std::int64_t PostgresStore::prune_deliveries(Micros delivered_before, std::int64_t limit) {
@@ -958,10 +1047,10 @@ std::int64_t PostgresStore::retry_deliveries(const std::optional<std::string>& e
 }
 
 bool PostgresStore::enable_endpoint(std::string_view url) {
-  auto c = acquire();
-  Params p;
-  p.text(url);
-  return c->run("enableEndpoint", p).affected() > 0;
+  Write w{"enableEndpoint", {}};
+  w.params.text(url);
+  w.after.push_back({"releaseHeld", {}});
+  return writes_->run(w) > 0;
 }
 
 std::vector<DisabledEndpoint> PostgresStore::disabled_endpoints() {
@@ -1004,7 +1093,7 @@ bool PostgresStore::delete_upload(std::string_view upload_id) {
   Write w{"deleteUpload", {}};
   w.params.text(upload_id);
   add_event(w, When::before, kUploadDeleted, upload_id);  // from the row as it is; the delete always happens
-  return writes_->run(w) > 0;
+  return run_recording(w) > 0;
 }
 
 bool PostgresStore::mark_deleting(std::string_view upload_id) {

@@ -81,6 +81,7 @@ class SqliteStore final : public MetadataStore {
   void record_events(const std::vector<std::string>& endpoints, const std::vector<std::string>& event_types) override {
     events_.set(endpoints, event_types);
   }
+  void hand_claimed_to(DeliveryTaker take, Micros lease) override { events_.hand_to(std::move(take), lease); }
   std::vector<WebhookDelivery> claim_deliveries(Micros now, Micros claimed_until, std::int64_t limit) override;
   void deliveries_succeeded(const std::vector<std::int64_t>& seqs, Micros now) override;
   void delivery_failed(std::int64_t seq, std::optional<Micros> next_attempt_at, std::string_view error) override;
@@ -91,6 +92,7 @@ class SqliteStore final : public MetadataStore {
                                               std::optional<std::int64_t> before_seq, std::int64_t limit) override;
   std::int64_t retry_deliveries(const std::optional<std::string>& event_id, Micros now) override;
   bool enable_endpoint(std::string_view url) override;
+  std::int64_t release_held_deliveries() override;
   std::vector<DisabledEndpoint> disabled_endpoints() override;
 
   struct Connection {
@@ -115,7 +117,15 @@ class SqliteStore final : public MetadataStore {
   std::unique_ptr<WriteBatcher<Write>> writes_;
   EventRecording events_;
   // Inside a lifecycle write: its event, for the endpoints that take it.
-  void record(Connection& c, const EventToRecord& event, std::string_view upload_id);
+  // Records `event` in the caller's transaction; what it claims for this
+  // process's deliverer goes into `claimed`.
+  void record(Connection& c, const EventToRecord& event, std::string_view upload_id,
+              std::vector<WebhookDelivery>& claimed);
+  // writes_->run for a write that records events (or releases deliveries):
+  // what it claimed is handed over once its transaction committed.
+  int run_recording(const std::function<int(Connection&, std::vector<WebhookDelivery>&)>& write);
+  // Releases (and claims) what the deliveries in the JSON array `seqs` held.
+  void release_after(Connection& c, const std::string& seqs, std::vector<WebhookDelivery>& claimed);
 };
 
 namespace {
@@ -473,27 +483,42 @@ bool SqliteStore::revoke_token(std::string_view token_id, Micros now) {
   return s.changes() > 0;
 }
 
-void SqliteStore::record(Connection& c, const EventToRecord& event, std::string_view upload_id) {
+void SqliteStore::record(Connection& c, const EventToRecord& event, std::string_view upload_id,
+                         std::vector<WebhookDelivery>& claimed) {
   const auto endpoints = events_.endpoints_for(event.type);
   if (!endpoints) return;
+  const auto now = util::now_micros();
   Statement s(c, "recordEvent");
-  s.bind(event.type, *endpoints, util::now_micros(), upload_id, event.status, event.or_status,
-         static_cast<std::int64_t>(event.through_link_only))
-      .run();
+  s.bind(event.type, *endpoints, now, upload_id, event.status, event.or_status,
+         static_cast<std::int64_t>(event.through_link_only), events_.claim_until(now));
+  while (s.step()) {
+    auto d = decode_delivery(StatementRow(s));
+    if (d.attempts == 1) claimed.push_back(std::move(d));  // not held, and claimed here
+  }
+}
+
+int SqliteStore::run_recording(const std::function<int(Connection&, std::vector<WebhookDelivery>&)>& write) {
+  std::vector<WebhookDelivery> claimed;
+  const int rows = writes_->run(Write([&](Connection& c) {
+    claimed.clear();  // a batch that failed runs each write again on its own
+    return write(c, claimed);
+  }));
+  events_.hand_over(std::move(claimed));
+  return rows;
 }
 
 void SqliteStore::create_pending(const Upload& u) {
-  writes_->run(Write([&](Connection& c) {
+  run_recording([&](Connection& c, std::vector<WebhookDelivery>& claimed) {
     Statement s(c, "uploadFile");
     s.bind(u.id, u.user_id, u.file_name, u.content_type, u.storage_key, u.store_upload_id, u.created_at).run();
     const int changed = s.changes();
-    record(c, kUploadCreated, u.id);
+    record(c, kUploadCreated, u.id, claimed);
     return changed;
-  }));
+  });
 }
 
 bool SqliteStore::create_pending_through_link(const Upload& u, std::int64_t link_bytes, Micros now) {
-  return writes_->run(Write([&](Connection& c) {
+  return run_recording([&](Connection& c, std::vector<WebhookDelivery>& claimed) {
     Statement reserve(c, "reserveLink");
     reserve.bind(*u.upload_link_id, link_bytes, now).run();
     if (reserve.changes() == 0) return 0;
@@ -502,9 +527,9 @@ bool SqliteStore::create_pending_through_link(const Upload& u, std::int64_t link
            *u.upload_link_id, link_bytes)
         .run();
     const int changed = s.changes();
-    record(c, kUploadCreated, u.id);
+    record(c, kUploadCreated, u.id, claimed);
     return changed;
-  })) > 0;
+  }) > 0;
 }
 
 std::optional<UploadLink> SqliteStore::find_upload_link(std::string_view token_hash) {
@@ -574,21 +599,21 @@ int change_row_and_usage(SqliteStore::Connection& c, Statement& s, Delta delta) 
 }  // namespace
 
 bool SqliteStore::mark_complete(const Upload& u) {
-  return writes_->run(Write([&](Connection& c) {
+  return run_recording([&](Connection& c, std::vector<WebhookDelivery>& claimed) {
     Statement s(c, "completeUpload");  // returns the row's reservation: usage moves from it to the size
     s.bind(u.id, u.file_size, u.content_type, u.sha256, u.completed_at.value_or(util::now_micros()));
     const int changed = change_row_and_usage(
         c, s, [&](std::int64_t reserved) { return static_cast<std::int64_t>(u.file_size) - reserved; });
     if (changed > 0) {
-      record(c, kUploadCompleted, u.id);
-      record(c, kUploadLinkUsed, u.id);
+      record(c, kUploadCompleted, u.id, claimed);
+      if (u.upload_link_id) record(c, kUploadLinkUsed, u.id, claimed);
     }
     return changed;
-  })) > 0;
+  }) > 0;
 }
 
 bool SqliteStore::mark_failed(std::string_view upload_id, Micros now, StoreLeftovers leftovers) {
-  return writes_->run(Write([&](Connection& c) {
+  return run_recording([&](Connection& c, std::vector<WebhookDelivery>& claimed) {
     Statement s(c, "failUpload");  // returns the row's reservations, given back
     s.bind(upload_id, now, leftovers == StoreLeftovers::remain);
     if (!s.step()) return 0;
@@ -600,9 +625,9 @@ bool SqliteStore::mark_failed(std::string_view upload_id, Micros now, StoreLefto
       Statement release(c, "releaseLink");
       release.bind(*link, link_bytes).run();
     }
-    record(c, kUploadFailed, upload_id);
+    record(c, kUploadFailed, upload_id, claimed);
     return 1;
-  })) > 0;
+  }) > 0;
 }
 
 std::vector<Upload> SqliteStore::failed_with_leftovers(std::int64_t limit) {
@@ -755,25 +780,46 @@ std::vector<WebhookDelivery> SqliteStore::claim_deliveries(Micros now, Micros cl
 void SqliteStore::deliveries_succeeded(const std::vector<std::int64_t>& seqs, Micros now) {
   if (seqs.empty()) return;
   const std::string list = fmt::format("[{}]", fmt::join(seqs, ","));
-  writes_->run(Write([&](Connection& c) {
+  run_recording([&](Connection& c, std::vector<WebhookDelivery>& claimed) {
     Statement s(c, "deliverySucceeded");
     s.bind(list, now).run();
-    return s.changes();
-  }));
+    const int changed = s.changes();
+    release_after(c, list, claimed);
+    return changed;
+  });
 }
 
 void SqliteStore::delivery_failed(std::int64_t seq, std::optional<Micros> next_attempt_at, std::string_view error) {
-  writes_->run(Write([&](Connection& c) {
+  run_recording([&](Connection& c, std::vector<WebhookDelivery>& claimed) {
     Statement s(c, "deliveryFailed");
     s.bind(seq, next_attempt_at, error).run();
-    return s.changes();
-  }));
+    const int changed = s.changes();
+    if (!next_attempt_at) release_after(c, fmt::format("[{}]", seq), claimed);  // dead: the next one goes
+    return changed;
+  });
+}
+
+void SqliteStore::release_after(Connection& c, const std::string& seqs, std::vector<WebhookDelivery>& claimed) {
+  Statement release(c, "releaseHeldAfter");
+  release.bind(seqs, events_.claim_until(util::now_micros()));
+  while (release.step()) claimed.push_back(decode_delivery(StatementRow(release)));
 }
 
 void SqliteStore::disable_endpoint(std::string_view url, Micros now, std::string_view reason) {
   writes_->run(Write([&](Connection& c) {
     Statement s(c, "disableEndpoint");
     s.bind(url, now, reason).run();
+    const int changed = s.changes();
+    Statement hold(c, "holdEndpoint");
+    hold.bind(url).run();
+    return changed;
+  }));
+}
+
+std::int64_t SqliteStore::release_held_deliveries() {
+  return writes_->run(Write([&](Connection& c) {
+    Statement s(c, "releaseHeld");
+    s.run();
     return s.changes();
   }));
 }
@@ -820,7 +866,10 @@ bool SqliteStore::enable_endpoint(std::string_view url) {
   return writes_->run(Write([&](Connection& c) {
     Statement s(c, "enableEndpoint");
     s.bind(url).run();
-    return s.changes();
+    const int changed = s.changes();
+    Statement release(c, "releaseHeld");
+    release.run();
+    return changed;
   })) > 0;
 }
 
@@ -852,12 +901,12 @@ std::vector<Upload> SqliteStore::list_files(const FileListing& listing) {
 }
 
 bool SqliteStore::delete_upload(std::string_view upload_id) {
-  return writes_->run(Write([&](Connection& c) {
-    record(c, kUploadDeleted, upload_id);  // from the row as it is; the delete below always happens
+  return run_recording([&](Connection& c, std::vector<WebhookDelivery>& claimed) {
+    record(c, kUploadDeleted, upload_id, claimed);  // from the row as it is; the delete below always happens
     Statement s(c, "deleteUpload");  // returns a complete upload's size (else 0), taken off its owner's usage
     s.bind(upload_id);
     return change_row_and_usage(c, s, [](std::int64_t held) { return -held; });
-  })) > 0;
+  }) > 0;
 }
 
 bool SqliteStore::mark_deleting(std::string_view upload_id) {
