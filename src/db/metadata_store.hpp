@@ -396,6 +396,9 @@ class WebhookOutbox {
   // Not those held: to a disabled endpoint, or about an upload while an
   // earlier delivery about it to the same endpoint is pending.
   virtual std::vector<WebhookDelivery> claim_deliveries(Micros now, Micros claimed_until, std::int64_t limit) = 0;
+  // Handed over (hand_claimed_to) to a deliverer with no room for them:
+  // due again now, for any deliverer's claim.
+  virtual void unclaim_deliveries(const std::vector<std::int64_t>& seqs, Micros now) = 0;
   // Delivered (a 2xx), several at once: one statement for a batch. What
   // each held about its upload is released.
   virtual void deliveries_succeeded(const std::vector<std::int64_t>& seqs, Micros now) = 0;

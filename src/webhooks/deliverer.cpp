@@ -39,8 +39,9 @@ db::Micros micros(std::chrono::milliseconds d) { return d.count() * 1000; }
 // once that commits, so it goes out at once. The claimer thread asks the
 // database for the rest: retries that came due, deliveries released by a
 // periodic sweep or an operator, those of an instance that died, and any
-// this queue had no room for (their claims run out). It also marks what the
-// workers delivered, several at a time, which releases what they held.
+// this queue had no room for (it gives their claims back at once). It also
+// marks what the workers delivered, several at a time, which releases what
+// they held.
 class Deliverer::Impl {
  public:
   Impl(db::WebhookOutbox& outbox, WebhookSettings settings, std::string user_agent)
@@ -92,11 +93,14 @@ class Deliverer::Impl {
     if (stopping_) return;
     const auto until = Clock::now() + lease() - settings_.timeout;
     for (auto& d : claimed) {
-      // No room: left to its claim running out (a claim picks it up then).
-      if (static_cast<int>(queue_.size()) >= kQueued) break;
+      if (static_cast<int>(queue_.size()) >= kQueued) {
+        returned_.push_back(d.seq);  // no room: back to the database, for a claim
+        continue;
+      }
       queue_.push_back({std::move(d), until});
       work_ready_.notify_one();
     }
+    if (!returned_.empty()) claimer_wake_.notify_one();
   }
 
   void claim_loop() {
@@ -110,13 +114,16 @@ class Deliverer::Impl {
       // or for a claim: when it is time for one and half the queue is free.
       const auto room = [&] { return kClaimed - static_cast<int>(queue_.size()) - busy_; };
       const auto claim_due = [&] { return room() >= kClaimed / 2 && Clock::now() >= next_claim; };
-      const auto wake = [&] { return stopping_ || delivered_.size() >= kMarkBatch || claim_due(); };
+      const auto wake = [&] {
+        return stopping_ || delivered_.size() >= kMarkBatch || !returned_.empty() || claim_due();
+      };
       auto wake_by = Clock::now() + (delivered_.empty() ? std::chrono::milliseconds(kIdlePoll) : kMarkDelay);
       if (room() >= kClaimed / 2) wake_by = std::min(wake_by, next_claim);
       claimer_wake_.wait_until(lock, wake_by, wake);
       if (stopping_) break;
-      std::vector<std::int64_t> delivered;
+      std::vector<std::int64_t> delivered, returned;
       delivered.swap(delivered_);
+      returned.swap(returned_);
       const int free = claim_due() ? room() : 0;
       lock.unlock();
       std::vector<db::WebhookDelivery> claimed;
@@ -124,6 +131,7 @@ class Deliverer::Impl {
         // Marked before the claim: what they held is handed over (take()),
         // or, when released by another instance's sweep, may be claimed now.
         if (!delivered.empty()) outbox_.deliveries_succeeded(delivered, util::now_micros());
+        if (!returned.empty()) outbox_.unclaim_deliveries(returned, util::now_micros());
         const auto now = util::now_micros();
         if (Clock::now() >= next_release) {
           next_release = Clock::now() + kReleaseInterval;
@@ -229,6 +237,7 @@ class Deliverer::Impl {
     Clock::time_point send_by;  // its claim's end, less one attempt
   };
   std::deque<Queued> queue_;
+  std::vector<std::int64_t> returned_;   // handed over with no room for them, to be unclaimed
   std::vector<std::int64_t> delivered_;  // by the workers, to be marked by the claimer
   int busy_ = 0;
   std::thread claimer_;

@@ -309,6 +309,7 @@ class MemoryMetadata final : public db::MetadataStore {
   void record_events(const std::vector<std::string>&, const std::vector<std::string>&) override {}
   void hand_claimed_to(db::DeliveryTaker, db::Micros) override {}
   std::vector<db::WebhookDelivery> claim_deliveries(db::Micros, db::Micros, std::int64_t) override { return {}; }
+  void unclaim_deliveries(const std::vector<std::int64_t>&, db::Micros) override {}
   void deliveries_succeeded(const std::vector<std::int64_t>&, db::Micros) override {}
   void delivery_failed(std::int64_t, std::optional<db::Micros>, std::string_view) override {}
   void disable_endpoint(std::string_view, db::Micros, std::string_view) override {}

@@ -885,11 +885,22 @@ TEST_P(MetadataStoreContract, DeliveriesRecordedHereAreHandedToThisDeliverer) {
   ASSERT_EQ(after_enable.size(), 1u) << "the fourth's creation (the third's completion is still claimed)";
   EXPECT_EQ(after_enable[0].upload.file_name, "fourth.txt");
 
+  // Handed to a deliverer with no room for it: given back, due for a claim.
+  auto y = pending_upload(alice.id, "sixth.txt");
+  store_->create_pending(y);
+  ASSERT_EQ(handed.size(), 7u);
+  store_->unclaim_deliveries({handed[6].seq}, util::now_micros());
+  const auto given_back = claim();
+  ASSERT_EQ(given_back.size(), 1u);
+  EXPECT_EQ(given_back[0].upload.id, y.id);
+  EXPECT_EQ(given_back[0].attempts, 1) << "a claim that was given back is no attempt";
+  store_->delivery_succeeded(given_back[0].seq, util::now_micros());
+
   // No deliverer here any more: what is recorded waits for a claim.
   store_->hand_claimed_to(nullptr, 0);
   auto x = pending_upload(alice.id, "fifth.txt");
   store_->create_pending(x);
-  EXPECT_EQ(handed.size(), 6u);
+  EXPECT_EQ(handed.size(), 7u);
   const auto claimed = claim();
   ASSERT_EQ(claimed.size(), 1u);
   EXPECT_EQ(claimed[0].upload.id, x.id);

@@ -84,6 +84,7 @@ class PostgresStore final : public MetadataStore {
   }
   void hand_claimed_to(DeliveryTaker take, Micros lease) override { events_.hand_to(std::move(take), lease); }
   std::vector<WebhookDelivery> claim_deliveries(Micros now, Micros claimed_until, std::int64_t limit) override;
+  void unclaim_deliveries(const std::vector<std::int64_t>& seqs, Micros now) override;
   void deliveries_succeeded(const std::vector<std::int64_t>& seqs, Micros now) override;
   void delivery_failed(std::int64_t seq, std::optional<Micros> next_attempt_at, std::string_view error) override;
   void disable_endpoint(std::string_view url, Micros now, std::string_view reason) override;
@@ -978,6 +979,13 @@ Params seq_array(const std::vector<std::int64_t>& seqs) {
   return p;
 }
 }  // namespace
+
+void PostgresStore::unclaim_deliveries(const std::vector<std::int64_t>& seqs, Micros now) {
+  if (seqs.empty()) return;
+  Write w{"unclaimDeliveries", seq_array(seqs)};
+  w.params.timestamp(now);
+  run_apart(w);
+}
 
 void PostgresStore::deliveries_succeeded(const std::vector<std::int64_t>& seqs, Micros now) {
   if (seqs.empty()) return;

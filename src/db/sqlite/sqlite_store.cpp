@@ -83,6 +83,7 @@ class SqliteStore final : public MetadataStore {
   }
   void hand_claimed_to(DeliveryTaker take, Micros lease) override { events_.hand_to(std::move(take), lease); }
   std::vector<WebhookDelivery> claim_deliveries(Micros now, Micros claimed_until, std::int64_t limit) override;
+  void unclaim_deliveries(const std::vector<std::int64_t>& seqs, Micros now) override;
   void deliveries_succeeded(const std::vector<std::int64_t>& seqs, Micros now) override;
   void delivery_failed(std::int64_t seq, std::optional<Micros> next_attempt_at, std::string_view error) override;
   void disable_endpoint(std::string_view url, Micros now, std::string_view reason) override;
@@ -775,6 +776,16 @@ std::vector<WebhookDelivery> SqliteStore::claim_deliveries(Micros now, Micros cl
     return static_cast<int>(out.size());
   }));
   return out;
+}
+
+void SqliteStore::unclaim_deliveries(const std::vector<std::int64_t>& seqs, Micros now) {
+  if (seqs.empty()) return;
+  const std::string list = fmt::format("[{}]", fmt::join(seqs, ","));
+  writes_->run(Write([&](Connection& c) {
+    Statement s(c, "unclaimDeliveries");
+    s.bind(list, now).run();
+    return s.changes();
+  }));
 }
 
 void SqliteStore::deliveries_succeeded(const std::vector<std::int64_t>& seqs, Micros now) {
