@@ -38,7 +38,7 @@ int main(int argc, char** argv) {
   CLI::App app{"s3uploader: authenticated, streaming file uploads into S3 or local disk"};
   app.require_subcommand(1);
   app.fallthrough();
-  app.set_version_flag("--version", std::string(S3UP_VERSION));
+  app.set_version_flag("--version", [] { return cli::version_report(); });
   app.set_help_all_flag("--help-all", "Show help for every subcommand");
 
   config::Sources sources;
@@ -58,6 +58,7 @@ int main(int argc, char** argv) {
   auto* serve_cmd = app.add_subcommand("serve", "Run the HTTP service");
   auto* migrate_cmd = app.add_subcommand("migrate", "Apply database migrations and exit");
   auto* config_cmd = app.add_subcommand("config", "Print the effective configuration (as TOML that --config reads)");
+  auto* version_cmd = app.add_subcommand("version", "Print the version and the libraries' versions");
   // The settings are options of the program, given before or after the
   // command; the service's commands list them in their own help too.
   std::string settings_help = "\nSettings (each also from its environment variable or --config FILE):\n";
@@ -84,6 +85,10 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     const int shown = app.exit(e);
     return shown == 0 ? 0 : 2;
+  }
+  if (version_cmd->parsed()) {
+    fmt::print("{}", cli::version_report());
+    return 0;
   }
   if (client.parsed()) {
     // The service's settings mean nothing to a client: say so rather than ignore them.

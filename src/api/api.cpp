@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 #include <boost/json/parse.hpp>
 
+#include "util/blocking.hpp"
 #include "util/text.hpp"
 #include "util/time.hpp"
 #include "util/units.hpp"
@@ -212,6 +213,7 @@ Api::Api(Dependencies deps)
         method, pattern, [this, member](http::Request& r) { return (this->*member)(r); }, std::move(steps));
   };
   route(verb::get, "/healthz", &Api::healthz, {});
+  route(verb::get, "/readyz", &Api::readyz, {});
   route(verb::get, "/", &Api::web_page, {});
   route(verb::get, "/assets/{name}", &Api::web_asset, {});
   route(verb::post, "/upload", &Api::upload_form, caller_steps);
@@ -264,6 +266,47 @@ asio::awaitable<http::Response> Api::handle(http::Request& request) { co_return 
 
 asio::awaitable<http::Response> Api::healthz(http::Request&) {
   co_return http::Response::json(http::Status::ok, json::object{{"status", "ok"}});
+}
+
+asio::awaitable<http::Response> Api::readyz(http::Request&) {
+  if (!deps_.readiness) throw ApiError(errc::not_found, "no readiness check here");
+  const auto report = co_await deps_.readiness->check();
+  json::object checks{{"database", report.database}, {"storage", report.storage}};
+  if (report.draining) checks["shutdown"] = "draining";
+  co_return http::Response::json(report.ready ? http::Status::ok : http::Status::service_unavailable,
+                                 json::object{{"status", report.ready ? "ready" : "unavailable"},
+                                              {"checks", std::move(checks)}});
+}
+
+template <class Ask>
+asio::awaitable<std::string> Readiness::answer(Probe& probe, Ask ask) {
+  {
+    std::lock_guard lock(probe.mutex);
+    if (probe.asking || std::chrono::steady_clock::now() - probe.at < kKeptFor) co_return probe.answer;
+    probe.asking = true;
+  }
+  std::string answer = "ok";
+  try {
+    co_await ask();
+  } catch (const std::exception& e) {
+    answer = std::string("error: ") + e.what();
+  }
+  std::lock_guard lock(probe.mutex);
+  probe.answer = answer;
+  probe.at = std::chrono::steady_clock::now();
+  probe.asking = false;
+  co_return answer;
+}
+
+asio::awaitable<Readiness::Report> Readiness::check() {
+  Report report;
+  report.draining = draining_;
+  report.database = co_await answer(database_probe_, [this]() -> asio::awaitable<void> {
+    co_await util::run_blocking(blocking_, [this] { database_.check_ready(); });
+  });
+  report.storage = co_await answer(storage_probe_, [this]() { return store_.check_ready(); });
+  report.ready = !report.draining && report.database == "ok" && report.storage == "ok";
+  co_return report;
 }
 
 }  // namespace s3up::api

@@ -3,6 +3,7 @@
 // read what HTTP says (headers, path, body) and leave the rules to upload/
 // (sessions, policy) and the bytes to storage/. They are plain coroutines
 // over an http::Request, callable without a socket (tests/unit/api_test.cpp).
+#include <atomic>
 #include <chrono>
 #include <initializer_list>
 #include <optional>
@@ -44,6 +45,46 @@ struct Web {
   std::vector<std::string> cors_origins;  // origins a browser may call the API from; "*": any
 };
 
+// GET /readyz: whether a balancer should send this instance requests. The
+// database answers a trivial query, the store a cheap probe (ObjectStore::
+// check_ready), and shutdown has not begun. Each probe's answer is kept for
+// kKeptFor, and only one request at a time asks again (the others get the
+// last answer), so a storm of probes costs the database and the store
+// nothing. /healthz stays a liveness check.
+class Readiness {
+ public:
+  static constexpr std::chrono::seconds kKeptFor{2};
+  Readiness(db::MetadataStore& database, storage::ObjectStore& store, boost::asio::thread_pool& blocking)
+      : database_(database), store_(store), blocking_(blocking) {}
+  // From the moment shutdown begins, not ready: balancers drain the
+  // instance while its connections finish.
+  void drain() { draining_ = true; }
+  struct Report {
+    bool ready = false;
+    bool draining = false;
+    std::string database, storage;  // "ok" or "error: ..."
+  };
+  boost::asio::awaitable<Report> check();
+
+ private:
+  struct Probe {
+    std::mutex mutex;
+    std::string answer = "not checked yet";
+    std::chrono::steady_clock::time_point at{};
+    bool asking = false;
+  };
+  // The kept answer, asking `ask` again first if it is older than kKeptFor
+  // and nobody else is asking.
+  template <class Ask>
+  boost::asio::awaitable<std::string> answer(Probe& probe, Ask ask);
+
+  db::MetadataStore& database_;
+  storage::ObjectStore& store_;
+  boost::asio::thread_pool& blocking_;
+  std::atomic<bool> draining_{false};
+  Probe database_probe_, storage_probe_;
+};
+
 struct Dependencies {
   upload::Services uploads;
   auth::Authenticator& authenticator;
@@ -53,6 +94,7 @@ struct Dependencies {
   upload::ResumableSettings resumable{};
   UploadLinkLimits upload_links{};
   db::WebhookOutbox* webhooks = nullptr;  // for /admin/webhooks
+  Readiness* readiness = nullptr;         // for /readyz (none: 404)
 };
 
 // Multipart framing around the file (boundary lines, part headers) is not
@@ -162,6 +204,7 @@ class Api {
 
  private:
   boost::asio::awaitable<http::Response> healthz(http::Request& request);
+  boost::asio::awaitable<http::Response> readyz(http::Request& request);
   // The web page and its assets (web.cpp).
   boost::asio::awaitable<http::Response> web_page(http::Request& request);
   boost::asio::awaitable<http::Response> web_asset(http::Request& request);

@@ -14,6 +14,11 @@ namespace s3up::cli {
 // Runs the HTTP service until SIGTERM/SIGINT; the process's exit status.
 int serve(const config::Config& config);
 
+// "0.1.0 (<git describe of the build's checkout>)".
+std::string version();
+// `s3uploader version` and --version: that, and the libraries' versions.
+std::string version_report();
+
 // `user ...` and `token ...`, registered on `app`; run() runs the one parsed.
 class AdminCommands {
  public:

@@ -91,8 +91,9 @@ int serve(const config::Config& cfg) {
     uploads.gate = &pre_upload_hook.emplace(cfg.webhooks, user_agent);
     spdlog::info("pre-upload hook: every upload asks {} first", util::redact_url_userinfo(cfg.webhooks.pre_upload_hook_url));
   }
+  api::Readiness readiness(*metadata, *store, blocking);
   api::Api api(api::Dependencies{uploads, authenticator, cfg.downloads, cfg.rate_limit, cfg.web, cfg.resumable,
-                                 cfg.upload_links, metadata.get()});
+                                 cfg.upload_links, metadata.get(), &readiness});
   // Clean-up after uploads of crashed processes: now, then periodically.
   upload::Janitor janitor(uploads, cfg.janitor.stale_upload_age, &api.uploads(), metadata.get());
   asio::co_spawn(io, janitor.run_every(cfg.janitor.interval), asio::detached);
@@ -124,7 +125,7 @@ int serve(const config::Config& cfg) {
   }
   const auto bound = server.local_endpoint();
   if (!cfg.service.port_file.empty()) write_port_file(cfg.service.port_file, bound.port());
-  spdlog::info("s3uploader listening on {}:{} (storage {}, database {}, {} I/O threads, max upload {})",
+  spdlog::info("s3uploader {} listening on {}:{} (storage {}, database {}, {} I/O threads, max upload {})", version(),
                bound.address().to_string(), bound.port(), store->describe(), metadata->describe(), cfg.service.threads,
                util::format_size(cfg.uploads.max_upload_bytes));
   if (metadata->count_users() == 0) {
@@ -149,6 +150,7 @@ int serve(const config::Config& cfg) {
       return;
     }
     first = false;
+    readiness.drain();
     spdlog::info("received signal {}: shutting down (grace {} ms)", signo, cfg.http.shutdown_grace.count());
     server.shutdown([&] {
       spdlog::info("all connections closed");

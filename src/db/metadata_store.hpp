@@ -446,6 +446,9 @@ class MetadataStore : public UserStore, public UploadStore, public WebhookOutbox
  public:
   // For logs: where the data is, never a password.
   virtual std::string describe() const = 0;
+  // A trivial query (GET /readyz): returns, or throws saying why not.
+  // Blocks: call it on the blocking pool.
+  virtual void check_ready() = 0;
 };
 
 // Opens the backend named by the URL: sqlite:///abs/path, sqlite://./rel/path,

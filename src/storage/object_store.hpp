@@ -231,6 +231,9 @@ class ObjectStore {
                                                                             std::uint64_t length) = 0;
   virtual boost::asio::awaitable<void> remove(const std::string& key) = 0;  // absent keys are not an error
   virtual std::string describe() const = 0;                                 // for logs, no secrets
+  // A cheap probe that uploads could be stored now (GET /readyz): returns,
+  // or throws Error saying why not.
+  virtual boost::asio::awaitable<void> check_ready() = 0;
 
   // Capabilities: nullptr when the store has none.
   virtual Presigner* presigner() { return nullptr; }

@@ -83,6 +83,24 @@ TEST_F(DatabaseOutage, DownMeansA503ThenRecoversByItself) {
   EXPECT_EQ(server_->database()->count_uploads(db::UploadStatus::complete), 2);
 }
 
+TEST_F(DatabaseOutage, ReadinessFollowsTheDatabaseWhileLivenessStays) {
+  const auto ready = request(server_->port(), "GET", "/readyz");
+  ASSERT_EQ(ready.status, 200) << ready.body;
+  EXPECT_EQ(ready.json().at("status").as_string(), "ready");
+  EXPECT_EQ(ready.json().at("checks").at("database").as_string(), "ok");
+  stop();
+  // A kept answer lasts 2 s: then the database is asked again.
+  ASSERT_TRUE(eventually([&] { return request(server_->port(), "GET", "/readyz").status == 503; }, 10s));
+  const auto down = request(server_->port(), "GET", "/readyz");
+  EXPECT_EQ(down.json().at("status").as_string(), "unavailable");
+  EXPECT_TRUE(down.json().at("checks").at("database").as_string().starts_with("error: ")) << down.body;
+  EXPECT_EQ(down.json().at("checks").at("storage").as_string(), "ok");
+  EXPECT_EQ(request(server_->port(), "GET", "/healthz").status, 200) << "alive, only not ready";
+  resume();
+  EXPECT_TRUE(eventually([&] { return request(server_->port(), "GET", "/readyz").status == 200; }, 10s))
+      << server_->log();
+}
+
 TEST_F(DatabaseOutage, UploadInFlightFailsCleanlyWithNoHalfWrittenRecord) {
   Connection c(server_->port());
   c.send("PUT /upload/in-flight.bin HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + token_ +

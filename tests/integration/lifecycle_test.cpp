@@ -113,6 +113,37 @@ TEST(Lifecycle, MistakesAreExplainedAndMakeNothing) {
   std::filesystem::remove_all(dir);
 }
 
+TEST(Lifecycle, ReadinessSaysWhenTheObjectsDirectoryCannotBeWritten) {
+  ServerProcess s;
+  const auto ready = request(s.port(), "GET", "/readyz");
+  ASSERT_EQ(ready.status, 200) << ready.body;
+  EXPECT_EQ(ready.body.find("Bearer"), std::string::npos);
+  // Not a directory any more (as root, a directory's mode would not stop us).
+  const std::filesystem::path dir = s.objects_dir(), aside = dir.string() + ".aside";
+  std::filesystem::rename(dir, aside);
+  { std::ofstream(dir) << "not a directory"; }
+  ASSERT_TRUE(eventually([&] { return request(s.port(), "GET", "/readyz").status == 503; }, 10s));
+  const auto down = request(s.port(), "GET", "/readyz");
+  EXPECT_EQ(down.json().at("status").as_string(), "unavailable");
+  EXPECT_TRUE(down.json().at("checks").at("storage").as_string().starts_with("error: ")) << down.body;
+  EXPECT_EQ(down.json().at("checks").at("database").as_string(), "ok");
+  EXPECT_EQ(request(s.port(), "GET", "/healthz").status, 200);
+  std::filesystem::remove(dir);
+  std::filesystem::rename(aside, dir);
+  EXPECT_TRUE(eventually([&] { return request(s.port(), "GET", "/readyz").status == 200; }, 10s));
+}
+
+TEST(Lifecycle, VersionNamesTheBuildAndItsLibraries) {
+  for (const std::string how : {"version", "--version"}) {
+    const auto r = run_program({binary_path(), how}, {});
+    EXPECT_EQ(r.exit_code, 0) << how;
+    EXPECT_TRUE(r.out.starts_with("s3uploader 0.")) << how << ": " << r.out;
+    for (const char* library : {"Boost 1.81", "libcurl", "OpenSSL", "libpq", "SQLite", "zlib"}) {
+      EXPECT_NE(r.out.find(library), std::string::npos) << how << " does not name " << library << ": " << r.out;
+    }
+  }
+}
+
 TEST(Lifecycle, HeaderTimeoutClosesSilentConnections) {
   ServerProcess s(Env{{"S3UP_HEADER_TIMEOUT", "1s"}});
   Connection c(s.port());

@@ -39,6 +39,24 @@ class GatewayOutage {
   bool down_ = true;
 };
 
+TEST(S3Outage, ReadinessFollowsTheStore) {
+  S3Peer peer;
+  ServerProcess server(peer.server_env());
+  const auto ready = request(server.port(), "GET", "/readyz");
+  ASSERT_EQ(ready.status, 200) << ready.body << server.log();
+  EXPECT_EQ(ready.json().at("checks").at("storage").as_string(), "ok");
+  {
+    GatewayOutage outage(peer);
+    ASSERT_TRUE(eventually([&] { return request(server.port(), "GET", "/readyz").status == 503; }, 30s));
+    const auto down = request(server.port(), "GET", "/readyz");
+    EXPECT_TRUE(down.json().at("checks").at("storage").as_string().starts_with("error: ")) << down.body;
+    EXPECT_EQ(down.json().at("checks").at("database").as_string(), "ok");
+    EXPECT_EQ(request(server.port(), "GET", "/healthz").status, 200);
+  }
+  EXPECT_TRUE(eventually([&] { return request(server.port(), "GET", "/readyz").status == 200; }, 30s))
+      << server.log();
+}
+
 TEST(S3Outage, StoreStoppedMidUploadThenBack) {
   S3Peer peer;
   auto env = peer.server_env();

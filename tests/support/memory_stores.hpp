@@ -73,6 +73,7 @@ class MemoryObjectStore final : public storage::ObjectStore, public storage::Rec
   }
 
   std::string describe() const override { return "memory"; }
+  boost::asio::awaitable<void> check_ready() override { co_return; }
   Recovery* recovery() override { return this; }
 
   boost::asio::awaitable<void> discard_unfinished(const std::string& key, const std::string&) override {
@@ -153,6 +154,7 @@ class MemoryMetadata final : public db::MetadataStore {
   Failures fail;
 
   std::string describe() const override { return "memory"; }
+  void check_ready() override {}
   std::unique_ptr<db::ExclusiveLock> try_lock(std::string_view) override {
     return std::make_unique<db::ExclusiveLock>();
   }

@@ -218,7 +218,8 @@ class InProcessApi : public ::testing::Test {
   }
   api::Api& api(auth::RateLimit limit = {}) {
     if (!api_) {
-      api_ = std::make_unique<api::Api>(api::Dependencies{services_, authenticator_, {}, limit});
+      api_ = std::make_unique<api::Api>(api::Dependencies{
+          .uploads = services_, .authenticator = authenticator_, .rate_limit = limit, .readiness = &readiness_});
       handler_ = http::chain({http::request_id(), http::error_answers()},
                              [this](http::Request& r) { return api_->handle(r); });
     }
@@ -259,6 +260,7 @@ class InProcessApi : public ::testing::Test {
   testing::MemoryMetadata metadata_;
   auth::Authenticator authenticator_{metadata_, pool_};
   upload::Services services_{store_, metadata_, metadata_, pool_, upload::Limits{}};
+  api::Readiness readiness_{metadata_, store_, pool_};
   db::User alice_;
   std::string token_;
   std::unique_ptr<api::Api> api_;
@@ -297,10 +299,10 @@ TEST_F(InProcessApi, HeadOnEveryGetRouteIsTheGetWithoutItsBody) {
     }
     ++checked;
   }
-  // /healthz, /, /assets/{name}, /files, /files/{id}, /files/{id}/content, /api/config, /upload-links, the
+  // /healthz, /readyz, /, /assets/{name}, /files, /files/{id}, /files/{id}/content, /api/config, /upload-links, the
   // admin API's /admin/users, /admin/users/{name}, /admin/users/{name}/tokens and /admin/webhooks (403 for
   // alice), and an upload link's /u/{token} and /u/{token}/info (no such link: 404, the page's and the API's)
-  EXPECT_EQ(checked, 14);
+  EXPECT_EQ(checked, 15);
 }
 
 TEST_F(InProcessApi, ErrorsFromTheTableWithTheirHeaders) {

@@ -32,6 +32,7 @@ class PostgresStore final : public MetadataStore {
   ~PostgresStore() override;
 
   std::string describe() const override { return description_; }
+  void check_ready() override;
   int migrate() override;
   std::unique_ptr<ExclusiveLock> try_lock(std::string_view name) override;
   std::string shared_secret(std::string_view name, std::string_view candidate) override;
@@ -515,6 +516,8 @@ PostgresStore::PostgresStore(std::string conninfo, unsigned pool_size)
 }
 
 PostgresStore::~PostgresStore() = default;
+
+void PostgresStore::check_ready() { acquire()->exec_simple("SELECT 1", "readiness check"); }
 
 PostgresStore::Lease PostgresStore::acquire() {
   std::unique_lock lock(mutex_);

@@ -31,6 +31,7 @@ class SqliteStore final : public MetadataStore {
   ~SqliteStore() override;
 
   std::string describe() const override { return "sqlite://" + path_; }
+  void check_ready() override;
   int migrate() override;
   std::unique_ptr<ExclusiveLock> try_lock(std::string_view name) override;
   std::string shared_secret(std::string_view name, std::string_view candidate) override;
@@ -751,6 +752,11 @@ std::vector<Upload> SqliteStore::stale_pending(Micros created_before, const std:
     s.bind(created_before, limit);
   }
   return read_uploads(s);
+}
+
+void SqliteStore::check_ready() {
+  auto c = acquire();
+  exec(c->db, "SELECT 1");
 }
 
 std::int64_t SqliteStore::count_uploads(UploadStatus status) {

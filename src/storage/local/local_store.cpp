@@ -516,6 +516,18 @@ asio::awaitable<std::optional<ObjectInfo>> LocalStore::stat(const std::string& k
   });
 }
 
+asio::awaitable<void> LocalStore::check_ready() {
+  // Writable as this process sees it (root ignores a directory's mode, so
+  // asking access() would not be enough): a file is made and removed.
+  const auto probe = root_ / fmt::format(".ready-{}", ::getpid());
+  co_await util::run_blocking(blocking_, [&] {
+    const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) throw_errno(errno, "create", probe);
+    ::close(fd);
+    if (::unlink(probe.c_str()) != 0) throw_errno(errno, "unlink", probe);
+  });
+}
+
 asio::awaitable<void> LocalStore::remove(const std::string& key) {
   const auto path = path_of(key);
   co_await util::run_blocking(blocking_, [&] {

@@ -159,6 +159,8 @@ class Client : public std::enable_shared_from_this<Client> {
   boost::asio::awaitable<std::vector<MultipartUploadEntry>> list_multipart_uploads(const std::string& prefix);
   // CreateBucket; a bucket we own already is fine.
   boost::asio::awaitable<void> create_bucket();
+  // HeadBucket: the bucket is there and these credentials may use it.
+  boost::asio::awaitable<void> head_bucket();
 
   const ClientOptions& options() const { return options_; }
   const boost::asio::any_io_executor& executor() const { return executor_; }

@@ -247,6 +247,13 @@ asio::awaitable<std::vector<MultipartUploadEntry>> Client::list_multipart_upload
   co_return parse_list_multipart_uploads(res.body);
 }
 
+asio::awaitable<void> Client::head_bucket() {
+  Request r;
+  r.method = "HEAD";
+  const auto res = co_await call(r, "HeadBucket");
+  if (res.status != 200) fail("HeadBucket", options_.bucket, res);
+}
+
 asio::awaitable<void> Client::create_bucket() {
   Request r;
   r.method = "PUT";
