@@ -81,6 +81,12 @@ TEST_F(S3Operations, PutHeadGetDeleteAnObject) {
   peer_.run(s3_.delete_object(key));  // absent: no error
 }
 
+TEST_F(S3Operations, HeadBucketAnswersForABucketWeMayUse) {
+  // The readiness probe: returns, or throws (a store that is down:
+  // S3Outage.ReadinessFollowsTheStore).
+  EXPECT_NO_THROW(peer_.run(s3_.head_bucket()));
+}
+
 TEST_F(S3Operations, ListObjectsByPrefix) {
   put("list/a", "1");
   put("list/b", "2");
