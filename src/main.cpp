@@ -7,32 +7,15 @@
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
-#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 
 #include "cli/cli.hpp"
 #include "config/config.hpp"
 #include "db/metadata_store.hpp"
-
-namespace {
+#include "util/logging.hpp"
 
 using namespace s3up;
-
-void setup_logging(bool debug) {
-  auto sink = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
-  auto main_logger = std::make_shared<spdlog::logger>("s3uploader", sink);
-  auto access = std::make_shared<spdlog::logger>("access", sink);
-  for (auto& l : {main_logger, access}) {
-    l->set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %^%l%$ [%n] %v", spdlog::pattern_time_type::utc);
-    l->set_level(debug ? spdlog::level::debug : spdlog::level::info);
-    l->flush_on(spdlog::level::info);
-  }
-  spdlog::set_default_logger(main_logger);
-  spdlog::register_logger(access);
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"s3uploader: authenticated, streaming file uploads into S3 or local disk"};
@@ -87,7 +70,7 @@ int main(int argc, char** argv) {
     return shown == 0 ? 0 : 2;
   }
   if (version_cmd->parsed()) {
-    fmt::print("{}", cli::version_report());
+    fmt::print("{}\n", cli::version_report());
     return 0;
   }
   if (client.parsed()) {
@@ -111,7 +94,8 @@ int main(int argc, char** argv) {
       if (opt->count() > 0) sources.flags[key] = flag_values[key];
     }
     const auto cfg = config::load(sources);
-    setup_logging(cfg.service.debug);
+    util::setup_logging(cfg.service.log_format == "json" ? util::LogFormat::json : util::LogFormat::text,
+                        cfg.service.debug ? "debug" : cfg.service.log_level);
 
     if (serve_cmd->parsed()) return cli::serve(cfg);
     if (config_cmd->parsed()) {

@@ -16,7 +16,8 @@ int serve(const config::Config& config);
 
 // "0.1.0 (<git describe of the build's checkout>)".
 std::string version();
-// `s3uploader version` and --version: that, and the libraries' versions.
+// `s3uploader version` and --version: that, and the libraries' versions
+// (two lines, the last without its newline).
 std::string version_report();
 
 // `user ...` and `token ...`, registered on `app`; run() runs the one parsed.

@@ -22,7 +22,7 @@ std::string version_report() {
   // libpq, SQLite, zlib), else as built against (Boost, spdlog, fmt).
   return fmt::format(
       "s3uploader {}\n"
-      "libraries: Boost {}, libcurl {}, {}, libpq {}.{}, SQLite {}, zlib {}, spdlog {}.{}.{}, fmt {}.{}.{}\n",
+      "libraries: Boost {}, libcurl {}, {}, libpq {}.{}, SQLite {}, zlib {}, spdlog {}.{}.{}, fmt {}.{}.{}",
       version(), boost, curl_version_info(CURLVERSION_NOW)->version, OpenSSL_version(OPENSSL_VERSION), pq / 10000,
       pq % 100, sqlite3_libversion(), zlibVersion(), SPDLOG_VER_MAJOR, SPDLOG_VER_MINOR, SPDLOG_VER_PATCH,
       FMT_VERSION / 10000, FMT_VERSION / 100 % 100, FMT_VERSION % 100);

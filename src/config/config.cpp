@@ -1,5 +1,6 @@
 #include "config/config.hpp"
 
+#include <algorithm>
 #include <cstdlib>
 #include <thread>
 
@@ -104,6 +105,15 @@ struct Choice {
     return v == yes;
   }
   std::string show(bool v) const { return std::string(v ? yes : no); }
+};
+// One of a few words, kept as it is.
+struct OneOf {
+  std::vector<std::string_view> words;
+  std::string read(const std::string& v, const Bad& bad) const {
+    if (std::find(words.begin(), words.end(), v) == words.end()) bad(fmt::format("one of {}", fmt::join(words, ", ")));
+    return v;
+  }
+  std::string show(const std::string& v) const { return v; }
 };
 struct Rate {
   double read(const std::string& v, const Bad& bad) const {
@@ -254,8 +264,13 @@ const std::vector<SettingInfo> kSettings = {
     setting("shutdown_grace", "S3UP_SHUTDOWN_GRACE", "30s",
             "On SIGTERM/SIGINT, how long in-flight uploads may run before they are aborted.",
             in(&Config::http, &http::Limits::shutdown_grace), Duration{}),
-    setting("debug", "DEBUG", "false", "Debug logging (true/false).", in(&Config::service, &ServiceSettings::debug),
-            Boolean{}),
+    setting("debug", "DEBUG", "false", "Debug logging (true/false): the same as log_level = debug.",
+            in(&Config::service, &ServiceSettings::debug), Boolean{}),
+    setting("log_level", "S3UP_LOG_LEVEL", "info", "The least a log line must be: debug, info, warn or error.",
+            in(&Config::service, &ServiceSettings::log_level), OneOf{{"debug", "info", "warn", "error"}}),
+    setting("log_format", "S3UP_LOG_FORMAT", "text",
+            "text (for people) or json (one object per line: ts, level, logger, msg and the access log's fields).",
+            in(&Config::service, &ServiceSettings::log_format), OneOf{{"text", "json"}}),
     setting("migrate_on_start", "S3UP_MIGRATE", "true", "Apply database migrations when `serve` starts.",
             in(&Config::service, &ServiceSettings::migrate_on_start), Boolean{}),
     setting(

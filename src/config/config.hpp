@@ -28,7 +28,9 @@ struct ServiceSettings {
   unsigned threads = 0;           // I/O threads; 0 = number of cores
   unsigned blocking_threads = 0;  // database and disk threads; 0 = automatic
   std::string port_file;          // if set, the bound port is written here
-  bool debug = false;
+  bool debug = false;               // the same as log_level = debug
+  std::string log_level = "info";   // debug, info, warn or error
+  std::string log_format = "text";  // text or json (one object per line)
   bool migrate_on_start = true;
 };
 

@@ -32,6 +32,7 @@
 
 #include "util/crypto.hpp"
 #include "util/text.hpp"
+#include "util/logging.hpp"
 
 namespace s3up::http {
 
@@ -75,9 +76,22 @@ ExchangeObserver access_log() {
   auto logger = spdlog::get("access");
   if (!logger) logger = spdlog::default_logger();
   return [logger](const Exchange& e) {
-    logger->info("{} {} {} {} {} {:.1f}ms in={} user={} req={}", e.peer, e.method.empty() ? "-" : e.method,
-                 e.target.empty() ? "-" : e.target, e.status, e.bytes_out, e.milliseconds, e.bytes_in,
-                 e.user_id ? std::to_string(*e.user_id) : "-", e.request_id.empty() ? "-" : e.request_id);
+    if (!logger->should_log(spdlog::level::info)) return;
+    const std::string_view method = e.method.empty() ? "-" : e.method, route = e.target.empty() ? "-" : e.target;
+    const std::string user = e.user_id ? std::to_string(*e.user_id) : "-";
+    const std::string text = fmt::format("{} {} {} {} {} {:.1f}ms in={} user={} req={}", e.peer, method, route,
+                                         e.status, e.bytes_out, e.milliseconds, e.bytes_in, user,
+                                         e.request_id.empty() ? "-" : e.request_id);
+    util::log_fields(*logger, spdlog::level::info, text,
+                     {{"request_id", e.request_id},
+                      {"method", method},
+                      {"route", route},
+                      {"status", static_cast<std::int64_t>(e.status)},
+                      {"duration_ms", e.milliseconds},
+                      {"bytes_in", static_cast<std::int64_t>(e.bytes_in)},
+                      {"bytes_out", static_cast<std::int64_t>(e.bytes_out)},
+                      {"user_id", e.user_id ? util::LogValue(*e.user_id) : util::LogValue()},
+                      {"remote", e.peer}});
   };
 }
 

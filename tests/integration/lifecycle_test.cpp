@@ -5,7 +5,10 @@
 #include <csignal>
 #include <fstream>
 #include <regex>
+#include <sstream>
 #include <thread>
+
+#include <boost/json/parse.hpp>
 
 #include "harness.hpp"
 #include "util/crypto.hpp"
@@ -72,7 +75,7 @@ TEST(Lifecycle, MistakesAreExplainedAndMakeNothing) {
   EXPECT_FALSE(std::filesystem::exists(dir / "data")) << "an admin command made a database";
   r = in_dir("--version");
   EXPECT_EQ(r.exit_code, 0);
-  EXPECT_TRUE(std::regex_match(r.out, std::regex(R"(\d+\.\d+\.\d+\n)"))) << r.out;
+  EXPECT_TRUE(std::regex_match(r.out, std::regex(R"(s3uploader \d+\.\d+\.\d+ \(.+\)\nlibraries: .+\n)"))) << r.out;
   r = in_dir("ls --max-upload-bytes 1KiB");
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find("--max-upload-bytes is a setting of the service"), std::string::npos) << r.err;
@@ -131,6 +134,66 @@ TEST(Lifecycle, ReadinessSaysWhenTheObjectsDirectoryCannotBeWritten) {
   std::filesystem::remove(dir);
   std::filesystem::rename(aside, dir);
   EXPECT_TRUE(eventually([&] { return request(s.port(), "GET", "/readyz").status == 200; }, 10s));
+}
+
+TEST(Lifecycle, JsonLogsAreOneObjectPerLineAndShowNoSecretEvenAtDebug) {
+  ServerProcess s(Env{{"S3UP_LOG_FORMAT", "json"}, {"S3UP_LOG_LEVEL", "debug"}});
+  const auto token = s.create_user_with_token("alice");
+  const std::map<std::string, std::string> auth{{"Authorization", "Bearer " + token}};
+  // A little of everything that carries a secret: a token (good and bad), a
+  // download link's signature, a tus upload.
+  const auto put = request(s.port(), "PUT", "/upload/notes.txt", auth, "some notes");
+  ASSERT_EQ(put.status, 201) << put.body;
+  const std::string id(put.json().at("file_id").as_string());
+  const auto link = request(s.port(), "POST", "/files/" + id + "/link", auth);
+  ASSERT_EQ(link.status, 200) << link.body;
+  const std::string url(link.json().at("url").as_string());
+  const std::string target = url.substr(url.find("/files/"));
+  EXPECT_EQ(request(s.port(), "GET", target).status, 200);
+  const std::string signature = target.substr(target.find("signature=") + 10);
+  EXPECT_EQ(request(s.port(), "GET", "/files", {{"Authorization", "Bearer s3u_not-a-real-token"}}).status, 401);
+  auto tus = auth;
+  tus["Tus-Resumable"] = "1.0.0";
+  tus["Upload-Length"] = "5";
+  const auto created = request(s.port(), "POST", "/upload/resumable", tus);
+  ASSERT_EQ(created.status, 201) << created.body;
+  auto patch = auth;
+  patch["Tus-Resumable"] = "1.0.0";
+  patch["Upload-Offset"] = "0";
+  patch["Content-Type"] = "application/offset+octet-stream";
+  const std::string location = created.header("location");
+  EXPECT_EQ(request(s.port(), "PATCH", location.substr(location.find("/upload/")), patch, "hello").status, 204);
+  EXPECT_EQ(request(s.port(), "GET", "/readyz").status, 200);
+
+  ASSERT_TRUE(eventually([&] { return s.log().find("\"status\":204") != std::string::npos; }));
+  std::istringstream lines(s.log());
+  std::string line;
+  int access_lines = 0, debug_lines = 0;
+  while (std::getline(lines, line)) {
+    if (line.empty()) continue;
+    boost::system::error_code ec;
+    const auto value = boost::json::parse(line, ec);
+    ASSERT_FALSE(ec) << "not JSON: " << line;
+    const auto& o = value.as_object();
+    for (const char* key : {"ts", "level", "logger", "msg"}) ASSERT_TRUE(o.contains(key)) << key << " in " << line;
+    EXPECT_TRUE(std::regex_match(std::string(o.at("ts").as_string()),
+                                 std::regex(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)")))
+        << line;
+    if (o.at("level").as_string() == "debug") ++debug_lines;
+    if (o.at("logger").as_string() == "access") {
+      ++access_lines;
+      for (const char* key : {"request_id", "method", "route", "status", "duration_ms", "bytes_in", "bytes_out",
+                              "user_id", "remote"}) {
+        EXPECT_TRUE(o.contains(key)) << key << " in " << line;
+      }
+    }
+    EXPECT_EQ(line.find(token), std::string::npos) << "the token: " << line;
+    EXPECT_EQ(line.find("s3u_not-a-real-token"), std::string::npos) << "a presented token: " << line;
+    EXPECT_EQ(line.find(signature), std::string::npos) << "a link's signature: " << line;
+    EXPECT_EQ(line.find("Bearer s3u_"), std::string::npos) << line;
+  }
+  EXPECT_GE(access_lines, 7);
+  EXPECT_GT(debug_lines, 0) << "log_level = debug";
 }
 
 TEST(Lifecycle, VersionNamesTheBuildAndItsLibraries) {
