@@ -1,6 +1,6 @@
 -- Claims that stay cheap with any backlog. A claim now moves the delivery's
--- next_attempt_at to the end of its lease (so claimed_until goes: a claimed
--- delivery is simply not due), and a delivery that must wait is held: behind
+-- next_attempt_at to the end of its lease (claimed_until is no longer used: a
+-- claimed delivery is simply not due), and a delivery that must wait is held: behind
 -- an earlier pending delivery about the same upload to the same endpoint (a
 -- receiver never hears of a deletion before the completion), or for its
 -- endpoint to be enabled again. A claim is then a walk of the due index in
@@ -15,7 +15,8 @@ WHERE status = 'pending'
        OR EXISTS (SELECT 1 FROM webhook_deliveries p
                   WHERE p.status = 'pending' AND p.upload_id = webhook_deliveries.upload_id
                     AND p.endpoint = webhook_deliveries.endpoint AND p.seq < webhook_deliveries.seq));
-ALTER TABLE webhook_deliveries DROP COLUMN claimed_until;
+-- claimed_until is no longer read or written, but stays: instances of an
+-- earlier build still use it during a rolling upgrade.
 DROP INDEX webhook_deliveries_due;
 CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at, seq) WHERE status = 'pending' AND held = false;
 CREATE INDEX webhook_deliveries_held ON webhook_deliveries (upload_id, endpoint, seq) WHERE status = 'pending' AND held = true;
