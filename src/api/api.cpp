@@ -5,8 +5,10 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
+#include <boost/asio/ip/address.hpp>
 #include <boost/json/parse.hpp>
 
+#include "metrics/metrics.hpp"
 #include "util/blocking.hpp"
 #include "util/text.hpp"
 #include "util/time.hpp"
@@ -214,6 +216,7 @@ Api::Api(Dependencies deps)
   };
   route(verb::get, "/healthz", &Api::healthz, {});
   route(verb::get, "/readyz", &Api::readyz, {});
+  route(verb::get, "/metrics", &Api::metrics, {});
   route(verb::get, "/", &Api::web_page, {});
   route(verb::get, "/assets/{name}", &Api::web_asset, {});
   route(verb::post, "/upload", &Api::upload_form, caller_steps);
@@ -276,6 +279,19 @@ asio::awaitable<http::Response> Api::readyz(http::Request&) {
   co_return http::Response::json(report.ready ? http::Status::ok : http::Status::service_unavailable,
                                  json::object{{"status", report.ready ? "ready" : "unavailable"},
                                               {"checks", std::move(checks)}});
+}
+
+asio::awaitable<http::Response> Api::metrics(http::Request& request) {
+  // Not behind the API token (a scraper has none), so not for the world:
+  // only a client on this host. (A listener of its own is to come.)
+  boost::system::error_code ec;
+  const auto peer = asio::ip::make_address(request.context.peer_address, ec);
+  if (ec || !peer.is_loopback()) throw ApiError(errc::forbidden, "metrics are served to loopback clients only");
+  http::Response res(http::Status::ok);
+  res.body(metrics::registry().render());
+  res.set("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+  res.set("Cache-Control", "no-store");
+  co_return res;
 }
 
 template <class Ask>

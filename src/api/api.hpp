@@ -205,6 +205,8 @@ class Api {
  private:
   boost::asio::awaitable<http::Response> healthz(http::Request& request);
   boost::asio::awaitable<http::Response> readyz(http::Request& request);
+  // Prometheus metrics (metrics::registry()), to loopback clients only.
+  boost::asio::awaitable<http::Response> metrics(http::Request& request);
   // The web page and its assets (web.cpp).
   boost::asio::awaitable<http::Response> web_page(http::Request& request);
   boost::asio::awaitable<http::Response> web_asset(http::Request& request);

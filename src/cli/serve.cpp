@@ -18,6 +18,7 @@
 #include "cli/cli.hpp"
 #include "db/metadata_store.hpp"
 #include "http/server.hpp"
+#include "metrics/metrics.hpp"
 #include "storage/object_store.hpp"
 #include "upload/janitor.hpp"
 #include "util/text.hpp"
@@ -108,8 +109,35 @@ int serve(const config::Config& cfg) {
                  cfg.webhooks.urls.size());
   }
 
+  // Metrics: the process, the build, the memory budgets, and every exchange
+  // (by route, method and status) beside its access log line.
+  auto& registry = metrics::registry();
+  metrics::register_process_metrics(registry, version());
+  auto& budget = registry.gauge("s3uploader_buffer_budget_bytes",
+                                "The memory budget for upload bodies in flight (buffer_budget), used and free.",
+                                {"state"});
+  registry.on_scrape([&budget, buffers] {
+    budget.with({"free"}).set(static_cast<double>(buffers->available()));
+    budget.with({"used"}).set(static_cast<double>(buffers->budget() - buffers->available()));
+  });
+  auto& requests = registry.counter("s3uploader_http_requests_total",
+                                    "HTTP requests answered, by route (its pattern; \"none\" when none matched), "
+                                    "method and status (499: the client went away).",
+                                    {"route", "method", "code"});
+  auto& durations = registry.histogram("s3uploader_http_request_duration_seconds",
+                                       "Time from a request's head to the end of its answer, by route.", {"route"});
+
   http::ServerOptions options;
   static_cast<http::Limits&>(options) = cfg.http;
+  options.on_exchange = [log = http::access_log(), &requests, &durations](const http::Exchange& e) {
+    log(e);
+    // Labels take only values from short lists: a client's odd method is "other".
+    const std::string route = e.route.empty() ? "none" : std::string(e.route);
+    static constexpr std::string_view kMethods[] = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"};
+    const bool known = std::find(std::begin(kMethods), std::end(kMethods), e.method) != std::end(kMethods);
+    requests.with({route, known ? std::string(e.method) : "other", std::to_string(e.status)}).add();
+    durations.with({route}).observe(e.milliseconds / 1000);
+  };
   options.endpoint = parse_listen(cfg.service.listen);
   options.buffers = buffers;
   options.max_body_bytes = cfg.uploads.max_upload_bytes + api::kMultipartFramingAllowance;

@@ -606,6 +606,7 @@ asio::awaitable<void> Server::Impl::run_session(tcp::socket socket) {
     options.on_exchange(Exchange{.peer = peer,
                                  .method = header.method_string(),
                                  .target = target,
+                                 .route = context.route,
                                  .status = client_gone ? static_cast<unsigned>(kClientClosedRequest) : status,
                                  .bytes_in = body.bytes_read(),
                                  .bytes_out = written.bytes,

@@ -30,6 +30,7 @@ struct Exchange {
   std::string_view peer;
   std::string_view method;
   std::string_view target;  // the route's name, or what of the path may be shown
+  std::string_view route;   // the route's name; empty when none matched
   unsigned status = 0;      // 499: the client went away
   std::uint64_t bytes_in = 0;
   std::uint64_t bytes_out = 0;

@@ -9,6 +9,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "metrics/metrics.hpp"
 #include "util/text.hpp"
 #include "util/time.hpp"
 #include "webhooks/signed_post.hpp"
@@ -30,6 +31,15 @@ constexpr int kClaimed = 8 * Deliverer::kConcurrency;  // the most a claim fills
 constexpr int kQueued = 4 * kClaimed;    // the most handed-over deliveries wait here
 
 db::Micros micros(std::chrono::milliseconds d) { return d.count() * 1000; }
+
+// s3uploader_webhook_deliveries_total{outcome}: delivered, failed (to be
+// tried again) or dead.
+metrics::Counter& deliveries(std::string_view outcome) {
+  static auto& family = metrics::registry().counter(
+      "s3uploader_webhook_deliveries_total", "Webhook delivery attempts by outcome: delivered, failed (tried again later) or dead.",
+      {"outcome"});
+  return family.with({std::string(outcome)});
+}
 
 }  // namespace
 
@@ -201,6 +211,7 @@ class Deliverer::Impl {
         std::lock_guard lock(mutex_);
         delivered_.push_back(d.seq);
       }
+      deliveries("delivered").add();
       spdlog::debug("webhooks: {} {} delivered to {} (attempt {})", d.event_type, d.event_id, where, d.attempts);
       return;
     }
@@ -214,11 +225,13 @@ class Deliverer::Impl {
         answer.status == 429 || answer.status == 503 ? answer.retry_after : std::chrono::seconds{};
     const db::Micros next = now + micros(backoff(d.attempts, retry_after));
     if (next > d.created_at + micros(settings_.max_age)) {
+      deliveries("dead").add();
       outbox_.delivery_failed(d.seq, std::nullopt, error);
       spdlog::error("webhooks: {} {} to {} is dead after {} attempt(s) over webhook_max_age; last: {}", d.event_type,
                     d.event_id, where, d.attempts, error);
       return;
     }
+    deliveries("failed").add();
     outbox_.delivery_failed(d.seq, next, error);
     spdlog::warn("webhooks: {} {} to {} failed (attempt {}): {}; trying again at {}", d.event_type, d.event_id, where,
                  d.attempts, error, util::rfc3339(next));

@@ -196,6 +196,54 @@ TEST(Lifecycle, JsonLogsAreOneObjectPerLineAndShowNoSecretEvenAtDebug) {
   EXPECT_GT(debug_lines, 0) << "log_level = debug";
 }
 
+// The value of the sample `series` (name and labels, as rendered) in a
+// scrape; -1 when absent.
+double sample(const std::string& scrape, const std::string& series) {
+  const auto at = scrape.find("\n" + series + " ");
+  if (at == std::string::npos) return -1;
+  return std::stod(scrape.substr(at + series.size() + 2));
+}
+
+TEST(Lifecycle, MetricsCountExactlyWhatHappenedInPrometheusFormat) {
+  ServerProcess s;
+  const auto token = s.create_user_with_token("alice");
+  const auto scrape = [&] {
+    const auto r = request(s.port(), "GET", "/metrics");
+    EXPECT_EQ(r.status, 200);
+    EXPECT_EQ(r.header("content-type"), "text/plain; version=0.0.4; charset=utf-8");
+    return r.body;
+  };
+  const std::string ready = R"(s3uploader_http_requests_total{route="/readyz",method="GET",code="200"})";
+  const std::string put = R"(s3uploader_http_requests_total{route="/upload/{name}",method="PUT",code="201"})";
+  const std::string unauthorized = R"(s3uploader_http_requests_total{route="/files",method="GET",code="401"})";
+  const auto before = scrape();
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(request(s.port(), "GET", "/readyz").status, 200);
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_EQ(request(s.port(), "PUT", "/upload/m" + std::to_string(i) + ".txt",
+                      {{"Authorization", "Bearer " + token}}, "bytes")
+                  .status,
+              201);
+  }
+  EXPECT_EQ(request(s.port(), "GET", "/files").status, 401);
+  const auto after = scrape();
+  EXPECT_EQ(sample(after, ready) - std::max(0.0, sample(before, ready)), 3) << after;
+  EXPECT_EQ(sample(after, put) - std::max(0.0, sample(before, put)), 2) << after;
+  EXPECT_EQ(sample(after, unauthorized) - std::max(0.0, sample(before, unauthorized)), 1) << after;
+  EXPECT_EQ(sample(after, R"(s3uploader_http_request_duration_seconds_count{route="/upload/{name}"})"), 2);
+  EXPECT_EQ(sample(after, R"(s3uploader_buffer_budget_bytes{state="used"})"), 0) << "nothing in flight";
+  EXPECT_GT(sample(after, "process_resident_memory_bytes"), 1e6);
+  EXPECT_NE(after.find("s3uploader_build_info{version=\"0."), std::string::npos);
+  EXPECT_EQ(after.find(token), std::string::npos);
+
+  // Prometheus's own checker, when it is installed (install-deps --test does).
+  if (std::system("command -v promtool > /dev/null") == 0) {
+    const auto file = temporary_directory() / "metrics.txt";
+    { std::ofstream(file) << after; }
+    const auto checked = run_program({"/bin/sh", "-c", "promtool check metrics < " + file.string()}, {});
+    EXPECT_EQ(checked.exit_code, 0) << checked.out << checked.err;
+  }
+}
+
 TEST(Lifecycle, VersionNamesTheBuildAndItsLibraries) {
   for (const std::string how : {"version", "--version"}) {
     const auto r = run_program({binary_path(), how}, {});

@@ -299,10 +299,10 @@ TEST_F(InProcessApi, HeadOnEveryGetRouteIsTheGetWithoutItsBody) {
     }
     ++checked;
   }
-  // /healthz, /readyz, /, /assets/{name}, /files, /files/{id}, /files/{id}/content, /api/config, /upload-links, the
+  // /healthz, /readyz, /metrics (403: not from loopback), /, /assets/{name}, /files, /files/{id}, /files/{id}/content, /api/config, /upload-links, the
   // admin API's /admin/users, /admin/users/{name}, /admin/users/{name}/tokens and /admin/webhooks (403 for
   // alice), and an upload link's /u/{token} and /u/{token}/info (no such link: 404, the page's and the API's)
-  EXPECT_EQ(checked, 15);
+  EXPECT_EQ(checked, 16);
 }
 
 TEST_F(InProcessApi, ErrorsFromTheTableWithTheirHeaders) {
