@@ -130,39 +130,41 @@ struct Registry::Entry {
 Registry::Registry() = default;
 Registry::~Registry() = default;
 
-Family<Counter>& Registry::counter(std::string name, std::string help, std::vector<std::string> label_names) {
-  auto e = std::make_unique<Entry>(Entry{std::move(name), std::move(help), "counter", std::move(label_names)});
-  e->counters.reset(new Family<Counter>());
-  auto& family = *e->counters;
+std::unique_ptr<Registry::Entry> Registry::entry(std::string name, std::string help, std::string type,
+                                                 std::vector<std::string> label_names) {
+  return std::make_unique<Entry>(Entry{std::move(name), std::move(help), std::move(type), std::move(label_names)});
+}
+
+Registry::Entry& Registry::publish(std::unique_ptr<Entry> e) {
+  auto& published = *e;
   std::lock_guard lock(mutex_);
   entries_.push_back(std::move(e));
-  return family;
+  return published;
+}
+
+Family<Counter>& Registry::counter(std::string name, std::string help, std::vector<std::string> label_names) {
+  auto e = entry(std::move(name), std::move(help), "counter", std::move(label_names));
+  e->counters.reset(new Family<Counter>());
+  return *publish(std::move(e)).counters;
 }
 
 Family<Gauge>& Registry::gauge(std::string name, std::string help, std::vector<std::string> label_names) {
-  auto e = std::make_unique<Entry>(Entry{std::move(name), std::move(help), "gauge", std::move(label_names)});
+  auto e = entry(std::move(name), std::move(help), "gauge", std::move(label_names));
   e->gauges.reset(new Family<Gauge>());
-  auto& family = *e->gauges;
-  std::lock_guard lock(mutex_);
-  entries_.push_back(std::move(e));
-  return family;
+  return *publish(std::move(e)).gauges;
 }
 
 Family<Histogram>& Registry::histogram(std::string name, std::string help, std::vector<std::string> label_names,
                                        const std::vector<double>& bounds) {
-  auto e = std::make_unique<Entry>(Entry{std::move(name), std::move(help), "histogram", std::move(label_names)});
+  auto e = entry(std::move(name), std::move(help), "histogram", std::move(label_names));
   e->histograms.reset(new Family<Histogram>(bounds));
-  auto& family = *e->histograms;
-  std::lock_guard lock(mutex_);
-  entries_.push_back(std::move(e));
-  return family;
+  return *publish(std::move(e)).histograms;
 }
 
 void Registry::collect(std::string name, std::string help, std::string type, std::function<double()> read) {
-  auto e = std::make_unique<Entry>(Entry{std::move(name), std::move(help), std::move(type), {}});
+  auto e = entry(std::move(name), std::move(help), std::move(type), {});
   e->read = std::move(read);
-  std::lock_guard lock(mutex_);
-  entries_.push_back(std::move(e));
+  publish(std::move(e));
 }
 
 void Registry::on_scrape(std::function<void()> update) {

@@ -18,31 +18,38 @@
 
 namespace s3up::metrics {
 
-class Counter {
+// A double that several threads add to without a lock.
+class AtomicDouble {
  public:
-  void add(double amount = 1) {
+  void add(double amount) {
     double now = value_.load(std::memory_order_relaxed);
     while (!value_.compare_exchange_weak(now, now + amount, std::memory_order_relaxed)) {
     }
   }
+  void set(double v) { value_.store(v, std::memory_order_relaxed); }
   double value() const { return value_.load(std::memory_order_relaxed); }
 
  private:
   std::atomic<double> value_{0};
 };
 
-class Gauge {
+class Counter {
  public:
-  void set(double v) { value_.store(v, std::memory_order_relaxed); }
-  void add(double amount) {
-    double now = value_.load(std::memory_order_relaxed);
-    while (!value_.compare_exchange_weak(now, now + amount, std::memory_order_relaxed)) {
-    }
-  }
-  double value() const { return value_.load(std::memory_order_relaxed); }
+  void add(double amount = 1) { value_.add(amount); }
+  double value() const { return value_.value(); }
 
  private:
-  std::atomic<double> value_{0};
+  AtomicDouble value_;
+};
+
+class Gauge {
+ public:
+  void set(double v) { value_.set(v); }
+  void add(double amount) { value_.add(amount); }
+  double value() const { return value_.value(); }
+
+ private:
+  AtomicDouble value_;
 };
 
 class Histogram {
@@ -59,7 +66,7 @@ class Histogram {
  private:
   std::vector<double> bounds_;
   std::unique_ptr<std::atomic<std::uint64_t>[]> counts_;  // per bucket (not cumulative), then +Inf
-  Counter sum_;
+  AtomicDouble sum_;
 };
 
 using Labels = std::vector<std::string>;  // values, in the family's label order
@@ -102,6 +109,10 @@ class Registry {
 
  private:
   struct Entry;
+  // A new entry, complete before it is shared with render().
+  static std::unique_ptr<Entry> entry(std::string name, std::string help, std::string type,
+                                      std::vector<std::string> label_names);
+  Entry& publish(std::unique_ptr<Entry> entry);
   mutable std::mutex mutex_;
   std::vector<std::unique_ptr<Entry>> entries_;
   std::vector<std::function<void()>> updates_;
