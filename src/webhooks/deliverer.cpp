@@ -97,11 +97,14 @@ class Deliverer::Impl {
  private:
   // Long enough for one attempt and its bookkeeping.
   std::chrono::milliseconds lease() const { return settings_.timeout + 30s; }
+  // For a delivery claimed now: after this, an attempt could outlast the
+  // claim, and another deliverer may be sending it.
+  Clock::time_point send_by() const { return Clock::now() + lease() - settings_.timeout; }
 
   void take(std::vector<db::WebhookDelivery> claimed) {
     std::lock_guard lock(mutex_);
     if (stopping_) return;
-    const auto until = Clock::now() + lease() - settings_.timeout;
+    const auto until = send_by();
     for (auto& d : claimed) {
       if (static_cast<int>(queue_.size()) >= kQueued) {
         returned_.push_back(d.seq);  // no room: back to the database, for a claim
@@ -166,7 +169,7 @@ class Deliverer::Impl {
         const int n = static_cast<int>(claimed.size());
         next_claim = Clock::now() + (n == free ? 0ms : n > 0 ? std::chrono::milliseconds(kShortPause) : kIdlePoll);
       }
-      const auto until = Clock::now() + lease() - settings_.timeout;
+      const auto until = send_by();
       for (auto& d : claimed) queue_.push_back({std::move(d), until});
       if (!claimed.empty()) work_ready_.notify_all();
     }

@@ -3,6 +3,7 @@
 #include <libpq-fe.h>
 #include <poll.h>
 
+#include <algorithm>
 #include <charconv>
 #include <condition_variable>
 #include <ctime>
@@ -125,7 +126,8 @@ class PostgresStore final : public MetadataStore {
   // writes_->run, then what the write claimed to this process's deliverer.
   int run_recording(Write& w);
   // The same on a connection of its own, outside the batches: for the
-  // deliverer's writes, which the uploads' writes need not wait for.
+  // outbox's own writes (marking, releasing, holding), which the uploads'
+  // writes need not wait for.
   int run_apart(Write& w);
   // `w` and its companions, in a transaction of their own on `c`.
   int run_alone(Connection& c, const Write& w);
@@ -314,7 +316,7 @@ class PostgresStore::Connection {
   // the rows each changed. Returns false if a statement failed: the
   // transaction was rolled back and nothing of it happened. Throws
   // database_unavailable if the connection broke or COMMIT failed (then the
-  // outcome is unknown).
+  // outcome is unknown). `results`, unless empty, gets each statement's rows.
   bool run_in_one_round_trip(const std::vector<std::pair<std::string_view, const Params*>>& statements,
                              std::vector<int>& rows, std::vector<ResultPtr>& results) {
     for (const auto& [name, params] : statements) prepare(name, query_for(name, kDialect));
@@ -346,7 +348,7 @@ class PostgresStore::Connection {
         if (is_statement) {
           const char* n = PQcmdTuples(r.get());
           rows[q - 1] = n && *n ? std::atoi(n) : 0;
-          results[q - 1] = std::move(r);
+          if (!results.empty()) results[q - 1] = std::move(r);
         }
       } else if (status != PGRES_PIPELINE_ABORTED) {
         if (problem.empty()) problem = PQresultErrorMessage(r.get());
@@ -450,6 +452,10 @@ struct PostgresStore::Write {
   };
   std::vector<Companion> before, after;
   bool has_companions() const { return !before.empty() || !after.empty(); }
+  bool claims() const {
+    const auto claiming = [](const Companion& c) { return c.claims != Companion::Claims::none; };
+    return std::any_of(before.begin(), before.end(), claiming) || std::any_of(after.begin(), after.end(), claiming);
+  }
   // What the companions claimed, filled in once the transaction committed:
   // for EventRecording::hand_over.
   mutable std::vector<WebhookDelivery> claimed;
@@ -495,13 +501,17 @@ PostgresStore::PostgresStore(std::string conninfo, unsigned pool_size)
       for (const auto& a : w->after) statements.emplace_back(a.query, &a.params);
     }
     std::vector<int> rows(statements.size());
+    // The statements' rows are kept only when a companion claims some (webhooks on).
     std::vector<ResultPtr> results;
-    for (std::size_t i = 0; i < statements.size(); ++i) results.emplace_back(nullptr, PQclear);
+    if (std::any_of(writes.begin(), writes.end(), [](const Write* w) { return w->claims(); })) {
+      for (std::size_t i = 0; i < statements.size(); ++i) results.emplace_back(nullptr, PQclear);
+    }
     if (!c->run_in_one_round_trip(statements, rows, results)) return each_alone();
     for (std::size_t i = 0; i < writes.size(); ++i) {
       const Write& w = *writes[i];
       outcomes[i].rows = rows[main_statement[i]];
       w.claimed.clear();
+      if (!w.claims()) continue;
       std::size_t at = main_statement[i] - w.before.size();
       const auto take = [&](const Write::Companion& companion, std::size_t statement) {
         if (companion.claims != Write::Companion::Claims::none && results[statement]) {
@@ -1017,12 +1027,12 @@ void PostgresStore::disable_endpoint(std::string_view url, Micros now, std::stri
   Params hold;
   hold.text(url);
   w.after.push_back({"holdEndpoint", std::move(hold)});
-  writes_->run(w);
+  run_apart(w);
 }
 
 std::int64_t PostgresStore::release_held_deliveries() {
   Write w{"releaseHeld", {}};
-  return writes_->run(w);
+  return run_apart(w);
 }
 
 std::int64_t PostgresStore::prune_deliveries(Micros delivered_before, std::int64_t limit) {
@@ -1061,7 +1071,7 @@ bool PostgresStore::enable_endpoint(std::string_view url) {
   Write w{"enableEndpoint", {}};
   w.params.text(url);
   w.after.push_back({"releaseHeld", {}});
-  return writes_->run(w) > 0;
+  return run_apart(w) > 0;
 }
 
 std::vector<DisabledEndpoint> PostgresStore::disabled_endpoints() {

@@ -784,9 +784,14 @@ std::vector<WebhookDelivery> SqliteStore::claim_deliveries(Micros now, Micros cl
   return out;
 }
 
+namespace {
+// Deliveries' seqs as the queries read them: a JSON array, for json_each.
+std::string json_array(const std::vector<std::int64_t>& seqs) { return fmt::format("[{}]", fmt::join(seqs, ",")); }
+}  // namespace
+
 void SqliteStore::unclaim_deliveries(const std::vector<std::int64_t>& seqs, Micros now) {
   if (seqs.empty()) return;
-  const std::string list = fmt::format("[{}]", fmt::join(seqs, ","));
+  const std::string list = json_array(seqs);
   writes_->run(Write([&](Connection& c) {
     Statement s(c, "unclaimDeliveries");
     s.bind(list, now).run();
@@ -796,7 +801,7 @@ void SqliteStore::unclaim_deliveries(const std::vector<std::int64_t>& seqs, Micr
 
 void SqliteStore::deliveries_succeeded(const std::vector<std::int64_t>& seqs, Micros now) {
   if (seqs.empty()) return;
-  const std::string list = fmt::format("[{}]", fmt::join(seqs, ","));
+  const std::string list = json_array(seqs);
   run_recording([&](Connection& c, std::vector<WebhookDelivery>& claimed) {
     Statement s(c, "deliverySucceeded");
     s.bind(list, now).run();
@@ -811,7 +816,7 @@ void SqliteStore::delivery_failed(std::int64_t seq, std::optional<Micros> next_a
     Statement s(c, "deliveryFailed");
     s.bind(seq, next_attempt_at, error).run();
     const int changed = s.changes();
-    if (!next_attempt_at) release_after(c, fmt::format("[{}]", seq), claimed);  // dead: the next one goes
+    if (!next_attempt_at) release_after(c, json_array({seq}), claimed);  // dead: the next one goes
     return changed;
   });
 }
