@@ -42,6 +42,11 @@ int main(int argc, char** argv) {
   auto* migrate_cmd = app.add_subcommand("migrate", "Apply database migrations and exit");
   auto* config_cmd = app.add_subcommand("config", "Print the effective configuration (as TOML that --config reads)");
   auto* version_cmd = app.add_subcommand("version", "Print the version and the libraries' versions");
+  auto* check_cmd = app.add_subcommand("check", "Exit 0 if the URL answers 2xx (a health probe without curl)");
+  std::string check_url = "http://127.0.0.1:8080/readyz", check_ca_file;
+  check_cmd->add_option("url", check_url, "What to GET")->capture_default_str();
+  check_cmd->add_option("--ca-file", check_ca_file, "CA certificate(s) to trust for an https URL")
+      ->check(CLI::ExistingFile);
   // The settings are options of the program, given before or after the
   // command; the service's commands list them in their own help too.
   std::string settings_help = "\nSettings (each also from its environment variable or --config FILE):\n";
@@ -69,6 +74,7 @@ int main(int argc, char** argv) {
     const int shown = app.exit(e);
     return shown == 0 ? 0 : 2;
   }
+  if (check_cmd->parsed()) return cli::check(check_url, check_ca_file);
   if (version_cmd->parsed()) {
     fmt::print("{}\n", cli::version_report());
     return 0;

@@ -216,7 +216,7 @@ Api::Api(Dependencies deps)
   };
   route(verb::get, "/healthz", &Api::healthz, {});
   route(verb::get, "/readyz", &Api::readyz, {});
-  route(verb::get, "/metrics", &Api::metrics, {});
+  if (deps_.metrics) route(verb::get, "/metrics", &Api::metrics, {});
   route(verb::get, "/", &Api::web_page, {});
   route(verb::get, "/assets/{name}", &Api::web_asset, {});
   route(verb::post, "/upload", &Api::upload_form, caller_steps);
@@ -287,11 +287,15 @@ asio::awaitable<http::Response> Api::metrics(http::Request& request) {
   boost::system::error_code ec;
   const auto peer = asio::ip::make_address(request.context.peer_address, ec);
   if (ec || !peer.is_loopback()) throw ApiError(errc::forbidden, "metrics are served to loopback clients only");
+  co_return metrics_answer();
+}
+
+http::Response metrics_answer() {
   http::Response res(http::Status::ok);
   res.body(metrics::registry().render());
   res.set("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
   res.set("Cache-Control", "no-store");
-  co_return res;
+  return res;
 }
 
 template <class Ask>

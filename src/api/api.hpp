@@ -95,6 +95,7 @@ struct Dependencies {
   UploadLinkLimits upload_links{};
   db::WebhookOutbox* webhooks = nullptr;  // for /admin/webhooks
   Readiness* readiness = nullptr;         // for /readyz (none: 404)
+  bool metrics = true;                    // GET /metrics here, for loopback clients (false: it has its own listener)
 };
 
 // Multipart framing around the file (boundary lines, part headers) is not
@@ -275,5 +276,9 @@ upload::Requester requester(const http::Request& request, std::string_view sourc
 boost::json::object user_json(const db::User& user);
 // An upload link as its owner sees it (never its URL, which only creation shows).
 boost::json::object upload_link_json(const db::UploadLink& link);
+
+// GET /metrics' answer: every metric of metrics::registry(), in the
+// Prometheus text format (for a listener of its own, metrics_listen).
+http::Response metrics_answer();
 
 }  // namespace s3up::api

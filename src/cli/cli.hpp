@@ -14,6 +14,10 @@ namespace s3up::cli {
 // Runs the HTTP service until SIGTERM/SIGINT; the process's exit status.
 int serve(const config::Config& config);
 
+// `s3uploader check URL`: 0 if GET URL answers 2xx within 5 s, else 1
+// (with the reason on stderr).
+int check(const std::string& url, const std::string& ca_file);
+
 // "0.1.0 (<git describe of the build's checkout>)".
 std::string version();
 // `s3uploader version` and --version: that, and the libraries' versions

@@ -11,6 +11,8 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/address.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/thread_pool.hpp>
 
@@ -45,6 +47,75 @@ asio::ip::tcp::endpoint parse_listen(const std::string& listen) {
   if (port_number > 65535) throw config::ConfigError("listen: port out of range");
   return {address, static_cast<unsigned short>(port_number)};
 }
+
+// Gauges of what holds the service's state, set when scraped: the memory
+// budget, the uploads in progress here, the database's pool.
+void register_state_metrics(metrics::Registry& registry, std::shared_ptr<util::BufferPool> buffers,
+                            const upload::LiveUploads& live, const db::MetadataStore& database) {
+  auto& budget = registry.gauge("s3uploader_buffer_budget_bytes",
+                                "The memory budget for upload bodies in flight (buffer_budget), used and free.",
+                                {"state"});
+  auto& waiters = registry.gauge("s3uploader_buffer_budget_waiters",
+                                 "Requests waiting for room in the memory budget.", {});
+  auto& in_progress =
+      registry.gauge("s3uploader_uploads_in_progress", "Uploads this instance is receiving now.", {});
+  auto& pool = registry.gauge("s3uploader_db_pool_connections",
+                              "The metadata database's connections: in_use, idle, and waiting (threads waiting "
+                              "for one).",
+                              {"state"});
+  registry.on_scrape([&, buffers] {
+    budget.with({"free"}).set(static_cast<double>(buffers->available()));
+    budget.with({"used"}).set(static_cast<double>(buffers->budget() - buffers->available()));
+    waiters.with({}).set(static_cast<double>(buffers->waiters()));
+    in_progress.with({}).set(static_cast<double>(live.size()));
+    const auto state = database.pool_state();
+    pool.with({"in_use"}).set(static_cast<double>(state.in_use));
+    pool.with({"idle"}).set(static_cast<double>(state.idle));
+    pool.with({"waiting"}).set(static_cast<double>(state.waiting));
+  });
+}
+
+// s3uploader_webhook_outbox{status}: deliveries pending and dead. Counting
+// them is a query, so a scrape never waits for it: it shows the last count
+// and asks the blocking pool for a new one when that is older than 10 s.
+class OutboxCounts {
+ public:
+  OutboxCounts(metrics::Registry& registry, db::WebhookOutbox& outbox, asio::thread_pool& blocking)
+      : outbox_(outbox), blocking_(blocking) {
+    auto& gauge = registry.gauge("s3uploader_webhook_outbox",
+                                 "Webhook deliveries in the outbox, by status (pending: not yet delivered; dead: "
+                                 "given up). Counted at most every 10 s.",
+                                 {"status"});
+    pending_ = &gauge.with({"pending"});
+    dead_ = &gauge.with({"dead"});
+    refresh();
+    registry.on_scrape([this] {
+      if (std::chrono::steady_clock::now() - refreshed_.load() > std::chrono::seconds(10)) refresh();
+    });
+  }
+
+ private:
+  void refresh() {
+    if (refreshing_.exchange(true)) return;
+    asio::post(blocking_, [this] {
+      try {
+        pending_->set(static_cast<double>(outbox_.count_deliveries(db::DeliveryStatus::pending)));
+        dead_->set(static_cast<double>(outbox_.count_deliveries(db::DeliveryStatus::dead)));
+      } catch (const std::exception& e) {
+        spdlog::debug("metrics: counting the webhook outbox failed: {}", e.what());
+      }
+      refreshed_ = std::chrono::steady_clock::now();
+      refreshing_ = false;
+    });
+  }
+
+  db::WebhookOutbox& outbox_;
+  asio::thread_pool& blocking_;
+  metrics::Gauge* pending_ = nullptr;
+  metrics::Gauge* dead_ = nullptr;
+  std::atomic<std::chrono::steady_clock::time_point> refreshed_{};
+  std::atomic<bool> refreshing_{false};
+};
 
 void write_port_file(const std::string& path, unsigned short port) {
   const std::string tmp = path + ".tmp";
@@ -93,8 +164,9 @@ int serve(const config::Config& cfg) {
     spdlog::info("pre-upload hook: every upload asks {} first", util::redact_url_userinfo(cfg.webhooks.pre_upload_hook_url));
   }
   api::Readiness readiness(*metadata, *store, blocking);
+  const bool metrics_apart = !cfg.service.metrics_listen.empty();
   api::Api api(api::Dependencies{uploads, authenticator, cfg.downloads, cfg.rate_limit, cfg.web, cfg.resumable,
-                                 cfg.upload_links, metadata.get(), &readiness});
+                                 cfg.upload_links, metadata.get(), &readiness, !metrics_apart});
   // Clean-up after uploads of crashed processes: now, then periodically.
   upload::Janitor janitor(uploads, cfg.janitor.stale_upload_age, &api.uploads(), metadata.get());
   asio::co_spawn(io, janitor.run_every(cfg.janitor.interval), asio::detached);
@@ -109,17 +181,14 @@ int serve(const config::Config& cfg) {
                  cfg.webhooks.urls.size());
   }
 
-  // Metrics: the process, the build, the memory budgets, and every exchange
-  // (by route, method and status) beside its access log line.
+  // Metrics: the process, the build, what holds its state (read when
+  // scraped), and every exchange (by route, method and status) beside its
+  // access log line. The modules count their own events.
   auto& registry = metrics::registry();
   metrics::register_process_metrics(registry, version());
-  auto& budget = registry.gauge("s3uploader_buffer_budget_bytes",
-                                "The memory budget for upload bodies in flight (buffer_budget), used and free.",
-                                {"state"});
-  registry.on_scrape([&budget, buffers] {
-    budget.with({"free"}).set(static_cast<double>(buffers->available()));
-    budget.with({"used"}).set(static_cast<double>(buffers->budget() - buffers->available()));
-  });
+  register_state_metrics(registry, buffers, *uploads.live, *metadata);
+  std::optional<OutboxCounts> outbox;
+  if (cfg.webhooks.enabled()) outbox.emplace(registry, *metadata, blocking);
   auto& requests = registry.counter("s3uploader_http_requests_total",
                                     "HTTP requests answered, by route (its pattern; \"none\" when none matched), "
                                     "method and status (499: the client went away).",
@@ -153,6 +222,40 @@ int serve(const config::Config& cfg) {
   }
   const auto bound = server.local_endpoint();
   if (!cfg.service.port_file.empty()) write_port_file(cfg.service.port_file, bound.port());
+  auto& connections = registry.gauge("s3uploader_connections",
+                                     "Open client connections: busy (a request in progress) or idle (kept alive).",
+                                     {"state"});
+  registry.on_scrape([&connections, &server] {
+    const auto open = server.connections();
+    connections.with({"busy"}).set(static_cast<double>(open.busy));
+    connections.with({"idle"}).set(static_cast<double>(open.idle));
+  });
+
+  // /metrics on a listener of its own: for a scraper on another host, with
+  // nothing else of the API reachable through it.
+  std::optional<http::Server> metrics_server;
+  if (metrics_apart) {
+    http::ServerOptions metrics_options;
+    static_cast<http::Limits&>(metrics_options) = cfg.http;
+    metrics_options.endpoint = parse_listen(cfg.service.metrics_listen);
+    metrics_options.buffers = std::make_shared<util::BufferPool>(1 << 20);
+    metrics_options.on_exchange = [](const http::Exchange&) {};  // scrapes would drown the access log
+    auto router = std::make_shared<http::Router>();
+    router->add(boost::beast::http::verb::get, "/metrics",
+                [](http::Request&) -> asio::awaitable<http::Response> { co_return api::metrics_answer(); });
+    metrics_server.emplace(io, metrics_options,
+                           http::chain({http::request_id(), http::error_answers()},
+                                       [router](http::Request& r) { return (*router)(r); }));
+    try {
+      metrics_server->start();
+    } catch (const boost::system::system_error& e) {
+      throw std::runtime_error(fmt::format("cannot listen on {} for metrics: {} (the metrics_listen setting, "
+                                           "S3UP_METRICS_LISTEN)",
+                                           cfg.service.metrics_listen, e.code().message()));
+    }
+    const auto at = metrics_server->local_endpoint();
+    spdlog::info("metrics on http://{}:{}/metrics", at.address().to_string(), at.port());
+  }
   spdlog::info("s3uploader {} listening on {}:{} (storage {}, database {}, {} I/O threads, max upload {})", version(),
                bound.address().to_string(), bound.port(), store->describe(), metadata->describe(), cfg.service.threads,
                util::format_size(cfg.uploads.max_upload_bytes));
@@ -168,6 +271,7 @@ int serve(const config::Config& cfg) {
   }
 
   asio::signal_set signals(io, SIGINT, SIGTERM);
+  asio::steady_timer drain_timer(io);
   std::function<void(const boost::system::error_code&, int)> on_signal = [&](const boost::system::error_code& ec,
                                                                              int signo) {
     if (ec) return;
@@ -179,13 +283,28 @@ int serve(const config::Config& cfg) {
     }
     first = false;
     readiness.drain();
-    spdlog::info("received signal {}: shutting down (grace {} ms)", signo, cfg.http.shutdown_grace.count());
-    server.shutdown([&] {
-      spdlog::info("all connections closed");
-      signals.cancel();
-      io.stop();
-    });
     signals.async_wait(on_signal);
+    const auto close = [&] {
+      spdlog::info("shutting down (grace {} ms)", cfg.http.shutdown_grace.count());
+      if (metrics_server) metrics_server->shutdown([] {});
+      server.shutdown([&] {
+        spdlog::info("all connections closed");
+        signals.cancel();
+        io.stop();
+      });
+    };
+    if (cfg.service.shutdown_drain.count() <= 0) {
+      spdlog::info("received signal {}", signo);
+      close();
+      return;
+    }
+    // Draining: /readyz answers 503 so a balancer takes this instance out of
+    // its rotation, while requests keep being served.
+    spdlog::info("received signal {}: draining for {} ms", signo, cfg.service.shutdown_drain.count());
+    drain_timer.expires_after(cfg.service.shutdown_drain);
+    drain_timer.async_wait([close](const boost::system::error_code& ec) {
+      if (!ec) close();
+    });
   };
   signals.async_wait(on_signal);
 

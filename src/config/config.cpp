@@ -34,7 +34,9 @@ struct Text {
   std::string show(const std::string& v) const { return v; }
 };
 struct HostPort {
+  bool optional = false;  // "" turns it off
   std::string read(const std::string& v, const Bad& bad) const {
+    if (optional && v.empty()) return v;
     if (v.rfind(':') == std::string::npos) bad("expected host:port");
     return v;
   }
@@ -229,6 +231,10 @@ const std::vector<SettingInfo> kSettings = {
     setting("listen", "S3UP_LISTEN", "127.0.0.1:8080",
             "Address and port to listen on (host:port; port 0 picks a free one).",
             in(&Config::service, &ServiceSettings::listen), HostPort{}),
+    setting("metrics_listen", "S3UP_METRICS_LISTEN", "",
+            "A listener of its own for GET /metrics (host:port), served to whoever reaches it; empty: /metrics "
+            "is on the main listener, for loopback clients only.",
+            in(&Config::service, &ServiceSettings::metrics_listen), HostPort{true}),
     setting("storage", "S3UP_STORAGE", "file://./data/objects",
             "Object store URL: file:///path (local disk) or s3://bucket/prefix.",
             in(&Config::storage, &storage::StoreSettings::url), Url{{true}}),
@@ -264,6 +270,10 @@ const std::vector<SettingInfo> kSettings = {
     setting("shutdown_grace", "S3UP_SHUTDOWN_GRACE", "30s",
             "On SIGTERM/SIGINT, how long in-flight uploads may run before they are aborted.",
             in(&Config::http, &http::Limits::shutdown_grace), Duration{}),
+    setting("shutdown_drain", "S3UP_SHUTDOWN_DRAIN", "0s",
+            "On SIGTERM/SIGINT, how long to keep serving with GET /readyz answering 503 before the listener "
+            "closes, so a load balancer stops sending new requests first (10s behind one; then shutdown_grace).",
+            in(&Config::service, &ServiceSettings::shutdown_drain), Duration{}),
     setting("debug", "DEBUG", "false", "Debug logging (true/false): the same as log_level = debug.",
             in(&Config::service, &ServiceSettings::debug), Boolean{}),
     setting("log_level", "S3UP_LOG_LEVEL", "info", "The least a log line must be: debug, info, warn or error.",

@@ -25,6 +25,7 @@ namespace s3up::config {
 
 struct ServiceSettings {
   std::string listen;             // host:port
+  std::string metrics_listen;     // host:port of /metrics' own listener; empty: on the main one
   unsigned threads = 0;           // I/O threads; 0 = number of cores
   unsigned blocking_threads = 0;  // database and disk threads; 0 = automatic
   std::string port_file;          // if set, the bound port is written here
@@ -32,6 +33,7 @@ struct ServiceSettings {
   std::string log_level = "info";   // debug, info, warn or error
   std::string log_format = "text";  // text or json (one object per line)
   bool migrate_on_start = true;
+  std::chrono::milliseconds shutdown_drain{0};  // /readyz says 503 this long before the listener closes
 };
 
 struct DatabaseSettings {

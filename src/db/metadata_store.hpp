@@ -441,6 +441,13 @@ class Coordination {
   virtual std::string shared_secret(std::string_view name, std::string_view candidate) = 0;
 };
 
+// The connection pool as the metrics see it.
+struct PoolState {
+  std::size_t in_use = 0;
+  std::size_t idle = 0;
+  std::size_t waiting = 0;  // threads waiting for a connection
+};
+
 // One database holds them all; consumers take the part they need.
 class MetadataStore : public UserStore, public UploadStore, public WebhookOutbox, public Coordination {
  public:
@@ -449,6 +456,7 @@ class MetadataStore : public UserStore, public UploadStore, public WebhookOutbox
   // A trivial query (GET /readyz): returns, or throws saying why not.
   // Blocks: call it on the blocking pool.
   virtual void check_ready() = 0;
+  virtual PoolState pool_state() const = 0;
 };
 
 // Opens the backend named by the URL: sqlite:///abs/path, sqlite://./rel/path,

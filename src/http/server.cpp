@@ -99,7 +99,7 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   struct Session {
     asio::any_io_executor strand;  // the connection's strand
     beast::tcp_stream* stream = nullptr;
-    bool busy = false;  // a request is being handled
+    std::atomic<bool> busy{false};  // a request is being handled (read by connections())
   };
 
   Impl(asio::io_context& io, ServerOptions o, Handler h)
@@ -555,7 +555,8 @@ asio::awaitable<void> Server::Impl::run_session(tcp::socket socket) {
   if (auto ep = socket.remote_endpoint(ignored); !ignored) peer = fmt::format("{}", ep.address().to_string());
   // Shared with close_sessions(), whose posted closers may run after this
   // coroutine ends; they run on the same strand and see stream == nullptr.
-  auto session = std::make_shared<Session>(Session{socket.get_executor(), nullptr, false});
+  auto session = std::make_shared<Session>();
+  session->strand = socket.get_executor();
   beast::tcp_stream stream(std::move(socket));
   session->stream = &stream;
   std::uint64_t session_id = 0;
@@ -806,6 +807,15 @@ void Server::start() {
 }
 
 tcp::endpoint Server::local_endpoint() const { return impl_->acceptor.local_endpoint(); }
+
+Server::Connections Server::connections() const {
+  std::lock_guard lock(impl_->mutex);
+  Connections counts;
+  for (const auto& [id, session] : impl_->sessions) {
+    ++(session->busy ? counts.busy : counts.idle);
+  }
+  return counts;
+}
 
 void Server::shutdown(std::function<void()> on_done) {
   if (impl_->stopping.exchange(true)) return;

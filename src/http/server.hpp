@@ -77,6 +77,13 @@ class Server {
   void start();
   boost::asio::ip::tcp::endpoint local_endpoint() const;
 
+  // Open connections: handling a request, or waiting for the next.
+  struct Connections {
+    std::size_t busy = 0;
+    std::size_t idle = 0;
+  };
+  Connections connections() const;
+
   // Graceful shutdown: stop accepting, close idle connections, let requests in
   // progress finish for up to the grace period, then cut the rest off (their
   // uploads are aborted and cleaned up by their handlers). `on_done` runs once

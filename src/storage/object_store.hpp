@@ -231,6 +231,7 @@ class ObjectStore {
                                                                             std::uint64_t length) = 0;
   virtual boost::asio::awaitable<void> remove(const std::string& key) = 0;  // absent keys are not an error
   virtual std::string describe() const = 0;                                 // for logs, no secrets
+  virtual std::string_view kind() const = 0;                                // "local", "s3": a metrics label
   // A cheap probe that uploads could be stored now (GET /readyz): returns,
   // or throws Error saying why not.
   virtual boost::asio::awaitable<void> check_ready() = 0;

@@ -4,6 +4,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "metrics/metrics.hpp"
 #include "upload/file_json.hpp"
 #include "upload/sniff.hpp"
 #include "util/blocking.hpp"
@@ -80,6 +81,71 @@ db::ResumableState initial_state(const Services& services, const ResumableSettin
 // This request's place among the owner's uploads in progress here: taken
 // before the upload's row exists, so the janitor never mistakes it for a
 // dead one; 429 when the owner has too many.
+// How uploads end, for the metrics: the kind is how it came (form, put,
+// tus), the outcome complete, refused (a rule or the hook said no) or
+// failed (anything else that ended it: a client gone from a single-shot
+// upload, a store or database failure, a resumable upload's expiry).
+metrics::Family<metrics::Counter>& uploads_ended() {
+  static auto& family = metrics::registry().counter(
+      "s3uploader_uploads_total",
+      "Uploads that ended, by kind (form, put, tus) and outcome (complete, refused, failed). A tus upload ends "
+      "when its last byte is stored, when it is refused, or when it expires.",
+      {"kind", "outcome"});
+  return family;
+}
+
+void count_upload(std::string_view kind, std::string_view outcome) {
+  uploads_ended().with({std::string(kind), std::string(outcome)}).add();
+}
+
+// Whether `failure` is a refusal (a rule or the hook said no) rather than a failure.
+bool refused(const std::exception_ptr& failure) {
+  try {
+    std::rethrow_exception(failure);
+  } catch (const Error& e) {
+    switch (e.failure()) {
+      case Failure::invalid_file_name:
+      case Failure::too_large:
+      case Failure::quota_exceeded:
+      case Failure::type_refused:
+      case Failure::busy:
+      case Failure::length_required:
+      case Failure::link_full:
+      case Failure::link_gone:
+      case Failure::refused:
+      case Failure::unprocessable:
+      case Failure::check_unavailable: return true;
+      default: return false;
+    }
+  } catch (...) {
+    return false;
+  }
+}
+
+void count_failed_upload(std::string_view kind, const std::exception_ptr& failure) {
+  count_upload(kind, refused(failure) ? "refused" : "failed");
+}
+
+// Adds the bytes a request brought (its upload's offset moved from `from`)
+// to s3uploader_upload_bytes_total{store} when the request's reading ends,
+// however it ends.
+class BytesCounted {
+ public:
+  BytesCounted(std::string_view store, const std::uint64_t& offset) : store_(store), offset_(offset), from_(offset) {}
+  ~BytesCounted() {
+    static auto& family = metrics::registry().counter(
+        "s3uploader_upload_bytes_total", "Bytes of uploads received and handed to the store, by store.", {"store"});
+    if (offset_ > from_) family.with({std::string(store_)}).add(static_cast<double>(offset_ - from_));
+  }
+  BytesCounted(const BytesCounted&) = delete;
+  BytesCounted& operator=(const BytesCounted&) = delete;
+
+ private:
+  std::string_view store_;
+  const std::uint64_t& offset_;
+  std::uint64_t from_;
+};
+
 class LiveSlot {
  public:
   LiveSlot(const Services& services, const std::string& id, std::int64_t user_id) : services_(services), id_(id) {
@@ -289,6 +355,7 @@ class Upload final : public storage::WriteFence {
       chunk_hash = util::NamedHash::make(checksum->algorithm);
       if (!chunk_hash) throw Error(Failure::bad_request, "unsupported checksum algorithm");
     }
+    const BytesCounted counted(services_.store.kind(), offset_);
     std::exception_ptr source_failure;
     for (;;) {
       std::span<const char> chunk;
@@ -708,7 +775,7 @@ class Upload final : public storage::WriteFence {
 // block: the exception is kept.) `steps` must capture by reference only:
 // see util/blocking.hpp.
 template <class Steps>
-asio::awaitable<void> undo_on_failure(Upload& upload, const std::string& id, Steps steps) {
+asio::awaitable<void> undo_on_failure(Upload& upload, const std::string& id, std::string_view kind, Steps steps) {
   std::exception_ptr failure;
   try {
     co_await steps();
@@ -717,6 +784,7 @@ asio::awaitable<void> undo_on_failure(Upload& upload, const std::string& id, Ste
   }
   if (failure) {
     log_upload_failure(id, failure);
+    count_failed_upload(kind, failure);
     co_await upload.fail();
     std::rethrow_exception(failure);
   }
@@ -765,6 +833,11 @@ void LiveUploads::remove(const std::string& id) {
   uploads_.erase(it);
 }
 
+std::size_t LiveUploads::size() const {
+  std::lock_guard lock(mutex_);
+  return uploads_.size();
+}
+
 bool LiveUploads::contains(const std::string& id) const {
   std::lock_guard lock(mutex_);
   return uploads_.contains(id);
@@ -790,7 +863,17 @@ asio::awaitable<void> Uploads::ask_gate(const auth::Principal& owner, std::strin
   if (owner.link) as.source = "link";
   const std::string_view sent_metadata = metadata ? std::string_view(*metadata) : std::string_view();
   const UploadProposal proposal{owner, file_name, declared_type, length, sent_metadata, as};
-  UploadVerdict verdict = co_await services_.gate->decide(proposal);
+  UploadVerdict verdict;
+  std::exception_ptr refusal;
+  try {
+    verdict = co_await services_.gate->decide(proposal);
+  } catch (...) {
+    refusal = std::current_exception();
+  }
+  if (refusal) {
+    count_failed_upload(requester.source, refusal);
+    std::rethrow_exception(refusal);
+  }
   if (verdict.file_name) file_name = std::move(*verdict.file_name);
   if (metadata && !verdict.metadata.empty()) *metadata = with_metadata(*metadata, verdict.metadata);
 }
@@ -807,6 +890,7 @@ asio::awaitable<db::Upload> Uploads::store(const auth::Principal& owner, const U
 asio::awaitable<db::Upload> Uploads::store_whole(const auth::Principal& owner, const UploadPlan& plan,
                                                  util::ByteSource& source, db::ResumableState* resumable) {
   std::string id = resumable ? resumable->upload_id : util::uuid_v7();
+  const std::string_view kind = plan.requester.source;
   db::Upload record;
   std::optional<LiveSlot> slot;
   try {
@@ -814,10 +898,11 @@ asio::awaitable<db::Upload> Uploads::store_whole(const auth::Principal& owner, c
     slot.emplace(services_, record.id, record.user_id);
   } catch (...) {
     log_upload_failure(record.id.empty() ? "-" : record.id, std::current_exception());
+    count_failed_upload(kind, std::current_exception());
     throw;
   }
   Upload upload(services_, record, owner);
-  co_await undo_on_failure(upload, record.id, [&]() -> asio::awaitable<void> {
+  co_await undo_on_failure(upload, record.id, kind, [&]() -> asio::awaitable<void> {
     // A known file length is reserved before a byte is stored (413 at once
     // if it does not fit). An upper bound is tried too, so concurrent
     // uploads do not starve each other bit by bit.
@@ -828,12 +913,16 @@ asio::awaitable<db::Upload> Uploads::store_whole(const auth::Principal& owner, c
     co_await upload.receive_all(source, no_checksum);
     co_await upload.complete();
   });
+  count_upload(kind, "complete");
   co_return record;
 }
 
 asio::awaitable<ResumableUpload> Uploads::create(const auth::Principal& owner, const ResumablePlan& plan) {
   const auto& limits = services_.limits;
-  if (plan.length && *plan.length > limits.max_upload_bytes) throw file_too_large(limits);
+  if (plan.length && *plan.length > limits.max_upload_bytes) {
+    count_upload("tus", "refused");
+    throw file_too_large(limits);
+  }
   ResumableUpload created;
   const std::string id = util::uuid_v7();
   // A tus client may name no file: the upload is named after its id.
@@ -845,7 +934,16 @@ asio::awaitable<ResumableUpload> Uploads::create(const auth::Principal& owner, c
   {
     // The row, its progress row and its known length's quota in one trip.
     Upload upload(services_, settings_, created.upload, created.state, owner);
-    co_await upload.create_row(&created.state, plan.length, /*exact=*/true);
+    std::exception_ptr failure;
+    try {
+      co_await upload.create_row(&created.state, plan.length, /*exact=*/true);
+    } catch (...) {
+      failure = std::current_exception();
+    }
+    if (failure) {
+      count_failed_upload("tus", failure);
+      std::rethrow_exception(failure);
+    }
   }
   if (plan.length) created.state.reserved_bytes = *plan.length;
   if (plan.length == std::optional<std::uint64_t>(0)) {
@@ -856,6 +954,7 @@ asio::awaitable<ResumableUpload> Uploads::create(const auth::Principal& owner, c
       co_await upload.end_request();
     });
     if (failure) std::rethrow_exception(failure);
+    count_upload("tus", "complete");
   }
   co_return created;
 }
@@ -907,6 +1006,7 @@ asio::awaitable<ResumableUpload> Uploads::status(const auth::Principal& caller, 
   // locked while a request writes (or completes) it
   const auto failure = co_await under_lease(upload, [&]() -> asio::awaitable<void> { co_await upload.finish(); });
   if (failure) co_await fail(caller, found.upload.id, failure);
+  if (found.complete()) count_upload("tus", "complete");
   co_return found;
 }
 
@@ -939,6 +1039,7 @@ asio::awaitable<ResumableUpload> Uploads::append(const auth::Principal& caller, 
     co_await upload.end_request();
   });
   if (failure) co_await fail(caller, found.upload.id, failure);
+  if (found.complete()) count_upload("tus", "complete");
   co_return found;
 }
 
@@ -955,6 +1056,7 @@ asio::awaitable<void> Uploads::fail(const auth::Principal& caller, const std::st
   } catch (...) {
   }
   if (refused_for_good) {
+    count_upload("tus", "refused");
     try {
       co_await terminate(caller, id);
     } catch (const std::exception& e) {
@@ -1002,7 +1104,10 @@ asio::awaitable<std::size_t> Uploads::end_expired(std::size_t limit) {
       co_await discard(upload, *state);
       const bool failed = co_await util::run_blocking(services_.blocking,
                                                       [&] { return services_.records.mark_failed(upload.id, now); });
-      if (failed) ++ended;
+      if (failed) {
+        ++ended;
+        count_upload("tus", "failed");
+      }
       spdlog::info("janitor: resumable upload {} expired unfinished at {} bytes; its data is removed", upload.id,
                    state->offset);
     } catch (const std::exception& e) {

@@ -65,6 +65,7 @@ class LiveUploads {
   bool add(const std::string& id, std::int64_t user_id, unsigned max_per_user);
   void remove(const std::string& id);
   bool contains(const std::string& id) const;
+  std::size_t size() const;  // uploads in progress here
 
  private:
   struct Entry {

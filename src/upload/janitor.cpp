@@ -5,6 +5,7 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include "metrics/metrics.hpp"
 #include "upload/janitor.hpp"
 #include "util/blocking.hpp"
 
@@ -15,6 +16,28 @@ namespace asio = boost::asio;
 namespace {
 constexpr std::int64_t kRowsPerRound = 100;
 constexpr int kMaxRounds = 100;  // 10,000 rows per run at most; the rest next time
+
+// A run's report, added to the metrics.
+void count(const JanitorReport& report) {
+  static auto& runs = metrics::registry().counter(
+      "s3uploader_janitor_runs_total",
+      "Janitor runs, by outcome: ran, or skipped (another instance held the lock).", {"outcome"});
+  static auto& removed = metrics::registry().counter(
+      "s3uploader_janitor_removed_total",
+      "What the janitor ended: stale (uploads whose process died), deletions (interrupted deletions finished), "
+      "leftovers (of uploads that failed while the store was down), expired (resumable uploads past their "
+      "expiry), users (deleted users' last traces), failed (clean-ups that failed, tried again next run).",
+      {"what"});
+  runs.with({report.skipped ? "skipped" : "ran"}).add();
+  const std::pair<const char*, int> counts[] = {{"stale", report.cleaned},
+                                                {"deletions", report.deletions_finished},
+                                                {"leftovers", report.leftovers_removed},
+                                                {"expired", report.expired},
+                                                {"users", report.users_deleted},
+                                                {"failed", report.failed}};
+  // Every child exists from the first run, so a rate of 0 reads as 0, not as missing.
+  for (const auto& [what, n] : counts) removed.with({what}).add(n);
+}
 }  // namespace
 
 asio::awaitable<JanitorReport> Janitor::run_once() {
@@ -24,6 +47,7 @@ asio::awaitable<JanitorReport> Janitor::run_once() {
   if (!lock) {
     spdlog::debug("janitor: another instance is cleaning up");
     report.skipped = true;
+    count(report);
     co_return report;
   }
   const util::Micros cutoff =
@@ -69,6 +93,7 @@ asio::awaitable<JanitorReport> Janitor::run_once() {
         report.cleaned, report.deletions_finished, report.leftovers_removed, report.expired, report.users_deleted,
         report.failed);
   }
+  count(report);
   co_return report;
 }
 

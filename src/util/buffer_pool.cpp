@@ -99,6 +99,11 @@ std::size_t BufferPool::available() const {
   return available_;
 }
 
+std::size_t BufferPool::waiters() const {
+  std::lock_guard lock(mutex_);
+  return waiters_.size();
+}
+
 bool BufferPool::try_reserve(std::size_t bytes, std::size_t keep_free) {
   std::lock_guard lock(mutex_);
   if (!waiters_.empty() || available_ < bytes + keep_free) return false;

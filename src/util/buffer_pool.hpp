@@ -61,6 +61,7 @@ class BufferPool : public std::enable_shared_from_this<BufferPool> {
 
   std::size_t budget() const { return budget_; }
   std::size_t available() const;
+  std::size_t waiters() const;  // acquire() calls waiting for room
   // Memory the pool holds: buffers in use plus those cached for reuse.
   std::size_t resident() const;
 

@@ -460,4 +460,10 @@ bool eventually(const std::function<bool()>& condition, std::chrono::millisecond
   return condition();
 }
 
+double metric_sample(const std::string& scrape, const std::string& series) {
+  const auto at = scrape.find("\n" + series + " ");
+  if (at == std::string::npos) return -1;
+  return std::stod(scrape.substr(at + series.size() + 2));
+}
+
 }  // namespace s3up::test

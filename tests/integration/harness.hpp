@@ -176,6 +176,9 @@ Response request(unsigned short port, const std::string& method, const std::stri
 Response upload_streamed(unsigned short port, const std::string& token, const std::string& file_name,
                          std::uint64_t size, std::uint64_t seed);
 
+// The value of the sample `series` (its name and labels, as rendered) in a
+// Prometheus scrape; -1 when absent.
+double metric_sample(const std::string& scrape, const std::string& series);
 // Polls `condition` until it holds or the timeout passes.
 bool eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout = std::chrono::seconds(10));
 

@@ -166,7 +166,10 @@ TEST(Lifecycle, JsonLogsAreOneObjectPerLineAndShowNoSecretEvenAtDebug) {
   EXPECT_EQ(request(s.port(), "GET", "/readyz").status, 200);
 
   ASSERT_TRUE(eventually([&] { return s.log().find("\"status\":204") != std::string::npos; }));
-  std::istringstream lines(s.log());
+  // Whole lines only: the service may be writing one as the log is read.
+  std::string log = s.log();
+  log.erase(log.rfind('\n') + 1);
+  std::istringstream lines(log);
   std::string line;
   int access_lines = 0, debug_lines = 0;
   while (std::getline(lines, line)) {
@@ -196,16 +199,10 @@ TEST(Lifecycle, JsonLogsAreOneObjectPerLineAndShowNoSecretEvenAtDebug) {
   EXPECT_GT(debug_lines, 0) << "log_level = debug";
 }
 
-// The value of the sample `series` (name and labels, as rendered) in a
-// scrape; -1 when absent.
-double sample(const std::string& scrape, const std::string& series) {
-  const auto at = scrape.find("\n" + series + " ");
-  if (at == std::string::npos) return -1;
-  return std::stod(scrape.substr(at + series.size() + 2));
-}
+const auto sample = metric_sample;
 
 TEST(Lifecycle, MetricsCountExactlyWhatHappenedInPrometheusFormat) {
-  ServerProcess s;
+  ServerProcess s(Env{{"S3UP_MAX_UPLOAD_BYTES", "1000"}});
   const auto token = s.create_user_with_token("alice");
   const auto scrape = [&] {
     const auto r = request(s.port(), "GET", "/metrics");
@@ -225,12 +222,40 @@ TEST(Lifecycle, MetricsCountExactlyWhatHappenedInPrometheusFormat) {
               201);
   }
   EXPECT_EQ(request(s.port(), "GET", "/files").status, 401);
+  // A tus upload of 5 bytes, and one refused for its length.
+  std::map<std::string, std::string> tus{{"Authorization", "Bearer " + token}, {"Tus-Resumable", "1.0.0"}};
+  tus["Upload-Length"] = "5";
+  const auto created = request(s.port(), "POST", "/upload/resumable", tus);
+  ASSERT_EQ(created.status, 201) << created.body;
+  auto patch = tus;
+  patch.erase("Upload-Length");
+  patch["Upload-Offset"] = "0";
+  patch["Content-Type"] = "application/offset+octet-stream";
+  const std::string location = created.header("location");
+  EXPECT_EQ(request(s.port(), "PATCH", location.substr(location.find("/upload/")), patch, "hello").status, 204);
+  tus["Upload-Length"] = "5000";
+  EXPECT_EQ(request(s.port(), "POST", "/upload/resumable", tus).status, 413);
   const auto after = scrape();
   EXPECT_EQ(sample(after, ready) - std::max(0.0, sample(before, ready)), 3) << after;
   EXPECT_EQ(sample(after, put) - std::max(0.0, sample(before, put)), 2) << after;
   EXPECT_EQ(sample(after, unauthorized) - std::max(0.0, sample(before, unauthorized)), 1) << after;
   EXPECT_EQ(sample(after, R"(s3uploader_http_request_duration_seconds_count{route="/upload/{name}"})"), 2);
   EXPECT_EQ(sample(after, R"(s3uploader_buffer_budget_bytes{state="used"})"), 0) << "nothing in flight";
+  EXPECT_EQ(sample(after, R"(s3uploader_buffer_budget_waiters)"), 0);
+  EXPECT_EQ(sample(after, R"(s3uploader_uploads_total{kind="put",outcome="complete"})"), 2) << after;
+  EXPECT_EQ(sample(after, R"(s3uploader_uploads_total{kind="tus",outcome="complete"})"), 1) << after;
+  EXPECT_EQ(sample(after, R"(s3uploader_uploads_total{kind="tus",outcome="refused"})"), 1) << after;
+  EXPECT_EQ(sample(after, R"(s3uploader_uploads_total{kind="put",outcome="failed"})"), -1) << after;
+  EXPECT_EQ(sample(after, R"(s3uploader_upload_bytes_total{store="local"})"), 2 * 5 + 5) << after;
+  EXPECT_EQ(sample(after, R"(s3uploader_uploads_in_progress)"), 0);
+  // The scrape itself is the one busy connection.
+  EXPECT_EQ(sample(after, R"(s3uploader_connections{state="busy"})"), 1) << after;
+  EXPECT_GE(sample(after, R"(s3uploader_db_pool_connections{state="idle"})"), 1) << after;
+  EXPECT_EQ(sample(after, R"(s3uploader_db_pool_connections{state="waiting"})"), 0) << after;
+  EXPECT_GE(sample(after, R"(s3uploader_db_query_duration_seconds_count{query="completeUpload"})"), 3) << after;
+  // The janitor ran once at start, and found nothing.
+  EXPECT_EQ(sample(after, R"(s3uploader_janitor_runs_total{outcome="ran"})"), 1) << after;
+  EXPECT_EQ(sample(after, R"(s3uploader_janitor_removed_total{what="stale"})"), 0) << after;
   EXPECT_GT(sample(after, "process_resident_memory_bytes"), 1e6);
   EXPECT_NE(after.find("s3uploader_build_info{version=\"0."), std::string::npos);
   EXPECT_EQ(after.find(token), std::string::npos);
@@ -312,6 +337,27 @@ TEST(Lifecycle, GracefulShutdownLetsAnUploadInFlightFinish) {
   EXPECT_EQ(r->header("connection"), "close");
   EXPECT_EQ(s.wait(10s), 0) << s.log();
   EXPECT_EQ(db->count_uploads(db::UploadStatus::complete), 1);
+}
+
+// shutdown_drain: from the signal on, /readyz answers 503 (a balancer takes
+// the instance out) while requests, new connections included, are still
+// served; then the listener closes and the process ends.
+TEST(Lifecycle, DrainsWithReadyzUnavailableBeforeTheListenerCloses) {
+  ServerProcess s(Env{{"S3UP_SHUTDOWN_DRAIN", "3s"}});
+  const auto token = s.create_user_with_token("drew");
+  EXPECT_EQ(request(s.port(), "GET", "/readyz").status, 200);
+  const auto signalled = std::chrono::steady_clock::now();
+  s.signal(SIGTERM);
+  ASSERT_TRUE(eventually([&] { return request(s.port(), "GET", "/readyz").status == 503; }, 2s));
+  const auto ready = request(s.port(), "GET", "/readyz");
+  EXPECT_EQ(ready.json().at("checks").at("shutdown").as_string(), "draining") << ready.body;
+  const auto put = request(s.port(), "PUT", "/upload/during-drain.txt", {{"Authorization", "Bearer " + token}}, "drain");
+  EXPECT_EQ(put.status, 201) << put.body;
+  EXPECT_EQ(request(s.port(), "GET", "/healthz").status, 200) << "alive while draining";
+  EXPECT_LT(std::chrono::steady_clock::now() - signalled, 3s) << "the checks above ran after the drain";
+  EXPECT_EQ(s.wait(10s), 0) << s.log();
+  EXPECT_GE(std::chrono::steady_clock::now() - signalled, 3s) << "stopped before the drain period was over";
+  EXPECT_EQ(s.database()->count_uploads(db::UploadStatus::complete), 1);
 }
 
 TEST(Lifecycle, ShutdownAbortsUploadsThatOutlastTheGracePeriod) {

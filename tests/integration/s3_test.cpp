@@ -3,6 +3,9 @@
 // leave no multipart upload behind.
 #include <gtest/gtest.h>
 
+#include <regex>
+#include <sstream>
+
 #include <thread>
 
 #include <boost/url/parse.hpp>
@@ -118,6 +121,50 @@ class S3UploadsWithLimit : public S3Uploads {
     return e;
   }
 };
+
+// metrics_listen: /metrics moves to a listener of its own, and the metrics
+// name every S3 operation an upload sent.
+class S3UploadsWithMetricsListener : public S3Uploads {
+ protected:
+  std::map<std::string, std::string> env() override {
+    auto e = peer_->server_env();
+    metrics_port_ = free_port();
+    e["S3UP_METRICS_LISTEN"] = "127.0.0.1:" + std::to_string(metrics_port_);
+    e["S3UP_PART_SIZE"] = "5MiB";
+    return e;
+  }
+  unsigned short metrics_port_ = 0;
+};
+
+TEST_F(S3UploadsWithMetricsListener, CountsEachS3OperationOnItsOwnListener) {
+  const std::uint64_t size = 11 * MiB;  // three parts
+  expect_stored(upload_streamed(server_->port(), token_, "big.bin", size, 77), size, ContentStream::sha256_of(size, 77));
+  const std::string small = "small";
+  expect_stored(request(server_->port(), "PUT", "/upload/s.txt", {{"Authorization", "Bearer " + token_}}, small),
+                small.size(), util::sha256_hex(small));
+  EXPECT_EQ(request(server_->port(), "GET", "/metrics").status, 404) << "metrics left on the main listener";
+  const auto r = request(metrics_port_, "GET", "/metrics");
+  ASSERT_EQ(r.status, 200);
+  const auto& m = r.body;
+  const auto count = [&](const std::string& operation, const std::string& code) {
+    return metric_sample(m, "s3uploader_s3_requests_total{operation=\"" + operation + "\",code=\"" + code + "\"}");
+  };
+  EXPECT_EQ(count("CreateMultipartUpload", "200"), 1) << m;
+  EXPECT_EQ(count("UploadPart", "200"), 3) << m;
+  EXPECT_EQ(count("CompleteMultipartUpload", "200"), 1) << m;
+  EXPECT_EQ(count("PutObject", "200"), 1) << m;
+  EXPECT_EQ(metric_sample(m, R"(s3uploader_s3_request_duration_seconds_count{operation="UploadPart"})"), 3) << m;
+  EXPECT_EQ(metric_sample(m, R"(s3uploader_upload_bytes_total{store="s3"})"), size + small.size()) << m;
+  EXPECT_EQ(metric_sample(m, R"(s3uploader_uploads_total{kind="form",outcome="complete"})"), 1) << m;
+  EXPECT_EQ(metric_sample(m, R"(s3uploader_uploads_total{kind="put",outcome="complete"})"), 1) << m;
+  // Every operation named is one the S3 client knows by its API name.
+  std::istringstream lines(m);
+  std::string line;
+  while (std::getline(lines, line)) {
+    if (!line.starts_with("s3uploader_s3_requests_total{")) continue;
+    EXPECT_TRUE(std::regex_search(line, std::regex(R"(operation="[A-Z][A-Za-z0-9]+")"))) << line;
+  }
+}
 
 TEST_F(S3UploadsWithLimit, TooLargeMidBodyAbortsTheMultipartUpload) {
   Connection c(server_->port());

@@ -73,6 +73,7 @@ class MemoryObjectStore final : public storage::ObjectStore, public storage::Rec
   }
 
   std::string describe() const override { return "memory"; }
+  std::string_view kind() const override { return "memory"; }
   boost::asio::awaitable<void> check_ready() override { co_return; }
   Recovery* recovery() override { return this; }
 
@@ -155,6 +156,7 @@ class MemoryMetadata final : public db::MetadataStore {
 
   std::string describe() const override { return "memory"; }
   void check_ready() override {}
+  db::PoolState pool_state() const override { return {}; }
   std::unique_ptr<db::ExclusiveLock> try_lock(std::string_view) override {
     return std::make_unique<db::ExclusiveLock>();
   }

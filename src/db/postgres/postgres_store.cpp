@@ -16,6 +16,7 @@
 
 #include "db/file_listing.hpp"
 #include "db/outbox.hpp"
+#include "db/query_metrics.hpp"
 #include "db/rows.hpp"
 #include "db/write_batcher.hpp"
 #include "util/ids.hpp"
@@ -34,6 +35,7 @@ class PostgresStore final : public MetadataStore {
 
   std::string describe() const override { return description_; }
   void check_ready() override;
+  PoolState pool_state() const override;
   int migrate() override;
   std::unique_ptr<ExclusiveLock> try_lock(std::string_view name) override;
   std::string shared_secret(std::string_view name, std::string_view candidate) override;
@@ -111,8 +113,9 @@ class PostgresStore final : public MetadataStore {
   std::string conninfo_;
   std::string description_;  // postgres://user@host:port/db, from the first connection
   unsigned pool_size_;
-  std::mutex mutex_;
+  mutable std::mutex mutex_;
   std::condition_variable available_;
+  std::size_t waiting_ = 0;  // in acquire()
   std::vector<std::unique_ptr<Connection>> idle_;
   unsigned open_ = 0;  // idle plus leased
   // The upload lifecycle's writes, group-committed: a batch goes to the
@@ -287,6 +290,7 @@ class PostgresStore::Connection {
   Rows run(std::string_view name, const Params& params = {}) { return run(name, query_for(name, kDialect), params); }
   // A query made at run time, prepared once per connection under `name`.
   Rows run(std::string_view name, std::string_view sql, const Params& params) {
+    const QueryTimer timer(name);
     prepare(name, sql);
     const std::string key(name);
     const auto values = params.pointers();
@@ -319,6 +323,7 @@ class PostgresStore::Connection {
   // outcome is unknown). `results`, unless empty, gets each statement's rows.
   bool run_in_one_round_trip(const std::vector<std::pair<std::string_view, const Params*>>& statements,
                              std::vector<int>& rows, std::vector<ResultPtr>& results) {
+    const QueryTimer timer(statements.size() == 1 ? statements.front().first : std::string_view("batch"));
     for (const auto& [name, params] : statements) prepare(name, query_for(name, kDialect));
     if (PQenterPipelineMode(conn_) != 1) lost("entering pipeline mode");
     const auto send_simple = [&](const char* sql) {
@@ -529,6 +534,11 @@ PostgresStore::~PostgresStore() = default;
 
 void PostgresStore::check_ready() { acquire()->exec_simple("SELECT 1", "readiness check"); }
 
+PoolState PostgresStore::pool_state() const {
+  std::lock_guard lock(mutex_);
+  return PoolState{open_ - idle_.size(), idle_.size(), waiting_};
+}
+
 PostgresStore::Lease PostgresStore::acquire() {
   std::unique_lock lock(mutex_);
   for (;;) {
@@ -540,7 +550,9 @@ PostgresStore::Lease PostgresStore::acquire() {
       spdlog::info("postgres: an idle connection was closed by the server; reconnecting");
     }
     if (open_ < pool_size_) break;
+    ++waiting_;
     available_.wait(lock);
+    --waiting_;
   }
   ++open_;
   lock.unlock();

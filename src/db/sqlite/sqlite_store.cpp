@@ -18,6 +18,7 @@
 
 #include "db/file_listing.hpp"
 #include "db/outbox.hpp"
+#include "db/query_metrics.hpp"
 #include "db/rows.hpp"
 #include "db/write_batcher.hpp"
 
@@ -32,6 +33,7 @@ class SqliteStore final : public MetadataStore {
 
   std::string describe() const override { return "sqlite://" + path_; }
   void check_ready() override;
+  PoolState pool_state() const override;
   int migrate() override;
   std::unique_ptr<ExclusiveLock> try_lock(std::string_view name) override;
   std::string shared_secret(std::string_view name, std::string_view candidate) override;
@@ -109,8 +111,9 @@ class SqliteStore final : public MetadataStore {
   std::vector<Upload> first_uploads(std::string_view query, std::int64_t limit);
 
   std::string path_;
-  std::mutex mutex_;
+  mutable std::mutex mutex_;
   std::condition_variable available_;
+  std::size_t waiting_ = 0;  // in acquire()
   std::vector<Connection*> idle_;
   std::vector<Connection> connections_;
   // The upload lifecycle's writes, group-committed: each is a statement run
@@ -169,7 +172,7 @@ class Statement {
   // The query sql/queries/<name>.sql.
   Statement(SqliteStore::Connection& c, std::string_view name) : Statement(c, name, query_for(name, kDialect)) {}
   // A query made at run time, prepared once per connection under `name`.
-  Statement(SqliteStore::Connection& c, std::string_view name, std::string_view text) : db_(c.db) {
+  Statement(SqliteStore::Connection& c, std::string_view name, std::string_view text) : timer_(name), db_(c.db) {
     auto it = c.statements.find(std::string(name));
     if (it == c.statements.end()) {
       const std::string sql = to_sqlite_placeholders(text);
@@ -244,6 +247,7 @@ class Statement {
       check(sqlite3_bind_null(stmt_, i));
   }
 
+  QueryTimer timer_;
   sqlite3* db_;
   sqlite3_stmt* stmt_ = nullptr;
 };
@@ -351,7 +355,11 @@ SqliteStore::~SqliteStore() {
 
 SqliteStore::Lease SqliteStore::acquire() {
   std::unique_lock lock(mutex_);
-  available_.wait(lock, [&] { return !idle_.empty(); });
+  if (idle_.empty()) {
+    ++waiting_;
+    available_.wait(lock, [&] { return !idle_.empty(); });
+    --waiting_;
+  }
   Connection* c = idle_.back();
   idle_.pop_back();
   return Lease(*this, c);
@@ -752,6 +760,11 @@ std::vector<Upload> SqliteStore::stale_pending(Micros created_before, const std:
     s.bind(created_before, limit);
   }
   return read_uploads(s);
+}
+
+PoolState SqliteStore::pool_state() const {
+  std::lock_guard lock(mutex_);
+  return PoolState{connections_.size() - idle_.size(), idle_.size(), waiting_};
 }
 
 void SqliteStore::check_ready() {

@@ -29,6 +29,7 @@ class LocalStore final : public ObjectStore, public Recovery, public ResumableSt
                                                                     std::uint64_t length) override;
   boost::asio::awaitable<void> remove(const std::string& key) override;
   std::string describe() const override { return "file://" + root_.string(); }
+  std::string_view kind() const override { return "local"; }
   // A file made and removed in the root: what every upload needs.
   boost::asio::awaitable<void> check_ready() override;
   Recovery* recovery() override { return this; }

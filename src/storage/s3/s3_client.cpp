@@ -23,6 +23,7 @@
 #include <boost/beast/ssl/ssl_stream.hpp>
 #include <boost/url/parse.hpp>
 
+#include "metrics/metrics.hpp"
 #include "storage/s3/s3_xml.hpp"
 #include "util/crypto.hpp"
 #include "util/text.hpp"
@@ -275,27 +276,70 @@ asio::awaitable<Response> Client::attempt(const Request& request, const std::str
   co_return std::move(result.response);
 }
 
+namespace {
+
+// What every attempt at an S3 request adds to the metrics.
+struct RequestMetrics {
+  metrics::Family<metrics::Counter>& requests = metrics::registry().counter(
+      "s3uploader_s3_requests_total",
+      "Requests sent to the object store (each attempt), by S3 operation and HTTP status (\"error\": no answer).",
+      {"operation", "code"});
+  metrics::Family<metrics::Histogram>& durations = metrics::registry().histogram(
+      "s3uploader_s3_request_duration_seconds",
+      "Time from sending an S3 request to its answer's headers (its body, for the operations read whole).",
+      {"operation"});
+  metrics::Family<metrics::Counter>& retries =
+      metrics::registry().counter("s3uploader_s3_retries_total",
+                                  "S3 requests sent again after an error or a retryable status, by operation.",
+                                  {"operation"});
+};
+
+RequestMetrics& request_metrics() {
+  static RequestMetrics m;
+  return m;
+}
+
+unsigned status_of_answer(const Response& r) { return r.status; }
+unsigned status_of_answer(const std::unique_ptr<ResponseStream>& r) { return r->status(); }
+
+std::string operation_label(const Request& request) {
+  return request.operation.empty() ? request.method : std::string(request.operation);
+}
+
+}  // namespace
+
 // Runs `attempt` until it gives an answer not worth retrying, with backoff
 // between tries; throws ConnectionFailure after the last. `status_of` reads
-// an answer's HTTP status.
+// an answer's HTTP status. Each attempt is counted and timed.
 template <class Attempt, class StatusOf>
 auto retried(const ClientOptions& options, const asio::any_io_executor& executor, const Request& request,
              Attempt attempt, StatusOf status_of) -> decltype(attempt()) {
+  auto& counted = request_metrics();
+  const std::string operation = operation_label(request);
   std::string last_problem;
   for (int attempt_no = 0; attempt_no < options.max_attempts; ++attempt_no) {
     if (attempt_no > 0) {
+      counted.retries.with({operation}).add();
       asio::steady_timer timer(executor, backoff(attempt_no));
       co_await timer.async_wait(use_tuple);
     }
     std::optional<typename decltype(attempt())::value_type> answer;
+    const auto started = std::chrono::steady_clock::now();
+    const auto observe = [&](std::string code) {
+      counted.requests.with({operation, std::move(code)}).add();
+      counted.durations.with({operation})
+          .observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+    };
     try {
       answer = co_await attempt();
     } catch (const ConnectionFailure& e) {
+      observe("error");
       last_problem = e.what();
       spdlog::warn("s3 {} {}: {} (attempt {} of {})", request.method, request.key.empty() ? "/" : request.key,
                    last_problem, attempt_no + 1, options.max_attempts);
       continue;
     }
+    observe(std::to_string(status_of_answer(*answer)));
     if (attempt_no + 1 == options.max_attempts) co_return std::move(*answer);
     const auto retry = co_await status_of(*answer);
     if (!retry) co_return std::move(*answer);

@@ -54,6 +54,7 @@ struct Request {
   std::span<const char> body;    // must stay valid until send() returns (it is resent on retry)
   std::string payload_hash;      // hex SHA-256 of body; computed here if empty
   bool expect_continue = false;  // send the headers, wait for 100 Continue, then the body
+  std::string_view operation;    // the S3 API's name for it (PutObject, ...), for metrics and logs
 };
 
 // One part of a multipart upload, as UploadPart sends it.
@@ -176,7 +177,7 @@ class Client : public std::enable_shared_from_this<Client> {
   boost::asio::awaitable<Response> attempt(const Request& request, const std::string& payload_hash);
   boost::asio::awaitable<std::unique_ptr<ResponseStream>> attempt_open(const Request& request);
   // send() whose connection failure is a storage Error (`op` names it in the log).
-  boost::asio::awaitable<Response> call(const Request& request, std::string_view op);
+  boost::asio::awaitable<Response> call(Request& request, std::string_view op);
   boost::asio::awaitable<bool> multipart_upload_holds_parts(const std::string& key, const std::string& upload_id);
   friend class ResponseStream;
 

@@ -46,7 +46,8 @@ namespace {
 bool succeeded(const Response& res) { return res.status == 200 && !parse_error(res.body); }
 }  // namespace
 
-asio::awaitable<Response> Client::call(const Request& request, std::string_view op) {
+asio::awaitable<Response> Client::call(Request& request, std::string_view op) {
+  request.operation = op;
   try {
     co_return co_await send(request);
   } catch (const ConnectionFailure& e) {
@@ -86,6 +87,7 @@ asio::awaitable<std::unique_ptr<ResponseStream>> Client::get_object(const std::s
   r.method = "GET";
   r.key = key;
   r.headers = {{"range", fmt::format("bytes={}-{}", first, last)}};
+  r.operation = "GetObject";
   std::unique_ptr<ResponseStream> response;
   try {
     response = co_await open(r);

@@ -52,6 +52,7 @@ class S3Store final : public ObjectStore, public Presigner, public Recovery, pub
                                                                     std::uint64_t length) override;
   boost::asio::awaitable<void> remove(const std::string& key) override;
   std::string describe() const override;
+  std::string_view kind() const override { return "s3"; }
   boost::asio::awaitable<void> check_ready() override { return client_->head_bucket(); }
   Presigner* presigner() override { return this; }
   Recovery* recovery() override { return this; }
