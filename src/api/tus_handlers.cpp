@@ -105,7 +105,7 @@ http::Middleware tus_version() {
 std::string Api::absolute_url(const http::Request& request, std::string_view path) const {
   const auto& web = deps_.web;
   if (!web.public_url.empty()) return web.public_url + std::string(path);
-  std::string scheme = "http";
+  std::string scheme = request.context.secure ? "https" : "http";
   std::string host(request.header[field::host]);
   const auto& proxies = web.trusted_proxies;
   if (std::find(proxies.begin(), proxies.end(), request.context.peer_address) != proxies.end()) {

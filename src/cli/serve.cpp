@@ -208,6 +208,9 @@ int serve(const config::Config& cfg) {
     durations.with({route}).observe(e.milliseconds / 1000);
   };
   options.endpoint = parse_listen(cfg.service.listen);
+  if (!cfg.service.tls_cert.empty()) {
+    options.tls = std::make_shared<http::TlsCertificate>(cfg.service.tls_cert, cfg.service.tls_key);
+  }
   options.buffers = buffers;
   options.max_body_bytes = cfg.uploads.max_upload_bytes + api::kMultipartFramingAllowance;
   http::Server server(io, options, http::chain({http::request_id(), http::error_answers()}, [&api](http::Request& r) {
@@ -256,19 +259,34 @@ int serve(const config::Config& cfg) {
     const auto at = metrics_server->local_endpoint();
     spdlog::info("metrics on http://{}:{}/metrics", at.address().to_string(), at.port());
   }
-  spdlog::info("s3uploader {} listening on {}:{} (storage {}, database {}, {} I/O threads, max upload {})", version(),
-               bound.address().to_string(), bound.port(), store->describe(), metadata->describe(), cfg.service.threads,
-               util::format_size(cfg.uploads.max_upload_bytes));
+  const std::string scheme = options.tls ? "https" : "http";
+  spdlog::info("s3uploader {} listening on {}://{}:{} (storage {}, database {}, {} I/O threads, max upload {})",
+               version(), scheme, bound.address().to_string(), bound.port(), store->describe(), metadata->describe(),
+               cfg.service.threads, util::format_size(cfg.uploads.max_upload_bytes));
   if (metadata->count_users() == 0) {
     spdlog::info(
         "no users yet. Create one and a token for it:\n"
         "    s3uploader user add alice\n"
         "    s3uploader token create alice\n"
-        "then open http://{0}:{1}/ and sign in with the token, or upload with:\n"
-        "    S3UP_TOKEN=$TOKEN s3uploader push --server http://{0}:{1} photo.jpg\n"
-        "    curl -F file=@photo.jpg -H \"Authorization: Bearer $TOKEN\" http://{0}:{1}/upload",
-        bound.address().to_string(), bound.port());
+        "then open {2}://{0}:{1}/ and sign in with the token, or upload with:\n"
+        "    S3UP_TOKEN=$TOKEN s3uploader push --server {2}://{0}:{1} photo.jpg\n"
+        "    curl -F file=@photo.jpg -H \"Authorization: Bearer $TOKEN\" {2}://{0}:{1}/upload",
+        bound.address().to_string(), bound.port(), scheme);
   }
+
+  // SIGHUP: a rotated certificate (certbot, a mounted secret) is read again.
+  asio::signal_set hangups(io, SIGHUP);
+  std::function<void(const boost::system::error_code&, int)> on_hangup = [&](const boost::system::error_code& ec,
+                                                                             int) {
+    if (ec) return;
+    if (options.tls) {
+      options.tls->reload();
+    } else {
+      spdlog::info("SIGHUP: nothing to reload (no tls_cert)");
+    }
+    hangups.async_wait(on_hangup);
+  };
+  hangups.async_wait(on_hangup);
 
   asio::signal_set signals(io, SIGINT, SIGTERM);
   asio::steady_timer drain_timer(io);
@@ -290,6 +308,7 @@ int serve(const config::Config& cfg) {
       server.shutdown([&] {
         spdlog::info("all connections closed");
         signals.cancel();
+        hangups.cancel();
         io.stop();
       });
     };

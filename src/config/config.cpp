@@ -231,6 +231,12 @@ const std::vector<SettingInfo> kSettings = {
     setting("listen", "S3UP_LISTEN", "127.0.0.1:8080",
             "Address and port to listen on (host:port; port 0 picks a free one).",
             in(&Config::service, &ServiceSettings::listen), HostPort{}),
+    setting("tls_cert", "S3UP_TLS_CERT", "",
+            "PEM certificate chain (the server's first) for HTTPS on the listener; with tls_key. Reloaded on "
+            "SIGHUP.",
+            in(&Config::service, &ServiceSettings::tls_cert), Text{}),
+    setting("tls_key", "S3UP_TLS_KEY", "", "PEM private key of tls_cert.",
+            in(&Config::service, &ServiceSettings::tls_key), Text{}),
     setting("metrics_listen", "S3UP_METRICS_LISTEN", "",
             "A listener of its own for GET /metrics (host:port), served to whoever reaches it; empty: /metrics "
             "is on the main listener, for loopback clients only.",
@@ -555,6 +561,9 @@ Config load(const Sources& sources) {
   }
   if (c.downloads.redirect && !store.url.starts_with("s3://")) {
     throw ConfigError("download = redirect needs the S3 backend (storage = s3://...)");
+  }
+  if (c.service.tls_cert.empty() != c.service.tls_key.empty()) {
+    throw ConfigError("tls_cert and tls_key go together: set both for HTTPS, or neither");
   }
   if (c.buffer_budget < 1024 * 1024) throw ConfigError("buffer_budget must be at least 1MiB");
   if (c.download_budget < 1024 * 1024) throw ConfigError("download_budget must be at least 1MiB");

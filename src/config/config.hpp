@@ -26,6 +26,7 @@ namespace s3up::config {
 struct ServiceSettings {
   std::string listen;             // host:port
   std::string metrics_listen;     // host:port of /metrics' own listener; empty: on the main one
+  std::string tls_cert, tls_key;  // PEM files: HTTPS on the listener when set
   unsigned threads = 0;           // I/O threads; 0 = number of cores
   unsigned blocking_threads = 0;  // database and disk threads; 0 = automatic
   std::string port_file;          // if set, the bound port is written here

@@ -28,6 +28,7 @@ namespace s3up::http {
 struct RequestContext {
   std::string request_id;
   std::string peer_address;             // the client's IP address as the socket sees it
+  bool secure = false;                  // the connection is TLS
   std::string route;                    // the matched route's name: its pattern, "/files/{id}"
   std::optional<std::int64_t> user_id;  // the caller, once known: for the access log
   // The authenticated caller, set by an authentication middleware; its type

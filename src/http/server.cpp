@@ -12,6 +12,7 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -25,6 +26,7 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
 #include <boost/json/serialize.hpp>
 
 #include <boost/range/iterator_range.hpp>
@@ -64,6 +66,46 @@ constexpr std::uint64_t kLingerBytes = 8 * 1024 * 1024;
 // take to write.
 constexpr auto kCutOffWriteTime = 2s;
 
+// A client's connection: plain TCP, or TLS over it. Beast's operations use
+// it as a stream; the deadlines are its TCP stream's (lowest()).
+class ClientStream {
+ public:
+  using executor_type = beast::tcp_stream::executor_type;
+  using Tls = beast::ssl_stream<beast::tcp_stream>;
+
+  explicit ClientStream(tcp::socket socket) : plain_(std::in_place, std::move(socket)) {}
+  ClientStream(tcp::socket socket, std::shared_ptr<asio::ssl::context> context)
+      : context_(std::move(context)), tls_(std::in_place, std::move(socket), *context_) {}
+
+  executor_type get_executor() { return lowest().get_executor(); }
+  beast::tcp_stream& lowest() { return tls_ ? tls_->next_layer() : *plain_; }
+  Tls* tls() { return tls_ ? &*tls_ : nullptr; }
+
+  template <class Buffers, class Token>
+  auto async_read_some(const Buffers& buffers, Token&& token) {
+    if (tls_) return tls_->async_read_some(buffers, std::forward<Token>(token));
+    return plain_->async_read_some(buffers, std::forward<Token>(token));
+  }
+  template <class Buffers, class Token>
+  auto async_write_some(const Buffers& buffers, Token&& token) {
+    if (tls_) return tls_->async_write_some(buffers, std::forward<Token>(token));
+    return plain_->async_write_some(buffers, std::forward<Token>(token));
+  }
+  // `read(stream)` on what a body is read from, with no deadline of the TCP
+  // stream's own (the body's reads keep theirs): the socket itself when
+  // plain, saving the TCP stream's timer, else the TLS stream.
+  template <class Read>
+  auto untimed(Read read) {
+    if (tls_) return read(*tls_);
+    return read(plain_->socket());
+  }
+
+ private:
+  std::shared_ptr<asio::ssl::context> context_;  // what the TLS stream was made with, kept alive
+  std::optional<beast::tcp_stream> plain_;
+  std::optional<Tls> tls_;
+};
+
 bool is_disconnect(const boost::system::error_code& ec) {
   return ec == beast_http::error::end_of_stream || ec == beast_http::error::partial_message || ec == asio::error::eof ||
          ec == asio::error::connection_reset || ec == asio::error::broken_pipe ||
@@ -98,7 +140,7 @@ ExchangeObserver access_log() {
 struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   struct Session {
     asio::any_io_executor strand;  // the connection's strand
-    beast::tcp_stream* stream = nullptr;
+    ClientStream* stream = nullptr;
     std::atomic<bool> busy{false};  // a request is being handled (read by connections())
   };
 
@@ -121,11 +163,11 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   asio::awaitable<void> run_session(tcp::socket socket);
   // Reads the next request's headers into `parsing`; false when the
   // connection is done (closed, timed out, or refused: answered, then closed).
-  asio::awaitable<bool> read_head(beast::tcp_stream& stream, beast::flat_buffer& buffer,
+  asio::awaitable<bool> read_head(ClientStream& stream, beast::flat_buffer& buffer,
                                   std::optional<RequestParser>& parsing, std::string_view peer);
   // An error answered before the request's body was read: the connection
   // closes after it, as neither side can know where the body would end.
-  asio::awaitable<void> refuse(beast::tcp_stream& stream, std::string_view peer, const Error& error,
+  asio::awaitable<void> refuse(ClientStream& stream, std::string_view peer, const Error& error,
                                std::string_view method, std::string_view target);
   asio::awaitable<Response> answer(Request& request);
   // Writes `res` (for HEAD its headers only) with the Content-Length its body has.
@@ -134,7 +176,7 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
     bool client_gone = false;
     bool cut_short = false;  // a streamed body failed midway: the connection must close
   };
-  asio::awaitable<Written> write_response(beast::tcp_stream& stream, bool head, Response& res, bool keep_alive,
+  asio::awaitable<Written> write_response(ClientStream& stream, bool head, Response& res, bool keep_alive,
                                           const std::string& request_id);
   asio::awaitable<void> shutdown_sequence(std::function<void()> on_done);
 
@@ -152,11 +194,11 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
         if (s->stream == nullptr || (s->busy && busy == Busy::spare)) return;  // gone, or spared
         boost::system::error_code ignored;
         if (s->busy && busy == Busy::cancel) {
-          s->stream->socket().cancel(ignored);
+          s->stream->lowest().socket().cancel(ignored);
           return;
         }
-        s->stream->socket().shutdown(tcp::socket::shutdown_both, ignored);
-        s->stream->socket().close(ignored);
+        s->stream->lowest().socket().shutdown(tcp::socket::shutdown_both, ignored);
+        s->stream->lowest().socket().close(ignored);
       });
     }
   }
@@ -182,7 +224,7 @@ class ConnectionBody final : public BodyReader {
   using Parser = RequestParser;
   using Clock = std::chrono::steady_clock;
 
-  ConnectionBody(beast::tcp_stream& stream, beast::flat_buffer& buffer, Parser& parser, const ServerOptions& options,
+  ConnectionBody(ClientStream& stream, beast::flat_buffer& buffer, Parser& parser, const ServerOptions& options,
                  const std::atomic<bool>& stopping, const std::atomic<bool>& cutting_off)
       : stream_(stream),
         buffer_(buffer),
@@ -208,11 +250,11 @@ class ConnectionBody final : public BodyReader {
       // curl waits up to a second for this before sending the body anyway.
       if (beast::iequals(parser_.get()[beast_http::field::expect], "100-continue") && !complete()) {
         beast_http::response<beast_http::empty_body> cont{beast_http::status::continue_, 11};
-        stream_.expires_after(options_.idle_timeout);
+        stream_.lowest().expires_after(options_.idle_timeout);
         auto [ec, n] = co_await beast_http::async_write(stream_, cont, use_tuple);
         if (ec) throw disconnected();
       }
-      stream_.expires_never();  // body reads keep their own deadlines
+      stream_.lowest().expires_never();  // body reads keep their own deadlines
     }
     if (cutting_off_) throw shutting_down();
     resume_client_clock();
@@ -234,7 +276,8 @@ class ConnectionBody final : public BodyReader {
       // No budget for a receive buffer: read into the header buffer.
       const auto room = std::max<std::size_t>(buffer_.capacity() - buffer_.size(), 4096);
       const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(room, remaining_));
-      const std::size_t n = co_await read_deadline(stream_.socket().async_read_some(buffer_.prepare(want), use_tuple));
+      const std::size_t n = co_await read_deadline(
+          stream_.untimed([&](auto& from) { return from.async_read_some(buffer_.prepare(want), use_tuple); }));
       buffer_.commit(n);
     }
     if (buffer_.size() > 0) {
@@ -244,7 +287,8 @@ class ConnectionBody final : public BodyReader {
     }
     const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(chunk_.size(), remaining_));
     const std::size_t n =
-        co_await read_deadline(stream_.socket().async_read_some(asio::buffer(chunk_.data(), want), use_tuple));
+        co_await read_deadline(stream_.untimed(
+            [&](auto& from) { return from.async_read_some(asio::buffer(chunk_.data(), want), use_tuple); }));
     co_return take(chunk_.data(), n);
   }
 
@@ -256,7 +300,8 @@ class ConnectionBody final : public BodyReader {
     while (!parser_.is_done()) {
       parser_.get().body().data = chunk_.data();
       parser_.get().body().size = chunk_.size();
-      co_await read_deadline(beast_http::async_read_some(stream_.socket(), buffer_, parser_, use_tuple));
+      co_await read_deadline(stream_.untimed(
+          [&](auto& from) { return beast_http::async_read_some(from, buffer_, parser_, use_tuple); }));
       const std::size_t got = chunk_.size() - parser_.get().body().size;
       if (got > 0) co_return take(chunk_.data(), got);
     }
@@ -339,7 +384,7 @@ class ConnectionBody final : public BodyReader {
     throw Error(Status::bad_request, "bad_request", "malformed request body: " + ec.message());
   }
 
-  beast::tcp_stream& stream_;
+  ClientStream& stream_;
   beast::flat_buffer& buffer_;
   Parser& parser_;
   const ServerOptions& options_;
@@ -435,18 +480,18 @@ bool consume_empty_line(beast::flat_buffer& buffer) {
 }
 
 // Shut our sending side, drain what the client still sends for a moment, close.
-asio::awaitable<void> lingering_close(beast::tcp_stream& stream) {
+asio::awaitable<void> lingering_close(ClientStream& stream) {
   boost::system::error_code ec;
-  stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+  stream.lowest().socket().shutdown(tcp::socket::shutdown_send, ec);
   std::array<char, 16 * 1024> sink{};
   std::uint64_t drained = 0;
-  stream.expires_after(kLingerTime);
+  stream.lowest().expires_after(kLingerTime);
   while (drained < kLingerBytes) {
     auto [rec, n] = co_await stream.async_read_some(asio::buffer(sink), use_tuple);
     if (rec) break;
     drained += n;
   }
-  stream.socket().close(ec);
+  stream.lowest().socket().close(ec);
 }
 
 }  // namespace
@@ -475,7 +520,7 @@ asio::awaitable<void> Server::Impl::accept_loop() {
   }
 }
 
-asio::awaitable<void> Server::Impl::refuse(beast::tcp_stream& stream, std::string_view peer, const Error& error,
+asio::awaitable<void> Server::Impl::refuse(ClientStream& stream, std::string_view peer, const Error& error,
                                            std::string_view method, std::string_view target) {
   auto res = error_response(error);
   res.set(beast_http::field::server, "s3uploader");
@@ -483,14 +528,14 @@ asio::awaitable<void> Server::Impl::refuse(beast::tcp_stream& stream, std::strin
                                                         std::get<std::string>(std::move(res.body())));
   message.keep_alive(false);
   message.prepare_payload();
-  stream.expires_after(options.idle_timeout);
+  stream.lowest().expires_after(options.idle_timeout);
   auto [wec, written] = co_await beast_http::async_write(stream, message, use_tuple);
   options.on_exchange(
       Exchange{.peer = peer, .method = method, .target = target, .status = error.status(), .bytes_out = written});
   co_await lingering_close(stream);
 }
 
-asio::awaitable<bool> Server::Impl::read_head(beast::tcp_stream& stream, beast::flat_buffer& buffer,
+asio::awaitable<bool> Server::Impl::read_head(ClientStream& stream, beast::flat_buffer& buffer,
                                               std::optional<RequestParser>& parsing, std::string_view peer) {
   const auto fresh_parser = [&] {
     parsing.emplace();
@@ -502,7 +547,7 @@ asio::awaitable<bool> Server::Impl::read_head(beast::tcp_stream& stream, beast::
     parsing->body_limit(boost::none);
   };
   fresh_parser();
-  stream.expires_after(options.header_timeout);
+  stream.lowest().expires_after(options.header_timeout);
   auto [ec, n] = co_await beast_http::async_read_header(stream, buffer, *parsing, use_tuple);
   // RFC 9112 §2.2: one empty line before a request line is ignored. Beast
   // refuses it, so the (rare) case is undone here, not paid for on every read.
@@ -557,7 +602,8 @@ asio::awaitable<void> Server::Impl::run_session(tcp::socket socket) {
   // coroutine ends; they run on the same strand and see stream == nullptr.
   auto session = std::make_shared<Session>();
   session->strand = socket.get_executor();
-  beast::tcp_stream stream(std::move(socket));
+  ClientStream stream = options.tls ? ClientStream(std::move(socket), options.tls->current())
+                                    : ClientStream(std::move(socket));
   session->stream = &stream;
   std::uint64_t session_id = 0;
   {
@@ -578,6 +624,16 @@ asio::awaitable<void> Server::Impl::run_session(tcp::socket socket) {
 
   beast::flat_buffer buffer;
   buffer.reserve(kReadBufferCapacity);
+  if (auto* tls = stream.tls()) {
+    // Within the header timeout, like the request head that follows it.
+    stream.lowest().expires_after(options.header_timeout);
+    auto [ec] = co_await tls->async_handshake(asio::ssl::stream_base::server, use_tuple);
+    if (ec) {
+      spdlog::debug("connection {} from {}: TLS handshake failed: {}", session_id, peer, ec.message());
+      stream.lowest().socket().close(ignored);
+      co_return;
+    }
+  }
   spdlog::debug("connection {} from {} opened", session_id, peer);
 
   while (!stopping) {
@@ -591,6 +647,7 @@ asio::awaitable<void> Server::Impl::run_session(tcp::socket socket) {
     const auto& header = parser.get().base();
     RequestContext context;
     context.peer_address = peer;
+    context.secure = stream.tls() != nullptr;
     ConnectionBody body(stream, buffer, parser, options, stopping, cutting_off);
     Request request{header, body, context};
     Response res = co_await answer(request);
@@ -621,8 +678,8 @@ asio::awaitable<void> Server::Impl::run_session(tcp::socket socket) {
       break;
     }
   }
-  stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
-  stream.socket().close(ignored);
+  stream.lowest().socket().shutdown(tcp::socket::shutdown_both, ignored);
+  stream.lowest().socket().close(ignored);
   spdlog::debug("connection {} from {} closed", session_id, peer);
 }
 
@@ -680,7 +737,7 @@ class ReaderPace {
 
 }  // namespace
 
-asio::awaitable<Server::Impl::Written> Server::Impl::write_response(beast::tcp_stream& stream, bool head, Response& res,
+asio::awaitable<Server::Impl::Written> Server::Impl::write_response(ClientStream& stream, bool head, Response& res,
                                                                     bool keep_alive, const std::string& request_id) {
   if (res.status() == static_cast<unsigned>(kClientClosedRequest)) co_return Written{0, true};
   auto& header = res.header();
@@ -698,7 +755,7 @@ asio::awaitable<Server::Impl::Written> Server::Impl::write_response(beast::tcp_s
   // After the shutdown grace a write must not hold the connection long.
   const auto write_timeout =
       cutting_off ? std::min<std::chrono::milliseconds>(options.idle_timeout, kCutOffWriteTime) : options.idle_timeout;
-  stream.expires_after(write_timeout);
+  stream.lowest().expires_after(write_timeout);
 
   auto* text = std::get_if<std::string>(&res.body());
   if (text && !head) {
@@ -736,7 +793,7 @@ asio::awaitable<Server::Impl::Written> Server::Impl::write_response(beast::tcp_s
     pace.not_the_clients(Clock::now() - asked);
     piece = piece.first(static_cast<std::size_t>(std::min<std::uint64_t>(piece.size(), left)));
     const auto idle_deadline = Clock::now() + write_timeout;
-    stream.expires_at(std::min(idle_deadline, pace.deadline()));
+    stream.lowest().expires_at(std::min(idle_deadline, pace.deadline()));
     auto [wec, n] = co_await asio::async_write(stream, asio::buffer(piece.data(), piece.size()), use_tuple);
     written += n;
     left -= n;

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
@@ -23,7 +24,30 @@
 #include "http/router.hpp"
 #include "util/buffer_pool.hpp"
 
+namespace boost::asio::ssl {
+class context;
+}
+
 namespace s3up::http {
+
+// The certificate chain and key the listener presents (PEM files), for
+// TLS 1.2 and 1.3 with Mozilla's "intermediate" ciphers and ALPN http/1.1.
+// reload() reads the files again (a rotated certificate): connections
+// already open keep the pair they began with, new ones get the new pair.
+class TlsCertificate {
+ public:
+  // Throws std::runtime_error saying which file is wrong and how.
+  TlsCertificate(std::string cert_file, std::string key_file);
+  ~TlsCertificate();
+  // False (the error logged, the old pair kept) if the files do not load now.
+  bool reload();
+  std::shared_ptr<boost::asio::ssl::context> current() const;
+
+ private:
+  std::string cert_file_, key_file_;
+  mutable std::mutex mutex_;
+  std::shared_ptr<boost::asio::ssl::context> current_;
+};
 
 // One answered request, as the access log (and later metrics) see it.
 struct Exchange {
@@ -66,6 +90,8 @@ struct ServerOptions : Limits {
   std::shared_ptr<util::BufferPool> buffers;
   // Called once per answered (or refused) request; access_log() if unset.
   ExchangeObserver on_exchange;
+  // HTTPS with this certificate; plain HTTP when null.
+  std::shared_ptr<TlsCertificate> tls;
 };
 
 class Server {
