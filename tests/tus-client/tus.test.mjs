@@ -4,6 +4,9 @@ import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { createHash } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import https from 'node:https';
 import * as tus from 'tus-js-client';
 import { MiB, Stack, Server, content, sha256, head, download, eventually, fetchWithToken } from './harness.mjs';
 
@@ -349,5 +352,63 @@ describe('on radosgw and PostgreSQL, two instances', () => {
     } finally {
       await short.stop();
     }
+  });
+});
+
+describe('over HTTPS (tls_cert), verified against a CA made here', () => {
+  let stack;
+  let server;
+  let token;
+  let ca;
+  before(async () => {
+    stack = await new Stack('local').init();
+    const d = stack.dir;
+    const openssl = (args) => execFileSync('openssl', args, { stdio: 'pipe' });
+    openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout',
+      `${d}/ca.key`, '-out', `${d}/ca.pem`, '-days', '2', '-subj', '/CN=s3uploader tus test CA']);
+    openssl(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', `${d}/server.key`,
+      '-out', `${d}/server.csr`, '-subj', '/CN=localhost']);
+    writeFileSync(`${d}/ext.cnf`, 'subjectAltName=DNS:localhost\n');
+    openssl(['x509', '-req', '-in', `${d}/server.csr`, '-CA', `${d}/ca.pem`, '-CAkey', `${d}/ca.key`, '-CAcreateserial',
+      '-out', `${d}/server.crt`, '-days', '2', '-extfile', `${d}/ext.cnf`]);
+    ca = readFileSync(`${d}/ca.pem`);
+    server = await new Server(stack, { env: { S3UP_TLS_CERT: `${d}/server.crt`, S3UP_TLS_KEY: `${d}/server.key` } })
+      .start();
+    server.url = `https://localhost:${server.port}`;
+    token = stack.token('tina');
+  });
+  after(async () => {
+    await server.stop();
+    await stack.close();
+  });
+
+  // GET over https with the test CA: status and body.
+  const get = (url) => new Promise((resolve, reject) => {
+    https.get(url, { ca, headers: auth(token) }, (res) => {
+      const parts = [];
+      res.on('data', (p) => parts.push(p));
+      res.on('end', () => resolve({ status: res.statusCode, body: Buffer.concat(parts) }));
+    }).on('error', reject);
+  });
+
+  test('an upload stopped midway resumes and arrives whole; every URL is https', async () => {
+    const data = content(12 * MiB, 41);
+    const httpStack = new tus.DefaultHttpStack({ ca });
+    const options = { endpoint: `${server.url}/upload/resumable`, headers: auth(token), chunkSize: 4 * MiB, httpStack };
+    const url = await uploadThenStop(data, options, (bytes, event) => event === 'chunk' && bytes >= 4 * MiB);
+    assert.ok(url.startsWith(`${server.url}/upload/resumable/`), url);
+    const u = await upload(data, { ...options, uploadUrl: url });
+    assert.equal(u.url, url);
+    const stored = await get(`${server.url}/files/${idOf(url)}/content`);
+    assert.equal(stored.status, 200);
+    assert.equal(sha256(stored.body), sha256(data));
+  });
+
+  test('a client without the CA is refused before it sends a byte', async () => {
+    await assert.rejects(upload(content(1000, 42), {
+      endpoint: `${server.url}/upload/resumable`,
+      headers: auth(token),
+      retryDelays: [],
+    }), /certificate/);
   });
 });
