@@ -43,8 +43,9 @@ int main(int argc, char** argv) {
   auto* config_cmd = app.add_subcommand("config", "Print the effective configuration (as TOML that --config reads)");
   auto* version_cmd = app.add_subcommand("version", "Print the version and the libraries' versions");
   auto* check_cmd = app.add_subcommand("check", "Exit 0 if the URL answers 2xx (a health probe without curl)");
-  std::string check_url = "http://127.0.0.1:8080/readyz", check_ca_file;
-  check_cmd->add_option("url", check_url, "What to GET")->capture_default_str();
+  std::string check_url, check_ca_file;
+  check_cmd->add_option("url", check_url,
+                        "What to GET (default: /readyz of this host's listener, from S3UP_LISTEN and S3UP_TLS_CERT)");
   check_cmd->add_option("--ca-file", check_ca_file, "CA certificate(s) to trust for an https URL")
       ->check(CLI::ExistingFile);
   // The settings are options of the program, given before or after the

@@ -14,8 +14,9 @@ namespace s3up::cli {
 // Runs the HTTP service until SIGTERM/SIGINT; the process's exit status.
 int serve(const config::Config& config);
 
-// `s3uploader check URL`: 0 if GET URL answers 2xx within 5 s, else 1
-// (with the reason on stderr).
+// `s3uploader check [URL]`: 0 if GET URL answers 2xx within 5 s, else 1
+// (with the reason on stderr). Without a URL: /readyz of the listener that
+// S3UP_LISTEN (and S3UP_TLS_CERT) describe, on loopback.
 int check(const std::string& url, const std::string& ca_file);
 
 // "0.1.0 (<git describe of the build's checkout>)".

@@ -204,7 +204,7 @@ test('the service runs on Fargate behind a load balancer that checks /readyz, as
   assert.match(containers, /image\s*=\s*var\.image/);
   assert.match(containers, /name\s*=\s*"PGPASSWORD"/);
   assert.match(containers, /valueFrom\s*=\s*"\$\{aws_db_instance\.metadata\.master_user_secret\[0\]\.secret_arn\}:password::"/);
-  assert.match(containers, /\/readyz/);
+  assert.match(containers, /command\s*=\s*\["CMD", "s3uploader", "check"\]/, 'the container checks its /readyz');
   assert.doesNotMatch(containers, /AWS_SECRET_ACCESS_KEY|AWS_ACCESS_KEY_ID/, 'credentials come from the task role');
   const environment = tf.locals.find((l) => l.environment)?.environment;
   assert.ok(environment, 'locals.environment');

@@ -54,7 +54,7 @@ resource "aws_ecs_task_definition" "service" {
         valueFrom = "${aws_db_instance.metadata.master_user_secret[0].secret_arn}:password::"
       }]
       healthCheck = {
-        command     = ["CMD", "s3uploader", "check", "http://127.0.0.1:${local.container_port}/readyz"]
+        command     = ["CMD", "s3uploader", "check"] # GET /readyz on S3UP_LISTEN's port
         interval    = 15
         timeout     = 5
         retries     = 3
