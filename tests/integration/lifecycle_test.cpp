@@ -137,9 +137,26 @@ TEST(Lifecycle, ReadinessSaysWhenTheObjectsDirectoryCannotBeWritten) {
 }
 
 TEST(Lifecycle, JsonLogsAreOneObjectPerLineAndShowNoSecretEvenAtDebug) {
-  ServerProcess s(Env{{"S3UP_LOG_FORMAT", "json"}, {"S3UP_LOG_LEVEL", "debug"}});
+  const std::string jwt_secret = "a-shared-secret-of-at-least-32-bytes!";
+  ServerProcess s(Env{{"S3UP_LOG_FORMAT", "json"}, {"S3UP_LOG_LEVEL", "debug"}, {"S3UP_JWT_SECRET", jwt_secret},
+                      {"S3UP_JWT_AUDIENCE", "s3uploader-tests"}});
   const auto token = s.create_user_with_token("alice");
   const std::map<std::string, std::string> auth{{"Authorization", "Bearer " + token}};
+  // A JWT signed with the shared secret (HS256), used as a bearer token.
+  const auto exp = std::chrono::duration_cast<std::chrono::seconds>(
+                       std::chrono::system_clock::now().time_since_epoch() + std::chrono::minutes(10))
+                       .count();
+  const std::string signing_input = util::base64url(R"({"alg":"HS256","typ":"JWT"})") + "." +
+                                    util::base64url(R"({"sub":"jwt-user","aud":"s3uploader-tests","exp":)" + std::to_string(exp) + "}");
+  const auto mac = util::hmac_sha256(jwt_secret, signing_input);
+  const std::string jwt = signing_input + "." + util::base64url(std::span<const std::uint8_t>(mac));
+  EXPECT_EQ(request(s.port(), "GET", "/files", {{"Authorization", "Bearer " + jwt}}).status, 200);
+  // An upload link: its URL is its secret.
+  const auto upload_link = request(s.port(), "POST", "/upload-links", auth);
+  ASSERT_EQ(upload_link.status, 201) << upload_link.body;
+  const std::string link_url(upload_link.json().at("url").as_string());
+  const std::string link_secret = link_url.substr(link_url.rfind('/') + 1);
+  EXPECT_EQ(request(s.port(), "PUT", link_url.substr(link_url.find("/u/")) + "/via-link.txt", {}, "via link").status, 201);
   // A little of everything that carries a secret: a token (good and bad), a
   // download link's signature, a tus upload.
   const auto put = request(s.port(), "PUT", "/upload/notes.txt", auth, "some notes");
@@ -193,6 +210,10 @@ TEST(Lifecycle, JsonLogsAreOneObjectPerLineAndShowNoSecretEvenAtDebug) {
     EXPECT_EQ(line.find(token), std::string::npos) << "the token: " << line;
     EXPECT_EQ(line.find("s3u_not-a-real-token"), std::string::npos) << "a presented token: " << line;
     EXPECT_EQ(line.find(signature), std::string::npos) << "a link's signature: " << line;
+    EXPECT_EQ(line.find(jwt.substr(jwt.rfind('.'))), std::string::npos) << "a JWT: " << line;
+    EXPECT_EQ(line.find(signing_input), std::string::npos) << "a JWT: " << line;
+    EXPECT_EQ(line.find(jwt_secret), std::string::npos) << "the JWT secret: " << line;
+    EXPECT_EQ(line.find(link_secret), std::string::npos) << "an upload link's secret: " << line;
     EXPECT_EQ(line.find("Bearer s3u_"), std::string::npos) << line;
   }
   EXPECT_GE(access_lines, 7);
