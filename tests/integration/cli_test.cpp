@@ -536,21 +536,8 @@ class ClientOverTls : public Client {
 TEST_F(ClientOverTls, VerifiesTheServerAndUsesTheProxy) {
   const auto dir = home_ / "tls";
   fs::create_directories(dir);
-  const auto openssl = [&](const std::vector<std::string>& args) {
-    std::vector<std::string> argv{"/usr/bin/openssl"};
-    argv.insert(argv.end(), args.begin(), args.end());
-    const auto r = run_program(argv, {{"PATH", "/usr/bin:/bin"}});
-    ASSERT_EQ(r.exit_code, 0) << r.err;
-  };
+  make_test_certificate(dir, "server");
   const std::string d = dir.string();
-  openssl({"req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout",
-           d + "/ca.key", "-out", d + "/ca.pem", "-days", "2", "-subj", "/CN=s3uploader test CA"});
-  openssl({"req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", d + "/server.key",
-           "-out", d + "/server.csr", "-subj", "/CN=localhost"});
-  std::ofstream(dir / "ext.cnf") << "subjectAltName=DNS:localhost,IP:127.0.0.1\n";
-  openssl({"x509", "-req", "-in", d + "/server.csr", "-CA", d + "/ca.pem", "-CAkey", d + "/ca.key", "-CAcreateserial",
-           "-out", d + "/server.crt", "-days", "2", "-extfile", d + "/ext.cnf"});
-
   BackgroundProgram tls_front({"/usr/bin/socat",
                                "OPENSSL-LISTEN:" + std::to_string(tls_port_) + ",bind=127.0.0.1,reuseaddr,fork,cert=" +
                                    d + "/server.crt,key=" + d + "/server.key,verify=0",
@@ -577,7 +564,7 @@ TEST_F(ClientOverTls, VerifiesTheServerAndUsesTheProxy) {
   const auto file = make_file("secure.bin", 3 * MiB, 10);
   const std::string connect_line = "CONNECT localhost:" + std::to_string(tls_port_);
 
-  auto r = client({"push", file.string(), "--ca-file", d + "/ca.pem", "--chunk-size", "1MiB"}, via_proxy);
+  auto r = client({"push", file.string(), "--ca-file", d + "/server-ca.pem", "--chunk-size", "1MiB"}, via_proxy);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto ids = file_ids(r.out);
   ASSERT_EQ(ids.size(), 1u);
@@ -594,7 +581,7 @@ TEST_F(ClientOverTls, VerifiesTheServerAndUsesTheProxy) {
   // NO_PROXY: straight to the host, the proxy sees nothing.
   auto direct = via_proxy;
   direct["NO_PROXY"] = "localhost";
-  r = client({"get", ids[0], "-o", "-", "--ca-file", d + "/ca.pem"}, direct);
+  r = client({"get", ids[0], "-o", "-", "--ca-file", d + "/server-ca.pem"}, direct);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, ContentStream::make(3 * MiB, 10));
   EXPECT_EQ(count_lines_with(read_text(proxy_log), connect_line), connects + 1) << "only the failed ls went through it";

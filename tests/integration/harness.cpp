@@ -466,4 +466,21 @@ double metric_sample(const std::string& scrape, const std::string& series) {
   return std::stod(scrape.substr(at + series.size() + 2));
 }
 
+void make_test_certificate(const std::filesystem::path& dir, const std::string& name) {
+  const auto openssl = [&](const std::vector<std::string>& args) {
+    std::vector<std::string> argv{"/usr/bin/openssl"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    const auto r = run_program(argv, {{"PATH", "/usr/bin:/bin"}});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  };
+  const std::string d = dir.string() + "/" + name;
+  openssl({"req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout",
+           d + "-ca.key", "-out", d + "-ca.pem", "-days", "2", "-subj", "/CN=s3uploader test CA " + name});
+  openssl({"req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", d + ".key", "-out",
+           d + ".csr", "-subj", "/CN=localhost"});
+  std::ofstream(d + ".ext") << "subjectAltName=DNS:localhost,IP:127.0.0.1\n";
+  openssl({"x509", "-req", "-in", d + ".csr", "-CA", d + "-ca.pem", "-CAkey", d + "-ca.key", "-CAcreateserial",
+           "-out", d + ".crt", "-days", "2", "-extfile", d + ".ext"});
+}
+
 }  // namespace s3up::test

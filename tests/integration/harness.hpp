@@ -179,6 +179,10 @@ Response upload_streamed(unsigned short port, const std::string& token, const st
 // The value of the sample `series` (its name and labels, as rendered) in a
 // Prometheus scrape; -1 when absent.
 double metric_sample(const std::string& scrape, const std::string& series);
+// A CA and a certificate for localhost and 127.0.0.1 that it signed, made
+// with openssl in `dir`: <name>-ca.pem, <name>.crt, <name>.key.
+void make_test_certificate(const std::filesystem::path& dir, const std::string& name);
+
 // Polls `condition` until it holds or the timeout passes.
 bool eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout = std::chrono::seconds(10));
 

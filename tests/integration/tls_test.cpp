@@ -23,31 +23,12 @@ std::string read_file(const fs::path& path) {
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
-// A CA and a certificate for localhost and 127.0.0.1 that it signed, in `dir`:
-// <name>-ca.pem, <name>.crt, <name>.key.
-void make_certificate(const fs::path& dir, const std::string& name) {
-  const auto openssl = [&](const std::vector<std::string>& args) {
-    std::vector<std::string> argv{"/usr/bin/openssl"};
-    argv.insert(argv.end(), args.begin(), args.end());
-    const auto r = run_program(argv, kPath);
-    ASSERT_EQ(r.exit_code, 0) << r.err;
-  };
-  const std::string d = dir.string() + "/" + name;
-  openssl({"req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout",
-           d + "-ca.key", "-out", d + "-ca.pem", "-days", "2", "-subj", "/CN=s3uploader test CA " + name});
-  openssl({"req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", d + ".key", "-out",
-           d + ".csr", "-subj", "/CN=localhost"});
-  std::ofstream(d + ".ext") << "subjectAltName=DNS:localhost,IP:127.0.0.1\n";
-  openssl({"x509", "-req", "-in", d + ".csr", "-CA", d + "-ca.pem", "-CAkey", d + "-ca.key", "-CAcreateserial",
-           "-out", d + ".crt", "-days", "2", "-extfile", d + ".ext"});
-}
-
 class Tls : public ::testing::Test {
  protected:
   void SetUp() override {
     dir_ = temporary_directory();
-    make_certificate(dir_, "first");
-    make_certificate(dir_, "second");
+    make_test_certificate(dir_, "first");
+    make_test_certificate(dir_, "second");
     fs::copy_file(dir_ / "first.crt", dir_ / "server.crt");
     fs::copy_file(dir_ / "first.key", dir_ / "server.key");
     server_ = std::make_unique<ServerProcess>(std::map<std::string, std::string>{
@@ -161,8 +142,8 @@ TEST_F(Tls, SighupSwapsTheCertificateWithoutDroppingAnUpload) {
 
 TEST(TlsSettings, CertAndKeyGoTogetherAndAreChecked) {
   const auto dir = temporary_directory();
-  make_certificate(dir, "one");
-  make_certificate(dir, "two");
+  make_test_certificate(dir, "one");
+  make_test_certificate(dir, "two");
   const auto serve = [&](const std::map<std::string, std::string>& settings) {
     auto env = kPath;
     env["S3UP_DATABASE"] = "sqlite://" + (dir / "db.sqlite").string();
