@@ -64,15 +64,12 @@ if [ "${S3UP_TEST_CONTAINER:-}" = full ]; then
 else
   # The shipped runtime stage, verbatim, after a build stage that hands it
   # this build's binary and the packages that own the libraries it links
-  # (the computation the real build stage makes, made here the same way).
+  # (deploy/container/runtime-packages, as the real build stage runs it).
   step "building the runtime stage on $binary"
   mkdir -p "$work/context"
   cp "$binary" "$work/context/s3uploader"
   strip "$work/context/s3uploader"
-  for lib in $(ldd "$binary" | awk '$3 ~ /^\// {print $3}'); do
-    owner=$(dpkg -S "$lib" 2>/dev/null || dpkg -S "/usr$lib" 2>/dev/null || dpkg -S "${lib#/usr}") || fail "no package owns $lib"
-    echo "${owner%%:*}"
-  done | sort -u > "$work/context/runtime-packages"
+  "$root/deploy/container/runtime-packages" "$binary" > "$work/context/runtime-packages"
   runtime_from=$(grep -n '^FROM docker.io/library/debian:bookworm-slim' "$containerfile" | cut -d: -f1)
   [ -n "$runtime_from" ] || fail "the Containerfile has no bookworm-slim stage"
   {
