@@ -11,24 +11,35 @@
 
 namespace s3up::cli {
 
+// /readyz of the listener S3UP_LISTEN names, asked on loopback when it
+// listens on every address.
 std::string own_readyz_url() {
-  const char* listen_env = std::getenv("S3UP_LISTEN");
-  std::string listen = listen_env != nullptr && *listen_env != '\0' ? listen_env : "127.0.0.1:8080";
-  const auto colon = listen.rfind(':');
-  std::string host = colon == std::string::npos ? "" : listen.substr(0, colon);
-  const std::string port = colon == std::string::npos ? "8080" : listen.substr(colon + 1);
-  if (host.empty() || host == "*" || host == "0.0.0.0") host = "127.0.0.1";
-  if (host == "[::]") host = "[::1]";
+  const char* listen = std::getenv("S3UP_LISTEN");
+  auto endpoint = parse_listen(listen != nullptr && *listen != '\0' ? listen : "127.0.0.1:8080");
+  if (endpoint.address().is_unspecified()) {
+    endpoint.address(endpoint.address().is_v6() ? boost::asio::ip::address(boost::asio::ip::address_v6::loopback())
+                                                : boost::asio::ip::address(boost::asio::ip::address_v4::loopback()));
+  }
+  const auto host = endpoint.address().is_v6() ? "[" + endpoint.address().to_string() + "]"
+                                               : endpoint.address().to_string();
   const char* tls = std::getenv("S3UP_TLS_CERT");
   const bool https = tls != nullptr && *tls != '\0';
-  return fmt::format("{}://{}:{}/readyz", https ? "https" : "http", host, port);
+  return fmt::format("{}://{}:{}/readyz", https ? "https" : "http", host, endpoint.port());
 }
 
 int check(const std::string& url, const std::string& ca_file) {
   // Without a URL: this host's own listener, whose certificate names the
   // public host, not the loopback address asked here; it is not verified.
   const bool own = url.empty();
-  const std::string target = own ? own_readyz_url() : url;
+  std::string target = url;
+  if (own) {
+    try {
+      target = own_readyz_url();
+    } catch (const std::exception& e) {
+      fmt::print(stderr, "check: S3UP_LISTEN: {}\n", e.what());
+      return 1;
+    }
+  }
   std::unique_ptr<CURL, decltype(&curl_easy_cleanup)> curl(curl_easy_init(), curl_easy_cleanup);
   if (!curl) {
     fmt::print(stderr, "check: cannot start libcurl\n");

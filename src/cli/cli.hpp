@@ -5,6 +5,7 @@
 #include <string>
 
 #include <CLI/CLI.hpp>
+#include <boost/asio/ip/tcp.hpp>
 
 #include "client/client.hpp"
 #include "config/config.hpp"
@@ -13,6 +14,10 @@ namespace s3up::cli {
 
 // Runs the HTTP service until SIGTERM/SIGINT; the process's exit status.
 int serve(const config::Config& config);
+
+// A `listen` setting (host:port, "*" or "" for every address, "localhost",
+// [v6]) as an endpoint; throws config::ConfigError.
+boost::asio::ip::tcp::endpoint parse_listen(const std::string& listen);
 
 // `s3uploader check [URL]`: 0 if GET URL answers 2xx within 5 s, else 1
 // (with the reason on stderr). Without a URL: /readyz of the listener that

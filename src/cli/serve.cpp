@@ -33,20 +33,6 @@ namespace asio = boost::asio;
 
 namespace {
 
-asio::ip::tcp::endpoint parse_listen(const std::string& listen) {
-  const auto colon = listen.rfind(':');
-  std::string host = listen.substr(0, colon);
-  const std::string port = listen.substr(colon + 1);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-  if (host.empty() || host == "*") host = "0.0.0.0";
-  if (host == "localhost") host = "127.0.0.1";
-  boost::system::error_code ec;
-  const auto address = asio::ip::make_address(host, ec);
-  if (ec) throw config::ConfigError("listen: '" + host + "' is not an IP address");
-  const auto port_number = std::stoul(port);
-  if (port_number > 65535) throw config::ConfigError("listen: port out of range");
-  return {address, static_cast<unsigned short>(port_number)};
-}
 
 // Gauges of what holds the service's state, set when scraped: the memory
 // budget, the uploads in progress here, the database's pool.
@@ -127,6 +113,21 @@ void write_port_file(const std::string& path, unsigned short port) {
 }
 
 }  // namespace
+
+asio::ip::tcp::endpoint parse_listen(const std::string& listen) {
+  const auto colon = listen.rfind(':');
+  std::string host = listen.substr(0, colon);
+  const std::string port = listen.substr(colon + 1);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  if (host.empty() || host == "*") host = "0.0.0.0";
+  if (host == "localhost") host = "127.0.0.1";
+  boost::system::error_code ec;
+  const auto address = asio::ip::make_address(host, ec);
+  if (ec) throw config::ConfigError("listen: '" + host + "' is not an IP address");
+  const auto port_number = std::stoul(port);
+  if (port_number > 65535) throw config::ConfigError("listen: port out of range");
+  return {address, static_cast<unsigned short>(port_number)};
+}
 
 int serve(const config::Config& cfg) {
   asio::thread_pool blocking(cfg.service.blocking_threads);
