@@ -220,8 +220,6 @@ TEST(Lifecycle, JsonLogsAreOneObjectPerLineAndShowNoSecretEvenAtDebug) {
   EXPECT_GT(debug_lines, 0) << "log_level = debug";
 }
 
-const auto sample = metric_sample;
-
 TEST(Lifecycle, MetricsCountExactlyWhatHappenedInPrometheusFormat) {
   ServerProcess s(Env{{"S3UP_MAX_UPLOAD_BYTES", "1000"}});
   const auto token = s.create_user_with_token("alice");
@@ -257,27 +255,27 @@ TEST(Lifecycle, MetricsCountExactlyWhatHappenedInPrometheusFormat) {
   tus["Upload-Length"] = "5000";
   EXPECT_EQ(request(s.port(), "POST", "/upload/resumable", tus).status, 413);
   const auto after = scrape();
-  EXPECT_EQ(sample(after, ready) - std::max(0.0, sample(before, ready)), 3) << after;
-  EXPECT_EQ(sample(after, put) - std::max(0.0, sample(before, put)), 2) << after;
-  EXPECT_EQ(sample(after, unauthorized) - std::max(0.0, sample(before, unauthorized)), 1) << after;
-  EXPECT_EQ(sample(after, R"(s3uploader_http_request_duration_seconds_count{route="/upload/{name}"})"), 2);
-  EXPECT_EQ(sample(after, R"(s3uploader_buffer_budget_bytes{state="used"})"), 0) << "nothing in flight";
-  EXPECT_EQ(sample(after, R"(s3uploader_buffer_budget_waiters)"), 0);
-  EXPECT_EQ(sample(after, R"(s3uploader_uploads_total{kind="put",outcome="complete"})"), 2) << after;
-  EXPECT_EQ(sample(after, R"(s3uploader_uploads_total{kind="tus",outcome="complete"})"), 1) << after;
-  EXPECT_EQ(sample(after, R"(s3uploader_uploads_total{kind="tus",outcome="refused"})"), 1) << after;
-  EXPECT_EQ(sample(after, R"(s3uploader_uploads_total{kind="put",outcome="failed"})"), -1) << after;
-  EXPECT_EQ(sample(after, R"(s3uploader_upload_bytes_total{store="local"})"), 2 * 5 + 5) << after;
-  EXPECT_EQ(sample(after, R"(s3uploader_uploads_in_progress)"), 0);
+  EXPECT_EQ(metric_sample(after, ready) - std::max(0.0, metric_sample(before, ready)), 3) << after;
+  EXPECT_EQ(metric_sample(after, put) - std::max(0.0, metric_sample(before, put)), 2) << after;
+  EXPECT_EQ(metric_sample(after, unauthorized) - std::max(0.0, metric_sample(before, unauthorized)), 1) << after;
+  EXPECT_EQ(metric_sample(after, R"(s3uploader_http_request_duration_seconds_count{route="/upload/{name}"})"), 2);
+  EXPECT_EQ(metric_sample(after, R"(s3uploader_buffer_budget_bytes{state="used"})"), 0) << "nothing in flight";
+  EXPECT_EQ(metric_sample(after, R"(s3uploader_buffer_budget_waiters)"), 0);
+  EXPECT_EQ(metric_sample(after, R"(s3uploader_uploads_total{kind="put",outcome="complete"})"), 2) << after;
+  EXPECT_EQ(metric_sample(after, R"(s3uploader_uploads_total{kind="tus",outcome="complete"})"), 1) << after;
+  EXPECT_EQ(metric_sample(after, R"(s3uploader_uploads_total{kind="tus",outcome="refused"})"), 1) << after;
+  EXPECT_EQ(metric_sample(after, R"(s3uploader_uploads_total{kind="put",outcome="failed"})"), -1) << after;
+  EXPECT_EQ(metric_sample(after, R"(s3uploader_upload_bytes_total{store="local"})"), 2 * 5 + 5) << after;
+  EXPECT_EQ(metric_sample(after, R"(s3uploader_uploads_in_progress)"), 0);
   // The scrape itself is the one busy connection.
-  EXPECT_EQ(sample(after, R"(s3uploader_connections{state="busy"})"), 1) << after;
-  EXPECT_GE(sample(after, R"(s3uploader_db_pool_connections{state="idle"})"), 1) << after;
-  EXPECT_EQ(sample(after, R"(s3uploader_db_pool_connections{state="waiting"})"), 0) << after;
-  EXPECT_GE(sample(after, R"(s3uploader_db_query_duration_seconds_count{query="completeUpload"})"), 3) << after;
+  EXPECT_EQ(metric_sample(after, R"(s3uploader_connections{state="busy"})"), 1) << after;
+  EXPECT_GE(metric_sample(after, R"(s3uploader_db_pool_connections{state="idle"})"), 1) << after;
+  EXPECT_EQ(metric_sample(after, R"(s3uploader_db_pool_connections{state="waiting"})"), 0) << after;
+  EXPECT_GE(metric_sample(after, R"(s3uploader_db_query_duration_seconds_count{query="completeUpload"})"), 3) << after;
   // The janitor ran once at start, and found nothing.
-  EXPECT_EQ(sample(after, R"(s3uploader_janitor_runs_total{outcome="ran"})"), 1) << after;
-  EXPECT_EQ(sample(after, R"(s3uploader_janitor_removed_total{what="stale"})"), 0) << after;
-  EXPECT_GT(sample(after, "process_resident_memory_bytes"), 1e6);
+  EXPECT_EQ(metric_sample(after, R"(s3uploader_janitor_runs_total{outcome="ran"})"), 1) << after;
+  EXPECT_EQ(metric_sample(after, R"(s3uploader_janitor_removed_total{what="stale"})"), 0) << after;
+  EXPECT_GT(metric_sample(after, "process_resident_memory_bytes"), 1e6);
   EXPECT_NE(after.find("s3uploader_build_info{version=\"0."), std::string::npos);
   EXPECT_EQ(after.find(token), std::string::npos);
 
