@@ -281,10 +281,11 @@ class ResumableRecords {
   // read `seen_token`.
   virtual bool take_lease(std::string_view upload_id, std::int64_t seen_token, Micros now, Micros until) = 0;
   // Records offset, length, store and hash state and expiry, under the lease
-  // state.lease_token (which must not have lapsed at `now`), extending it to
-  // state.lease_expires_at (none: released); the token becomes
-  // state.lease_token + 1. False if the lease was lost (nothing recorded).
-  virtual bool save_progress(const ResumableState& state, Micros now) = 0;
+  // state.lease_token (held, or lapsed with nobody having taken it since),
+  // extending it to state.lease_expires_at (none: released); the token
+  // becomes state.lease_token + 1. False if the lease was lost or given up
+  // (nothing recorded).
+  virtual bool save_progress(const ResumableState& state) = 0;
   // Gives the lease up (token + 1), if `token` is still the current one.
   virtual void release_lease(std::string_view upload_id, std::int64_t token) = 0;
 };

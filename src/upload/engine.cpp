@@ -690,7 +690,7 @@ class Upload final : public storage::WriteFence {
     // one is done with the store and it may carry on in the same place.
     next.lease_expires_at = after == Lease::keep ? std::optional(now + micros(settings_->lease)) : std::nullopt;
     const bool saved =
-        co_await util::run_blocking(services_.blocking, [&] { return services_.records.save_progress(next, now); });
+        co_await util::run_blocking(services_.blocking, [&] { return services_.records.save_progress(next); });
     if (!saved) {
       leased_ = false;
       throw Error(Failure::locked, "another request took this upload over");
@@ -707,15 +707,13 @@ class Upload final : public storage::WriteFence {
   }
 
   // Before each write: renew the lease when it is due, and never write once
-  // it may have run out (then take it again if nobody else did).
+  // it may have run out without renewing it first. A lease that lapsed is
+  // still this request's until another takes it (every take moves the
+  // token on), so a store slower than the lease (a part that takes longer
+  // to send) delays the writer but never locks it out of its own upload.
   asio::awaitable<void> keep_lease() {
     const auto now = Clock::now();
-    if (now >= lease_usable_until_) {
-      leased_ = false;
-      co_await take_lease();
-    } else if (now >= renew_at_) {
-      co_await save(last_saved_);
-    }
+    if (now >= renew_at_ || now >= lease_usable_until_) co_await save(last_saved_);
   }
 
   void lease_renewed(Clock::time_point at) {

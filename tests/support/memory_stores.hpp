@@ -383,10 +383,11 @@ class MemoryMetadata final : public db::MetadataStore {
     r.lease_expires_at = until;
     return true;
   }
-  bool save_progress(const db::ResumableState& state, db::Micros now) override {
+  bool save_progress(const db::ResumableState& state) override {
     std::lock_guard lock(mutex_);
     auto& r = resumable_.at(state.upload_id);
-    if (r.lease_token != state.lease_token || !r.lease_expires_at || *r.lease_expires_at <= now) return false;
+    if (r.lease_token != state.lease_token || !r.lease_expires_at) return false;
+    r.lease_token = state.lease_token + 1;
     r.offset = state.offset;
     r.upload_length = state.upload_length;
     r.store_state = state.store_state;

@@ -463,7 +463,7 @@ TEST_P(MetadataStoreContract, ResumableProgressUnderAFencedLease) {
   progress.hash_state = "sha256.1:y";
   progress.expires_at = 9'000'000;
   progress.lease_expires_at = 3'000'000;
-  EXPECT_TRUE(store_->save_progress(progress, 1'900'000));
+  EXPECT_TRUE(store_->save_progress(progress));
   got = store_->get_resumable(u.id);
   EXPECT_EQ(got->offset, 10u << 20);
   EXPECT_EQ(got->upload_length, 30u << 20);
@@ -472,37 +472,43 @@ TEST_P(MetadataStoreContract, ResumableProgressUnderAFencedLease) {
   EXPECT_EQ(got->expires_at, 9'000'000);
   EXPECT_EQ(got->lease_expires_at, 3'000'000);
   EXPECT_EQ(got->lease_token, 2) << "a save moves the token on";
-  EXPECT_FALSE(store_->save_progress(progress, 1'950'000)) << "saved twice under one token";
+  EXPECT_FALSE(store_->save_progress(progress)) << "saved twice under one token";
   EXPECT_FALSE(store_->take_lease(u.id, 1, 3'500'000, 4'000'000)) << "taken from a state read before the save";
   progress.lease_token = 2;
 
-  // The lease lapses (a half-open connection sends nothing): a new writer
-  // takes it, and the old one's progress is refused from then on.
-  EXPECT_FALSE(store_->save_progress(progress, 3'000'000)) << "saved under a lapsed lease";
-  EXPECT_TRUE(store_->take_lease(u.id, 2, 3'100'000, 4'000'000));
+  // The lease lapses (a half-open connection sends nothing, or the store is
+  // slow): while nobody takes it, its holder may still renew it.
+  progress.lease_expires_at = 3'050'000;
+  EXPECT_TRUE(store_->save_progress(progress)) << "a lapsed lease nobody took is still its holder's";
+  progress.lease_token = 3;
+  // Once a new writer takes it, the old one's progress is refused.
+  EXPECT_FALSE(store_->take_lease(u.id, 3, 3'000'000, 4'000'000)) << "held until 3.05s";
+  EXPECT_TRUE(store_->take_lease(u.id, 3, 3'100'000, 4'000'000));
   EXPECT_EQ(store_->get_resumable(u.id)->lease_expires_at, 4'000'000);
   progress.offset = 20 << 20;
-  EXPECT_FALSE(store_->save_progress(progress, 3'200'000)) << "a fenced writer recorded progress";
+  EXPECT_FALSE(store_->save_progress(progress)) << "a fenced writer recorded progress";
   EXPECT_EQ(store_->get_resumable(u.id)->offset, 10u << 20);
   // Released: the next writer need not wait for the lapse, and sees that
   // the last one is done (no expiry). A release moves the token on too.
-  store_->release_lease(u.id, 2);  // an old token releases nothing
-  EXPECT_FALSE(store_->take_lease(u.id, 3, 3'300'000, 5'000'000));
-  store_->release_lease(u.id, 3);
+  store_->release_lease(u.id, 3);  // an old token releases nothing
+  EXPECT_FALSE(store_->take_lease(u.id, 4, 3'300'000, 5'000'000));
+  store_->release_lease(u.id, 4);
   got = store_->get_resumable(u.id);
   EXPECT_FALSE(got->lease_expires_at);
-  EXPECT_EQ(got->lease_token, 4);
-  EXPECT_FALSE(store_->take_lease(u.id, 3, 3'300'000, 5'000'000)) << "taken from a state read before the release";
-  EXPECT_TRUE(store_->take_lease(u.id, 4, 3'300'000, 5'000'000));
+  EXPECT_EQ(got->lease_token, 5);
+  EXPECT_FALSE(store_->take_lease(u.id, 4, 3'300'000, 5'000'000)) << "taken from a state read before the release";
+  EXPECT_TRUE(store_->take_lease(u.id, 5, 3'300'000, 5'000'000));
   // Saved with its release: free, and versioned, in one write.
-  progress.lease_token = 5;
+  progress.lease_token = 6;
   progress.lease_expires_at.reset();
-  EXPECT_TRUE(store_->save_progress(progress, 3'400'000));
+  EXPECT_TRUE(store_->save_progress(progress));
   got = store_->get_resumable(u.id);
   EXPECT_FALSE(got->lease_expires_at);
-  EXPECT_EQ(got->lease_token, 6);
+  EXPECT_EQ(got->lease_token, 7);
   EXPECT_EQ(got->offset, 20u << 20);
-  EXPECT_TRUE(store_->take_lease(u.id, 6, 3'500'000, 5'000'000));
+  progress.lease_token = 7;
+  EXPECT_FALSE(store_->save_progress(progress)) << "saved after giving the lease up";
+  EXPECT_TRUE(store_->take_lease(u.id, 7, 3'500'000, 5'000'000));
 }
 
 // Resumable uploads wait for their expiry, not for stale_upload_age, and

@@ -80,7 +80,7 @@ class PostgresStore final : public MetadataStore {
   void add_resumable(const ResumableState& state) override;
   std::optional<ResumableState> get_resumable(std::string_view upload_id) override;
   bool take_lease(std::string_view upload_id, std::int64_t seen_token, Micros now, Micros until) override;
-  bool save_progress(const ResumableState& state, Micros now) override;
+  bool save_progress(const ResumableState& state) override;
   void release_lease(std::string_view upload_id, std::int64_t token) override;
   std::vector<Upload> expired_resumable(Micros now, std::int64_t limit) override;
   void record_events(const std::vector<std::string>& endpoints, const std::vector<std::string>& event_types) override {
@@ -1191,10 +1191,10 @@ bool PostgresStore::take_lease(std::string_view upload_id, std::int64_t seen_tok
   return writes_->run(w) > 0;
 }
 
-bool PostgresStore::save_progress(const ResumableState& r, Micros now) {
+bool PostgresStore::save_progress(const ResumableState& r) {
   if (!plausible_upload_id(r.upload_id)) return false;
   Write w{"saveProgress", {}};
-  w.params.text(r.upload_id).integer(r.lease_token).timestamp(now).integer(static_cast<std::int64_t>(r.offset));
+  w.params.text(r.upload_id).integer(r.lease_token).integer(static_cast<std::int64_t>(r.offset));
   length_or_null(w.params, r.upload_length)
       .text(r.store_state)
       .text(r.hash_state)

@@ -78,7 +78,7 @@ class SqliteStore final : public MetadataStore {
   void add_resumable(const ResumableState& state) override;
   std::optional<ResumableState> get_resumable(std::string_view upload_id) override;
   bool take_lease(std::string_view upload_id, std::int64_t seen_token, Micros now, Micros until) override;
-  bool save_progress(const ResumableState& state, Micros now) override;
+  bool save_progress(const ResumableState& state) override;
   void release_lease(std::string_view upload_id, std::int64_t token) override;
   std::vector<Upload> expired_resumable(Micros now, std::int64_t limit) override;
   void record_events(const std::vector<std::string>& endpoints, const std::vector<std::string>& event_types) override {
@@ -997,12 +997,12 @@ bool SqliteStore::take_lease(std::string_view upload_id, std::int64_t seen_token
   })) > 0;
 }
 
-bool SqliteStore::save_progress(const ResumableState& r, Micros now) {
+bool SqliteStore::save_progress(const ResumableState& r) {
   return writes_->run(Write([&](Connection& c) {
     Statement s(c, "saveProgress");
     const std::optional<std::int64_t> length =
         r.upload_length ? std::optional(static_cast<std::int64_t>(*r.upload_length)) : std::nullopt;
-    s.bind(r.upload_id, r.lease_token, now, r.offset, length, r.store_state, r.hash_state, r.expires_at,
+    s.bind(r.upload_id, r.lease_token, r.offset, length, r.store_state, r.hash_state, r.expires_at,
            r.lease_expires_at)
         .run();
     return s.changes();
