@@ -141,7 +141,7 @@ int serve(const config::Config& cfg) {
     }
   };
   auto metadata = naming("database", "S3UP_DATABASE",
-                         [&] { return db::open_metadata_store(cfg.database.url, cfg.database.pool_size); });
+                         [&] { return db::open_metadata_store(cfg.database.url, cfg.database.pool_size, cfg.database.timeout); });
   if (cfg.service.migrate_on_start) metadata->migrate();
   asio::io_context io(static_cast<int>(cfg.service.threads));
   // One memory budget for bodies in flight: the store's buffers and the

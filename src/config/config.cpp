@@ -250,6 +250,11 @@ const std::vector<SettingInfo> kSettings = {
     setting("database_pool_size", "S3UP_DATABASE_POOL_SIZE", "0",
             "Most database connections open at once; 0 means one per 4 blocking threads, at least 4.",
             in(&Config::database, &DatabaseSettings::pool_size), Count{}),
+    setting("database_timeout", "S3UP_DATABASE_TIMEOUT", "30s",
+            "Longest a PostgreSQL query or connection attempt waits for the server; then the request gets 503 "
+            "and the connection is dropped.",
+            in(&Config::database, &DatabaseSettings::timeout),
+            Duration{std::chrono::seconds(1), std::chrono::hours(1), "between 1s and 1h"}),
     setting("max_upload_bytes", "S3UP_MAX_UPLOAD_BYTES", "5GiB",
             "Largest accepted file (bytes, or with a unit: 100MiB, 5GiB).",
             in(&Config::uploads, &upload::Limits::max_upload_bytes), Size{}),
@@ -420,6 +425,11 @@ const std::vector<SettingInfo> kSettings = {
             in(&Config::storage, &storage::StoreSettings::s3_force_path_style), Boolean{}),
     setting("s3_ca_file", "S3UP_S3_CA_FILE", "", "Extra CA bundle (PEM) to trust for the S3 endpoint.",
             in(&Config::storage, &storage::StoreSettings::s3_ca_file), Text{}),
+    setting("s3_timeout", "S3UP_S3_TIMEOUT", "30s",
+            "Longest the store may keep a request waiting without progress (connecting, taking the request, "
+            "answering); then it is tried again, 5 times in all, and the client gets 503.",
+            in(&Config::storage, &storage::StoreSettings::s3_timeout),
+            Duration{std::chrono::seconds(1), std::chrono::minutes(10), "between 1s and 10m"}),
     setting("s3_part_checksum", "S3UP_S3_PART_CHECKSUM", "sha256",
             "How the store checks each part's bytes: sha256 (signed x-amz-content-sha256) or md5 (Content-MD5).",
             in(&Config::storage, &storage::StoreSettings::s3_part_md5), Choice{"sha256", "md5"}),

@@ -40,6 +40,7 @@ struct ServiceSettings {
 struct DatabaseSettings {
   std::string url;         // sqlite:///path or postgres://...
   unsigned pool_size = 0;  // 0 = blocking_threads / 4, at least 4
+  std::chrono::milliseconds timeout{30'000};  // a query's longest wait for its answer (PostgreSQL)
 };
 
 struct JanitorSettings {

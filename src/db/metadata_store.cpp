@@ -52,7 +52,8 @@ std::optional<std::filesystem::path> missing_sqlite_file(std::string_view url) {
   return path;
 }
 
-std::unique_ptr<MetadataStore> open_metadata_store(std::string_view url, unsigned pool_size) {
+std::unique_ptr<MetadataStore> open_metadata_store(std::string_view url, unsigned pool_size,
+                                                   std::chrono::milliseconds timeout) {
   constexpr std::string_view sqlite_scheme = "sqlite://";
   if (url.starts_with(sqlite_scheme)) {
     std::string path(url.substr(sqlite_scheme.size()));
@@ -62,7 +63,7 @@ std::unique_ptr<MetadataStore> open_metadata_store(std::string_view url, unsigne
   // libpq reads both URL spellings and its keyword strings ("host=... dbname=...").
   if (url.starts_with("postgres://") || url.starts_with("postgresql://") ||
       (url.find('=') != std::string_view::npos && url.find("://") == std::string_view::npos)) {
-    return open_postgres_store(std::string(url), pool_size);
+    return open_postgres_store(std::string(url), pool_size, timeout);
   }
   throw std::invalid_argument(
       "unsupported database URL (expected sqlite://PATH, postgres://USER@HOST/DB or a libpq keyword string): " +

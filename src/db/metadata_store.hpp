@@ -9,6 +9,7 @@
 // database call ever blocks an I/O thread, and the CLI calls it directly.
 // Backends throw db::Error: unavailable when the database fails, conflict
 // when a unique name is taken.
+#include <chrono>
 #include <climits>
 #include <cstdint>
 #include <filesystem>
@@ -462,10 +463,12 @@ class MetadataStore : public UserStore, public UploadStore, public WebhookOutbox
 
 // Opens the backend named by the URL: sqlite:///abs/path, sqlite://./rel/path,
 // postgres://user:pass@host:port/db?sslmode=... (or postgresql://, or a libpq
-// keyword string "host=... dbname=..."), with at most `pool_size` connections.
-// Throws std::invalid_argument for an unknown scheme, std::runtime_error when
-// the database cannot be opened.
-std::unique_ptr<MetadataStore> open_metadata_store(std::string_view url, unsigned pool_size);
+// keyword string "host=... dbname=..."), with at most `pool_size` connections;
+// a PostgreSQL query that gets no answer within `timeout` fails (SQLite, a
+// local file, has no such wait). Throws std::invalid_argument for an unknown
+// scheme, std::runtime_error when the database cannot be opened.
+std::unique_ptr<MetadataStore> open_metadata_store(std::string_view url, unsigned pool_size,
+                                                   std::chrono::milliseconds timeout = std::chrono::seconds(30));
 
 // For a sqlite:// URL whose file does not exist (opening it would make a new,
 // empty database): the absolute path; nullopt otherwise.

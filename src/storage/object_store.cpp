@@ -57,6 +57,7 @@ std::unique_ptr<ObjectStore> open_object_store(const StoreSettings& settings, bo
     options.client.region = settings.s3_region;
     options.client.force_path_style = settings.s3_force_path_style;
     options.client.ca_file = settings.s3_ca_file;
+    options.client.timeout = settings.s3_timeout;
     options.part_md5 = settings.s3_part_md5;
     options.part_size = settings.part_size;
     options.parts_in_flight = std::max(1, settings.parts_in_flight);

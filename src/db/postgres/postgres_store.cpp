@@ -30,7 +30,7 @@ class PostgresStore final : public MetadataStore {
   // ("host=... dbname=..."); what it leaves out comes from the PG*
   // environment (PGHOST, PGUSER, PGPASSWORD, PGSSLMODE, ...) as libpq does.
   // Connects once to fail early with a clear message.
-  PostgresStore(std::string conninfo, unsigned pool_size);
+  PostgresStore(std::string conninfo, unsigned pool_size, std::chrono::milliseconds timeout);
   ~PostgresStore() override;
 
   std::string describe() const override { return description_; }
@@ -111,6 +111,7 @@ class PostgresStore final : public MetadataStore {
   void release(std::unique_ptr<Connection> c);
 
   std::string conninfo_;
+  std::chrono::milliseconds timeout_;  // how long a query may wait for its answer (Connection)
   std::string description_;  // postgres://user@host:port/db, from the first connection
   unsigned pool_size_;
   mutable std::mutex mutex_;
@@ -249,15 +250,21 @@ std::vector<Upload> uploads_in(const Rows& r) {
 
 }  // namespace
 
-// One libpq connection and the statements prepared on it.
+// One libpq connection and the statements prepared on it. Every query
+// waits for its answer at most `timeout` (libpq's own calls would wait
+// forever on a server or network that went silent): then the connection is
+// dropped and the caller gets database_unavailable.
 class PostgresStore::Connection {
  public:
-  explicit Connection(const std::string& conninfo) {
+  Connection(const std::string& conninfo, std::chrono::milliseconds timeout) : timeout_(timeout) {
     // Ours first: the user's string (expanded from dbname) overrides them.
+    // libpq takes whole seconds, at least 2.
+    const std::string connect_seconds =
+        std::to_string(std::max<std::int64_t>(2, std::chrono::ceil<std::chrono::seconds>(timeout).count()));
     const char* keys[] = {"application_name", "connect_timeout", "dbname", nullptr};
-    const char* values[] = {"s3uploader", "10", conninfo.c_str(), nullptr};
+    const char* values[] = {"s3uploader", connect_seconds.c_str(), conninfo.c_str(), nullptr};
     conn_ = PQconnectdbParams(keys, values, 1);
-    if (!conn_ || PQstatus(conn_) != CONNECTION_OK) {
+    if (!conn_ || PQstatus(conn_) != CONNECTION_OK || PQsetnonblocking(conn_, 1) != 0) {
       // libpq's messages end in a newline: util::trim for the logs.
       const std::string msg(util::trim(conn_ ? PQerrorMessage(conn_) : "out of memory"));
       PQfinish(conn_);
@@ -294,26 +301,43 @@ class PostgresStore::Connection {
     prepare(name, sql);
     const std::string key(name);
     const auto values = params.pointers();
-    ResultPtr r(PQexecPrepared(conn_, key.c_str(), static_cast<int>(values.size()), values.data(), nullptr, nullptr, 0),
-                PQclear);
+    sent(PQsendQueryPrepared(conn_, key.c_str(), static_cast<int>(values.size()), values.data(), nullptr, nullptr, 0),
+         name);
+    ResultPtr r = last_result(name);
     check(r, name);
     return Rows(std::move(r));
   }
 
   // Statements without parameters (migrations, transaction control).
   Rows exec_simple(const std::string& sql, std::string_view what = "statement") {
-    ResultPtr r(PQexec(conn_, sql.c_str()), PQclear);
+    sent(PQsendQuery(conn_, sql.c_str()), what);
+    ResultPtr r = last_result(what);
     check(r, what);
     return Rows(std::move(r));
   }
   Rows exec_params(const std::string& sql, const Params& params, std::string_view what) {
     const auto values = params.pointers();
-    ResultPtr r(
-        PQexecParams(conn_, sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(), nullptr, nullptr, 0),
-        PQclear);
+    sent(PQsendQueryParams(conn_, sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(), nullptr,
+                           nullptr, 0),
+         what);
+    ResultPtr r = last_result(what);
     check(r, what);
     return Rows(std::move(r));
   }
+
+  // Until the guard ends, queries wait as long as the server takes
+  // (migrations: a step may take long, or another instance's).
+  class Unbounded {
+   public:
+    explicit Unbounded(Connection& c) : c_(c), saved_(std::exchange(c.timeout_, std::chrono::milliseconds(0))) {}
+    ~Unbounded() { c_.timeout_ = saved_; }
+    Unbounded(const Unbounded&) = delete;
+    Unbounded& operator=(const Unbounded&) = delete;
+
+   private:
+    Connection& c_;
+    std::chrono::milliseconds saved_;
+  };
 
   // Runs the statements as one transaction in one round trip (libpq's
   // pipeline mode: BEGIN, each statement, COMMIT, then one sync) and fills
@@ -342,10 +366,11 @@ class PostgresStore::Connection {
     if (PQpipelineSync(conn_) != 1) lost("sending");
 
     // One result per query (each followed by a null), then the sync's.
+    const Deadline deadline = deadline_from_now();
     bool statement_failed = false, commit_failed = false;
     std::string problem;
     for (std::size_t q = 0; q < statements.size() + 2; ++q) {
-      ResultPtr r(PQgetResult(conn_), PQclear);
+      ResultPtr r = next_result(deadline, "reading results");
       if (!r) lost("reading results");
       const auto status = PQresultStatus(r.get());
       const bool is_statement = q > 0 && q <= statements.size();
@@ -360,9 +385,10 @@ class PostgresStore::Connection {
         (is_statement ? statement_failed : commit_failed) = true;
         if (q == 0) statement_failed = true;  // BEGIN itself
       }
-      while (PGresult* extra = PQgetResult(conn_)) PQclear(extra);  // the null after each query's result
+      while (next_result(deadline, "reading results")) {
+      }  // the null after each query's result
     }
-    ResultPtr sync(PQgetResult(conn_), PQclear);
+    ResultPtr sync = next_result(deadline, "reading the pipeline sync");
     if (!sync || PQresultStatus(sync.get()) != PGRES_PIPELINE_SYNC) lost("reading the pipeline sync");
     if (PQexitPipelineMode(conn_) != 1) lost("leaving pipeline mode");
     if (statement_failed) {
@@ -386,7 +412,10 @@ class PostgresStore::Connection {
       body();
       exec_simple("COMMIT");
     } catch (...) {
-      if (!broken()) PQclear(PQexec(conn_, "ROLLBACK"));
+      try {
+        if (!broken()) exec_simple("ROLLBACK", "rollback");
+      } catch (const std::exception&) {  // the connection is dropped; the server rolls back
+      }
       throw;
     }
   }
@@ -396,8 +425,66 @@ class PostgresStore::Connection {
     const std::string key(name);
     if (prepared_.contains(key)) return;
     const std::string sql(text);
-    check(ResultPtr(PQprepare(conn_, key.c_str(), sql.c_str(), 0, nullptr), PQclear), name);
+    sent(PQsendPrepare(conn_, key.c_str(), sql.c_str(), 0, nullptr), name);
+    check(last_result(name), name);
     prepared_.insert(key);
+  }
+
+  using Deadline = std::optional<std::chrono::steady_clock::time_point>;  // none: wait as long as it takes
+  Deadline deadline_from_now() const {
+    if (timeout_ <= std::chrono::milliseconds(0)) return std::nullopt;
+    return std::chrono::steady_clock::now() + timeout_;
+  }
+
+  void sent(int ok, std::string_view what) {
+    if (ok != 1) lost(what);
+  }
+
+  // Waits for the socket (`events`) until the deadline; throws when it passes.
+  void wait_for_socket(short events, const Deadline& deadline, std::string_view what) {
+    for (;;) {
+      int wait_ms = -1;
+      if (deadline) {
+        const auto left = std::chrono::ceil<std::chrono::milliseconds>(*deadline - std::chrono::steady_clock::now());
+        if (left.count() <= 0) timed_out(what);
+        wait_ms = static_cast<int>(std::min<std::int64_t>(left.count(), 60'000));
+      }
+      pollfd p{PQsocket(conn_), events, 0};
+      const int ready = ::poll(&p, 1, wait_ms);
+      if (ready > 0) return;
+      if (ready < 0 && errno != EINTR) lost(what);
+    }
+  }
+
+  // Sends what libpq holds, then reads until the next result is whole; its
+  // result (null: the end of the current query's results).
+  ResultPtr next_result(const Deadline& deadline, std::string_view what) {
+    for (;;) {
+      const int flushed = PQflush(conn_);
+      if (flushed < 0) lost(what);
+      if (flushed == 0) break;
+      wait_for_socket(POLLOUT | POLLIN, deadline, what);
+      if (PQconsumeInput(conn_) != 1) lost(what);  // the server may answer before taking all we send
+    }
+    while (PQisBusy(conn_)) {
+      wait_for_socket(POLLIN, deadline, what);
+      if (PQconsumeInput(conn_) != 1) lost(what);
+    }
+    return ResultPtr(PQgetResult(conn_), PQclear);
+  }
+
+  // The last result of what was sent, as PQexec gives it.
+  ResultPtr last_result(std::string_view what) {
+    const Deadline deadline = deadline_from_now();
+    ResultPtr last(nullptr, PQclear);
+    while (ResultPtr r = next_result(deadline, what)) last = std::move(r);
+    return last;
+  }
+
+  [[noreturn]] void timed_out(std::string_view what) {
+    broken_ = true;
+    spdlog::error("postgres {}: no answer within {} ms; the connection is dropped", what, timeout_.count());
+    throw Error(Failure::unavailable, "the metadata database did not answer in time");
   }
 
   [[noreturn]] void lost(std::string_view what) {
@@ -425,6 +512,7 @@ class PostgresStore::Connection {
   }
 
   PGconn* conn_ = nullptr;
+  std::chrono::milliseconds timeout_;  // 0: none
   bool broken_ = false;
   std::set<std::string> prepared_;
 };
@@ -475,10 +563,10 @@ struct PostgresStore::Write {
   }
 };
 
-PostgresStore::PostgresStore(std::string conninfo, unsigned pool_size)
-    : conninfo_(std::move(conninfo)), pool_size_(std::max(1u, pool_size)) {
+PostgresStore::PostgresStore(std::string conninfo, unsigned pool_size, std::chrono::milliseconds timeout)
+    : conninfo_(std::move(conninfo)), timeout_(timeout), pool_size_(std::max(1u, pool_size)) {
   try {
-    idle_.push_back(std::make_unique<Connection>(conninfo_));
+    idle_.push_back(std::make_unique<Connection>(conninfo_, timeout_));
     open_ = 1;
     description_ = idle_.back()->describe();
   } catch (const std::exception& e) {
@@ -557,7 +645,7 @@ PostgresStore::Lease PostgresStore::acquire() {
   ++open_;
   lock.unlock();
   try {
-    return Lease(*this, std::make_unique<Connection>(conninfo_));
+    return Lease(*this, std::make_unique<Connection>(conninfo_, timeout_));
   } catch (const std::exception& e) {
     {
       std::lock_guard relock(mutex_);
@@ -584,6 +672,7 @@ void PostgresStore::release(std::unique_ptr<Connection> c) {
 
 int PostgresStore::migrate() {
   auto c = acquire();
+  const Connection::Unbounded no_deadline(*c);
   // A session lock: a second instance waits here until the first is done,
   // then finds every step recorded.
   c->exec_simple(fmt::format("SELECT pg_advisory_lock({})", kMigrationLockKey), "migration lock");
@@ -1233,7 +1322,7 @@ class AdvisoryLock final : public ExclusiveLock {
 std::unique_ptr<ExclusiveLock> PostgresStore::try_lock(std::string_view name) {
   std::unique_ptr<Connection> c;
   try {
-    c = std::make_unique<Connection>(conninfo_);
+    c = std::make_unique<Connection>(conninfo_, timeout_);
   } catch (const std::exception& e) {
     spdlog::error("postgres: cannot connect: {}", e.what());
     throw Error(Failure::unavailable, "the metadata database cannot be reached");
@@ -1245,8 +1334,9 @@ std::unique_ptr<ExclusiveLock> PostgresStore::try_lock(std::string_view name) {
   return std::make_unique<AdvisoryLock>(std::move(c));
 }
 
-std::unique_ptr<MetadataStore> open_postgres_store(const std::string& conninfo, unsigned pool_size) {
-  return std::make_unique<PostgresStore>(conninfo, pool_size);
+std::unique_ptr<MetadataStore> open_postgres_store(const std::string& conninfo, unsigned pool_size,
+                                                   std::chrono::milliseconds timeout) {
+  return std::make_unique<PostgresStore>(conninfo, pool_size, timeout);
 }
 
 }  // namespace s3up::db

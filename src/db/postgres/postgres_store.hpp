@@ -24,7 +24,9 @@ namespace s3up::db {
 // a libpq keyword string ("host=... dbname=..."); what it leaves out comes
 // from the PG* environment (PGHOST, PGUSER, PGPASSWORD, PGSSLMODE, ...) as
 // libpq does. Connects once to fail early with a clear message; at most
-// `pool_size` connections.
-std::unique_ptr<MetadataStore> open_postgres_store(const std::string& conninfo, unsigned pool_size);
+// `pool_size` connections. A query (or a connection attempt) that gets no
+// answer within `timeout` fails as database_unavailable.
+std::unique_ptr<MetadataStore> open_postgres_store(const std::string& conninfo, unsigned pool_size,
+                                                   std::chrono::milliseconds timeout);
 
 }  // namespace s3up::db

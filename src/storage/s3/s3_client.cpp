@@ -39,6 +39,13 @@ using namespace std::chrono_literals;
 namespace {
 
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+
+// An error that means no sign of life from the store: nobody listening, or
+// nothing heard within the timeout (see ConnectionFailure::silent).
+bool silence(const boost::system::error_code& ec) {
+  return ec == beast::error::timeout || ec == asio::error::connection_refused || ec == asio::error::timed_out ||
+         ec == asio::error::host_unreachable || ec == asio::error::network_unreachable;
+}
 // Error bodies and XML answers are small; object bodies are not read here.
 constexpr std::uint64_t kMaxResponseBody = 16 * 1024 * 1024;
 constexpr auto kBackoffBase = 100ms;
@@ -134,7 +141,7 @@ asio::awaitable<std::unique_ptr<Client::Connection>> Client::connect() {
   const std::string& host = connect_host_;
   tcp::resolver resolver(executor_);
   auto [rec, results] = co_await resolver.async_resolve(host, endpoint_port_, use_tuple);
-  if (rec) throw ConnectionFailure(fmt::format("resolving {}: {}", host, rec.message()));
+  if (rec) throw ConnectionFailure(fmt::format("resolving {}: {}", host, rec.message()), true);
   auto c = std::make_unique<Connection>();
   c->buffer.reserve(64 * 1024);
   if (tls_) {
@@ -147,13 +154,15 @@ asio::awaitable<std::unique_ptr<Client::Connection>> Client::connect() {
   } else {
     c->plain = std::make_unique<beast::tcp_stream>(executor_);
   }
-  c->lowest().expires_after(options_.connect_timeout);
+  c->lowest().expires_after(options_.timeout);
   auto [cec, ep] = co_await c->lowest().async_connect(results, use_tuple);
-  if (cec) throw ConnectionFailure(fmt::format("connecting to {}:{}: {}", host, endpoint_port_, cec.message()));
+  if (cec) {
+    throw ConnectionFailure(fmt::format("connecting to {}:{}: {}", host, endpoint_port_, cec.message()), silence(cec));
+  }
   c->lowest().socket().set_option(tcp::no_delay(true));
   if (tls_) {
     auto [hec] = co_await c->tls->async_handshake(asio::ssl::stream_base::client, use_tuple);
-    if (hec) throw ConnectionFailure(fmt::format("TLS handshake with {}: {}", host, hec.message()));
+    if (hec) throw ConnectionFailure(fmt::format("TLS handshake with {}: {}", host, hec.message()), silence(hec));
   }
   co_return c;
 }
@@ -168,6 +177,19 @@ struct ExchangeResult {
 template <class Fields>
 void copy_headers(const Fields& fields, std::vector<Header>& out) {
   for (const auto& f : fields) out.emplace_back(util::ascii_lower(f.name_string()), std::string(f.value()));
+}
+
+// Sends what `sr` has left, each write given `timeout` anew: a slow store is
+// waited for, a silent one not.
+template <class Stream>
+asio::awaitable<void> write_rest(Stream& stream, beast::tcp_stream& lowest,
+                                 http::request_serializer<http::span_body<const char>>& sr,
+                                 std::chrono::milliseconds timeout) {
+  while (!sr.is_done()) {
+    lowest.expires_after(timeout);
+    auto [ec, n] = co_await http::async_write_some(stream, sr, use_tuple);
+    if (ec) throw ConnectionFailure("sending request body: " + ec.message(), silence(ec));
+  }
 }
 
 template <class Stream>
@@ -185,14 +207,13 @@ asio::awaitable<ExchangeResult> exchange(Stream& stream, beast::tcp_stream& lowe
     req.set(http::field::expect, "100-continue");
     http::request_serializer<http::span_body<const char>> sr(req);
     auto [wec, wn] = co_await http::async_write_header(stream, sr, use_tuple);
-    if (wec) throw ConnectionFailure("sending request headers: " + wec.message());
+    if (wec) throw ConnectionFailure("sending request headers: " + wec.message(), silence(wec));
     http::response_parser<http::empty_body> interim;
+    lowest.expires_after(timeout);
     auto [iec, in] = co_await http::async_read_header(stream, buffer, interim, use_tuple);
-    if (iec) throw ConnectionFailure("waiting for 100 Continue: " + iec.message());
+    if (iec) throw ConnectionFailure("waiting for 100 Continue: " + iec.message(), silence(iec));
     if (interim.get().result() == http::status::continue_) {
-      lowest.expires_after(timeout);
-      auto [bec, bn] = co_await http::async_write(stream, sr, use_tuple);
-      if (bec) throw ConnectionFailure("sending request body: " + bec.message());
+      co_await write_rest(stream, lowest, sr, timeout);
     } else {
       // A final answer instead of 100 (403, 400, ...): the body was never sent,
       // so the connection cannot carry another request. Its own body, if any,
@@ -209,13 +230,21 @@ asio::awaitable<ExchangeResult> exchange(Stream& stream, beast::tcp_stream& lowe
       co_return out;
     }
   } else {
-    auto [wec, wn] = co_await http::async_write(stream, req, use_tuple);
-    if (wec) throw ConnectionFailure("sending request: " + wec.message());
+    http::request_serializer<http::span_body<const char>> sr(req);
+    co_await write_rest(stream, lowest, sr, timeout);
   }
 
+  // The answer's head, then its body piece by piece: a store may take long
+  // over CompleteMultipartUpload and keep the connection alive meanwhile
+  // with whitespace (S3 does).
   lowest.expires_after(timeout);
-  auto [rec, rn] = co_await http::async_read(stream, buffer, parser, use_tuple);
-  if (rec) throw ConnectionFailure("reading response: " + rec.message());
+  auto [rec, rn] = co_await http::async_read_header(stream, buffer, parser, use_tuple);
+  if (rec) throw ConnectionFailure("reading response: " + rec.message(), silence(rec));
+  while (!parser.is_done()) {
+    lowest.expires_after(timeout);
+    auto [bec, bn] = co_await http::async_read_some(stream, buffer, parser, use_tuple);
+    if (bec) throw ConnectionFailure("reading response: " + bec.message(), silence(bec));
+  }
   auto& res = parser.get();
   out.response.status = res.result_int();
   copy_headers(res, out.response.headers);
@@ -267,10 +296,10 @@ asio::awaitable<Response> Client::attempt(const Request& request, const std::str
   ExchangeResult result;
   if (conn->tls) {
     result = co_await exchange(*conn->tls, conn->lowest(), conn->buffer, req, request.expect_continue, head,
-                               options_.request_timeout);
+                               options_.timeout);
   } else {
     result = co_await exchange(*conn->plain, conn->lowest(), conn->buffer, req, request.expect_continue, head,
-                               options_.request_timeout);
+                               options_.timeout);
   }
   if (result.reusable) give_back(std::move(conn));
   co_return std::move(result.response);
@@ -309,15 +338,21 @@ std::string operation_label(const Request& request) {
 }  // namespace
 
 // Runs `attempt` until it gives an answer not worth retrying, with backoff
-// between tries; throws ConnectionFailure after the last. `status_of` reads
-// an answer's HTTP status. Each attempt is counted and timed.
+// between tries; throws ConnectionFailure after the last, or at once while
+// `breaker` is open. `status_of` reads an answer's HTTP status. Each attempt
+// is counted and timed.
 template <class Attempt, class StatusOf>
-auto retried(const ClientOptions& options, const asio::any_io_executor& executor, const Request& request,
-             Attempt attempt, StatusOf status_of) -> decltype(attempt()) {
+auto retried(const ClientOptions& options, const asio::any_io_executor& executor, Client::Breaker& breaker,
+             const Request& request, Attempt attempt, StatusOf status_of) -> decltype(attempt()) {
   auto& counted = request_metrics();
   const std::string operation = operation_label(request);
   std::string last_problem;
   for (int attempt_no = 0; attempt_no < options.max_attempts; ++attempt_no) {
+    if (breaker.open()) {
+      counted.requests.with({operation, "error"}).add();
+      throw ConnectionFailure(last_problem.empty() ? "the store has not been answering; not tried for a moment"
+                                                   : last_problem);
+    }
     if (attempt_no > 0) {
       counted.retries.with({operation}).add();
       asio::steady_timer timer(executor, backoff(attempt_no));
@@ -334,12 +369,18 @@ auto retried(const ClientOptions& options, const asio::any_io_executor& executor
       answer = co_await attempt();
     } catch (const ConnectionFailure& e) {
       observe("error");
+      if (e.silent()) {
+        breaker.no_answer();
+      } else {
+        breaker.answered();  // a broken connection: the store is there
+      }
       last_problem = e.what();
       spdlog::warn("s3 {} {}: {} (attempt {} of {})", request.method, request.key.empty() ? "/" : request.key,
                    last_problem, attempt_no + 1, options.max_attempts);
       continue;
     }
     observe(std::to_string(status_of_answer(*answer)));
+    breaker.answered();
     if (attempt_no + 1 == options.max_attempts) co_return std::move(*answer);
     const auto retry = co_await status_of(*answer);
     if (!retry) co_return std::move(*answer);
@@ -350,12 +391,30 @@ auto retried(const ClientOptions& options, const asio::any_io_executor& executor
   throw ConnectionFailure(last_problem);
 }
 
+bool Client::Breaker::open() const {
+  return std::chrono::steady_clock::now().time_since_epoch().count() < open_until_.load();
+}
+
+void Client::Breaker::answered() {
+  failures_in_a_row_ = 0;
+  open_until_ = 0;
+}
+
+void Client::Breaker::no_answer() {
+  if (++failures_in_a_row_ < kFailuresToOpen) return;
+  const auto until = std::chrono::steady_clock::now() + kOpenFor;
+  if (open_until_.exchange(until.time_since_epoch().count()) == 0) {
+    spdlog::error("s3: the store has not answered {} attempts in a row; requests fail at once for {} s",
+                  failures_in_a_row_.load(), kOpenFor.count());
+  }
+}
+
 asio::awaitable<Response> Client::send(const Request& request) {
   const std::string payload_hash = request.payload_hash.empty()
                                        ? util::sha256_hex(std::string_view(request.body.data(), request.body.size()))
                                        : request.payload_hash;
   co_return co_await retried(
-      options_, executor_, request, [&] { return attempt(request, payload_hash); },
+      options_, executor_, breaker_, request, [&] { return attempt(request, payload_hash); },
       [](const Response& r) -> asio::awaitable<std::optional<unsigned>> {
         co_return retryable(r) ? std::optional(r.status) : std::nullopt;
       });
@@ -402,7 +461,7 @@ asio::awaitable<std::size_t> ResponseStream::read_some(std::span<char> into) {
         std::tie(ec, std::ignore) = co_await http::async_read_some(*c.plain, c.buffer, p, use_tuple);
       }
       if (ec == http::error::need_buffer) ec = {};
-      if (ec) throw ConnectionFailure("reading response body: " + ec.message());
+      if (ec) throw ConnectionFailure("reading response body: " + ec.message(), silence(ec));
       got = into.size() - p.get().body().size;
     }
     if (p.is_done() && p.keep_alive()) st.client->give_back(std::move(st.connection));
@@ -426,7 +485,7 @@ asio::awaitable<std::size_t> ResponseStream::read_some(std::span<char> into) {
     } else {
       std::tie(ec, got) = co_await c.plain->async_read_some(asio::buffer(into.data(), want), use_tuple);
     }
-    if (ec) throw ConnectionFailure("reading response body: " + ec.message());
+    if (ec) throw ConnectionFailure("reading response body: " + ec.message(), silence(ec));
   }
   st.remaining -= got;
   if (st.remaining == 0 && st.parser.keep_alive()) st.client->give_back(std::move(st.connection));
@@ -451,26 +510,26 @@ asio::awaitable<std::unique_ptr<ResponseStream>> Client::attempt_open(const Requ
                             std::string(kEmptyPayloadHash));
   auto state = std::make_unique<ResponseStream::State>();
   state->client = shared_from_this();
-  state->timeout = options_.request_timeout;
+  state->timeout = options_.timeout;
   state->connection = take_idle();
   if (!state->connection) state->connection = co_await connect();
   auto& c = *state->connection;
   auto& parser = state->parser;
   parser.body_limit(boost::none);
-  c.lowest().expires_after(options_.request_timeout);
+  c.lowest().expires_after(options_.timeout);
   boost::system::error_code ec;
   if (c.tls) {
     std::tie(ec, std::ignore) = co_await http::async_write(*c.tls, req, use_tuple);
   } else {
     std::tie(ec, std::ignore) = co_await http::async_write(*c.plain, req, use_tuple);
   }
-  if (ec) throw ConnectionFailure("sending request: " + ec.message());
+  if (ec) throw ConnectionFailure("sending request: " + ec.message(), silence(ec));
   if (c.tls) {
     std::tie(ec, std::ignore) = co_await http::async_read_header(*c.tls, c.buffer, parser, use_tuple);
   } else {
     std::tie(ec, std::ignore) = co_await http::async_read_header(*c.plain, c.buffer, parser, use_tuple);
   }
-  if (ec) throw ConnectionFailure("reading response headers: " + ec.message());
+  if (ec) throw ConnectionFailure("reading response headers: " + ec.message(), silence(ec));
   copy_headers(parser.get(), state->headers);
   state->chunked = parser.chunked();
   state->remaining = parser.content_length().value_or(0);
@@ -482,7 +541,7 @@ asio::awaitable<std::unique_ptr<ResponseStream>> Client::attempt_open(const Requ
 
 asio::awaitable<std::unique_ptr<ResponseStream>> Client::open(const Request& request) {
   co_return co_await retried(
-      options_, executor_, request, [&] { return attempt_open(request); },
+      options_, executor_, breaker_, request, [&] { return attempt_open(request); },
       [](std::unique_ptr<ResponseStream>& r) -> asio::awaitable<std::optional<unsigned>> {
         if (r->status() < 500) co_return std::nullopt;
         co_return r->status();

@@ -7,6 +7,7 @@
 // Above the transport (send, open) sit the S3 operations the service uses,
 // one method each, named as in the S3 API (s3_operations.cpp). They throw
 // storage::Error, with a log line that says what the store answered.
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <mutex>
@@ -33,8 +34,10 @@ struct ClientOptions {
   // automatic for an IP address or localhost endpoint.
   bool force_path_style = false;
   std::string ca_file;  // extra CA bundle for private stores
-  std::chrono::milliseconds connect_timeout{10'000};
-  std::chrono::milliseconds request_timeout{120'000};
+  // The longest the store may keep an attempt waiting without progress: to
+  // connect, to take the next bytes of a request, to send the first or the
+  // next bytes of its answer. Then the attempt fails and is retried.
+  std::chrono::milliseconds timeout{30'000};
   int max_attempts = 5;
   std::size_t max_idle_connections = 64;
 };
@@ -67,10 +70,17 @@ struct PartUpload {
   std::string content_md5;   // base64, when the store checks the part by its MD5
 };
 
-// Thrown when the store could not be reached (after retries).
+// Thrown when the store could not be reached (after retries). `silent`: no
+// sign of life at all (refused, unresolvable, timed out), unlike a
+// connection that broke: what tells the client's Breaker the store is down.
 class ConnectionFailure : public std::runtime_error {
  public:
-  using std::runtime_error::runtime_error;
+  explicit ConnectionFailure(const std::string& what, bool silent = false)
+      : std::runtime_error(what), silent_(silent) {}
+  bool silent() const { return silent_; }
+
+ private:
+  bool silent_;
 };
 
 class Client;
@@ -194,6 +204,28 @@ class Client : public std::enable_shared_from_this<Client> {
   std::unique_ptr<TlsContext> tls_context_;
   std::mutex mutex_;
   std::vector<std::unique_ptr<Connection>> idle_;
+
+ public:
+  // Whether the store answers at all, learnt from every attempt: after
+  // kFailuresToOpen attempts in a row got no answer (refused, reset, timed
+  // out), attempts fail at once for kOpenFor, then are tried again. An
+  // outage then costs a request a few timeouts at most, and the requests
+  // behind it none, instead of each waiting out all its attempts.
+  class Breaker {
+   public:
+    static constexpr int kFailuresToOpen = 3;
+    static constexpr std::chrono::seconds kOpenFor{2};
+    bool open() const;
+    void answered();
+    void no_answer();
+
+   private:
+    std::atomic<int> failures_in_a_row_{0};
+    std::atomic<std::int64_t> open_until_{0};  // steady clock, nanoseconds
+  };
+
+ private:
+  Breaker breaker_;
 };
 
 // The headers an object is stored with (PutObject, CreateMultipartUpload).
