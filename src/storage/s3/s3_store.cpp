@@ -546,17 +546,23 @@ asio::awaitable<void> S3Store::discard_resumable(const std::string& key, const R
 
 namespace {
 
-// One ranged GetObject, its body handed on as it arrives. Two pieces: while
+// One ranged GetObject, its body handed on as it arrives. A body that breaks
+// off (a connection reset, a store that stops sending) is read on from the
+// byte it reached with another ranged GetObject, a few times at most: the
+// key names one immutable object, so the bytes are the same. Two pieces: while
 // the caller sends one, the next is read from the store (so the two sockets
 // work at once, not in turn), and no more: the store is read only as fast as
 // the client takes the bytes, and memory stays at two pieces per download,
 // taken from the download budget (pieces()) before the store is asked.
 class S3Reader final : public ObjectReader {
  public:
-  S3Reader(std::unique_ptr<ResponseStream> response, std::string key, std::uint64_t skip, std::uint64_t length,
-           asio::any_io_executor executor, util::BufferPool::Buffer memory)
-      : shared_(
-            std::make_shared<Shared>(std::move(response), std::move(key), skip, length, executor, std::move(memory))) {}
+  // `response` answers a GetObject of `length` bytes from `offset` (or,
+  // from a store that ignored the Range, of the whole object: `skip` bytes
+  // first); `client` asks again for the rest if its body breaks off.
+  S3Reader(std::shared_ptr<Client> client, std::unique_ptr<ResponseStream> response, std::string key,
+           std::uint64_t offset, std::uint64_t skip, std::uint64_t length, util::BufferPool::Buffer memory)
+      : shared_(std::make_shared<Shared>(std::move(client), std::move(response), std::move(key), offset, skip, length,
+                                         std::move(memory))) {}
 
   // The memory of a download's two pieces: large ones while the budget has
   // room to spare, else small ones, waited for like an upload's buffers.
@@ -592,16 +598,29 @@ class S3Reader final : public ObjectReader {
   using Filled =
       asio::experimental::concurrent_channel<void(boost::system::error_code, std::exception_ptr, std::size_t)>;
 
+  // Times a broken-off body is read on from where it stopped.
+  static constexpr int kResumes = 3;
+
   struct Shared {
-    Shared(std::unique_ptr<ResponseStream> r, std::string k, std::uint64_t s, std::uint64_t l,
-           const asio::any_io_executor& executor, util::BufferPool::Buffer m)
-        : response(std::move(r)), key(std::move(k)), skip(s), left(l), memory(std::move(m)), filled(executor, 1) {
+    Shared(std::shared_ptr<Client> c, std::unique_ptr<ResponseStream> r, std::string k, std::uint64_t offset,
+           std::uint64_t s, std::uint64_t l, util::BufferPool::Buffer m)
+        : client(std::move(c)),
+          response(std::move(r)),
+          key(std::move(k)),
+          last(offset + l - 1),
+          skip(s),
+          left(l),
+          memory(std::move(m)),
+          filled(client->executor(), 1) {
       const std::size_t half = memory.capacity() / 2;
       for (std::size_t i = 0; i < pieces.size(); ++i) pieces[i] = std::span<char>(memory.data() + i * half, half);
     }
+    std::shared_ptr<Client> client;
     std::unique_ptr<ResponseStream> response;
     std::string key;
+    std::uint64_t last;               // the range's last byte
     std::uint64_t skip, left;         // bytes still to skip (a store that ignored Range), still to hand out
+    int resumes_left = kResumes;
     util::BufferPool::Buffer memory;  // both pieces
     std::array<std::span<char>, 2> pieces;
     std::array<std::size_t, 2> offsets{};  // where a piece's bytes start (after skipped ones)
@@ -635,8 +654,19 @@ class S3Reader final : public ObjectReader {
     auto& piece = sh.pieces[index];
     std::size_t start = 0, size = 0;
     while (sh.left > 0 && start + size < piece.size()) {
-      const std::size_t n =
-          co_await sh.response->read_some(std::span<char>(piece.data() + start + size, piece.size() - start - size));
+      std::size_t n = 0;
+      std::exception_ptr broke;
+      try {
+        n = co_await sh.response->read_some(std::span<char>(piece.data() + start + size, piece.size() - start - size));
+      } catch (const ConnectionFailure&) {
+        // Only a ranged answer can be asked for again from where it stopped.
+        if (sh.resumes_left-- == 0 || sh.skip > 0) throw;
+        broke = std::current_exception();
+      }
+      if (broke) {
+        co_await read_on(sh, broke);
+        continue;
+      }
       if (n == 0) {
         sh.left = 0;  // shorter than asked: the end
         break;
@@ -654,6 +684,20 @@ class S3Reader final : public ObjectReader {
     co_return size;
   }
 
+  // A new GetObject for the bytes not yet read, after `broke`.
+  static asio::awaitable<void> read_on(Shared& sh, std::exception_ptr broke) {
+    const std::uint64_t from = sh.last + 1 - sh.left;
+    try {
+      std::rethrow_exception(broke);
+    } catch (const std::exception& e) {
+      spdlog::warn("s3 GetObject {}: the body broke off ({}); reading on from byte {}", sh.key, e.what(), from);
+    }
+    sh.response.reset();
+    auto again = co_await sh.client->get_object(sh.key, from, sh.last);
+    if (!again || again->status() != 206) std::rethrow_exception(broke);  // gone, or no longer ranged
+    sh.response = std::move(again);
+  }
+
   std::shared_ptr<Shared> shared_;
   int current_ = 0;       // the piece the next read_some hands out
   bool reading_ = false;  // a fill is in flight
@@ -668,16 +712,16 @@ asio::awaitable<std::unique_ptr<ObjectReader>> S3Store::open_reader(const std::s
     // A range cannot be empty; an empty read only needs the object to exist.
     const auto info = co_await stat(key);
     if (!info) throw Error(Failure::not_found, "no such object");
-    co_return std::make_unique<S3Reader>(nullptr, full_key, 0, 0, client_->executor(), util::BufferPool::Buffer());
+    co_return std::make_unique<S3Reader>(client_, nullptr, full_key, 0, 0, 0, util::BufferPool::Buffer());
   }
   auto memory = co_await S3Reader::pieces(*download_buffers_);
   auto response = co_await client_->get_object(full_key, offset, offset + length - 1);
   if (!response) {  // past the end
-    co_return std::make_unique<S3Reader>(nullptr, full_key, 0, 0, client_->executor(), util::BufferPool::Buffer());
+    co_return std::make_unique<S3Reader>(client_, nullptr, full_key, 0, 0, 0, util::BufferPool::Buffer());
   }
   // A store that ignored the Range sends the object whole (200): skip to `offset`.
   const std::uint64_t skip = response->status() == 200 ? offset : 0;
-  co_return std::make_unique<S3Reader>(std::move(response), full_key, skip, length, client_->executor(),
+  co_return std::make_unique<S3Reader>(client_, std::move(response), full_key, offset, skip, length,
                                        std::move(memory));
 }
 
