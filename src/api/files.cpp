@@ -241,7 +241,24 @@ asio::awaitable<http::Response> Api::delete_file(http::Request& request) {
                                                     [&] { return deps_.uploads.records.mark_deleting(upload.id); });
     if (!marked) throw ApiError(errc::not_found, "no such file");  // another delete got there first
   }
-  const bool deleted = co_await upload::remove_object_then_row(deps_.uploads, upload);
+  // Once marked, the deletion is decided: if the store or the database fails
+  // now, the janitor finishes it, and the client hears so (202), not that
+  // it failed (a 503 would say the file is still there).
+  bool deleted = false, left_to_janitor = false;
+  try {
+    deleted = co_await upload::remove_object_then_row(deps_.uploads, upload);
+  } catch (const storage::Error& e) {
+    if (upload.status != db::UploadStatus::complete || e.failure() != storage::Failure::unavailable) throw;
+    left_to_janitor = true;
+  } catch (const db::Error& e) {
+    if (upload.status != db::UploadStatus::complete || e.failure() != db::Failure::unavailable) throw;
+    left_to_janitor = true;
+  }
+  if (left_to_janitor) {
+    spdlog::warn("upload {} deleted by user {}; its object or row is left for the janitor (a peer is unavailable)",
+                 upload.id, caller.user_id);
+    co_return http::Response::json(http::Status::accepted, json::object{{"status", "deleting"}});
+  }
   // Not there any more after our mark: the janitor finished it meanwhile.
   if (!deleted && upload.status != db::UploadStatus::complete) throw ApiError(errc::not_found, "no such file");
   spdlog::info("upload {} deleted by user {}", upload.id, caller.user_id);
