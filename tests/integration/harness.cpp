@@ -57,6 +57,9 @@ pid_t spawn(const std::vector<std::string>& argv, const std::vector<std::string>
     ::dup2(e, 2);
     const int devnull = ::open("/dev/null", O_RDONLY);
     ::dup2(devnull, 0);
+    // Nothing else of the test's: a listening socket or a connection the
+    // program kept open would outlive the test's own close of it.
+    ::close_range(3, ~0U, 0);
     std::vector<char*> args, envp;
     for (auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);
