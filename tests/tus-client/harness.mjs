@@ -108,6 +108,18 @@ export class Stack {
     return (await this.allLeftovers()).filter((l) => l.includes(id));
   }
 
+  // Every object key in the stack's bucket (S3), as stored.
+  async keys() {
+    const keys = [];
+    let token;
+    do {
+      const page = await this.s3.send(new ListObjectsV2Command({ Bucket: this.bucket, ContinuationToken: token }));
+      keys.push(...(page.Contents ?? []).map((o) => o.Key));
+      token = page.NextContinuationToken;
+    } while (token);
+    return keys;
+  }
+
   async allLeftovers() {
     if (this.s3) {
       const uploads = await this.s3.send(new ListMultipartUploadsCommand({ Bucket: this.bucket }));
