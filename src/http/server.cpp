@@ -32,6 +32,7 @@
 #include <boost/range/iterator_range.hpp>
 #include <boost/url/parse.hpp>
 
+#include "http/request_head.hpp"
 #include "util/crypto.hpp"
 #include "util/text.hpp"
 #include "util/logging.hpp"
@@ -47,7 +48,6 @@ namespace {
 
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 // A request as read: its headers, and its body through a buffer we give.
-using RequestParser = beast_http::request_parser<beast_http::buffer_body>;
 
 // Beast reads 512 bytes per recv unless the read buffer has capacity: reserve
 // enough that one recv can move a large slice of a fast upload.
@@ -402,83 +402,6 @@ class ConnectionBody final : public BodyReader {
   Clock::time_point returned_at_{};    // when read_some last returned; unset before the first read
 };
 
-// What RFC 9112 requires of a request's framing and routing headers beyond
-// what Beast's parser checks (it refuses Content-Length beside
-// Transfer-Encoding, and Content-Lengths that differ). A request that fails
-// here is answered and the connection closed: its body cannot be trusted to
-// end where we would think.
-struct Refusal {
-  Status status;
-  std::string code;
-  std::string message;
-};
-constexpr Status kBadRequest = Status::bad_request;
-
-std::optional<Refusal> framing_refusal(const RequestHeader& h) {
-  // §6.1, §6.3: chunked must be the final coding and appear once; we
-  // implement no other, and HTTP/1.0 has no Transfer-Encoding at all.
-  std::vector<std::string> codings;
-  bool has_transfer_encoding = false;
-  for (const auto& f : boost::make_iterator_range(h.equal_range(beast_http::field::transfer_encoding))) {
-    has_transfer_encoding = true;
-    std::string_view list = f.value();
-    while (!list.empty()) {
-      const auto comma = list.find(',');
-      const auto element = util::trim(list.substr(0, comma));
-      if (!element.empty()) codings.push_back(util::ascii_lower(element));
-      list = comma == std::string_view::npos ? std::string_view{} : list.substr(comma + 1);
-    }
-  }
-  if (has_transfer_encoding) {
-    if (h.version() < 11) return Refusal{kBadRequest, "bad_request", "Transfer-Encoding is not allowed in HTTP/1.0"};
-    if (codings.empty() || codings.back() != "chunked" || std::count(codings.begin(), codings.end(), "chunked") != 1) {
-      return Refusal{kBadRequest, "bad_request", "Transfer-Encoding must end with chunked, given once"};
-    }
-    if (codings.size() > 1) {
-      return Refusal{Status::not_implemented, "not_implemented",
-                     "transfer coding " + codings.front() + " is not implemented"};
-    }
-  }
-  // §3.2: exactly one Host in HTTP/1.1, at most one before.
-  const auto hosts = h.count(beast_http::field::host);
-  if (hosts > 1) return Refusal{kBadRequest, "bad_request", "more than one Host header"};
-  if (hosts == 0 && h.version() >= 11)
-    return Refusal{kBadRequest, "bad_request", "HTTP/1.1 request without a Host header"};
-  // Two credentials: which one would be meant is anyone's guess.
-  if (h.count(beast_http::field::authorization) > 1) {
-    return Refusal{kBadRequest, "bad_request", "more than one Authorization header"};
-  }
-  return std::nullopt;
-}
-
-// The request target in origin form: an absolute-form target (§3.2.2,
-// "GET http://host/path") becomes its path and query, its authority the Host;
-// a fragment, which no client should send, is not part of the target.
-void normalize_target(RequestHeader& h) {
-  std::string_view target = h.target();
-  if (const auto hash = target.find('#'); hash != std::string_view::npos) {
-    h.target(std::string(target.substr(0, hash)));
-    target = h.target();
-  }
-  if (target.starts_with('/')) return;
-  const auto uri = boost::urls::parse_absolute_uri(target);
-  if (!uri || (uri->scheme_id() != boost::urls::scheme::http && uri->scheme_id() != boost::urls::scheme::https)) return;
-  std::string origin(uri->encoded_path().empty() ? "/" : std::string_view(uri->encoded_path()));
-  if (uri->has_query()) origin += "?" + std::string(uri->encoded_query());
-  const std::string authority(uri->encoded_authority());
-  h.set(beast_http::field::host, authority);
-  h.target(origin);
-}
-
-// Takes an empty line (CRLF, or a bare LF) off the front of `buffer`; false
-// if it does not start with one.
-bool consume_empty_line(beast::flat_buffer& buffer) {
-  const std::string_view data(static_cast<const char*>(buffer.data().data()), buffer.size());
-  const std::size_t length = data.starts_with("\r\n") ? 2 : data.starts_with('\n') ? 1 : 0;
-  buffer.consume(length);
-  return length > 0;
-}
-
 // Shut our sending side, drain what the client still sends for a moment, close.
 asio::awaitable<void> lingering_close(ClientStream& stream) {
   boost::system::error_code ec;
@@ -539,12 +462,7 @@ asio::awaitable<bool> Server::Impl::read_head(ClientStream& stream, beast::flat_
                                               std::optional<RequestParser>& parsing, std::string_view peer) {
   const auto fresh_parser = [&] {
     parsing.emplace();
-    parsing->header_limit(static_cast<std::uint32_t>(options.max_header_bytes));
-    // No body limit while reading the headers: Beast would refuse a large
-    // Content-Length before the handler could authenticate the caller (401
-    // comes before 413). Handlers check Content-Length themselves; the limit
-    // set below still bounds bodies of unknown length.
-    parsing->body_limit(boost::none);
+    prepare_head_parser(*parsing, options.max_header_bytes);
   };
   fresh_parser();
   stream.lowest().expires_after(options.header_timeout);
@@ -560,24 +478,20 @@ asio::awaitable<bool> Server::Impl::read_head(ClientStream& stream, beast::flat_
   // argument of a coroutine twice.)
   if (ec) {
     if (ec == beast_http::error::header_limit) {
-      // The request line alone is over the limit: 414, not 431.
       const std::string_view seen(static_cast<const char*>(buffer.data().data()), buffer.size());
-      // (Beast may have parsed the request line already, and consumed it.)
-      const auto line_end = seen.find('\n');
-      const bool line_parsed = !parser.get().target().empty();
-      const bool line_too_long =
-          !line_parsed && (line_end == std::string_view::npos || line_end >= options.max_header_bytes);
-      const Error error = line_too_long ? Error(Status::uri_too_long, "uri_too_long", "request line too long")
-                                        : Error(Status::request_header_fields_too_large, "headers_too_large",
-                                                "request headers too large");
+      const Refusal too_large = oversized_head(seen, !parser.get().target().empty(), options.max_header_bytes);
+      const Error error(too_large.status, too_large.code, too_large.message);
       co_await refuse(stream, peer, error, "", "");
     } else if (!is_disconnect(ec) && ec != beast::error::timeout) {
-      const Error error(kBadRequest, "bad_request", "malformed HTTP request");
+      const Refusal malformed = malformed_head();
+      const Error error(malformed.status, malformed.code, malformed.message);
       co_await refuse(stream, peer, error, "", "");
     }
     co_return false;
   }
-  if (auto refusal = framing_refusal(parser.get().base())) {
+  auto refusal = framing_refusal(parser.get().base());
+  if (!refusal) refusal = normalize_target(parser.get().base());
+  if (refusal) {
     // Before any route has claimed the request, the log gets its first path
     // segment only: the rest may be a client's file name (or a pasted token).
     std::string_view target = parser.get().target();
@@ -640,7 +554,6 @@ asio::awaitable<void> Server::Impl::run_session(tcp::socket socket) {
     std::optional<RequestParser> parsing;
     if (!co_await read_head(stream, buffer, parsing, peer)) break;
     auto& parser = *parsing;
-    normalize_target(parser.get().base());
     parser.body_limit(options.max_body_bytes);
     session->busy = true;
     const auto started = std::chrono::steady_clock::now();

@@ -285,6 +285,27 @@ TEST_F(HttpFraming, AbsoluteFormTargetsAndALeadingEmptyLineAreAccepted) {
   EXPECT_EQ(r->status, 200);
 }
 
+// Found by fuzz_request_head: a target of only a fragment became empty, and
+// an http URL without a host had no path. Neither names anything: 400, and
+// the connection closes.
+TEST_F(HttpFraming, TargetsThatAreNeitherPathNorURLAre400) {
+  for (const std::string target : {"#fragment", "healthz", "http:x=1", "http:///healthz", "ftp://x/healthz"}) {
+    Connection conn(server_->port());
+    conn.send("GET " + target + " HTTP/1.1\r\nHost: x\r\n\r\n");
+    const auto r = conn.read_response(5s);
+    ASSERT_TRUE(r) << target;
+    EXPECT_EQ(r->status, 400) << target << ": " << r->body;
+    EXPECT_EQ(r->json().at("error").at("code").as_string(), "bad_request");
+    EXPECT_TRUE(conn.closed_by_peer(5s)) << target;
+  }
+  // OPTIONS * is the one target that is neither (RFC 9112 §3.2.4).
+  Connection star(server_->port());
+  star.send("OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n");
+  const auto r = star.read_response(5s);
+  ASSERT_TRUE(r);
+  EXPECT_NE(r->status, 400) << r->body;
+}
+
 TEST_F(HttpFraming, ARequestLineOverTheLimitIs414AndLongHeadersAre431) {
   Connection line(server_->port());
   line.send("GET /files/" + std::string(6000, 'a') + " HTTP/1.1\r\nHost: x\r\n\r\n");
