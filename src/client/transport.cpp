@@ -159,9 +159,10 @@ const std::string& Http::server() const { return impl_->endpoint.server; }
 
 std::string Http::url(std::string_view path) const { return impl_->endpoint.server + std::string(path); }
 
-std::string Http::resolve(std::string_view location) const {
+std::string Http::resolve(std::string_view location) const { return resolve_location(impl_->endpoint.server, location); }
+
+std::string resolve_location(const std::string& server, std::string_view location) {
   if (location.find("://") != std::string_view::npos) return std::string(location);
-  const auto& server = impl_->endpoint.server;
   const auto authority = server.find("://");
   // Scheme-relative (//host/path): another authority, the server's scheme.
   if (location.starts_with("//")) return server.substr(0, authority + 1) + std::string(location);
@@ -316,19 +317,25 @@ bool retryable_status(long status) { return status >= 500 || status == 408 || st
 
 std::optional<std::chrono::seconds> parse_retry_after(std::string_view value,
                                                       std::chrono::system_clock::time_point now) {
+  // Whatever a server says, a day at most: the value is converted to finer
+  // units later, and an absurd one must not overflow there.
+  constexpr std::int64_t kLongest = 24 * 3600;
   value = util::trim(value);
   if (value.empty()) return std::nullopt;
   if (const auto seconds = util::parse_integer<std::int64_t>(value)) {
     if (*seconds < 0) return std::nullopt;
-    return std::chrono::seconds(*seconds);
+    return std::chrono::seconds(std::min(*seconds, kLongest));
   }
-  // An IMF-fixdate: "Sun, 06 Nov 1994 08:49:37 GMT".
+  // An IMF-fixdate: "Sun, 06 Nov 1994 08:49:37 GMT". Compared in seconds: a
+  // time_point in nanoseconds cannot hold every year strptime accepts.
   std::tm tm{};
   const std::string text(value);
   const char* end = strptime(text.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &tm);
   if (end == nullptr || *end != '\0') return std::nullopt;
-  const auto at = std::chrono::system_clock::from_time_t(timegm(&tm));
-  return std::max(std::chrono::seconds(0), std::chrono::duration_cast<std::chrono::seconds>(at - now));
+  const std::int64_t at = timegm(&tm);
+  const std::int64_t now_seconds = std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
+  if (at <= now_seconds) return std::chrono::seconds(0);
+  return std::chrono::seconds(std::min(at - now_seconds, kLongest));
 }
 
 std::chrono::milliseconds Backoff::delay(unsigned attempt) {

@@ -90,6 +90,9 @@ class Http {
   std::unique_ptr<Impl> impl_;
 };
 
+// A Location the server sent, made absolute against the server's URL.
+std::string resolve_location(const std::string& server, std::string_view location);
+
 // "https://files.example.com" of any URL (lower case); "" if it has none.
 std::string origin_of(std::string_view url);
 

@@ -125,6 +125,10 @@ TEST(ClientRetries, RetryAfterAsSecondsOrDate) {
   EXPECT_EQ(parse_retry_after("", now), std::nullopt);
   EXPECT_EQ(parse_retry_after("-3", now), std::nullopt);
   EXPECT_EQ(parse_retry_after("soon", now), std::nullopt);
+  // Absurd ones are held to a day (found by fuzz_cli_answers: a year 4052
+  // date overflowed a nanosecond time point).
+  EXPECT_EQ(parse_retry_after("99999999999999", now), 24h);
+  EXPECT_EQ(parse_retry_after("Wed, 21 Oct 4052 07:28:00 GMT", now), 24h);
 }
 
 TEST(ClientRetries, BackoffDoublesUpToThirtySeconds) {
