@@ -1,6 +1,9 @@
 // `s3uploader serve`: the composition root. Opens the stores, wires the
 // upload services, the API, the janitor and the HTTP server together, and
 // runs them until a signal asks for a graceful shutdown.
+#include <malloc.h>
+#include <sys/resource.h>
+
 #include <csignal>
 #include <filesystem>
 #include <fstream>
@@ -112,6 +115,19 @@ void write_port_file(const std::string& path, unsigned short port) {
   std::filesystem::rename(tmp, path);
 }
 
+// Each connection, upload file and store connection is a descriptor: the
+// soft limit goes up to the hard one (systemd's default soft limit is
+// 1024, its hard one far higher), as nginx's and Go's servers do.
+void raise_descriptor_limit() {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= limit.rlim_max) return;
+  const auto before = limit.rlim_cur;
+  limit.rlim_cur = limit.rlim_max;
+  if (::setrlimit(RLIMIT_NOFILE, &limit) == 0) {
+    spdlog::debug("open files: limit raised from {} to {}", before, limit.rlim_cur);
+  }
+}
+
 }  // namespace
 
 asio::ip::tcp::endpoint parse_listen(const std::string& listen) {
@@ -130,6 +146,7 @@ asio::ip::tcp::endpoint parse_listen(const std::string& listen) {
 }
 
 int serve(const config::Config& cfg) {
+  raise_descriptor_limit();
   asio::thread_pool blocking(cfg.service.blocking_threads);
   // Each failure to start names the setting behind it, not only the system's words.
   const auto naming = [](std::string_view setting, std::string_view env, auto&& open) {
@@ -275,6 +292,24 @@ int serve(const config::Config& cfg) {
         bound.address().to_string(), bound.port(), scheme);
   }
 
+  // After a crowd of connections leaves (10,000 idle ones hold ~100 MiB),
+  // the allocator keeps the memory for itself unless asked to give it back:
+  // checked every 5 s, given back once the count fell by 1,000 from its peak.
+  asio::steady_timer trim_timer(io);
+  std::function<void(const boost::system::error_code&)> trim_after_crowds = [&](const boost::system::error_code& ec) {
+    if (ec) return;
+    const auto now = server.connections();
+    const std::size_t open = now.busy + now.idle, peak = server.take_connection_peak();
+    if (peak >= open + 1000) {
+      ::malloc_trim(0);
+      spdlog::debug("memory: {} connections now, {} at the peak; unused memory given back", open, peak);
+    }
+    trim_timer.expires_after(std::chrono::seconds(5));
+    trim_timer.async_wait(trim_after_crowds);
+  };
+  trim_timer.expires_after(std::chrono::seconds(5));
+  trim_timer.async_wait(trim_after_crowds);
+
   // SIGHUP: a rotated certificate (certbot, a mounted secret) is read again.
   asio::signal_set hangups(io, SIGHUP);
   std::function<void(const boost::system::error_code&, int)> on_hangup = [&](const boost::system::error_code& ec,
@@ -310,6 +345,7 @@ int serve(const config::Config& cfg) {
         spdlog::info("all connections closed");
         signals.cancel();
         hangups.cancel();
+        trim_timer.cancel();
         io.stop();
       });
     };

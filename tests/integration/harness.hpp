@@ -59,6 +59,7 @@ class ServerProcess {
   ServerProcess& operator=(const ServerProcess&) = delete;
 
   unsigned short port() const { return port_; }
+  pid_t pid() const { return pid_; }
   const std::filesystem::path& dir() const { return dir_; }
   std::filesystem::path objects_dir() const { return dir_ / "objects"; }
   std::string log() const;                       // everything the server printed so far
