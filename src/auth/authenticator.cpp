@@ -19,26 +19,6 @@ bool is_valid_user_name(std::string_view name) {
   return !name.empty() && name.size() <= kMaxUserNameBytes && util::is_displayable_text(name);
 }
 
-std::string JwtSettings::problem() const {
-  if (!enabled()) return {};
-  const int sources = !jwks_url.empty() + !jwks_file.empty() + !secret.empty();
-  if (sources > 1) return "set only one of jwt_jwks_url, jwt_jwks_file and jwt_secret";
-  if (audience.empty()) return "jwt_audience is required with JWTs: a token made for another app must not work here";
-  // RFC 7518 §3.2: an HMAC key at least as long as the hash.
-  if (!secret.empty() && secret.size() < 32) return "jwt_secret must be at least 32 bytes";
-  if (!jwks_url.empty() && !util::is_https_or_loopback(jwks_url)) {
-    return "jwt_jwks_url must be an https:// URL (or http:// on loopback)";
-  }
-  if (sources == 0 && !util::is_https_or_loopback(issuer)) {
-    return "jwt_issuer must be an https:// URL (or http:// on loopback) to discover its keys, or set jwt_jwks_url";
-  }
-  if (user_claim.empty()) return "jwt_user_claim must name a claim";
-  if (admin_claim.empty() != admin_value.empty()) return "set jwt_admin_claim and jwt_admin_value together";
-  if (leeway.count() < 0 || leeway > std::chrono::hours(1)) return "jwt_leeway must be between 0 s and 1 h";
-  return {};
-}
-
-
 std::string hash_token(std::string_view secret) { return util::sha256_hex(secret); }
 
 namespace {

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <fstream>
+#include <iterator>
 #include <thread>
 
 #include <fmt/format.h>
@@ -530,20 +532,46 @@ std::string redact_database_url(std::string_view url) {
 
 const std::vector<SettingInfo>& settings() { return kSettings; }
 
+namespace {
+
+// Every setting's value is ASCII, or can be written so (a string's \u
+// escapes). The TOML library Debian 12 ships (toml++ 3.3) reaches undefined
+// behaviour on some non-ASCII characters (found by fuzz_config; upstream
+// marzer/tomlplusplus#190, fixed after 3.3), so none reaches it.
+void refuse_non_ascii(std::string_view text, const std::string& source) {
+  const auto at = std::find_if(text.begin(), text.end(), [](char c) { return static_cast<unsigned char>(c) >= 0x80; });
+  if (at == text.end()) return;
+  const auto line = 1 + std::count(text.begin(), at, '\n');
+  throw ConfigError(fmt::format("{}:{}: a non-ASCII character; write it as a \\uXXXX escape inside a string", source,
+                                line));
+}
+
+}  // namespace
+
 Config load(const Sources& sources) {
   Config c;
   for (const auto& s : kSettings) apply(c, s.key, std::string(s.default_value), "default");
 
-  if (sources.toml_file) {
+  if (sources.toml_file || sources.toml_text) {
+    const std::string source = sources.toml_file ? *sources.toml_file : "configuration";
+    std::string text;
+    if (sources.toml_text) {
+      text = *sources.toml_text;
+    } else {
+      std::ifstream in(source, std::ios::binary);
+      if (!in) throw ConfigError(fmt::format("{}: cannot be read", source));
+      text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    }
+    refuse_non_ascii(text, source);
     toml::table table;
     try {
-      table = toml::parse_file(*sources.toml_file);
+      table = toml::parse(text, source);
     } catch (const toml::parse_error& e) {
-      throw ConfigError(fmt::format("{}: {}", *sources.toml_file, e.description()));
+      throw ConfigError(fmt::format("{}: {}", source, e.description()));
     }
     for (const auto& [k, node] : table) {
       const std::string key(k.str());
-      apply(c, key, toml_value_text(node, key, *sources.toml_file), *sources.toml_file);
+      apply(c, key, toml_value_text(node, key, source), source);
     }
   }
 

@@ -89,6 +89,7 @@ class ConfigError : public std::runtime_error {
 
 struct Sources {
   std::optional<std::string> toml_file;
+  std::optional<std::string> toml_text;  // a TOML document itself, instead of a file (fuzzing, tests)
   std::function<const char*(const char*)> getenv;  // std::getenv unless a test replaces it
   std::map<std::string, std::string> flags;        // key -> value given on the command line
 };

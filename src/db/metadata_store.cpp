@@ -11,39 +11,6 @@
 
 namespace s3up::db {
 
-std::string_view to_string(UploadStatus s) {
-  switch (s) {
-    case UploadStatus::pending: return "pending";
-    case UploadStatus::complete: return "complete";
-    case UploadStatus::failed: return "failed";
-    case UploadStatus::deleting: return "deleting";
-  }
-  return "failed";
-}
-
-UploadStatus upload_status_from(std::string_view s) {
-  if (s == "pending") return UploadStatus::pending;
-  if (s == "complete") return UploadStatus::complete;
-  if (s == "deleting") return UploadStatus::deleting;
-  return UploadStatus::failed;
-}
-
-std::string_view to_string(DeliveryStatus s) {
-  switch (s) {
-    case DeliveryStatus::pending: return "pending";
-    case DeliveryStatus::delivered: return "delivered";
-    case DeliveryStatus::dead: return "dead";
-  }
-  return "pending";
-}
-
-std::optional<DeliveryStatus> delivery_status_from(std::string_view s) {
-  if (s == "pending") return DeliveryStatus::pending;
-  if (s == "delivered") return DeliveryStatus::delivered;
-  if (s == "dead") return DeliveryStatus::dead;
-  return std::nullopt;
-}
-
 std::optional<std::filesystem::path> missing_sqlite_file(std::string_view url) {
   constexpr std::string_view sqlite_scheme = "sqlite://";
   if (!url.starts_with(sqlite_scheme)) return std::nullopt;

@@ -100,6 +100,24 @@ TEST(Config, UnknownKeyInFileIsAnError) {
   std::filesystem::remove(file);
 }
 
+// Found by fuzz_config: toml++ 3.3 (Debian 12) reaches undefined behaviour
+// on some non-ASCII characters; a configuration may not carry any (a
+// string's \u escapes can), and says where one is.
+TEST(Config, NonAsciiInTheFileIsRefusedWithItsLine) {
+  auto sources = with_env({});
+  sources.toml_text = "listen = \"127.0.0.1:8080\"\n\t0.\xCD\x8C#]\n";
+  try {
+    load(sources);
+    ADD_FAILURE() << "accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("configuration:2: a non-ASCII character"), std::string::npos) << e.what();
+  }
+  sources.toml_text = "s = \"\"\"\\\n\xC2\xA7\"\"\"\n";  // upstream's own case (marzer/tomlplusplus#190)
+  EXPECT_THROW(load(sources), ConfigError);
+  sources.toml_text = "port_file = \"/run/donn\\u00e9es/port\"\n";  // escaped: fine
+  EXPECT_EQ(load(sources).service.port_file, "/run/donn\u00e9es/port");
+}
+
 TEST(Config, DatabasePasswordsAreRedacted) {
   EXPECT_EQ(redact_database_url("postgres://app:s3cret@db:5432/x?sslmode=require"),
             "postgres://app:REDACTED@db:5432/x?sslmode=require");
