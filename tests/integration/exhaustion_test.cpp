@@ -24,12 +24,6 @@ using namespace std::chrono_literals;
 constexpr std::uint64_t MiB = 1024 * 1024;
 constexpr std::uint64_t kBudget = 64 * MiB;
 
-#if defined(__SANITIZE_ADDRESS__)
-constexpr bool kMemoryIsMeasurable = false;  // the shadow and quarantine, not the service's own
-#else
-constexpr bool kMemoryIsMeasurable = true;
-#endif
-
 // This process needs a descriptor per connection it holds open (and the
 // service, which inherits the limit, one per connection it accepts): as
 // many as `wanted` if this machine's hard limit allows, else its hard

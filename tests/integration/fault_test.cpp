@@ -33,12 +33,6 @@ using s3up::testing::FaultProxy;
 constexpr std::uint64_t MiB = 1024 * 1024;
 constexpr std::uint64_t kBufferBudget = 32 * MiB;
 
-#if defined(__SANITIZE_ADDRESS__)
-constexpr bool kMemoryIsMeasurable = false;  // the shadow and quarantine, not the service's own
-#else
-constexpr bool kMemoryIsMeasurable = true;
-#endif
-
 // The longest the service may take to answer while a peer misbehaves: its
 // peer timeouts (2 s here) times its attempts, and a margin for the machine.
 constexpr auto kAnswerWithin = 45s;

@@ -29,14 +29,6 @@ using namespace std::chrono_literals;
 using Env = std::map<std::string, std::string>;
 constexpr std::uint64_t MiB = 1024 * 1024;
 
-// Under AddressSanitizer the server's memory is its shadow and quarantine
-// more than its own: memory bounds are checked in the plain build only.
-#if defined(__SANITIZE_ADDRESS__)
-constexpr bool kMemoryIsMeasurable = false;
-#else
-constexpr bool kMemoryIsMeasurable = true;
-#endif
-
 std::string raw_put_head(const std::string& token, const std::string& name, std::uint64_t length) {
   return "PUT /upload/" + name + " HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + token +
          "\r\nContent-Length: " + std::to_string(length) + "\r\n\r\n";
