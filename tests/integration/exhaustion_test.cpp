@@ -180,6 +180,12 @@ TEST(Exhaustion, TwoThousandSlowUploads) {
 }
 
 TEST(Exhaustion, TheDescriptorLimitReachedThenFreed) {
+#if defined(__SANITIZE_ADDRESS__)
+  // UBSan's vptr check opens a pipe to see whether memory is readable; with
+  // no descriptor left it fails and reports a valid object (Beast's error
+  // category, on a header timeout) as invalid. The Release pass runs this.
+  GTEST_SKIP() << "the sanitizers' runtime needs descriptors of its own";
+#endif
   ServerProcess server(std::map<std::string, std::string>{{"S3UP_HEADER_TIMEOUT", "2s"}});
   const auto token = server.create_user_with_token("alice");
   // The service's own limit, lowered under it: 128 descriptors.
