@@ -82,7 +82,7 @@ TEST(Exhaustion, TenThousandIdleConnections) {
     std::cerr << "this machine allows " << kConnections + 1000 << " descriptors: " << kConnections
               << " idle connections, not " << kWanted << "\n";
   }
-  ASSERT_GE(kConnections, 5000) << "too few descriptors to mean anything";
+  if (kConnections < 5000) GTEST_SKIP() << "this machine allows too few descriptors to mean anything";
   ServerProcess server({{"S3UP_BUFFER_BUDGET", std::to_string(kBudget)}, {"S3UP_HEADER_TIMEOUT", "300s"}});
   const auto token = server.create_user_with_token("alice");
   expect_serving(server, token, "warm.bin");
@@ -132,7 +132,7 @@ TEST(Exhaustion, TenThousandIdleConnections) {
 TEST(Exhaustion, TwoThousandSlowUploads) {
   constexpr int kUploads = 2'000;
   constexpr std::size_t kSize = 6 * 1024, kPiece = 2 * 1024;  // 2 KiB a second: above min_body_rate's 1 KiB/s
-  ASSERT_GE(allow_descriptors(kUploads + 1000), kUploads + 1000u);
+  if (allow_descriptors(kUploads + 1000) < kUploads + 1000u) GTEST_SKIP() << "this machine allows too few descriptors";
   ServerProcess server({{"S3UP_BUFFER_BUDGET", std::to_string(kBudget)}});
   const auto token = server.create_user_with_token("alice");
   const auto fds_before = open_descriptors(server.pid());
