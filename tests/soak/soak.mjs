@@ -400,8 +400,9 @@ async function leftovers() {
   const found = [];
   const rows = psql("SELECT count(*) FROM uploads WHERE status IN ('pending', 'deleting')");
   if (rows !== '0') found.push(`${rows} pending or deleting row(s)`);
-  found.push(...(await stack.allLeftovers())); // multipart uploads, tail objects
   const keys = await stack.keys();
+  found.push(...(await stack.multipartUploads()).map((k) => `multipart upload of ${k}`));
+  found.push(...keys.filter((k) => k.includes('.tail')).map((k) => `tail object ${k}`));
   const rowKeys = new Set(psql("SELECT storage_key FROM uploads WHERE status = 'complete'").split('\n').filter(Boolean)
     .map((k) => `objects/${k}`));
   const orphans = keys.filter((k) => !k.includes('.tail') && !rowKeys.has(k));

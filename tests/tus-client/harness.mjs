@@ -108,6 +108,12 @@ export class Stack {
     return (await this.allLeftovers()).filter((l) => l.includes(id));
   }
 
+  // The keys of the multipart uploads in progress in the stack's bucket (S3).
+  async multipartUploads() {
+    const uploads = await this.s3.send(new ListMultipartUploadsCommand({ Bucket: this.bucket }));
+    return (uploads.Uploads ?? []).map((u) => u.Key);
+  }
+
   // Every object key in the stack's bucket (S3), as stored.
   async keys() {
     const keys = [];
@@ -122,11 +128,9 @@ export class Stack {
 
   async allLeftovers() {
     if (this.s3) {
-      const uploads = await this.s3.send(new ListMultipartUploadsCommand({ Bucket: this.bucket }));
-      const objects = await this.s3.send(new ListObjectsV2Command({ Bucket: this.bucket }));
       return [
-        ...(uploads.Uploads ?? []).map((u) => `multipart upload of ${u.Key}`),
-        ...(objects.Contents ?? []).filter((o) => o.Key.includes('.tail')).map((o) => `tail object ${o.Key}`),
+        ...(await this.multipartUploads()).map((key) => `multipart upload of ${key}`),
+        ...(await this.keys()).filter((k) => k.includes('.tail')).map((k) => `tail object ${k}`),
       ];
     }
     const found = [];
