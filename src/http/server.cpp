@@ -49,8 +49,10 @@ namespace {
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 // A request as read: its headers, and its body through a buffer we give.
 
-// Beast reads 512 bytes per recv unless the read buffer has capacity: reserve
-// enough that one recv can move a large slice of a fast upload.
+// Beast reads 512 bytes per recv unless the read buffer has capacity: a
+// request with a body gets enough that one recv can move a large slice of a
+// fast upload. Between requests the buffer is given back: an idle
+// connection holds Beast's first 512 bytes, not 64 KiB.
 constexpr std::size_t kReadBufferCapacity = 64 * 1024;
 // One recv into our own buffer for bodies of known length: large enough that a
 // fast upload costs few syscalls, small enough per connection.
@@ -539,7 +541,6 @@ asio::awaitable<void> Server::Impl::run_session(tcp::socket socket) {
   } unregister{*this, session_id, *session};
 
   beast::flat_buffer buffer;
-  buffer.reserve(kReadBufferCapacity);
   if (auto* tls = stream.tls()) {
     // Within the header timeout, like the request head that follows it.
     stream.lowest().expires_after(options.header_timeout);
@@ -554,9 +555,12 @@ asio::awaitable<void> Server::Impl::run_session(tcp::socket socket) {
 
   while (!stopping) {
     std::optional<RequestParser> parsing;
+    // What the last request left unread (a pipelined head) stays.
+    if (buffer.size() == 0) buffer.shrink_to_fit();
     if (!co_await read_head(stream, buffer, parsing, peer)) break;
     auto& parser = *parsing;
     parser.body_limit(options.max_body_bytes);
+    if (!parser.is_done()) buffer.reserve(kReadBufferCapacity);
     session->busy = true;
     const auto started = std::chrono::steady_clock::now();
     const auto& header = parser.get().base();
