@@ -17,6 +17,16 @@
 
 using namespace s3up;
 
+#if defined(S3UP_WITH_JEMALLOC)
+// jemalloc (DESIGN.md §6) reads its settings from this symbol. A crowd of
+// connections leaves freed memory between the small records that outlive
+// it; jemalloc keeps those records apart from the large frames and hands
+// the freed pages back from a background thread after two quiet seconds.
+extern "C" {
+const char* malloc_conf = "background_thread:true,dirty_decay_ms:2000";
+}
+#endif
+
 int main(int argc, char** argv) {
   CLI::App app{"s3uploader: authenticated, streaming file uploads into S3 or local disk"};
   app.require_subcommand(1);

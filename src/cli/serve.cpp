@@ -1,7 +1,6 @@
 // `s3uploader serve`: the composition root. Opens the stores, wires the
 // upload services, the API, the janitor and the HTTP server together, and
 // runs them until a signal asks for a graceful shutdown.
-#include <malloc.h>
 #include <sys/resource.h>
 
 #include <csignal>
@@ -292,24 +291,6 @@ int serve(const config::Config& cfg) {
         bound.address().to_string(), bound.port(), scheme);
   }
 
-  // After a crowd of connections leaves (10,000 idle ones hold ~100 MiB),
-  // the allocator keeps the memory for itself unless asked to give it back:
-  // checked every 5 s, given back once the count fell by 1,000 from its peak.
-  asio::steady_timer trim_timer(io);
-  std::function<void(const boost::system::error_code&)> trim_after_crowds = [&](const boost::system::error_code& ec) {
-    if (ec) return;
-    const auto now = server.connections();
-    const std::size_t open = now.busy + now.idle, peak = server.take_connection_peak();
-    if (peak >= open + 1000) {
-      ::malloc_trim(0);
-      spdlog::debug("memory: {} connections now, {} at the peak; unused memory given back", open, peak);
-    }
-    trim_timer.expires_after(std::chrono::seconds(5));
-    trim_timer.async_wait(trim_after_crowds);
-  };
-  trim_timer.expires_after(std::chrono::seconds(5));
-  trim_timer.async_wait(trim_after_crowds);
-
   // SIGHUP: a rotated certificate (certbot, a mounted secret) is read again.
   asio::signal_set hangups(io, SIGHUP);
   std::function<void(const boost::system::error_code&, int)> on_hangup = [&](const boost::system::error_code& ec,
@@ -345,7 +326,6 @@ int serve(const config::Config& cfg) {
         spdlog::info("all connections closed");
         signals.cancel();
         hangups.cancel();
-        trim_timer.cancel();
         io.stop();
       });
     };

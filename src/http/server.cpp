@@ -159,7 +159,6 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   std::atomic<bool> cutting_off{false};  // the shutdown grace is over
   std::mutex mutex;
   std::map<std::uint64_t, std::shared_ptr<Session>> sessions;
-  std::size_t session_peak = 0;  // see take_connection_peak()
   std::uint64_t next_session_id = 0;
 
   asio::awaitable<void> accept_loop();
@@ -527,7 +526,6 @@ asio::awaitable<void> Server::Impl::run_session(tcp::socket socket) {
     std::lock_guard lock(mutex);
     session_id = next_session_id++;
     sessions.emplace(session_id, session);
-    session_peak = std::max(session_peak, sessions.size());
   }
   struct Unregister {
     Impl& impl;
@@ -783,11 +781,6 @@ void Server::start() {
 }
 
 tcp::endpoint Server::local_endpoint() const { return impl_->acceptor.local_endpoint(); }
-
-std::size_t Server::take_connection_peak() {
-  std::lock_guard lock(impl_->mutex);
-  return std::exchange(impl_->session_peak, impl_->sessions.size());
-}
 
 Server::Connections Server::connections() const {
   std::lock_guard lock(impl_->mutex);

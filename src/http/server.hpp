@@ -109,9 +109,6 @@ class Server {
     std::size_t idle = 0;
   };
   Connections connections() const;
-  // The most connections open at once since the last call (then the count
-  // starts again from those open now): a burst between two looks is seen.
-  std::size_t take_connection_peak();
 
   // Graceful shutdown: stop accepting, close idle connections, let requests in
   // progress finish for up to the grace period, then cut the rest off (their
