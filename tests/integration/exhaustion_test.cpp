@@ -63,12 +63,17 @@ int connect_to(unsigned short port) {
   return fd;
 }
 
-// The service still does its job: /healthz at once, a new upload whole.
+// The service still does its job: /healthz without waiting for the crowd
+// (a bound of seconds on a shared two-core machine: it catches a stalled
+// loop, not a slow one), a new upload whole.
 void expect_serving(ServerProcess& server, const std::string& token, const std::string& name) {
   const auto started = std::chrono::steady_clock::now();
   const auto health = request(server.port(), "GET", "/healthz");
+  const auto took = std::chrono::steady_clock::now() - started;
   EXPECT_EQ(health.status, 200);
-  EXPECT_LT(std::chrono::steady_clock::now() - started, 2s) << "/healthz was slow";
+  EXPECT_LT(took, 3s * kSlowdown) << "/healthz was stalled";
+  std::cerr << "/healthz answered in " << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
+            << " ms\n";
   const auto put = request(server.port(), "PUT", "/upload/" + name, {{"Authorization", "Bearer " + token}},
                            ContentStream::make(MiB, 7));
   EXPECT_EQ(put.status, 201) << put.body;
@@ -89,9 +94,8 @@ TEST(Exhaustion, TenThousandIdleConnections) {
   const auto fds_before = open_descriptors(server.pid());
   const auto rss_before = server.rss_bytes();
 
-  // Twice: what the first crowd leaves behind is the allocator's (it gives
-  // back what it can, the rest is fragments); a second crowd must not add
-  // to it, or something leaks.
+  // Twice: after each crowd the memory comes back near where it started,
+  // and a second crowd leaves no more than the first (else something leaks).
   std::uint64_t rss_after[2] = {}, rss_loaded = 0;
   for (int round = 0; round < 2; ++round) {
     std::vector<int> idle;
@@ -105,26 +109,25 @@ TEST(Exhaustion, TenThousandIdleConnections) {
         << open_descriptors(server.pid()) << " descriptors";
     expect_serving(server, token, "among-the-idle-" + std::to_string(round) + ".bin");
     rss_loaded = std::max(rss_loaded, server.rss_bytes());
-    // About 11 KiB each today (123 to 141 MiB for 10,000), over the
-    // issue's budget + 64 MiB: the 64 KiB read buffer each connection
-    // reserves is the next thing to make lazy (roadmap). Held to 16 KiB
-    // each here, so that growth shows.
+    // About 6 KiB each: the coroutine frames waiting for a request head,
+    // Beast's first 512-byte read and the socket's records.
     if (kMemoryIsMeasurable) {
-      EXPECT_LE(server.rss_bytes(), rss_before + kConnections * 16 * 1024) << kConnections << " idle connections";
+      EXPECT_LE(server.rss_bytes(), kBudget + 64 * MiB) << kConnections << " idle connections";
     }
 
     for (const int fd : idle) ::close(fd);
     EXPECT_TRUE(eventually([&] { return open_descriptors(server.pid()) <= fds_before + 5; }, 30s))
         << open_descriptors(server.pid()) << " descriptors, " << fds_before << " before";
     expect_serving(server, token, "after-" + std::to_string(round) + ".bin");
-    std::this_thread::sleep_for(6s);  // the service's 5-s look at its memory
+    // The allocator hands freed pages back after two quiet seconds.
+    if (kMemoryIsMeasurable) eventually([&] { return server.rss_bytes() <= rss_before + 16 * MiB; }, 15s);
     rss_after[round] = server.rss_bytes();
   }
   std::cerr << "RSS before " << rss_before / 1024 << " KiB, with " << kConnections << " idle connections "
             << rss_loaded / 1024 << " KiB, after the first crowd " << rss_after[0] / 1024 << " KiB, after the second "
             << rss_after[1] / 1024 << " KiB\n";
   if (kMemoryIsMeasurable) {
-    EXPECT_LE(rss_after[0], rss_loaded - (rss_loaded - rss_before) / 3) << "little memory given back";
+    EXPECT_LE(rss_after[0], rss_before + 16 * MiB) << "the memory of the crowd was not given back";
     EXPECT_LE(rss_after[1], rss_after[0] + 8 * MiB) << "a second crowd left more behind: a leak";
   }
 }
