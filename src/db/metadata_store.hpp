@@ -257,10 +257,14 @@ class UploadRecords {
   // failing upload gives them back (mark_failed), a deleted file does not.
   virtual bool create_pending_through_link(const Upload& upload, std::int64_t link_bytes, Micros now) = 0;
   virtual std::optional<UploadLink> get_upload_link(std::string_view id) = 0;  // why a link refused, say
-  virtual bool mark_complete(const Upload& upload) = 0;  // size, type, sha256, completed_at
+  // Size, type, sha256, completed_at; with leftovers `remain`, what other
+  // writers left beside the object is listed for the janitor
+  // (uploads_with_leftovers) until leftovers_removed.
+  virtual bool mark_complete(const Upload& upload, StoreLeftovers leftovers) = 0;
+  bool mark_complete(const Upload& upload) { return mark_complete(upload, StoreLeftovers::none); }
   // `remain` when the store could not be reached to remove what the upload
-  // left there: CleanupQueues::failed_with_leftovers lists it until the
-  // janitor has removed them.
+  // left there: uploads_with_leftovers lists it until the janitor has
+  // removed them.
   virtual bool mark_failed(std::string_view upload_id, Micros now, StoreLeftovers leftovers) = 0;
   bool mark_failed(std::string_view upload_id, Micros now) { return mark_failed(upload_id, now, StoreLeftovers::none); }
   virtual void set_store_upload_id(std::string_view upload_id, std::string_view store_upload_id) = 0;
@@ -318,9 +322,10 @@ class CleanupQueues {
   std::vector<Upload> stale_pending(Micros created_before, std::int64_t limit) {
     return stale_pending(created_before, std::nullopt, limit);
   }
-  // Failed uploads whose store leftovers remain, oldest failure first, until
-  // leftovers_removed.
-  virtual std::vector<Upload> failed_with_leftovers(std::int64_t limit) = 0;
+  // Uploads whose store leftovers remain (failed ones: whatever they left;
+  // complete ones: what other writers left beside the object), oldest
+  // first, until leftovers_removed.
+  virtual std::vector<Upload> uploads_with_leftovers(std::int64_t limit) = 0;
   virtual void leftovers_removed(std::string_view upload_id) = 0;
   // Rows a crash left 'deleting', oldest first (the janitor finishes them).
   virtual std::vector<Upload> deleting_uploads(std::int64_t limit) = 0;

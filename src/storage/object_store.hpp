@@ -45,6 +45,10 @@ struct CommittedObject {
   std::uint64_t size = 0;
   std::string sha256;  // hex, of the whole object
   std::string etag;
+  // What other writers of a resumable upload left beside the object could
+  // not be removed (the store failed after the object was whole): the
+  // record says so, and the janitor removes them (Recovery::discard_beside).
+  bool leftovers = false;
 };
 
 struct ObjectInfo {
@@ -120,6 +124,10 @@ class ObjectWriter {
   // The database now holds `point` (from checkpoint() or settled()): what
   // the store kept for the point before it (an S3 tail object) may go.
   virtual boost::asio::awaitable<void> recorded(const ResumePoint& point) { co_return; }
+  // The database refused `point` from checkpoint(): another writer holds
+  // the upload. What the store kept for that point alone (an S3 tail
+  // object, which only this writer knows of) goes, best effort.
+  virtual boost::asio::awaitable<void> unrecorded(const ResumePoint& point) noexcept { co_return; }
 };
 
 // Reads a range of an object as a stream: the next piece is fetched only
@@ -148,6 +156,10 @@ class Recovery {
   // and the object itself if it was committed but never recorded complete.
   virtual boost::asio::awaitable<void> discard_unfinished(const std::string& key,
                                                           const std::string& store_upload_id) = 0;
+  // Removes what other writers of a completed resumable upload left beside
+  // its object (S3: tail objects, multipart uploads of the key); never the
+  // object.
+  virtual boost::asio::awaitable<void> discard_beside(const std::string& key) = 0;
   // The object under `key`, if there is one.
   virtual boost::asio::awaitable<std::optional<ObjectInfo>> stat(const std::string& key) = 0;
 };

@@ -376,7 +376,7 @@ class Upload final : public storage::WriteFence {
       if (resumable() && !chunk_hash && offset_ > state_->offset && Clock::now() < lease_usable_until_) {
         try {
           const auto point = co_await writer_->checkpoint();
-          co_await save(point, Lease::release);
+          co_await save_made(point, Lease::release);
         } catch (const std::exception& e) {
           spdlog::info("upload {}: keeping the bytes of a broken request failed: {}", record_.id, e.what());
         }
@@ -399,7 +399,7 @@ class Upload final : public storage::WriteFence {
     const Lease after = last_byte ? Lease::keep : Lease::release;
     if (offset_ > state_->offset) {
       const auto point = co_await writer_->checkpoint();
-      co_await save(point, after);
+      co_await save_made(point, after);
     } else if (length_changed_) {
       co_await save(last_saved_, after);
     }
@@ -424,9 +424,10 @@ class Upload final : public storage::WriteFence {
     // became complete (the commit may have landed before the connection
     // broke), so the object must stay: the janitor (or a resumable upload's
     // next HEAD) then finds the row complete (all is well) or still pending.
+    auto leftovers = db::StoreLeftovers::none;  // beside the object, for the janitor
     const auto mark_complete = [&]() -> Outcome {
       try {
-        return {services_.records.mark_complete(record_) ? Marked::yes : Marked::cancelled, nullptr};
+        return {services_.records.mark_complete(record_, leftovers) ? Marked::yes : Marked::cancelled, nullptr};
       } catch (...) {
         return {Marked::unknown, std::current_exception()};
       }
@@ -458,6 +459,7 @@ class Upload final : public storage::WriteFence {
           object = co_await writer_->commit();
         }
         stage_ = Stage::committed;
+        if (object.leftovers) leftovers = db::StoreLeftovers::remain;
         std::string head = head_;
         if (sniff_needed && !have_head) {
           head = co_await storage::read_range(services_.store, record_.storage_key, 0, kSniffBytes);
@@ -670,7 +672,7 @@ class Upload final : public storage::WriteFence {
       co_await save(*point);
     } else if (state_->part_size == 0 && offset_ - last_saved_.offset >= kCheckpointBytes) {
       const auto made = co_await writer_->checkpoint();
-      co_await save(made);
+      co_await save_made(made, Lease::keep);
     }
   }
 
@@ -704,6 +706,23 @@ class Upload final : public storage::WriteFence {
       lease_renewed(started);
     }
     if (writer_) co_await writer_->recorded(point);
+  }
+
+  // Records a point checkpoint() made (see save()). Refused, because
+  // another writer has the upload by now, the point is this writer's alone
+  // to clean up (ObjectWriter::unrecorded).
+  asio::awaitable<void> save_made(const storage::ResumePoint& point, Lease after) {
+    bool refused = false;
+    try {
+      co_await save(point, after);
+    } catch (const Error& e) {
+      if (e.failure() != Failure::locked) throw;
+      refused = true;
+    }
+    if (refused) {
+      co_await writer_->unrecorded(point);
+      throw Error(Failure::locked, "another request took this upload over");
+    }
   }
 
   // Before each write: renew the lease when it is due, and never write once

@@ -77,7 +77,7 @@ asio::awaitable<JanitorReport> Janitor::run_once() {
     after = db::ListPosition{rows.back().created_at, rows.back().id};
   }
   co_await finish_deletions(report);
-  co_await finish_failures(report);
+  co_await remove_all_leftovers(report);
   co_await finish_user_deletions(report);
   for (int round = 0; resumable_ && round < kMaxRounds; ++round) {
     const auto ended = co_await resumable_->end_expired(kRowsPerRound);
@@ -122,22 +122,23 @@ asio::awaitable<void> Janitor::finish_deletions(JanitorReport& report) {
   }
 }
 
-// Failed uploads whose leftovers the store was down to take when they
-// failed. A row that fails again stays first in the list, as above.
-asio::awaitable<void> Janitor::finish_failures(JanitorReport& report) {
+// Uploads whose leftovers the store was down to take: a failed upload's,
+// or what other writers left beside a completed one's object. A row that
+// fails again stays first in the list, as above.
+asio::awaitable<void> Janitor::remove_all_leftovers(JanitorReport& report) {
   for (int round = 0; round < kMaxRounds; ++round) {
     const auto rows = co_await util::run_blocking(
-        services_.blocking, [&] { return services_.records.failed_with_leftovers(kRowsPerRound); });
+        services_.blocking, [&] { return services_.records.uploads_with_leftovers(kRowsPerRound); });
     for (const auto& row : rows) {
       try {
         co_await remove_leftovers(row);
         co_await util::run_blocking(services_.blocking, [&] { services_.records.leftovers_removed(row.id); });
         ++report.leftovers_removed;
-        spdlog::info("janitor: upload {} (user {}) failed while the store was unreachable; its leftovers are removed",
-                     row.id, row.user_id);
+        spdlog::info("janitor: upload {} (user {}, {}) had leftovers the store was down to take; removed", row.id,
+                     row.user_id, db::to_string(row.status));
       } catch (const std::exception& e) {
         ++report.failed;
-        spdlog::warn("janitor: removing the leftovers of failed upload {} failed ({}); trying again next time", row.id,
+        spdlog::warn("janitor: removing the leftovers of upload {} failed ({}); trying again next time", row.id,
                      e.what());
         co_return;
       }
@@ -162,7 +163,10 @@ asio::awaitable<void> Janitor::finish_user_deletions(JanitorReport& report) {
 }
 
 asio::awaitable<void> Janitor::remove_leftovers(const db::Upload& row) {
-  if (auto* recovery = services_.store.recovery()) {
+  auto* recovery = services_.store.recovery();
+  if (recovery && row.status == db::UploadStatus::complete) {
+    co_await recovery->discard_beside(row.storage_key);  // never the file
+  } else if (recovery) {
     co_await recovery->discard_unfinished(row.storage_key, row.store_upload_id);
   } else {
     co_await services_.store.remove(row.storage_key);  // a store without leftovers of its own

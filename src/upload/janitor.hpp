@@ -6,8 +6,9 @@
 // not being received by this process) have what they left removed and are
 // marked `failed`. With several instances on one database only one cleans at
 // a time (MetadataStore::try_lock). It also finishes deletions a crash
-// interrupted (rows left 'deleting'), removes what failed uploads left in a
-// store that was unreachable when they failed (failed_with_leftovers), and
+// interrupted (rows left 'deleting'), removes what uploads left in a store
+// that was unreachable at the time (uploads_with_leftovers: a failed
+// upload's parts, other writers' tails beside a completed one), and
 // ends resumable uploads past their expiry (Uploads::end_expired):
 // those are judged by expiry, not age. Last, users being deleted go once
 // nothing of theirs is left (Accounts::remove_user_if_empty).
@@ -22,7 +23,7 @@ namespace s3up::upload {
 struct JanitorReport {
   int cleaned = 0;             // rows marked failed, their leftovers removed
   int deletions_finished = 0;  // rows a crash left 'deleting': object and row removed
-  int leftovers_removed = 0;   // failed uploads' leftovers the store was down to take when they failed
+  int leftovers_removed = 0;   // uploads' leftovers the store was down to take at the time
   int expired = 0;             // unfinished resumable uploads past their expiry, ended
   int users_deleted = 0;       // users being deleted, gone with the last of their uploads
   int failed = 0;              // rows whose clean-up failed this time (tried again next time)
@@ -41,7 +42,7 @@ class Janitor {
 
  private:
   boost::asio::awaitable<void> finish_deletions(JanitorReport& report);
-  boost::asio::awaitable<void> finish_failures(JanitorReport& report);
+  boost::asio::awaitable<void> remove_all_leftovers(JanitorReport& report);
   boost::asio::awaitable<void> remove_leftovers(const db::Upload& row);
   boost::asio::awaitable<void> finish_user_deletions(JanitorReport& report);
 

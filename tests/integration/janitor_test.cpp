@@ -4,11 +4,14 @@
 // leaves uploads it is itself receiving alone however old they get.
 #include <gtest/gtest.h>
 
+#include <sqlite3.h>
+
 #include <csignal>
 #include <thread>
 
 #include "harness.hpp"
 #include "s3_peer.hpp"
+#include "util/crypto.hpp"
 
 namespace s3up::test {
 namespace {
@@ -70,6 +73,48 @@ TEST(Janitor, KilledMidUploadToS3ThenCleanedUpByTheNextServer) {
     EXPECT_NE(next.log().find("janitor: 1 stale upload(s) cleaned up"), std::string::npos) << next.log();
     EXPECT_FALSE(peer.object_size(db->get_upload(upload_id)->storage_key));
   }
+}
+
+// A resumable upload's commit sweeps what other writers left beside its
+// object (tail objects); when the store fails it then, the row is marked
+// complete with leftovers, and the janitor sweeps them later: the tails
+// go, the file stays.
+TEST(Janitor, RemovesWhatOtherWritersLeftBesideACompleteFile) {
+  S3Peer peer;
+  auto env = peer.server_env();
+  env["S3UP_JANITOR_INTERVAL"] = "1s";
+  ServerProcess server(env);
+  const auto token = server.create_user_with_token("alice");
+  const std::string content = ContentStream::make(3 * MiB, 5);
+  const auto put = request(server.port(), "PUT", "/upload/kept.bin", {{"Authorization", "Bearer " + token}}, content);
+  ASSERT_EQ(put.status, 201) << put.body;
+  const std::string id(put.json().at("file_id").as_string());
+  auto db = server.database();
+  const auto row = db->get_upload(id);
+  ASSERT_TRUE(row);
+  // What a commit whose sweep failed leaves: a stale writer's tail, and the
+  // row's flag (set here as the service's completeUpload sets it).
+  const std::string tail = peer.bucket_key(row->storage_key) + ".tail.00112233deadbeef";
+  const std::string stale_bytes = "a stale writer's tail";
+  peer.run(peer.client().put_object(tail, {}, std::span<const char>(stale_bytes), util::sha256_hex(stale_bytes)));
+  const auto stored = peer.keys();
+  ASSERT_EQ(std::count(stored.begin(), stored.end(), tail), 1);
+  sqlite3* sql = nullptr;
+  ASSERT_EQ(sqlite3_open((server.dir() / "s3uploader.db").c_str(), &sql), SQLITE_OK);
+  sqlite3_busy_timeout(sql, 5000);
+  const std::string flag = "UPDATE uploads SET store_leftovers = 1 WHERE id = '" + id + "'";
+  EXPECT_EQ(sqlite3_exec(sql, flag.c_str(), nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(sql);
+  sqlite3_close(sql);
+  ASSERT_EQ(db->uploads_with_leftovers(10).size(), 1u);
+
+  EXPECT_TRUE(eventually([&] { return db->uploads_with_leftovers(10).empty(); }, 15s)) << server.log();
+  const auto keys = peer.keys();
+  EXPECT_EQ(std::count(keys.begin(), keys.end(), tail), 0) << "the tail is still there";
+  EXPECT_EQ(peer.object_sha256(row->storage_key), util::sha256_hex(content)) << "the file must stay whole";
+  EXPECT_EQ(db->get_upload(id)->status, db::UploadStatus::complete);
+  const auto got = request(server.port(), "GET", "/files/" + id + "/content", {{"Authorization", "Bearer " + token}});
+  EXPECT_EQ(got.status, 200);
+  EXPECT_TRUE(got.body == content);
 }
 
 TEST(Janitor, KilledMidUploadToDiskAndLiveUploadsAreLeftAlone) {

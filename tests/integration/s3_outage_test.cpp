@@ -82,19 +82,19 @@ TEST(S3Outage, StoreStoppedMidUploadThenBack) {
   auto db = server.database();
   EXPECT_TRUE(eventually([&] { return db->count_uploads(db::UploadStatus::failed) == 1; }));
   EXPECT_EQ(db->count_uploads(db::UploadStatus::complete), 0);
-  const auto left = db->failed_with_leftovers(10);
+  const auto left = db->uploads_with_leftovers(10);
   ASSERT_EQ(left.size(), 1u) << "the abort could not reach the store: the row says what is left";
   // (The row has the multipart upload's id unless the store went down with
   // CreateMultipartUpload's answer on the way: then the janitor finds the
   // upload by its key.)
   std::this_thread::sleep_for(1500ms);  // a janitor round while the store is still down keeps the row
-  EXPECT_EQ(db->failed_with_leftovers(10).size(), 1u);
+  EXPECT_EQ(db->uploads_with_leftovers(10).size(), 1u);
 
   outage.end();
   EXPECT_TRUE(eventually([&] { return peer.multipart_uploads().empty(); }, 60s))
       << peer.multipart_uploads().size() << " multipart upload(s) left";
-  EXPECT_TRUE(eventually([&] { return db->failed_with_leftovers(10).empty(); }, 30s));
-  EXPECT_NE(server.log().find("its leftovers are removed"), std::string::npos);
+  EXPECT_TRUE(eventually([&] { return db->uploads_with_leftovers(10).empty(); }, 30s));
+  EXPECT_NE(server.log().find("had leftovers the store was down to take; removed"), std::string::npos);
   EXPECT_EQ(db->get_upload(left[0].id)->status, db::UploadStatus::failed);
 
   const auto content = ContentStream::make(7 * MiB, 8);

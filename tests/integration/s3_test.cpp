@@ -251,7 +251,7 @@ class S3UploadsWithLostAnswers : public S3Uploads {
     auto db = server_->database();
     EXPECT_TRUE(eventually([&] { return db->count_uploads(db::UploadStatus::failed) == 1; })) << server_->log();
     EXPECT_EQ(db->count_uploads(db::UploadStatus::pending), 0);
-    EXPECT_TRUE(db->failed_with_leftovers(10).empty());
+    EXPECT_TRUE(db->uploads_with_leftovers(10).empty());
     EXPECT_TRUE(peer_->keys().empty()) << "an object is stored for a failed upload\n" << server_->log();
     expect_no_multipart_uploads();
   }

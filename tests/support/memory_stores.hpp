@@ -80,6 +80,7 @@ class MemoryObjectStore final : public storage::ObjectStore, public storage::Rec
   boost::asio::awaitable<void> discard_unfinished(const std::string& key, const std::string&) override {
     co_await remove(key);
   }
+  boost::asio::awaitable<void> discard_beside(const std::string&) override { co_return; }  // nothing is
   boost::asio::awaitable<std::optional<storage::ObjectInfo>> stat(const std::string& key) override {
     auto bytes = object(key);
     if (!bytes) co_return std::nullopt;
@@ -262,7 +263,7 @@ class MemoryMetadata final : public db::MetadataStore {
   std::optional<db::UploadLink> get_upload_link(std::string_view) override { return std::nullopt; }
   std::vector<db::UploadLink> list_upload_links(std::int64_t, std::int64_t) override { return {}; }
   bool revoke_upload_link(std::string_view, std::int64_t, db::Micros) override { return false; }
-  bool mark_complete(const db::Upload& upload) override {
+  bool mark_complete(const db::Upload& upload, db::StoreLeftovers) override {
     if (fail.mark_complete) throw db::Error(db::Failure::unavailable, "the database is unavailable (test)");
     if (fail.mark_complete_cancelled) return false;
     std::lock_guard lock(mutex_);
@@ -285,7 +286,7 @@ class MemoryMetadata final : public db::MetadataStore {
     settle(row.id, row.user_id, 0);
     return true;
   }
-  std::vector<db::Upload> failed_with_leftovers(std::int64_t) override {
+  std::vector<db::Upload> uploads_with_leftovers(std::int64_t) override {
     std::lock_guard lock(mutex_);
     std::vector<db::Upload> out;
     for (const auto& id : with_leftovers_) out.push_back(uploads_.at(id));

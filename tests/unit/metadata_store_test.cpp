@@ -225,7 +225,7 @@ TEST_P(MetadataStoreContract, AUserIsDeletedInStepsThatLeaveNothing) {
   EXPECT_EQ(store_->get_upload(kept.id)->status, UploadStatus::deleting);
   EXPECT_EQ(store_->get_upload(unfinished.id)->status, UploadStatus::failed);
   EXPECT_EQ(store_->get_upload(others.id)->status, UploadStatus::complete);
-  EXPECT_EQ(store_->failed_with_leftovers(10).size(), 1u) << "the unfinished upload's leftovers are the janitor's";
+  EXPECT_EQ(store_->uploads_with_leftovers(10).size(), 1u) << "the unfinished upload's leftovers are the janitor's";
   EXPECT_EQ(store_->get_upload(resumable.id)->status, UploadStatus::pending);
   ASSERT_EQ(store_->expired_resumable(now, 10).size(), 1u) << "a resumable one expires: the janitor ends it";
   EXPECT_TRUE(store_->mark_failed(resumable.id, now));
@@ -346,16 +346,16 @@ TEST_P(MetadataStoreContract, FailedUploadsWithStoreLeftoversAreListedUntilRemov
   EXPECT_TRUE(store_->mark_failed(first.id, 200, StoreLeftovers::remain));
   EXPECT_FALSE(store_->mark_failed(first.id, 400, StoreLeftovers::none));  // only from pending: stays listed
 
-  auto listed = store_->failed_with_leftovers(10);
+  auto listed = store_->uploads_with_leftovers(10);
   ASSERT_EQ(listed.size(), 2u);
   EXPECT_EQ(listed[0].id, first.id);  // oldest failure first
   EXPECT_EQ(listed[0].store_upload_id, "2~first");
   EXPECT_EQ(listed[0].status, UploadStatus::failed);
   EXPECT_EQ(listed[1].id, second.id);
-  EXPECT_EQ(store_->failed_with_leftovers(1).size(), 1u);
+  EXPECT_EQ(store_->uploads_with_leftovers(1).size(), 1u);
 
   store_->leftovers_removed(first.id);
-  listed = store_->failed_with_leftovers(10);
+  listed = store_->uploads_with_leftovers(10);
   ASSERT_EQ(listed.size(), 1u);
   EXPECT_EQ(listed[0].id, second.id);
   EXPECT_EQ(store_->get_upload(first.id)->status, UploadStatus::failed);  // the record stays

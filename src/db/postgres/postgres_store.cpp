@@ -56,10 +56,10 @@ class PostgresStore final : public MetadataStore {
   std::optional<UploadLink> get_upload_link(std::string_view id) override;
   std::vector<UploadLink> list_upload_links(std::int64_t user_id, std::int64_t limit) override;
   bool revoke_upload_link(std::string_view id, std::int64_t user_id, Micros now) override;
-  bool mark_complete(const Upload& upload) override;
+  bool mark_complete(const Upload& upload, StoreLeftovers leftovers) override;
   using UploadRecords::mark_failed;
   bool mark_failed(std::string_view upload_id, Micros now, StoreLeftovers leftovers) override;
-  std::vector<Upload> failed_with_leftovers(std::int64_t limit) override;
+  std::vector<Upload> uploads_with_leftovers(std::int64_t limit) override;
   void leftovers_removed(std::string_view upload_id) override;
   void set_store_upload_id(std::string_view upload_id, std::string_view store_upload_id) override;
   std::optional<Upload> get_upload(std::string_view upload_id) override;
@@ -939,14 +939,15 @@ void PostgresStore::create_pending(const Upload& u) {
   run_recording(w);
 }
 
-bool PostgresStore::mark_complete(const Upload& u) {
+bool PostgresStore::mark_complete(const Upload& u, StoreLeftovers leftovers) {
   if (!plausible_upload_id(u.id)) return false;
   Write w{"completeUpload", {}};
   w.params.text(u.id)
       .integer(static_cast<std::int64_t>(u.file_size))
       .text(u.content_type)
       .text(u.sha256)
-      .timestamp(u.completed_at.value_or(util::now_micros()));
+      .timestamp(u.completed_at.value_or(util::now_micros()))
+      .boolean(leftovers == StoreLeftovers::remain);
   add_event(w, When::after, kUploadCompleted, u.id);
   if (u.upload_link_id) add_event(w, When::after, kUploadLinkUsed, u.id);
   return run_recording(w) > 0;
@@ -1024,8 +1025,8 @@ bool PostgresStore::mark_failed(std::string_view upload_id, Micros now, StoreLef
   return run_recording(w) > 0;
 }
 
-std::vector<Upload> PostgresStore::failed_with_leftovers(std::int64_t limit) {
-  return first_uploads("failedWithLeftovers", limit);
+std::vector<Upload> PostgresStore::uploads_with_leftovers(std::int64_t limit) {
+  return first_uploads("uploadsWithLeftovers", limit);
 }
 
 std::vector<Upload> PostgresStore::first_uploads(std::string_view query, std::int64_t limit) {

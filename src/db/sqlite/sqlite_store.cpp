@@ -54,10 +54,10 @@ class SqliteStore final : public MetadataStore {
   std::optional<UploadLink> get_upload_link(std::string_view id) override;
   std::vector<UploadLink> list_upload_links(std::int64_t user_id, std::int64_t limit) override;
   bool revoke_upload_link(std::string_view id, std::int64_t user_id, Micros now) override;
-  bool mark_complete(const Upload& upload) override;
+  bool mark_complete(const Upload& upload, StoreLeftovers leftovers) override;
   using UploadRecords::mark_failed;
   bool mark_failed(std::string_view upload_id, Micros now, StoreLeftovers leftovers) override;
-  std::vector<Upload> failed_with_leftovers(std::int64_t limit) override;
+  std::vector<Upload> uploads_with_leftovers(std::int64_t limit) override;
   void leftovers_removed(std::string_view upload_id) override;
   void set_store_upload_id(std::string_view upload_id, std::string_view store_upload_id) override;
   std::optional<Upload> get_upload(std::string_view upload_id) override;
@@ -608,10 +608,11 @@ int change_row_and_usage(SqliteStore::Connection& c, Statement& s, Delta delta) 
 }
 }  // namespace
 
-bool SqliteStore::mark_complete(const Upload& u) {
+bool SqliteStore::mark_complete(const Upload& u, StoreLeftovers leftovers) {
   return run_recording([&](Connection& c, std::vector<WebhookDelivery>& claimed) {
     Statement s(c, "completeUpload");  // returns the row's reservation: usage moves from it to the size
-    s.bind(u.id, u.file_size, u.content_type, u.sha256, u.completed_at.value_or(util::now_micros()));
+    s.bind(u.id, u.file_size, u.content_type, u.sha256, u.completed_at.value_or(util::now_micros()),
+           leftovers == StoreLeftovers::remain);
     const int changed = change_row_and_usage(
         c, s, [&](std::int64_t reserved) { return static_cast<std::int64_t>(u.file_size) - reserved; });
     if (changed > 0) {
@@ -640,8 +641,8 @@ bool SqliteStore::mark_failed(std::string_view upload_id, Micros now, StoreLefto
   }) > 0;
 }
 
-std::vector<Upload> SqliteStore::failed_with_leftovers(std::int64_t limit) {
-  return first_uploads("failedWithLeftovers", limit);
+std::vector<Upload> SqliteStore::uploads_with_leftovers(std::int64_t limit) {
+  return first_uploads("uploadsWithLeftovers", limit);
 }
 
 std::vector<Upload> SqliteStore::first_uploads(std::string_view query, std::int64_t limit) {

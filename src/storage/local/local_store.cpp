@@ -744,16 +744,26 @@ asio::awaitable<void> LocalStore::discard_resumable(const std::string& key, cons
   co_await discard_unfinished(key, no_store_upload);
 }
 
+namespace {
+void remove_all_of(std::initializer_list<std::filesystem::path> paths) {
+  for (const auto& path : paths) {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);  // absent is fine
+    if (ec && ec != std::errc::no_such_file_or_directory) throw_errno(ec.value(), "remove", path);
+  }
+}
+}  // namespace
+
+asio::awaitable<void> LocalStore::discard_beside(const std::string& key) {
+  const auto final_path = path_of(key);
+  co_await util::run_blocking(blocking_, [&] { remove_all_of({temp_path_of(final_path), resumable_dir_of(final_path)}); });
+}
+
 asio::awaitable<void> LocalStore::discard_unfinished(const std::string& key, const std::string& store_upload_id) {
   (void)store_upload_id;  // local uploads have none
   const auto final_path = path_of(key);
-  co_await util::run_blocking(blocking_, [&] {
-    for (const auto& path : {temp_path_of(final_path), resumable_dir_of(final_path), final_path}) {
-      std::error_code ec;
-      std::filesystem::remove_all(path, ec);  // absent is fine
-      if (ec && ec != std::errc::no_such_file_or_directory) throw_errno(ec.value(), "remove", path);
-    }
-  });
+  co_await util::run_blocking(
+      blocking_, [&] { remove_all_of({temp_path_of(final_path), resumable_dir_of(final_path), final_path}); });
 }
 
 }  // namespace s3up::storage

@@ -37,6 +37,7 @@ class LocalStore final : public ObjectStore, public Recovery, public ResumableSt
 
   // Recovery
   boost::asio::awaitable<void> discard_unfinished(const std::string& key, const std::string& store_upload_id) override;
+  boost::asio::awaitable<void> discard_beside(const std::string& key) override;
   boost::asio::awaitable<std::optional<ObjectInfo>> stat(const std::string& key) override;
 
   // ResumableStore: the upload's data file is its state (the store state

@@ -172,10 +172,12 @@ class S3Writer final : public ObjectWriter {
     }
     finished_ = true;
     if (checkpoints_) {
+      // The object is whole: what fails now is clean-up, the janitor's.
       try {
         co_await sweep_resumable(*setup_.client, setup_.key);
-      } catch (const Error& e) {
-        spdlog::warn("s3 {}: removing what other writers left failed ({})", setup_.key, e.what());
+      } catch (const std::exception& e) {
+        spdlog::warn("s3 {}: removing what other writers left failed ({}); the janitor will", setup_.key, e.what());
+        committed.leftovers = true;
       }
     }
     co_return committed;
@@ -256,11 +258,25 @@ class S3Writer final : public ObjectWriter {
     if (!live_tail_.empty() && live_tail_ != now_live) {
       try {
         co_await setup_.client->delete_object(live_tail_);
-      } catch (const Error& e) {
+      } catch (const std::exception& e) {
         spdlog::warn("s3 {}: removing an old tail object failed ({}); the commit sweeps it", setup_.key, e.what());
       }
     }
     live_tail_ = now_live;
+  }
+
+  // A tail this writer stored after another writer took the upload (its
+  // fence checked before, the store answered after) would outlive that
+  // writer's commit, which swept the tails it could see.
+  asio::awaitable<void> unrecorded(const ResumePoint& point) noexcept override {
+    const auto saved = parse_saved(point.store_state);
+    const std::string tail = saved ? tail_key_of(setup_.key, *saved) : "";
+    if (tail.empty() || tail == live_tail_) co_return;
+    try {
+      co_await setup_.client->delete_object(tail);
+    } catch (const std::exception& e) {
+      spdlog::warn("s3 {}: removing a tail object no one will read failed ({})", setup_.key, e.what());
+    }
   }
 
   // Reads the saved tail (`tail` bytes) back into the part buffer.
@@ -540,8 +556,6 @@ asio::awaitable<void> S3Store::discard_resumable(const std::string& key, const R
   // (Arguments named, not temporaries: see ObjectStore on GCC 12.)
   const std::string upload_id = saved ? saved->upload_id : "";
   co_await discard_unfinished(key, upload_id);
-  const std::string full_key = bucket_key(key);
-  co_await sweep_resumable(*client_, full_key);
 }
 
 namespace {
@@ -743,12 +757,15 @@ asio::awaitable<void> S3Store::discard_unfinished(const std::string& key, const 
   const std::string full_key = bucket_key(key);
   if (!store_upload_id.empty()) co_await client_->abort_multipart_upload(full_key, store_upload_id);
   // A crash right after CreateMultipartUpload leaves an upload whose id never
-  // reached the record: ask the store for the key's uploads too.
-  const auto uploads = co_await client_->list_multipart_uploads(full_key);
-  for (const auto& upload : uploads) {
-    if (upload.key == full_key) co_await client_->abort_multipart_upload(full_key, upload.upload_id);
-  }
+  // reached the record: the store's list of the key's uploads has it; and a
+  // resumable upload may have tail objects.
+  co_await sweep_resumable(*client_, full_key);
   co_await remove(key);
+}
+
+asio::awaitable<void> S3Store::discard_beside(const std::string& key) {
+  const std::string full_key = bucket_key(key);
+  co_await sweep_resumable(*client_, full_key);
 }
 
 }  // namespace s3up::storage::s3

@@ -62,6 +62,7 @@ class S3Store final : public ObjectStore, public Presigner, public Recovery, pub
   boost::asio::awaitable<std::string> presigned_get_url(const std::string& key, std::chrono::seconds ttl) override;
   // Recovery
   boost::asio::awaitable<void> discard_unfinished(const std::string& key, const std::string& store_upload_id) override;
+  boost::asio::awaitable<void> discard_beside(const std::string& key) override;
   boost::asio::awaitable<std::optional<ObjectInfo>> stat(const std::string& key) override;
 
   // ResumableStore: equal parts of part_size_for(length), the tail that
