@@ -122,10 +122,10 @@ for db in "${databases[@]}"; do
       out="$work/upload-$db-$label-${part_type%%/*}.txt"
       echo "== $db ($label): POST /upload 1 KiB $part_type, ${seconds}s, $connections connections"
       svc0=$(cpu_seconds "$server_pid"); pg0=$(postgres_cpu); idle0=$(idle_seconds)
-      recv0=$(cpu_seconds "${receiver_pid:-0}"); send0=$(thread_cpu_seconds "$server_pid" s3up-hook-send)
+      recv0=$(cpu_seconds ${receiver_pid:-}); send0=$(thread_cpu_seconds "$server_pid" s3up-hook-send)
       wrk -t2 -c"$connections" -d"${seconds}s" --latency -s bench/small_upload.lua "http://127.0.0.1:$port/upload" > "$out"
       svc1=$(cpu_seconds "$server_pid"); pg1=$(postgres_cpu); idle1=$(idle_seconds)
-      recv1=$(cpu_seconds "${receiver_pid:-0}"); send1=$(thread_cpu_seconds "$server_pid" s3up-hook-send)
+      recv1=$(cpu_seconds ${receiver_pid:-}); send1=$(thread_cpu_seconds "$server_pid" s3up-hook-send)
       read -r rate p50 p99 bad < <(parse_wrk < "$out")
       total=$(awk '/requests in/ {print $1}' "$out")
       svc_us=$(per_upload_us "$svc0" "$svc1" "$total")
