@@ -254,7 +254,11 @@ TEST(Lifecycle, MetricsCountExactlyWhatHappenedInPrometheusFormat) {
   EXPECT_EQ(request(s.port(), "PATCH", location.substr(location.find("/upload/")), patch, "hello").status, 204);
   tus["Upload-Length"] = "5000";
   EXPECT_EQ(request(s.port(), "POST", "/upload/resumable", tus).status, 413);
-  const auto after = scrape();
+  // The scrape itself is the one busy connection; a request before it is
+  // counted idle a moment after its answer went out, so look until then.
+  const std::string busy = R"(s3uploader_connections{state="busy"})";
+  auto after = scrape();
+  eventually([&] { return metric_sample(after = scrape(), busy) == 1; }, 5s);
   EXPECT_EQ(metric_sample(after, ready) - std::max(0.0, metric_sample(before, ready)), 3) << after;
   EXPECT_EQ(metric_sample(after, put) - std::max(0.0, metric_sample(before, put)), 2) << after;
   EXPECT_EQ(metric_sample(after, unauthorized) - std::max(0.0, metric_sample(before, unauthorized)), 1) << after;
@@ -267,8 +271,7 @@ TEST(Lifecycle, MetricsCountExactlyWhatHappenedInPrometheusFormat) {
   EXPECT_EQ(metric_sample(after, R"(s3uploader_uploads_total{kind="put",outcome="failed"})"), -1) << after;
   EXPECT_EQ(metric_sample(after, R"(s3uploader_upload_bytes_total{store="local"})"), 2 * 5 + 5) << after;
   EXPECT_EQ(metric_sample(after, R"(s3uploader_uploads_in_progress)"), 0);
-  // The scrape itself is the one busy connection.
-  EXPECT_EQ(metric_sample(after, R"(s3uploader_connections{state="busy"})"), 1) << after;
+  EXPECT_EQ(metric_sample(after, busy), 1) << after;
   EXPECT_GE(metric_sample(after, R"(s3uploader_db_pool_connections{state="idle"})"), 1) << after;
   EXPECT_EQ(metric_sample(after, R"(s3uploader_db_pool_connections{state="waiting"})"), 0) << after;
   EXPECT_GE(metric_sample(after, R"(s3uploader_db_query_duration_seconds_count{query="completeUpload"})"), 3) << after;
