@@ -164,8 +164,10 @@ asio::awaitable<void> Janitor::finish_user_deletions(JanitorReport& report) {
 
 asio::awaitable<void> Janitor::remove_leftovers(const db::Upload& row) {
   auto* recovery = services_.store.recovery();
-  if (recovery && row.status == db::UploadStatus::complete) {
-    co_await recovery->discard_beside(row.storage_key);  // never the file
+  if (row.status == db::UploadStatus::complete) {
+    // Never the file: only what other writers left beside it, if the store
+    // keeps anything of the kind.
+    if (recovery) co_await recovery->discard_beside(row.storage_key);
   } else if (recovery) {
     co_await recovery->discard_unfinished(row.storage_key, row.store_upload_id);
   } else {
