@@ -89,6 +89,24 @@ class FaultProxy {
   }
 }
 
+// Runs fn over items, n at a time.
+async function inParallel(items, n, fn) {
+  const queue = [...items];
+  const one = async () => {
+    while (queue.length) await fn(queue.shift());
+  };
+  await Promise.all(Array.from({ length: n }, one));
+}
+
+// A line on the console for each phase after the run, with its time, so a
+// long end is visibly a long check and not a hang.
+let phaseStarted = Date.now();
+function phase(what) {
+  const now = Date.now();
+  console.log(`soak: ${what} (previous phase ${((now - phaseStarted) / 1000).toFixed(0)} s)`);
+  phaseStarted = now;
+}
+
 function hostPort(url) {
   const u = new URL(url);
   return `${u.hostname}:${u.port}`;
@@ -362,7 +380,15 @@ async function chaos(started, until) {
     [started + length * 0.7, restartStore],
   ];
   let nextKill = started + randomInt(20_000, 40_000);
+  let nextReport = started + 60_000;
   while (Date.now() < until) {
+    if (Date.now() >= nextReport) {
+      const operations = [...tally.values()].reduce((a, b) => a + b, 0);
+      const minute = Math.round((Date.now() - started) / 60_000);
+      console.log(`soak: minute ${minute}, ${operations} operations, ${acknowledged.size} uploads held, ` +
+        `${events.kills} kills, ${problems.length} problems`);
+      nextReport += 60_000;
+    }
     if (once.length && Date.now() >= once[0][0]) {
       const [, action] = once.shift();
       await action();
@@ -386,14 +412,15 @@ await Promise.all([chaos(started, until), ...Array.from({ length: WORKERS }, () 
 // ------------------------------------------------------------- the check
 
 for (const p of [storeProxy, databaseProxy, balancer]) await p.command('clear');
+phase(`resuming ${unfinishedTus.length} unfinished tus upload(s)`);
 // Every tus upload that was created is finished: resuming is the promise.
-for (const t of unfinishedTus) {
+await inParallel(unfinishedTus, WORKERS, async (t) => {
   if (await pushTus(t, Date.now() + 60_000)) {
     acknowledged.set(t.location.slice(t.location.lastIndexOf('/') + 1), t.upload);
   } else {
     problems.push(`tus upload ${t.location} could not be resumed to its end`);
   }
-}
+});
 
 const psql = (sql) => stack.psqlValue(sql);
 async function leftovers() {
@@ -416,6 +443,7 @@ async function leftovers() {
 }
 // The janitor's turn: uploads a killed instance was receiving are stale
 // after S3UP_STALE_UPLOAD_AGE, then swept within a round or two.
+phase('waiting for the janitor to leave nothing behind');
 let left = [];
 const settled = Date.now() + 90_000;
 do {
@@ -424,12 +452,13 @@ do {
 } while (left.length && Date.now() < settled);
 problems.push(...left.map((l) => `after the janitor: ${l}`));
 
+phase(`verifying ${acknowledged.size} acknowledged upload(s) and ${deleted.size} delete(s)`);
 let verified = 0;
-for (const [id, u] of acknowledged) {
+await inParallel(acknowledged, WORKERS, async ([id, u]) => {
   const meta = await call('check', `/files/${id}`);
   if (meta.status !== 200 || JSON.parse(meta.body).status !== 'complete') {
     problems.push(`acknowledged ${id} (${u.name}): ${meta.status} ${meta.body}`);
-    continue;
+    return;
   }
   const r = await call('check', `/files/${id}/content`);
   if (r.status !== 200 || sha256(r.body) !== sha256(bytesOf(u))) {
@@ -437,16 +466,17 @@ for (const [id, u] of acknowledged) {
   } else {
     verified++;
   }
-}
+});
 let resurrected = 0;
-for (const [id] of deleted) {
-  if (deleteUnknown.has(id)) continue;
+await inParallel(deleted, WORKERS, async ([id]) => {
+  if (deleteUnknown.has(id)) return;
   const r = await call('check', `/files/${id}`);
   if (r.status !== 404) {
     resurrected++;
     problems.push(`deleted ${id} is back: ${r.status}`);
   }
-}
+});
+phase('done');
 
 for (const [n, i] of instances.entries()) logs[n] += i.log;
 const reports = logs.join('\n').split('\n').filter((l) => /AddressSanitizer|LeakSanitizer|runtime error:/.test(l));
