@@ -49,10 +49,12 @@ namespace {
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 // A request as read: its headers, and its body through a buffer we give.
 
-// Beast reads 512 bytes per recv unless the read buffer has capacity: a
-// request with a body gets enough that one recv can move a large slice of a
-// fast upload. Between requests the buffer is given back: an idle
-// connection holds Beast's first 512 bytes, not 64 KiB.
+// Beast reads 512 bytes per recv unless the read buffer has capacity: a body
+// read through the connection's buffer (chunked, or sized without a receive
+// buffer from the budget) gets enough that one recv moves a large slice of
+// it. Only then: a sized body with a receive buffer never touches it, and
+// between requests the buffer is given back, so an idle connection holds
+// Beast's first 512 bytes, not 64 KiB.
 constexpr std::size_t kReadBufferCapacity = 64 * 1024;
 // One recv into our own buffer for bodies of known length: large enough that a
 // fast upload costs few syscalls, small enough per connection.
@@ -276,8 +278,7 @@ class ConnectionBody final : public BodyReader {
     if (remaining_ == 0) co_return std::span<const char>{};
     if (buffer_.size() == 0 && !receive_buffer()) {
       // No budget for a receive buffer: read into the header buffer.
-      const auto room = std::max<std::size_t>(buffer_.capacity() - buffer_.size(), 4096);
-      const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(room, remaining_));
+      const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(kReadBufferCapacity, remaining_));
       const std::size_t n = co_await read_deadline(
           stream_.untimed([&](auto& from) { return from.async_read_some(buffer_.prepare(want), use_tuple); }));
       buffer_.commit(n);
@@ -299,6 +300,7 @@ class ConnectionBody final : public BodyReader {
       fallback_.resize(kFallbackChunkSize);
       chunk_ = std::span<char>(fallback_);
     }
+    buffer_.reserve(kReadBufferCapacity);
     while (!parser_.is_done()) {
       parser_.get().body().data = chunk_.data();
       parser_.get().body().size = chunk_.size();
@@ -558,7 +560,6 @@ asio::awaitable<void> Server::Impl::run_session(tcp::socket socket) {
     if (!co_await read_head(stream, buffer, parsing, peer)) break;
     auto& parser = *parsing;
     parser.body_limit(options.max_body_bytes);
-    if (!parser.is_done()) buffer.reserve(kReadBufferCapacity);
     session->busy = true;
     const auto started = std::chrono::steady_clock::now();
     const auto& header = parser.get().base();
