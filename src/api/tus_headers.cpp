@@ -14,7 +14,8 @@ std::optional<std::size_t> digest_size(std::string_view algorithm) {
   if (algorithm == "sha1") return 20;
   if (algorithm == "sha256") return 32;
   if (algorithm == "md5") return 16;
-  if (algorithm == "crc32") return 4;
+  if (algorithm == "crc32" || algorithm == "crc32c") return 4;
+  if (algorithm == "crc64nvme") return 8;
   return std::nullopt;
 }
 

@@ -20,7 +20,7 @@ inline constexpr std::string_view kVersion = "1.0.0";
 // The algorithms Upload-Checksum may name here (sha1 is the one the
 // checksum extension requires; crc32 is the cheap one), as
 // Tus-Checksum-Algorithm lists them.
-inline constexpr std::string_view kChecksumAlgorithms = "sha1,sha256,md5,crc32";
+inline constexpr std::string_view kChecksumAlgorithms = "sha1,sha256,md5,crc32,crc32c,crc64nvme";
 
 using upload::Metadata;
 using upload::parse_metadata;

@@ -432,9 +432,12 @@ const std::vector<SettingInfo> kSettings = {
             "answering); then it is tried again, 5 times in all, and the client gets 503.",
             in(&Config::storage, &storage::StoreSettings::s3_timeout),
             Duration{std::chrono::seconds(1), std::chrono::minutes(10), "between 1s and 10m"}),
-    setting("s3_part_checksum", "S3UP_S3_PART_CHECKSUM", "sha256",
-            "How the store checks each part's bytes: sha256 (signed x-amz-content-sha256) or md5 (Content-MD5).",
-            in(&Config::storage, &storage::StoreSettings::s3_part_md5), Choice{"sha256", "md5"}),
+    setting("s3_part_checksum", "S3UP_S3_PART_CHECKSUM", "auto",
+            "How the store checks each part's bytes: sha256 (signed x-amz-content-sha256), md5 (Content-MD5), "
+            "crc32c or crc64nvme (x-amz-checksum-*, as the AWS SDKs send them: one fast pass), or auto: crc32c "
+            "over HTTPS and to AWS, sha256 to a plain-HTTP endpoint.",
+            in(&Config::storage, &storage::StoreSettings::s3_part_checksum),
+            OneOf{{"auto", "sha256", "md5", "crc32c", "crc64nvme"}}),
     setting("part_size", "S3UP_PART_SIZE", "8MiB", "S3 multipart part size (at least 5MiB; grown to fit 10,000 parts).",
             in(&Config::storage, &storage::StoreSettings::part_size),
             Size{5 * 1024 * 1024, "S3 parts are at least 5MiB"}),

@@ -268,7 +268,7 @@ struct StoreSettings {
   bool s3_force_path_style = false;
   std::string s3_ca_file;
   std::chrono::milliseconds s3_timeout{30'000};  // longest wait without progress on an S3 request
-  bool s3_part_md5 = false;  // Content-MD5 + UNSIGNED-PAYLOAD instead of a signed SHA-256 per part
+  std::string s3_part_checksum = "auto";  // auto, or sha256, md5, crc32c, crc64nvme (s3::PartChecksum)
   std::size_t part_size = 8 * 1024 * 1024;
   int parts_in_flight = 4;
   // The process's one memory budget for bodies in flight, shared with the

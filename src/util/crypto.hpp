@@ -86,11 +86,13 @@ class Md5 : public FixedSizeHash<16> {
   Md5();
 };
 
-// A checksum named at run time, as tus's Upload-Checksum names them:
-// "sha1", "sha256", "md5" (OpenSSL), or "crc32" (zlib: the CRC-32 of gzip
-// and of S3's x-amz-checksum-crc32, its digest 4 bytes big-endian). CRC-32
-// catches corruption on the way at a tenth of SHA-256's CPU, which is what
-// lets a client check every chunk of a fast upload without slowing it.
+// A checksum named at run time, as tus's Upload-Checksum and S3's
+// x-amz-checksum-* name them: "sha1", "sha256", "md5" (OpenSSL), "crc32"
+// (zlib: the CRC-32 of gzip), "crc32c" (Castagnoli, with the CPU's CRC32
+// instruction) and "crc64nvme" (CRC-64/NVME); a CRC's digest is its bytes
+// big-endian. A CRC catches corruption on the way at a fraction of SHA-256's
+// CPU, which is what lets every chunk of a fast upload be checked without
+// slowing it.
 class NamedHash {
  public:
   virtual ~NamedHash() = default;

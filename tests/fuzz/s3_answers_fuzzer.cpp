@@ -15,7 +15,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   s3::parse_error(text);
   s3::parse_upload_id(text);
   s3::parse_complete_etag(text);
-  s3::parse_copy_part_etag(text);
+  s3::parse_copy_part(text);
   s3::parse_list_multipart_uploads(text);
   s3::parse_list_parts(text);
   s3::count_listed_parts(text);

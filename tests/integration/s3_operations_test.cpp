@@ -134,10 +134,11 @@ TEST_F(S3Operations, UploadPartCopyTakesARangeOfAnObject) {
   const std::string key = "ops/copy.bin";
   const std::vector<storage::s3::Header> headers;
   const std::string id = peer_.run(s3_.create_multipart_upload(key, headers));
-  const std::string copied = peer_.run(s3_.upload_part_copy(key, id, 1, source, 0, kPart - 1));
-  EXPECT_FALSE(copied.empty());
+  const CompletedPart copied = peer_.run(s3_.upload_part_copy(key, id, 1, source, 0, kPart - 1));
+  EXPECT_EQ(copied.number, 1);
+  EXPECT_FALSE(copied.etag.empty());
   const std::string etag2 = upload_part(key, id, 2, "new");
-  const std::vector<CompletedPart> parts{{1, copied}, {2, etag2}};
+  const std::vector<CompletedPart> parts{copied, {2, etag2}};
   peer_.run(s3_.complete_multipart_upload(key, id, parts));
   EXPECT_EQ(peer_.run(s3_.head_object(key))->size, kPart + 3);
   EXPECT_EQ(get(key, kPart - 2, kPart + 2), "xxnew");

@@ -180,7 +180,7 @@ TEST_P(Tus, OptionsAdvertisesTheProtocolWithoutAuthentication) {
     EXPECT_EQ(r.header("tus-extension"),
               "creation,creation-with-upload,creation-defer-length,expiration,checksum,termination");
     EXPECT_EQ(r.header("tus-max-size"), std::to_string(5ull << 30));
-    EXPECT_EQ(r.header("tus-checksum-algorithm"), "sha1,sha256,md5,crc32");
+    EXPECT_EQ(r.header("tus-checksum-algorithm"), "sha1,sha256,md5,crc32,crc32c,crc64nvme");
   }
   // curl sees the same.
   const auto cmd =

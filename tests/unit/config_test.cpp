@@ -84,8 +84,8 @@ TEST(Config, BadValuesNameTheSettingAndTheSource) {
   EXPECT_THROW(load(with_env({{"S3UP_LISTEN", "8080"}})), ConfigError);
   EXPECT_THROW(load(with_env({{"S3UP_THREADS", "-1"}})), ConfigError);
   EXPECT_THROW(load(with_env({{"S3UP_S3_PART_CHECKSUM", "crc32"}})), ConfigError);
-  EXPECT_FALSE(load(with_env({})).storage.s3_part_md5);  // sha256
-  EXPECT_TRUE(load(with_env({{"S3UP_S3_PART_CHECKSUM", "md5"}})).storage.s3_part_md5);
+  EXPECT_EQ(load(with_env({})).storage.s3_part_checksum, "auto");
+  EXPECT_EQ(load(with_env({{"S3UP_S3_PART_CHECKSUM", "crc32c"}})).storage.s3_part_checksum, "crc32c");
 }
 
 TEST(Config, UnknownKeyInFileIsAnError) {

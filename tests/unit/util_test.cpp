@@ -79,11 +79,33 @@ TEST(NamedHash, TheAlgorithmsOfUploadChecksum) {
   };
   EXPECT_EQ(digest("crc32", "123456789"), "cbf43926");  // the CRC-32 check value, big-endian
   EXPECT_EQ(digest("crc32", ""), "00000000");
+  // The catalogued check values of CRC-32/ISCSI and CRC-64/NVME (S3's
+  // x-amz-checksum-crc32c and -crc64nvme).
+  EXPECT_EQ(digest("crc32c", "123456789"), "e3069283");
+  EXPECT_EQ(digest("crc32c", ""), "00000000");
+  EXPECT_EQ(digest("crc64nvme", "123456789"), "ae8b14860a799888");
+  EXPECT_EQ(digest("crc64nvme", ""), "0000000000000000");
   EXPECT_EQ(digest("sha1", "abc"), "a9993e364706816aba3e25717850c26c9cd0d89d");
   EXPECT_EQ(digest("sha256", "abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
   EXPECT_EQ(digest("md5", "abc"), "900150983cd24fb0d6963f7d28e17f72");
   EXPECT_EQ(NamedHash::make("sha512"), nullptr);
   EXPECT_EQ(NamedHash::make("CRC32"), nullptr);
+}
+
+// The CRCs run wide paths on long inputs (ISA-L's folding, crcutil's
+// strides): whole and in uneven pieces, they agree.
+TEST(NamedHash, CrcsOfLongInputsDoNotDependOnThePieces) {
+  std::string data(3 * 1024 * 1024 + 17, '\0');
+  for (std::size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>((i * 2654435761u) >> 13);
+  for (const char* name : {"crc32", "crc32c", "crc64nvme"}) {
+    auto whole = NamedHash::make(name);
+    whole->update(data);
+    auto pieces = NamedHash::make(name);
+    for (std::size_t at = 0, step = 1; at < data.size(); at += step, step = step * 3 + 1) {
+      pieces->update(std::string_view(data).substr(at, step));
+    }
+    EXPECT_EQ(to_hex(whole->finish()), to_hex(pieces->finish())) << name;
+  }
 }
 
 TEST(Md5, KnownVectorsAndContentMd5Form) {

@@ -8,30 +8,31 @@ namespace s3up::storage::s3 {
 
 namespace asio = boost::asio;
 
-PartDigest::PartDigest(bool md5) {
-  if (md5) {
-    md5_.emplace();
-  } else {
-    sha256_.emplace();
-  }
-}
+PartDigest::PartDigest(PartChecksum checksum)
+    : checksum_(checksum), hash_(util::NamedHash::make(name_of(checksum))) {}
 
-void PartDigest::update(std::string_view data) {
-  if (md5_) {
-    md5_->update(data);
-  } else {
-    sha256_->update(data);
-  }
-}
+void PartDigest::update(std::string_view data) { hash_->update(data); }
 
 void PartDigest::finish_into(PartUpload& part) {
-  if (md5_) {
-    part.payload_hash = std::string(kUnsignedPayload);
-    part.content_md5 = util::base64(md5_->finish());
-    md5_.emplace();
-  } else {
-    part.payload_hash = util::to_hex(sha256_->finish());
-    sha256_.emplace();
+  const std::string digest = hash_->finish();
+  hash_ = util::NamedHash::make(name_of(checksum_));
+  if (checksum_ == PartChecksum::sha256) {
+    part.payload_hash = util::to_hex(digest);
+    return;
+  }
+  part.payload_hash = std::string(kUnsignedPayload);
+  part.checksum = util::base64(digest);
+  switch (checksum_) {
+    case PartChecksum::md5: part.checksum_header = "content-md5"; break;
+    case PartChecksum::crc32c:
+      part.checksum_header = "x-amz-checksum-crc32c";
+      part.checksum_element = "ChecksumCRC32C";
+      break;
+    case PartChecksum::crc64nvme:
+      part.checksum_header = "x-amz-checksum-crc64nvme";
+      part.checksum_element = "ChecksumCRC64NVME";
+      break;
+    case PartChecksum::sha256: break;
   }
 }
 
@@ -70,12 +71,18 @@ struct PartJob {
 // (A function, not a lambda: the coroutine frame then owns its arguments.)
 static asio::awaitable<void> send_part(std::shared_ptr<PartPipeline::Shared> shared, std::shared_ptr<PartJob> job) {
   const auto started = std::chrono::steady_clock::now();
-  auto etag = co_await shared->client->upload_part(job->part);
+  CompletedPart stored;
+  stored.etag = co_await shared->client->upload_part(job->part);
+  stored.number = job->part.number;
+  if (!job->part.checksum_element.empty()) {
+    stored.checksum = job->part.checksum;
+    stored.checksum_element = job->part.checksum_element;
+  }
   spdlog::debug(
-      "s3 {} part {}: {} bytes sent in {} ms", shared->key, job->part.number, job->part.body.size(),
+      "s3 {} part {}: {} bytes sent in {} ms", shared->key, stored.number, job->part.body.size(),
       std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count());
   std::lock_guard lock(shared->mutex);
-  shared->stored.push_back({job->part.number, std::move(etag)});
+  shared->stored.push_back(std::move(stored));
 }
 
 asio::awaitable<void> PartPipeline::send(int number, util::BufferPool::Buffer buffer, std::size_t size,
@@ -106,16 +113,16 @@ void PartPipeline::rethrow_failure() {
   if (shared_->failure) std::rethrow_exception(shared_->failure);
 }
 
-void PartPipeline::take_stored(std::vector<std::string>& etags) {
+void PartPipeline::take_stored(std::vector<CompletedPart>& parts) {
   {
     std::lock_guard lock(shared_->mutex);
     if (shared_->failure) std::rethrow_exception(shared_->failure);
-    for (auto& part : shared_->stored) out_of_order_.emplace(part.number, std::move(part.etag));
+    for (auto& part : shared_->stored) out_of_order_.emplace(part.number, std::move(part));
     shared_->stored.clear();
   }
-  for (auto it = out_of_order_.find(static_cast<int>(etags.size()) + 1); it != out_of_order_.end();
-       it = out_of_order_.find(static_cast<int>(etags.size()) + 1)) {
-    etags.push_back(std::move(it->second));
+  for (auto it = out_of_order_.find(static_cast<int>(parts.size()) + 1); it != out_of_order_.end();
+       it = out_of_order_.find(static_cast<int>(parts.size()) + 1)) {
+    parts.push_back(std::move(it->second));
     out_of_order_.erase(it);
   }
 }

@@ -24,18 +24,18 @@
 namespace s3up::storage::s3 {
 
 // The running digest of the part being filled, in the form the store will
-// check it by (S3StoreOptions::part_md5 says which and why).
+// check it by (PartChecksum says which).
 class PartDigest {
  public:
-  explicit PartDigest(bool md5);
+  explicit PartDigest(PartChecksum checksum);
   void update(std::string_view data);
-  // The finished digest (as x-amz-content-sha256 and Content-MD5 want it);
-  // the digest starts over for the next part.
+  // The finished digest, as the part's payload hash or checksum header; the
+  // digest starts over for the next part.
   void finish_into(PartUpload& part);
 
  private:
-  std::optional<util::Sha256> sha256_;
-  std::optional<util::Md5> md5_;
+  PartChecksum checksum_;
+  std::unique_ptr<util::NamedHash> hash_;
 };
 
 class PartPipeline {
@@ -51,10 +51,10 @@ class PartPipeline {
   // `digest`) in the background, once fewer than K parts are in flight.
   // Rethrows an earlier part's failure first.
   boost::asio::awaitable<void> send(int number, util::BufferPool::Buffer buffer, std::size_t size, PartDigest& digest);
-  // Appends to `etags` the ETags of the parts that are stored and follow on
-  // from it without a gap (part etags.size() + 1, + 2, ...). Rethrows the
-  // first failure of a part.
-  void take_stored(std::vector<std::string>& etags);
+  // Appends to `parts` the parts that are stored and follow on from it
+  // without a gap (part parts.size() + 1, + 2, ...). Rethrows the first
+  // failure of a part.
+  void take_stored(std::vector<CompletedPart>& parts);
   // Every part sent so far has landed or failed (take_stored tells which).
   boost::asio::awaitable<void> drain();
   // drain() that never throws: for a writer about to hand the upload on.
@@ -72,7 +72,7 @@ class PartPipeline {
   std::shared_ptr<Shared> shared_;
   int max_in_flight_;
   int in_flight_ = 0;
-  std::map<int, std::string> out_of_order_;  // stored parts after a gap (an earlier one still in flight)
+  std::map<int, CompletedPart> out_of_order_;  // stored parts after a gap (an earlier one still in flight)
 };
 
 }  // namespace s3up::storage::s3

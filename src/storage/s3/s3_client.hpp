@@ -60,6 +60,25 @@ struct Request {
   std::string_view operation;    // the S3 API's name for it (PutObject, ...), for metrics and logs
 };
 
+// How the store checks every byte of a part (s3_part_checksum):
+//  - sha256: the part's SHA-256, signed as x-amz-content-sha256 (SigV4's
+//    own check, which every S3 store makes);
+//  - md5: Content-MD5 with UNSIGNED-PAYLOAD;
+//  - crc32c, crc64nvme: S3's flexible checksums (x-amz-checksum-*) with
+//    UNSIGNED-PAYLOAD, as the AWS SDKs send them. The multipart upload
+//    declares its algorithm when it is created, and its completion names
+//    each part's checksum, so the algorithm belongs to the upload: a
+//    resumable upload keeps the one it began with.
+enum class PartChecksum { sha256, md5, crc32c, crc64nvme };
+std::optional<PartChecksum> part_checksum_named(std::string_view name);
+std::string_view name_of(PartChecksum checksum);  // as configured: "sha256", "crc32c", ...
+// A flexible checksum (crc32c, crc64nvme): one the multipart upload declares.
+inline bool is_flexible(PartChecksum checksum) {
+  return checksum == PartChecksum::crc32c || checksum == PartChecksum::crc64nvme;
+}
+// The headers CreateMultipartUpload carries for it (none for sha256, md5).
+std::vector<Header> declare_checksum(PartChecksum checksum);
+
 // One part of a multipart upload, as UploadPart sends it.
 struct PartUpload {
   std::string key;
@@ -67,7 +86,13 @@ struct PartUpload {
   int number = 0;
   std::span<const char> body;
   std::string payload_hash;  // signed as x-amz-content-sha256: the part's SHA-256, or UNSIGNED-PAYLOAD
-  std::string content_md5;   // base64, when the store checks the part by its MD5
+  // The header the store checks the part by, if not the payload hash:
+  // content-md5 or x-amz-checksum-<algorithm>, its value base64.
+  std::string checksum_header;
+  std::string checksum;
+  // The flexible checksum's element in CompleteMultipartUpload's Part
+  // ("ChecksumCRC32C"), and so in the part this upload completes with.
+  std::string_view checksum_element;
 };
 
 // Thrown when the store could not be reached (after retries). `silent`: no
@@ -148,10 +173,12 @@ class Client : public std::enable_shared_from_this<Client> {
   // UploadPart: the part's ETag.
   boost::asio::awaitable<std::string> upload_part(const PartUpload& part);
   // UploadPartCopy: bytes [first, last] of the object `source` (in this
-  // bucket), copied by the store into part `number`; its ETag.
-  boost::asio::awaitable<std::string> upload_part_copy(const std::string& key, const std::string& upload_id, int number,
-                                                       const std::string& source, std::uint64_t first,
-                                                       std::uint64_t last);
+  // bucket), copied by the store into part `number`: the part as
+  // CompleteMultipartUpload names it (its ETag, and the checksum the store
+  // computed if the upload declared one).
+  boost::asio::awaitable<CompletedPart> upload_part_copy(const std::string& key, const std::string& upload_id,
+                                                         int number, const std::string& source, std::uint64_t first,
+                                                         std::uint64_t last);
   // CompleteMultipartUpload with `parts` in order: the object's ETag. An
   // <Error> inside a 200 answer is a failure too.
   boost::asio::awaitable<std::string> complete_multipart_upload(const std::string& key, const std::string& upload_id,
@@ -176,7 +203,12 @@ class Client : public std::enable_shared_from_this<Client> {
   const ClientOptions& options() const { return options_; }
   const boost::asio::any_io_executor& executor() const { return executor_; }
   bool path_style() const { return path_style_; }
+  bool tls() const { return tls_; }
   std::string credentials_source() const { return credentials_->describe(); }
+  // A store that checks a part's flexible checksum names it in its answer
+  // (AWS, MinIO); one that answered a part sent with one without it ignores
+  // them (radosgw before Squid). Learnt from the first such part.
+  bool ignores_flexible_checksums() const { return ignores_flexible_checksums_; }
 
  private:
   struct Connection;
@@ -204,6 +236,7 @@ class Client : public std::enable_shared_from_this<Client> {
   std::unique_ptr<TlsContext> tls_context_;
   std::mutex mutex_;
   std::vector<std::unique_ptr<Connection>> idle_;
+  std::atomic<bool> ignores_flexible_checksums_{false};
 
  public:
   // Whether the store answers at all, learnt from every attempt: after

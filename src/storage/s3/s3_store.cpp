@@ -49,13 +49,20 @@ asio::awaitable<void> sweep_resumable(Client& client, const std::string& key) {
 }
 
 // The store state a resumable upload saves with each point: {upload id, the
-// parts' ETags in order, the tail's length and key}.
+// parts' ETags in order, the tail's length and key; the flexible checksum
+// the multipart upload declared and each part's, if it declared one}.
 struct SavedState {
   std::string upload_id;
-  std::vector<std::string> etags;
+  std::vector<CompletedPart> parts;  // parts 1..n
   std::uint64_t tail = 0;
   std::string tail_key;  // "" with a tail: <key>.tail (an upload begun before tails were named apart)
+  std::optional<PartChecksum> declared;
 };
+
+// A part's checksum element under a declared flexible checksum.
+std::string checksum_element(PartChecksum checksum) {
+  return checksum == PartChecksum::crc64nvme ? "ChecksumCRC64NVME" : "ChecksumCRC32C";
+}
 
 // The state a point saved, or a new upload's for "".
 std::optional<SavedState> parse_saved(std::string_view text) {
@@ -69,12 +76,31 @@ std::optional<SavedState> parse_saved(std::string_view text) {
   const auto* etags = o->if_contains("etags");
   const auto* tail = o->if_contains("tail");
   const auto* tail_key = o->if_contains("tail_key");
+  const auto* declared = o->if_contains("part_checksum");
+  const auto* checksums = o->if_contains("checksums");
   if (!id || !id->is_string() || !etags || !etags->is_array() || !tail || !tail->is_number()) return std::nullopt;
   if (tail_key && !tail_key->is_string()) return std::nullopt;
   saved.upload_id = std::string(id->get_string());
-  for (const auto& e : etags->get_array()) {
+  if (declared) {
+    saved.declared = declared->is_string() ? part_checksum_named(declared->get_string()) : std::nullopt;
+    if (!saved.declared || !is_flexible(*saved.declared)) return std::nullopt;
+    if (!checksums || !checksums->is_array() || checksums->get_array().size() != etags->get_array().size()) {
+      return std::nullopt;
+    }
+  }
+  for (std::size_t i = 0; i < etags->get_array().size(); ++i) {
+    const auto& e = etags->get_array()[i];
     if (!e.is_string()) return std::nullopt;
-    saved.etags.emplace_back(e.get_string());
+    CompletedPart part;
+    part.number = static_cast<int>(i + 1);
+    part.etag = e.get_string();
+    if (saved.declared) {
+      const auto& c = checksums->get_array()[i];
+      if (!c.is_string()) return std::nullopt;
+      part.checksum = c.get_string();
+      if (!part.checksum.empty()) part.checksum_element = checksum_element(*saved.declared);
+    }
+    saved.parts.push_back(std::move(part));
   }
   saved.tail = tail->to_number<std::uint64_t>();
   if (tail_key) saved.tail_key = std::string(tail_key->get_string());
@@ -94,7 +120,7 @@ struct WriterSetup {
   ObjectMetadata metadata;
   std::size_t part_size = 0;
   int parts_in_flight = 0;
-  bool part_md5 = false;
+  PartChecksum part_checksum = PartChecksum::sha256;
   std::shared_ptr<util::BufferPool> buffers;
 };
 
@@ -114,16 +140,17 @@ class S3Writer final : public ObjectWriter {
   // A single-shot upload: `started` hears of the multipart upload's id
   // before its first part is sent.
   S3Writer(WriterSetup setup, StoreUploadStarted started)
-      : setup_(std::move(setup)), started_(std::move(started)), part_digest_(setup_.part_md5) {}
+      : setup_(std::move(setup)), started_(std::move(started)), part_digest_(setup_.part_checksum) {}
 
   // A resumable upload at a saved point, `hash` the whole file's up to it.
+  // Its parts are checked as its multipart upload declared, if it has one.
   S3Writer(WriterSetup setup, SavedState saved, util::ResumableSha256 hash, std::uint64_t offset, WriteFence* fence)
-      : setup_(std::move(setup)),
+      : setup_(adopt_checksum(std::move(setup), saved)),
         checkpoints_(true),
         fence_(fence),
-        part_digest_(setup_.part_md5),
+        part_digest_(setup_.part_checksum),
         upload_id_(std::move(saved.upload_id)),
-        etags_(std::move(saved.etags)),
+        parts_(std::move(saved.parts)),
         hash_(std::move(hash)),
         offset_(offset),
         opened_at_(offset),
@@ -214,7 +241,7 @@ class S3Writer final : public ObjectWriter {
     if (buffer_ && filled_ == setup_.part_size) co_await seal_part();
     if (pipeline_) {
       co_await pipeline_->drain();
-      pipeline_->take_stored(etags_);
+      pipeline_->take_stored(parts_);
     }
     std::string tail_key;
     if (filled_ > 0) tail_key = co_await put_tail();
@@ -229,12 +256,12 @@ class S3Writer final : public ObjectWriter {
       return point(offset_, hash_.save(), filled_, live_tail_);
     }
     if (!pipeline_) return std::nullopt;
-    const std::size_t before = etags_.size();
-    pipeline_->take_stored(etags_);
-    if (etags_.size() == before) return std::nullopt;
+    const std::size_t before = parts_.size();
+    pipeline_->take_stored(parts_);
+    if (parts_.size() == before) return std::nullopt;
     // The tail object, if any, is older than these parts: the point does not need it.
-    const auto boundary = boundaries_.extract(static_cast<int>(etags_.size()));
-    boundaries_.erase(boundaries_.begin(), boundaries_.lower_bound(static_cast<int>(etags_.size())));
+    const auto boundary = boundaries_.extract(static_cast<int>(parts_.size()));
+    boundaries_.erase(boundaries_.begin(), boundaries_.lower_bound(static_cast<int>(parts_.size())));
     return point(boundary.mapped().first, boundary.mapped().second, 0, "");
   }
 
@@ -310,7 +337,7 @@ class S3Writer final : public ObjectWriter {
     const std::string old_upload = upload_id_;
     upload_id_.clear();
     moved_ = true;
-    if (etags_.empty()) {
+    if (parts_.empty()) {
       try {
         co_await setup_.client->abort_multipart_upload(setup_.key, old_upload);
       } catch (const Error& e) {
@@ -322,12 +349,12 @@ class S3Writer final : public ObjectWriter {
     co_await publish_recorded_parts(old_upload);
     co_await start_multipart();
     const auto part = setup_.part_size;
-    for (std::size_t i = 0; i < etags_.size(); ++i) {
+    for (std::size_t i = 0; i < parts_.size(); ++i) {
       const int number = static_cast<int>(i + 1);
-      etags_[i] = co_await setup_.client->upload_part_copy(setup_.key, upload_id_, number, setup_.key, i * part,
+      parts_[i] = co_await setup_.client->upload_part_copy(setup_.key, upload_id_, number, setup_.key, i * part,
                                                            (i + 1) * part - 1);
     }
-    spdlog::info("s3 {}: taken over at {} bytes; {} parts copied into upload {}", setup_.key, offset_, etags_.size(),
+    spdlog::info("s3 {}: taken over at {} bytes; {} parts copied into upload {}", setup_.key, offset_, parts_.size(),
                  upload_id_);
   }
 
@@ -339,14 +366,14 @@ class S3Writer final : public ObjectWriter {
   // upload that is already complete (an earlier takeover, or the old writer
   // itself) has the recorded parts first all the same.
   asio::awaitable<void> publish_recorded_parts(const std::string& old_upload) {
-    const std::uint64_t recorded = etags_.size() * setup_.part_size;
+    const std::uint64_t recorded = parts_.size() * setup_.part_size;
     constexpr int kTries = 4;  // the old writer may add a part between listing and completing
     for (int i = 0;; ++i) {
       const auto held = co_await setup_.client->list_parts(setup_.key, old_upload);
       if (!held) break;  // no such upload: completed already
-      auto parts = completed_parts();
+      auto parts = parts_;
       for (const auto& part : *held) {
-        if (part.number > static_cast<int>(etags_.size())) parts.push_back(part);
+        if (part.number > static_cast<int>(parts_.size())) parts.push_back(part);
       }
       try {
         co_await setup_.client->complete_multipart_upload(setup_.key, old_upload, parts);
@@ -359,18 +386,39 @@ class S3Writer final : public ObjectWriter {
     if (!stored || stored->size < recorded) throw Error(Failure::not_found, "the upload's data is gone");
   }
 
+  // A resumed upload's parts are checked as its multipart upload declared:
+  // a flexible checksum it declared, else (one begun under sha256 or md5,
+  // which declare nothing) not a flexible one, which it cannot take now.
+  static WriterSetup adopt_checksum(WriterSetup setup, const SavedState& saved) {
+    if (saved.upload_id.empty()) return setup;
+    if (saved.declared) {
+      setup.part_checksum = *saved.declared;
+    } else if (is_flexible(setup.part_checksum)) {
+      setup.part_checksum = PartChecksum::sha256;
+    }
+    return setup;
+  }
+
   ResumePoint point(std::uint64_t offset, std::string hash_state, std::uint64_t tail,
                     const std::string& tail_key) const {
     boost::json::array etags;
-    for (const auto& e : etags_) etags.emplace_back(e);
+    for (const auto& p : parts_) etags.emplace_back(p.etag);
     boost::json::object state{{"upload_id", upload_id_}, {"etags", std::move(etags)}, {"tail", tail}};
     if (tail > 0) state["tail_key"] = tail_key;
+    if (!upload_id_.empty() && is_flexible(setup_.part_checksum)) {
+      boost::json::array checksums;
+      for (const auto& p : parts_) checksums.emplace_back(p.checksum);
+      state["part_checksum"] = name_of(setup_.part_checksum);
+      state["checksums"] = std::move(checksums);
+    }
     return ResumePoint{offset, boost::json::serialize(state), std::move(hash_state), setup_.part_size};
   }
 
   asio::awaitable<void> start_multipart() {
     create_sent_ = true;
-    upload_id_ = co_await setup_.client->create_multipart_upload(setup_.key, object_headers(setup_.metadata));
+    auto headers = object_headers(setup_.metadata);
+    for (auto& h : declare_checksum(setup_.part_checksum)) headers.push_back(std::move(h));
+    upload_id_ = co_await setup_.client->create_multipart_upload(setup_.key, headers);
     // Recorded before any part is sent: a crash from here on leaves an id
     // the janitor can abort. (If recording fails, the writer's abort runs.)
     if (started_) co_await started_(upload_id_);
@@ -380,7 +428,7 @@ class S3Writer final : public ObjectWriter {
     co_await check_fence();
     if (upload_id_.empty()) co_await start_multipart();
     if (!pipeline_) pipeline_.emplace(setup_.client, setup_.key, upload_id_, setup_.parts_in_flight);
-    pipeline_->take_stored(etags_);
+    pipeline_->take_stored(parts_);
     const auto number = static_cast<int>((offset_ - filled_) / setup_.part_size) + 1;
     if (number > static_cast<int>(kMaxParts)) throw Error(Failure::too_large, "more than 10,000 parts");
     // Where this part ends, and the whole-file hash there: the point to
@@ -396,13 +444,13 @@ class S3Writer final : public ObjectWriter {
     if (filled_ > 0) co_await seal_part();  // the last part may be smaller than the others
     if (pipeline_) {
       co_await pipeline_->drain();
-      pipeline_->take_stored(etags_);
+      pipeline_->take_stored(parts_);
     }
     const auto parts_done = std::chrono::steady_clock::now();
     commit_sent_ = true;
-    const auto etag = co_await setup_.client->complete_multipart_upload(setup_.key, upload_id_, completed_parts());
+    const auto etag = co_await setup_.client->complete_multipart_upload(setup_.key, upload_id_, parts_);
     spdlog::debug(
-        "s3 {}: {} parts; last parts took {} ms, CompleteMultipartUpload {} ms", setup_.key, etags_.size(),
+        "s3 {}: {} parts; last parts took {} ms, CompleteMultipartUpload {} ms", setup_.key, parts_.size(),
         std::chrono::duration_cast<std::chrono::milliseconds>(parts_done - started).count(),
         std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - parts_done).count());
     co_return CommittedObject{offset_, util::to_hex(hash_.digest()), etag};
@@ -418,12 +466,6 @@ class S3Writer final : public ObjectWriter {
     if (!stored || stored->size != offset_) std::rethrow_exception(refused);
     spdlog::info("s3 {}: an earlier request completed it; its answer was lost", setup_.key);
     co_return CommittedObject{offset_, util::to_hex(hash_.digest()), stored->etag};
-  }
-
-  std::vector<CompletedPart> completed_parts() const {
-    std::vector<CompletedPart> parts;
-    for (std::size_t i = 0; i < etags_.size(); ++i) parts.push_back({static_cast<int>(i + 1), etags_[i]});
-    return parts;
   }
 
   // Stores the bytes that do not fill a part under a new name; the name.
@@ -459,7 +501,7 @@ class S3Writer final : public ObjectWriter {
   PartDigest part_digest_;
   std::string upload_id_;                                            // the multipart upload, once there is one
   bool create_sent_ = false;  // CreateMultipartUpload was sent (whether or not its answer came)
-  std::vector<std::string> etags_;                                   // parts 1..n stored, in order
+  std::vector<CompletedPart> parts_;                                 // parts 1..n stored, in order
   std::optional<PartPipeline> pipeline_;                             // once this writer sent a part
   std::map<int, std::pair<std::uint64_t, std::string>> boundaries_;  // part -> (its end offset, hash state there)
   util::ResumableSha256 hash_;
@@ -474,6 +516,16 @@ class S3Writer final : public ObjectWriter {
 };
 
 }  // namespace
+
+static std::string_view part_checksum_label(PartChecksum checksum) {
+  switch (checksum) {
+    case PartChecksum::sha256: return "signed SHA-256";
+    case PartChecksum::md5: return "Content-MD5";
+    case PartChecksum::crc32c: return "CRC-32C";
+    case PartChecksum::crc64nvme: return "CRC-64/NVME";
+  }
+  return "signed SHA-256";
+}
 
 std::size_t choose_part_size(std::size_t configured, std::optional<std::uint64_t> size_hint) {
   std::size_t part = std::max(configured, kMinPartSize);
@@ -503,7 +555,15 @@ std::string S3Store::describe() const {
   return fmt::format("s3://{}/{} ({}, {} style, parts checked by {}, credentials from {})", options_.client.bucket,
                      options_.prefix, util::redact_url_userinfo(client_->options().endpoint),
                      client_->path_style() ? "path" : "virtual-hosted",
-                     options_.part_md5 ? "Content-MD5" : "signed SHA-256", client_->credentials_source());
+                     part_checksum_label(part_checksum()), client_->credentials_source());
+}
+
+PartChecksum S3Store::part_checksum() const {
+  // Over plain HTTP a flexible checksum the store ignores checks nothing.
+  if (is_flexible(options_.part_checksum) && !client_->tls() && client_->ignores_flexible_checksums()) {
+    return PartChecksum::sha256;
+  }
+  return options_.part_checksum;
 }
 
 asio::awaitable<std::unique_ptr<ObjectWriter>> S3Store::open_writer(const std::string& key,
@@ -512,7 +572,8 @@ asio::awaitable<std::unique_ptr<ObjectWriter>> S3Store::open_writer(const std::s
   if (!is_valid_key(key)) throw Error(Failure::internal, "invalid object key");
   const std::size_t part = choose_part_size(options_.part_size, metadata.size_hint);
   if (part > buffers_->budget()) throw Error(Failure::internal, "the buffer budget is smaller than one part");
-  WriterSetup setup{client_, bucket_key(key), metadata, part, options_.parts_in_flight, options_.part_md5, buffers_};
+  WriterSetup setup{client_, bucket_key(key),         metadata, part, options_.parts_in_flight,
+                    part_checksum(), buffers_};
   co_return std::make_unique<S3Writer>(std::move(setup), started);
 }
 
@@ -538,12 +599,12 @@ asio::awaitable<std::unique_ptr<ObjectWriter>> S3Store::open_resumable(const std
                                       : util::ResumableSha256::restore(from.hash_state);
   if (!saved || !hash || hash->bytes_hashed() != from.offset || from.part_size < kMinPartSize ||
       from.part_size > kMaxPartSize || saved->tail >= from.part_size ||
-      saved->etags.size() * from.part_size + saved->tail != from.offset) {
+      saved->parts.size() * from.part_size + saved->tail != from.offset) {
     throw Error(Failure::internal, "resumable upload state does not match its offset");
   }
   const auto tail = saved->tail;
-  WriterSetup setup{client_,           bucket_key(key), metadata, from.part_size, options_.parts_in_flight,
-                    options_.part_md5, buffers_};
+  WriterSetup setup{client_,         bucket_key(key), metadata, from.part_size, options_.parts_in_flight,
+                    part_checksum(), buffers_};
   auto writer = std::make_unique<S3Writer>(std::move(setup), std::move(*saved), std::move(*hash), from.offset,
                                            writer_lease.fence);
   co_await writer->restore_tail(tail);

@@ -26,11 +26,8 @@ struct S3StoreOptions {
   std::string prefix;  // key prefix inside the bucket, "" or ending in '/'
   std::size_t part_size = 8 * 1024 * 1024;
   int parts_in_flight = 4;
-  // How the store checks every byte of a part. false: the part's SHA-256,
-  // signed as x-amz-content-sha256 (SigV4's own check). true: Content-MD5 with
-  // UNSIGNED-PAYLOAD; the store verifies the MD5, which it computes anyway
-  // for the part's ETag, and skips a SHA-256 pass of its own.
-  bool part_md5 = false;
+  // How the store checks every byte of a part (see PartChecksum).
+  PartChecksum part_checksum = PartChecksum::sha256;
 };
 
 // The part size for an object: the configured one, never below the S3
@@ -52,6 +49,10 @@ class S3Store final : public ObjectStore, public Presigner, public Recovery, pub
                                                                     std::uint64_t length) override;
   boost::asio::awaitable<void> remove(const std::string& key) override;
   std::string describe() const override;
+  // How a new upload's parts are checked: as configured, except that a
+  // flexible checksum the store turned out to ignore gives way to signed
+  // SHA-256 over plain HTTP.
+  PartChecksum part_checksum() const;
   std::string_view kind() const override { return "s3"; }
   boost::asio::awaitable<void> check_ready() override { return client_->head_bucket(); }
   Presigner* presigner() override { return this; }

@@ -52,18 +52,38 @@ std::optional<std::string> parse_complete_etag(std::string_view body) {
   return std::string(r.child_value("ETag"));
 }
 
-std::optional<std::string> parse_copy_part_etag(std::string_view body) {
+namespace {
+// The flexible checksum a Part or CopyPartResult element reports, if any.
+void read_checksum(const pugi::xml_node& node, CompletedPart& part) {
+  for (const char* element : {"ChecksumCRC32C", "ChecksumCRC64NVME"}) {
+    if (const std::string_view value = node.child_value(element); !value.empty()) {
+      part.checksum = value;
+      part.checksum_element = element;
+      return;
+    }
+  }
+}
+}  // namespace
+
+std::optional<CompletedPart> parse_copy_part(std::string_view body) {
   pugi::xml_document doc;
   if (!load(doc, body)) return std::nullopt;
   const auto r = doc.child("CopyPartResult");
   if (!r || std::string_view(r.child_value("ETag")).empty()) return std::nullopt;
-  return std::string(r.child_value("ETag"));
+  CompletedPart part;
+  part.etag = r.child_value("ETag");
+  read_checksum(r, part);
+  return part;
 }
 
 std::string complete_multipart_body(const std::vector<CompletedPart>& parts) {
   std::string out = "<CompleteMultipartUpload xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">";
   for (const auto& p : parts) {
-    out += "<Part><PartNumber>" + std::to_string(p.number) + "</PartNumber><ETag>" + escape(p.etag) + "</ETag></Part>";
+    out += "<Part><PartNumber>" + std::to_string(p.number) + "</PartNumber><ETag>" + escape(p.etag) + "</ETag>";
+    if (!p.checksum.empty() && !p.checksum_element.empty()) {
+      out += "<" + p.checksum_element + ">" + escape(p.checksum) + "</" + p.checksum_element + ">";
+    }
+    out += "</Part>";
   }
   out += "</CompleteMultipartUpload>";
   return out;
@@ -92,7 +112,11 @@ ListedParts parse_list_parts(std::string_view body) {
   if (!load(doc, body)) return out;
   const auto result = doc.child("ListPartsResult");
   for (auto p : result.children("Part")) {
-    out.parts.push_back({std::atoi(p.child_value("PartNumber")), p.child_value("ETag")});
+    CompletedPart part;
+    part.number = std::atoi(p.child_value("PartNumber"));
+    part.etag = p.child_value("ETag");
+    read_checksum(p, part);
+    out.parts.push_back(std::move(part));
   }
   if (std::string_view(result.child_value("IsTruncated")) == "true") {
     out.next_marker = std::atoi(result.child_value("NextPartNumberMarker"));

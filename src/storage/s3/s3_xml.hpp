@@ -23,14 +23,20 @@ std::optional<std::string> parse_upload_id(std::string_view body);
 // CompleteMultipartUploadResult/ETag
 std::optional<std::string> parse_complete_etag(std::string_view body);
 
-// CopyPartResult/ETag (UploadPartCopy)
-std::optional<std::string> parse_copy_part_etag(std::string_view body);
-
+// A stored part as CompleteMultipartUpload names it. `checksum` (base64)
+// under `checksum_element` ("ChecksumCRC32C", ...) when the upload declared
+// a flexible checksum and the store reported or was sent the part's.
 struct CompletedPart {
-  int number;
+  int number = 0;
   std::string etag;
+  std::string checksum;
+  std::string checksum_element;
 };
 std::string complete_multipart_body(const std::vector<CompletedPart>& parts);
+
+// CopyPartResult (UploadPartCopy): the part's ETag and, if the store
+// reports one, its flexible checksum; nullopt without an ETag.
+std::optional<CompletedPart> parse_copy_part(std::string_view body);
 
 struct MultipartUploadEntry {
   std::string key;
@@ -39,7 +45,7 @@ struct MultipartUploadEntry {
 // ListMultipartUploadsResult/Upload entries
 std::vector<MultipartUploadEntry> parse_list_multipart_uploads(std::string_view body);
 
-// ListPartsResult: its Part entries (number, ETag) and, when truncated, the
+// ListPartsResult: its Part entries (number, ETag, flexible checksum) and, when truncated, the
 // marker that asks for the next page.
 struct ListedParts {
   std::vector<CompletedPart> parts;
