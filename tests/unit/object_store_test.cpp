@@ -322,9 +322,9 @@ TEST(S3PartChecksums, TheStoreRefusesAPartWhoseBytesDoNotMatchItsDigest) {
 
     // A flexible checksum of other bytes: radosgw 16 (the test peer) takes
     // it without a word, and without naming the checksum in its answer as
-    // AWS and MinIO do. That is what S3Store reads (FlexibleChecksums) and
-    // what docs/configuration.md says; a peer that starts checking them
-    // fails here, and the docs need a new sentence.
+    // AWS and MinIO do (the client logs that once). docs/configuration.md
+    // says so; a peer that starts checking them fails here, and the docs
+    // need a new sentence.
     auto crc = util::NamedHash::make("crc32c");
     crc->update(declared);
     part.headers = {{"x-amz-checksum-crc32c", util::base64(crc->finish())}};
@@ -341,31 +341,6 @@ TEST(S3PartChecksums, TheStoreRefusesAPartWhoseBytesDoNotMatchItsDigest) {
   io.run();
   fut.get();
 }
-
-// A flexible checksum (crc32c) costs one fast pass, but only a store that
-// checks it makes it a check. radosgw 16 does not (S3PartChecksums): once a
-// part's answer shows that, new uploads over plain HTTP are checked by
-// signed SHA-256; over TLS, which guards the bytes on the way, the cheap
-// checksum stays. Uploads go on either way.
-class FlexibleChecksums : public ObjectStoreContract {};
-
-TEST_P(FlexibleChecksums, AStoreThatIgnoresThemGetsSignedSha256OverPlainHttp) {
-  auto* s3 = s3_store();
-  ASSERT_NE(s3, nullptr);
-  EXPECT_EQ(s3->part_checksum(), s3::PartChecksum::crc32c);
-  const std::string data = random_bytes(6 * 1024 * 1024 + 3, 21);  // two parts of 5 MiB at most
-  for (const std::string key : {"u/1/first", "u/1/second"}) {
-    const auto committed = run(put(key, data, 1024 * 1024));
-    EXPECT_EQ(committed.sha256, util::sha256_hex(data));
-    EXPECT_EQ(run(read_range(*store_, key, 0, data.size())), data);
-    const bool tls = GetParam().name.starts_with("s3_tls");
-    EXPECT_EQ(s3->part_checksum(), tls ? s3::PartChecksum::crc32c : s3::PartChecksum::sha256) << key;
-  }
-}
-
-INSTANTIATE_TEST_SUITE_P(Backends, FlexibleChecksums,
-                         ::testing::Values(Backend{"s3_crc32c"}, Backend{"s3_tls_crc32c"}),
-                         [](const auto& info) { return info.param.name; });
 
 INSTANTIATE_TEST_SUITE_P(Backends, S3StoreOnly, ::testing::Values(Backend{"s3"}, Backend{"s3_tls"}),
                          [](const auto& info) { return info.param.name; });

@@ -203,12 +203,7 @@ class Client : public std::enable_shared_from_this<Client> {
   const ClientOptions& options() const { return options_; }
   const boost::asio::any_io_executor& executor() const { return executor_; }
   bool path_style() const { return path_style_; }
-  bool tls() const { return tls_; }
   std::string credentials_source() const { return credentials_->describe(); }
-  // A store that checks a part's flexible checksum names it in its answer
-  // (AWS, MinIO); one that answered a part sent with one without it ignores
-  // them (radosgw before Squid). Learnt from the first such part.
-  bool ignores_flexible_checksums() const { return ignores_flexible_checksums_; }
 
  private:
   struct Connection;
@@ -236,6 +231,9 @@ class Client : public std::enable_shared_from_this<Client> {
   std::unique_ptr<TlsContext> tls_context_;
   std::mutex mutex_;
   std::vector<std::unique_ptr<Connection>> idle_;
+  // A store that checks a part's flexible checksum names it in its answer
+  // (AWS, MinIO); one that answers without it ignores them (radosgw before
+  // Squid), which the log says once.
   std::atomic<bool> ignores_flexible_checksums_{false};
 
  public:

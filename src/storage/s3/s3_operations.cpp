@@ -186,7 +186,8 @@ asio::awaitable<std::string> Client::upload_part(const PartUpload& part) {
     spdlog::warn("s3: the store answered a part without its {} header: it does not check flexible checksums{}",
                  part.checksum_header,
                  tls_ ? " (TLS still guards the bytes on the way)"
-                      : "; over plain HTTP, new uploads' parts are checked by signed SHA-256 instead");
+                      : ", and over plain HTTP nothing else checks the parts' bytes: consider s3_part_checksum = "
+                        "sha256 (what auto picks there)");
   }
   co_return etag;
 }

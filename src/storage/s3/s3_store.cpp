@@ -555,16 +555,10 @@ std::string S3Store::describe() const {
   return fmt::format("s3://{}/{} ({}, {} style, parts checked by {}, credentials from {})", options_.client.bucket,
                      options_.prefix, util::redact_url_userinfo(client_->options().endpoint),
                      client_->path_style() ? "path" : "virtual-hosted",
-                     part_checksum_label(part_checksum()), client_->credentials_source());
+                     part_checksum_label(options_.part_checksum), client_->credentials_source());
 }
 
-PartChecksum S3Store::part_checksum() const {
-  // Over plain HTTP a flexible checksum the store ignores checks nothing.
-  if (is_flexible(options_.part_checksum) && !client_->tls() && client_->ignores_flexible_checksums()) {
-    return PartChecksum::sha256;
-  }
-  return options_.part_checksum;
-}
+
 
 asio::awaitable<std::unique_ptr<ObjectWriter>> S3Store::open_writer(const std::string& key,
                                                                     const ObjectMetadata& metadata,
@@ -573,7 +567,7 @@ asio::awaitable<std::unique_ptr<ObjectWriter>> S3Store::open_writer(const std::s
   const std::size_t part = choose_part_size(options_.part_size, metadata.size_hint);
   if (part > buffers_->budget()) throw Error(Failure::internal, "the buffer budget is smaller than one part");
   WriterSetup setup{client_, bucket_key(key),         metadata, part, options_.parts_in_flight,
-                    part_checksum(), buffers_};
+                    options_.part_checksum, buffers_};
   co_return std::make_unique<S3Writer>(std::move(setup), started);
 }
 
@@ -604,7 +598,7 @@ asio::awaitable<std::unique_ptr<ObjectWriter>> S3Store::open_resumable(const std
   }
   const auto tail = saved->tail;
   WriterSetup setup{client_,         bucket_key(key), metadata, from.part_size, options_.parts_in_flight,
-                    part_checksum(), buffers_};
+                    options_.part_checksum, buffers_};
   auto writer = std::make_unique<S3Writer>(std::move(setup), std::move(*saved), std::move(*hash), from.offset,
                                            writer_lease.fence);
   co_await writer->restore_tail(tail);

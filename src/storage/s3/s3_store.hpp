@@ -49,10 +49,6 @@ class S3Store final : public ObjectStore, public Presigner, public Recovery, pub
                                                                     std::uint64_t length) override;
   boost::asio::awaitable<void> remove(const std::string& key) override;
   std::string describe() const override;
-  // How a new upload's parts are checked: as configured, except that a
-  // flexible checksum the store turned out to ignore gives way to signed
-  // SHA-256 over plain HTTP.
-  PartChecksum part_checksum() const;
   std::string_view kind() const override { return "s3"; }
   boost::asio::awaitable<void> check_ready() override { return client_->head_bucket(); }
   Presigner* presigner() override { return this; }
