@@ -279,6 +279,9 @@ class ResumableRecords {
  public:
   virtual ~ResumableRecords() = default;
   virtual void add_resumable(const ResumableState& state) = 0;
+  // create_pending and add_resumable at once: one write (one statement on
+  // PostgreSQL), and no crash between them leaves a row without its progress.
+  virtual void create_pending_resumable(const Upload& upload, const ResumableState& state) = 0;
   virtual std::optional<ResumableState> get_resumable(std::string_view upload_id) = 0;
   // Takes the write lease until `until` if its token is still `seen_token`
   // and it is free or lapsed at `now`; the new token is seen_token + 1.

@@ -258,6 +258,8 @@ class Upload final : public storage::WriteFence {
         if (!services_.records.create_pending_through_link(record_, bytes, util::now_micros())) {
           return Row::link_refused;
         }
+      } else if (resumable) {
+        services_.records.create_pending_resumable(record_, *resumable);
       } else {
         services_.records.create_pending(record_);
       }
@@ -268,7 +270,7 @@ class Upload final : public storage::WriteFence {
           return Row::too_big;
         }
       }
-      if (resumable) services_.records.add_resumable(*resumable);
+      if (resumable && link_) services_.records.add_resumable(*resumable);
       return Row::fits;
     });
     if (row == Row::link_refused) {

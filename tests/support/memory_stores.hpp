@@ -368,6 +368,10 @@ class MemoryMetadata final : public db::MetadataStore {
     std::lock_guard lock(mutex_);
     resumable_[state.upload_id] = state;
   }
+  void create_pending_resumable(const db::Upload& upload, const db::ResumableState& state) override {
+    create_pending(upload);
+    add_resumable(state);
+  }
   std::optional<db::ResumableState> get_resumable(std::string_view id) override {
     std::lock_guard lock(mutex_);
     const auto it = resumable_.find(std::string(id));

@@ -426,6 +426,41 @@ TEST_P(MetadataStoreContract, StalePendingPagesAfterACursor) {
   for (std::size_t i = 0; i < rows.size(); ++i) EXPECT_EQ(seen[i], rows[i].id) << i;
 }
 
+// A resumable upload created with its progress in one write: both there,
+// as create_pending and add_resumable would have left them; a progress row
+// for another upload is refused and leaves nothing.
+TEST_P(MetadataStoreContract, AResumableUploadIsCreatedWithItsProgressAtOnce) {
+  const auto alice = store_->create_user("alice", false);
+  const auto u = pending_upload(alice.id);
+  ResumableState r;
+  r.upload_id = u.id;
+  r.upload_length = 1024;
+  r.metadata = "filename YS5iaW4=";
+  r.part_size = 8 << 20;
+  r.hash_state = "sha256.1:x";
+  r.expires_at = 5'000'000;
+  r.lease_token = 3;
+  r.lease_expires_at = 2'000'000;
+  store_->create_pending_resumable(u, r);
+  const auto row = store_->get_upload(u.id);
+  ASSERT_TRUE(row);
+  EXPECT_EQ(row->status, UploadStatus::pending);
+  EXPECT_EQ(row->file_name, u.file_name);
+  const auto got = store_->get_resumable(u.id);
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->upload_length, 1024u);
+  EXPECT_EQ(got->metadata, r.metadata);
+  EXPECT_EQ(got->part_size, r.part_size);
+  EXPECT_EQ(got->hash_state, r.hash_state);
+  EXPECT_EQ(got->expires_at, r.expires_at);
+  EXPECT_EQ(got->lease_token, 3);
+  EXPECT_EQ(got->lease_expires_at, 2'000'000);
+
+  const auto other = pending_upload(alice.id);
+  EXPECT_THROW(store_->create_pending_resumable(other, r), std::invalid_argument);
+  EXPECT_FALSE(store_->get_upload(other.id));
+}
+
 // A resumable upload's progress: stored and read back whole, one writer at
 // a time through the lease, progress recorded only under the current one.
 TEST_P(MetadataStoreContract, ResumableProgressUnderAFencedLease) {

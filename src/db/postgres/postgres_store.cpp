@@ -78,6 +78,7 @@ class PostgresStore final : public MetadataStore {
   bool mark_deleting(std::string_view upload_id) override;
   std::vector<Upload> deleting_uploads(std::int64_t limit) override;
   void add_resumable(const ResumableState& state) override;
+  void create_pending_resumable(const Upload& upload, const ResumableState& state) override;
   std::optional<ResumableState> get_resumable(std::string_view upload_id) override;
   bool take_lease(std::string_view upload_id, std::int64_t seen_token, Micros now, Micros until) override;
   bool save_progress(const ResumableState& state) override;
@@ -1234,13 +1235,10 @@ namespace {
 Params& length_or_null(Params& p, const std::optional<std::uint64_t>& length) {
   return length ? p.integer(static_cast<std::int64_t>(*length)) : p.null();
 }
-}  // namespace
 
-void PostgresStore::add_resumable(const ResumableState& r) {
-  if (!plausible_upload_id(r.upload_id)) throw std::invalid_argument("upload id is not a UUID");
-  Write w{"addResumable", {}};
-  w.params.text(r.upload_id);
-  length_or_null(w.params, r.upload_length)
+// Appends the progress columns of addResumable (those after its upload id).
+Params& resumable_params(Params& p, const ResumableState& r) {
+  length_or_null(p, r.upload_length)
       .integer(static_cast<std::int64_t>(r.offset))
       .text(r.metadata)
       .integer(static_cast<std::int64_t>(r.part_size))
@@ -1249,7 +1247,32 @@ void PostgresStore::add_resumable(const ResumableState& r) {
       .timestamp(r.expires_at)
       .integer(r.lease_token)
       .timestamp(r.lease_expires_at);
+  return p;
+}
+}  // namespace
+
+void PostgresStore::add_resumable(const ResumableState& r) {
+  if (!plausible_upload_id(r.upload_id)) throw std::invalid_argument("upload id is not a UUID");
+  Write w{"addResumable", {}};
+  w.params.text(r.upload_id);
+  resumable_params(w.params, r);
   writes_->run(w);
+}
+
+void PostgresStore::create_pending_resumable(const Upload& u, const ResumableState& r) {
+  if (!plausible_upload_id(u.id)) throw std::invalid_argument("upload id is not a UUID");
+  if (r.upload_id != u.id) throw std::invalid_argument("the progress is another upload's");
+  Write w{"uploadResumableFile", {}};
+  w.params.text(u.id)
+      .integer(u.user_id)
+      .text(u.file_name)
+      .text(u.content_type)
+      .text(u.storage_key)
+      .text(u.store_upload_id)
+      .timestamp(u.created_at);
+  resumable_params(w.params, r);
+  add_event(w, When::after, kUploadCreated, u.id);
+  run_recording(w);
 }
 
 std::string PostgresStore::shared_secret(std::string_view name, std::string_view candidate) {

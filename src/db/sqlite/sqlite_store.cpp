@@ -76,6 +76,7 @@ class SqliteStore final : public MetadataStore {
   bool mark_deleting(std::string_view upload_id) override;
   std::vector<Upload> deleting_uploads(std::int64_t limit) override;
   void add_resumable(const ResumableState& state) override;
+  void create_pending_resumable(const Upload& upload, const ResumableState& state) override;
   std::optional<ResumableState> get_resumable(std::string_view upload_id) override;
   bool take_lease(std::string_view upload_id, std::int64_t seen_token, Micros now, Micros until) override;
   bool save_progress(const ResumableState& state) override;
@@ -131,6 +132,8 @@ class SqliteStore final : public MetadataStore {
   int run_recording(const std::function<int(Connection&, std::vector<WebhookDelivery>&)>& write);
   // Releases (and claims) what the deliveries in the JSON array `seqs` held.
   void release_after(Connection& c, const std::string& seqs, std::vector<WebhookDelivery>& claimed);
+  // addResumable on `c`: its rows changed.
+  static int insert_resumable(Connection& c, const ResumableState& r);
 };
 
 namespace {
@@ -957,16 +960,32 @@ std::vector<Upload> SqliteStore::deleting_uploads(std::int64_t limit) {
   return first_uploads("deletingUploads", limit);
 }
 
+int SqliteStore::insert_resumable(Connection& c, const ResumableState& r) {
+  Statement s(c, "addResumable");
+  const std::optional<std::int64_t> length =
+      r.upload_length ? std::optional(static_cast<std::int64_t>(*r.upload_length)) : std::nullopt;
+  s.bind(r.upload_id, length, r.offset, r.metadata, r.part_size, r.store_state, r.hash_state, r.expires_at,
+         r.lease_token, r.lease_expires_at)
+      .run();
+  return s.changes();
+}
+
 void SqliteStore::add_resumable(const ResumableState& r) {
-  writes_->run(Write([&](Connection& c) {
-    Statement s(c, "addResumable");
-    const std::optional<std::int64_t> length =
-        r.upload_length ? std::optional(static_cast<std::int64_t>(*r.upload_length)) : std::nullopt;
-    s.bind(r.upload_id, length, r.offset, r.metadata, r.part_size, r.store_state, r.hash_state, r.expires_at,
-           r.lease_token, r.lease_expires_at)
-        .run();
-    return s.changes();
-  }));
+  writes_->run(Write([&](Connection& c) { return insert_resumable(c, r); }));
+}
+
+// Two statements in the one transaction of their write (SQLite has no
+// INSERT inside WITH).
+void SqliteStore::create_pending_resumable(const Upload& u, const ResumableState& r) {
+  if (r.upload_id != u.id) throw std::invalid_argument("the progress is another upload's");
+  run_recording([&](Connection& c, std::vector<WebhookDelivery>& claimed) {
+    Statement s(c, "uploadFile");
+    s.bind(u.id, u.user_id, u.file_name, u.content_type, u.storage_key, u.store_upload_id, u.created_at).run();
+    const int changed = s.changes();
+    insert_resumable(c, r);
+    record(c, kUploadCreated, u.id, claimed);
+    return changed;
+  });
 }
 
 std::string SqliteStore::shared_secret(std::string_view name, std::string_view candidate) {
