@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Benchmark (issue 25): what one upload costs the database, counted by
 # PostgreSQL itself (pg_stat_statements): statements that write (INSERT,
-# UPDATE, DELETE, and WITH ... that do), all statements, and explicit
-# transactions (BEGIN; any other statement is a transaction of its own), per
-# upload of each kind:
+# UPDATE, DELETE, and WITH ... that do) and all statements, and the
+# service's transactions (round trips) from its /metrics, per upload of each
+# kind:
 #   - a multipart form POST of 1 KiB
 #   - a PUT of 1 KiB
 #   - a tus creation-with-upload of a whole 1 KiB file
@@ -43,10 +43,18 @@ auth=(-H "Authorization: Bearer $token")
 tus=(-H "Tus-Resumable: 1.0.0")
 
 # The statements since the last reset: $writes (INSERT, UPDATE, DELETE, or a
-# WITH that does one), $statements (all but transaction control and the
-# counting itself), $begins (explicit transactions: a statement outside one
-# is a transaction of its own).
-reset_counts() { psql -qAt "$db" -c "SELECT pg_stat_statements_reset()" > /dev/null; }
+# WITH that does one) and $statements (all but the counting itself), from
+# PostgreSQL; and $transactions, the service's round trips to it (each one
+# transaction: a statement alone, or a group-committed batch of writes), from
+# its own /metrics. (pg_stat_statements does not see the batches' BEGIN and
+# COMMIT, which travel in libpq's pipeline mode.)
+round_trips() {
+  curl -sf "$base/metrics" | awk '/^s3uploader_db_query_duration_seconds_count/ {s += $NF} END {printf "%d", s}'
+}
+reset_counts() {
+  psql -qAt "$db" -c "SELECT pg_stat_statements_reset()" > /dev/null
+  trips0=$(round_trips)
+}
 # Each statement's text without the comment lines our SQL files begin with.
 statements_sql="
   WITH s AS (
@@ -58,18 +66,16 @@ statements_sql="
 read_counts() {
   local line
   line=$(psql -qAt "$db" -F ' ' -c "
-    SELECT COALESCE(SUM(calls) FILTER (WHERE writes), 0), COALESCE(SUM(calls), 0),
-           (SELECT COALESCE(SUM(calls), 0) FROM pg_stat_statements
-            WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) AND query ~* '^\s*BEGIN')
-    FROM ($statements_sql) q")
-  read -r writes statements begins <<< "$line"
+    SELECT COALESCE(SUM(calls) FILTER (WHERE writes), 0), COALESCE(SUM(calls), 0) FROM ($statements_sql) q")
+  read -r writes statements <<< "$line"
+  transactions=$(($(round_trips) - trips0))
 }
 per() { awk -v a="$1" -v n="$2" 'BEGIN {printf "%.2f", a / n}'; }
 rows=()
 details=()
 record() {  # record LABEL COUNT
   read_counts
-  rows+=("$1|$(per "$writes" "$2")|$(per "$statements" "$2")|$(per "$begins" "$2")")
+  rows+=("$1|$(per "$writes" "$2")|$(per "$statements" "$2")|$(per "$transactions" "$2")")
   # Which writes, each with its calls per upload.
   details+=("$1:" "$(psql -qAt "$db" -F ' ' -c "
     SELECT to_char(calls::numeric / $2, 'FM990.00'), left(regexp_replace(text, '\s+', ' ', 'g'), 90)
@@ -125,12 +131,12 @@ record "tus PATCH, 256 KiB (the last one completes)" "$((uploads * patches))"
 
 stop_server
 printf '\nper upload (PostgreSQL, pg_stat_statements; %s uploads of each kind)\n' "$uploads"
-printf '%-46s %8s %11s %9s\n' kind writes statements "BEGINs" 
+printf '%-46s %8s %11s %13s\n' kind writes statements transactions
 json=""
 for r in "${rows[@]}"; do
   IFS='|' read -r kind w a c <<< "$r"
-  printf '%-46s %8s %11s %9s\n' "$kind" "$w" "$a" "$c"
-  json+="${json:+,}{\"kind\":\"$kind\",\"writes\":$w,\"statements\":$a,\"explicit_transactions\":$c}"
+  printf '%-46s %8s %11s %13s\n' "$kind" "$w" "$a" "$c"
+  json+="${json:+,}{\"kind\":\"$kind\",\"writes\":$w,\"statements\":$a,\"transactions\":$c}"
 done
 printf '\n%s\n' "${details[@]}"
 mkdir -p bench/results
