@@ -598,6 +598,10 @@ class Upload final : public storage::WriteFence {
     writer_.reset();
     if (!leased_) co_return;
     leased_ = false;
+    // A complete upload is never written again (a request for it is
+    // answered before any lease is asked for): giving the lease back would
+    // be a write for nobody.
+    if (stage_ == Stage::complete) co_return;
     try {
       co_await util::run_blocking(services_.blocking,
                                   [&] { services_.records.release_lease(state_->upload_id, state_->lease_token); });

@@ -661,7 +661,11 @@ TEST_P(Tus, AHeadRecordsAnUploadWhoseCommitLandedButNotItsRecord) {
   ASSERT_EQ(patch(path, 0, content.substr(0, MiB)).status, 204);
   ASSERT_EQ(patch(path, MiB, content.substr(MiB)).status, 204);
   const auto id = id_of(path);
+  // As a completion whose record was lost leaves it: the row still pending,
+  // the lease given back (or lapsed). (A recorded completion keeps its
+  // lease: nobody writes a complete upload again.)
   run_sql("UPDATE uploads SET status = 'pending', sha256 = '', completed_at = NULL WHERE id = '" + id + "'");
+  run_sql("UPDATE resumable_uploads SET lease_expires_at = NULL WHERE upload_id = '" + id + "'");
 
   const auto head = tus("HEAD", path);
   ASSERT_EQ(head.status, 200) << server_->log();
