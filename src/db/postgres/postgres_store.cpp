@@ -806,16 +806,23 @@ bool PostgresStore::revoke_token(std::string_view token_id, Micros now) {
   return c->run("revokeToken", p).affected() > 0;
 }
 
-bool PostgresStore::create_pending_through_link(const Upload& u, std::int64_t link_bytes, Micros now) {
-  if (!plausible_upload_id(u.id)) throw std::invalid_argument("upload id is not a UUID");
-  Write w{"uploadFileThroughLink", {}};
-  w.params.text(u.id)
+namespace {
+// uploadFile's parameters: the first of every statement that makes a row.
+Params& new_upload_params(Params& p, const Upload& u) {
+  return p.text(u.id)
       .integer(u.user_id)
       .text(u.file_name)
       .text(u.content_type)
       .text(u.storage_key)
       .text(u.store_upload_id)
-      .timestamp(u.created_at)
+      .timestamp(u.created_at);
+}
+}  // namespace
+
+bool PostgresStore::create_pending_through_link(const Upload& u, std::int64_t link_bytes, Micros now) {
+  if (!plausible_upload_id(u.id)) throw std::invalid_argument("upload id is not a UUID");
+  Write w{"uploadFileThroughLink", {}};
+  new_upload_params(w.params, u)
       .text(*u.upload_link_id)
       .integer(link_bytes)
       .timestamp(now);
@@ -929,13 +936,7 @@ int PostgresStore::run_recording(Write& w) {
 void PostgresStore::create_pending(const Upload& u) {
   if (!plausible_upload_id(u.id)) throw std::invalid_argument("upload id is not a UUID");
   Write w{"uploadFile", {}};
-  w.params.text(u.id)
-      .integer(u.user_id)
-      .text(u.file_name)
-      .text(u.content_type)
-      .text(u.storage_key)
-      .text(u.store_upload_id)
-      .timestamp(u.created_at);
+  new_upload_params(w.params, u);
   add_event(w, When::after, kUploadCreated, u.id);
   run_recording(w);
 }
@@ -1263,13 +1264,7 @@ void PostgresStore::create_pending_resumable(const Upload& u, const ResumableSta
   if (!plausible_upload_id(u.id)) throw std::invalid_argument("upload id is not a UUID");
   if (r.upload_id != u.id) throw std::invalid_argument("the progress is another upload's");
   Write w{"uploadResumableFile", {}};
-  w.params.text(u.id)
-      .integer(u.user_id)
-      .text(u.file_name)
-      .text(u.content_type)
-      .text(u.storage_key)
-      .text(u.store_upload_id)
-      .timestamp(u.created_at);
+  new_upload_params(w.params, u);
   resumable_params(w.params, r);
   add_event(w, When::after, kUploadCreated, u.id);
   run_recording(w);
