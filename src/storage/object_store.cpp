@@ -58,14 +58,7 @@ std::unique_ptr<ObjectStore> open_object_store(const StoreSettings& settings, bo
     options.client.force_path_style = settings.s3_force_path_style;
     options.client.ca_file = settings.s3_ca_file;
     options.client.timeout = settings.s3_timeout;
-    // auto: a flexible checksum where the bytes travel under TLS or to AWS,
-    // which checks it; over plain HTTP to a store that may ignore the
-    // x-amz-checksum-* headers (radosgw before Squid does), the signed
-    // SHA-256 that every S3 store verifies.
-    const bool plain_http = settings.s3_endpoint.starts_with("http://");
-    const std::string chosen =
-        settings.s3_part_checksum == "auto" ? (plain_http ? "sha256" : "crc32c") : settings.s3_part_checksum;
-    const auto checksum = s3::part_checksum_named(chosen);
+    const auto checksum = s3::choose_part_checksum(settings.s3_part_checksum, settings.s3_endpoint);
     if (!checksum) throw std::invalid_argument("unknown S3 part checksum: " + settings.s3_part_checksum);
     options.part_checksum = *checksum;
     options.part_size = settings.part_size;

@@ -46,7 +46,7 @@ class S3Operations : public ::testing::Test {
   }
 
   std::string upload_part(const std::string& key, const std::string& upload_id, int number, const std::string& body) {
-    PartUpload part{key, upload_id, number, std::span<const char>(body), util::sha256_hex(body), ""};
+    PartUpload part{key, upload_id, number, std::span<const char>(body), util::sha256_hex(body)};
     return peer_.run(s3_.upload_part(part));
   }
 

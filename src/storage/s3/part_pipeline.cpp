@@ -9,31 +9,20 @@ namespace s3up::storage::s3 {
 namespace asio = boost::asio;
 
 PartDigest::PartDigest(PartChecksum checksum)
-    : checksum_(checksum), hash_(util::NamedHash::make(name_of(checksum))) {}
+    : checksum_(checksum), hash_(util::NamedHash::make(spec_of(checksum).name)) {}
 
 void PartDigest::update(std::string_view data) { hash_->update(data); }
 
 void PartDigest::finish_into(PartUpload& part) {
   const std::string digest = hash_->finish();
-  hash_ = util::NamedHash::make(name_of(checksum_));
+  hash_ = util::NamedHash::make(spec_of(checksum_).name);
+  part.checksum_kind = checksum_;
   if (checksum_ == PartChecksum::sha256) {
     part.payload_hash = util::to_hex(digest);
     return;
   }
   part.payload_hash = std::string(kUnsignedPayload);
   part.checksum = util::base64(digest);
-  switch (checksum_) {
-    case PartChecksum::md5: part.checksum_header = "content-md5"; break;
-    case PartChecksum::crc32c:
-      part.checksum_header = "x-amz-checksum-crc32c";
-      part.checksum_element = "ChecksumCRC32C";
-      break;
-    case PartChecksum::crc64nvme:
-      part.checksum_header = "x-amz-checksum-crc64nvme";
-      part.checksum_element = "ChecksumCRC64NVME";
-      break;
-    case PartChecksum::sha256: break;
-  }
 }
 
 using Done = asio::experimental::concurrent_channel<void(boost::system::error_code)>;
@@ -74,10 +63,7 @@ static asio::awaitable<void> send_part(std::shared_ptr<PartPipeline::Shared> sha
   CompletedPart stored;
   stored.etag = co_await shared->client->upload_part(job->part);
   stored.number = job->part.number;
-  if (!job->part.checksum_element.empty()) {
-    stored.checksum = job->part.checksum;
-    stored.checksum_element = job->part.checksum_element;
-  }
+  if (is_flexible(job->part.checksum_kind)) stored.checksum = job->part.checksum;
   spdlog::debug(
       "s3 {} part {}: {} bytes sent in {} ms", shared->key, stored.number, job->part.body.size(),
       std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count());

@@ -70,12 +70,19 @@ struct Request {
 //    each part's checksum, so the algorithm belongs to the upload: a
 //    resumable upload keeps the one it began with.
 enum class PartChecksum { sha256, md5, crc32c, crc64nvme };
+// Every name one way of checking parts goes by.
+struct PartChecksumSpec {
+  PartChecksum kind;
+  std::string_view name;       // as configured, and as util::NamedHash names its digest
+  std::string_view label;      // for the start-up line
+  std::string_view header;     // the part's digest header; "" for sha256 (the signed payload hash)
+  std::string_view algorithm;  // x-amz-checksum-algorithm; "" unless a flexible checksum
+  std::string_view element;    // its element in CompleteMultipartUpload's Part; "" unless flexible
+};
+const PartChecksumSpec& spec_of(PartChecksum checksum);
 std::optional<PartChecksum> part_checksum_named(std::string_view name);
-std::string_view name_of(PartChecksum checksum);  // as configured: "sha256", "crc32c", ...
 // A flexible checksum (crc32c, crc64nvme): one the multipart upload declares.
-inline bool is_flexible(PartChecksum checksum) {
-  return checksum == PartChecksum::crc32c || checksum == PartChecksum::crc64nvme;
-}
+inline bool is_flexible(PartChecksum checksum) { return !spec_of(checksum).algorithm.empty(); }
 // The headers CreateMultipartUpload carries for it (none for sha256, md5).
 std::vector<Header> declare_checksum(PartChecksum checksum);
 
@@ -86,13 +93,10 @@ struct PartUpload {
   int number = 0;
   std::span<const char> body;
   std::string payload_hash;  // signed as x-amz-content-sha256: the part's SHA-256, or UNSIGNED-PAYLOAD
-  // The header the store checks the part by, if not the payload hash:
-  // content-md5 or x-amz-checksum-<algorithm>, its value base64.
-  std::string checksum_header;
+  // How the store checks the part; unless by its payload hash, `checksum`
+  // (base64) goes in the kind's header.
+  PartChecksum checksum_kind = PartChecksum::sha256;
   std::string checksum;
-  // The flexible checksum's element in CompleteMultipartUpload's Part
-  // ("ChecksumCRC32C"), and so in the part this upload completes with.
-  std::string_view checksum_element;
 };
 
 // Thrown when the store could not be reached (after retries). `silent`: no
@@ -181,8 +185,11 @@ class Client : public std::enable_shared_from_this<Client> {
                                                          std::uint64_t last);
   // CompleteMultipartUpload with `parts` in order: the object's ETag. An
   // <Error> inside a 200 answer is a failure too.
+  // `declared`: the flexible checksum the upload declared, whose element
+  // carries each part's checksum.
   boost::asio::awaitable<std::string> complete_multipart_upload(const std::string& key, const std::string& upload_id,
-                                                                const std::vector<CompletedPart>& parts);
+                                                                const std::vector<CompletedPart>& parts,
+                                                                PartChecksum declared = PartChecksum::sha256);
   // AbortMultipartUpload, then ListParts until the upload is gone: a part the
   // store was still receiving can land after an abort and keep the upload
   // alive, and S3's documentation asks for exactly this check and another

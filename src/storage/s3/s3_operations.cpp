@@ -14,32 +14,33 @@ namespace s3up::storage::s3 {
 
 namespace asio = boost::asio;
 
+namespace {
+// In PartChecksum's order.
+constexpr PartChecksumSpec kPartChecksums[] = {
+    {PartChecksum::sha256, "sha256", "signed SHA-256", "", "", ""},
+    {PartChecksum::md5, "md5", "Content-MD5", "content-md5", "", ""},
+    {PartChecksum::crc32c, "crc32c", "CRC-32C", "x-amz-checksum-crc32c", "CRC32C", "ChecksumCRC32C"},
+    {PartChecksum::crc64nvme, "crc64nvme", "CRC-64/NVME", "x-amz-checksum-crc64nvme", "CRC64NVME", "ChecksumCRC64NVME"},
+};
+}  // namespace
+
+const PartChecksumSpec& spec_of(PartChecksum checksum) { return kPartChecksums[static_cast<int>(checksum)]; }
+
 std::optional<PartChecksum> part_checksum_named(std::string_view name) {
-  for (auto c : {PartChecksum::sha256, PartChecksum::md5, PartChecksum::crc32c, PartChecksum::crc64nvme}) {
-    if (name == name_of(c)) return c;
+  for (const auto& spec : kPartChecksums) {
+    if (spec.name == name) return spec.kind;
   }
   return std::nullopt;
 }
 
-std::string_view name_of(PartChecksum checksum) {
-  switch (checksum) {
-    case PartChecksum::sha256: return "sha256";
-    case PartChecksum::md5: return "md5";
-    case PartChecksum::crc32c: return "crc32c";
-    case PartChecksum::crc64nvme: return "crc64nvme";
-  }
-  return "sha256";
-}
-
 std::vector<Header> declare_checksum(PartChecksum checksum) {
-  switch (checksum) {
-    case PartChecksum::crc32c: return {{"x-amz-checksum-algorithm", "CRC32C"}};
-    // S3 combines CRC-64/NVME parts into the whole object's CRC, its only
-    // multipart kind.
-    case PartChecksum::crc64nvme:
-      return {{"x-amz-checksum-algorithm", "CRC64NVME"}, {"x-amz-checksum-type", "FULL_OBJECT"}};
-    default: return {};
-  }
+  const auto& spec = spec_of(checksum);
+  if (spec.algorithm.empty()) return {};
+  std::vector<Header> headers{{"x-amz-checksum-algorithm", std::string(spec.algorithm)}};
+  // S3 combines CRC-64/NVME parts into the whole object's CRC, its only
+  // multipart kind.
+  if (checksum == PartChecksum::crc64nvme) headers.emplace_back("x-amz-checksum-type", "FULL_OBJECT");
+  return headers;
 }
 
 void fail(std::string_view op, const std::string& key, unsigned status, std::string_view body) {
@@ -175,16 +176,17 @@ asio::awaitable<std::string> Client::upload_part(const PartUpload& part) {
   r.query = {{"partNumber", std::to_string(part.number)}, {"uploadId", part.upload_id}};
   r.body = part.body;
   r.payload_hash = part.payload_hash;
-  if (!part.checksum_header.empty()) r.headers = {{part.checksum_header, part.checksum}};
+  const auto& spec = spec_of(part.checksum_kind);
+  if (!spec.header.empty()) r.headers = {{std::string(spec.header), part.checksum}};
   r.expect_continue = true;
   const auto res = co_await call(r, "UploadPart");
   if (res.status != 200) fail("UploadPart", part.key, res);
   std::string etag = res.header("etag");
   if (etag.empty()) throw Error(Failure::rejected, "UploadPart answered without an ETag");
-  if (!part.checksum_element.empty() && res.header(part.checksum_header).empty() &&
+  if (is_flexible(part.checksum_kind) && res.header(spec.header).empty() &&
       !ignores_flexible_checksums_.exchange(true)) {
     spdlog::warn("s3: the store answered a part without its {} header: it does not check flexible checksums{}",
-                 part.checksum_header,
+                 spec.header,
                  tls_ ? " (TLS still guards the bytes on the way)"
                       : ", and over plain HTTP nothing else checks the parts' bytes: consider s3_part_checksum = "
                         "sha256 (what auto picks there)");
@@ -192,9 +194,9 @@ asio::awaitable<std::string> Client::upload_part(const PartUpload& part) {
   co_return etag;
 }
 
-asio::awaitable<CompletedPart> Client::upload_part_copy(const std::string& key, const std::string& upload_id, int number,
-                                                      const std::string& source, std::uint64_t first,
-                                                      std::uint64_t last) {
+asio::awaitable<CompletedPart> Client::upload_part_copy(const std::string& key, const std::string& upload_id,
+                                                        int number, const std::string& source, std::uint64_t first,
+                                                        std::uint64_t last) {
   Request r;
   r.method = "PUT";
   r.key = key;
@@ -210,8 +212,9 @@ asio::awaitable<CompletedPart> Client::upload_part_copy(const std::string& key, 
 }
 
 asio::awaitable<std::string> Client::complete_multipart_upload(const std::string& key, const std::string& upload_id,
-                                                               const std::vector<CompletedPart>& parts) {
-  const std::string body = complete_multipart_body(parts);
+                                                               const std::vector<CompletedPart>& parts,
+                                                               PartChecksum declared) {
+  const std::string body = complete_multipart_body(parts, spec_of(declared).element);
   Request r;
   r.method = "POST";
   r.key = key;

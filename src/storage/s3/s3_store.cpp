@@ -59,11 +59,6 @@ struct SavedState {
   std::optional<PartChecksum> declared;
 };
 
-// A part's checksum element under a declared flexible checksum.
-std::string checksum_element(PartChecksum checksum) {
-  return checksum == PartChecksum::crc64nvme ? "ChecksumCRC64NVME" : "ChecksumCRC32C";
-}
-
 // The state a point saved, or a new upload's for "".
 std::optional<SavedState> parse_saved(std::string_view text) {
   SavedState saved;
@@ -98,7 +93,6 @@ std::optional<SavedState> parse_saved(std::string_view text) {
       const auto& c = checksums->get_array()[i];
       if (!c.is_string()) return std::nullopt;
       part.checksum = c.get_string();
-      if (!part.checksum.empty()) part.checksum_element = checksum_element(*saved.declared);
     }
     saved.parts.push_back(std::move(part));
   }
@@ -376,7 +370,7 @@ class S3Writer final : public ObjectWriter {
         if (part.number > static_cast<int>(parts_.size())) parts.push_back(part);
       }
       try {
-        co_await setup_.client->complete_multipart_upload(setup_.key, old_upload, parts);
+        co_await setup_.client->complete_multipart_upload(setup_.key, old_upload, parts, setup_.part_checksum);
         co_return;
       } catch (const Error&) {
         if (i + 1 == kTries) throw;
@@ -408,7 +402,7 @@ class S3Writer final : public ObjectWriter {
     if (!upload_id_.empty() && is_flexible(setup_.part_checksum)) {
       boost::json::array checksums;
       for (const auto& p : parts_) checksums.emplace_back(p.checksum);
-      state["part_checksum"] = name_of(setup_.part_checksum);
+      state["part_checksum"] = spec_of(setup_.part_checksum).name;
       state["checksums"] = std::move(checksums);
     }
     return ResumePoint{offset, boost::json::serialize(state), std::move(hash_state), setup_.part_size};
@@ -448,7 +442,8 @@ class S3Writer final : public ObjectWriter {
     }
     const auto parts_done = std::chrono::steady_clock::now();
     commit_sent_ = true;
-    const auto etag = co_await setup_.client->complete_multipart_upload(setup_.key, upload_id_, parts_);
+    const auto etag =
+        co_await setup_.client->complete_multipart_upload(setup_.key, upload_id_, parts_, setup_.part_checksum);
     spdlog::debug(
         "s3 {}: {} parts; last parts took {} ms, CompleteMultipartUpload {} ms", setup_.key, parts_.size(),
         std::chrono::duration_cast<std::chrono::milliseconds>(parts_done - started).count(),
@@ -499,10 +494,10 @@ class S3Writer final : public ObjectWriter {
   StoreUploadStarted started_;
   WriteFence* fence_ = nullptr;
   PartDigest part_digest_;
-  std::string upload_id_;                                            // the multipart upload, once there is one
-  bool create_sent_ = false;  // CreateMultipartUpload was sent (whether or not its answer came)
-  std::vector<CompletedPart> parts_;                                 // parts 1..n stored, in order
-  std::optional<PartPipeline> pipeline_;                             // once this writer sent a part
+  std::string upload_id_;                 // the multipart upload, once there is one
+  bool create_sent_ = false;              // CreateMultipartUpload was sent (whether or not its answer came)
+  std::vector<CompletedPart> parts_;      // parts 1..n stored, in order
+  std::optional<PartPipeline> pipeline_;  // once this writer sent a part
   std::map<int, std::pair<std::uint64_t, std::string>> boundaries_;  // part -> (its end offset, hash state there)
   util::ResumableSha256 hash_;
   util::BufferPool::Buffer buffer_;
@@ -517,14 +512,13 @@ class S3Writer final : public ObjectWriter {
 
 }  // namespace
 
-static std::string_view part_checksum_label(PartChecksum checksum) {
-  switch (checksum) {
-    case PartChecksum::sha256: return "signed SHA-256";
-    case PartChecksum::md5: return "Content-MD5";
-    case PartChecksum::crc32c: return "CRC-32C";
-    case PartChecksum::crc64nvme: return "CRC-64/NVME";
-  }
-  return "signed SHA-256";
+std::optional<PartChecksum> choose_part_checksum(std::string_view setting, std::string_view endpoint) {
+  // auto: a flexible checksum where the bytes travel under TLS or to AWS,
+  // which checks it; over plain HTTP to a store that may ignore the
+  // x-amz-checksum-* headers (radosgw before Squid does), the signed SHA-256
+  // that every S3 store verifies.
+  if (setting == "auto") return endpoint.starts_with("http://") ? PartChecksum::sha256 : PartChecksum::crc32c;
+  return part_checksum_named(setting);
 }
 
 std::size_t choose_part_size(std::size_t configured, std::optional<std::uint64_t> size_hint) {
@@ -554,11 +548,9 @@ asio::awaitable<std::string> S3Store::presigned_get_url(const std::string& key, 
 std::string S3Store::describe() const {
   return fmt::format("s3://{}/{} ({}, {} style, parts checked by {}, credentials from {})", options_.client.bucket,
                      options_.prefix, util::redact_url_userinfo(client_->options().endpoint),
-                     client_->path_style() ? "path" : "virtual-hosted",
-                     part_checksum_label(options_.part_checksum), client_->credentials_source());
+                     client_->path_style() ? "path" : "virtual-hosted", spec_of(options_.part_checksum).label,
+                     client_->credentials_source());
 }
-
-
 
 asio::awaitable<std::unique_ptr<ObjectWriter>> S3Store::open_writer(const std::string& key,
                                                                     const ObjectMetadata& metadata,
@@ -566,8 +558,8 @@ asio::awaitable<std::unique_ptr<ObjectWriter>> S3Store::open_writer(const std::s
   if (!is_valid_key(key)) throw Error(Failure::internal, "invalid object key");
   const std::size_t part = choose_part_size(options_.part_size, metadata.size_hint);
   if (part > buffers_->budget()) throw Error(Failure::internal, "the buffer budget is smaller than one part");
-  WriterSetup setup{client_, bucket_key(key),         metadata, part, options_.parts_in_flight,
-                    options_.part_checksum, buffers_};
+  WriterSetup setup{client_, bucket_key(key), metadata, part, options_.parts_in_flight, options_.part_checksum,
+                    buffers_};
   co_return std::make_unique<S3Writer>(std::move(setup), started);
 }
 
@@ -597,8 +589,8 @@ asio::awaitable<std::unique_ptr<ObjectWriter>> S3Store::open_resumable(const std
     throw Error(Failure::internal, "resumable upload state does not match its offset");
   }
   const auto tail = saved->tail;
-  WriterSetup setup{client_,         bucket_key(key), metadata, from.part_size, options_.parts_in_flight,
-                    options_.part_checksum, buffers_};
+  WriterSetup setup{
+      client_, bucket_key(key), metadata, from.part_size, options_.parts_in_flight, options_.part_checksum, buffers_};
   auto writer = std::make_unique<S3Writer>(std::move(setup), std::move(*saved), std::move(*hash), from.offset,
                                            writer_lease.fence);
   co_await writer->restore_tail(tail);
@@ -687,8 +679,8 @@ class S3Reader final : public ObjectReader {
     std::shared_ptr<Client> client;
     std::unique_ptr<ResponseStream> response;
     std::string key;
-    std::uint64_t last;               // the range's last byte
-    std::uint64_t skip, left;         // bytes still to skip (a store that ignored Range), still to hand out
+    std::uint64_t last;        // the range's last byte
+    std::uint64_t skip, left;  // bytes still to skip (a store that ignored Range), still to hand out
     int resumes_left = kResumes;
     util::BufferPool::Buffer memory;  // both pieces
     std::array<std::span<char>, 2> pieces;
@@ -790,8 +782,7 @@ asio::awaitable<std::unique_ptr<ObjectReader>> S3Store::open_reader(const std::s
   }
   // A store that ignored the Range sends the object whole (200): skip to `offset`.
   const std::uint64_t skip = response->status() == 200 ? offset : 0;
-  co_return std::make_unique<S3Reader>(client_, std::move(response), full_key, offset, skip, length,
-                                       std::move(memory));
+  co_return std::make_unique<S3Reader>(client_, std::move(response), full_key, offset, skip, length, std::move(memory));
 }
 
 asio::awaitable<std::vector<std::string>> S3Store::list_keys() {

@@ -35,6 +35,10 @@ struct S3StoreOptions {
 // 10,000 parts.
 std::size_t choose_part_size(std::size_t configured, std::optional<std::uint64_t> size_hint);
 
+// The way of checking parts that s3_part_checksum `setting` names for a
+// store at `endpoint` ("" for AWS); nullopt for a name it does not know.
+std::optional<PartChecksum> choose_part_checksum(std::string_view setting, std::string_view endpoint);
+
 class S3Store final : public ObjectStore, public Presigner, public Recovery, public ResumableStore {
  public:
   S3Store(boost::asio::any_io_executor executor, S3StoreOptions options,

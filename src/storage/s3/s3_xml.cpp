@@ -58,7 +58,6 @@ void read_checksum(const pugi::xml_node& node, CompletedPart& part) {
   for (const char* element : {"ChecksumCRC32C", "ChecksumCRC64NVME"}) {
     if (const std::string_view value = node.child_value(element); !value.empty()) {
       part.checksum = value;
-      part.checksum_element = element;
       return;
     }
   }
@@ -76,13 +75,12 @@ std::optional<CompletedPart> parse_copy_part(std::string_view body) {
   return part;
 }
 
-std::string complete_multipart_body(const std::vector<CompletedPart>& parts) {
+std::string complete_multipart_body(const std::vector<CompletedPart>& parts, std::string_view checksum_element) {
+  const std::string element(checksum_element);
   std::string out = "<CompleteMultipartUpload xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">";
   for (const auto& p : parts) {
     out += "<Part><PartNumber>" + std::to_string(p.number) + "</PartNumber><ETag>" + escape(p.etag) + "</ETag>";
-    if (!p.checksum.empty() && !p.checksum_element.empty()) {
-      out += "<" + p.checksum_element + ">" + escape(p.checksum) + "</" + p.checksum_element + ">";
-    }
+    if (!p.checksum.empty() && !element.empty()) out += "<" + element + ">" + escape(p.checksum) + "</" + element + ">";
     out += "</Part>";
   }
   out += "</CompleteMultipartUpload>";

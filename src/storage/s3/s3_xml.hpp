@@ -23,16 +23,16 @@ std::optional<std::string> parse_upload_id(std::string_view body);
 // CompleteMultipartUploadResult/ETag
 std::optional<std::string> parse_complete_etag(std::string_view body);
 
-// A stored part as CompleteMultipartUpload names it. `checksum` (base64)
-// under `checksum_element` ("ChecksumCRC32C", ...) when the upload declared
-// a flexible checksum and the store reported or was sent the part's.
+// A stored part as CompleteMultipartUpload names it; `checksum` (base64):
+// its flexible checksum, as sent or as the store reported it, if any.
 struct CompletedPart {
   int number = 0;
   std::string etag;
   std::string checksum;
-  std::string checksum_element;
 };
-std::string complete_multipart_body(const std::vector<CompletedPart>& parts);
+// Each part's checksum goes under `checksum_element` ("ChecksumCRC32C",
+// the upload's declared algorithm's), unless that is "".
+std::string complete_multipart_body(const std::vector<CompletedPart>& parts, std::string_view checksum_element = {});
 
 // CopyPartResult (UploadPartCopy): the part's ETag and, if the store
 // reports one, its flexible checksum; nullopt without an ETag.
