@@ -17,14 +17,14 @@
 //   node soak.mjs [minutes]    (environment: what scripts/test exports, plus
 //                               S3UP_BINARY and S3UP_FAULT_PROXY)
 import { spawn, execFile } from 'node:child_process';
-import { createHash, randomBytes, randomInt } from 'node:crypto';
+import { randomBytes, randomInt } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { Stack, Server, MiB } from '../tus-client/harness.mjs';
+import { Stack, Server, MiB, sha256 } from '../tus-client/harness.mjs';
 
 const minutes = Number(process.argv[2] ?? process.env.S3UP_SOAK_MINUTES ?? 2);
 if (minutes === 0) {
@@ -38,10 +38,6 @@ const run = promisify(execFile);
 const REQUEST_LIMIT_MS = 120_000; // an answer later than this is a hang
 
 // ---------------------------------------------------------------- helpers
-
-function sha256(data) {
-  return createHash('sha256').update(data).digest('hex');
-}
 
 // Upload bodies are slices of one random pool: an upload is (offset, size).
 const pool = randomBytes(24 * MiB);
