@@ -294,6 +294,9 @@ class ResumableRecords {
   // becomes state.lease_token + 1. False if the lease was lost or given up
   // (nothing recorded).
   virtual bool save_progress(const ResumableState& state) = 0;
+  // Whether `token` is still the held lease's (nobody took it, it was not
+  // given up): a read, for a writer's fence between its saves.
+  virtual bool holds_lease(std::string_view upload_id, std::int64_t token) = 0;
   // Gives the lease up (token + 1), if `token` is still the current one.
   virtual void release_lease(std::string_view upload_id, std::int64_t token) = 0;
 };

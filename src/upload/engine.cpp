@@ -746,11 +746,24 @@ class Upload final : public storage::WriteFence {
     renew_at_ = at + settings_->lease / 3;
   }
 
-  // The fence: the lease renewed through the database (locked if it is
-  // lost), so the writer's next change to the store is still ours to make.
+  // The fence: the database asked whether the lease is still this writer's
+  // (locked if it is lost), so the writer's next change to the store is
+  // still ours to make. Asking is a read: every take and save moves the
+  // token on, so an unchanged token means nobody took the upload. The lease
+  // is renewed (a write) only when it is due, as between any two writes.
   asio::awaitable<void> check() override {
     if (!leased_) throw Error(Failure::locked, "another request took this upload over");
-    co_await save(last_saved_);
+    const auto now = Clock::now();
+    if (now >= renew_at_ || now >= lease_usable_until_) {
+      co_await save(last_saved_);
+      co_return;
+    }
+    const bool held = co_await util::run_blocking(
+        services_.blocking, [&] { return services_.records.holds_lease(state_->upload_id, state_->lease_token); });
+    if (!held) {
+      leased_ = false;
+      throw Error(Failure::locked, "another request took this upload over");
+    }
   }
 
   // A take that failed: the upload moved on (conflict for an append whose

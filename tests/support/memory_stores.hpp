@@ -388,6 +388,11 @@ class MemoryMetadata final : public db::MetadataStore {
     r.lease_expires_at = until;
     return true;
   }
+  bool holds_lease(std::string_view id, std::int64_t token) override {
+    std::lock_guard lock(mutex_);
+    const auto found = resumable_.find(std::string(id));
+    return found != resumable_.end() && found->second.lease_token == token && found->second.lease_expires_at;
+  }
   bool save_progress(const db::ResumableState& state) override {
     std::lock_guard lock(mutex_);
     auto& r = resumable_.at(state.upload_id);

@@ -490,6 +490,9 @@ TEST_P(MetadataStoreContract, ResumableProgressUnderAFencedLease) {
   EXPECT_TRUE(store_->take_lease(u.id, 0, 1'000'000, 2'000'000));
   EXPECT_FALSE(store_->take_lease(u.id, 0, 1'000'000, 2'000'000)) << "the same token twice";
   EXPECT_FALSE(store_->take_lease(u.id, 1, 1'500'000, 2'500'000)) << "held until 2s";
+  EXPECT_TRUE(store_->holds_lease(u.id, 1));
+  EXPECT_FALSE(store_->holds_lease(u.id, 0)) << "the token before the take";
+  EXPECT_FALSE(store_->holds_lease("no-such-upload", 1));
   ResumableState progress = *store_->get_resumable(u.id);
   EXPECT_EQ(progress.lease_token, 1);
   progress.offset = 10 << 20;
@@ -522,6 +525,8 @@ TEST_P(MetadataStoreContract, ResumableProgressUnderAFencedLease) {
   EXPECT_EQ(store_->get_resumable(u.id)->lease_expires_at, 4'000'000);
   progress.offset = 20 << 20;
   EXPECT_FALSE(store_->save_progress(progress)) << "a fenced writer recorded progress";
+  EXPECT_FALSE(store_->holds_lease(u.id, 3)) << "a fenced writer's fence held";
+  EXPECT_TRUE(store_->holds_lease(u.id, 4));
   EXPECT_EQ(store_->get_resumable(u.id)->offset, 10u << 20);
   // Released: the next writer need not wait for the lapse, and sees that
   // the last one is done (no expiry). A release moves the token on too.
@@ -531,6 +536,7 @@ TEST_P(MetadataStoreContract, ResumableProgressUnderAFencedLease) {
   got = store_->get_resumable(u.id);
   EXPECT_FALSE(got->lease_expires_at);
   EXPECT_EQ(got->lease_token, 5);
+  EXPECT_FALSE(store_->holds_lease(u.id, 5)) << "a lease given up is nobody's";
   EXPECT_FALSE(store_->take_lease(u.id, 4, 3'300'000, 5'000'000)) << "taken from a state read before the release";
   EXPECT_TRUE(store_->take_lease(u.id, 5, 3'300'000, 5'000'000));
   // Saved with its release: free, and versioned, in one write.

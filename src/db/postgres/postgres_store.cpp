@@ -81,6 +81,7 @@ class PostgresStore final : public MetadataStore {
   void create_pending_resumable(const Upload& upload, const ResumableState& state) override;
   std::optional<ResumableState> get_resumable(std::string_view upload_id) override;
   bool take_lease(std::string_view upload_id, std::int64_t seen_token, Micros now, Micros until) override;
+  bool holds_lease(std::string_view upload_id, std::int64_t token) override;
   bool save_progress(const ResumableState& state) override;
   void release_lease(std::string_view upload_id, std::int64_t token) override;
   std::vector<Upload> expired_resumable(Micros now, std::int64_t limit) override;
@@ -1309,6 +1310,14 @@ bool PostgresStore::save_progress(const ResumableState& r) {
       .timestamp(r.expires_at)
       .timestamp(r.lease_expires_at);
   return writes_->run(w) > 0;
+}
+
+bool PostgresStore::holds_lease(std::string_view upload_id, std::int64_t token) {
+  if (!plausible_upload_id(upload_id)) return false;
+  auto c = acquire();
+  Params p;
+  p.text(upload_id).integer(token);
+  return c->run("holdsLease", p).size() > 0;
 }
 
 void PostgresStore::release_lease(std::string_view upload_id, std::int64_t token) {

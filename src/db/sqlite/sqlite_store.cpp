@@ -79,6 +79,7 @@ class SqliteStore final : public MetadataStore {
   void create_pending_resumable(const Upload& upload, const ResumableState& state) override;
   std::optional<ResumableState> get_resumable(std::string_view upload_id) override;
   bool take_lease(std::string_view upload_id, std::int64_t seen_token, Micros now, Micros until) override;
+  bool holds_lease(std::string_view upload_id, std::int64_t token) override;
   bool save_progress(const ResumableState& state) override;
   void release_lease(std::string_view upload_id, std::int64_t token) override;
   std::vector<Upload> expired_resumable(Micros now, std::int64_t limit) override;
@@ -1027,6 +1028,13 @@ bool SqliteStore::save_progress(const ResumableState& r) {
         .run();
     return s.changes();
   })) > 0;
+}
+
+bool SqliteStore::holds_lease(std::string_view upload_id, std::int64_t token) {
+  auto c = acquire();
+  Statement s(*c, "holdsLease");
+  s.bind(upload_id, token);
+  return s.step();
 }
 
 void SqliteStore::release_lease(std::string_view upload_id, std::int64_t token) {
