@@ -249,6 +249,48 @@ class ConnectionBody final : public BodyReader {
   }
 
   asio::awaitable<std::span<const char>> read_some() override {
+    co_await before_read();
+    const auto piece = parser_.chunked() ? co_await read_chunked() : co_await read_sized();
+    returned_at_ = Clock::now();
+    credit(piece.size());
+    co_return piece;
+  }
+
+  // A body of known length is read straight into the caller's memory
+  // (the store's part buffer): no receive buffer, and no copy out of one.
+  // Bytes that arrived with the headers are copied from there.
+  std::optional<std::uint64_t> left_to_read_in_place() const override {
+    if (parser_.chunked()) return std::nullopt;
+    return remaining_;
+  }
+
+  asio::awaitable<std::size_t> read_into(std::span<char> room) override {
+    co_await before_read();
+    buffer_.consume(pending_consume_);
+    pending_consume_ = 0;
+    const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(room.size(), remaining_));
+    std::size_t n = 0;
+    if (want > 0 && buffer_.size() > 0) {
+      n = std::min(buffer_.size(), want);
+      std::memcpy(room.data(), buffer_.data().data(), n);
+      buffer_.consume(n);
+    } else if (want > 0) {
+      n = co_await read_deadline(stream_.untimed(
+          [&](auto& from) { return from.async_read_some(asio::buffer(room.data(), want), use_tuple); }));
+    }
+    take(room.data(), n);
+    returned_at_ = Clock::now();
+    credit(n);
+    co_return n;
+  }
+
+  bool complete() const { return parser_.chunked() ? parser_.is_done() : remaining_ == 0; }
+  std::uint64_t bytes_read() const { return bytes_read_; }
+
+ private:
+  // What every read does first: answer Expect: 100-continue, stop if the
+  // shutdown grace is over, and start the client's clock again.
+  asio::awaitable<void> before_read() {
     if (!continue_sent_) {
       continue_sent_ = true;
       // curl waits up to a second for this before sending the body anyway.
@@ -262,16 +304,8 @@ class ConnectionBody final : public BodyReader {
     }
     if (cutting_off_) throw shutting_down();
     resume_client_clock();
-    const auto piece = parser_.chunked() ? co_await read_chunked() : co_await read_sized();
-    returned_at_ = Clock::now();
-    credit(piece.size());
-    co_return piece;
   }
 
-  bool complete() const { return parser_.chunked() ? parser_.is_done() : remaining_ == 0; }
-  std::uint64_t bytes_read() const { return bytes_read_; }
-
- private:
   asio::awaitable<std::span<const char>> read_sized() {
     buffer_.consume(pending_consume_);  // the span handed out last time, if it was in buffer_
     pending_consume_ = 0;

@@ -103,6 +103,13 @@ class ObjectWriter {
   virtual ~ObjectWriter() = default;
   // `data` needs to stay valid only until the returned awaitable completes.
   virtual boost::asio::awaitable<void> write(std::span<const char> data) = 0;
+  // Writing in place, for a writer that keeps the bytes in a buffer of its
+  // own (S3's part buffer): room() is where the next bytes may go (call it
+  // only when more bytes follow: a full part is sent first), and filled(n)
+  // takes the first n bytes put there as written, as write() would have.
+  // Empty room: the writer cannot; write() it is.
+  virtual boost::asio::awaitable<std::span<char>> room() { co_return std::span<char>{}; }
+  virtual boost::asio::awaitable<void> filled(std::size_t n) { co_return; }
   // Publishes the object under its key (a resumable writer checkpoints first).
   virtual boost::asio::awaitable<CommittedObject> commit() = 0;
   virtual boost::asio::awaitable<void> abort() = 0;

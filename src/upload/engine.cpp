@@ -30,6 +30,9 @@ constexpr std::uint64_t kCheckpointBytes = 64 * 1024 * 1024;
 // clock a little ahead elsewhere, or a write already under way, cannot overlap
 // the next writer.
 constexpr auto kLeaseMargin = std::chrono::milliseconds(1500);
+// At most this much is read into a writer's room at a time, so the bytes
+// are still in the cache when they are hashed.
+constexpr std::size_t kInPlaceRead = 256 * 1024;
 
 db::Micros micros(std::chrono::milliseconds d) { return static_cast<db::Micros>(d.count()) * 1000; }
 
@@ -359,16 +362,29 @@ class Upload final : public storage::WriteFence {
     }
     const BytesCounted counted(services_.store.kind(), offset_);
     std::exception_ptr source_failure;
+    // In place when both ends can: from the socket straight into the
+    // store's part buffer, with no receive buffer and no copy between.
+    bool in_place = source.left_to_read_in_place().has_value();
     for (;;) {
+      std::span<char> space;
+      if (in_place) {
+        if (*source.left_to_read_in_place() == 0) break;
+        space = co_await writer_->room();
+        if (space.empty()) in_place = false;
+      }
       std::span<const char> chunk;
       try {
-        chunk = co_await source.read_some();
+        if (in_place) {
+          chunk = space.first(co_await source.read_into(space.first(std::min(space.size(), kInPlaceRead))));
+        } else {
+          chunk = co_await source.read_some();
+        }
       } catch (...) {
         source_failure = std::current_exception();
       }
       if (source_failure || chunk.empty()) break;
       if (chunk_hash) chunk_hash->update(chunk);
-      co_await receive(chunk);
+      co_await receive(chunk, in_place ? Placed::already : Placed::not_yet);
       if (resumable() && !chunk_hash) co_await save_what_settled();
     }
     if (source_failure) {
@@ -627,7 +643,8 @@ class Upload final : public storage::WriteFence {
   // length, the size limit, the owner's quota, and (once the first bytes
   // are in) the allowed types. A resumable upload's lease is renewed, or
   // taken back, before the write.
-  asio::awaitable<void> receive(std::span<const char> chunk) {
+  enum class Placed { not_yet, already };  // whether `chunk` is in the writer's room already
+  asio::awaitable<void> receive(std::span<const char> chunk, Placed placed = Placed::not_yet) {
     const auto& limits = services_.limits;
     const std::uint64_t end = offset_ + chunk.size();
     if (length_ && end > *length_) throw Error(Failure::too_large, "the chunk goes past the upload's Upload-Length");
@@ -641,7 +658,11 @@ class Upload final : public storage::WriteFence {
       if (types_restricted() && head_.size() == kSniffBytes) co_await check_type();
     }
     if (resumable()) co_await keep_lease();
-    co_await writer_->write(chunk);
+    if (placed == Placed::already) {
+      co_await writer_->filled(chunk.size());
+    } else {
+      co_await writer_->write(chunk);
+    }
     offset_ = end;
   }
 

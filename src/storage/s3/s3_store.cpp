@@ -162,18 +162,28 @@ class S3Writer final : public ObjectWriter {
 
   asio::awaitable<void> write(std::span<const char> data) override {
     while (!data.empty()) {
-      if (buffer_ && filled_ == setup_.part_size) co_await seal_part();  // only once more bytes exist: see commit()
-      if (!buffer_) buffer_ = co_await setup_.buffers->acquire(setup_.part_size);
-      const std::size_t n = std::min(data.size(), setup_.part_size - filled_);
-      std::memcpy(buffer_.data() + filled_, data.data(), n);
-      // Both hashes as the bytes arrive (the copy left them in cache), so a
-      // sealed part can go out at once instead of waiting to be hashed.
-      hash_.update(view(buffer_.data() + filled_, n));
-      part_digest_.update(view(buffer_.data() + filled_, n));
-      filled_ += n;
-      offset_ += n;
+      const auto space = co_await room();
+      const std::size_t n = std::min(data.size(), space.size());
+      std::memcpy(space.data(), data.data(), n);
+      co_await filled(n);
       data = data.subspan(n);
     }
+  }
+
+  asio::awaitable<std::span<char>> room() override {
+    if (buffer_ && filled_ == setup_.part_size) co_await seal_part();  // only once more bytes exist: see commit()
+    if (!buffer_) buffer_ = co_await setup_.buffers->acquire(setup_.part_size);
+    co_return std::span<char>(buffer_.data() + filled_, setup_.part_size - filled_);
+  }
+
+  asio::awaitable<void> filled(std::size_t n) override {
+    // Both hashes as the bytes arrive (the receive left them in cache), so
+    // a sealed part can go out at once instead of waiting to be hashed.
+    hash_.update(view(buffer_.data() + filled_, n));
+    part_digest_.update(view(buffer_.data() + filled_, n));
+    filled_ += n;
+    offset_ += n;
+    co_return;
   }
 
   asio::awaitable<CommittedObject> commit() override {
