@@ -202,16 +202,6 @@ EOF
   stop_server
 done
 
-# wrk's report -> "rate p50_ms p99_ms non2xx"
-parse_wrk() {
-  awk '
-    function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
-    /Requests\/sec/ { rate = $2 }
-    /^ +50%/ { p50 = ms($2) }
-    /^ +99%/ { p99 = ms($2) }
-    /Non-2xx/ { bad = $NF }
-    END { printf "%.0f %.2f %.2f %d\n", rate, p50, p99, bad + 0 }'
-}
 small_csv="$results/scaling-small.csv"
 echo "store,connections,uploads_s,p50_ms,p99_ms,non_2xx,service_cores,store_cores,busy,iowait" > "$small_csv"
 for store in "${stores[@]}"; do

@@ -7,6 +7,7 @@
 # start_server [LOG]   sets $server_pid and $port; the log is appended to
 # port_from FILE WHAT LOG
 # stop_server
+# parse_wrk            wrk --latency's report on stdin -> "rate p50_ms p99_ms non2xx"
 server_pid=""
 bench_workdir() {
   work=$(mktemp -d -p "$PWD/build" "bench-$1-XXXXXX")
@@ -38,4 +39,14 @@ stop_server() { kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; serv
 bench_binaries() {
   binaries=("current:$PWD/$bin")
   if [ -n "${S3UP_BENCH_BASELINE:-}" ]; then binaries+=("baseline:$S3UP_BENCH_BASELINE"); fi
+}
+
+parse_wrk() {
+  awk '
+    function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
+    /Requests\/sec/ { rate = $2 }
+    /^ +50%/ { p50 = ms($2) }
+    /^ +99%/ { p99 = ms($2) }
+    /Non-2xx/ { bad = $NF }
+    END { printf "%.0f %.2f %.2f %d\n", rate, p50, p99, bad + 0 }'
 }

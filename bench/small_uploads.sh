@@ -44,7 +44,6 @@ eval "$(scripts/peers/postgres start "$work/pg")"
 pg_base="${S3UP_TEST_PG_URL%/*}"
 pg_tls="sslmode=verify-full&sslrootcert=$S3UP_TEST_PG_CA_FILE"
 
-
 # CPU seconds (user + system) so far of the server, of every postgres process,
 # and idle seconds of the whole machine.
 tick=$(getconf CLK_TCK)
@@ -57,17 +56,6 @@ thread_cpu_seconds() {
   for t in /proc/"$1"/task/*; do
     if [ "$(cat "$t/comm" 2>/dev/null)" = "$2" ]; then awk '{print $14 + $15}' "$t/stat"; fi
   done | awk -v t="$tick" '{s += $1} END {printf "%.3f", s / t}'
-}
-
-# wrk's report -> "rate p50_ms p99_ms non2xx"
-parse_wrk() {
-  awk '
-    function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
-    /Requests\/sec/ { rate = $2 }
-    /^ +50%/ { p50 = ms($2) }
-    /^ +99%/ { p99 = ms($2) }
-    /Non-2xx/ { bad = $NF }
-    END { printf "%.0f %.2f %.2f %d\n", rate, p50, p99, bad + 0 }'
 }
 
 results=()
