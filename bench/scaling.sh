@@ -100,21 +100,28 @@ for s in "${sizes[@]}" 64; do
   [ -f "$work/in-$s.bin" ] || head -c $((s * MiB)) "$work/in-$max_size.bin" > "$work/in-$s.bin"
 done
 
+# Each the best of three (a bound is what the machine can do; noise only
+# takes from it), after the input files are on disk.
 echo "the machine's bounds..."
+bound_mib=$(( max_size < 1024 ? max_size : 1024 ))
+[ -f "$work/in-$bound_mib.bin" ] || head -c $((bound_mib * MiB)) "$work/in-$max_size.bin" > "$work/in-$bound_mib.bin"
 sync
-t0=$(now)
-dd if="$work/in-1024.bin" of="$work/dd.bin" bs=8M conv=fsync status=none 2>/dev/null ||
-  dd if="$work/in-$max_size.bin" of="$work/dd.bin" bs=8M count=32 conv=fsync status=none
-dd_mib=$(( $(stat -c %s "$work/dd.bin") / MiB ))
-disk_mibs=$(calc "$dd_mib / ($(now) - $t0)" 0)
-rm -f "$work/dd.bin"
-t0=$(now)
-curl -sf -o /dev/null -T "$work/in-256.bin" "$("$presign" PUT "$bucket" direct/bound)"
-direct_mibs=$(calc "256 / ($(now) - $t0)" 0)
-echo "  disk, sequential write + fsync (dd): $disk_mibs MiB/s; radosgw, presigned PUT of 256 MiB (curl): $direct_mibs MiB/s"
+best() { sort -n | tail -1; }
+disk_mibs=$(for _ in 1 2 3; do
+  t0=$(now)
+  dd if="$work/in-$bound_mib.bin" of="$work/dd.bin" bs=8M conv=fsync status=none
+  calc "$bound_mib / ($(now) - $t0)" 0; echo
+  rm -f "$work/dd.bin"
+done | best)
+direct_mibs=$(if [[ " ${stores[*]} " == *" s3 "* ]]; then for i in 1 2 3; do
+  t0=$(now)
+  curl -sf -o /dev/null -T "$work/in-$bound_mib.bin" "$("$presign" PUT "$bucket" "direct/bound-$i")"
+  calc "$bound_mib / ($(now) - $t0)" 0; echo
+done | best; else echo 0; fi)
+echo "  disk, sequential write + fsync (dd): $disk_mibs MiB/s; radosgw, presigned PUT (curl): $direct_mibs MiB/s (best of 3, $bound_mib MiB)"
 echo "bound,what,mib_s" > "$results/scaling-bounds.csv"
-echo "disk,dd sequential write with fsync,$disk_mibs" >> "$results/scaling-bounds.csv"
-echo "s3,curl presigned PUT of 256 MiB to radosgw,$direct_mibs" >> "$results/scaling-bounds.csv"
+echo "disk,dd of $bound_mib MiB with fsync (best of 3),$disk_mibs" >> "$results/scaling-bounds.csv"
+echo "s3,curl presigned PUT of $bound_mib MiB to radosgw (best of 3),$direct_mibs" >> "$results/scaling-bounds.csv"
 
 size_csv="$results/scaling-size.csv"
 echo "store,size_mib,files,mib_s,service_cpu_s_per_gib,store_cpu_s_per_gib,peak_rss_mib,busy,iowait" > "$size_csv"

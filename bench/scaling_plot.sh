@@ -32,15 +32,22 @@ plots() {  # plots SERIES COLUMN [TITLE-SUFFIX]: one line per store present
   done
 }
 
+# The store's own cores beside the service's, where the store is radosgw.
+store_cores=""
+if [ -f "$work/concurrency-s3.dat" ]; then
+  store_cores=", \"$work/concurrency-s3.dat\" using 2:8 with linespoints title \"radosgw itself\""
+fi
+
 gnuplot <<EOF
 set terminal pngcairo size 1200,380 font "sans,10"
 set datafile separator ","
 set grid
-set key top left
+set key top left Left reverse
 set logscale x 2
 
 set output "$images/scaling-size.png"
-set multiplot layout 1,3 title "One upload at a time, against the file's size (MiB)"
+set terminal pngcairo size 1500,380 font "sans,10"
+set multiplot layout 1,4 title "One upload at a time, against the file's size (MiB)"
 set xlabel "file size (MiB)"
 set ylabel "MiB/s"
 set yrange [0:*]
@@ -49,10 +56,14 @@ set ylabel "service CPU-seconds per GiB"
 plot $(plots size '2:5')
 set ylabel "peak RSS (MiB)"
 plot $(plots size '2:7')
+set ylabel "share of the two cores busy"
+set yrange [0:1]
+plot $(plots size '2:8')
+set yrange [0:*]
 unset multiplot
 
 set output "$images/scaling-concurrency.png"
-set multiplot layout 1,3 title "Concurrent 64 MiB uploads"
+set multiplot layout 1,4 title "Concurrent 64 MiB uploads"
 set xlabel "concurrent uploads"
 set ylabel "aggregate MiB/s"
 plot $(plots concurrency '2:3'), $disk with lines dashtype 2 title "disk bound (dd)", $direct with lines dashtype 3 title "radosgw bound (direct PUT)"
@@ -64,6 +75,10 @@ unset logscale y
 set yrange [0:*]
 set ylabel "peak RSS (MiB)"
 plot $(plots concurrency '2:6'), 256 with lines dashtype 2 title "buffer budget (256 MiB)"
+set ylabel "cores used (of 2)"
+set yrange [0:2]
+plot $(plots concurrency '2:7' | sed 's/title "\([a-z]*\)"/title "service, \1"/g')$store_cores
+set yrange [0:*]
 unset multiplot
 
 set terminal pngcairo size 800,380 font "sans,10"

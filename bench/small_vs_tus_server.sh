@@ -60,12 +60,23 @@ query() {  # query SQL: one value from the service's database
     psql -tA "$S3UP_DATABASE" -c "$1"
   fi
 }
-# One wrk run: appends "run rate p50 p99 acknowledged stored" to $rows.
-wrk_run() {  # wrk_run RUN SCRIPT URL [TOKEN]
-  S3UP_BENCH_TOKEN=${4:-} wrk -t2 -c"$connections" -d"${seconds}s" --latency -s "$2" "$3" > "$work/wrk.txt"
+# CPU seconds (user + system) so far of some processes.
+tick=$(getconf CLK_TCK)
+cpu_of_pids() { for p in "$@"; do awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null; done | awk -v t="$tick" '{s += $1} END {printf "%.3f", s / t}'; }
+# One wrk run against the server SERVER_PID; sets $rate $p50 $p99
+# $acknowledged, and $cpu_us: CPU microseconds per upload of the server,
+# PostgreSQL and wrk together (what bounds the rate on this machine).
+wrk_run() {  # wrk_run SCRIPT URL TOKEN SERVER_PID
+  local s0 s1 pg0 pg1
+  s0=$(cpu_of_pids "$4"); pg0=$(cpu_of_pids $(pgrep -x postgres || true))
+  S3UP_BENCH_TOKEN=$3 /usr/bin/time -f "%U %S" -o "$work/wrk-time" \
+    wrk -t2 -c"$connections" -d"${seconds}s" --latency -s "$1" "$2" > "$work/wrk.txt"
+  s1=$(cpu_of_pids "$4"); pg1=$(cpu_of_pids $(pgrep -x postgres || true))
   read -r rate p50 p99 bad < <(parse_wrk < "$work/wrk.txt")
   requests=$(awk '/requests in/ {print $1}' "$work/wrk.txt")
   acknowledged=$((requests - bad))
+  cpu_us=$(awk -v a="$s0" -v b="$s1" -v c="$pg0" -v d="$pg1" -v n="$requests" -v w="$(awk '{print $1 + $2}' "$work/wrk-time")" \
+    'BEGIN {printf "%.0f", (b - a + d - c + w) / n * 1e6}')
 }
 service_run() {  # service_run DB LABEL BINARY KIND(post|tus) ROUND
   local user="b-$4-$5" uid stored files
@@ -75,16 +86,16 @@ service_run() {  # service_run DB LABEL BINARY KIND(post|tus) ROUND
   token=$("$3" token create "$user" 2>/dev/null)
   bin=$3 start_server "$work/server-$1-$2.log"
   if [ "$4" = post ]; then
-    wrk_run "$4" bench/small_upload.lua "http://127.0.0.1:$port/upload" "$token"
+    wrk_run bench/small_upload.lua "http://127.0.0.1:$port/upload" "$token" "$server_pid"
   else
-    wrk_run "$4" bench/tus_create.lua "http://127.0.0.1:$port/upload/resumable" "$token"
+    wrk_run bench/tus_create.lua "http://127.0.0.1:$port/upload/resumable" "$token" "$server_pid"
   fi
   sleep 1  # uploads still in flight when wrk stopped land before counting
   stop_server
   uid=$(query "select id from users where name='$user'")
   stored=$(query "select count(*) from uploads where status='complete' and file_size=1024 and user_id=$uid")
   files=$(find "$work/$1-$2/objects/u/$uid" -type f -size 1024c ! -name '.tmp-*' 2>/dev/null | wc -l)
-  rows+=("$4:$1:$2 $rate $p50 $p99 $acknowledged $stored $files")
+  rows+=("$4:$1:$2 $rate $p50 $p99 $acknowledged $stored $files $cpu_us")
 }
 peer_run() {
   rm -rf "$work/peer-files" "$work/peer-port"
@@ -93,12 +104,12 @@ peer_run() {
   peer_pid=$!
   local peer_port
   peer_port=$(port_from "$work/peer-port" "@tus/server" "$work/peer.log")
-  wrk_run tus bench/tus_create.lua "http://127.0.0.1:$peer_port/files"
+  wrk_run bench/tus_create.lua "http://127.0.0.1:$peer_port/files" "" "$peer_pid"
   sleep 1
   kill "$peer_pid"; wait "$peer_pid" 2>/dev/null || true; peer_pid=""
   local files
   files=$(find "$work/peer-files" -type f -size 1024c ! -name '*.json' | wc -l)
-  rows+=("tus:@tus/server:- $rate $p50 $p99 $acknowledged $files $files")
+  rows+=("tus:@tus/server:- $rate $p50 $p99 $acknowledged $files $files $cpu_us")
 }
 
 rows=()
@@ -111,14 +122,15 @@ for round in $(seq "$rounds"); do
   done
 done
 
-printf '\n%-6s %-32s %9s %8s %8s %13s %8s\n' round run uploads/s "p50 ms" "p99 ms" acknowledged stored
+printf '\n%-6s %-24s %9s %8s %8s %13s %8s %8s %9s\n' round run uploads/s "p50 ms" "p99 ms" acknowledged stored "CPU us" "bound/s"
 round=0
 lost=0
 for r in "${rows[@]}"; do
-  read -r run rate p50 p99 ack stored files <<< "$r"
+  read -r run rate p50 p99 ack stored files cpu <<< "$r"
   [[ $run == tus:@tus/server:* ]] && round=$((round + 1))
   held=$(( stored < files ? stored : files ))
-  printf '%-6s %-32s %9s %8s %8s %13s %8s\n' "$round" "$run" "$rate" "$p50" "$p99" "$ack" "$held"
+  printf '%-6s %-24s %9s %8s %8s %13s %8s %8s %9s\n' "$round" "$run" "$rate" "$p50" "$p99" "$ack" "$held" "$cpu" \
+    "$(awk -v c="$cpu" -v n="$(nproc)" 'BEGIN {printf "%.0f", n * 1e6 / c}')"
   [ "$held" -ge "$ack" ] || lost=$((lost + ack - held))
 done
 median() { sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
@@ -130,7 +142,12 @@ median_of() {  # median_of RUN FIELD (2 rate, 3 p50, 4 p99)
 }
 peer=$(median_of "tus:@tus/server:-" 2)
 printf '\nmedians of %d rounds, %d connections, %ss each, 1 KiB:\n' "$rounds" "$connections" "$seconds"
-printf '  %-26s %9s %8s %8s %14s %12s\n' run uploads/s "p50 ms" "p99 ms" "÷ @tus/server" "÷ SQLite"
+# The machine's bound: its cores over the CPU one upload costs the server,
+# PostgreSQL and wrk together; and at that rate, by Little's law, the least
+# mean latency `connections` busy connections can see.
+printf '  %-24s %9s %8s %8s %14s %9s %8s %9s %13s\n' run uploads/s "p50 ms" "p99 ms" "÷ @tus/server" "÷ SQLite" \
+  "CPU us" "bound/s" "mean ms >="
+cores=$(nproc)
 json=""
 for run in tus:@tus/server:- post:sqlite:current post:postgres:current tus:sqlite:current tus:postgres:current \
   post:sqlite:baseline tus:sqlite:baseline; do
@@ -140,8 +157,13 @@ for run in tus:@tus/server:- post:sqlite:current post:postgres:current tus:sqlit
   vs_sqlite="-"
   [[ $run == *:postgres:* ]] && vs_sqlite=$(awk -v a="$rate" -v b="$(median_of "$kind:sqlite:current" 2)" 'BEGIN {printf "%.2f", a / b}')
   ratio=$(awk -v a="$rate" -v b="$peer" 'BEGIN {printf "%.2f", a / b}')
-  printf '  %-26s %9s %8s %8s %14s %12s\n' "$run" "$rate" "$(median_of "$run" 3)" "$(median_of "$run" 4)" "$ratio" "$vs_sqlite"
-  json+="${json:+,}{\"run\":\"$run\",\"uploads_s\":$rate,\"p50_ms\":$(median_of "$run" 3),\"p99_ms\":$(median_of "$run" 4),\"vs_tus_server\":$ratio}"
+  cpu=$(median_of "$run" 8)
+  bound=$(awk -v c="$cpu" -v n="$cores" 'BEGIN {printf "%.0f", n * 1e6 / c}')
+  least=$(awk -v b="$bound" -v c="$connections" 'BEGIN {printf "%.1f", c / b * 1000}')
+  printf '  %-24s %9s %8s %8s %14s %9s %8s %9s %13s\n' "$run" "$rate" "$(median_of "$run" 3)" "$(median_of "$run" 4)" \
+    "$ratio" "$vs_sqlite" "$cpu" "$bound" "$least"
+  json+="${json:+,}{\"run\":\"$run\",\"uploads_s\":$rate,\"p50_ms\":$(median_of "$run" 3),\"p99_ms\":$(median_of "$run" 4),"
+  json+="\"vs_tus_server\":$ratio,\"cpu_us_per_upload\":$cpu,\"bound_uploads_s\":$bound,\"least_mean_ms\":$least}"
 done
 echo "  targets: post ÷ @tus/server >= 3, tus ÷ @tus/server >= 2.5, p99 <= 25 ms, postgres ÷ sqlite >= 0.8"
 echo "  acknowledged but not stored: $lost"
