@@ -275,8 +275,7 @@ class ConnectionBody final : public BodyReader {
       std::memcpy(room.data(), buffer_.data().data(), n);
       buffer_.consume(n);
     } else if (want > 0) {
-      n = co_await read_deadline(stream_.untimed(
-          [&](auto& from) { return from.async_read_some(asio::buffer(room.data(), want), use_tuple); }));
+      n = co_await read_socket(asio::buffer(room.data(), want));
     }
     take(room.data(), n);
     returned_at_ = Clock::now();
@@ -313,8 +312,7 @@ class ConnectionBody final : public BodyReader {
     if (buffer_.size() == 0 && !receive_buffer()) {
       // No budget for a receive buffer: read into the header buffer.
       const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(kReadBufferCapacity, remaining_));
-      const std::size_t n = co_await read_deadline(
-          stream_.untimed([&](auto& from) { return from.async_read_some(buffer_.prepare(want), use_tuple); }));
+      const std::size_t n = co_await read_socket(buffer_.prepare(want));
       buffer_.commit(n);
     }
     if (buffer_.size() > 0) {
@@ -323,9 +321,7 @@ class ConnectionBody final : public BodyReader {
       co_return take(static_cast<const char*>(buffer_.data().data()), n);
     }
     const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(chunk_.size(), remaining_));
-    const std::size_t n =
-        co_await read_deadline(stream_.untimed(
-            [&](auto& from) { return from.async_read_some(asio::buffer(chunk_.data(), want), use_tuple); }));
+    const std::size_t n = co_await read_socket(asio::buffer(chunk_.data(), want));
     co_return take(chunk_.data(), n);
   }
 
@@ -356,6 +352,12 @@ class ConnectionBody final : public BodyReader {
     if (!pooled_) return false;
     chunk_ = std::span<char>(pooled_.data(), kDirectChunkSize);
     return true;
+  }
+
+  // One read from the client's socket into `into`, under the body's deadlines.
+  asio::awaitable<std::size_t> read_socket(asio::mutable_buffer into) {
+    co_return co_await read_deadline(
+        stream_.untimed([&](auto& from) { return from.async_read_some(into, use_tuple); }));
   }
 
   // Awaits one socket read (`read` yields an error code and a byte count)

@@ -758,8 +758,12 @@ class Upload final : public storage::WriteFence {
   // token on), so a store slower than the lease (a part that takes longer
   // to send) delays the writer but never locks it out of its own upload.
   asio::awaitable<void> keep_lease() {
+    if (renewal_due()) co_await save(last_saved_);
+  }
+
+  bool renewal_due() const {
     const auto now = Clock::now();
-    if (now >= renew_at_ || now >= lease_usable_until_) co_await save(last_saved_);
+    return now >= renew_at_ || now >= lease_usable_until_;
   }
 
   void lease_renewed(Clock::time_point at) {
@@ -774,8 +778,7 @@ class Upload final : public storage::WriteFence {
   // is renewed (a write) only when it is due, as between any two writes.
   asio::awaitable<void> check() override {
     if (!leased_) throw Error(Failure::locked, "another request took this upload over");
-    const auto now = Clock::now();
-    if (now >= renew_at_ || now >= lease_usable_until_) {
+    if (renewal_due()) {
       co_await save(last_saved_);
       co_return;
     }

@@ -133,7 +133,8 @@ class SqliteStore final : public MetadataStore {
   int run_recording(const std::function<int(Connection&, std::vector<WebhookDelivery>&)>& write);
   // Releases (and claims) what the deliveries in the JSON array `seqs` held.
   void release_after(Connection& c, const std::string& seqs, std::vector<WebhookDelivery>& claimed);
-  // addResumable on `c`: its rows changed.
+  // uploadFile and addResumable on `c`: the rows each changed.
+  static int insert_upload(Connection& c, const Upload& u);
   static int insert_resumable(Connection& c, const ResumableState& r);
 };
 
@@ -523,9 +524,7 @@ int SqliteStore::run_recording(const std::function<int(Connection&, std::vector<
 
 void SqliteStore::create_pending(const Upload& u) {
   run_recording([&](Connection& c, std::vector<WebhookDelivery>& claimed) {
-    Statement s(c, "uploadFile");
-    s.bind(u.id, u.user_id, u.file_name, u.content_type, u.storage_key, u.store_upload_id, u.created_at).run();
-    const int changed = s.changes();
+    const int changed = insert_upload(c, u);
     record(c, kUploadCreated, u.id, claimed);
     return changed;
   });
@@ -961,6 +960,12 @@ std::vector<Upload> SqliteStore::deleting_uploads(std::int64_t limit) {
   return first_uploads("deletingUploads", limit);
 }
 
+int SqliteStore::insert_upload(Connection& c, const Upload& u) {
+  Statement s(c, "uploadFile");
+  s.bind(u.id, u.user_id, u.file_name, u.content_type, u.storage_key, u.store_upload_id, u.created_at).run();
+  return s.changes();
+}
+
 int SqliteStore::insert_resumable(Connection& c, const ResumableState& r) {
   Statement s(c, "addResumable");
   const std::optional<std::int64_t> length =
@@ -980,9 +985,7 @@ void SqliteStore::add_resumable(const ResumableState& r) {
 void SqliteStore::create_pending_resumable(const Upload& u, const ResumableState& r) {
   if (r.upload_id != u.id) throw std::invalid_argument("the progress is another upload's");
   run_recording([&](Connection& c, std::vector<WebhookDelivery>& claimed) {
-    Statement s(c, "uploadFile");
-    s.bind(u.id, u.user_id, u.file_name, u.content_type, u.storage_key, u.store_upload_id, u.created_at).run();
-    const int changed = s.changes();
+    const int changed = insert_upload(c, u);
     insert_resumable(c, r);
     record(c, kUploadCreated, u.id, claimed);
     return changed;
