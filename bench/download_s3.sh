@@ -31,7 +31,6 @@ key="objects/u/1/$file_id"
 seconds() { date +%s.%N; }
 rate() { awk -v m="$1" -v a="$2" -v b="$3" 'BEGIN {printf "%.1f", m / (b - a)}'; }
 ratio() { awk -v s="$1" -v d="$2" 'BEGIN {printf "%.3f", s / d}'; }
-peak_rss_mib() { awk '/VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$server_pid/status"; }
 
 # One timed download through the binary `$1` (to /dev/null, as the direct
 # one: hashing in the pipe would be the bottleneck); prints "MiB/s peak-rss".

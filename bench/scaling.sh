@@ -41,14 +41,10 @@ mkdir -p "$results" "$images"
 ulimit -n "$(ulimit -Hn)"
 
 MiB=$((1024 * 1024))
-tick=$(getconf CLK_TCK)
-calc() { awk "BEGIN {printf \"%.${2:-2}f\", $1}"; }
 now() { date +%s.%N; }
-cpu_of_pids() { for p in "$@"; do awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null; done | awk -v t="$tick" '{s += $1} END {printf "%.2f", s / t}'; }
 store_cpu() { if [ "$store" = s3 ]; then cpu_of_pids $(cat "$work"/rgw/run/*.pid); else echo 0; fi; }
-# The whole machine's busy, idle and iowait seconds (all cores) so far.
+# The whole machine's idle and iowait seconds (all cores) so far.
 machine() { awk -v t="$tick" '/^cpu / {printf "%.2f %.2f\n", ($5 + $6) / t, $6 / t}' /proc/stat; }
-peak_rss_mib() { awk '/VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$server_pid/status"; }
 rss_mib() { awk '/VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$server_pid/status"; }
 percentile() { sort -n | awk -v p="$1" '{a[NR] = $1} END {i = int(NR * p / 100 + 0.999); if (i < 1) i = 1; print a[i]}'; }
 

@@ -8,6 +8,9 @@
 # port_from FILE WHAT LOG
 # stop_server
 # parse_wrk            wrk --latency's report on stdin -> "rate p50_ms p99_ms non2xx"
+# cpu_of_pids PID...   CPU seconds (user + system) the processes used so far
+# calc EXPR [DIGITS]   arithmetic with awk, DIGITS (2) after the point
+# peak_rss_mib         the running server's peak RSS so far, MiB
 server_pid=""
 bench_workdir() {
   work=$(mktemp -d -p "$PWD/build" "bench-$1-XXXXXX")
@@ -50,3 +53,11 @@ parse_wrk() {
     /Non-2xx/ { bad = $NF }
     END { printf "%.0f %.2f %.2f %d\n", rate, p50, p99, bad + 0 }'
 }
+
+tick=$(getconf CLK_TCK)
+cpu_of_pids() {
+  for p in "$@"; do awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null; done |
+    awk -v t="$tick" '{s += $1} END {printf "%.3f", s / t}'
+}
+calc() { awk "BEGIN {printf \"%.${2:-2}f\", $1}"; }
+peak_rss_mib() { awk '/VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$server_pid/status"; }

@@ -46,9 +46,7 @@ pg_tls="sslmode=verify-full&sslrootcert=$S3UP_TEST_PG_CA_FILE"
 
 # CPU seconds (user + system) so far of the server, of every postgres process,
 # and idle seconds of the whole machine.
-tick=$(getconf CLK_TCK)
-cpu_seconds() { for p in "$@"; do awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null; done | awk -v t="$tick" '{s += $1} END {printf "%.3f", s / t}'; }
-postgres_cpu() { cpu_seconds $(pgrep -x postgres || true); }
+postgres_cpu() { cpu_of_pids $(pgrep -x postgres || true); }
 idle_seconds() { awk -v t="$tick" '/^cpu / {printf "%.3f", $5 / t}' /proc/stat; }
 per_upload_us() { awk -v a="$1" -v b="$2" -v n="$3" 'BEGIN {printf "%.0f", (n > 0 ? (b - a) / n * 1e6 : 0)}'; }
 # CPU seconds so far of the server's threads named $2 (the webhook senders are s3up-hook-send).
@@ -109,11 +107,11 @@ for db in "${databases[@]}"; do
       export S3UP_BENCH_PART_TYPE=$part_type
       out="$work/upload-$db-$label-${part_type%%/*}.txt"
       echo "== $db ($label): POST /upload 1 KiB $part_type, ${seconds}s, $connections connections"
-      svc0=$(cpu_seconds "$server_pid"); pg0=$(postgres_cpu); idle0=$(idle_seconds)
-      recv0=$(cpu_seconds ${receiver_pid:-}); send0=$(thread_cpu_seconds "$server_pid" s3up-hook-send)
+      svc0=$(cpu_of_pids "$server_pid"); pg0=$(postgres_cpu); idle0=$(idle_seconds)
+      recv0=$(cpu_of_pids ${receiver_pid:-}); send0=$(thread_cpu_seconds "$server_pid" s3up-hook-send)
       wrk -t2 -c"$connections" -d"${seconds}s" --latency -s bench/small_upload.lua "http://127.0.0.1:$port/upload" > "$out"
-      svc1=$(cpu_seconds "$server_pid"); pg1=$(postgres_cpu); idle1=$(idle_seconds)
-      recv1=$(cpu_seconds ${receiver_pid:-}); send1=$(thread_cpu_seconds "$server_pid" s3up-hook-send)
+      svc1=$(cpu_of_pids "$server_pid"); pg1=$(postgres_cpu); idle1=$(idle_seconds)
+      recv1=$(cpu_of_pids ${receiver_pid:-}); send1=$(thread_cpu_seconds "$server_pid" s3up-hook-send)
       read -r rate p50 p99 bad < <(parse_wrk < "$out")
       total=$(awk '/requests in/ {print $1}' "$out")
       svc_us=$(per_upload_us "$svc0" "$svc1" "$total")

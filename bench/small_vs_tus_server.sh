@@ -60,9 +60,6 @@ query() {  # query SQL: one value from the service's database
     psql -tA "$S3UP_DATABASE" -c "$1"
   fi
 }
-# CPU seconds (user + system) so far of some processes.
-tick=$(getconf CLK_TCK)
-cpu_of_pids() { for p in "$@"; do awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null; done | awk -v t="$tick" '{s += $1} END {printf "%.3f", s / t}'; }
 # One wrk run against the server SERVER_PID; sets $rate $p50 $p99
 # $acknowledged, and $cpu_us: CPU microseconds per upload of the server,
 # PostgreSQL and wrk together (what bounds the rate on this machine).

@@ -31,13 +31,9 @@ export S3UP_STORAGE="s3://$bucket/objects" S3UP_DATABASE="sqlite://$work/data/s3
 "$bin" user add bench > /dev/null 2>&1
 token=$("$bin" token create bench 2>/dev/null)
 
-peak_rss_mib() { awk '/VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$server_pid/status"; }
 seconds() { date +%s.%N; }
-calc() { awk "BEGIN {printf \"%.${2:-2}f\", $1}"; }
 
 # CPU seconds (user + system) used so far by the store's processes, or by one pid.
-tick=$(getconf CLK_TCK)
-cpu_of_pids() { for p in "$@"; do awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null; done | awk -v t="$tick" '{s += $1} END {printf "%.2f", s / t}'; }
 store_cpu() { cpu_of_pids $(cat "$work"/rgw/run/*.pid); }
 
 # timed_curl ARGS...   runs curl; sets $wall, $store_s and $client_s.
